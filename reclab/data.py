@@ -1,0 +1,435 @@
+"""``Interactions``: the users x items container every part of reclab reads.
+
+Rules this container keeps (and that the rest of reclab relies on):
+
+- Built once, never changed in place: the arrays are read-only and every operation (``select``,
+  ``restrict``, ``with_matrix``, ``union``) returns a new object.
+- Users and items are internal indices ``0..n-1``; ``user_ids[i]`` / ``item_ids[j]`` are the
+  original ids, sorted, so that the same input in any row order gives the same container and the
+  same ``fingerprint()``.
+- ``matrix`` is a CSR matrix (float32, sorted indices, one stored entry per observed pair). A stored
+  entry is an interaction even when its value is 0 (residuals after normalization can be 0), so
+  explicit zeros are never eliminated.
+- ``timestamps`` (float64 seconds, or None) are aligned with ``matrix.data``, entry for entry.
+- ``items`` (pandas DataFrame or None) holds item metadata (``title``, ``genres``, ...) indexed by
+  item index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from reclab.errors import ReclabError
+
+__all__ = ["Interactions"]
+
+_MIXED_KINDS = ("mixed", "mixed-integer")
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only array with these values; a writeable input is copied, never frozen in place."""
+    if array.flags.writeable:
+        array = np.array(array, copy=True, order="C")
+        array.flags.writeable = False
+    return array
+
+
+def _check_ids(values: pd.Series, role: str) -> np.ndarray:
+    """Validate one id column and return it as a numpy array (int64, float64 or str objects)."""
+    if values.isna().any():
+        row = values.index[values.isna().to_numpy()][0]
+        raise ReclabError(f"{role} column has a missing id at row {row!r}; every row needs a {role} id")
+    kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind in _MIXED_KINDS:
+        types = sorted({type(v).__name__ for v in values.head(10_000)})
+        raise ReclabError(
+            f"{role} ids mix types {types}; use one type for every {role} id "
+            f"(for example convert them all with .astype(str))"
+        )
+    if kind in ("integer",):
+        return values.to_numpy(dtype=np.int64)
+    if kind in ("floating", "mixed-integer-float"):
+        return values.to_numpy(dtype=np.float64)
+    if kind in ("string", "unicode"):
+        return values.astype(str).to_numpy(dtype=object)
+    raise ReclabError(f"{role} ids must be integers or strings, got values of kind {kind!r}")
+
+
+def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = numeric.isna() & values.notna()
+    if bad.any():
+        row = values.index[bad.to_numpy()][0]
+        raise ReclabError(
+            f"rating column {column!r} has a non-numeric value {values.loc[row]!r} at row {row!r}; "
+            f"ratings must be numbers"
+        )
+    ratings = numeric.to_numpy(dtype=np.float64)
+    finite = np.isfinite(ratings)
+    if not finite.all():
+        position = int(np.flatnonzero(~finite)[0])
+        raise ReclabError(
+            f"rating column {column!r} has {int((~finite).sum())} NaN or infinite value(s), the first "
+            f"{ratings[position]!r} at row {values.index[position]!r}; ratings must be finite numbers"
+        )
+    return ratings
+
+
+def _check_timestamps(values: pd.Series, column: str) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        if values.isna().any():
+            raise ReclabError(f"timestamp column {column!r} has missing values")
+        return values.astype("int64").to_numpy(dtype=np.float64) / 1e9
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(numeric).all():
+        position = int(np.flatnonzero(~np.isfinite(numeric))[0])
+        raise ReclabError(
+            f"timestamp column {column!r} has a missing or non-numeric value {values.iloc[position]!r} "
+            f"at row {values.index[position]!r}; timestamps must be numbers (seconds) or datetimes"
+        )
+    return numeric
+
+
+def _lookup(ids: np.ndarray, query, role: str) -> np.ndarray:
+    query = np.asarray(query)
+    scalar = query.ndim == 0
+    flat = query.reshape(-1)
+    try:
+        position = np.searchsorted(ids, flat)
+    except TypeError as error:
+        raise ReclabError(f"{role} ids {flat[:5].tolist()} are not of the type of the known ids "
+                          f"({ids[:3].tolist()} ...)") from error
+    position = np.clip(position, 0, len(ids) - 1)
+    found = ids[position] == flat
+    if not np.all(found):
+        missing = flat[~found]
+        raise ReclabError(
+            f"unknown {role} id(s) {missing[:10].tolist()}{' ...' if len(missing) > 10 else ''}; "
+            f"known {role} ids are {ids[:5].tolist()} ... ({len(ids)} in all)"
+        )
+    position = position.astype(np.int64)
+    return position[0] if scalar else position.reshape(query.shape)
+
+
+class Interactions:
+    """Users x items interactions (ratings, or 1.0 for implicit feedback) with their original ids.
+
+    Build one with :meth:`from_frame` or :meth:`from_matrix`; do not call the constructor directly.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_matrix, shape (n_users, n_items), float32
+        One stored entry per observed (user, item) pair, sorted indices, read-only.
+    user_ids, item_ids : numpy.ndarray
+        Original ids, sorted; index ``i`` is the user with id ``user_ids[i]``.
+    timestamps : numpy.ndarray of float64 or None
+        Seconds, aligned with ``matrix.data``.
+    items : pandas.DataFrame or None
+        Item metadata (for example ``title``, ``genres``), indexed by item index.
+    truth : dict of numpy.ndarray or None
+        Ground truth of a synthetic data set (true biases and factors); None for real data.
+    """
+
+    def __init__(self, matrix, user_ids, item_ids, timestamps=None, items=None, truth=None):
+        matrix = sp.csr_matrix(matrix)
+        # A new CSR object over read-only copies, so the caller's matrix is never changed.
+        matrix = sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=matrix.shape)
+        for name in ("data", "indices", "indptr"):
+            setattr(matrix, name, _readonly(getattr(matrix, name)))
+        self._matrix = matrix
+        self._user_ids = _readonly(np.asarray(user_ids))
+        self._item_ids = _readonly(np.asarray(item_ids))
+        self._timestamps = None if timestamps is None else _readonly(np.asarray(timestamps, np.float64))
+        self._items = items
+        self._truth = None if truth is None else {k: _readonly(np.asarray(v)) for k, v in truth.items()}
+        self._fingerprint = None
+
+    # -- constructors -------------------------------------------------------------------------
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, user: str = "user", item: str = "item",
+                   rating: str | None = "rating", timestamp: str | None = None,
+                   items: pd.DataFrame | None = None,
+                   truth: Mapping[str, np.ndarray] | None = None) -> "Interactions":
+        """Build interactions from a table with one row per (user, item) event.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+        user, item : str
+            Column names of the user and item ids (integers or strings, one type per column).
+        rating : str or None
+            Column of ratings (finite numbers). None means implicit feedback: every value is 1.0.
+        timestamp : str or None
+            Column of timestamps (numbers in seconds, or datetimes).
+        items : pandas.DataFrame or None
+            Item metadata indexed by original item id (for example ``title``, ``genres`` columns);
+            items without a row get missing values.
+        truth : mapping or None
+            Ground truth arrays of a synthetic data set, kept as ``truth``.
+
+        Notes
+        -----
+        Duplicate (user, item) rows are never summed: the latest one by timestamp is kept (the last
+        row among equal timestamps, or the last row when there are no timestamps), so no stored
+        value is ever outside the range of the input ratings.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise ReclabError(f"from_frame needs a pandas DataFrame, got {type(df).__name__}")
+        columns = list(df.columns)
+        for role, column in (("user", user), ("item", item), ("rating", rating), ("timestamp", timestamp)):
+            if column is not None and column not in df.columns:
+                raise ReclabError(f"{role} column {column!r} not found; columns are {columns}")
+        if len(df) == 0:
+            raise ReclabError("no interactions: the table is empty")
+        users = _check_ids(df[user], "user")
+        items_raw = _check_ids(df[item], "item")
+        values = (np.ones(len(df)) if rating is None else _check_ratings(df[rating], rating))
+        times = None if timestamp is None else _check_timestamps(df[timestamp], timestamp)
+
+        user_ids, user_index = np.unique(users, return_inverse=True)
+        item_ids, item_index = np.unique(items_raw, return_inverse=True)
+        # Sort by (user, item, time, row) and keep the last entry of each (user, item) run.
+        row = np.arange(len(df))
+        keys = (row,) if times is None else (row, times)
+        order = np.lexsort(keys + (item_index, user_index))
+        u, i = user_index[order], item_index[order]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+        order = order[last]
+        u, i = user_index[order], item_index[order]
+        indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(u, minlength=len(user_ids)), out=indptr[1:])
+        matrix = sp.csr_matrix(
+            (values[order].astype(np.float32), i.astype(np.int32), indptr),
+            shape=(len(user_ids), len(item_ids)),
+        )
+        return cls(matrix, user_ids, item_ids,
+                   None if times is None else times[order],
+                   cls._align_items(items, item_ids), truth)
+
+    @classmethod
+    def from_matrix(cls, matrix, user_ids=None, item_ids=None, timestamps=None,
+                    items: pd.DataFrame | None = None,
+                    truth: Mapping[str, np.ndarray] | None = None) -> "Interactions":
+        """Build interactions from a scipy.sparse users x items matrix (every stored entry counts).
+
+        ``user_ids``/``item_ids`` default to ``0..n-1`` and must be unique and sorted;
+        ``timestamps`` are aligned with the stored entries in CSR order.
+        """
+        if not sp.issparse(matrix):
+            raise ReclabError(f"from_matrix needs a scipy.sparse matrix, got {type(matrix).__name__}")
+        if matrix.ndim != 2:
+            raise ReclabError(f"from_matrix needs a 2-D matrix, got shape {matrix.shape}")
+        matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+        matrix.sum_duplicates()  # only for a COO input with repeated pairs; CSR input is unchanged
+        matrix.sort_indices()
+        if matrix.nnz == 0:
+            raise ReclabError(f"no interactions: the {matrix.shape[0]} x {matrix.shape[1]} matrix has no stored entries")
+        if not np.isfinite(matrix.data).all():
+            raise ReclabError(f"matrix has {int((~np.isfinite(matrix.data)).sum())} NaN or infinite value(s); "
+                              f"values must be finite")
+        n_users, n_items = matrix.shape
+        user_ids = np.arange(n_users) if user_ids is None else np.asarray(user_ids)
+        item_ids = np.arange(n_items) if item_ids is None else np.asarray(item_ids)
+        for role, ids, size in (("user", user_ids, n_users), ("item", item_ids, n_items)):
+            if ids.shape != (size,):
+                raise ReclabError(f"{role}_ids has shape {ids.shape}, expected ({size},) for a {matrix.shape} matrix")
+            if size > 1 and not np.all(ids[1:] > ids[:-1]):
+                raise ReclabError(f"{role}_ids must be unique and sorted ascending")
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps, dtype=np.float64)
+            if timestamps.shape != (matrix.nnz,):
+                raise ReclabError(f"timestamps has shape {timestamps.shape}, expected ({matrix.nnz},), "
+                                  f"one per stored entry in CSR order")
+        return cls(matrix, user_ids, item_ids, timestamps, cls._align_items(items, item_ids), truth)
+
+    @staticmethod
+    def _align_items(items, item_ids):
+        if items is None:
+            return None
+        if not isinstance(items, pd.DataFrame):
+            raise ReclabError(f"items must be a pandas DataFrame indexed by item id, got {type(items).__name__}")
+        aligned = items[~items.index.duplicated(keep="last")].reindex(pd.Index(item_ids))
+        return aligned.reset_index(drop=True)
+
+    # -- properties ---------------------------------------------------------------------------
+    matrix = property(lambda self: self._matrix, doc="CSR users x items, float32, read-only.")
+    user_ids = property(lambda self: self._user_ids, doc="Original user ids, sorted.")
+    item_ids = property(lambda self: self._item_ids, doc="Original item ids, sorted.")
+    timestamps = property(lambda self: self._timestamps, doc="Seconds aligned with matrix.data, or None.")
+    items = property(lambda self: self._items, doc="Item metadata by item index, or None.")
+    truth = property(lambda self: self._truth, doc="Ground truth of a synthetic data set, or None.")
+
+    @property
+    def n_users(self) -> int:
+        return self._matrix.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self._matrix.shape[1]
+
+    @property
+    def nnz(self) -> int:
+        return self._matrix.nnz
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._matrix.shape
+
+    @property
+    def implicit(self) -> bool:
+        """True when every stored value is 1.0 (implicit feedback)."""
+        return bool(np.all(self._matrix.data == 1.0))
+
+    def __len__(self) -> int:
+        return self.nnz
+
+    def __repr__(self) -> str:
+        return (f"Interactions({self.n_users} users x {self.n_items} items, {self.nnz} interactions"
+                f"{', implicit' if self.implicit else ''}{', timestamps' if self._timestamps is not None else ''})")
+
+    # -- ids ----------------------------------------------------------------------------------
+    def user_index(self, ids) -> np.ndarray:
+        """Original user ids -> indices; unknown ids raise ``ReclabError`` naming them."""
+        return _lookup(self._user_ids, ids, "user")
+
+    def item_index(self, ids) -> np.ndarray:
+        """Original item ids -> indices; unknown ids raise ``ReclabError`` naming them."""
+        return _lookup(self._item_ids, ids, "item")
+
+    def titles(self, item_indices) -> np.ndarray:
+        """Titles of items by index (the original id as text where no title is known)."""
+        item_indices = np.asarray(item_indices, dtype=np.int64)
+        fallback = self._item_ids[item_indices].astype(str)
+        if self._items is None or "title" not in self._items.columns:
+            return fallback.astype(object)
+        titles = self._items["title"].to_numpy(dtype=object)[item_indices]
+        missing = pd.isna(titles)
+        titles[missing] = fallback[missing]
+        return titles
+
+    def user_counts(self) -> np.ndarray:
+        """Interactions per user, int64 (n_users,)."""
+        return np.diff(self._matrix.indptr).astype(np.int64)
+
+    def item_counts(self) -> np.ndarray:
+        """Interactions per item, int64 (n_items,)."""
+        return np.bincount(self._matrix.indices, minlength=self.n_items).astype(np.int64)
+
+    # -- conversions --------------------------------------------------------------------------
+    def to_frame(self) -> pd.DataFrame:
+        """One row per interaction with original ids: ``user, item, rating`` (and ``timestamp``)."""
+        rows = np.repeat(np.arange(self.n_users), self.user_counts())
+        frame = {"user": self._user_ids[rows], "item": self._item_ids[self._matrix.indices],
+                 "rating": np.asarray(self._matrix.data)}
+        if self._timestamps is not None:
+            frame["timestamp"] = np.asarray(self._timestamps)
+        return pd.DataFrame(frame)
+
+    def fingerprint(self) -> str:
+        """A stable sha256 (hex) of the ids, the matrix and the timestamps."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            digest.update(np.asarray(self.shape, np.int64).tobytes())
+            for ids in (self._user_ids, self._item_ids):
+                digest.update("\x1f".join(map(str, ids.tolist())).encode())
+                digest.update(b"\x1e")
+            digest.update(np.asarray(self._matrix.indptr, np.int64).tobytes())
+            digest.update(np.asarray(self._matrix.indices, np.int32).tobytes())
+            digest.update(np.asarray(self._matrix.data, np.float32).tobytes())
+            if self._timestamps is not None:
+                digest.update(self._timestamps.tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    # -- derived containers -------------------------------------------------------------------
+    def _replace(self, matrix, timestamps, **changes) -> "Interactions":
+        fields = dict(user_ids=self._user_ids, item_ids=self._item_ids, items=self._items, truth=self._truth)
+        fields.update(changes)
+        return Interactions(matrix, timestamps=timestamps, **fields)
+
+    def select(self, mask) -> "Interactions":
+        """Keep the stored entries where ``mask`` (bool, length nnz, CSR order) is True.
+
+        The result has the same users, items and shape (the same id space), so splits made this way
+        share indices with the input.
+        """
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (self.nnz,):
+            raise ReclabError(f"select needs a boolean mask of shape ({self.nnz},), got {mask.dtype} {mask.shape}")
+        source = self._matrix
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        rows = np.repeat(np.arange(self.n_users), np.diff(source.indptr))
+        np.cumsum(np.bincount(rows[mask], minlength=self.n_users), out=indptr[1:])
+        matrix = sp.csr_matrix((source.data[mask], source.indices[mask], indptr), shape=self.shape)
+        timestamps = None if self._timestamps is None else self._timestamps[mask]
+        return self._replace(matrix, timestamps)
+
+    def restrict(self, users=None, items=None) -> "Interactions":
+        """Keep only these user and item indices (re-indexed in ascending order).
+
+        Ids and item metadata follow; ``truth`` is dropped, since it describes the full data set.
+        """
+        users = np.arange(self.n_users) if users is None else np.unique(np.asarray(users, dtype=np.int64))
+        items = np.arange(self.n_items) if items is None else np.unique(np.asarray(items, dtype=np.int64))
+        for role, chosen, size in (("user", users, self.n_users), ("item", items, self.n_items)):
+            if len(chosen) and (chosen[0] < 0 or chosen[-1] >= size):
+                raise ReclabError(f"{role} indices must lie in [0, {size}), got {chosen[0]}..{chosen[-1]}")
+        # Carry each entry's position through the slicing so values and timestamps stay aligned
+        # (positions start at 1 so that no stored entry is ever a zero).
+        source = self._matrix
+        positions = sp.csr_matrix((np.arange(1, self.nnz + 1, dtype=np.float64), source.indices, source.indptr),
+                                  shape=self.shape)
+        sub = positions[users][:, items].tocsr()
+        sub.sort_indices()
+        kept = sub.data.astype(np.int64) - 1
+        matrix = sp.csr_matrix((source.data[kept], sub.indices, sub.indptr), shape=sub.shape)
+        timestamps = None if self._timestamps is None else self._timestamps[kept]
+        meta = None if self._items is None else self._items.iloc[items].reset_index(drop=True)
+        return self._replace(matrix, timestamps, user_ids=self._user_ids[users],
+                             item_ids=self._item_ids[items], items=meta, truth=None)
+
+    def with_matrix(self, matrix, timestamps=None) -> "Interactions":
+        """The same id space with new values (a matrix of the same shape).
+
+        Explicit zeros stay stored entries. ``timestamps`` default to the current ones when the
+        sparsity pattern is unchanged.
+        """
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        if matrix.shape != self.shape:
+            raise ReclabError(f"with_matrix needs shape {self.shape}, got {matrix.shape}")
+        matrix.sort_indices()
+        if timestamps is None and self._timestamps is not None and matrix.nnz == self.nnz \
+                and np.array_equal(matrix.indptr, self._matrix.indptr) \
+                and np.array_equal(matrix.indices, self._matrix.indices):
+            timestamps = self._timestamps
+        return self._replace(matrix, timestamps)
+
+    def union(self, other: "Interactions") -> "Interactions":
+        """All entries of two disjoint containers over the same id space (for example train + validation)."""
+        if not isinstance(other, Interactions) or other.shape != self.shape \
+                or not np.array_equal(other.user_ids, self._user_ids) \
+                or not np.array_equal(other.item_ids, self._item_ids):
+            raise ReclabError("union needs interactions over the same users and items (the same split source)")
+        if (self._timestamps is None) != (other.timestamps is None):
+            raise ReclabError("union needs both sides with timestamps or both without")
+        a, b = self._matrix.tocoo(), other.matrix.tocoo()
+        rows = np.concatenate([a.row, b.row]).astype(np.int64)
+        cols = np.concatenate([a.col, b.col]).astype(np.int64)
+        order = np.lexsort((cols, rows))
+        rows, cols = rows[order], cols[order]
+        if np.any((rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1])):
+            raise ReclabError("union needs disjoint interactions; both sides hold some of the same (user, item) pairs")
+        values = np.concatenate([a.data, b.data])[order]
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=self.n_users), out=indptr[1:])
+        matrix = sp.csr_matrix((values, cols.astype(np.int32), indptr), shape=self.shape)
+        timestamps = None
+        if self._timestamps is not None:
+            timestamps = np.concatenate([self._timestamps, other.timestamps])[order]
+        return self._replace(matrix, timestamps)

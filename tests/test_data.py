@@ -1,0 +1,175 @@
+"""The Interactions container: construction, validation, duplicates, immutability, derived containers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reclab import Interactions, ReclabError
+
+
+def frame(**columns):
+    base = {"user": [1, 1, 2, 3], "item": [10, 20, 10, 30], "rating": [4.0, 5.0, 1.0, 3.0]}
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
+def test_from_frame_builds_sorted_id_space():
+    data = Interactions.from_frame(frame(user=[3, 1, 2, 1]))
+    assert data.shape == (3, 3)
+    assert data.nnz == 4
+    assert data.user_ids.tolist() == [1, 2, 3]
+    assert data.item_ids.tolist() == [10, 20, 30]
+    assert data.matrix.dtype == np.float32
+    assert data.matrix.has_sorted_indices
+    assert not data.implicit
+
+
+def test_row_order_does_not_change_the_fingerprint():
+    df = frame()
+    a = Interactions.from_frame(df)
+    b = Interactions.from_frame(df.iloc[::-1].reset_index(drop=True))
+    assert a.fingerprint() == b.fingerprint()
+    assert Interactions.from_frame(frame(rating=[4.0, 5.0, 1.0, 2.0])).fingerprint() != a.fingerprint()
+
+
+def test_implicit_when_no_rating_column():
+    data = Interactions.from_frame(frame(), rating=None)
+    assert data.implicit
+    assert set(data.matrix.data.tolist()) == {1.0}
+
+
+def test_duplicates_keep_latest_by_timestamp_never_summed():
+    df = pd.DataFrame({"user": [1, 1, 1], "item": [5, 5, 5], "rating": [5.0, 4.0, 2.0], "ts": [10, 30, 20]})
+    data = Interactions.from_frame(df, timestamp="ts")
+    assert data.nnz == 1
+    assert data.matrix.data.tolist() == [4.0]
+    assert data.timestamps.tolist() == [30.0]
+
+
+def test_duplicates_without_timestamps_keep_last_row():
+    df = pd.DataFrame({"user": [1, 1], "item": [5, 5], "rating": [5.0, 3.0]})
+    data = Interactions.from_frame(df)
+    assert data.matrix.data.tolist() == [3.0]
+    assert data.matrix.max() <= df.rating.max()
+
+
+def test_string_ids_and_lookup_both_ways():
+    df = pd.DataFrame({"user": ["bob", "amy", "bob"], "item": ["x", "y", "y"], "rating": [1, 2, 3]})
+    data = Interactions.from_frame(df)
+    assert data.user_ids.tolist() == ["amy", "bob"]
+    assert data.user_index(["bob", "amy"]).tolist() == [1, 0]
+    assert data.item_index("y") == 1
+    assert data.to_frame().sort_values(["user", "item"])["rating"].tolist() == [2.0, 1.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "df, kwargs, message",
+    [
+        (frame(), {"rating": "stars"}, "rating column 'stars' not found; columns are ['user', 'item', 'rating']"),
+        (frame(), {"user": "customer"}, "user column 'customer' not found"),
+        (frame().iloc[:0], {}, "no interactions: the table is empty"),
+        (frame(rating=[1.0, np.nan, 2.0, 3.0]), {}, "NaN or infinite"),
+        (frame(rating=[1.0, np.inf, 2.0, 3.0]), {}, "NaN or infinite"),
+        (frame(rating=["4", "five", "1", "3"]), {}, "non-numeric value 'five' at row 1"),
+        (frame(user=[1, "a", 2, 3]), {}, "user ids mix types"),
+        (frame(item=[10, None, 10, 30]), {}, "item column has a missing id at row 1"),
+        (frame(ts=[1, 2, None, 4]), {"timestamp": "ts"}, "timestamp column 'ts' has a missing"),
+    ],
+)
+def test_bad_frames_raise_clear_errors(df, kwargs, message):
+    with pytest.raises(ValueError) as error:
+        Interactions.from_frame(df, **kwargs)
+    assert isinstance(error.value, ReclabError)
+    assert message in str(error.value)
+
+
+def test_not_a_frame():
+    with pytest.raises(ReclabError, match="needs a pandas DataFrame, got list"):
+        Interactions.from_frame([[1, 2, 3]])
+
+
+def test_from_matrix_validates():
+    with pytest.raises(ReclabError, match="needs a scipy.sparse matrix"):
+        Interactions.from_matrix(np.ones((2, 2)))
+    with pytest.raises(ReclabError, match="no stored entries"):
+        Interactions.from_matrix(sp.csr_matrix((3, 4)))
+    with pytest.raises(ReclabError, match="NaN or infinite"):
+        Interactions.from_matrix(sp.csr_matrix(np.array([[np.nan, 1.0]])))
+    with pytest.raises(ReclabError, match=r"user_ids has shape \(3,\), expected \(2,\)"):
+        Interactions.from_matrix(sp.csr_matrix(np.eye(2)), user_ids=[1, 2, 3])
+    with pytest.raises(ReclabError, match="unique and sorted"):
+        Interactions.from_matrix(sp.csr_matrix(np.eye(2)), item_ids=[5, 5])
+
+
+def test_unknown_ids_are_named():
+    data = Interactions.from_frame(frame())
+    with pytest.raises(ReclabError, match=r"unknown user id\(s\) \[99\]"):
+        data.user_index([1, 99])
+    with pytest.raises(ReclabError, match="unknown item id"):
+        data.item_index(11)
+
+
+def test_container_is_immutable_and_does_not_freeze_caller_arrays():
+    source = sp.csr_matrix(np.array([[1.0, 0.0], [2.0, 3.0]], dtype=np.float32))
+    data = Interactions.from_matrix(source)
+    with pytest.raises(ValueError):
+        data.matrix.data[0] = 9.0
+    with pytest.raises(ValueError):
+        data.user_ids[0] = 7
+    source.data[0] = 5.0  # the caller's matrix stays writeable and separate
+    assert data.matrix[0, 0] == 1.0
+
+
+def test_select_keeps_id_space_and_partitions():
+    data = Interactions.from_frame(frame(ts=[1, 2, 3, 4]), timestamp="ts")
+    mask = np.array([True, False, True, False])
+    left, right = data.select(mask), data.select(~mask)
+    assert left.shape == right.shape == data.shape
+    assert left.nnz + right.nnz == data.nnz
+    assert left.matrix.multiply(right.matrix).nnz == 0
+    assert left.union(right).fingerprint() == data.fingerprint()
+    with pytest.raises(ReclabError, match="disjoint"):
+        left.union(left)
+    with pytest.raises(ReclabError, match="boolean mask of shape"):
+        data.select(np.ones(3, dtype=bool))
+
+
+def test_restrict_reindexes_and_carries_metadata():
+    items = pd.DataFrame({"title": ["Ten", "Twenty", "Thirty"]}, index=[10, 20, 30])
+    data = Interactions.from_frame(frame(ts=[1, 2, 3, 4]), timestamp="ts", items=items)
+    sub = data.restrict(users=[0, 2], items=[0, 2])
+    assert sub.user_ids.tolist() == [1, 3]
+    assert sub.item_ids.tolist() == [10, 30]
+    assert sub.titles([0, 1]).tolist() == ["Ten", "Thirty"]
+    frame_ = sub.to_frame()
+    assert frame_[["user", "item", "rating", "timestamp"]].values.tolist() == [[1, 10, 4.0, 1.0], [3, 30, 3.0, 4.0]]
+
+
+def test_titles_fall_back_to_ids():
+    data = Interactions.from_frame(frame())
+    assert data.titles([0, 2]).tolist() == ["10", "30"]
+
+
+def test_with_matrix_keeps_explicit_zeros():
+    data = Interactions.from_frame(frame())
+    residual = data.matrix.copy()
+    residual.data = residual.data - residual.data  # all zeros, but still stored entries
+    zeroed = data.with_matrix(residual)
+    assert zeroed.nnz == data.nnz
+    with pytest.raises(ReclabError, match="needs shape"):
+        data.with_matrix(sp.csr_matrix((1, 1)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(1, 5)), min_size=1, max_size=40))
+def test_random_frames_round_trip(rows):
+    df = pd.DataFrame(rows, columns=["user", "item", "rating"])
+    data = Interactions.from_frame(df)
+    last = df.drop_duplicates(["user", "item"], keep="last").sort_values(["user", "item"])
+    back = data.to_frame()
+    assert back[["user", "item"]].values.tolist() == last[["user", "item"]].values.tolist()
+    assert back["rating"].tolist() == last["rating"].astype(float).tolist()
+    assert data.matrix.max() <= df["rating"].max()
