@@ -26,11 +26,19 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not spark and not browser"
 
-# Benchmark peers (implicit, scikit-surprise) are installed only here, never for `make test`.
-bench: $(STAMP)
-	$(VENV)/bin/uv pip sync -q --python $(PY) requirements-bench.lock
-	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
-	$(PY) -m benchmarks
+# Benchmark peers (implicit, scikit-surprise) live in their own venv, never in the one `make test` uses.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): requirements-bench.lock pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q uv==$(UV_VERSION)
+	$(BENCH_VENV)/bin/uv pip sync -q --python $(BENCH_VENV)/bin/python requirements-bench.lock
+	$(BENCH_VENV)/bin/uv pip install -q --python $(BENCH_VENV)/bin/python --no-deps -e .
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 notebooks/
@@ -39,4 +47,4 @@ ui: $(STAMP)
 	$(VENV)/bin/reclab ui
 
 clean:
-	rm -rf $(VENV) mlruns mlflow.db
+	rm -rf $(VENV) $(BENCH_VENV) mlruns mlflow.db

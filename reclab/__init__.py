@@ -1,8 +1,19 @@
-"""reclab: a Jupyter-first, reproducible experiment lab for recommender systems."""
+"""reclab: a Jupyter-first, reproducible experiment lab for recommender systems.
 
+>>> import reclab as rl
+>>> data = rl.datasets.synthetic(seed=0)
+>>> train, test = rl.split.random_holdout(data, test_frac=0.2, seed=42)
+>>> model = rl.models.ImplicitALS(factors=32, seed=0).fit(train)
+>>> report = rl.evaluate(model, train, test, k=10)
+"""
+
+from reclab import datasets, metrics, models, normalize, postprocess, preprocess, ranking, split
 from reclab.data import Interactions
 from reclab.errors import ReclabError
+from reclab.evaluation import Comparison, EvaluationReport, compare, evaluate, ranking_metrics
 
 __version__ = "0.1.0"
 
-__all__ = ["Interactions", "ReclabError", "__version__"]
+__all__ = ["Interactions", "ReclabError", "datasets", "metrics", "models", "normalize", "postprocess",
+           "preprocess", "ranking", "split", "evaluate", "compare", "ranking_metrics", "EvaluationReport", "Comparison",
+           "__version__"]

@@ -1,0 +1,85 @@
+"""Atomic file writing, shared by everything in reclab that writes a file.
+
+A reader (another process, a crashed run restarted, a notebook) must never see a half-written file
+under its final name: content goes to a temporary file in the same directory (so that the final
+``os.replace`` is a rename within one file system, which POSIX makes atomic), is flushed and fsynced,
+and only then replaces the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+__all__ = ["atomic_write"]
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform lets a directory be opened (Windows).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb", *, encoding: str | None = None,
+                 partial_suffix: str | None = None) -> Iterator[IO]:
+    """Open a temporary file that replaces ``path`` only when the ``with`` block succeeds.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final file name. Its directory must exist.
+    mode : {"wb", "w"}
+        Binary or text writing.
+    encoding : str or None
+        Text encoding for ``mode="w"`` (default utf-8).
+    partial_suffix : str or None
+        None (default): the temporary file gets a unique hidden name, so concurrent writers never
+        share one. A suffix such as ``".part"`` gives the fixed name ``path + suffix`` instead,
+        truncated on open: used for downloads, so that the leftover of a killed process is
+        overwritten by the next attempt rather than piling up.
+
+    Yields
+    ------
+    file object
+        Write to it inside the block. If the block raises, the temporary file is removed and
+        ``path`` is left as it was (absent or the previous complete version).
+
+    Examples
+    --------
+    >>> with atomic_write("params.json", "w") as f:   # doctest: +SKIP
+    ...     f.write("{}")
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if partial_suffix is None:
+        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        temp = Path(temp_name)
+        handle = os.fdopen(fd, mode, encoding=(encoding or "utf-8") if mode == "w" else None)
+    else:
+        temp = path.with_name(path.name + partial_suffix)
+        handle = open(temp, mode, encoding=(encoding or "utf-8") if mode == "w" else None)
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+    _fsync_directory(directory)

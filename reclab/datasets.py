@@ -1,0 +1,417 @@
+"""MovieLens data sets: find, download, verify, extract and parse them into ``Interactions``.
+
+``load(name)`` looks for the data in this order and uses the first hit:
+
+1. the ``data_dir`` argument, then the folder named by the environment variable
+   ``RECLAB_DATA_DIR``: each is searched for the extracted folder (``<dir>/ml-100k/u.data``) or the
+   original archive (``<dir>/ml-100k.zip`` or ``<dir>/zips/ml-100k.zip``); an archive found there is
+   verified and extracted into the cache, never next to itself (the folder may be read-only);
+2. the cache folder (``cache_dir``, else ``RECLAB_CACHE_DIR``, else ``~/.cache/reclab``);
+3. a download from GroupLens (base URL overridable with ``RECLAB_DOWNLOAD_URL``) into the cache.
+
+Every archive is checked against its known byte size and sha256 before it is used. A download
+goes to ``<name>.zip.part`` and is renamed only after the checks pass, so an interrupted download
+never leaves a file that looks complete; extraction goes to a temporary folder renamed at the end,
+and refuses members that would land outside it (absolute paths, ``..``, symlinks).
+
+The MovieLens licenses forbid redistribution of most of these files: reclab downloads them from
+GroupLens for each user and never ships them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from reclab._io import atomic_write
+from reclab.data import Interactions
+from reclab.errors import ReclabError
+from reclab.synthetic import synthetic
+
+__all__ = ["NAMES", "fetch", "load", "synthetic"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "https://files.grouplens.org/datasets/movielens"
+_CHUNK = 1 << 20
+
+_RATING_DTYPES = {"user": np.int32, "item": np.int32, "rating": np.float32, "timestamp": np.int64}
+
+
+# -- parsers ----------------------------------------------------------------------------------
+def _frames(ratings: pd.DataFrame, items: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    items = items.set_index("item")[["title", "genres"]]
+    return ratings, items
+
+
+def _read_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ratings = pd.read_csv(folder / "u.data", sep="\t", header=None, names=list(_RATING_DTYPES),
+                          dtype=_RATING_DTYPES)
+    genres = pd.read_csv(folder / "u.genre", sep="|", header=None, names=["genre", "flag"],
+                         encoding="iso-8859-1").sort_values("flag")["genre"].tolist()
+    # QUOTE_NONE: a title is never quoted in u.item, and a stray '"' must not swallow lines.
+    items = pd.read_csv(folder / "u.item", sep="|", header=None, encoding="iso-8859-1", quoting=3,
+                        names=["item", "title", "release_date", "video_release_date", "imdb_url"] + genres,
+                        dtype={"item": np.int64, "title": str})
+    flags = items[genres].to_numpy(dtype=bool)
+    names = np.array(genres, dtype=object)
+    items["genres"] = ["|".join(names[row]) for row in flags]
+    return _frames(ratings, items)
+
+
+def _read_dat(folder: Path, movies_encoding: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # '::' as a separator would need pandas' slow python engine; splitting on ':' with the C engine
+    # gives empty columns between the fields instead, which usecols drops (ids and ratings hold no ':').
+    ratings = pd.read_csv(folder / "ratings.dat", sep=":", header=None,
+                          names=["user", "_1", "item", "_2", "rating", "_3", "timestamp"],
+                          usecols=list(_RATING_DTYPES), dtype=_RATING_DTYPES)[list(_RATING_DTYPES)]
+    # Titles contain ':' ("Star Wars: Episode IV ..."), so movies.dat is split by hand.
+    text = (folder / "movies.dat").read_bytes().decode(movies_encoding)
+    rows = [line.split("::", 2) for line in text.splitlines() if line.strip()]
+    items = pd.DataFrame(rows, columns=["item", "title", "genres"])
+    items["item"] = items["item"].astype(np.int64)
+    items["genres"] = items["genres"].replace("(no genres listed)", "")
+    return _frames(ratings, items)
+
+
+def _read_csv(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # The C parser treats '\r\n' as a line end, so the CRLF files of ml-latest-small need nothing more.
+    ratings = pd.read_csv(folder / "ratings.csv", header=0,
+                          names=list(_RATING_DTYPES), dtype=_RATING_DTYPES)
+    items = pd.read_csv(folder / "movies.csv", header=0, names=["item", "title", "genres"],
+                        dtype={"item": np.int64, "title": str, "genres": str}, encoding="utf-8",
+                        keep_default_na=False)
+    items["genres"] = items["genres"].replace("(no genres listed)", "")
+    return _frames(ratings, items)
+
+
+@dataclass(frozen=True)
+class _Dataset:
+    size: int                     # bytes of the GroupLens archive
+    sha256: str | None
+    md5: str | None               # only where no sha256 is known
+    folders: tuple[str, ...]      # folder names the archive extracts to (first one is canonical)
+    ratings_file: str
+    read: Callable[[Path], tuple[pd.DataFrame, pd.DataFrame]]
+
+
+_DATASETS: dict[str, _Dataset] = {
+    "ml-100k": _Dataset(4924029, "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+                        None, ("ml-100k",), "u.data", _read_ml100k),
+    "ml-1m": _Dataset(5917549, "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+                      None, ("ml-1m",), "ratings.dat", lambda folder: _read_dat(folder, "iso-8859-1")),
+    "ml-latest-small": _Dataset(978202, "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+                                None, ("ml-latest-small",), "ratings.csv", _read_csv),
+    # No sha256 of ml-10m.zip is published by GroupLens or by the checksum registries we could
+    # check (TensorFlow Datasets lists the other five, not this one). GroupLens does publish the
+    # md5 (ml-10m.zip.md5), and the size 65566137 is recorded independently in several projects,
+    # so this archive is verified by size and md5, and a warning says that no sha256 is known.
+    "ml-10m": _Dataset(65566137, None, "ce571fd55effeba0271552578f2648bd",
+                       ("ml-10M100K", "ml-10m"), "ratings.dat", lambda folder: _read_dat(folder, "utf-8")),
+    "ml-20m": _Dataset(198702078, "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+                       None, ("ml-20m",), "ratings.csv", _read_csv),
+    "ml-25m": _Dataset(261978986, "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+                       None, ("ml-25m",), "ratings.csv", _read_csv),
+}
+
+NAMES: tuple[str, ...] = tuple(_DATASETS)
+"""Names of the MovieLens data sets that :func:`load` knows."""
+
+
+def _spec(name) -> _Dataset:
+    if name not in _DATASETS:
+        raise ReclabError(f"unknown data set {name!r}; known names are {list(NAMES)} "
+                          f"(or use reclab.datasets.synthetic() for the embedded synthetic data)")
+    return _DATASETS[name]
+
+
+# -- verification -----------------------------------------------------------------------------
+class _Digest:
+    """Size, sha256 and (where needed) md5 of a byte stream, fed chunk by chunk."""
+
+    def __init__(self):
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self.sha256.update(chunk)
+        self.md5.update(chunk)
+
+    def check(self, name: str, spec: _Dataset, source: str) -> None:
+        """Raise ``ReclabError`` unless size and checksum match the table for ``name``."""
+        label = f"{name}.zip ({source})"
+        if self.size != spec.size:
+            raise ReclabError(f"{label} has {self.size} bytes, expected {spec.size}: the file is "
+                              f"truncated or not the original GroupLens archive")
+        if spec.sha256 is not None:
+            actual = self.sha256.hexdigest()
+            if actual != spec.sha256:
+                raise ReclabError(f"checksum mismatch for {label}: expected sha256 {spec.sha256}, "
+                                  f"got {actual}; the file is corrupt or not the original archive")
+            return
+        actual = self.md5.hexdigest()
+        if actual != spec.md5:
+            raise ReclabError(f"checksum mismatch for {label}: expected md5 {spec.md5} "
+                              f"(no sha256 is known for it), got {actual}")
+        logger.warning("%s verified by size and md5 only: no sha256 of this archive is known", label)
+
+
+def _verify_file(path: Path, name: str, spec: _Dataset) -> None:
+    digest = _Digest()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    digest.check(name, spec, str(path))
+
+
+# -- download ---------------------------------------------------------------------------------
+class _ProgressBar:
+    """A one-line download bar on stderr (no dependency, redrawn at most once per percent)."""
+
+    def __init__(self, label: str, total: int, enabled: bool):
+        self.label, self.total, self.enabled, self._last = label, total, enabled, -1
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        percent = int(100 * done / self.total) if self.total else 0
+        if percent != self._last:
+            self._last = percent
+            filled = percent * 30 // 100
+            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {percent:3d}% "
+                             f"{done / 1e6:.1f}/{self.total / 1e6:.1f} MB")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._last >= 0:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _download(url: str, destination: Path, name: str, spec: _Dataset, progress: bool | None) -> None:
+    """Fetch ``url`` to ``destination`` through ``<destination>.part``, renamed only once verified."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if progress is None:
+        progress = sys.stderr is not None and sys.stderr.isatty()
+    bar = _ProgressBar(f"{name}.zip", spec.size, bool(progress))
+    digest = _Digest()
+    announced = None
+    try:
+        # The fixed '.part' name is truncated on open, so a previous interrupted attempt is discarded.
+        with atomic_write(destination, "wb", partial_suffix=".part") as out:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                announced = response.headers.get("Content-Length")
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(digest.size)
+            # A connection closed early ends the stream without an exception, so the byte count
+            # is what tells a cut download from a complete one.
+            if announced is not None and digest.size != int(announced):
+                raise ReclabError(f"download of {url} was cut off after {digest.size} of {announced} "
+                                  f"bytes; nothing was kept, call load({name!r}) again to retry")
+            digest.check(name, spec, f"downloaded from {url}")
+    except urllib.error.URLError as error:
+        raise ReclabError(f"could not download {name} from {url}: {getattr(error, 'reason', error)}; "
+                          f"check the network, or put {name}.zip or the extracted {spec.folders[0]}/ "
+                          f"folder in a data directory (data_dir= or RECLAB_DATA_DIR)") from error
+    except OSError as error:
+        raise ReclabError(f"download of {name} from {url} failed after {digest.size} bytes: {error}; "
+                          f"nothing was kept, call load({name!r}) again to retry") from error
+    finally:
+        bar.close()
+
+
+# -- extraction -------------------------------------------------------------------------------
+def _check_member(info: zipfile.ZipInfo, root: Path, archive: Path) -> Path:
+    """The path a zip member extracts to, or ``ReclabError`` when the member is unsafe."""
+    name = info.filename
+    unix_mode = info.external_attr >> 16
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if stat.S_ISLNK(unix_mode):
+        reason = "is a symbolic link"
+    elif name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        reason = "has an absolute path"
+    elif ".." in parts:
+        reason = "climbs out of the folder with '..'"
+    else:
+        target = (root / Path(*parts)).resolve() if parts else root
+        if target == root or root in target.parents:
+            return target
+        reason = "resolves outside the folder"
+    raise ReclabError(f"refusing to extract {archive}: member {name!r} {reason}; "
+                      f"the archive is not a genuine MovieLens archive")
+
+
+def _extract_zip(archive: Path, target: Path, inner: tuple[str, ...] = ()) -> None:
+    """Extract ``archive`` safely into the new folder ``target``, all or nothing.
+
+    Every member is checked before anything is written; the content goes to a temporary sibling
+    folder that is renamed to ``target`` at the end. When the archive holds one of the folder
+    names in ``inner`` at its top level, that folder's content becomes ``target``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.extracting")
+    # A fixed temporary name, so the leftover of a killed process is cleared by the next attempt.
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir()
+    try:
+        root = temp.resolve()
+        with zipfile.ZipFile(archive) as zf:
+            members = [(info, _check_member(info, root, archive)) for info in zf.infolist()]
+            for info, path in members:
+                if info.is_dir():
+                    path.mkdir(parents=True, exist_ok=True)
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as source, open(path, "wb") as out:
+                    shutil.copyfileobj(source, out, _CHUNK)
+        source = next((temp / folder for folder in inner if (temp / folder).is_dir()), temp)
+        if target.exists():  # an incomplete folder left by hand; ours appear only by rename
+            shutil.rmtree(target)
+        os.replace(source, target)
+    except zipfile.BadZipFile as error:
+        raise ReclabError(f"{archive} is not a readable zip archive: {error}") from error
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+# -- lookup -----------------------------------------------------------------------------------
+def _cache_dir(cache_dir) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("RECLAB_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "reclab"
+
+
+def _extracted(directory: Path, spec: _Dataset) -> Path | None:
+    for folder in spec.folders:
+        if (directory / folder / spec.ratings_file).is_file():
+            return directory / folder
+    return None
+
+
+def fetch(name: str, data_dir=None, download: bool = True, cache_dir=None,
+          progress: bool | None = None) -> Path:
+    """The folder holding the extracted files of MovieLens data set ``name``, fetching it if needed.
+
+    Parameters
+    ----------
+    name : str
+        One of ``"ml-100k"``, ``"ml-1m"``, ``"ml-latest-small"``, ``"ml-10m"``, ``"ml-20m"``,
+        ``"ml-25m"``.
+    data_dir : str or os.PathLike, optional
+        Folder searched first for ``<name>/`` (extracted) or ``<name>.zip`` / ``zips/<name>.zip``.
+        The environment variable ``RECLAB_DATA_DIR`` names a second such folder.
+    download : bool
+        Download from GroupLens when the data is found nowhere; False raises instead.
+    cache_dir : str or os.PathLike, optional
+        Where downloads and extractions go; default ``RECLAB_CACHE_DIR`` or ``~/.cache/reclab``.
+    progress : bool or None
+        Draw a download progress bar on stderr; None draws it only when stderr is a terminal.
+
+    Returns
+    -------
+    pathlib.Path
+        The extracted folder (for example ``.../ml-100k`` containing ``u.data``).
+
+    Raises
+    ------
+    ReclabError
+        Unknown name; a size or checksum mismatch (naming the file and both checksums); an unsafe
+        archive; ``download=False`` and the data found nowhere (naming where it looked).
+    """
+    spec = _spec(name)
+    searched: list[str] = []
+    roots = []
+    if data_dir is not None:
+        data_dir = Path(data_dir).expanduser()
+        if not data_dir.is_dir():
+            raise ReclabError(f"data_dir {str(data_dir)!r} is not a folder; pass a folder that holds "
+                              f"{spec.folders[0]}/ or {name}.zip, or leave data_dir=None")
+        roots.append(data_dir)
+    env = os.environ.get("RECLAB_DATA_DIR")
+    if env:
+        # Not an error when missing: project Makefiles set it to a folder that a user may not have.
+        roots.append(Path(env).expanduser())
+    cache = _cache_dir(cache_dir)
+
+    for root in roots:
+        found = _extracted(root, spec)
+        if found is not None:
+            return found
+        searched.append(str(root / spec.folders[0]))
+        for archive in (root / f"{name}.zip", root / "zips" / f"{name}.zip"):
+            searched.append(str(archive))
+            if archive.is_file():
+                found = _extracted(cache, spec)
+                if found is not None:
+                    return found
+                _verify_file(archive, name, spec)
+                _extract_zip(archive, cache / name, spec.folders)
+                return cache / name
+
+    found = _extracted(cache, spec)
+    if found is not None:
+        return found
+    searched.append(str(cache / name))
+    archive = cache / f"{name}.zip"
+    url = f"{os.environ.get('RECLAB_DOWNLOAD_URL') or DEFAULT_URL}".rstrip("/") + f"/{name}.zip"
+    if not archive.is_file():
+        if not download:
+            raise ReclabError(
+                f"{name} not found; looked in {searched}. Put the extracted {spec.folders[0]}/ folder or "
+                f"{name}.zip in a folder passed as data_dir= (or named by RECLAB_DATA_DIR), or call "
+                f"load({name!r}, download=True) to download it from {url}")
+        _download(url, archive, name, spec, progress)
+    else:
+        # A verified download whose extraction was interrupted; check it again before trusting it.
+        _verify_file(archive, name, spec)
+    _extract_zip(archive, cache / name, spec.folders)
+    archive.unlink()  # the extracted folder is what later calls use; the archive only costs space
+    return cache / name
+
+
+def load(name: str, data_dir=None, download: bool = True, cache_dir=None,
+         progress: bool | None = None) -> Interactions:
+    """Load a MovieLens data set as explicit ratings with timestamps, titles and genres.
+
+    Parameters
+    ----------
+    name, data_dir, download, cache_dir, progress
+        As in :func:`fetch`, which finds (or downloads) the files.
+
+    Returns
+    -------
+    Interactions
+        Users x items ratings (1..5, or 0.5..5 in half steps for the newer sets), timestamps in
+        seconds since 1970, and ``items`` with columns ``title`` (str) and ``genres`` (the genre
+        names joined with ``'|'``; empty when MovieLens lists none). Items are the rated ones.
+
+    Examples
+    --------
+    >>> import reclab as rl
+    >>> data = rl.datasets.load("ml-100k")          # doctest: +SKIP
+    >>> data.n_users, data.n_items, data.nnz        # doctest: +SKIP
+    (943, 1682, 100000)
+    """
+    spec = _spec(name)
+    folder = fetch(name, data_dir=data_dir, download=download, cache_dir=cache_dir, progress=progress)
+    ratings, items = spec.read(folder)
+    return Interactions.from_frame(ratings, user="user", item="item", rating="rating",
+                                   timestamp="timestamp", items=items)

@@ -1,0 +1,367 @@
+"""Ranking and rating metrics: pure, vectorized functions over a batch of users.
+
+These are the only definitions of reclab's metrics (DESIGN.md, "Metric conventions");
+:func:`reclab.evaluate` and :func:`reclab.evaluation.ranking_metrics` build their inputs and call
+them.
+
+Ranking metrics take a batch of top-K lists already reduced to whether each rank is a hit:
+
+``hits`` : bool array, shape (m, K)
+    ``hits[u, r]`` is True when the item at rank ``r + 1`` of user ``u``'s list is one of the
+    user's relevant test items. Padding (id -1, when a user has fewer than K candidate items) is
+    never a hit.
+``n_relevant`` : int array, shape (m,)
+    Number of relevant test items of each user, at least 1: users without relevant items are not
+    evaluated (the caller drops and counts them), so no metric is ever NaN.
+
+and return one value per user, shape (m,). Each ``*_at_k`` function takes ``k`` (an int,
+``1 <= k <= K``, default K) and uses the first ``k`` ranks. :func:`metric_at_every_k` returns a
+metric at every cutoff ``1..K`` at once, shape (m, K); it is what the ``*_at_k`` functions and the
+evaluation report's curves are computed from, so each formula is written once.
+
+Example
+-------
+>>> hits = np.array([[True, False, True]])
+>>> precision_at_k(hits, k=3), recall_at_k(hits, np.array([4]), k=3)
+(array([0.66666667]), array([0.5]))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reclab.errors import ReclabError
+
+__all__ = [
+    "RANKING_METRICS",
+    "precision_at_k",
+    "recall_at_k",
+    "ndcg_at_k",
+    "map_at_k",
+    "mrr_at_k",
+    "hit_rate_at_k",
+    "coverage_at_k",
+    "metric_at_every_k",
+    "coverage_at_every_k",
+    "rmse",
+    "mae",
+]
+
+#: Per-user ranking metrics, in the order reports list them.
+RANKING_METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
+
+
+# -- validation -------------------------------------------------------------------------------
+def check_k(k, n_ranks: int | None = None) -> int:
+    """Return ``k`` as an int after checking ``1 <= k`` (and ``k <= n_ranks`` when given)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ReclabError(f"k must be an int >= 1 (a list length), got {k!r}")
+    if n_ranks is not None and k > n_ranks:
+        raise ReclabError(f"k={k} exceeds the {n_ranks} ranks given; compute top-{k} lists "
+                          f"(padded with id -1 where candidates run out) first")
+    return int(k)
+
+
+def _check_hits(hits) -> np.ndarray:
+    hits = np.asarray(hits)
+    if hits.ndim != 2 or hits.dtype != bool:
+        raise ReclabError(f"hits must be a boolean array of shape (users, K), got {hits.dtype} {hits.shape}")
+    if hits.shape[1] < 1:
+        raise ReclabError(f"hits has no ranks (shape {hits.shape}); K must be at least 1")
+    return hits
+
+
+def _check_n_relevant(n_relevant, hits: np.ndarray) -> np.ndarray:
+    n_relevant = np.asarray(n_relevant)
+    if n_relevant.shape != (hits.shape[0],) or not np.issubdtype(n_relevant.dtype, np.integer):
+        raise ReclabError(f"n_relevant must be integers of shape ({hits.shape[0]},), one per row of "
+                          f"hits, got {n_relevant.dtype} {n_relevant.shape}")
+    if hits.shape[0] and n_relevant.min() < 1:
+        raise ReclabError(f"n_relevant has {int((n_relevant < 1).sum())} user(s) with no relevant item; "
+                          f"drop (and count) those users before computing metrics, which would be "
+                          f"undefined (0/0) for them")
+    n_hits = hits.sum(axis=1)
+    if np.any(n_hits > n_relevant):
+        row = int(np.flatnonzero(n_hits > n_relevant)[0])
+        raise ReclabError(f"row {row} of hits has {int(n_hits[row])} hits but n_relevant is "
+                          f"{int(n_relevant[row])}; a list cannot hit more items than are relevant")
+    return n_relevant.astype(np.int64)
+
+
+def _first_k(hits, k) -> np.ndarray:
+    hits = _check_hits(hits)
+    k = hits.shape[1] if k is None else check_k(k, hits.shape[1])
+    return hits[:, :k]
+
+
+# -- every cutoff at once ---------------------------------------------------------------------
+def _discounts(n_ranks: int) -> np.ndarray:
+    """1 / log2(rank + 1) for ranks 1..n_ranks."""
+    return 1.0 / np.log2(np.arange(2, n_ranks + 2, dtype=np.float64))
+
+
+def metric_at_every_k(metric: str, hits, n_relevant=None) -> np.ndarray:
+    """One ranking metric at every cutoff ``k = 1..K``.
+
+    Parameters
+    ----------
+    metric : {"precision", "recall", "ndcg", "map", "mrr", "hit_rate"}
+    hits : bool array, shape (m, K)
+    n_relevant : int array, shape (m,), all >= 1
+        Needed by recall, ndcg and map; ignored by the others.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m, K)
+        Column ``k - 1`` holds the metric at cutoff ``k``; see the ``*_at_k`` functions for the
+        formulas.
+    """
+    hits = _check_hits(hits)
+    if metric not in RANKING_METRICS:
+        raise ReclabError(f"unknown ranking metric {metric!r}; choose from {list(RANKING_METRICS)}")
+    n_ranks = hits.shape[1]
+    ranks = np.arange(1, n_ranks + 1, dtype=np.float64)
+    n_hits = np.cumsum(hits, axis=1, dtype=np.int64)  # hits within the first k ranks, every k
+    if metric == "precision":
+        return n_hits / ranks
+    if metric == "hit_rate":
+        return (n_hits > 0).astype(np.float64)
+    if metric == "mrr":
+        first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, n_ranks + 1)
+        return np.where(first[:, None] <= ranks, 1.0 / first[:, None], 0.0)
+    if n_relevant is None:
+        raise ReclabError(f"{metric} needs n_relevant, the number of relevant items of each user")
+    n_relevant = _check_n_relevant(n_relevant, hits)
+    if metric == "recall":
+        return n_hits / n_relevant[:, None].astype(np.float64)
+    # Both ndcg and map normalise by the best achievable list: min(relevant, k) hits at the top.
+    n_ideal = np.minimum(n_relevant[:, None], np.arange(1, n_ranks + 1))
+    if metric == "ndcg":
+        discounts = _discounts(n_ranks)
+        dcg = np.cumsum(hits * discounts, axis=1)
+        ideal_dcg = np.cumsum(discounts)[n_ideal - 1]
+        return dcg / ideal_dcg
+    precision_at_hits = np.where(hits, n_hits / ranks, 0.0)
+    return np.cumsum(precision_at_hits, axis=1) / n_ideal
+
+
+# -- per-user metrics at one cutoff -----------------------------------------------------------
+def precision_at_k(hits, k: int | None = None) -> np.ndarray:
+    """precision@k = (hits in the top k) / k.
+
+    The denominator is always ``k``, also when a user has fewer than ``k`` candidate items and
+    the list is padded with id -1 (padding is never a hit), so precision@k is the fraction of
+    the k slots that hold a relevant item.
+
+    Parameters
+    ----------
+    hits : bool array, shape (m, K)
+    k : int, 1 <= k <= K, default K
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m,)
+    """
+    hits = _first_k(hits, k)
+    return metric_at_every_k("precision", hits)[:, -1]
+
+
+def recall_at_k(hits, n_relevant, k: int | None = None) -> np.ndarray:
+    """recall@k = (hits in the top k) / n_relevant.
+
+    The denominator is the number of relevant items, not ``min(n_relevant, k)``, so recall@k is
+    below 1 whenever a user has more than ``k`` relevant items.
+
+    Parameters
+    ----------
+    hits : bool array, shape (m, K)
+    n_relevant : int array, shape (m,), all >= 1
+    k : int, 1 <= k <= K, default K
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m,)
+    """
+    hits = _first_k(hits, k)
+    return metric_at_every_k("recall", hits, n_relevant)[:, -1]
+
+
+def ndcg_at_k(hits, n_relevant, k: int | None = None) -> np.ndarray:
+    """nDCG@k = DCG@k / IDCG@k with binary gain.
+
+    ``DCG@k = sum over hit ranks r <= k of 1 / log2(r + 1)`` and
+    ``IDCG@k = sum over r = 1..min(n_relevant, k) of 1 / log2(r + 1)``, the DCG of a list with
+    every relevant item at the top. Values lie in [0, 1].
+
+    Parameters
+    ----------
+    hits : bool array, shape (m, K)
+    n_relevant : int array, shape (m,), all >= 1
+    k : int, 1 <= k <= K, default K
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m,)
+    """
+    hits = _first_k(hits, k)
+    return metric_at_every_k("ndcg", hits, n_relevant)[:, -1]
+
+
+def map_at_k(hits, n_relevant, k: int | None = None) -> np.ndarray:
+    """Average precision at k (its mean over users is MAP@k).
+
+    ``AP@k = (sum over hit ranks r <= k of precision@r) / min(n_relevant, k)``, so a list whose
+    first ``min(n_relevant, k)`` items are all relevant scores 1.
+
+    Parameters
+    ----------
+    hits : bool array, shape (m, K)
+    n_relevant : int array, shape (m,), all >= 1
+    k : int, 1 <= k <= K, default K
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m,)
+    """
+    hits = _first_k(hits, k)
+    return metric_at_every_k("map", hits, n_relevant)[:, -1]
+
+
+def mrr_at_k(hits, k: int | None = None) -> np.ndarray:
+    """Reciprocal rank at k (its mean over users is MRR@k).
+
+    ``RR@k = 1 / r`` where ``r`` is the rank of the first hit, or 0 when there is no hit in the
+    top k.
+
+    Parameters
+    ----------
+    hits : bool array, shape (m, K)
+    k : int, 1 <= k <= K, default K
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m,)
+    """
+    hits = _first_k(hits, k)
+    return metric_at_every_k("mrr", hits)[:, -1]
+
+
+def hit_rate_at_k(hits, k: int | None = None) -> np.ndarray:
+    """hit_rate@k = 1 if any of the top k items is relevant, else 0.
+
+    Parameters
+    ----------
+    hits : bool array, shape (m, K)
+    k : int, 1 <= k <= K, default K
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m,)
+    """
+    hits = _first_k(hits, k)
+    return metric_at_every_k("hit_rate", hits)[:, -1]
+
+
+# -- catalogue coverage -----------------------------------------------------------------------
+def _check_ids(ids, n_items) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer) or ids.shape[1] < 1:
+        raise ReclabError(f"ids must be an integer array of shape (users, K) with K >= 1, "
+                          f"got {ids.dtype} {ids.shape}")
+    if isinstance(n_items, (bool, np.bool_)) or not isinstance(n_items, (int, np.integer)) or n_items < 1:
+        raise ReclabError(f"n_items must be an int >= 1 (the size of the catalogue), got {n_items!r}")
+    if ids.size and (ids.min() < -1 or ids.max() >= n_items):
+        raise ReclabError(f"ids must be item indices in [0, {n_items}) or -1 for padding, "
+                          f"got values in [{ids.min()}, {ids.max()}]")
+    return ids
+
+
+def coverage_at_every_k(ids, n_items: int) -> np.ndarray:
+    """Catalogue coverage at every cutoff ``k = 1..K``.
+
+    Parameters
+    ----------
+    ids : int array, shape (m, K)
+        Top-K item indices of m users, -1 for padding.
+    n_items : int
+        Number of items in the catalogue.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (K,)
+        Entry ``k - 1`` is coverage@k (see :func:`coverage_at_k`).
+    """
+    ids = _check_ids(ids, n_items)
+    n_users, n_ranks = ids.shape
+    # Column-major order visits rank 1 of every user, then rank 2, ...; the first position of each
+    # distinct item in that order gives the best rank at which any user is shown it.
+    flat = ids.T.reshape(-1)
+    shown = np.flatnonzero(flat >= 0)
+    _, first = np.unique(flat[shown], return_index=True)
+    best_rank = shown[first] // max(n_users, 1) + 1
+    new_per_rank = np.bincount(best_rank, minlength=n_ranks + 1)[1:]
+    return np.cumsum(new_per_rank) / float(n_items)
+
+
+def coverage_at_k(ids, n_items: int, k: int | None = None) -> float:
+    """coverage@k = (distinct items in the top-k lists of all users) / n_items.
+
+    A property of the whole set of lists, not of one user, so it has no per-user values.
+
+    Parameters
+    ----------
+    ids : int array, shape (m, K)
+        Top-K item indices of m users, -1 for padding (never counted).
+    n_items : int
+        Number of items in the catalogue.
+    k : int, 1 <= k <= K, default K
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    ids = _check_ids(ids, n_items)
+    k = ids.shape[1] if k is None else check_k(k, ids.shape[1])
+    return float(coverage_at_every_k(ids[:, :k], n_items)[-1])
+
+
+# -- rating metrics ---------------------------------------------------------------------------
+def _check_pairs(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ReclabError(f"y_true and y_pred must be non-empty 1-D arrays of the same length, "
+                          f"got shapes {y_true.shape} and {y_pred.shape}")
+    if not (np.isfinite(y_true).all() and np.isfinite(y_pred).all()):
+        raise ReclabError("y_true and y_pred must be finite; got NaN or infinite values")
+    return y_true, y_pred
+
+
+def rmse(y_true, y_pred) -> float:
+    """Root mean squared error, ``sqrt(mean((y_pred - y_true) ** 2))``, on the rating scale.
+
+    Parameters
+    ----------
+    y_true, y_pred : array of float, shape (n,), n >= 1, finite
+
+    Returns
+    -------
+    float
+    """
+    y_true, y_pred = _check_pairs(y_true, y_pred)
+    return float(np.sqrt(np.mean((y_pred - y_true) ** 2)))
+
+
+def mae(y_true, y_pred) -> float:
+    """Mean absolute error, ``mean(|y_pred - y_true|)``, on the rating scale.
+
+    Parameters
+    ----------
+    y_true, y_pred : array of float, shape (n,), n >= 1, finite
+
+    Returns
+    -------
+    float
+    """
+    y_true, y_pred = _check_pairs(y_true, y_pred)
+    return float(np.mean(np.abs(y_pred - y_true)))

@@ -1,0 +1,16 @@
+"""Recommender models, all following the contract of :class:`reclab.models.base.Recommender`.
+
+``Popularity``, ``Bias``, ``ItemKNN`` and ``SVD`` are baselines; ``ExplicitALS`` and
+``ImplicitALS`` are the alternating least squares factor models. ``load`` rebuilds any of them from
+a file written by ``model.save(path)``; ``clone`` gives an unfitted copy with the same parameters.
+"""
+
+from reclab.models.als import ExplicitALS, ImplicitALS
+from reclab.models.base import FactorModel, Recommender, clone, load
+from reclab.models.bias import Bias
+from reclab.models.knn import ItemKNN
+from reclab.models.popularity import Popularity
+from reclab.models.svd import SVD
+
+__all__ = ["Recommender", "FactorModel", "clone", "load", "Popularity", "Bias", "ItemKNN", "SVD",
+           "ExplicitALS", "ImplicitALS"]

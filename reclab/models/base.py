@@ -1,0 +1,696 @@
+"""The model contract: one base class for every recommender, one for factor models.
+
+Every reclab model follows the scikit-learn estimator contract: ``__init__`` only stores its
+keyword arguments, ``fit`` validates them and the data, and learned state lives in attributes whose
+names end in ``_`` (``user_factors_``, ``item_bias_``) that never exist before ``fit``.
+
+What is shared lives here, once: parameter handling, user/item validation (the one place where
+unknown users and items are handled), top-N recommendation with seen-item filtering, item
+similarities, rating prediction with clipping, fit progress reporting, and saving/loading.
+
+Writing a model
+---------------
+A subclass implements only how it learns and scores:
+
+- ``__init__(self, a=1, b=0.1)``: store each argument under its own name, nothing else.
+- ``_validate_params(self)``: check parameters with :func:`check_int`, :func:`check_float`, ... .
+- ``_fit(self, train, report)``: learn from ``train`` (an :class:`~reclab.data.Interactions`) and
+  set attributes ending in ``_``. ``fit`` has already set ``n_users_``, ``n_items_``, ``seen_``
+  (and ``rating_range_`` for rating models). Iterative models call ``report(iteration, loss)``
+  after each iteration; ``report.wants_loss`` tells whether anyone will look at the loss.
+- ``_score(self, users)``: float32 scores (len(users), n_items) for validated user indices.
+- optionally ``_item_similarities(self, items)`` (enables ``similar_items``/``item_similarity``)
+  and, with ``predicts_ratings = True``, ``_predict_pairs(self, users, items)``.
+
+:class:`FactorModel` implements ``_score``, ``_item_similarities`` and ``_predict_pairs`` from
+``user_factors_`` / ``item_factors_`` (and, with ``_learns_biases = True``, ``global_mean_``,
+``user_bias_``, ``item_bias_``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import numbers
+import sys
+import time
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from reclab._io import atomic_write
+from reclab.errors import ReclabError
+from reclab.ranking import _candidate_mask, _check_n, top_n
+
+__all__ = ["Recommender", "FactorModel", "clone", "load", "check_int", "check_float",
+           "check_bool", "check_seed", "check_choice"]
+
+_FORMAT = "reclab-model"
+_FORMAT_VERSION = 1
+# Users scored at once by recommend(): bounds the dense (batch, n_items) float32 score block
+# (2048 x 27k items is ~220 MB).
+_USER_BATCH = 2048
+# Pairs predicted at once: bounds the (batch, factors) gathers in predict().
+_PAIR_BATCH = 1 << 16
+
+# Every concrete model class, by name: load() rebuilds only these, never an arbitrary import path.
+_REGISTRY: dict[str, type] = {}
+
+
+# -- parameter checks (shared by every model's _validate_params) ---------------------------------
+def _owner(model) -> str:
+    return type(model).__name__ if model is not None else "model"
+
+
+def check_int(name: str, value, low: int | None = None, high: int | None = None, model=None) -> int:
+    """Check that a parameter is an integer in ``[low, high]`` and return it as ``int``.
+
+    Booleans and floats (even ``3.0``) are rejected: a float where an integer is expected is
+    usually a tuning space mistake worth hearing about.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ReclabError(f"{_owner(model)} parameter {name} must be an integer, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]" if low is not None else f"<= {high}"
+        raise ReclabError(f"{_owner(model)} parameter {name} must be an integer {bounds}, got {value!r}")
+    return int(value)
+
+
+def check_float(name: str, value, low: float | None = None, high: float | None = None,
+                low_open: bool = False, model=None) -> float:
+    """Check that a parameter is a finite real number in ``[low, high]`` and return it as ``float``.
+
+    ``low_open=True`` makes the lower bound strict (``value > low``), e.g. for a learning rate.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ReclabError(f"{_owner(model)} parameter {name} must be a finite number, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ReclabError(f"{_owner(model)} parameter {name} must be {'>' if low_open else '>='} {low}, "
+                          f"got {value!r}")
+    if high is not None and value > high:
+        raise ReclabError(f"{_owner(model)} parameter {name} must be <= {high}, got {value!r}")
+    return float(value)
+
+
+def check_bool(name: str, value, model=None) -> bool:
+    """Check that a parameter is a boolean."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ReclabError(f"{_owner(model)} parameter {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_seed(value, name: str = "seed", model=None) -> int:
+    """Check a random seed: an integer >= 0 (None is refused: runs must be reproducible)."""
+    if value is None:
+        raise ReclabError(f"{_owner(model)} parameter {name} must be an integer >= 0 (None would make "
+                          "the run irreproducible), got None")
+    return check_int(name, value, low=0, model=model)
+
+
+def check_choice(name: str, value, choices, model=None):
+    """Check that a parameter is one of ``choices``."""
+    if value not in choices:
+        raise ReclabError(f"{_owner(model)} parameter {name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+# -- fit progress -----------------------------------------------------------------------------------
+class _Report:
+    """Per-iteration reporting for ``fit``: times iterations, calls the callback, prints progress."""
+
+    def __init__(self, name: str, callback, progress: bool):
+        self.name = name
+        self.callback = callback
+        self.progress = progress
+        self.wants_loss = callback is not None or progress
+        self._last = time.perf_counter()
+
+    def __call__(self, iteration: int, loss: float | None = None) -> None:
+        now = time.perf_counter()
+        seconds, self._last = now - self._last, now
+        loss = None if loss is None else float(loss)
+        if self.progress:
+            shown = "" if loss is None else f", loss {loss:.6g}"
+            print(f"{self.name} iteration {iteration}: {seconds:.3f} s{shown}", file=sys.stderr)
+        if self.callback is not None:
+            self.callback(iteration, seconds, loss)
+
+
+def _check_train(train, owner: str):
+    from reclab.data import Interactions  # here, not at import time: data imports nothing of ours
+
+    if not isinstance(train, Interactions):
+        raise ReclabError(f"{owner}.fit expects a reclab Interactions, got {type(train).__name__}; "
+                          "build one with Interactions.from_frame(df) or Interactions.from_matrix(csr)")
+    if train.nnz == 0 or train.n_users == 0 or train.n_items == 0:
+        raise ReclabError(f"{owner}.fit got empty training data ({train.n_users} users x "
+                          f"{train.n_items} items, {train.nnz} interactions); it needs at least one")
+    return train
+
+
+def _check_indices(values, size: int, role: str, owner: str) -> np.ndarray:
+    """Validate user or item indices; return them as a 1-D int64 array (a scalar gives length 1)."""
+    array = np.asarray(values)
+    plural = "users" if role == "user" else "items"
+    if array.ndim > 1:
+        raise ReclabError(f"{plural} must be one index or a 1-D array of indices, got shape {array.shape}")
+    if array.size and (array.dtype == bool or array.dtype.kind not in "iu"):
+        shown = array.reshape(-1)[:10].tolist()
+        raise ReclabError(f"{plural} must be integer {role} indices 0..{size - 1}, got {array.dtype} "
+                          f"values {shown}; map original ids with data.{role}_index(ids)")
+    array = array.astype(np.int64, copy=False).reshape(-1)
+    bad = array[(array < 0) | (array >= size)]
+    if bad.size:
+        raise ReclabError(f"unknown {role} indices {np.unique(bad)[:10].tolist()} for {owner}: valid "
+                          f"{role} indices are 0..{size - 1} ({size} {plural} in the training data); "
+                          f"map original ids with data.{role}_index(ids)")
+    return array
+
+
+class Recommender:
+    """Base class of every reclab model: fit on interactions, then score, rank and save.
+
+    Users and items are internal indices (``0..n_users_-1``, ``0..n_items_-1``); an
+    :class:`~reclab.data.Interactions` maps them to and from the original ids.
+
+    Attributes
+    ----------
+    predicts_ratings : bool
+        Class attribute: True for models whose ``predict`` returns ratings.
+    n_users_, n_items_ : int
+        Shape of the training data (set by ``fit``, like every attribute ending in ``_``).
+    seen_ : scipy.sparse.csr_matrix, shape (n_users_, n_items_)
+        The training interactions (a reference to ``train.matrix``, not a copy); its stored
+        entries are the items ``recommend(filter_seen=True)`` leaves out.
+    rating_range_ : numpy.ndarray of float32, shape (2,)
+        Smallest and largest training rating; only for models with ``predicts_ratings``.
+
+    Notes
+    -----
+    Unknown users and items are handled here and nowhere else: every public method validates its
+    ``users``/``items`` argument, and any index that is negative, not an integer, or outside the
+    training data's range raises :class:`~reclab.errors.ReclabError` (a ``ValueError``) naming the
+    bad indices and the valid range. There is no silent fallback. A user or item inside the range
+    that had no training interactions is *known*: it gets whatever its learned state gives
+    (popularity order, bias-only or zero-factor scores). Original ids are mapped to indices by
+    ``Interactions.user_index`` / ``item_index``, which reject unknown ids in the same way.
+
+    Examples
+    --------
+    >>> import reclab as rl                                            # doctest: +SKIP
+    >>> data = rl.datasets.synthetic(seed=0)                           # doctest: +SKIP
+    >>> train, test = rl.split.random_holdout(data, test_frac=0.2, seed=42)   # doctest: +SKIP
+    >>> model = rl.models.ImplicitALS(factors=32, seed=0).fit(train)   # doctest: +SKIP
+    >>> ids, scores = model.recommend([0, 1, 2], n=10)                 # doctest: +SKIP
+    >>> ids.shape                                                      # doctest: +SKIP
+    (3, 10)
+    >>> model.save("als.npz"); model = rl.models.load("als.npz")       # doctest: +SKIP
+    """
+
+    #: True for models whose ``predict`` returns ratings on the training scale.
+    predicts_ratings = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Only concrete models (those that learn something) can be saved, so only they are loadable.
+        if not cls.__name__.startswith("_") and cls._fit is not Recommender._fit:
+            _REGISTRY[cls.__name__] = cls
+
+    # -- parameters (scikit-learn contract) -----------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        names = []
+        for name, parameter in signature.parameters.items():
+            if name == "self":
+                continue
+            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ must list its parameters explicitly, "
+                                f"not *{name}")
+            names.append(name)
+        return names
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Parameters of this model, by name, as passed to ``__init__`` (``deep`` is accepted for
+        scikit-learn compatibility; reclab models have no nested estimators)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> "Recommender":
+        """Set parameters by name and return ``self``; unknown names raise ``ReclabError``.
+
+        Parameters are only stored here; they are validated by the next ``fit``.
+        """
+        valid = self._param_names()
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise ReclabError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {unknown} for "
+                              f"{type(self).__name__}; valid parameters are {valid}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _validate_params(self) -> None:
+        """Check every parameter (called by ``fit``); raise ``ReclabError`` naming a bad one."""
+
+    # -- learned state ---------------------------------------------------------------------------
+    def _learned_names(self) -> list[str]:
+        return sorted(name for name in vars(self) if name.endswith("_") and not name.startswith("_"))
+
+    def _clear_learned(self) -> None:
+        for name in self._learned_names():
+            delattr(self, name)
+        # Private caches derived from learned state (they end without "_") go too.
+        for name in [name for name in vars(self) if name.startswith("_cache")]:
+            delattr(self, name)
+
+    def _check_fitted(self) -> None:
+        if "n_items_" not in vars(self):
+            raise ReclabError(f"{type(self).__name__} is not fitted; call fit(train) first")
+
+    def _validate_users(self, users) -> np.ndarray:
+        """User indices as 1-D int64, checked against the training data (see class docstring)."""
+        self._check_fitted()
+        return _check_indices(users, self.n_users_, "user", type(self).__name__)
+
+    def _validate_items(self, items) -> np.ndarray:
+        """Item indices as 1-D int64, checked against the training data (see class docstring)."""
+        self._check_fitted()
+        return _check_indices(items, self.n_items_, "item", type(self).__name__)
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def fit(self, train, callback=None, progress: bool = False) -> "Recommender":
+        """Learn from training interactions; return ``self``.
+
+        Parameters
+        ----------
+        train : reclab.Interactions
+            Users x items training data (ratings, or 1.0 for implicit feedback); not empty.
+        callback : callable, optional
+            For iterative models, called after each iteration as ``callback(iteration, seconds,
+            loss)``: ``iteration`` counts from 1, ``seconds`` is that iteration's wall time,
+            ``loss`` the training objective (float) or None when the model does not compute one.
+        progress : bool
+            Print one line per iteration to stderr. Off by default.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ReclabError
+            If ``train`` is not a non-empty ``Interactions`` or a parameter is invalid. A failed
+            fit leaves the model unfitted (no partial learned state).
+        """
+        name = type(self).__name__
+        train = _check_train(train, name)
+        self._validate_params()
+        if callback is not None and not callable(callback):
+            raise ReclabError(f"callback must be callable as callback(iteration, seconds, loss), "
+                              f"got {callback!r}")
+        progress = check_bool("progress", progress, model=self)
+        self._clear_learned()
+        try:
+            self.n_users_, self.n_items_ = (int(size) for size in train.shape)
+            self.seen_ = train.matrix
+            if self.predicts_ratings:
+                values = train.matrix.data
+                self.rating_range_ = np.array([values.min(), values.max()], dtype=np.float32)
+            self._fit(train, _Report(name, callback, progress))
+        except BaseException:
+            self._clear_learned()
+            raise
+        return self
+
+    def _fit(self, train, report) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _fit(train, report)")
+
+    # -- scoring and ranking -----------------------------------------------------------------------
+    def score_items(self, users) -> np.ndarray:
+        """Raw scores of every item for some users (higher = better; seen items NOT filtered).
+
+        Parameters
+        ----------
+        users : int or array-like of int, shape (m,)
+            User indices.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (m, n_items_)
+            One row per user (a scalar user gives shape (1, n_items_)).
+        """
+        users = self._validate_users(users)
+        return np.asarray(self._score(users), dtype=np.float32)
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement _score(users)")
+
+    def recommend(self, users, n: int = 10, filter_seen: bool = True, candidates=None):
+        """Top-``n`` items for one or many users.
+
+        Parameters
+        ----------
+        users : int or array-like of int, shape (m,)
+            User indices.
+        n : int
+            List length, >= 1. When fewer than ``n`` candidates remain the tail is padded with
+            item ``-1`` and score ``-inf``.
+        filter_seen : bool
+            Leave out each user's training items (``seen_``).
+        candidates : array-like of int or bool, optional
+            Allowed items for every user: item indices or a boolean mask over items.
+
+        Returns
+        -------
+        ids : numpy.ndarray of int64, shape (m, n) (or (n,) for a scalar user)
+            Item indices, best first; equal scores are ordered by lower item index.
+        scores : numpy.ndarray of float32, same shape
+            The model's scores of those items (see ``score_items``).
+        """
+        scalar = np.ndim(users) == 0
+        users = self._validate_users(users)
+        n = _check_n(n)
+        filter_seen = check_bool("filter_seen", filter_seen, model=self)
+        if candidates is not None and np.asarray(candidates).dtype != bool:
+            candidates = self._validate_items(candidates)   # names bad indices like everywhere else
+        candidates = _candidate_mask(candidates, self.n_items_)
+        ids = np.empty((users.size, n), dtype=np.int64)
+        scores = np.empty((users.size, n), dtype=np.float32)
+        for start in range(0, users.size, _USER_BATCH):
+            batch = users[start:start + _USER_BATCH]
+            exclude = self.seen_[batch] if filter_seen else None
+            block = np.asarray(self._score(batch), dtype=np.float32)
+            ids[start:start + batch.size], scores[start:start + batch.size] = top_n(
+                block, n, exclude=exclude, candidates=candidates)
+        return (ids[0], scores[0]) if scalar else (ids, scores)
+
+    # -- item similarities ---------------------------------------------------------------------------
+    def _item_similarities(self, items: np.ndarray) -> np.ndarray:
+        raise TypeError(f"{type(self).__name__} has no item similarities; use ItemKNN or a factor "
+                        "model (SVD, ExplicitALS, ImplicitALS)")
+
+    def similar_items(self, items, n: int = 10):
+        """The ``n`` items most similar to each given item, the item itself excluded.
+
+        Similarity is the model's own (cosine of item factors for factor models, cosine of
+        rating columns for ItemKNN), in [-1, 1].
+
+        Parameters
+        ----------
+        items : int or array-like of int, shape (m,)
+            Item indices.
+        n : int
+            List length, >= 1 (padded with ``-1`` / ``-inf`` beyond the catalog).
+
+        Returns
+        -------
+        ids : numpy.ndarray of int64, shape (m, n) (or (n,) for a scalar item)
+        scores : numpy.ndarray of float32, same shape
+            Similarities, non-increasing; ties ordered by lower item index.
+        """
+        scalar = np.ndim(items) == 0
+        items = self._validate_items(items)
+        n = _check_n(n)
+        ids = np.empty((items.size, n), dtype=np.int64)
+        scores = np.empty((items.size, n), dtype=np.float32)
+        for start in range(0, items.size, _USER_BATCH):
+            batch = items[start:start + _USER_BATCH]
+            itself = sp.csr_matrix((np.ones(batch.size, np.float32), batch, np.arange(batch.size + 1)),
+                                   shape=(batch.size, self.n_items_))
+            block = np.asarray(self._item_similarities(batch), dtype=np.float32)
+            ids[start:start + batch.size], scores[start:start + batch.size] = top_n(
+                block, n, exclude=itself)
+        return (ids[0], scores[0]) if scalar else (ids, scores)
+
+    def item_similarity(self, item: int, others) -> np.ndarray:
+        """Similarity of one item to each of ``others`` (float32, shape (len(others),)).
+
+        The same similarity as :meth:`similar_items`; used by ``reclab.postprocess`` to explain
+        a recommendation ("because you watched ...").
+        """
+        if np.ndim(item) != 0:
+            raise ReclabError(f"item must be a single item index, got shape {np.shape(item)}")
+        item = self._validate_items(item)
+        others = self._validate_items(others)
+        return np.asarray(self._item_similarities(item), dtype=np.float32)[0, others]
+
+    # -- rating prediction ---------------------------------------------------------------------------
+    def predict(self, users, items) -> np.ndarray:
+        """Predicted ratings of (user, item) pairs, clipped to the training rating range.
+
+        Parameters
+        ----------
+        users, items : int or array-like of int
+            Pairs as two aligned index arrays of the same length (a scalar is broadcast).
+
+        Returns
+        -------
+        numpy.ndarray of float32
+            One rating per pair, in ``[rating_range_[0], rating_range_[1]]``; shape of the
+            broadcast inputs (a scalar for two scalars).
+
+        Raises
+        ------
+        TypeError
+            If the model does not predict ratings (``predicts_ratings`` is False).
+        """
+        if not self.predicts_ratings:
+            raise TypeError(f"{type(self).__name__} does not predict ratings; use recommend() "
+                            "(rating models: Bias, SVD, ExplicitALS)")
+        scalar = np.ndim(users) == 0 and np.ndim(items) == 0
+        users = self._validate_users(users)
+        items = self._validate_items(items)
+        if users.size != items.size:
+            if users.size == 1:
+                users = np.repeat(users, items.size)
+            elif items.size == 1:
+                items = np.repeat(items, users.size)
+            else:
+                raise ReclabError(f"users and items must have the same length (one pair each), got "
+                                  f"{users.size} users and {items.size} items")
+        out = np.empty(users.size, dtype=np.float32)
+        for start in range(0, users.size, _PAIR_BATCH):
+            stop = start + _PAIR_BATCH
+            out[start:stop] = self._predict_pairs(users[start:stop], items[start:stop])
+        np.clip(out, self.rating_range_[0], self.rating_range_[1], out=out)
+        return out[0] if scalar else out
+
+    def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement _predict_pairs(users, items)")
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the fitted model to one ``.npz`` file (atomically) and return its path.
+
+        The file holds every learned attribute as arrays (sparse ones as ``name.data``,
+        ``name.indices``, ``name.indptr``, ``name.shape``) and a ``__meta__`` JSON entry with the
+        format, class, parameters, reclab version and a sha256 of everything else, which
+        :func:`load` verifies. The file is written at exactly ``path`` (no suffix is added).
+        """
+        self._check_fitted()
+        arrays, kinds = {}, {}
+        for name in self._learned_names():
+            value = getattr(self, name)
+            if sp.issparse(value):
+                value = value.tocsr()
+                kinds[name] = "csr"
+                arrays[f"{name}.data"] = np.asarray(value.data)
+                arrays[f"{name}.indices"] = np.asarray(value.indices)
+                arrays[f"{name}.indptr"] = np.asarray(value.indptr)
+                arrays[f"{name}.shape"] = np.asarray(value.shape, dtype=np.int64)
+            elif isinstance(value, np.ndarray):
+                kinds[name] = "array"
+                arrays[name] = value
+            elif isinstance(value, (bool, np.bool_)):
+                kinds[name], arrays[name] = "bool", np.asarray(value, dtype=bool)
+            elif isinstance(value, numbers.Integral):
+                kinds[name], arrays[name] = "int", np.asarray(value, dtype=np.int64)
+            elif isinstance(value, numbers.Real):
+                kinds[name], arrays[name] = "float", np.asarray(value, dtype=np.float64)
+            else:
+                raise TypeError(f"cannot save learned attribute {name} of type {type(value).__name__}")
+        # Tuners hand out numpy scalars (np.int64 is not JSON); store the plain Python value.
+        params = {name: value.item() if isinstance(value, np.generic) else value
+                  for name, value in self.get_params().items()}
+        try:
+            json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ReclabError(f"cannot save {type(self).__name__}: parameters {params} are not "
+                              f"JSON-serializable ({error})") from None
+        meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "class": type(self).__name__,
+                "params": params, "attributes": kinds, "reclab_version": _reclab_version()}
+        meta["sha256"] = _digest(meta, arrays)
+        path = Path(path)
+        with atomic_write(path, "wb") as handle:
+            np.savez(handle, __meta__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+        return path
+
+
+def _reclab_version() -> str:
+    try:
+        return metadata.version("reclab")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _digest(meta: dict, arrays: dict) -> str:
+    """sha256 of the metadata (without the digest itself) and every array's name, dtype, shape, bytes."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def load(path) -> Recommender:
+    """Load a model written by ``Recommender.save`` (no pickle: ``allow_pickle=False``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ReclabError
+        If the file is not a reclab model, was truncated or altered (sha256 mismatch), or names a
+        model class that reclab does not know.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+        raise ReclabError(f"{path} is not a readable reclab model file (truncated or corrupt?): "
+                          f"{error}") from None
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+        kind, version, class_name = meta["format"], meta["version"], meta["class"]
+        params, kinds, expected = meta["params"], meta["attributes"], meta["sha256"]
+    except (KeyError, TypeError, ValueError):
+        raise ReclabError(f"{path} is not a reclab model file (no valid __meta__ entry)") from None
+    if kind != _FORMAT or not isinstance(version, int) or version > _FORMAT_VERSION:
+        raise ReclabError(f"{path} has format {kind!r} version {version!r}; this reclab reads "
+                          f"{_FORMAT!r} up to version {_FORMAT_VERSION}")
+    if _digest(meta, arrays) != expected:
+        raise ReclabError(f"{path} failed its sha256 check: the file was altered or damaged")
+    cls = _REGISTRY.get(class_name)
+    if cls is None:
+        raise ReclabError(f"{path} holds a {class_name!r} model, which is not a known reclab model "
+                          f"class; known: {sorted(_REGISTRY)}")
+    valid = cls._param_names()
+    if sorted(params) != sorted(valid):
+        raise ReclabError(f"{path} has parameters {sorted(params)} but {class_name} takes {valid}")
+    model = cls(**params)
+    for name, kind in kinds.items():
+        if kind == "csr":
+            shape = tuple(int(size) for size in arrays[f"{name}.shape"])
+            value = sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"],
+                                   arrays[f"{name}.indptr"]), shape=shape)
+            for part in ("data", "indices", "indptr"):
+                _readonly(getattr(value, part))
+        elif kind == "array":
+            value = arrays[name]
+        elif kind == "bool":
+            value = bool(arrays[name])
+        elif kind == "int":
+            value = int(arrays[name])
+        elif kind == "float":
+            value = float(arrays[name])
+        else:
+            raise ReclabError(f"{path} stores attribute {name} with unknown kind {kind!r}")
+        setattr(model, name, value)
+    return model
+
+
+def clone(model: Recommender) -> Recommender:
+    """A new, unfitted model of the same class with the same parameters."""
+    if not isinstance(model, Recommender):
+        raise ReclabError(f"clone expects a reclab model, got {type(model).__name__}")
+    return type(model)(**model.get_params())
+
+
+def _row_products(rows: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``rows @ other.T``, with each output row independent of how many rows are computed.
+
+    BLAS computes a one-row product with a matrix-vector kernel whose rounding differs from the
+    matrix-matrix kernel used for batches; a single row is therefore doubled and then dropped, so
+    that ``recommend(u)`` and ``recommend([..., u, ...])`` agree to the last bit.
+    """
+    if rows.shape[0] == 1:
+        return (np.concatenate([rows, rows]) @ other.T)[:1]
+    return rows @ other.T
+
+
+class FactorModel(Recommender):
+    """Base for latent factor models: ``score(u, i) = p_u . q_i`` (+ item bias).
+
+    Subclasses learn
+
+    - ``user_factors_`` : float32 (n_users_, factors), ``p_u``
+    - ``item_factors_`` : float32 (n_items_, factors), ``q_i``
+
+    and, when the class sets ``_learns_biases = True``, the rating-scale baseline
+    ``global_mean_`` (float, mu), ``user_bias_`` (float32 (n_users_,), b_u) and ``item_bias_``
+    (float32 (n_items_,), b_i). Then
+
+    - ``predict(u, i) = mu + b_u + b_i + p_u . q_i`` (clipped to the training rating range),
+    - ranking score ``score_items(u)[i] = b_i + p_u . q_i``: the predicted rating minus the terms
+      constant for the user, so ranking by it ranks by predicted rating.
+
+    ``similar_items`` and ``item_similarity`` use the cosine of item factors (an item with an
+    all-zero factor vector has similarity 0 to everything).
+    """
+
+    _learns_biases = False
+
+    def _item_offset(self) -> np.ndarray | None:
+        """Per-item term added to every user's scores, shape (n_items_,), or None."""
+        return self.item_bias_ if self._learns_biases else None
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        scores = _row_products(self.user_factors_[users], self.item_factors_)
+        offset = self._item_offset()
+        if offset is not None:
+            scores += offset
+        return scores
+
+    def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        ratings = np.einsum("ij,ij->i", self.user_factors_[users], self.item_factors_[items])
+        if self._learns_biases:
+            ratings = ratings + (self.global_mean_ + self.user_bias_[users] + self.item_bias_[items])
+        return ratings
+
+    def _normalized_item_factors(self) -> np.ndarray:
+        # Cached for repeated similar_items calls; keyed by the factor array itself so that a refit
+        # (or load) can never serve a stale copy.
+        cache = vars(self).get("_cache_normalized")
+        if cache is None or cache[0] is not self.item_factors_:
+            factors = self.item_factors_.astype(np.float32)
+            norms = np.linalg.norm(factors, axis=1, keepdims=True)
+            normalized = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
+            cache = (self.item_factors_, normalized)
+            self._cache_normalized = cache
+        return cache[1]
+
+    def _item_similarities(self, items: np.ndarray) -> np.ndarray:
+        normalized = self._normalized_item_factors()
+        return _row_products(normalized[items], normalized)

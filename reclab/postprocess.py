@@ -1,0 +1,137 @@
+"""Readable tables from a fitted model: top-N lists and "because you watched" explanations.
+
+These functions speak original ids (as in the data files) and titles; models speak indices. The
+``data`` argument is the :class:`~reclab.data.Interactions` the model was fitted on (or any split of
+the same data: the same users and items), which maps between the two and holds the titles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reclab.data import Interactions
+from reclab.errors import ReclabError
+from reclab.ranking import top_n
+
+__all__ = ["recommendations_table", "because_you_watched", "similar_items_table"]
+
+
+def _check(model, data) -> None:
+    if not isinstance(data, Interactions):
+        raise ReclabError(f"data must be the Interactions the model was fitted on, got {type(data).__name__}")
+    model._check_fitted()
+    if data.shape != (model.n_users_, model.n_items_):
+        raise ReclabError(f"data has shape {data.shape} but {type(model).__name__} was fitted on "
+                          f"{(model.n_users_, model.n_items_)} users x items; pass the training data "
+                          "(or a split of the same data)")
+
+
+def recommendations_table(model, data: Interactions, users, n: int = 10) -> pd.DataFrame:
+    """Top-``n`` recommendations of some users, seen items filtered, as a table.
+
+    Parameters
+    ----------
+    model : fitted reclab model
+    data : Interactions
+        The training data (ids and titles).
+    users : original user id or list of them
+    n : int
+        Recommendations per user.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``user`` (original id), ``rank`` (1..n), ``item`` (original id), ``title``,
+        ``score`` (the model's score, float32); one row per recommendation, users in the given
+        order. A user with fewer than ``n`` unseen items gets fewer rows.
+    """
+    _check(model, data)
+    user_ids = np.atleast_1d(np.asarray(users))
+    ids, scores = model.recommend(data.user_index(user_ids), n=n)
+    rows, ranks = np.nonzero(ids >= 0)
+    items = ids[rows, ranks]
+    return pd.DataFrame({
+        "user": user_ids[rows],
+        "rank": (ranks + 1).astype(np.int64),
+        "item": data.item_ids[items],
+        "title": data.titles(items),
+        "score": scores[rows, ranks],
+    })
+
+
+def because_you_watched(model, data: Interactions, user, item, n: int = 3) -> pd.DataFrame:
+    """The items a user watched (in ``data``) that are most similar to ``item``.
+
+    Explains a recommendation: "recommended because you watched X and Y". Similarity is the
+    model's own (:meth:`~reclab.models.base.Recommender.item_similarity`: cosine of item factors,
+    or of rating columns for ItemKNN); ``item`` itself is left out if the user watched it.
+
+    Parameters
+    ----------
+    model : fitted reclab model with item similarities
+    data : Interactions
+        The training data: its row of ``user`` is what the user watched.
+    user, item : original ids
+    n : int
+        Watched items to return, >= 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``item`` (original id), ``title``, ``rating`` (the user's value in ``data``) and
+        ``similarity`` (float32), most similar first (ties by lower item index); at most ``n``
+        rows, none if the user watched nothing else.
+
+    Raises
+    ------
+    TypeError
+        If the model has no item similarities (Popularity, Bias).
+    """
+    _check(model, data)
+    user_index = int(data.user_index([user])[0])
+    item_index = int(data.item_index([item])[0])
+    row = data.matrix[user_index]
+    keep = row.indices != item_index
+    watched, ratings = row.indices[keep].astype(np.int64), row.data[keep]
+    similarity = model.item_similarity(item_index, watched)
+    order, best = top_n(similarity[None, :], n)
+    order, best = order[0][order[0] >= 0], best[0][order[0] >= 0]
+    chosen = watched[order]
+    return pd.DataFrame({
+        "item": data.item_ids[chosen],
+        "title": data.titles(chosen),
+        "rating": ratings[order],
+        "similarity": best,
+    })
+
+
+def similar_items_table(model, data: Interactions, item, n: int = 10) -> pd.DataFrame:
+    """"Because you watched X": the ``n`` items most similar to one item, with titles.
+
+    Parameters
+    ----------
+    model : fitted reclab model with item similarities
+    data : Interactions
+    item : original item id
+    n : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``rank`` (1..n), ``item`` (original id), ``title``, ``similarity`` (float32).
+        ``attrs["caption"]`` holds "Because you watched <title>".
+    """
+    _check(model, data)
+    item_index = int(data.item_index([item])[0])
+    ids, scores = model.similar_items(item_index, n=n)
+    real = ids >= 0
+    ids, scores = ids[real], scores[real]
+    table = pd.DataFrame({
+        "rank": np.arange(1, ids.size + 1, dtype=np.int64),
+        "item": data.item_ids[ids],
+        "title": data.titles(ids),
+        "similarity": scores,
+    })
+    table.attrs["caption"] = f"Because you watched {data.titles([item_index])[0]}"
+    return table

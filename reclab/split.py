@@ -1,0 +1,230 @@
+"""Train/test splits of interactions.
+
+Every split masks stored entries with :meth:`Interactions.select`, so train and test keep the full
+users x items id space (the same indices), never share an entry, and together hold every entry of
+the input. Per-user splits hold out a share of each user's interactions but always leave at least
+one in train, so that every user can be scored; a user with a single interaction stays in train.
+
+Randomness comes from ``numpy.random.default_rng(seed)`` only: the same data and seed give the same
+split, which :func:`fingerprint` identifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+
+import numpy as np
+
+from reclab.data import Interactions
+from reclab.errors import ReclabError
+
+__all__ = ["fingerprint", "kfold", "leave_k_out", "random_holdout", "temporal"]
+
+
+# -- validation -------------------------------------------------------------------------------
+def _check_data(data) -> None:
+    if not isinstance(data, Interactions):
+        raise ReclabError(f"a split needs an Interactions object, got {type(data).__name__}")
+
+
+def _check_fraction(test_frac) -> float:
+    if isinstance(test_frac, bool) or not isinstance(test_frac, numbers.Real) or not 0 < test_frac < 1:
+        raise ReclabError(f"test_frac must be a number strictly between 0 and 1, got {test_frac!r}")
+    return float(test_frac)
+
+
+def _check_int(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ReclabError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_seed(seed) -> int:
+    # An explicit integer seed only: None would make the split irreproducible.
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ReclabError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+# -- shared machinery -------------------------------------------------------------------------
+def _rows(data: Interactions) -> np.ndarray:
+    """The user index of every stored entry, in CSR order."""
+    return np.repeat(np.arange(data.n_users), data.user_counts())
+
+
+def _rank_within_user(data: Interactions, rows: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """Rank (0, 1, ...) of each entry among its user's entries, ordered by ``keys``.
+
+    ``keys`` follow ``numpy.lexsort`` (the last is the primary key). One vectorized sort of all
+    entries, with the user as the outermost key, replaces a loop over users.
+    """
+    order = np.lexsort(keys + (rows,))
+    rank = np.empty(data.nnz, dtype=np.int64)
+    # Sorting by user first leaves the users in CSR order, so the entry at sorted position p
+    # belongs to user rows[p] and its rank is p minus where that user starts.
+    rank[order] = np.arange(data.nnz) - data.matrix.indptr[rows]
+    return rank
+
+
+def _held_out_count(counts: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``wanted`` clipped to [0, n - 1] per user, so every user keeps one entry in train."""
+    return np.clip(wanted, 0, np.maximum(counts - 1, 0))
+
+
+def _fraction_count(counts: np.ndarray, test_frac: float) -> np.ndarray:
+    # Half rounds up (floor(x + 0.5)), not to even: 2.5 -> 3, the same for every n.
+    return _held_out_count(counts, np.floor(test_frac * counts + 0.5).astype(np.int64))
+
+
+def _split(data: Interactions, test_mask: np.ndarray) -> tuple[Interactions, Interactions]:
+    return data.select(~test_mask), data.select(test_mask)
+
+
+# -- splits -----------------------------------------------------------------------------------
+def random_holdout(data: Interactions, test_frac: float = 0.2,
+                   seed: int = 42) -> tuple[Interactions, Interactions]:
+    """Hold out a random share of each user's interactions (per-user masking).
+
+    A user with ``n >= 2`` interactions gets ``round(test_frac * n)`` of them, at random, in
+    test (halves round up), clipped to ``[0, n - 1]`` so that at least one stays in train; a user
+    with one interaction stays in train.
+
+    Parameters
+    ----------
+    data : Interactions
+    test_frac : float
+        Share of each user's interactions held out, in (0, 1).
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    train, test : Interactions
+        Same id space as ``data``, disjoint, together equal to ``data``.
+    """
+    _check_data(data)
+    test_frac = _check_fraction(test_frac)
+    rng = np.random.default_rng(_check_seed(seed))
+    rows = _rows(data)
+    rank = _rank_within_user(data, rows, rng.random(data.nnz))
+    return _split(data, rank < _fraction_count(data.user_counts(), test_frac)[rows])
+
+
+def leave_k_out(data: Interactions, k: int = 5, seed: int = 42) -> tuple[Interactions, Interactions]:
+    """Hold out ``k`` random interactions per user (fewer when the user has ``<= k``).
+
+    A user with ``n`` interactions gets ``min(k, n - 1)`` in test, so at least one stays in train.
+
+    Parameters
+    ----------
+    data : Interactions
+    k : int
+        Interactions held out per user, >= 1.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    train, test : Interactions
+    """
+    _check_data(data)
+    k = _check_int(k, "k", 1)
+    rng = np.random.default_rng(_check_seed(seed))
+    rows = _rows(data)
+    counts = data.user_counts()
+    rank = _rank_within_user(data, rows, rng.random(data.nnz))
+    return _split(data, rank < _held_out_count(counts, np.full_like(counts, k))[rows])
+
+
+def temporal(data: Interactions, test_frac: float = 0.2,
+             per_user: bool = False) -> tuple[Interactions, Interactions]:
+    """Hold out the most recent interactions.
+
+    Parameters
+    ----------
+    data : Interactions
+        Must have timestamps.
+    test_frac : float
+        In (0, 1).
+    per_user : bool
+        False (default): one global cut at the ``1 - test_frac`` quantile of all timestamps;
+        interactions strictly after it go to test (ties at the cut stay in train), so test is
+        about ``test_frac`` of the data and users active only after the cut are in test only, as
+        new users would be. True: each user's last ``round(test_frac * n)`` interactions go to test,
+        clipped to ``[0, n - 1]`` as in :func:`random_holdout`; equal timestamps are ordered by item
+        index.
+
+    Returns
+    -------
+    train, test : Interactions
+    """
+    _check_data(data)
+    test_frac = _check_fraction(test_frac)
+    if data.timestamps is None:
+        raise ReclabError("temporal split needs timestamps, and this data has none; build it with "
+                          "Interactions.from_frame(..., timestamp='<column>') or use random_holdout")
+    times = data.timestamps
+    if not per_user:
+        cut = np.quantile(times, 1.0 - test_frac)
+        test = times > cut
+        if not test.any():
+            raise ReclabError(f"temporal split put nothing in test: no timestamp is after the "
+                              f"{1 - test_frac:.2f} quantile {cut!r} (too many equal timestamps); "
+                              f"use per_user=True or random_holdout")
+        return _split(data, test)
+    rows = _rows(data)
+    # Latest first: descending time, then descending CSR position among equal times.
+    rank = _rank_within_user(data, rows, -np.arange(data.nnz), -times)
+    return _split(data, rank < _fraction_count(data.user_counts(), test_frac)[rows])
+
+
+def kfold(data: Interactions, n_splits: int = 5,
+          seed: int = 42) -> list[tuple[Interactions, Interactions]]:
+    """Per-user stratified k-fold cross-validation.
+
+    Each user's interactions are shuffled and dealt round-robin over the folds (starting at a
+    random fold per user, so fold sizes stay balanced): every interaction is in exactly one test
+    fold, and each fold holds about ``1 / n_splits`` of each user's interactions. A user with one
+    interaction is never in a test fold. A user with ``n >= 2`` keeps at least one interaction in
+    every training fold (a fold holds at most ``ceil(n / n_splits) <= n - 1`` of them).
+
+    Parameters
+    ----------
+    data : Interactions
+    n_splits : int
+        Number of folds, >= 2.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    list of (train, test)
+        ``n_splits`` pairs over the id space of ``data``.
+    """
+    _check_data(data)
+    n_splits = _check_int(n_splits, "n_splits", 2)
+    rng = np.random.default_rng(_check_seed(seed))
+    rows = _rows(data)
+    rank = _rank_within_user(data, rows, rng.random(data.nnz))
+    offset = rng.integers(0, n_splits, data.n_users)
+    fold = (rank + offset[rows]) % n_splits
+    fold[data.user_counts()[rows] < 2] = -1
+    return [_split(data, fold == f) for f in range(n_splits)]
+
+
+def fingerprint(train: Interactions, test: Interactions) -> str:
+    """A stable sha256 (hex) identifying a split: the same data and seed give the same value.
+
+    Both sides must share one id space (as every split here produces).
+    """
+    for role, side in (("train", train), ("test", test)):
+        if not isinstance(side, Interactions):
+            raise ReclabError(f"{role} must be an Interactions object, got {type(side).__name__}")
+    if train.shape != test.shape or not np.array_equal(train.user_ids, test.user_ids) \
+            or not np.array_equal(train.item_ids, test.item_ids):
+        raise ReclabError("train and test must share one id space (come from the same split); "
+                          f"got shapes {train.shape} and {test.shape}")
+    digest = hashlib.sha256(b"reclab-split-v1\x1e")
+    digest.update(train.fingerprint().encode() + b"\x1e" + test.fingerprint().encode())
+    return digest.hexdigest()

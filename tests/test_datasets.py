@@ -1,0 +1,163 @@
+"""Loading MovieLens: the real files in RECLAB_DATA_DIR, the lookup order, and each file format."""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reclab import ReclabError, datasets
+
+SHARED = Path(os.environ.get("RECLAB_DATA_DIR", "/nonexistent"))
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real MovieLens data not found at {path}; set RECLAB_DATA_DIR to the shared data folder")
+    return path
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """An empty data folder and cache, with the environment unable to point anywhere else."""
+    monkeypatch.delenv("RECLAB_DATA_DIR", raising=False)
+    monkeypatch.delenv("RECLAB_CACHE_DIR", raising=False)
+    # An unreachable URL: a test that falls through to downloading fails instead of fetching.
+    monkeypatch.setenv("RECLAB_DOWNLOAD_URL", "http://127.0.0.1:9/nothing-here")
+    (tmp_path / "data").mkdir()
+    return tmp_path / "data", tmp_path / "cache"
+
+
+# -- real data --------------------------------------------------------------------------------
+def test_ml100k_facts(tmp_path):
+    need(SHARED / "ml-100k")
+    data = datasets.load("ml-100k", download=False, cache_dir=tmp_path)
+    assert (data.n_users, data.n_items, data.nnz) == (943, 1682, 100_000)
+    assert round(float(np.mean(data.matrix.data, dtype=np.float64)), 5) == 3.52986
+    assert set(np.unique(data.matrix.data)) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert data.timestamps is not None and data.timestamps.min() >= 874_724_710
+    toy_story = data.item_index(1)
+    assert data.items.loc[toy_story, "title"] == "Toy Story (1995)"
+    assert data.items.loc[toy_story, "genres"] == "Animation|Children's|Comedy"
+    # u.item is ISO-8859-1: a title with an accented letter decodes to the right character.
+    assert any("é" in title for title in data.items["title"])
+    assert data.items["title"].notna().all()
+
+
+def test_ml_latest_small_facts(tmp_path):
+    need(SHARED / "ml-latest-small")
+    data = datasets.load("ml-latest-small", download=False, cache_dir=tmp_path)
+    assert (data.n_users, data.n_items, data.nnz) == (610, 9724, 100_836)
+    assert round(float(np.mean(data.matrix.data, dtype=np.float64)), 5) == 3.50156
+    assert 0.5 in data.matrix.data and 4.5 in data.matrix.data
+    assert data.titles([data.item_index(1)])[0] == "Toy Story (1995)"
+    assert data.items.loc[data.item_index(1), "genres"] == "Adventure|Animation|Children|Comedy|Fantasy"
+    # CRLF line endings must not leak into the last column.
+    assert not data.items["genres"].str.contains("\r").any()
+    assert data.items["title"].notna().all()
+
+
+def test_shared_zip_in_data_dir_is_verified_and_extracted_into_the_cache(isolated):
+    source = need(SHARED / "zips" / "ml-latest-small.zip")
+    data_dir, cache = isolated
+    (data_dir / "zips").mkdir()
+    shutil.copy(source, data_dir / "zips" / "ml-latest-small.zip")
+    from_zip = datasets.load("ml-latest-small", data_dir=data_dir, download=False, cache_dir=cache)
+    assert (cache / "ml-latest-small" / "ratings.csv").is_file()
+    assert sorted(data_dir.rglob("*")) == [data_dir / "zips", data_dir / "zips" / "ml-latest-small.zip"]
+    need(SHARED / "ml-latest-small")
+    from_folder = datasets.load("ml-latest-small", data_dir=SHARED, download=False, cache_dir=cache)
+    assert from_zip.fingerprint() == from_folder.fingerprint()
+
+
+def test_data_dir_comes_before_the_environment(isolated, monkeypatch):
+    data_dir, cache = isolated
+    write_ml1m(data_dir / "ml-1m", n_ratings=3)
+    other = data_dir.parent / "other"
+    write_ml1m(other / "ml-1m", n_ratings=5)
+    monkeypatch.setenv("RECLAB_DATA_DIR", str(other))
+    assert datasets.load("ml-1m", data_dir=data_dir, download=False, cache_dir=cache).nnz == 3
+    assert datasets.load("ml-1m", download=False, cache_dir=cache).nnz == 5
+
+
+# -- errors -----------------------------------------------------------------------------------
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown data set 'ml-3m'.*'ml-100k'.*'ml-25m'"):
+        datasets.load("ml-3m")
+
+
+def test_not_found_without_download_says_where_it_looked_and_what_to_do(isolated):
+    data_dir, cache = isolated
+    with pytest.raises(ReclabError) as error:
+        datasets.load("ml-100k", data_dir=data_dir, download=False, cache_dir=cache)
+    message = str(error.value)
+    assert str(data_dir / "ml-100k.zip") in message and str(cache / "ml-100k") in message
+    assert "data_dir" in message and "download=True" in message
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_missing_data_dir_is_an_error(isolated):
+    data_dir, cache = isolated
+    with pytest.raises(ReclabError, match="is not a folder"):
+        datasets.load("ml-100k", data_dir=data_dir / "typo", cache_dir=cache)
+
+
+# -- formats (small files written here in each MovieLens layout) ------------------------------
+def write_ml1m(folder: Path, n_ratings: int = 3) -> None:
+    folder.mkdir(parents=True)
+    lines = ["1::10::5::978300760", "1::20::3::978302109", "2::10::4::978301968",
+             "2::30::1::978300275", "3::20::2::978824291"][:n_ratings]
+    (folder / "ratings.dat").write_text("\n".join(lines) + "\n")
+    movies = ("10::Star Wars: Episode IV - A New Hope (1977)::Action|Adventure|Sci-Fi\n"
+              "20::Misérables, Les (1995)::Drama|Musical\n"
+              "30::City of Lost Children, The (1995)::Adventure|Sci-Fi\n")
+    (folder / "movies.dat").write_bytes(movies.encode("iso-8859-1"))
+
+
+def test_ml1m_format(isolated):
+    data_dir, cache = isolated
+    write_ml1m(data_dir / "ml-1m", n_ratings=5)
+    data = datasets.load("ml-1m", data_dir=data_dir, download=False, cache_dir=cache)
+    assert (data.n_users, data.n_items, data.nnz) == (3, 3, 5)
+    assert data.to_frame().iloc[0].tolist() == [1, 10, 5.0, 978300760.0]
+    assert data.titles(data.item_index([10, 20])).tolist() == [
+        "Star Wars: Episode IV - A New Hope (1977)", "Misérables, Les (1995)"]
+    assert data.items.loc[data.item_index(20), "genres"] == "Drama|Musical"
+
+
+def test_ml10m_format_and_folder_name(isolated):
+    data_dir, cache = isolated
+    folder = data_dir / "ml-10M100K"  # the name the GroupLens archive extracts to
+    folder.mkdir()
+    (folder / "ratings.dat").write_text("1::122::5::838985046\n1::185::4.5::838983525\n7::122::0.5::868245777\n")
+    (folder / "movies.dat").write_bytes(
+        "122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::(no genres listed)\n".encode("utf-8"))
+    data = datasets.load("ml-10m", data_dir=data_dir, download=False, cache_dir=cache)
+    assert (data.n_users, data.n_items, data.nnz) == (2, 2, 3)
+    assert sorted(data.matrix.data.tolist()) == [0.5, 4.5, 5.0]
+    assert data.items["genres"].tolist() == ["Comedy|Romance", ""]
+
+
+def test_csv_format_with_crlf_and_quoted_titles(isolated):
+    data_dir, cache = isolated
+    folder = data_dir / "ml-25m"
+    folder.mkdir()
+    (folder / "ratings.csv").write_bytes(
+        b"userId,movieId,rating,timestamp\r\n1,296,5.0,1147880044\r\n1,307,3.5,1147868828\r\n"
+        b"2,296,0.5,1141415820\r\n")
+    (folder / "movies.csv").write_bytes(
+        'movieId,title,genres\r\n296,Pulp Fiction (1994),Comedy|Crime|Drama|Thriller\r\n'
+        '307,"Three Colors: Blue (Trois couleurs: Bleu) (1993)",Drama\r\n'
+        '999,"Unrated, The (2001)",(no genres listed)\r\n'.encode())
+    data = datasets.load("ml-25m", data_dir=data_dir, download=False, cache_dir=cache)
+    assert (data.n_users, data.n_items, data.nnz) == (2, 2, 3)
+    assert data.titles(data.item_index([296, 307])).tolist() == [
+        "Pulp Fiction (1994)", "Three Colors: Blue (Trois couleurs: Bleu) (1993)"]
+    assert data.items["genres"].tolist() == ["Comedy|Crime|Drama|Thriller", "Drama"]
+    assert data.timestamps.tolist() == [1147880044.0, 1147868828.0, 1141415820.0]
+
+
+def test_synthetic_is_reexported():
+    from reclab.synthetic import synthetic
+    assert datasets.synthetic is synthetic

@@ -1,0 +1,418 @@
+"""reclab.evaluation: hand-computed cases, bootstrap, comparisons, and a plain-Python reference
+implementation that must agree with ``evaluate`` on ML-100k."""
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from reclab import datasets, split
+from reclab.data import Interactions
+from reclab.errors import ReclabError
+from reclab.evaluation import _bootstrap, compare, evaluate, ranking_metrics
+from reclab.metrics import RANKING_METRICS
+from reclab.models.popularity import Popularity
+from reclab.ranking import top_n
+
+LOG3 = math.log2(3)
+
+
+# -- test models: small but real computations over the score_items / predict contract ----------
+class FixedScores:
+    """Scores given up front, one row per user."""
+
+    predicts_ratings = False
+
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, dtype=np.float32)
+
+    def score_items(self, users):
+        return self.scores[np.asarray(users)]
+
+
+class RandomFactors:
+    """score(u, i) = p_u . q_i with seeded Gaussian factors (optionally rounded, to force ties)."""
+
+    predicts_ratings = False
+
+    def __init__(self, n_users, n_items, factors=8, seed=0, decimals=None):
+        rng = np.random.default_rng(seed)
+        self.user_factors = rng.standard_normal((n_users, factors)).astype(np.float32)
+        self.item_factors = rng.standard_normal((n_items, factors)).astype(np.float32)
+        self.decimals = decimals
+
+    def score_items(self, users):
+        scores = self.user_factors[np.asarray(users)] @ self.item_factors.T
+        return scores if self.decimals is None else np.round(scores, self.decimals)
+
+
+class ItemMean(RandomFactors):
+    """Predicts each item's mean training rating (the global mean for unrated items)."""
+
+    predicts_ratings = True
+
+    def __init__(self, train):
+        super().__init__(train.n_users, train.n_items, seed=1)
+        matrix = train.matrix
+        counts = np.bincount(matrix.indices, minlength=train.n_items)
+        sums = np.bincount(matrix.indices, weights=matrix.data, minlength=train.n_items)
+        global_mean = matrix.data.mean()
+        self.item_mean = np.where(counts > 0, sums / np.maximum(counts, 1), global_mean).astype(np.float32)
+
+    def predict(self, users, items):
+        return self.item_mean[np.asarray(items)]
+
+
+class Oracle:
+    """Scores an item 1 when it is one of the user's test items: the best possible lists."""
+
+    predicts_ratings = False
+
+    def __init__(self, test):
+        self.test = test
+
+    def score_items(self, users):
+        return (self.test.matrix[np.asarray(users)] != 0).toarray().astype(np.float32)
+
+
+# -- a hand-made case ---------------------------------------------------------------------------
+def _interactions(dense):
+    return Interactions.from_matrix(sp.csr_matrix(np.array(dense, dtype=np.float32)),
+                                    user_ids=[10, 20, 30], item_ids=[100, 101, 102, 103, 104])
+
+
+@pytest.fixture
+def small():
+    # user 0 trained on items 0, 1; its test items are 2 (rated 5) and 3 (rated 2)
+    # user 1 has no test item (skipped); user 2 trained on item 4, test item 2 (rated 4)
+    train = _interactions([[5, 4, 0, 0, 0], [3, 0, 0, 0, 0], [0, 0, 0, 0, 4]])
+    test = _interactions([[0, 0, 5, 2, 0], [0, 0, 0, 0, 0], [0, 0, 4, 0, 0]])
+    # user 0: candidates 2, 3, 4 with 3 and 4 tied -> list [3, 4, 2, -1, -1] (shorter than K=5)
+    # user 2: candidates 0..3 with 1, 2, 3 tied -> list [1, 2, 3, 0, -1]
+    model = FixedScores([[9, 9, 1, 5, 5], [0, 1, 2, 3, 4], [0, 3, 3, 3, 9]])
+    return train, test, model
+
+
+EXPECTED_SMALL = {
+    # user 0: hits [T, F, T, F, F], 2 relevant; user 2: hits [F, T, F, F, F], 1 relevant
+    "precision@1": [1, 0], "precision@2": [1 / 2, 1 / 2], "precision@5": [2 / 5, 1 / 5],
+    "recall@1": [1 / 2, 0], "recall@2": [1 / 2, 1], "recall@5": [1, 1],
+    "ndcg@1": [1, 0], "ndcg@2": [1 / (1 + 1 / LOG3), 1 / LOG3],
+    "ndcg@5": [(1 + 1 / 2) / (1 + 1 / LOG3), 1 / LOG3],
+    "map@1": [1, 0], "map@2": [1 / 2, 1 / 2], "map@5": [(1 + 2 / 3) / 2, 1 / 2],
+    "mrr@1": [1, 0], "mrr@2": [1, 1 / 2], "mrr@5": [1, 1 / 2],
+    "hit_rate@1": [1, 0], "hit_rate@2": [1, 1], "hit_rate@5": [1, 1],
+}
+
+
+def test_hand_computed_metrics_with_ties_padding_and_a_skipped_user(small):
+    train, test, model = small
+    report = evaluate(model, train, test, k=(5, 1, 2, 2), n_bootstrap=0)
+    assert report.k == (1, 2, 5)
+    assert (report.n_evaluated, report.n_skipped) == (2, 1)
+    table = report.per_user
+    assert table["user"].tolist() == [0, 2]
+    assert table["user_id"].tolist() == [10, 30]
+    assert table["n_relevant"].tolist() == [2, 1]
+    for name, values in EXPECTED_SMALL.items():
+        assert table[name].to_numpy() == pytest.approx(values, abs=1e-12), name
+        assert report.summary[name] == pytest.approx(np.mean(values), abs=1e-12), name
+    # first items {3, 1}; top-2 {3, 4, 1, 2}; top-5 every item
+    assert [report.summary[f"coverage@{k}"] for k in (1, 2, 5)] == pytest.approx([2 / 5, 4 / 5, 1])
+    assert "rmse" not in report.summary and report.intervals == {}
+
+
+def test_relevance_threshold_keeps_only_high_ratings(small):
+    train, test, model = small
+    report = evaluate(model, train, test, k=5, relevance_threshold=4, n_bootstrap=0)
+    # user 0's item 3 (rated 2) is no longer relevant: hits [F, F, T, F, F], 1 relevant
+    row = report.per_user.iloc[0]
+    assert row["n_relevant"] == 1
+    assert row["precision@5"] == pytest.approx(1 / 5)
+    assert row["ndcg@5"] == pytest.approx(1 / 2)
+    assert row["map@5"] == pytest.approx(1 / 3)
+    assert row["mrr@5"] == pytest.approx(1 / 3)
+    with pytest.raises(ReclabError, match="none of the 3 users considered has a test rating >= 6"):
+        evaluate(model, train, test, k=5, relevance_threshold=6)
+
+
+def test_seen_items_are_never_hits():
+    train = _interactions([[1, 1, 0, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 1]])
+    # user 0's test holds item 0, which is also a training item, and item 2
+    test = _interactions([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
+    model = FixedScores([[10, 9, 5, 0, 0], [0] * 5, [0] * 5])
+    report = evaluate(model, train, test, k=3, n_bootstrap=0)
+    row = report.per_user.iloc[0]
+    assert report.n_evaluated == 1 and report.n_skipped == 2
+    # list [2, 3, 4]: only item 2 is a hit; item 0 stays relevant (DESIGN) but is never a candidate
+    assert row["precision@3"] * 3 == pytest.approx(1)
+    assert row["recall@3"] == pytest.approx(1 / 2)
+    assert row["mrr@3"] == pytest.approx(1)
+
+
+def test_padding_is_never_a_hit():
+    # user 1 has only items 3 and 4 left, so its top-3 list ends with -1. The flattened key of
+    # that padding, 1 * n_items - 1, is the key of user 0's relevant item 4: it must not match.
+    train = _interactions([[1, 0, 0, 0, 0], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    test = _interactions([[0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [0, 0, 0, 0, 0]])
+    model = FixedScores([[0, 0, 0, 0, 0], [0, 0, 0, 2, 1], [0, 0, 0, 0, 0]])
+    report = evaluate(model, train, test, k=3, n_bootstrap=0)
+    row = report.per_user.set_index("user").loc[1]
+    assert row["precision@3"] == pytest.approx(1 / 3)   # list [3, 4, -1]: one hit, divided by K=3
+    assert row["map@3"] == pytest.approx(1.0)
+
+
+def test_users_argument_limits_the_evaluation(small):
+    train, test, model = small
+    report = evaluate(model, train, test, k=2, users=[1, 0], n_bootstrap=0)
+    assert (report.n_evaluated, report.n_skipped) == (1, 1)
+    assert report.per_user["user"].tolist() == [0]
+    with pytest.raises(ReclabError, match="repeated indices"):
+        evaluate(model, train, test, users=[0, 0])
+    with pytest.raises(ReclabError, match="out of range"):
+        evaluate(model, train, test, users=[3])
+
+
+def test_rating_metrics_for_rating_models(small):
+    train, test, _ = small
+    model = ItemMean(train)
+    report = evaluate(model, train, test, k=2, n_bootstrap=200)
+    # item means: item 2 unrated -> global mean 4.0; item 3 unrated -> 4.0. Test ratings 5, 2, 4.
+    assert report.summary["rmse"] == pytest.approx(math.sqrt((1 + 4 + 0) / 3))
+    assert report.summary["mae"] == pytest.approx((1 + 2 + 0) / 3)
+    for name in ("rmse", "mae"):
+        low, high = report.intervals[name]
+        assert low <= report.summary[name] + 1e-12 and high >= report.summary[name] - 1e-12
+
+
+def test_bad_arguments_are_clear_errors(small):
+    train, test, model = small
+    with pytest.raises(ReclabError, match="k must be an int >= 1"):
+        evaluate(model, train, test, k=0)
+    with pytest.raises(ReclabError, match="k is empty"):
+        evaluate(model, train, test, k=())
+    with pytest.raises(ReclabError, match="relevance_threshold must be a finite number"):
+        evaluate(model, train, test, relevance_threshold=float("nan"))
+    with pytest.raises(ReclabError, match="batch_size must be an int >= 1"):
+        evaluate(model, train, test, batch_size=0)
+    with pytest.raises(ReclabError, match="must share users and items"):
+        other = Interactions.from_matrix(sp.csr_matrix(np.eye(3, 5, dtype=np.float32)))
+        evaluate(model, train, other)
+    with pytest.raises(ReclabError, match=r"score_items returned shape \(2, 4\) for 2 users; expected \(2, 5\)"):
+        evaluate(FixedScores(np.zeros((3, 4))), train, test)
+
+
+# -- medium random data: bootstrap, curves, comparisons ------------------------------------------
+@pytest.fixture(scope="module")
+def medium():
+    rng = np.random.default_rng(7)
+    n_users, n_items = 300, 120
+    # long-tailed item popularity so that popular items matter, as in real data
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    dense = rng.random((n_users, n_items)) < 0.25 * popularity / popularity.mean()
+    ratings = np.where(dense, rng.integers(1, 6, size=dense.shape), 0).astype(np.float32)
+    data = Interactions.from_matrix(sp.csr_matrix(ratings))
+    train, test = split.random_holdout(data, 0.3, seed=3)
+    return train, test
+
+
+def test_per_user_table_matches_summary_and_intervals_contain_it(medium):
+    train, test = medium
+    report = evaluate(RandomFactors(train.n_users, train.n_items), train, test, k=(5, 10))
+    assert len(report.per_user) == report.n_evaluated
+    assert report.n_evaluated + report.n_skipped == train.n_users
+    for name in RANKING_METRICS:
+        for k in (5, 10):
+            key = f"{name}@{k}"
+            mean = report.summary[key]
+            assert report.per_user[key].mean() == pytest.approx(mean, abs=1e-12)
+            low, high = report.intervals[key]
+            assert low <= mean <= high and high > low
+    assert "coverage@10" not in report.intervals
+
+
+def test_bootstrap_is_deterministic_by_seed(medium):
+    train, test = medium
+    model = RandomFactors(train.n_users, train.n_items)
+    first = evaluate(model, train, test, k=10, seed=5)
+    again = evaluate(model, train, test, k=10, seed=5)
+    other = evaluate(model, train, test, k=10, seed=6)
+    assert first.intervals == again.intervals
+    assert first.summary == other.summary
+    assert first.intervals != other.intervals
+
+
+def test_bootstrap_counts_trick_equals_resampling_indices():
+    # 5000 users x 1000 replicates spans several chunks of the count matrix
+    rng = np.random.default_rng(0)
+    values = rng.random((5000, 2))
+    replicates = _bootstrap(values, np.ones(5000), 1000, np.random.default_rng(11))
+    draws = np.random.default_rng(11).integers(0, 5000, size=(1000, 5000))
+    np.testing.assert_allclose(replicates, values[draws].mean(axis=1), rtol=1e-12)
+
+
+def test_curve_agrees_with_summary(medium):
+    train, test = medium
+    report = evaluate(RandomFactors(train.n_users, train.n_items), train, test, k=(3, 8), n_bootstrap=0)
+    curve = report.curve(metrics=RANKING_METRICS + ("coverage",))
+    assert curve.index.tolist() == list(range(1, 9))
+    for name in RANKING_METRICS + ("coverage",):
+        for k in (3, 8):
+            assert curve.loc[k, name] == pytest.approx(report.summary[f"{name}@{k}"], abs=1e-12)
+    assert np.all(np.diff(curve["recall"]) >= 0) and np.all(np.diff(curve["coverage"]) >= 0)
+    assert report.curve("ndcg", ks=[2, 5]).index.tolist() == [2, 5]
+    with pytest.raises(ReclabError, match="k=9 exceeds the 8 ranks"):
+        report.curve(ks=[9])
+    with pytest.raises(ReclabError, match="unknown metric 'auc'"):
+        report.curve("auc")
+
+
+def test_exports_for_tracking(medium):
+    train, test = medium
+    report = evaluate(RandomFactors(train.n_users, train.n_items), train, test, k=10, n_bootstrap=50)
+    flat = report.mlflow_metrics()
+    assert not any("@" in key for key in flat)
+    assert flat["precision_at_10"] == report.summary["precision@10"]
+    assert flat["precision_at_10_ci_low"] == report.intervals["precision@10"][0]
+    assert "coverage_at_10_ci_low" not in flat and flat["n_evaluated"] == report.n_evaluated
+    frame = report.to_frame()
+    assert frame["name"].tolist() == list(report.summary)
+    assert frame.set_index("name").loc["ndcg@10", "k"] == 10
+    assert "precision@10=" in repr(report)
+
+
+def test_ranking_metrics_reuses_lists_made_elsewhere(medium):
+    train, test = medium
+    model = RandomFactors(train.n_users, train.n_items, decimals=0)  # many ties
+    report = evaluate(model, train, test, k=(5, 10), n_bootstrap=100)
+    users = np.random.default_rng(0).permutation(train.n_users)  # any order
+    ids, _ = top_n(model.score_items(users), 12, exclude=train.matrix[users])
+    again = ranking_metrics(users, ids, test, k=(5, 10), n_bootstrap=100)
+    assert again.summary == report.summary
+    assert again.intervals == report.intervals
+    assert again.per_user.equals(report.per_user)
+    with pytest.raises(ReclabError, match="needs at least 10"):
+        ranking_metrics(users, ids[:, :9], test, k=10)
+    repeated = ids.copy()
+    repeated[0, 1] = repeated[0, 0]
+    with pytest.raises(ReclabError, match="repeats an item"):
+        ranking_metrics(users, repeated, test, k=10)
+
+
+def test_compare_identical_reports_gives_zero_and_p_one(medium):
+    train, test = medium
+    report = evaluate(RandomFactors(train.n_users, train.n_items), train, test, k=10, n_bootstrap=0)
+    result = compare(report, report, metric="ndcg@10")
+    assert result.difference == 0 and result.p_value == 1.0
+    assert (result.ci_low, result.ci_high) == (0, 0)
+    assert result.n_users == report.n_evaluated
+    assert "ndcg@10: B - A = +0.0000" in str(result)
+
+
+def test_compare_finds_a_real_difference(medium):
+    train, test = medium
+    weak = evaluate(RandomFactors(train.n_users, train.n_items), train, test, k=10, n_bootstrap=0)
+    strong = evaluate(Oracle(test), train, test, k=10, n_bootstrap=0)
+    result = compare(weak, strong, metric="recall@10", seed=1)
+    assert result.difference == pytest.approx(result.mean_b - result.mean_a)
+    assert result.difference > 0 and result.ci_low > 0 and result.p_value < 1e-6
+    assert compare(weak, strong, metric="recall@10", seed=1) == result
+    reverse = compare(strong, weak, metric="recall@10", seed=1)
+    assert reverse.difference == pytest.approx(-result.difference) and reverse.p_value == pytest.approx(result.p_value)
+
+
+def test_compare_refuses_what_cannot_be_paired(medium, small):
+    train, test = medium
+    model = RandomFactors(train.n_users, train.n_items)
+    report = evaluate(model, train, test, k=10, n_bootstrap=0)
+    with pytest.raises(ReclabError, match="'coverage@10' is not a per-user metric"):
+        compare(report, report, metric="coverage@10")
+    other = evaluate(small[2], *small[:2], k=10, n_bootstrap=0)
+    with pytest.raises(ReclabError, match="different test splits"):
+        compare(report, other, metric="precision@10")
+    users = np.arange(train.n_users)
+    first = evaluate(model, train, test, k=10, users=users[:100], n_bootstrap=0)
+    second = evaluate(model, train, test, k=10, users=users[100:], n_bootstrap=0)
+    with pytest.raises(ReclabError, match="no evaluated user in common"):
+        compare(first, second, metric="precision@10")
+
+
+# -- ML-100k against a plain-Python reference ------------------------------------------------------
+def _reference(model, train, test, ks, threshold):
+    """evaluate() written out per user with Python lists and sorted(); slow but plainly right."""
+    n_items = train.n_items
+    scores = model.score_items(np.arange(train.n_users))
+    rows, covered = {}, {k: set() for k in ks}
+    for user in range(train.n_users):
+        start, stop = test.matrix.indptr[user], test.matrix.indptr[user + 1]
+        relevant = {int(item) for item, rating in zip(test.matrix.indices[start:stop], test.matrix.data[start:stop])
+                    if threshold is None or rating >= threshold}
+        if not relevant:
+            continue
+        seen = set(train.matrix.indices[train.matrix.indptr[user]:train.matrix.indptr[user + 1]].tolist())
+        row_scores = scores[user].tolist()
+        ranked = sorted((i for i in range(n_items) if i not in seen), key=lambda i: (-row_scores[i], i))
+        values = {"n_relevant": len(relevant)}
+        for k in ks:
+            top = ranked[:k]
+            covered[k].update(top)
+            hits = [item in relevant for item in top]
+            n_hits = sum(hits)
+            dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(hits, 1) if hit)
+            ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(len(relevant), k) + 1))
+            found, precision_sum = 0, 0.0
+            for rank, hit in enumerate(hits, 1):
+                if hit:
+                    found += 1
+                    precision_sum += found / rank
+            first = next((rank for rank, hit in enumerate(hits, 1) if hit), None)
+            values.update({f"precision@{k}": n_hits / k, f"recall@{k}": n_hits / len(relevant),
+                           f"ndcg@{k}": dcg / ideal, f"map@{k}": precision_sum / min(len(relevant), k),
+                           f"mrr@{k}": 0.0 if first is None else 1 / first, f"hit_rate@{k}": float(n_hits > 0)})
+        rows[user] = values
+    coverage = {f"coverage@{k}": len(covered[k]) / n_items for k in ks}
+    return rows, coverage
+
+
+def _ml100k():
+    folder = os.environ.get("RECLAB_DATA_DIR")
+    if not folder or not (Path(folder) / "ml-100k").is_dir():
+        pytest.skip("ML-100k not found: set RECLAB_DATA_DIR to the folder holding ml-100k/")
+    data = datasets.load("ml-100k", data_dir=folder, download=False)
+    return split.random_holdout(data, 0.2, seed=42)
+
+
+@pytest.mark.parametrize("model_name, threshold", [("popularity", None), ("random", 4.0), ("rounded", None)])
+def test_evaluate_agrees_with_plain_python_on_ml100k(model_name, threshold):
+    train, test = _ml100k()
+    ks = (1, 5, 10, 20)
+    model = {"popularity": lambda: Popularity().fit(train),   # many exact ties in scores
+             "random": lambda: RandomFactors(train.n_users, train.n_items, seed=3),
+             "rounded": lambda: RandomFactors(train.n_users, train.n_items, seed=4, decimals=1)}[model_name]()
+    report = evaluate(model, train, test, k=ks, relevance_threshold=threshold, batch_size=300, n_bootstrap=0)
+    rows, coverage = _reference(model, train, test, ks, threshold)
+    assert report.n_evaluated == len(rows) and report.n_skipped == train.n_users - len(rows)
+    assert report.per_user["user"].tolist() == sorted(rows)
+    for column in report.per_user.columns.drop(["user", "user_id"]):
+        expected = np.array([rows[user][column] for user in sorted(rows)])
+        np.testing.assert_allclose(report.per_user[column].to_numpy(), expected, rtol=0, atol=1e-9,
+                                   err_msg=column)
+        if column != "n_relevant":
+            assert report.summary[column] == pytest.approx(expected.mean(), abs=1e-9)
+    for name, value in coverage.items():
+        assert report.summary[name] == pytest.approx(value, abs=1e-12)
+
+
+def test_rating_metrics_agree_with_plain_python_on_ml100k():
+    train, test = _ml100k()
+    model = ItemMean(train)
+    report = evaluate(model, train, test, k=10, n_bootstrap=200)
+    coo = test.matrix.tocoo()
+    errors = [float(model.item_mean[item]) - float(rating) for item, rating in zip(coo.col, coo.data)]
+    assert report.summary["rmse"] == pytest.approx(math.sqrt(sum(e * e for e in errors) / len(errors)), abs=1e-9)
+    assert report.summary["mae"] == pytest.approx(sum(abs(e) for e in errors) / len(errors), abs=1e-9)
+    low, high = report.intervals["rmse"]
+    assert low < report.summary["rmse"] < high and high - low < 0.1

@@ -1,0 +1,175 @@
+"""reclab.metrics against hand-computed values and a plain-Python reference."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reclab.errors import ReclabError
+from reclab.metrics import (
+    RANKING_METRICS,
+    coverage_at_every_k,
+    coverage_at_k,
+    hit_rate_at_k,
+    mae,
+    map_at_k,
+    metric_at_every_k,
+    mrr_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+    rmse,
+)
+
+T, F = True, False
+# Three users, K = 4:
+#   0: hits at ranks 1 and 3, 3 relevant items (more relevant than hits, fewer than K)
+#   1: one hit at rank 2, 1 relevant item (fewer relevant items than K)
+#   2: no hit, 2 relevant items
+#   3: every rank a hit, 10 relevant items (more relevant items than K)
+HITS = np.array([[T, F, T, F],
+                 [F, T, F, F],
+                 [F, F, F, F],
+                 [T, T, T, T]])
+N_RELEVANT = np.array([3, 1, 2, 10])
+LOG3 = math.log2(3)
+
+
+def test_precision_divides_by_k():
+    assert precision_at_k(HITS, k=4) == pytest.approx([2 / 4, 1 / 4, 0, 1])
+    assert precision_at_k(HITS, k=1) == pytest.approx([1, 0, 0, 1])
+    assert precision_at_k(HITS) == pytest.approx(precision_at_k(HITS, k=4))
+
+
+def test_recall_divides_by_number_relevant():
+    assert recall_at_k(HITS, N_RELEVANT, k=4) == pytest.approx([2 / 3, 1, 0, 4 / 10])
+    assert recall_at_k(HITS, N_RELEVANT, k=1) == pytest.approx([1 / 3, 0, 0, 1 / 10])
+
+
+def test_ndcg_binary_gain_log2_discount_ideal_over_min_relevant_k():
+    expected = [
+        (1 + 1 / 2) / (1 + 1 / LOG3 + 1 / 2),   # hits at 1, 3; ideal: 3 hits at the top
+        (1 / LOG3) / 1,                         # hit at 2; ideal: 1 hit at rank 1
+        0,
+        1,                                      # ideal over min(10, 4) = 4 ranks
+    ]
+    assert ndcg_at_k(HITS, N_RELEVANT, k=4) == pytest.approx(expected)
+    assert ndcg_at_k(HITS, N_RELEVANT, k=2) == pytest.approx([1 / (1 + 1 / LOG3), (1 / LOG3), 0, 1])
+
+
+def test_map_sums_precision_at_hits_over_min_relevant_k():
+    assert map_at_k(HITS, N_RELEVANT, k=4) == pytest.approx([(1 + 2 / 3) / 3, (1 / 2) / 1, 0, 1])
+    # at k = 2 user 0 has one hit and min(3, 2) = 2 achievable hits
+    assert map_at_k(HITS, N_RELEVANT, k=2) == pytest.approx([1 / 2, 1 / 2, 0, 1])
+
+
+def test_mrr_and_hit_rate():
+    assert mrr_at_k(HITS, k=4) == pytest.approx([1, 1 / 2, 0, 1])
+    assert mrr_at_k(HITS, k=1) == pytest.approx([1, 0, 0, 1])
+    assert hit_rate_at_k(HITS, k=4) == pytest.approx([1, 1, 0, 1])
+    assert hit_rate_at_k(HITS, k=1) == pytest.approx([1, 0, 0, 1])
+
+
+def test_every_k_matches_each_k():
+    for name in RANKING_METRICS:
+        curve = metric_at_every_k(name, HITS, N_RELEVANT)
+        assert curve.shape == (4, 4)
+        for k in range(1, 5):
+            one = metric_at_every_k(name, HITS[:, :k], N_RELEVANT)[:, -1]
+            np.testing.assert_array_equal(curve[:, k - 1], one)
+
+
+def test_coverage_counts_distinct_items_ignoring_padding():
+    ids = np.array([[0, 1, -1],
+                    [1, 2, -1]])
+    assert coverage_at_k(ids, n_items=5, k=1) == pytest.approx(2 / 5)
+    assert coverage_at_k(ids, n_items=5, k=2) == pytest.approx(3 / 5)
+    assert coverage_at_k(ids, n_items=5) == pytest.approx(3 / 5)
+    assert coverage_at_every_k(ids, 5) == pytest.approx([2 / 5, 3 / 5, 3 / 5])
+    # an item first shown at a deeper rank for one user and earlier for another counts once
+    assert coverage_at_every_k(np.array([[3, 4], [4, 3]]), 10) == pytest.approx([0.2, 0.2])
+
+
+def test_rmse_and_mae():
+    y_true = np.array([1.0, 2.0, 3.0])
+    y_pred = np.array([1.0, 3.0, 5.0])
+    assert rmse(y_true, y_pred) == pytest.approx(math.sqrt(5 / 3))
+    assert mae(y_true, y_pred) == pytest.approx(1.0)
+    assert rmse(y_true, y_true) == 0.0
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True, "3", None])
+def test_bad_k_is_a_clear_error(k):
+    if k is None:  # None means "every rank", which is valid; K itself must then be >= 1
+        with pytest.raises(ReclabError, match="K must be at least 1"):
+            precision_at_k(np.zeros((2, 0), dtype=bool), k)
+        return
+    with pytest.raises(ReclabError, match="k must be an int >= 1"):
+        precision_at_k(HITS, k=k)
+
+
+def test_k_beyond_list_length_is_an_error():
+    with pytest.raises(ReclabError, match="k=5 exceeds the 4 ranks"):
+        ndcg_at_k(HITS, N_RELEVANT, k=5)
+    with pytest.raises(ReclabError, match="k=3 exceeds the 2 ranks"):
+        coverage_at_k(np.array([[0, 1]]), n_items=3, k=3)
+
+
+def test_users_without_relevant_items_are_refused_not_nan():
+    with pytest.raises(ReclabError, match="no relevant item"):
+        recall_at_k(HITS, np.array([3, 1, 0, 10]))
+    with pytest.raises(ReclabError, match="cannot hit more items than are relevant"):
+        recall_at_k(HITS, np.array([1, 1, 2, 10]))
+    with pytest.raises(ReclabError, match="n_relevant must be integers"):
+        ndcg_at_k(HITS, np.array([3.0, 1.0, 2.0, 10.0]))
+
+
+def test_bad_inputs_are_clear_errors():
+    with pytest.raises(ReclabError, match="hits must be a boolean array"):
+        precision_at_k(HITS.astype(int))
+    with pytest.raises(ReclabError, match="unknown ranking metric 'auc'"):
+        metric_at_every_k("auc", HITS, N_RELEVANT)
+    with pytest.raises(ReclabError, match=r"item indices in \[0, 3\)"):
+        coverage_at_k(np.array([[0, 3]]), n_items=3)
+    with pytest.raises(ReclabError, match="non-empty 1-D arrays of the same length"):
+        rmse([], [])
+    with pytest.raises(ReclabError, match="finite"):
+        mae([1.0, 2.0], [1.0, np.nan])
+
+
+def _reference(hits_row, n_relevant, k):
+    """The definitions, one user at a time, in plain Python."""
+    top = [bool(h) for h in hits_row[:k]]
+    n_hits = sum(top)
+    dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(top, 1) if hit)
+    idcg = sum(1 / math.log2(rank + 1) for rank in range(1, min(n_relevant, k) + 1))
+    seen, precision_sum = 0, 0.0
+    for rank, hit in enumerate(top, 1):
+        if hit:
+            seen += 1
+            precision_sum += seen / rank
+    first = next((rank for rank, hit in enumerate(top, 1) if hit), None)
+    return {"precision": n_hits / k, "recall": n_hits / n_relevant, "ndcg": dcg / idcg,
+            "map": precision_sum / min(n_relevant, k), "mrr": 0.0 if first is None else 1 / first,
+            "hit_rate": float(n_hits > 0)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda width: st.lists(
+    st.tuples(st.lists(st.booleans(), min_size=width, max_size=width), st.integers(0, 15)),
+    min_size=1, max_size=8)))
+def test_vectorized_metrics_match_plain_python(rows):
+    hits = np.array([row for row, _ in rows], dtype=bool)
+    # n_relevant at least the number of hits (and at least 1), as for a real user
+    n_relevant = np.array([max(int(sum(row)), 1) + extra for row, extra in rows])
+    functions = {"precision": lambda k: precision_at_k(hits, k), "recall": lambda k: recall_at_k(hits, n_relevant, k),
+                 "ndcg": lambda k: ndcg_at_k(hits, n_relevant, k), "map": lambda k: map_at_k(hits, n_relevant, k),
+                 "mrr": lambda k: mrr_at_k(hits, k), "hit_rate": lambda k: hit_rate_at_k(hits, k)}
+    for k in range(1, hits.shape[1] + 1):
+        expected = [_reference(row, n, k) for row, n in zip(hits, n_relevant)]
+        for name, function in functions.items():
+            values = function(k)
+            assert not np.isnan(values).any()
+            np.testing.assert_allclose(values, [e[name] for e in expected], rtol=0, atol=1e-12)
