@@ -7,13 +7,14 @@
 >>> report = rl.evaluate(model, train, test, k=10)
 """
 
-from reclab import datasets, metrics, models, normalize, postprocess, preprocess, ranking, split
+from reclab import datasets, metrics, models, normalize, postprocess, preprocess, ranking, space, split, tuning
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import Comparison, EvaluationReport, compare, evaluate, ranking_metrics
+from reclab.tuning import Trial, TuningResult, tune
 
 __version__ = "0.1.0"
 
 __all__ = ["Interactions", "ReclabError", "datasets", "metrics", "models", "normalize", "postprocess",
-           "preprocess", "ranking", "split", "evaluate", "compare", "ranking_metrics", "EvaluationReport", "Comparison",
-           "__version__"]
+           "preprocess", "ranking", "space", "split", "tuning", "evaluate", "compare", "ranking_metrics",
+           "EvaluationReport", "Comparison", "tune", "TuningResult", "Trial", "__version__"]

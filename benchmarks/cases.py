@@ -1,0 +1,252 @@
+"""One function per benchmark case; each runs in its own process and returns a flat dict.
+
+Timings are wall-clock seconds on whatever cores the machine has (both libraries use them all);
+``seconds_per_iteration`` is the median over the fit's iterations.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+CACHE = Path(os.environ.get("RECLAB_BENCH_CACHE", Path(__file__).resolve().parent / ".cache"))
+SPLIT_SEED = 42
+
+
+class Skip(Exception):
+    """The case cannot run here (a peer library or the data is missing)."""
+
+
+def _long_tail(n_ratings: int) -> sp.csr_matrix:
+    """The synthetic matrix, generated once and cached on disk, so a case's memory is its own."""
+    path = CACHE / f"long_tail_{n_ratings}.npz"
+    if not path.exists():
+        from benchmarks.data import long_tail
+
+        CACHE.mkdir(parents=True, exist_ok=True)
+        matrix = long_tail(n_ratings)
+        temporary = path.with_suffix(".tmp.npz")
+        sp.save_npz(temporary, matrix, compressed=False)
+        os.replace(temporary, path)
+    return sp.load_npz(path).tocsr()
+
+
+def _movielens_split(dataset: str):
+    import reclab as rl
+
+    if not os.environ.get("RECLAB_DATA_DIR"):
+        raise Skip("RECLAB_DATA_DIR is not set; point it at the MovieLens folder (../shared/data)")
+    data = rl.datasets.load(dataset, download=False)
+    return rl.split.random_holdout(data, test_frac=0.2, seed=SPLIT_SEED)
+
+
+def _peer(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise Skip(f"{module} is not installed ({error}); `make bench` installs the peers") from error
+
+
+def _with_factors(user_factors, item_factors, train):
+    """A reclab factor model holding a peer's factors, so both are scored by the same code."""
+    import reclab as rl
+
+    model = rl.models.ImplicitALS(factors=user_factors.shape[1])
+    model.user_factors_ = np.ascontiguousarray(user_factors, dtype=np.float32)
+    model.item_factors_ = np.ascontiguousarray(item_factors, dtype=np.float32)
+    model.n_users_, model.n_items_ = train.shape
+    model.seen_ = train.matrix
+    return model
+
+
+def _warm_up(model, data) -> None:
+    """Fit a copy on a few users first, so that one-off JIT compilation is not timed.
+
+    (numba caches compiled kernels on disk, so a user pays compilation once per install, not per fit.)
+    """
+    import reclab as rl
+
+    rl.models.clone(model).fit(data.restrict(users=np.arange(min(200, data.n_users))))
+
+
+def _fit_timed(fit) -> dict:
+    """Run ``fit(callback)`` and time it, with the seconds of each iteration."""
+    seconds = []
+
+    def callback(iteration, elapsed, loss=None):
+        seconds.append(elapsed)
+
+    started = time.perf_counter()
+    fit(callback)
+    total = time.perf_counter() - started
+    return {"fit_seconds": round(total, 4),
+            "seconds_per_iteration": round(statistics.median(seconds), 4) if seconds else None,
+            "iteration_seconds": [round(s, 4) for s in seconds]}
+
+
+def _implicit_fit(implicit, matrix, factors, iterations, regularization, alpha):
+    model = implicit.cpu.als.AlternatingLeastSquares(
+        factors=factors, regularization=regularization, alpha=alpha, iterations=iterations,
+        use_cg=True, calculate_training_loss=False, num_threads=0, random_state=0)
+    previous = [time.perf_counter()]
+    seconds = []
+
+    def callback(iteration, elapsed, loss):
+        now = time.perf_counter()
+        seconds.append(now - previous[0])
+        previous[0] = now
+
+    started = time.perf_counter()
+    model.fit(matrix, show_progress=False, callback=callback)
+    total = time.perf_counter() - started
+    return model, {"fit_seconds": round(total, 4),
+                   "seconds_per_iteration": round(statistics.median(seconds), 4),
+                   "iteration_seconds": [round(s, 4) for s in seconds]}
+
+
+def implicit_als_speed(library: str, n_ratings: int, factors: int, iterations: int) -> dict:
+    """Implicit ALS (conjugate gradient) time per iteration on a synthetic long-tail matrix."""
+    matrix = _long_tail(n_ratings)
+    result = {"library": library, "n_ratings": matrix.nnz, "shape": list(matrix.shape), "factors": factors,
+              "iterations": iterations}
+    if library == "implicit":
+        _peer("implicit.cpu.als")
+        import implicit
+
+        _implicit_fit(implicit, matrix[:1000], factors, 1, 0.05, 10.0)  # warm-up
+        _, timing = _implicit_fit(implicit, matrix, factors, iterations, 0.05, 10.0)
+    else:
+        import reclab as rl
+
+        data = rl.Interactions.from_matrix(matrix)
+        model = rl.models.ImplicitALS(factors=factors, iterations=iterations, regularization=0.05, alpha=10.0)
+        _warm_up(model, data)
+        timing = _fit_timed(lambda callback: model.fit(data, callback=callback))
+    result.update(timing)
+    return result
+
+
+def implicit_als_accuracy(library: str, dataset: str, factors: int = 64, iterations: int = 15) -> dict:
+    """precision@10 on a MovieLens 80/20 split, both libraries scored by reclab.evaluate."""
+    import reclab as rl
+
+    train, test = _movielens_split(dataset)
+    defaults = rl.models.ImplicitALS()
+    if library == "implicit":
+        _peer("implicit.cpu.als")
+        import implicit
+
+        # implicit scales the matrix by alpha and solves with confidence 1 + alpha * r, as reclab does.
+        model, timing = _implicit_fit(implicit, train.matrix.tocsr(), factors, iterations,
+                                      defaults.regularization, defaults.alpha)
+        scored = _with_factors(model.user_factors, model.item_factors, train)
+    else:
+        model = rl.models.ImplicitALS(factors=factors, iterations=iterations)
+        _warm_up(model, train)
+        timing = _fit_timed(lambda callback: model.fit(train, callback=callback))
+        scored = model
+    report = rl.evaluate(scored, train, test, k=10, n_bootstrap=0)
+    return {"library": library, "dataset": dataset, "factors": factors, "iterations": iterations,
+            **timing, "precision@10": report.summary["precision@10"], "ndcg@10": report.summary["ndcg@10"]}
+
+
+def rating_model(model: str, dataset: str) -> dict:
+    """Fit time and test RMSE/MAE of a rating-prediction model on a MovieLens 80/20 split."""
+    train, test = _movielens_split(dataset)
+    library, name = model.split(".")
+    test_frame = test.to_frame()
+    truth = test_frame["rating"].to_numpy(dtype=np.float64)
+    if library == "surprise":
+        surprise = _peer("surprise")
+        frame = train.to_frame()[["user", "item", "rating"]]
+        low, high = float(frame.rating.min()), float(frame.rating.max())
+        trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(low, high))).build_full_trainset()
+        algorithm = getattr(surprise, name)(random_state=0) if name == "SVD" else getattr(surprise, name)(verbose=False)
+        started = time.perf_counter()
+        algorithm.fit(trainset)
+        fit_seconds = time.perf_counter() - started
+        predictions = np.array([algorithm.predict(u, i).est for u, i in zip(test_frame.user, test_frame.item)])
+    else:
+        import reclab as rl
+
+        estimator = getattr(rl.models, name)()
+        _warm_up(estimator, train)
+        started = time.perf_counter()
+        estimator.fit(train)
+        fit_seconds = time.perf_counter() - started
+        users = train.user_index(test_frame.user.to_numpy())
+        items = train.item_index(test_frame.item.to_numpy())
+        predictions = estimator.predict(users, items).astype(np.float64)
+    error = predictions - truth
+    return {"library": library, "model": name, "dataset": dataset, "fit_seconds": round(fit_seconds, 4),
+            "rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error)))}
+
+
+def ranking_model(model: str, dataset: str) -> dict:
+    """Fit time and ranking metrics of a reclab model (defaults) on a MovieLens 80/20 split."""
+    import reclab as rl
+
+    train, test = _movielens_split(dataset)
+    estimator = getattr(rl.models, model)()
+    _warm_up(estimator, train)
+    started = time.perf_counter()
+    estimator.fit(train)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    report = rl.evaluate(estimator, train, test, k=10, n_bootstrap=0)
+    return {"library": "reclab", "model": model, "dataset": dataset, "fit_seconds": round(fit_seconds, 4),
+            "evaluate_seconds": round(time.perf_counter() - started, 4),
+            **{key: report.summary[key] for key in ("precision@10", "recall@10", "ndcg@10", "coverage@10")}}
+
+
+def evaluate_large(n_ratings: int, factors: int) -> dict:
+    """reclab.evaluate of precision@10 for every user of the 20M-rating matrix (random factors)."""
+    import reclab as rl
+
+    data = rl.Interactions.from_matrix(_long_tail(n_ratings))
+    train, test = rl.split.random_holdout(data, test_frac=0.2, seed=SPLIT_SEED)
+    rng = np.random.default_rng(0)
+    model = _with_factors(rng.normal(size=(data.n_users, factors)), rng.normal(size=(data.n_items, factors)), train)
+    started = time.perf_counter()
+    report = rl.evaluate(model, train, test, k=10, n_bootstrap=0)
+    seconds = time.perf_counter() - started
+    return {"n_ratings": data.nnz, "shape": list(data.shape), "factors": factors,
+            "evaluated_users": report.n_evaluated, "evaluate_seconds": round(seconds, 3),
+            "precision@10": report.summary["precision@10"]}
+
+
+def spark_vs_local(model: str, dataset: str, factors: int = 32, iterations: int = 10) -> dict:
+    """SparkALS (local mode, all cores) against reclab's ExplicitALS: fit time and RMSE."""
+    import reclab as rl
+
+    train, test = _movielens_split(dataset)
+    if model == "SparkALS":
+        _peer("pyspark")
+        from reclab.spark import SparkALS
+
+        estimator = SparkALS(factors=factors, iterations=iterations)
+        estimator.fit(train)  # the first fit starts the Spark session; time the second
+    else:
+        estimator = getattr(rl.models, model)(factors=factors, iterations=iterations)
+        _warm_up(estimator, train)
+    started = time.perf_counter()
+    estimator.fit(train)
+    fit_seconds = time.perf_counter() - started
+    report = rl.evaluate(estimator, train, test, k=10, n_bootstrap=0)
+    return {"model": model, "dataset": dataset, "factors": factors, "iterations": iterations,
+            "fit_seconds": round(fit_seconds, 4), "rmse": report.summary.get("rmse"),
+            "precision@10": report.summary["precision@10"]}
+
+
+def tuning() -> dict:
+    """SMBO with 30 trials against a 100-point random search (see benchmarks/tuning.py)."""
+    from benchmarks import tuning as tuning_benchmark
+
+    return tuning_benchmark.run()

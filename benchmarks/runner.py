@@ -1,0 +1,136 @@
+"""Run reclab's benchmarks against its peers and write a JSON result, a Markdown table and a plot.
+
+Every measurement runs in a fresh child process, so that its peak memory is its own and one case's
+compiled kernels or caches never flatter the next. Peers (implicit, scikit-surprise, pyspark) are
+optional: a case whose peer is not installed is reported as skipped, with the reason.
+
+    python -m benchmarks                       # everything (about 20-30 minutes on 2 cores)
+    python -m benchmarks --suite als --sizes 1M,5M
+    python -m benchmarks --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from benchmarks import cases
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SIZES = {"1M": 1_000_000, "5M": 5_000_000, "20M": 20_000_000}
+
+
+def _child(queue, name, kwargs):
+    import resource
+
+    try:
+        result = getattr(cases, name)(**kwargs)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        queue.put(result)
+    except cases.Skip as skip:
+        queue.put({"skipped": str(skip)})
+    except Exception as error:  # a failed case is reported, not allowed to stop the suite
+        queue.put({"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()})
+
+
+def run_case(name: str, **kwargs) -> dict:
+    """Run one case function of ``benchmarks.cases`` in a fresh process; return its result."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(queue, name, kwargs))
+    started = time.perf_counter()
+    process.start()
+    result = queue.get()
+    process.join()
+    result.update(case=name, **{f"arg_{key}": value for key, value in kwargs.items()},
+                  wall_seconds=round(time.perf_counter() - started, 3))
+    shown = {key: value for key, value in result.items() if key != "traceback"}
+    print(json.dumps(shown), flush=True)
+    return result
+
+
+def plan(suites: set[str], sizes: list[str], factors: list[int]) -> list[tuple[str, dict]]:
+    steps = []
+    if "als" in suites:
+        for size in sizes:
+            for k in factors:
+                iterations = 3 if size == "20M" else 5
+                for library in ("reclab", "implicit"):
+                    steps.append(("implicit_als_speed", dict(library=library, n_ratings=SIZES[size],
+                                                             factors=k, iterations=iterations)))
+        for library in ("reclab", "implicit"):
+            steps.append(("implicit_als_accuracy", dict(library=library, dataset="ml-100k")))
+    if "rating" in suites:
+        for dataset in ("ml-100k", "ml-latest-small"):
+            for model in ("reclab.ExplicitALS", "reclab.Bias", "reclab.SVD", "surprise.SVD",
+                          "surprise.BaselineOnly"):
+                steps.append(("rating_model", dict(model=model, dataset=dataset)))
+    if "ranking" in suites:
+        for dataset in ("ml-100k", "ml-latest-small"):
+            for model in ("Popularity", "ItemKNN", "SVD", "ImplicitALS"):
+                steps.append(("ranking_model", dict(model=model, dataset=dataset)))
+    if "eval" in suites:
+        steps.append(("evaluate_large", dict(n_ratings=SIZES["20M"], factors=64)))
+    if "spark" in suites:
+        for model in ("SparkALS", "ExplicitALS"):
+            steps.append(("spark_vs_local", dict(model=model, dataset="ml-100k")))
+    if "tuning" in suites:
+        steps.append(("tuning", {}))
+    return steps
+
+
+def environment() -> dict:
+    from importlib import metadata
+
+    versions = {}
+    for package in ("reclab", "numpy", "scipy", "numba", "implicit", "scikit-surprise", "pyspark",
+                    "scikit-optimize"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"python": platform.python_version(), "machine": platform.machine(), "cores": os.cpu_count(),
+            "versions": versions, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", default="als,rating,ranking,eval,spark,tuning",
+                        help="comma-separated: als, rating, ranking, eval, spark, tuning")
+    parser.add_argument("--sizes", default="1M,5M,20M", help="synthetic sizes for the als suite")
+    parser.add_argument("--factors", default="64,128", help="factors for the als suite")
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="JSON result file")
+    parser.add_argument("--list", action="store_true", help="print the plan and exit")
+    args = parser.parse_args(argv)
+
+    suites = set(args.suite.split(","))
+    unknown = suites - {"als", "rating", "ranking", "eval", "spark", "tuning"}
+    if unknown:
+        parser.error(f"unknown suite(s) {sorted(unknown)}")
+    sizes = args.sizes.split(",")
+    if set(sizes) - set(SIZES):
+        parser.error(f"unknown size(s) {sorted(set(sizes) - set(SIZES))}; known: {list(SIZES)}")
+    steps = plan(suites, sizes, [int(k) for k in args.factors.split(",")])
+    if args.list:
+        for name, kwargs in steps:
+            print(name, kwargs)
+        return 0
+
+    from benchmarks.report import write_report
+
+    results = [run_case(name, **kwargs) for name, kwargs in steps]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = {"environment": environment(), "results": results}
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    write_report(document, out.with_suffix(".md"), out.with_suffix(".png"))
+    print(f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
+    return 0

@@ -1,0 +1,303 @@
+"""Hyperparameter search spaces declared as data (a YAML params file, a dict in a notebook).
+
+A search space maps each model parameter to the values a search may give it. It is written as
+plain data, so that it lives in parameter files next to the rest of an experiment, and is turned
+into scikit-optimize dimensions by :func:`parse_space`.
+
+Schema
+------
+One entry per parameter, ``name: spec``, where ``spec`` is one of::
+
+    {type: int,  low: 16,     high: 256, prior: log-uniform}   # integers low..high, both included
+    {type: real, low: 1.0e-4, high: 1.0, prior: log-uniform}   # real numbers in [low, high]
+    {type: categorical, values: [true, false]}                 # exactly these values
+    [32, 64, 128]                                              # shorthand for the categorical above
+
+- ``type`` is ``int``, ``real`` or ``categorical``; no other key than those shown is allowed.
+- ``low < high`` (strictly; a single value is a one-element list). ``int`` bounds are integers,
+  ``real`` bounds finite numbers. Write small reals with a dot, ``1.0e-4``: YAML 1.1 (PyYAML)
+  reads ``1e-4`` as the *string* "1e-4", which is refused with a message saying so.
+- ``prior`` is ``uniform`` (the default) or ``log-uniform`` (uniform in log(value), for scales
+  such as regularization or learning rates: every decade is equally likely). ``log-uniform``
+  needs ``low > 0``.
+- ``values`` is a non-empty list of distinct scalars: strings, numbers, booleans or null. Scalars
+  only, so that every trial's parameters are plain JSON (checkpoints, MLflow).
+- A list is what a grid search enumerates; random search and SMBO treat it as a categorical
+  choice. A grid search needs every parameter given as a list (or categorical); ``int`` and
+  ``real`` ranges have no grid.
+- scikit-optimize ``Integer``, ``Real`` and ``Categorical`` objects are accepted too and go
+  through the same checks; their ``name``, when set, must be the entry's key. Features the data
+  schema cannot express (a log base other than 10, non-uniform categorical probabilities) are
+  refused, so that :func:`space_to_dict` describes the space exactly.
+
+Parameter order is kept as declared: it fixes the grid order and the order of the dimensions
+that random search and SMBO sample, hence their sequence of trials.
+
+Examples
+--------
+>>> space = parse_space({"factors": {"type": "int", "low": 16, "high": 256,
+...                                  "prior": "log-uniform"},
+...                      "use_cg": [True, False]})
+>>> space["factors"]
+Integer(low=16, high=256, prior='log-uniform', transform='identity')
+>>> space_to_dict(space)["use_cg"]
+{'type': 'categorical', 'values': [True, False]}
+>>> grid_points(parse_space({"a": [1, 2], "b": ["x", "y"]}))
+[{'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 2, 'b': 'x'}, {'a': 2, 'b': 'y'}]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+from typing import Mapping
+
+import numpy as np
+from skopt.space import Categorical, Dimension, Integer, Real
+
+from reclab.errors import ReclabError
+
+__all__ = ["TYPES", "PRIORS", "parse_space", "space_to_dict", "grid_points", "grid_size", "sample",
+           "to_python"]
+
+TYPES = ("int", "real", "categorical")
+PRIORS = ("uniform", "log-uniform")
+_KEYS = {"int": ("type", "low", "high", "prior"),
+         "real": ("type", "low", "high", "prior"),
+         "categorical": ("type", "values")}
+
+
+def to_python(value):
+    """A numpy scalar as the equal plain Python scalar (``np.int64(3)`` -> ``3``); others as-is.
+
+    scikit-optimize hands out numpy scalars; models, JSON and MLflow want plain ones.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _fail(name, message: str) -> ReclabError:
+    return ReclabError(f"search space parameter {name!r}: {message}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _bound(name, key: str, value, kind: str):
+    if isinstance(value, str):
+        hint = ""
+        mantissa, e, exponent = value.lower().partition("e")
+        try:
+            float(value)
+            if e and "." not in mantissa:
+                hint = (f"; YAML reads an exponent number without a dot as a string: write "
+                        f"{mantissa}.0e{exponent}")
+        except ValueError:
+            pass
+        raise _fail(name, f"{key} must be a number, got the string {value!r}{hint}")
+    if not _is_number(value) or not math.isfinite(value):
+        raise _fail(name, f"{key} must be a finite number, got {value!r}")
+    value = to_python(value)
+    if kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise _fail(name, f"{key} must be an integer for type 'int', got {value!r}; use type "
+                              f"'real' for a real-valued parameter")
+        return int(value)
+    return float(value)
+
+
+def _check_values(name, values) -> list:
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (list, tuple)):
+        raise _fail(name, f"values must be a list of scalars, got {values!r}")
+    if len(values) == 0:
+        raise _fail(name, "values is an empty list; give at least one value")
+    out, seen = [], set()
+    for value in values:
+        value = to_python(value)
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            raise _fail(name, f"values must be strings, numbers, booleans or null (plain JSON "
+                              f"scalars), got {value!r} of type {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _fail(name, f"values must be finite, got {value!r}")
+        # (type, value) so that True and 1, or 1 and 1.0, count as different values.
+        key = (type(value).__name__, value)
+        if key in seen:
+            raise _fail(name, f"values lists {value!r} twice; each value may appear once")
+        seen.add(key)
+        out.append(value)
+    return out
+
+
+def _from_spec(name, spec) -> Dimension:
+    """One dimension from its data form (a mapping or a list)."""
+    if isinstance(spec, (list, tuple)):
+        return Categorical(_check_values(name, spec), name=name)
+    if not isinstance(spec, Mapping):
+        raise _fail(name, f"must be a mapping such as {{type: int, low: 1, high: 10}}, a list of "
+                          f"values, or a scikit-optimize dimension; got {spec!r}. A fixed value is "
+                          f"a model parameter, not part of the space (or a one-element list)")
+    kind = spec.get("type")
+    if kind not in TYPES:
+        raise _fail(name, f"type must be one of {list(TYPES)}, got {kind!r}"
+                          + (" (use 'real' for real numbers)" if kind in ("float", "double") else "")
+                          + (" (use 'int' for integers)" if kind == "integer" else ""))
+    unknown = [key for key in spec if key not in _KEYS[kind]]
+    if unknown:
+        raise _fail(name, f"unknown key{'s' if len(unknown) > 1 else ''} {unknown} for type {kind!r}; "
+                          f"its keys are {list(_KEYS[kind])}")
+    if kind == "categorical":
+        if "values" not in spec:
+            raise _fail(name, "type 'categorical' needs values: [...]")
+        return Categorical(_check_values(name, spec["values"]), name=name)
+    missing = [key for key in ("low", "high") if key not in spec]
+    if missing:
+        raise _fail(name, f"type {kind!r} needs {' and '.join(missing)}")
+    low = _bound(name, "low", spec["low"], kind)
+    high = _bound(name, "high", spec["high"], kind)
+    prior = spec.get("prior", "uniform")
+    if prior not in PRIORS:
+        raise _fail(name, f"prior must be one of {list(PRIORS)}, got {prior!r}")
+    if low >= high:
+        raise _fail(name, f"low must be below high, got low={low!r}, high={high!r} (empty bounds); "
+                          f"for a single value use a one-element list")
+    if prior == "log-uniform" and low <= 0:
+        raise _fail(name, f"prior 'log-uniform' needs low > 0, got low={low!r}; raise low or use "
+                          f"prior 'uniform'")
+    if kind == "int":
+        return Integer(low, high, prior=prior, name=name)
+    return Real(low, high, prior=prior, name=name)
+
+
+def _to_spec(name, dimension: Dimension) -> dict:
+    """The data form of a scikit-optimize dimension, refusing what the schema cannot hold."""
+    if isinstance(dimension, Categorical):
+        prior = getattr(dimension, "prior", None)
+        if prior is not None and not np.allclose(prior, 1.0 / len(dimension.categories)):
+            raise _fail(name, f"categorical probabilities {list(prior)} cannot be declared in a "
+                              f"reclab space; values are drawn with equal probability")
+        return {"type": "categorical", "values": [to_python(value) for value in dimension.categories]}
+    if isinstance(dimension, (Integer, Real)):
+        kind = "int" if isinstance(dimension, Integer) else "real"
+        if dimension.prior == "log-uniform" and getattr(dimension, "base", 10) != 10:
+            raise _fail(name, f"log base {dimension.base} cannot be declared in a reclab space; "
+                              f"use the default base 10 (a log-uniform distribution is the same in "
+                              f"every base)")
+        low, high = to_python(dimension.low), to_python(dimension.high)
+        if kind == "real":
+            low, high = float(low), float(high)
+        return {"type": kind, "low": low, "high": high, "prior": dimension.prior}
+    raise _fail(name, f"unsupported dimension type {type(dimension).__name__}; use Integer, Real "
+                      f"or Categorical")
+
+
+def parse_space(space) -> dict[str, Dimension]:
+    """Turn a search space given as data into named scikit-optimize dimensions.
+
+    Parameters
+    ----------
+    space : mapping of str -> spec
+        See the module docstring for the schema. ``space_to_dict`` output and an already parsed
+        space are accepted too.
+
+    Returns
+    -------
+    dict of str -> skopt.space.Dimension
+        In declared order; each dimension's ``name`` is its key.
+
+    Raises
+    ------
+    ReclabError
+        Naming the parameter and what is wrong: unknown type or key, empty bounds, log-uniform
+        with ``low <= 0``, a string where a number belongs, bad categorical values.
+    """
+    if not isinstance(space, Mapping):
+        raise ReclabError(f"a search space must be a mapping of parameter name -> spec, got "
+                          f"{type(space).__name__} {space!r}")
+    if not space:
+        raise ReclabError("the search space is empty; declare at least one parameter, for example "
+                          "{'factors': {'type': 'int', 'low': 16, 'high': 256}}")
+    parsed = {}
+    for name, spec in space.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ReclabError(f"search space keys must be parameter names (identifiers), got {name!r}")
+        if isinstance(spec, Dimension):
+            if spec.name is not None and spec.name != name:
+                raise _fail(name, f"the dimension is named {spec.name!r}; name it {name!r} or "
+                                  f"leave its name unset")
+            spec = _to_spec(name, spec)
+        parsed[name] = _from_spec(name, spec)
+    return parsed
+
+
+def space_to_dict(space) -> dict[str, dict]:
+    """The data form of a search space, for logging (MLflow, JSON, YAML) and checkpoints.
+
+    Every entry comes out as a mapping (``{type: categorical, values: [...]}`` for a list), with
+    plain Python scalars; ``parse_space(space_to_dict(s))`` gives back the same space.
+    """
+    parsed = parse_space(space)
+    return {name: _to_spec(name, dimension) for name, dimension in parsed.items()}
+
+
+def _grid_values(parsed: dict[str, Dimension]) -> list[list]:
+    ranges = [name for name, dimension in parsed.items() if not isinstance(dimension, Categorical)]
+    if ranges:
+        raise ReclabError(f"a grid search needs a list of values for every parameter; "
+                          f"{ranges} {'is a range' if len(ranges) == 1 else 'are ranges'} "
+                          f"({', '.join(f'{n}: {space_to_dict({n: parsed[n]})[n]}' for n in ranges)}); "
+                          f"write them as lists such as factors: [32, 64, 128], or use method "
+                          f"'random' or 'smbo'")
+    return [[to_python(value) for value in dimension.categories] for dimension in parsed.values()]
+
+
+def grid_size(space) -> int:
+    """Number of points of the grid of a space whose every parameter is a list."""
+    return math.prod(len(values) for values in _grid_values(parse_space(space)))
+
+
+def grid_points(space) -> list[dict]:
+    """Every point of the grid, as parameter dicts, in a fixed order.
+
+    The cartesian product of the lists in declared parameter order, the last parameter varying
+    fastest (``itertools.product`` order).
+
+    Raises
+    ------
+    ReclabError
+        If a parameter is an ``int`` or ``real`` range (it has no grid).
+    """
+    parsed = parse_space(space)
+    names = list(parsed)
+    return [dict(zip(names, combination))
+            for combination in itertools.product(*_grid_values(parsed))]
+
+
+def sample(space, n: int, seed: int = 0) -> list[dict]:
+    """``n`` random points of a space, each parameter drawn from its bounds and prior.
+
+    ``int`` and ``real`` ranges are drawn uniformly, or uniformly in log(value) for
+    ``log-uniform``; categorical values with equal probability. scikit-optimize does the
+    sampling with ``numpy.random.RandomState(seed)`` (it takes only the legacy generator).
+    Points are drawn one at a time, so the first ``m`` points of ``sample(space, n, seed)`` are
+    ``sample(space, m, seed)``.
+
+    Returns
+    -------
+    list of dict
+        Parameter dicts with plain Python scalars, in declared parameter order.
+    """
+    from skopt.space import Space
+
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ReclabError(f"number of points must be an integer >= 0, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ReclabError(f"seed must be an integer >= 0, got {seed!r}")
+    parsed = parse_space(space)
+    names = list(parsed)
+    sampler = Space(list(parsed.values()))
+    rng = np.random.RandomState(int(seed))
+    return [dict(zip(names, map(to_python, sampler.rvs(n_samples=1, random_state=rng)[0])))
+            for _ in range(int(n))]

@@ -1,0 +1,921 @@
+"""Hyperparameter tuning: grid, random and sequential model-based search on a validation split.
+
+:func:`tune` searches a model's parameters (a search space as in :mod:`reclab.space`): each trial
+clones the model, sets the trial's parameters, fits on ``train`` and scores the fitted model with
+:func:`reclab.evaluation.evaluate` on ``valid``. The test split is never an argument: the held-out
+test data stays untouched until the final evaluation.
+
+Methods
+-------
+``grid``
+    Every point of the declared grid (every parameter a list), in the order of
+    :func:`reclab.space.grid_points`. ``n_trials=None`` runs the whole grid; an explicit
+    ``n_trials`` below the grid size is an error (a partial grid silently favours the first
+    values of the first parameter), one above it runs the grid once.
+``random``
+    ``n_trials`` independent draws from the space, respecting each parameter's bounds and prior:
+    :func:`reclab.space.sample` with ``seed``. The first ``n`` trials of a longer search are the
+    trials of a shorter one with the same seed. Discrete spaces may repeat a point.
+``smbo``
+    Sequential model-based optimization with ``skopt.Optimizer``: ``n_initial`` random points,
+    then each point maximizes an acquisition function (``gp_hedge``) of a surrogate model of the
+    objective, ``estimator`` one of ``"GP"`` (Gaussian process), ``"RF"`` (random forest),
+    ``"ET"`` (extra trees), ``"GBRT"`` (gradient boosted quantile trees). The optimizer minimizes
+    ``-score`` (``score`` for the lower-is-better metrics ``rmse`` and ``mae``).
+
+Failed trials
+-------------
+A trial whose fit or evaluation raises an ``Exception``, or whose metric is NaN or infinite, is
+recorded with ``status="failed"`` and its error text; the search goes on and a failed trial is
+never the best. SMBO is told, for a failed point, the worst objective among the trials that
+finished so far, so that its surrogate moves away from the point without its scale being
+distorted; failed points before any trial finished wait and are told that value once one does.
+If every trial fails, :func:`tune` raises ``ReclabError`` quoting the first error.
+
+Reproducibility, resuming and parallel trials
+---------------------------------------------
+The same model, space, data, method, seed (and ``n_jobs`` for SMBO) give the same trials in the
+same order, with the same scores when the model's fit is deterministic (reclab models are, given
+their ``seed``; ``tune`` never changes a model's seed).
+
+``checkpoint`` names a JSON-lines file: a header line identifying the search (method, space,
+metric, cut-offs, seed and SMBO settings, model class and fixed parameters, train and validation
+fingerprints), then one line per finished trial, appended and fsynced as the trial finishes.
+Calling :func:`tune` again with the same file resumes: the header must match (otherwise a
+``ReclabError`` names every difference), finished trials are read back instead of being run
+again, and the search continues exactly as an uninterrupted one would (SMBO replays its
+ask/tell sequence, told the recorded scores, so its random state and surrogate match). A last
+line cut short by a killed process is ignored (and cut off before appending). ``n_trials`` is
+not part of the identity: resuming with a larger ``n_trials`` extends a search. The file is
+locked (POSIX advisory lock) while a search uses it.
+
+``n_jobs > 1`` runs trials in that many worker processes, started by a fork server (``spawn``
+where there is none), so they hold no copy of numba's or BLAS's threads. The model, ``train``
+and ``valid`` are sent to each worker once, so the model class must be importable from a module
+(not defined in a notebook), and a script needs the usual ``if __name__ == "__main__":`` guard
+(the fork server imports the main module). Each worker limits numba and BLAS to
+``cpu_count // n_jobs`` threads. For grid and random search the trials are the same as with
+``n_jobs=1``. SMBO then asks for ``n_jobs`` points at once (``opt.ask(n_points=n_jobs)``,
+constant-liar strategy) and is told their scores together, so its sequence of trials differs
+from ``n_jobs=1`` (and is fixed for a given ``n_jobs``). Parallel trials help when one fit
+cannot use every core: small data, models that fit on one thread, or fits dominated by Python
+overhead. ALS models already use every core in their numba kernels, so on a small machine
+``n_jobs=1`` is usually as fast and keeps SMBO fully sequential.
+
+Callbacks
+---------
+``callback(trial)`` is called in the main process with each :class:`Trial` finished by this
+call, after it is written to the checkpoint (in completion order when trials run in parallel).
+Trials read back from a checkpoint are not announced again. An exception raised by a callback
+stops the search (and propagates); with a checkpoint the search can be resumed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import math
+import multiprocessing
+import numbers
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from reclab.data import Interactions
+from reclab.errors import ReclabError
+from reclab.evaluation import evaluate
+from reclab.metrics import RANKING_METRICS
+from reclab.models.base import Recommender, clone
+from reclab.space import grid_points, parse_space, sample, space_to_dict, to_python
+
+__all__ = ["METHODS", "ESTIMATORS", "LOWER_IS_BETTER", "Trial", "TuningResult", "tune",
+           "plot_convergence", "plot_objective"]
+
+METHODS = ("grid", "random", "smbo")
+ESTIMATORS = ("GP", "RF", "ET", "GBRT")
+#: Metrics where a smaller value is better; every other metric is maximized.
+LOWER_IS_BETTER = frozenset({"rmse", "mae"})
+_DEFAULT_N_TRIALS = 30
+_CHECKPOINT_FORMAT = "reclab-tuning-checkpoint"
+_CHECKPOINT_VERSION = 1
+
+
+# -- results ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Trial:
+    """One evaluated point of a search.
+
+    Attributes
+    ----------
+    number : int
+        Position in the search, from 0.
+    params : dict of str -> scalar
+        The searched parameters of this trial (plain Python scalars); the model's other
+        parameters are those of the model given to :func:`tune`.
+    score : float
+        The tuned metric on the validation split; NaN for a failed trial.
+    metrics : dict of str -> float
+        Every metric of the validation report (``report.summary``); empty for a failed trial.
+    seconds : float
+        Wall time of fit plus evaluation.
+    status : {"ok", "failed"}
+    error : str or None
+        ``"ExceptionType: message"`` of a failed trial (or why its metric was not finite).
+    """
+
+    number: int
+    params: dict
+    score: float
+    metrics: dict
+    seconds: float
+    status: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_record(self) -> dict:
+        """JSON-ready form (NaN as null), as written to checkpoints."""
+        return {"kind": "trial", "number": self.number, "params": dict(self.params),
+                "score": _finite_or_none(self.score),
+                "metrics": {name: _finite_or_none(value) for name, value in self.metrics.items()},
+                "seconds": self.seconds, "status": self.status, "error": self.error}
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> "Trial":
+        return cls(number=int(record["number"]), params=dict(record["params"]),
+                   score=_none_to_nan(record["score"]),
+                   metrics={name: _none_to_nan(value) for name, value in record["metrics"].items()},
+                   seconds=float(record["seconds"]), status=str(record["status"]),
+                   error=record["error"])
+
+
+@dataclass(frozen=True, repr=False)
+class TuningResult:
+    """What :func:`tune` found.
+
+    Attributes
+    ----------
+    best_params : dict of str -> scalar
+        Searched parameters of the best finished trial (ties: the earliest). Apply them with
+        ``reclab.models.clone(model).set_params(**result.best_params)``.
+    best_score : float
+        Its validation metric.
+    trials : tuple of Trial
+        Every trial, ordered by number.
+    method, metric : str
+    greater_is_better : bool
+        False for ``rmse`` / ``mae``.
+    space : dict of str -> skopt.space.Dimension
+        The parsed search space.
+    seed : int
+    estimator : str
+        SMBO surrogate (recorded for every method; used by :func:`plot_objective`).
+    """
+
+    best_params: dict
+    best_score: float
+    trials: tuple
+    method: str
+    metric: str
+    greater_is_better: bool = True
+    space: dict = field(default_factory=dict, repr=False)
+    seed: int = 0
+    estimator: str = "GP"
+
+    def __repr__(self) -> str:
+        failed = sum(not trial.ok for trial in self.trials)
+        return (f"TuningResult(method={self.method!r}, metric={self.metric!r}, "
+                f"best_score={self.best_score:.6g}, best_params={self.best_params}, "
+                f"trials={len(self.trials)}{f' ({failed} failed)' if failed else ''})")
+
+    @property
+    def best_trial(self) -> Trial:
+        """The finished trial with the best score (the earliest of equal ones)."""
+        return _best([trial for trial in self.trials if trial.ok], self.greater_is_better)
+
+    def trials_frame(self) -> pd.DataFrame:
+        """One row per trial, indexed by ``number``.
+
+        Columns: ``status``, ``score``, one per searched parameter, one per validation metric,
+        ``seconds``, ``error``.
+        """
+        params = list(self.space) or sorted({name for trial in self.trials for name in trial.params})
+        metrics = list(dict.fromkeys(name for trial in self.trials for name in trial.metrics))
+        rows = []
+        for trial in self.trials:
+            row = {"number": trial.number, "status": trial.status, "score": trial.score}
+            row.update({name: trial.params.get(name) for name in params})
+            row.update({name: trial.metrics.get(name, np.nan) for name in metrics})
+            row.update({"seconds": trial.seconds, "error": trial.error})
+            rows.append(row)
+        columns = ["number", "status", "score", *params, *metrics, "seconds", "error"]
+        return pd.DataFrame(rows, columns=columns).set_index("number")
+
+
+def _best(finished: list, greater_is_better: bool) -> Trial:
+    sign = -1.0 if greater_is_better else 1.0
+    return min(finished, key=lambda trial: (sign * trial.score, trial.number))
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _none_to_nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+# -- argument checks ------------------------------------------------------------------------------
+def _check_metric(metric) -> tuple[str, int | None]:
+    """``(metric, cut-off)``; the cut-off is None for rmse / mae."""
+    known = f"{', '.join(RANKING_METRICS)} or coverage at a cut-off (e.g. 'precision@10'), or 'rmse' / 'mae'"
+    if not isinstance(metric, str):
+        raise ReclabError(f"metric must be a string such as 'precision@10' ({known}), got {metric!r}")
+    if metric in LOWER_IS_BETTER:
+        return metric, None
+    name, at, cut = metric.partition("@")
+    if not at or name not in (*RANKING_METRICS, "coverage") or not cut.isdigit() or int(cut) < 1:
+        raise ReclabError(f"unknown metric {metric!r}; use {known}")
+    return metric, int(cut)
+
+
+def _check_k(k, cut: int | None) -> tuple[int, ...]:
+    if k is None:
+        return (cut if cut is not None else 10,)
+    values = [k] if isinstance(k, numbers.Integral) else list(k) if isinstance(k, Iterable) else None
+    if not values or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in values):
+        raise ReclabError(f"k must be a cut-off >= 1 or a list of them, got {k!r}")
+    values = tuple(sorted({int(v) for v in values}))
+    if cut is not None and cut not in values:
+        raise ReclabError(f"k={list(values)} does not include the cut-off {cut} of the tuned metric; "
+                          f"add it (k={sorted({*values, cut})}) or leave k=None")
+    return values
+
+
+def _check_int(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ReclabError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_data(data, name: str) -> Interactions:
+    if not isinstance(data, Interactions):
+        raise ReclabError(f"{name} must be a reclab Interactions, got {type(data).__name__}")
+    if data.nnz == 0:
+        raise ReclabError(f"{name} has no interactions; tuning needs a non-empty {name} split")
+    return data
+
+
+def _check_callbacks(callbacks) -> tuple:
+    if callable(callbacks):
+        return (callbacks,)
+    if callbacks is None:
+        return ()
+    callbacks = tuple(callbacks)
+    for callback in callbacks:
+        if not callable(callback):
+            raise ReclabError(f"callbacks must be callables callback(trial), got {callback!r}")
+    return callbacks
+
+
+def _check_space_for_model(parsed: dict, model: Recommender) -> None:
+    params = model.get_params()
+    unknown = [name for name in parsed if name not in params]
+    if unknown:
+        import difflib
+
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(params), n=1)
+            if close:
+                hints.append(f"{name!r} -> {close[0]!r}?")
+        many = len(unknown) > 1
+        raise ReclabError(
+            f"search space parameter{'s' if many else ''} {unknown} "
+            f"{'are not parameters' if many else 'is not a parameter'} of {type(model).__name__}; "
+            f"its parameters are {sorted(params)}" + (f" ({', '.join(hints)})" if hints else ""))
+
+
+# -- one trial --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _TrialJob:
+    """Everything a trial needs; shipped once to each worker process when ``n_jobs > 1``."""
+
+    model: Recommender
+    train: Interactions
+    valid: Interactions
+    metric: str
+    k: tuple
+    relevance_threshold: float | None
+
+    def run(self, number: int, params: dict) -> Trial:
+        start = time.perf_counter()
+        try:
+            candidate = clone(self.model).set_params(**params)
+            candidate.fit(self.train)
+            report = evaluate(candidate, self.train, self.valid, k=self.k,
+                              relevance_threshold=self.relevance_threshold, n_bootstrap=0)
+            metrics = {name: float(value) for name, value in report.summary.items()}
+        except Exception as error:  # a bad point or a numerical failure; the search goes on
+            return Trial(number, params, float("nan"), {}, time.perf_counter() - start, "failed",
+                         f"{type(error).__name__}: {error}")
+        seconds = time.perf_counter() - start
+        if self.metric not in metrics:
+            # Not a property of the point: every trial would miss it, so stop the search.
+            raise ReclabError(f"metric {self.metric!r} is not in the evaluation report of "
+                              f"{type(self.model).__name__}; the report has {sorted(metrics)}")
+        score = metrics[self.metric]
+        if not math.isfinite(score):
+            return Trial(number, params, float("nan"), metrics, seconds, "failed",
+                         f"{self.metric} is {score!r}")
+        return Trial(number, params, score, metrics, seconds, "ok", None)
+
+
+_WORKER_JOB: list = []
+
+
+def _init_worker(job: _TrialJob, threads: int) -> None:
+    """Give one worker process its share of the cores, then keep the job for its trials.
+
+    Without limits, ``n_jobs`` workers would each run numba and BLAS on every core. The
+    environment variables reach libraries that read them later; numba reads its own again
+    (``reload_config``), so that models asking for "all threads" get this worker's share.
+    """
+    for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    try:
+        import numba
+
+        numba.core.config.reload_config()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
+    except ImportError:
+        pass
+    _WORKER_JOB[:] = [job]
+
+
+def _run_in_worker(number: int, params: dict) -> Trial:
+    return _WORKER_JOB[0].run(number, params)
+
+
+# -- checkpoint ---------------------------------------------------------------------------------------
+def _normalized(value):
+    """``value`` as it reads back from JSON (tuples become lists, numpy scalars plain)."""
+    def plain(item):
+        return to_python(item) if isinstance(item, np.generic) else repr(item)
+
+    return json.loads(json.dumps(value, default=plain))
+
+
+def _lock(handle, path: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise ReclabError(f"checkpoint {str(path)!r} is in use by another running search; wait for "
+                          f"it or use another checkpoint path") from None
+
+
+class _Checkpoint:
+    """The JSON-lines record of one search: a header, then one line per finished trial.
+
+    An append-only log rather than an atomically replaced file: each record is one ``write`` of
+    a whole line followed by flush and fsync, and a line cut short by a crash is dropped on the
+    next open, so what was recorded is always a prefix of the search.
+    """
+
+    def __init__(self, path, header: dict):
+        self.path = Path(path)
+        self.header = _normalized(header)
+        self._file = None
+
+    def open(self) -> dict[int, Trial]:
+        """Lock the file, read back its finished trials (validating the header), keep it open.
+
+        The file is locked before it is read, so that two searches never share it. A file killed
+        while its header or a trial was being written ends in a line without its newline: that
+        line is cut off, and the next record is appended where it began.
+        """
+        if not self.path.parent.is_dir():
+            raise ReclabError(f"checkpoint folder {str(self.path.parent)!r} does not exist; create it "
+                              f"or pass another checkpoint path")
+        handle = open(self.path, "a+b")   # created if missing, never truncated by opening
+        try:
+            _lock(handle, self.path)
+            handle.seek(0)
+            content = handle.read()
+            complete = content[:content.rfind(b"\n") + 1]
+            if len(complete) < len(content):
+                handle.truncate(len(complete))
+            lines = complete.decode("utf-8").splitlines()
+            restored: dict[int, Trial] = {}
+            if not lines:
+                self._write(handle, self.header)
+            else:
+                self._check_header(self._parse(lines[0], 1))
+                for number, line in enumerate(lines[1:], start=2):
+                    record = self._parse(line, number)
+                    try:
+                        trial = Trial.from_record(record)
+                    except (KeyError, TypeError, ValueError) as error:
+                        raise ReclabError(f"checkpoint {str(self.path)!r} line {number} is not a trial "
+                                          f"record ({error}); it was not written by reclab.tune") from None
+                    restored[trial.number] = trial
+        except BaseException:
+            handle.close()
+            raise
+        self._file = handle
+        return restored
+
+    @staticmethod
+    def _write(handle, record: dict) -> None:
+        handle.write((json.dumps(record, allow_nan=False) + "\n").encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+    def _parse(self, line: str, number: int) -> dict:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ReclabError(f"checkpoint {str(self.path)!r} line {number} is not valid JSON "
+                              f"({error}); only the last line may be incomplete") from None
+        if not isinstance(record, dict):
+            raise ReclabError(f"checkpoint {str(self.path)!r} line {number} is not a JSON object")
+        return record
+
+    def _check_header(self, stored: dict) -> None:
+        if stored.get("format") != _CHECKPOINT_FORMAT:
+            raise ReclabError(f"{str(self.path)!r} is not a reclab tuning checkpoint (its first line "
+                              f"has no format {_CHECKPOINT_FORMAT!r}); pass another checkpoint path")
+        differences = []
+        for key in self.header:
+            if key in ("format", "kind"):
+                continue
+            here, there = self.header[key], stored.get(key)
+            if here != there:
+                if key in ("train", "valid"):
+                    differences.append(f"{key} data differ (fingerprint {str(there)[:12]}... in the "
+                                       f"checkpoint, {str(here)[:12]}... now)")
+                else:
+                    differences.append(f"{key} is {there!r} in the checkpoint but {here!r} now")
+        if differences:
+            raise ReclabError(f"checkpoint {str(self.path)!r} belongs to a different search: "
+                              + "; ".join(differences)
+                              + ". Use the same settings to resume it, or another checkpoint path "
+                                "(or delete the file) to start a new search")
+
+    def append(self, trial: Trial) -> None:
+        self._write(self._file, trial.to_record())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+# -- the search ----------------------------------------------------------------------------------------
+def _process_context():
+    """Start worker processes clean (no inherited numba or BLAS threads) and quickly.
+
+    ``forkserver`` (POSIX) forks workers from a server process that imported reclab once, so a
+    worker starts in milliseconds instead of re-importing numpy, numba and scikit-optimize;
+    ``spawn`` elsewhere. A plain ``fork`` of this process could copy the thread pools of numba and
+    BLAS in a locked state.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        # Effective when this process first starts its fork server (it then serves every pool).
+        context.set_forkserver_preload(["__main__", "reclab.tuning"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+class _Search:
+    """Runs batches of points (restored from the checkpoint or evaluated), in trial order."""
+
+    def __init__(self, job: _TrialJob, n_jobs: int, restored: dict, checkpoint, callbacks):
+        self.job = job
+        self.n_jobs = n_jobs
+        self.restored = restored
+        self.checkpoint = checkpoint
+        self.callbacks = callbacks
+        self.trials: list[Trial] = []
+        self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if self._pool is not None:
+            # After an error (a callback stopping the search, Ctrl-C) do not wait for running fits.
+            self._pool.shutdown(wait=exc_type is None, cancel_futures=True)
+        if self.checkpoint is not None:
+            self.checkpoint.close()
+
+    def _executor(self):
+        if self._pool is None:
+            threads = max(1, (os.cpu_count() or 1) // self.n_jobs)
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.n_jobs, mp_context=_process_context(),
+                initializer=_init_worker, initargs=(self.job, threads))
+        return self._pool
+
+    def _finished(self, trial: Trial) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.append(trial)
+        for callback in self.callbacks:
+            callback(trial)
+
+    def run(self, points: list[dict]) -> list[Trial]:
+        """Trials of ``points`` (numbered after the trials so far), ordered by number."""
+        first = len(self.trials)
+        done: dict[int, Trial] = {}
+        pending = []
+        for number, params in enumerate(points, start=first):
+            previous = self.restored.get(number)
+            if previous is None:
+                pending.append((number, params))
+            elif previous.params != params:
+                raise ReclabError(f"checkpoint trial {number} has parameters {previous.params} but the "
+                                  f"search now proposes {params}: the search is not reproducing its "
+                                  f"recorded sequence (another scikit-optimize or reclab version?); "
+                                  f"start a new checkpoint")
+            else:
+                done[number] = previous
+        if self.n_jobs == 1:
+            for number, params in pending:
+                done[number] = self.job.run(number, params)
+                self._finished(done[number])
+        elif pending:
+            pool = self._executor()
+            futures = [pool.submit(_run_in_worker, number, params) for number, params in pending]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    trial = future.result()
+                    done[trial.number] = trial
+                    self._finished(trial)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        batch = [done[number] for number in range(first, first + len(points))]
+        self.trials.extend(batch)
+        return batch
+
+
+def _gbrt_surrogate(random_state):
+    """skopt's GBRT surrogate, repaired for current scikit-learn and numpy.
+
+    skopt 0.10.2 lists ``BaseEstimator`` before ``RegressorMixin`` (scikit-learn >= 1.6 then
+    does not see a regressor) and calls ``np.in1d`` (removed in numpy 2.4).
+    """
+    from sklearn.ensemble import GradientBoostingRegressor
+    from skopt.learning import GradientBoostingQuantileRegressor
+
+    class _QuantileGBRT(GradientBoostingQuantileRegressor):
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.estimator_type = "regressor"
+            return tags
+
+        def predict(self, X, return_std=False, return_quantiles=False):
+            if return_std and not return_quantiles and {0.16, 0.5, 0.84} <= set(self.quantiles):
+                low, mean, high = (self.regressors_[self.quantiles.index(q)].predict(X)
+                                   for q in (0.16, 0.5, 0.84))
+                return mean, (high - low) / 2.0
+            return super().predict(X, return_std=return_std, return_quantiles=return_quantiles)
+
+    return _QuantileGBRT(base_estimator=GradientBoostingRegressor(n_estimators=30, loss="quantile"),
+                         random_state=random_state)
+
+
+def _optimizer(space: dict, estimator: str, n_initial: int, seed: int, **options):
+    from skopt import Optimizer
+
+    base = _gbrt_surrogate(seed) if estimator == "GBRT" else estimator
+    return Optimizer(list(space.values()), base_estimator=base, n_initial_points=n_initial,
+                     random_state=seed, **options)
+
+
+def _run_smbo(search: _Search, space: dict, n_trials: int, seed: int, estimator: str,
+              n_initial: int, n_jobs: int, sign: float) -> None:
+    optimizer = _optimizer(space, estimator, n_initial, seed)
+    names = list(space)
+    worst = None          # worst objective of the finished trials so far
+    waiting = []          # failed points asked before any trial finished
+    untold = None         # the last batch, told just before the next ask (never after the last)
+    while len(search.trials) < n_trials:
+        if untold is not None:
+            asked, batch = untold
+            objectives = [sign * trial.score for trial in batch if trial.ok]
+            if objectives:
+                worst = max(objectives if worst is None else [worst, *objectives])
+            if worst is None:
+                # Nothing finished yet: no scale for a penalty. Untold points keep the optimizer in
+                # its random initial phase, so it simply draws again.
+                waiting.extend(asked)
+            else:
+                values = [sign * trial.score if trial.ok else worst for trial in batch]
+                optimizer.tell([list(x) for x in waiting + list(asked)],
+                               [worst] * len(waiting) + values)
+                waiting = []
+        size = min(n_jobs, n_trials - len(search.trials))
+        asked = [optimizer.ask()] if n_jobs == 1 else optimizer.ask(n_points=size)
+        untold = asked, search.run([dict(zip(names, map(to_python, x))) for x in asked])
+
+
+def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None = None,
+         metric: str = "precision@10", seed: int = 0, k=None, estimator: str = "GP",
+         n_initial: int = 10, n_jobs: int = 1, callbacks=(), checkpoint=None,
+         relevance_threshold: float | None = None) -> TuningResult:
+    """Search a model's hyperparameters on a validation split.
+
+    Parameters
+    ----------
+    model : reclab model
+        Supplies the class and the fixed parameters; it is cloned for every trial, never fitted
+        or changed.
+    space : mapping
+        Search space in :mod:`reclab.space` format (data or scikit-optimize dimensions); every
+        key must be a parameter of ``model``.
+    train, valid : Interactions
+        Trials fit on ``train`` and are scored on ``valid`` (same users and items, as
+        ``reclab.split`` produces). Keep the test split out of tuning.
+    method : {"grid", "random", "smbo"}
+        See the module docstring.
+    n_trials : int, optional
+        Number of trials, >= 1. Default: 30 for random and SMBO, the whole grid for grid (an
+        explicit value below the grid size is an error).
+    metric : str
+        Validation metric, a key of ``evaluate(...).summary``: ``"precision@10"``, ``"ndcg@10"``,
+        ..., maximized; ``"rmse"`` and ``"mae"`` (rating models) are minimized.
+    seed : int
+        Seed of random sampling and of the SMBO optimizer (not of the model: set the model's own
+        ``seed`` parameter).
+    k : int or sequence of int, optional
+        Cut-offs of the validation report; default the metric's cut-off (10 for rmse / mae). Must
+        include the metric's cut-off. Every metric at every cut-off is kept in ``Trial.metrics``.
+    estimator : {"GP", "RF", "ET", "GBRT"}
+        SMBO surrogate model.
+    n_initial : int
+        SMBO random points before the surrogate is used, >= 1.
+    n_jobs : int
+        Trials evaluated at once, in worker processes (see the module docstring).
+    callbacks : callable or sequence of callables
+        Each called as ``callback(trial)`` after each trial this call finishes.
+    checkpoint : str or os.PathLike, optional
+        JSON-lines file recording the search as it goes; an existing file of the same search is
+        resumed.
+    relevance_threshold : float, optional
+        Passed to ``evaluate``: only validation ratings at or above it are relevant.
+
+    Returns
+    -------
+    TuningResult
+
+    Raises
+    ------
+    ReclabError
+        For a bad argument or space (naming it), a checkpoint of another search, a metric the
+        model's report does not have, or when every trial failed.
+
+    Examples
+    --------
+    >>> train, test = rl.split.random_holdout(data, test_frac=0.2, seed=42)   # doctest: +SKIP
+    >>> fit, valid = rl.split.random_holdout(train, test_frac=0.2, seed=43)   # doctest: +SKIP
+    >>> space = {"factors": {"type": "int", "low": 16, "high": 256, "prior": "log-uniform"},
+    ...          "regularization": {"type": "real", "low": 1.0e-2, "high": 1.0e3,
+    ...                             "prior": "log-uniform"}}
+    >>> model = rl.models.ImplicitALS(seed=0)                                  # doctest: +SKIP
+    >>> result = rl.tune(model, space, fit, valid, method="smbo", n_trials=30)  # doctest: +SKIP
+    >>> tuned = rl.models.clone(model).set_params(**result.best_params).fit(train)  # doctest: +SKIP
+    """
+    if not isinstance(model, Recommender):
+        raise ReclabError(f"model must be a reclab model (reclab.models), got {type(model).__name__}")
+    parsed = parse_space(space)
+    _check_space_for_model(parsed, model)
+    if method not in METHODS:
+        raise ReclabError(f"method must be one of {list(METHODS)}, got {method!r}")
+    metric, cut = _check_metric(metric)
+    ks = _check_k(k, cut)
+    seed = _check_int(seed, "seed", 0)
+    if not isinstance(estimator, str) or estimator.upper() not in ESTIMATORS:
+        raise ReclabError(f"estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
+    estimator = estimator.upper()
+    n_initial = _check_int(n_initial, "n_initial", 1)
+    n_jobs = _check_int(n_jobs, "n_jobs", 1)
+    callbacks = _check_callbacks(callbacks)
+    train, valid = _check_data(train, "train"), _check_data(valid, "valid")
+    if train.shape != valid.shape or not np.array_equal(train.user_ids, valid.user_ids) \
+            or not np.array_equal(train.item_ids, valid.item_ids):
+        raise ReclabError(f"train {train.shape} and valid {valid.shape} must share users and items "
+                          f"(the same ids, as reclab.split produces)")
+    if relevance_threshold is not None and (isinstance(relevance_threshold, bool)
+                                            or not isinstance(relevance_threshold, numbers.Real)):
+        raise ReclabError(f"relevance_threshold must be a number or None, got {relevance_threshold!r}")
+
+    points = None
+    if method == "grid":
+        points = grid_points(parsed)
+        if n_trials is not None and _check_int(n_trials, "n_trials", 1) < len(points):
+            raise ReclabError(f"the grid has {len(points)} points but n_trials={n_trials}; a grid search "
+                              f"evaluates every point: pass n_trials=None (or >= {len(points)}), shrink "
+                              f"the grid, or use method 'random' or 'smbo'")
+        n_trials = len(points)
+    else:
+        n_trials = _DEFAULT_N_TRIALS if n_trials is None else _check_int(n_trials, "n_trials", 1)
+
+    job = _TrialJob(model, train, valid, metric, ks, relevance_threshold)
+    store = None
+    restored: dict[int, Trial] = {}
+    if checkpoint is not None:
+        store = _Checkpoint(checkpoint, _header(model, parsed, method, metric, ks, relevance_threshold,
+                                                seed, estimator, n_initial, n_jobs, train, valid))
+        restored = store.open()
+    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0   # objective = sign * score, minimized
+    with _Search(job, n_jobs, restored, store, callbacks) as search:
+        if method == "grid":
+            search.run(points)
+        elif method == "random":
+            search.run(sample(parsed, n_trials, seed))
+        else:
+            _run_smbo(search, parsed, n_trials, seed, estimator, n_initial, n_jobs, sign)
+    trials = tuple(search.trials)
+
+    finished = [trial for trial in trials if trial.ok]
+    if not finished:
+        raise ReclabError(f"all {len(trials)} trials failed; the first error was: {trials[0].error}")
+    best = _best(finished, greater_is_better=sign < 0)
+    return TuningResult(best_params=dict(best.params), best_score=best.score, trials=trials,
+                        method=method, metric=metric, greater_is_better=sign < 0, space=parsed,
+                        seed=seed, estimator=estimator)
+
+
+def _header(model, parsed, method, metric, ks, relevance_threshold, seed, estimator, n_initial,
+            n_jobs, train, valid) -> dict:
+    """What identifies a search: a checkpoint resumes only a search with the same header."""
+    fixed = {name: value for name, value in model.get_params().items() if name not in parsed}
+    header = {"kind": "header", "format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION,
+              "method": method, "space": space_to_dict(parsed), "metric": metric, "k": list(ks),
+              "relevance_threshold": relevance_threshold,
+              "model": f"{type(model).__module__}.{type(model).__qualname__}", "model_params": fixed,
+              "train": train.fingerprint(), "valid": valid.fingerprint()}
+    if method in ("random", "smbo"):
+        header["seed"] = seed
+    if method == "smbo":
+        # n_jobs changes SMBO's sequence (batches of asked points); not that of grid or random.
+        header.update(estimator=estimator, n_initial=n_initial, n_jobs=n_jobs)
+    return header
+
+
+# -- plots ---------------------------------------------------------------------------------------------
+def _check_result(result) -> TuningResult:
+    if not isinstance(result, TuningResult):
+        raise ReclabError(f"expected a TuningResult from reclab.tune, got {type(result).__name__}")
+    return result
+
+
+def _new_figure(**options):
+    """A figure that is returned, never shown.
+
+    Made with pyplot so that Jupyter's inline backend (which registers the display of figures)
+    is loaded, then closed at once, so that the notebook shows it only where the caller displays it.
+    """
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(**options)
+    plt.close(fig)
+    return fig
+
+
+def plot_convergence(result: TuningResult):
+    """Best validation score so far against the trial number, over every trial's score.
+
+    Failed trials are marked with a red ``x`` on the bottom edge.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not shown; display it in a notebook or save / log it.
+    """
+    result = _check_result(result)
+    fig = _new_figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    numbers_ = np.array([trial.number for trial in result.trials])
+    scores = np.array([trial.score for trial in result.trials], dtype=float)
+    ok = np.isfinite(scores)
+    better = np.fmax if result.greater_is_better else np.fmin
+    best = better.accumulate(np.where(ok, scores, np.nan))
+    ax.scatter(numbers_[ok], scores[ok], s=18, color="0.55", label="trial", zorder=2)
+    ax.step(numbers_, best, where="post", color="C0", lw=2, label="best so far", zorder=3)
+    if (~ok).any():
+        ax.scatter(numbers_[~ok], np.zeros((~ok).sum()), marker="x", color="C3", label="failed",
+                   transform=ax.get_xaxis_transform(), clip_on=False, zorder=4)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(result.metric + ("" if result.greater_is_better else " (lower is better)"))
+    ax.set_title(f"{result.method} search: best {result.metric} = {result.best_score:.4g}")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_objective(result: TuningResult, n_points: int = 20, n_samples: int = 150):
+    """How the validation score depends on each searched parameter.
+
+    For SMBO results: scikit-optimize's partial dependence plot (``skopt.plots.plot_objective``)
+    of a surrogate of the same kind as the search's, fitted to the finished trials' scores (not
+    to the negated objective the optimizer minimized): the diagonal shows the score against one
+    parameter averaged over the others, the lower triangle pairs of parameters, with the trials
+    as black dots and the best trial as a red star. ``n_points`` (grid points per axis) and
+    ``n_samples`` (points averaged over) are passed on, smaller than skopt's defaults (40, 250)
+    because tree surrogates make the plot slow; the samples are drawn with ``result.seed`` so
+    the figure is reproducible.
+
+    For grid and random results: one scatter plot of score against each parameter (log axis for
+    log-uniform ranges), the best trial as a red star.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not shown.
+    """
+    result = _check_result(result)
+    finished = [trial for trial in result.trials if trial.ok]
+    names = list(result.space)
+    if result.method == "smbo":
+        from skopt.plots import plot_objective as skopt_plot_objective
+
+        if len(finished) < 2:
+            raise ReclabError(f"plot_objective needs at least 2 finished trials to fit a surrogate, "
+                              f"got {len(finished)}")
+        sign = -1.0 if result.greater_is_better else 1.0
+        optimizer = _optimizer(result.space, result.estimator, 1, result.seed,
+                               acq_optimizer="sampling", acq_optimizer_kwargs={"n_points": 100})
+        xs = [[trial.params[name] for name in names] for trial in finished]
+        optimizer.tell(xs, [trial.score for trial in finished])
+        surrogate = optimizer.get_result()
+        # skopt's "result" minimum is the smallest told value; the best trial is what we mark.
+        best = [result.best_params[name] for name in names]
+        from matplotlib.ticker import NullFormatter
+
+        size = 2.4 if len(names) > 1 else 4.0
+        fig = _new_figure(figsize=(size * len(names) + 1.5, size * len(names) + 1.5))
+        ax = fig.add_subplot()
+        fig.subplots_adjust(left=0.14, right=0.86, bottom=0.14, top=0.86)
+        state = np.random.get_state()
+        np.random.seed(result.seed)   # skopt draws its partial-dependence samples globally
+        try:
+            skopt_plot_objective(surrogate, n_points=n_points, n_samples=n_samples, minimum=best,
+                                 cmap="viridis" if sign < 0 else "viridis_r", ax=ax)
+        finally:
+            np.random.set_state(state)
+        for axis in fig.axes:   # skopt labels every minor log tick of integer ranges: unreadable
+            for scale, ticks in ((axis.get_xscale(), axis.xaxis), (axis.get_yscale(), axis.yaxis)):
+                if scale == "log":
+                    ticks.set_minor_formatter(NullFormatter())
+        fig.suptitle(f"partial dependence of {result.metric} ({result.estimator} surrogate, "
+                     f"{len(finished)} trials)")
+        return fig
+
+    columns = min(3, len(names))
+    rows = math.ceil(len(names) / columns)
+    fig = _new_figure(figsize=(4 * columns, 3.2 * rows), layout="constrained")
+    scores = np.array([trial.score for trial in finished])
+    for position, name in enumerate(names):
+        ax = fig.add_subplot(rows, columns, position + 1)
+        dimension = result.space[name]
+        values = [trial.params[name] for trial in finished]
+        best_value = result.best_params[name]
+        if hasattr(dimension, "categories"):
+            labels = [str(value) for value in dimension.categories]
+            where = {str(value): index for index, value in enumerate(dimension.categories)}
+            values = [where[str(value)] for value in values]
+            best_value = where[str(best_value)]
+            ax.set_xticks(range(len(labels)), labels)
+        elif dimension.prior == "log-uniform":
+            ax.set_xscale("log")
+        ax.scatter(values, scores, s=18, color="C0", alpha=0.8)
+        ax.scatter([best_value], [result.best_score], s=150, marker="*", color="C3", zorder=3)
+        ax.set_xlabel(name)
+        ax.set_ylabel(result.metric)
+        ax.grid(alpha=0.3)
+    failed = len(result.trials) - len(finished)
+    fig.suptitle(f"{result.method} search: {result.metric} of {len(finished)} finished trials"
+                 + (f" ({failed} failed, not shown)" if failed else ""))
+    return fig

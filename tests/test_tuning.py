@@ -1,0 +1,391 @@
+"""Hyperparameter search: grid / random / SMBO, failures, determinism, resuming, parallel trials."""
+
+import inspect
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import matplotlib
+import numpy as np
+import pytest
+
+import reclab.datasets
+from reclab.errors import ReclabError
+from reclab.evaluation import evaluate
+from reclab.models import SVD, Bias, ItemKNN, clone
+from reclab.space import grid_points, sample
+from reclab.tuning import TuningResult, plot_convergence, plot_objective, tune
+
+matplotlib.use("Agg")
+
+# Small enough that a trial takes milliseconds; the data recipe is repeated by the subprocess
+# of the SIGKILL test, so it lives in one string.
+DATA_CODE = """
+import reclab.datasets
+from reclab import split
+data = reclab.datasets.synthetic(seed=0, n_users=150, n_items=120, n_ratings=4000)
+train, valid = split.random_holdout(data, test_frac=0.2, seed=1)
+"""
+SVD_SPACE = {"factors": {"type": "int", "low": 2, "high": 30, "prior": "log-uniform"},
+             "user_reg": {"type": "real", "low": 0.1, "high": 100.0, "prior": "log-uniform"},
+             "item_reg": [1.0, 25.0]}
+
+
+@pytest.fixture(scope="module")
+def splits():
+    scope = {}
+    exec(DATA_CODE, scope)
+    return scope["train"], scope["valid"]
+
+
+def assert_same_search(a: TuningResult, b: TuningResult):
+    """Same trials (numbers, params, outcomes, every metric) and the same best; times may differ."""
+    assert len(a.trials) == len(b.trials)
+    for x, y in zip(a.trials, b.trials):
+        assert (x.number, x.params, x.status, x.error) == (y.number, y.params, y.status, y.error)
+        assert x.score == y.score or (math.isnan(x.score) and math.isnan(y.score))
+        assert x.metrics == y.metrics
+    assert (a.best_params, a.best_score) == (b.best_params, b.best_score)
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_after(count: int, seen: list):
+    def callback(trial):
+        seen.append(trial.number)
+        if len(seen) == count:
+            raise Stop(f"stopped after trial {trial.number}")
+    return callback
+
+
+# -- grid -----------------------------------------------------------------------------------------
+def test_grid_enumerates_exactly_the_declared_grid(splits):
+    train, valid = splits
+    space = {"neighbors": [5, 10, 40], "shrinkage": [0.0, 25.0]}
+    result = tune(ItemKNN(), space, train, valid, method="grid")
+    assert [trial.params for trial in result.trials] == grid_points(space)
+    assert [trial.number for trial in result.trials] == list(range(6))
+    assert all(trial.ok for trial in result.trials)
+    # An n_trials above the grid size runs the grid once; below it is refused.
+    assert len(tune(ItemKNN(), space, train, valid, method="grid", n_trials=50).trials) == 6
+    with pytest.raises(ReclabError, match=r"grid has 6 points but n_trials=4"):
+        tune(ItemKNN(), space, train, valid, method="grid", n_trials=4)
+    with pytest.raises(ReclabError, match=r"needs a list of values.*\['factors', 'user_reg'\] are ranges"):
+        tune(SVD(), SVD_SPACE, train, valid, method="grid")
+
+
+def test_trial_scores_are_validation_scores_and_test_is_never_an_argument(splits):
+    train, valid = splits
+    assert "test" not in inspect.signature(tune).parameters
+    result = tune(ItemKNN(), {"neighbors": [5, 40]}, train, valid, method="grid", k=(5, 10))
+    best = clone(ItemKNN()).set_params(**result.best_params).fit(train)
+    report = evaluate(best, train, valid, k=(5, 10), n_bootstrap=0)
+    assert result.best_score == report.summary["precision@10"]
+    assert result.best_trial.metrics == report.summary          # every metric at every cut-off
+    assert result.best_score == max(trial.score for trial in result.trials)
+
+
+# -- random ---------------------------------------------------------------------------------------
+def test_random_search_draws_the_seeded_sample_within_bounds(splits):
+    train, valid = splits
+    result = tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=8, seed=3)
+    params = [trial.params for trial in result.trials]
+    assert params == sample(SVD_SPACE, 8, seed=3)
+    assert all(2 <= p["factors"] <= 30 and 0.1 <= p["user_reg"] <= 100.0 for p in params)
+    assert len({p["user_reg"] for p in params}) == 8
+    again = tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=8, seed=3)
+    assert_same_search(result, again)
+    other = tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=8, seed=4)
+    assert [t.params for t in other.trials] != params
+
+
+# -- smbo -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("estimator", ["GP", "ET"])
+def test_smbo_same_seed_gives_the_same_trials(splits, estimator):
+    train, valid = splits
+    options = dict(method="smbo", n_trials=5, n_initial=3, estimator=estimator, seed=7)
+    first = tune(SVD(), SVD_SPACE, train, valid, **options)
+    second = tune(SVD(), SVD_SPACE, train, valid, **options)
+    assert_same_search(first, second)
+    assert len(first.trials) == 5 and first.method == "smbo"
+    assert len({json.dumps(t.params) for t in first.trials}) == 5   # the surrogate proposes new points
+    for trial in first.trials:
+        assert 2 <= trial.params["factors"] <= 30 and trial.params["item_reg"] in (1.0, 25.0)
+
+
+@pytest.mark.parametrize("estimator", ["RF", "GBRT"])
+def test_smbo_runs_with_tree_surrogates(splits, estimator):
+    train, valid = splits
+    result = tune(SVD(), SVD_SPACE, train, valid, method="smbo", n_trials=4, n_initial=2,
+                  estimator=estimator.lower(), seed=1)
+    assert result.estimator == estimator and len(result.trials) == 4
+    assert all(trial.ok for trial in result.trials)
+
+
+# -- failures -------------------------------------------------------------------------------------
+def test_failing_trials_are_recorded_and_never_best(splits):
+    train, valid = splits
+    result = tune(ItemKNN(), {"neighbors": [0, 10, -1, 30]}, train, valid, method="grid")
+    statuses = [trial.status for trial in result.trials]
+    assert statuses == ["failed", "ok", "failed", "ok"]
+    failed = result.trials[0]
+    assert math.isnan(failed.score) and failed.metrics == {}
+    assert failed.error.startswith("ReclabError: ") and "neighbors" in failed.error
+    assert result.best_params["neighbors"] in (10, 30)
+    frame = result.trials_frame()
+    assert frame.loc[2, "status"] == "failed" and "neighbors" in frame.loc[2, "error"]
+    assert frame["score"].max() == result.best_score
+
+
+def test_smbo_moves_on_after_failures_and_resumes_through_them(splits, tmp_path):
+    train, valid = splits
+    # Early points include failures before any trial finished (told once one does).
+    space = {"neighbors": [0, -5, 10, 40], "shrinkage": {"type": "real", "low": 0.0, "high": 50.0}}
+    options = dict(method="smbo", n_trials=8, n_initial=3, estimator="ET", seed=2)
+    result = tune(ItemKNN(), space, train, valid, **options)
+    assert len(result.trials) == 8
+    failed = [trial for trial in result.trials if not trial.ok]
+    assert failed and all(trial.params["neighbors"] <= 0 for trial in failed)
+    assert not result.trials[0].ok                  # the case of a failure before any finished trial
+    assert result.best_trial.ok and result.best_params["neighbors"] > 0
+    path = tmp_path / "search.jsonl"
+    with pytest.raises(Stop):
+        tune(ItemKNN(), space, train, valid, checkpoint=path, callbacks=[stop_after(2, [])], **options)
+    assert_same_search(tune(ItemKNN(), space, train, valid, checkpoint=path, **options), result)
+
+
+class _DivergingBias(Bias):
+    """Bias whose ratings are NaN when ``diverge`` is set: a fit that 'succeeds' into garbage."""
+
+    def __init__(self, user_reg: float = 10.0, item_reg: float = 25.0, iterations: int = 3,
+                 diverge: bool = False):
+        super().__init__(user_reg=user_reg, item_reg=item_reg, iterations=iterations)
+        self.diverge = diverge
+
+    def _predict_pairs(self, users, items):
+        ratings = super()._predict_pairs(users, items)
+        return np.full_like(ratings, np.nan) if self.diverge else ratings
+
+
+def test_lower_is_better_metrics_are_minimized_and_diverged_trials_fail(splits):
+    train, valid = splits
+    space = {"user_reg": [0.0, 10.0, 1000.0], "diverge": [False, True]}
+    result = tune(_DivergingBias(), space, train, valid, method="grid", metric="rmse")
+    assert not result.greater_is_better
+    ok = [trial for trial in result.trials if trial.ok]
+    assert len(ok) == 3 and all(not trial.params["diverge"] for trial in ok)
+    assert all("NaN" in trial.error for trial in result.trials if not trial.ok)
+    assert result.best_score == min(trial.score for trial in ok)
+    assert result.best_score < max(trial.score for trial in ok)
+
+
+def test_all_trials_failing_raises_with_the_first_error(splits):
+    train, valid = splits
+    with pytest.raises(ReclabError, match=r"all 2 trials failed; the first error was: ReclabError: "
+                                          r"ItemKNN parameter neighbors"):
+        tune(ItemKNN(), {"neighbors": [0, -1]}, train, valid, method="grid")
+
+
+# -- bad arguments --------------------------------------------------------------------------------
+def test_bad_arguments_raise_naming_them(splits):
+    train, valid = splits
+    with pytest.raises(ReclabError, match=r"\['factor'\] is not a parameter of SVD; its parameters "
+                                          r"are \['factors', 'item_reg', 'seed', 'user_reg'\] "
+                                          r"\('factor' -> 'factors'\?\)"):
+        tune(SVD(), {"factor": [2, 4]}, train, valid)
+    cases = [
+        (dict(method="bayes"), r"method must be one of \['grid', 'random', 'smbo'\], got 'bayes'"),
+        (dict(metric="auc"), r"unknown metric 'auc'"),
+        (dict(metric="precision@0"), r"unknown metric 'precision@0'"),
+        (dict(metric="ndcg@20", k=(5, 10)), r"k=\[5, 10\] does not include the cut-off 20"),
+        (dict(estimator="XGB"), r"estimator must be one of \['GP', 'RF', 'ET', 'GBRT'\]"),
+        (dict(n_initial=0), r"n_initial must be an integer >= 1, got 0"),
+        (dict(n_trials=0), r"n_trials must be an integer >= 1, got 0"),
+        (dict(n_jobs=0), r"n_jobs must be an integer >= 1"),
+        (dict(callbacks=[print, 3]), r"callbacks must be callables callback\(trial\), got 3"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ReclabError, match=message):
+            tune(SVD(), SVD_SPACE, train, valid, **options)
+    other = reclab.datasets.synthetic(seed=0, n_users=20, n_items=30, n_ratings=200)
+    with pytest.raises(ReclabError, match="must share users and items"):
+        tune(SVD(), SVD_SPACE, train, other)
+    with pytest.raises(ReclabError, match=r"metric 'rmse' is not in the evaluation report of ItemKNN"):
+        tune(ItemKNN(), {"neighbors": [5]}, train, valid, method="grid", metric="rmse")
+
+
+# -- callbacks and checkpoints --------------------------------------------------------------------
+def test_callbacks_get_each_finished_trial_in_order(splits):
+    train, valid = splits
+    seen = []
+    result = tune(ItemKNN(), {"neighbors": [5, 0, 20]}, train, valid, method="grid",
+                  callbacks=seen.append)   # a single callable is accepted
+    assert seen == list(result.trials)
+
+
+@pytest.mark.parametrize("method, estimator", [
+    ("random", "GP"), ("smbo", "ET"), pytest.param("smbo", "GP", marks=pytest.mark.slow)])
+def test_resume_after_a_callback_stops_the_search(splits, tmp_path, method, estimator):
+    train, valid = splits
+    options = dict(method=method, n_trials=6, n_initial=3, estimator=estimator, seed=11)
+    full = tune(SVD(), SVD_SPACE, train, valid, **options)
+    path = tmp_path / "search.jsonl"
+    seen = []
+    with pytest.raises(Stop):
+        tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, callbacks=[stop_after(4, seen)], **options)
+    assert len(path.read_text().splitlines()) == 1 + 4     # header + the 4 finished trials
+    resumed_seen = []
+    resumed = tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, callbacks=[resumed_seen.append],
+                   **options)
+    assert_same_search(resumed, full)
+    assert [trial.number for trial in resumed_seen] == [4, 5]   # restored trials are not re-run
+    # Resuming a finished search runs nothing; a larger n_trials extends it.
+    rerun = []
+    assert_same_search(tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, callbacks=[rerun.append],
+                            **options), full)
+    assert rerun == []
+
+
+def test_extending_a_search_equals_a_longer_search(splits, tmp_path):
+    train, valid = splits
+    options = dict(method="smbo", n_initial=2, estimator="ET", seed=5)
+    path = tmp_path / "search.jsonl"
+    tune(SVD(), SVD_SPACE, train, valid, n_trials=3, checkpoint=path, **options)
+    extended = tune(SVD(), SVD_SPACE, train, valid, n_trials=6, checkpoint=path, **options)
+    assert_same_search(extended, tune(SVD(), SVD_SPACE, train, valid, n_trials=6, **options))
+
+
+CHILD = DATA_CODE + """
+import sys, time
+from reclab.models import SVD
+from reclab.tuning import tune
+
+def slow_after_two(trial):
+    if trial.number == 2:
+        open(sys.argv[2], "w").close()     # tell the parent to kill us now
+    if trial.number >= 2:
+        time.sleep(0.3)
+
+tune(SVD(), {space!r}, train, valid, checkpoint=sys.argv[1], callbacks=[slow_after_two], **{options!r})
+"""
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_result(splits, tmp_path):
+    train, valid = splits
+    options = dict(method="smbo", n_trials=6, n_initial=3, estimator="ET", seed=13)
+    path, marker, script = tmp_path / "search.jsonl", tmp_path / "kill-now", tmp_path / "child.py"
+    script.write_text(CHILD.format(space=SVD_SPACE, options=options))
+    child = subprocess.Popen([sys.executable, str(script), str(path), str(marker)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read().decode()
+            assert time.monotonic() < deadline, "the child search never reached trial 2"
+            time.sleep(0.01)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    finished = len(path.read_text().splitlines()) - 1
+    assert 3 <= finished < 6, f"{finished} trials were written: the kill was not mid-search"
+    # A process killed in the middle of a write leaves a cut-off last line: it must be ignored.
+    with open(path, "a") as handle:
+        handle.write('{"kind": "trial", "number": %d, "params": {"fact' % finished)
+    resumed = tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, **options)
+    assert_same_search(resumed, tune(SVD(), SVD_SPACE, train, valid, **options))
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 + 6 and all(json.loads(line) for line in lines)   # cut-off line is gone
+
+
+def test_a_checkpoint_of_another_search_is_refused(splits, tmp_path):
+    train, valid = splits
+    path = tmp_path / "search.jsonl"
+    options = dict(method="random", n_trials=2, seed=1)
+    tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, **options)
+    with pytest.raises(ReclabError, match=r"belongs to a different search: metric is 'precision@10' in "
+                                          r"the checkpoint but 'ndcg@10' now; seed is 1 in the "
+                                          r"checkpoint but 2 now"):
+        tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, **{**options, "seed": 2},
+             metric="ndcg@10")
+    with pytest.raises(ReclabError, match=r"valid data differ"):
+        tune(SVD(), SVD_SPACE, train, train, checkpoint=path, **options)
+    with pytest.raises(ReclabError, match=r"model_params is .*'seed': 0.* but .*'seed': 9"):
+        tune(SVD(seed=9), SVD_SPACE, train, valid, checkpoint=path, **options)
+    with pytest.raises(ReclabError, match=r"space is"):
+        tune(SVD(), {**SVD_SPACE, "item_reg": [1.0, 5.0]}, train, valid, checkpoint=path, **options)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "not json", *lines[1:]]) + "\n")
+    with pytest.raises(ReclabError, match=r"line 2 is not valid JSON"):
+        tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, **options)
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"some": "file"}\n')
+    with pytest.raises(ReclabError, match="is not a reclab tuning checkpoint"):
+        tune(SVD(), SVD_SPACE, train, valid, checkpoint=other, **options)
+    with pytest.raises(ReclabError, match="checkpoint folder .*missing.* does not exist"):
+        tune(SVD(), SVD_SPACE, train, valid, checkpoint=tmp_path / "missing" / "s.jsonl", **options)
+
+
+def test_a_checkpoint_in_use_is_refused(splits, tmp_path):
+    fcntl = pytest.importorskip("fcntl", reason="advisory file locks are POSIX-only")
+    train, valid = splits
+    path = tmp_path / "search.jsonl"
+    with open(path, "a") as holder:          # as a search running in another process holds it
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(ReclabError, match="in use by another running search"):
+            tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=2, checkpoint=path)
+    assert len(tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=2,
+                    checkpoint=path).trials) == 2
+
+
+# -- parallel trials ------------------------------------------------------------------------------
+def test_parallel_random_search_gives_the_sequential_trials(splits):
+    train, valid = splits
+    options = dict(method="random", n_trials=6, seed=21)
+    parallel = tune(SVD(), SVD_SPACE, train, valid, n_jobs=2, **options)
+    assert_same_search(parallel, tune(SVD(), SVD_SPACE, train, valid, **options))
+
+
+@pytest.mark.slow
+def test_parallel_smbo_is_deterministic_for_a_given_n_jobs(splits, tmp_path):
+    train, valid = splits
+    options = dict(method="smbo", n_trials=6, n_initial=2, estimator="ET", seed=3, n_jobs=2)
+    first = tune(SVD(), SVD_SPACE, train, valid, **options)
+    assert_same_search(first, tune(SVD(), SVD_SPACE, train, valid, **options))
+    sequential = tune(SVD(), SVD_SPACE, train, valid, **{**options, "n_jobs": 1})
+    assert [t.params for t in first.trials] != [t.params for t in sequential.trials]
+
+
+# -- plots and tables -----------------------------------------------------------------------------
+def test_plots_return_figures_without_showing_them(splits):
+    import matplotlib.pyplot as plt
+
+    train, valid = splits
+    open_before = plt.get_fignums()
+    grid = tune(ItemKNN(), {"neighbors": [0, 5, 20], "shrinkage": [0.0, 10.0]}, train, valid,
+                method="grid")
+    figure = plot_convergence(grid)
+    line = figure.axes[0].lines[0].get_ydata()
+    scores = np.array([trial.score for trial in grid.trials])
+    np.testing.assert_array_equal(line, np.fmax.accumulate(scores))   # best so far; NaN until one finishes
+    assert len(plot_objective(grid).axes) == 2                     # one scatter per parameter
+    smbo = tune(SVD(), SVD_SPACE, train, valid, method="smbo", n_trials=5, n_initial=3, estimator="ET")
+    partial = plot_objective(smbo, n_points=5, n_samples=20)
+    assert len(partial.axes) == 1 + 3 * 3                          # frame + 3 x 3 grid
+    assert plt.get_fignums() == open_before
+
+
+def test_trials_frame_has_one_row_per_trial(splits):
+    train, valid = splits
+    result = tune(ItemKNN(), {"neighbors": [5, 0]}, train, valid, method="grid", k=(5, 10))
+    frame = result.trials_frame()
+    assert list(frame.index) == [0, 1] and frame.index.name == "number"
+    assert list(frame.columns[:3]) == ["status", "score", "neighbors"]
+    assert {"precision@5", "ndcg@10", "seconds", "error"} <= set(frame.columns)
+    assert frame.loc[0, "precision@10"] == result.trials[0].score
