@@ -7,7 +7,8 @@
 >>> report = rl.evaluate(model, train, test, k=10)
 """
 
-from reclab import datasets, metrics, models, normalize, postprocess, preprocess, ranking, space, split, tuning
+from reclab import (datasets, metrics, models, normalize, postprocess, preprocess, ranking, space, spark,
+                    split, tuning)
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import Comparison, EvaluationReport, compare, evaluate, ranking_metrics
@@ -16,5 +17,5 @@ from reclab.tuning import Trial, TuningResult, tune
 __version__ = "0.1.0"
 
 __all__ = ["Interactions", "ReclabError", "datasets", "metrics", "models", "normalize", "postprocess",
-           "preprocess", "ranking", "space", "split", "tuning", "evaluate", "compare", "ranking_metrics",
+           "preprocess", "ranking", "space", "spark", "split", "tuning", "evaluate", "compare", "ranking_metrics",
            "EvaluationReport", "Comparison", "tune", "TuningResult", "Trial", "__version__"]

@@ -14,3 +14,7 @@ from reclab.models.svd import SVD
 
 __all__ = ["Recommender", "FactorModel", "clone", "load", "Popularity", "Bias", "ItemKNN", "SVD",
            "ExplicitALS", "ImplicitALS"]
+
+# Spark's ALS keeps reclab's contract, so params files and models.load know it by name; pyspark itself
+# is imported only when a SparkALS is fitted. Its contract checks live in tests/test_spark.py.
+from reclab.spark import SparkALS  # noqa: E402

@@ -1,0 +1,754 @@
+"""Spark backend: train ALS on a Spark cluster and compute ranking metrics inside Spark.
+
+For data sets that outgrow one machine, this module keeps reclab's interface while the heavy work
+runs in Spark:
+
+- :class:`SparkALS` is a reclab :class:`~reclab.models.base.FactorModel` (``fit``,
+  ``recommend``, ``predict``, ``similar_items``, ``save``, scikit-learn parameters, so
+  ``reclab.tune`` and ``reclab.evaluate`` work unchanged) trained by
+  ``pyspark.ml.recommendation.ALS``. The learned factors come back as numpy arrays.
+- :func:`evaluate` computes the ranking metrics of a factor model inside Spark (top-K per user by
+  a cross join of the factor tables, seen items removed by a left anti join), with the
+  conventions of DESIGN.md, and gives the same numbers as :func:`reclab.evaluate`.
+- :func:`read_interactions` reads Parquet or CSV straight into a Spark DataFrame;
+  :func:`to_interactions` collects one into reclab :class:`~reclab.data.Interactions`.
+- :func:`get_session` starts (once) or returns the SparkSession everything here uses.
+
+pyspark (with Java 17) is an optional dependency, ``pip install reclab[spark]``; it is imported
+only when a function here needs it, so this module (and loading a saved ``SparkALS``, which holds
+numpy arrays only) works without it.
+
+Limits
+------
+Training and :func:`evaluate` run on the cluster. The driver holds what reclab's model contract
+needs in memory: the factors (``4 * factors * (n_users + n_items)`` bytes) and the training
+interactions as a CSR matrix (``seen_``, used to filter seen items; about 8 bytes per
+interaction, plus about 40 transiently while :meth:`SparkALS.fit` collects a DataFrame). A data
+set of a few hundred million interactions fits a driver with tens of GB; beyond that, keep the
+lists in Spark with :func:`evaluate` and do not call ``recommend`` on the driver.
+:func:`evaluate` scores every (evaluated user, item) pair, ``O(n_users * n_items * factors)``
+work spread over the cluster, as Spark's own ``recommendForAllUsers`` does.
+
+Timing a fit (for benchmarks)
+-----------------------------
+Start the session first (``get_session()``, about 10-20 s of JVM start-up) and fit once to warm
+up the JVM's compiler (the first fit is 2-4x slower); then time ``model.fit(train)``, which
+includes uploading the ratings and collecting the factors.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+import warnings
+from typing import Mapping
+
+import numpy as np
+
+from reclab.data import Interactions
+from reclab.errors import ReclabError
+from reclab.metrics import RANKING_METRICS, check_k
+from reclab.models.base import (FactorModel, check_bool, check_float, check_int, check_seed)
+from reclab.normalize import BiasNormalizer
+
+__all__ = ["SparkALS", "evaluate", "get_session", "read_interactions", "to_interactions"]
+
+#: Settings of a session started by :func:`get_session`; ``config`` overrides any of them.
+DEFAULT_CONFIG = {
+    "spark.app.name": "reclab",
+    "spark.driver.memory": "2g",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.log.level": "ERROR",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+# Number of ALS blocks when num_blocks is None: Spark's own default, fixed rather than derived
+# from the cluster's parallelism, because the blocks seed the factor initialization (see SparkALS).
+_DEFAULT_BLOCKS = 10
+# Alternating passes of the bias estimate, as ExplicitALS, Bias and SVD do.
+_BIAS_ITERATIONS = 3
+_MASTER = re.compile(r"^(local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|local-cluster\[.+\]|"
+                     r"(spark|k8s|mesos)://.+|yarn)$")
+# Rows of float64 scores computed at once by SparkALS._score (about 32 MB of temporaries).
+_SCORE_CHUNK_ELEMENTS = 1 << 22
+
+
+# -- pyspark access ----------------------------------------------------------------------------
+def _pyspark():
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise ReclabError("the Spark backend needs pyspark (and Java 17): "
+                          "pip install 'reclab[spark]'") from None
+    from pyspark.sql import functions
+
+    return functions
+
+
+def _is_spark_frame(value) -> bool:
+    try:
+        from pyspark.sql import DataFrame
+    except ImportError:
+        return False
+    return isinstance(value, DataFrame)
+
+
+def _quietly(function, *args, **kwargs):
+    """Call a pyspark function without its warning that pandas >= 3 is not fully supported.
+
+    reclab hands Spark Arrow tables, never pandas objects, so the warning (raised by pyspark's
+    version check on every Arrow conversion) does not concern it.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                                category=FutureWarning)
+        return function(*args, **kwargs)
+
+
+def _check_master(master, owner: str = "get_session"):
+    if master is None:
+        return None
+    if not isinstance(master, str) or not _MASTER.match(master):
+        raise ReclabError(f"{owner} parameter master must be None (local[*]) or a Spark master URL "
+                          f"such as 'local[2]', 'spark://host:7077', 'yarn' or 'k8s://...', got {master!r}")
+    return master
+
+
+def get_session(master: str | None = None, config: Mapping[str, str] | None = None):
+    """The SparkSession reclab uses: the active one, or a new one started with small settings.
+
+    Parameters
+    ----------
+    master : str, optional
+        Spark master URL (``"local[2]"``, ``"spark://host:7077"``, ``"yarn"``, ...). None uses
+        the active session whatever its master, or starts ``local[*]`` (every local core).
+    config : mapping of str to str, optional
+        Settings for a new session, over :data:`DEFAULT_CONFIG` (UI off, console progress off,
+        log level ERROR, 2 GB driver memory). Ignored when a session is already active: Spark
+        fixes most settings at start-up.
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+        The same session on every call until it is stopped, so fits reuse one JVM.
+
+    Raises
+    ------
+    ReclabError
+        If pyspark is missing, ``master`` is not a master URL, or a session is already active
+        with a different master (stop it first: ``get_session().stop()``).
+    """
+    _pyspark()
+    from pyspark.sql import SparkSession
+
+    master = _check_master(master)
+    # The active session is per thread; one started in another thread is the instantiated one.
+    session = SparkSession.getActiveSession() or getattr(SparkSession, "_instantiatedSession", None)
+    if session is None:
+        builder = SparkSession.builder.master(master or "local[*]")
+        for key, value in {**DEFAULT_CONFIG, **dict(config or {})}.items():
+            builder = builder.config(key, str(value))
+        session = _quietly(builder.getOrCreate)
+    running = session.sparkContext.master
+    if master is not None and running != master:
+        raise ReclabError(f"a SparkSession with master {running!r} is already active, but master "
+                          f"{master!r} was asked for; stop it first (get_session().stop()) or pass "
+                          f"master=None to use it")
+    return session
+
+
+# -- moving data between numpy and Spark ------------------------------------------------------
+def _to_spark(session, columns: dict):
+    """A Spark DataFrame from numpy columns (via Arrow; float32 arrays of shape (n, k) become
+    ``array<float>`` columns)."""
+    import pyarrow as pa
+
+    arrays = {}
+    for name, values in columns.items():
+        values = np.asarray(values)
+        if values.ndim == 2:
+            offsets = np.arange(values.shape[0] + 1, dtype=np.int32) * values.shape[1]
+            arrays[name] = pa.ListArray.from_arrays(pa.array(offsets),
+                                                    pa.array(np.ascontiguousarray(values).reshape(-1)))
+        else:
+            arrays[name] = pa.array(values)
+    return _quietly(session.createDataFrame, pa.table(arrays))
+
+
+def _collect(frame) -> dict:
+    """A Spark DataFrame's columns as numpy arrays (``array<float>`` columns as (n, k) float32)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = _quietly(frame.toArrow)
+    out = {}
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            flat = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+            out[name] = flat.astype(np.float32).reshape(len(column), -1 if len(column) else 0)
+        else:
+            out[name] = column.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _index_table(session, role: str, ids: np.ndarray):
+    """A small table mapping original ids (column ``role``) to indices (``role + "_index"``),
+    broadcast to every join with it."""
+    functions = _pyspark()
+    table = _to_spark(session, {role: ids, f"{role}_index": np.arange(len(ids), dtype=np.int32)})
+    return functions.broadcast(table)
+
+
+def _interaction_columns(data: Interactions) -> dict:
+    matrix = data.matrix
+    users = np.repeat(np.arange(data.n_users, dtype=np.int32), np.diff(matrix.indptr))
+    return {"user": users, "item": matrix.indices.astype(np.int32),
+            "rating": np.asarray(matrix.data, dtype=np.float32)}
+
+
+def _frame_columns(frame, user: str, item: str, rating: str | None, timestamp: str | None):
+    missing = [c for c in (user, item, rating, timestamp) if c is not None and c not in frame.columns]
+    if missing:
+        raise ReclabError(f"column{'s' if len(missing) > 1 else ''} {missing} not found; columns are "
+                          f"{frame.columns}")
+
+
+def read_interactions(path, user: str = "user", item: str = "item", rating: str | None = "rating",
+                      timestamp: str | None = None, format: str = "parquet", sep: str = ",",
+                      header: bool = True, session=None):
+    """Read interactions from Parquet or CSV into a Spark DataFrame (nothing is collected).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file, a folder of part files or a glob, on any file system Spark reads (``hdfs://``,
+        ``s3a://``, local).
+    user, item : str
+        Columns of the user and item ids (integers or strings). For a CSV without header the
+        columns are named ``_c0``, ``_c1``, ...
+    rating : str or None
+        Column of ratings; None for implicit feedback (every rating is 1.0).
+    timestamp : str or None
+        Column of timestamps in seconds, if any.
+    format : {"parquet", "csv"}
+    sep, header : str, bool
+        CSV only: field separator and whether the first line names the columns. Column types are
+        inferred (one extra pass over the file).
+    session : SparkSession, optional
+        Default :func:`get_session`.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        Columns ``user``, ``item``, ``rating`` (float) and, when given, ``timestamp`` (double):
+        what :class:`SparkALS`, :func:`evaluate` and :func:`to_interactions` read.
+
+    Examples
+    --------
+    >>> ratings = read_interactions("ml-100k/u.data", user="_c0", item="_c1", rating="_c2",
+    ...                             timestamp="_c3", format="csv", sep="\\t", header=False)  # doctest: +SKIP
+    >>> model = SparkALS(factors=32).fit(ratings)                                   # doctest: +SKIP
+    """
+    functions = _pyspark()
+    session = get_session() if session is None else session
+    if format == "parquet":
+        frame = session.read.parquet(str(path))
+    elif format == "csv":
+        frame = session.read.csv(str(path), sep=sep, header=bool(header), inferSchema=True)
+    else:
+        raise ReclabError(f"format must be 'parquet' or 'csv', got {format!r}")
+    _frame_columns(frame, user, item, rating, timestamp)
+    ratings = functions.lit(1.0) if rating is None else functions.col(rating)
+    selected = [functions.col(user).alias("user"), functions.col(item).alias("item"),
+                ratings.cast("float").alias("rating")]
+    if timestamp is not None:
+        selected.append(functions.col(timestamp).cast("double").alias("timestamp"))
+    return frame.select(*selected)
+
+
+def to_interactions(frame, user: str = "user", item: str = "item", rating: str | None = "rating",
+                    timestamp: str | None = "timestamp") -> Interactions:
+    """Collect a Spark DataFrame of interactions into reclab :class:`~reclab.data.Interactions`.
+
+    Parameters
+    ----------
+    frame : pyspark.sql.DataFrame
+        One row per interaction, for example from :func:`read_interactions`.
+    user, item, rating, timestamp : str or None
+        Column names; ``rating=None`` means implicit feedback; a ``timestamp`` column that does
+        not exist is ignored only when left at its default.
+
+    Returns
+    -------
+    Interactions
+        Built by :meth:`Interactions.from_frame` (ids sorted, duplicates resolved as it
+        documents), so it indexes users and items exactly as :meth:`SparkALS.fit` does for the
+        same DataFrame.
+    """
+    if not _is_spark_frame(frame):
+        raise ReclabError(f"to_interactions needs a Spark DataFrame, got {type(frame).__name__}")
+    if timestamp == "timestamp" and "timestamp" not in frame.columns:
+        timestamp = None
+    _frame_columns(frame, user, item, rating, timestamp)
+    wanted = [c for c in (user, item, rating, timestamp) if c is not None]
+    table = _quietly(frame.select(*wanted).toArrow)
+    if table.num_rows == 0:
+        raise ReclabError("no interactions: the Spark DataFrame is empty")
+    return Interactions.from_frame(table.to_pandas(), user=user, item=item, rating=rating,
+                                   timestamp=timestamp)
+
+
+# -- the model -----------------------------------------------------------------------------------
+class SparkALS(FactorModel):
+    """Alternating least squares trained by Spark MLlib (``pyspark.ml.recommendation.ALS``).
+
+    The same model contract as every reclab model; only the training runs in Spark. Users and
+    items are passed to Spark as reclab's internal indices, so ids map both ways with no lookup.
+
+    Model
+    -----
+    Explicit ratings (``implicit=False``), the model of :class:`reclab.models.ExplicitALS`::
+
+        r_ui ~ mu + b_u + b_i + p_u . q_i
+
+    The baseline ``mu + b_u + b_i`` is :class:`reclab.normalize.BiasNormalizer` (``user_reg``,
+    ``item_reg``; Spark's ALS has no bias terms), and Spark's ALS factorizes the residuals
+    ``r_ui - mu - b_u - b_i`` with the weighted-lambda ridge ``lambda * n_u`` (``n_i``) of
+    ExplicitALS, so the two learn the same model with the same parameters (only the initial
+    factors differ). ``predict`` returns the sum, clipped to the training rating range; ranking
+    scores are ``b_i + p_u . q_i``.
+
+    Implicit feedback (``implicit=True``): Spark's implicit ALS (Hu, Koren and Volinsky 2008)
+    with confidence ``1 + alpha * r_ui``, scores ``p_u . q_i``, no ``predict``. Unlike
+    ImplicitALS, Spark scales the ridge by each user's (item's) number of interactions, so a
+    good ``regularization`` is much smaller than ImplicitALS's.
+
+    Parameters
+    ----------
+    factors : int
+        Latent dimension (Spark's ``rank``), >= 1.
+    regularization : float
+        Spark's ``regParam``, > 0. Spark scales it by the number of ratings of the user or item
+        being solved ("ALS-WR"), as ExplicitALS does.
+    iterations : int
+        Alternating sweeps (Spark's ``maxIter``), >= 1. Above ~20, set a checkpoint directory
+        (``spark.sparkContext.setCheckpointDir``) or Spark's lineage can overflow the stack.
+    implicit : bool
+        Implicit-feedback ALS instead of explicit ratings.
+    alpha : float
+        Confidence scale of implicit feedback, >= 0 (unused when ``implicit=False``).
+    user_reg, item_reg : float
+        Shrinkage of the explicit user and item biases, >= 0, as in ExplicitALS (unused when
+        ``implicit=True``).
+    seed : int
+        Seed of Spark's factor initialization, >= 0.
+    master : str or None
+        Spark master URL; None uses the active session or starts ``local[*]`` (see
+        :func:`get_session`).
+    num_blocks : int or None
+        User and item blocks of Spark's ALS (its parallelism), >= 1; None means 10, Spark's
+        default.
+
+    Attributes
+    ----------
+    user_factors_ : numpy.ndarray of float32, shape (n_users_, factors)
+    item_factors_ : numpy.ndarray of float32, shape (n_items_, factors)
+        Ordered by index; users and items without training interactions get zero factors.
+    global_mean_, user_bias_, item_bias_ : float, float32 arrays
+        The explicit baseline (only when ``implicit=False``).
+    user_ids_, item_ids_ : numpy.ndarray
+        Original ids by index (from the training Interactions or DataFrame); used by
+        :func:`evaluate` to map Spark DataFrames of ids.
+
+    Notes
+    -----
+    Determinism: the same data, parameters and seed give bit-identical factors (checked by the
+    tests, in local mode). Spark seeds each block's initial factors with the seed and the block
+    number, so results depend on ``num_blocks``, which is therefore fixed rather than taken from
+    the cluster's parallelism. The input's partitioning does not matter (Spark orders each block's
+    ratings by id before it solves): the tests check that the same ratings, arriving as
+    Interactions or as a differently partitioned DataFrame, give the same bits.
+
+    ``fit`` reports progress per iteration only after Spark finishes, since Spark runs every
+    iteration in one job: the first callback call carries the whole training time, the others
+    about 0 s, and ``loss`` is None.
+
+    Examples
+    --------
+    >>> import reclab as rl                                                    # doctest: +SKIP
+    >>> train, test = rl.split.random_holdout(rl.datasets.load("ml-100k"), seed=42)  # doctest: +SKIP
+    >>> model = SparkALS(factors=10, regularization=0.1, num_blocks=2).fit(train)    # doctest: +SKIP
+    >>> rl.spark.evaluate(model, train, test, k=10)["ndcg@10"]                 # doctest: +SKIP
+    """
+
+    def __init__(self, factors: int = 10, regularization: float = 0.1, iterations: int = 10,
+                 implicit: bool = False, alpha: float = 1.0, user_reg: float = 10.0,
+                 item_reg: float = 25.0, seed: int = 0, master: str | None = None,
+                 num_blocks: int | None = None):
+        self.factors = factors
+        self.regularization = regularization
+        self.iterations = iterations
+        self.implicit = implicit
+        self.alpha = alpha
+        self.user_reg = user_reg
+        self.item_reg = item_reg
+        self.seed = seed
+        self.master = master
+        self.num_blocks = num_blocks
+
+    # Both depend on a parameter, so they are properties rather than class attributes.
+    @property
+    def predicts_ratings(self) -> bool:
+        return not self.implicit
+
+    @property
+    def _learns_biases(self) -> bool:
+        return not self.implicit
+
+    def _validate_params(self) -> None:
+        check_int("factors", self.factors, low=1, model=self)
+        # Spark solves each least-squares problem by Cholesky, which needs a positive definite
+        # system: with no regularization a user with fewer ratings than factors fails.
+        check_float("regularization", self.regularization, low=0.0, low_open=True, model=self)
+        check_int("iterations", self.iterations, low=1, model=self)
+        check_bool("implicit", self.implicit, model=self)
+        check_float("alpha", self.alpha, low=0.0, model=self)
+        check_float("user_reg", self.user_reg, low=0.0, model=self)
+        check_float("item_reg", self.item_reg, low=0.0, model=self)
+        check_seed(self.seed, model=self)
+        _check_master(self.master, owner=type(self).__name__)
+        if self.num_blocks is not None:
+            check_int("num_blocks", self.num_blocks, low=1, model=self)
+
+    def fit(self, train, callback=None, progress: bool = False) -> "SparkALS":
+        """Learn from an ``Interactions`` or a Spark DataFrame; return ``self``.
+
+        Parameters
+        ----------
+        train : reclab.Interactions or pyspark.sql.DataFrame
+            A DataFrame has columns ``user``, ``item``, ``rating`` (ratings 1.0 for implicit
+            feedback when there is no ``rating`` column) and optionally ``timestamp``, as
+            :func:`read_interactions` gives; it must hold each (user, item) pair once. It is
+            collected to the driver once (see the module's Limits) to build ``seen_`` and index
+            users and items like :func:`to_interactions`; the ratings Spark trains on stay in
+            Spark. ``fit(df)`` and ``fit(to_interactions(df))`` learn the same
+            model, bit for bit.
+        callback, progress
+            As in :meth:`reclab.models.base.Recommender.fit` (see Notes of the class).
+
+        Returns
+        -------
+        self
+        """
+        if not _is_spark_frame(train):
+            return super().fit(train, callback=callback, progress=progress)
+        self._validate_params()
+        rating = "rating" if "rating" in train.columns else None
+        _frame_columns(train, "user", "item", rating, None)
+        data = to_interactions(train, rating=rating)
+        n_rows = train.count()
+        if data.nnz != n_rows:
+            raise ReclabError(f"the training DataFrame holds {n_rows - data.nnz} repeated (user, item) "
+                              f"pair(s); keep one row per pair (for example the latest) before fitting")
+        functions = _pyspark()
+        session = train.sparkSession
+        values = functions.lit(1.0) if rating is None else functions.col(rating)
+        indexed = (train.join(_index_table(session, "user", data.user_ids), "user")
+                   .join(_index_table(session, "item", data.item_ids), "item")
+                   .select(functions.col("user_index").alias("user"),
+                           functions.col("item_index").alias("item"), values.cast("float").alias("rating")))
+        self._spark_ratings = indexed
+        try:
+            return super().fit(data, callback=callback, progress=progress)
+        finally:
+            del self._spark_ratings
+
+    def _fit(self, train: Interactions, report) -> None:
+        from pyspark.ml.recommendation import ALS
+
+        functions = _pyspark()
+        ratings = vars(self).get("_spark_ratings")
+        session = get_session(self.master) if ratings is None else ratings.sparkSession
+        if ratings is None:
+            ratings = _to_spark(session, _interaction_columns(train))
+        if not self.implicit:
+            if train.implicit:
+                raise ReclabError("SparkALS with implicit=False needs explicit ratings, but every value "
+                                  "of this data is 1.0; use implicit=True for implicit feedback")
+            baseline = BiasNormalizer(self.user_reg, self.item_reg, _BIAS_ITERATIONS).fit(train)
+            self.global_mean_ = float(baseline.global_mean_)
+            self.user_bias_ = baseline.user_bias_.astype(np.float32)
+            self.item_bias_ = baseline.item_bias_.astype(np.float32)
+            # Residuals against the stored (float32) biases, in double, as BiasNormalizer.transform.
+            user_bias = _to_spark(session, {"user": np.arange(train.n_users, dtype=np.int32),
+                                            "user_bias": self.user_bias_.astype(np.float64)})
+            item_bias = _to_spark(session, {"item": np.arange(train.n_items, dtype=np.int32),
+                                            "item_bias": self.item_bias_.astype(np.float64)})
+            residual = (functions.col("rating").cast("double") - functions.lit(self.global_mean_)
+                        - functions.col("user_bias") - functions.col("item_bias"))
+            ratings = (ratings.join(functions.broadcast(user_bias), "user")
+                       .join(functions.broadcast(item_bias), "item")
+                       .select("user", "item", residual.cast("float").alias("rating")))
+        blocks = _DEFAULT_BLOCKS if self.num_blocks is None else self.num_blocks
+        als = ALS(rank=self.factors, maxIter=self.iterations, regParam=self.regularization,
+                  implicitPrefs=self.implicit, alpha=self.alpha, seed=self.seed,
+                  numUserBlocks=blocks, numItemBlocks=blocks, nonnegative=False,
+                  userCol="user", itemCol="item", ratingCol="rating")
+        fitted = als.fit(ratings)
+        self.user_factors_ = _dense_factors(fitted.userFactors, train.n_users, self.factors)
+        self.item_factors_ = _dense_factors(fitted.itemFactors, train.n_items, self.factors)
+        self.user_ids_ = _savable_ids(train.user_ids)
+        self.item_ids_ = _savable_ids(train.item_ids)
+        for iteration in range(1, self.iterations + 1):
+            report(iteration, None)
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        # In float64 rounded once to float32, the computation reclab.spark.evaluate does in Spark
+        # SQL, so that both rank items identically, near-ties included. The float32 products are
+        # exact in float64, and OpenBLAS's dgemm sums them in factor order as Spark does: on
+        # ML-100k none of 1.6M scores differs in any bit (a float32 matrix product, the base
+        # class's, differs in the last bit for half of them, which reorders near-ties).
+        item_factors = self.item_factors_.astype(np.float64)
+        offset = self._item_offset()
+        offset = None if offset is None else offset.astype(np.float64)
+        out = np.empty((users.size, self.n_items_), dtype=np.float32)
+        chunk = max(1, _SCORE_CHUNK_ELEMENTS // max(self.n_items_, 1))
+        for start in range(0, users.size, chunk):
+            block = self.user_factors_[users[start:start + chunk]].astype(np.float64) @ item_factors.T
+            if offset is not None:
+                block += offset
+            out[start:start + chunk] = block
+        return out
+
+
+def _dense_factors(frame, size: int, factors: int) -> np.ndarray:
+    """Spark's (id, features) factor table as a dense (size, factors) float32 array by id."""
+    columns = _collect(frame)
+    out = np.zeros((size, factors), dtype=np.float32)
+    if columns["id"].size:
+        out[columns["id"].astype(np.int64)] = columns["features"]
+    return out
+
+
+def _savable_ids(ids: np.ndarray) -> np.ndarray:
+    """Ids as an array ``np.savez`` stores without pickle (strings as fixed-width unicode)."""
+    ids = np.asarray(ids)
+    return ids.astype(str) if ids.dtype == object else ids
+
+
+# -- evaluation inside Spark ---------------------------------------------------------------------
+def _check_ks(k) -> tuple[int, ...]:
+    cuts = [k] if isinstance(k, (numbers.Integral, np.integer)) else k
+    try:
+        cuts = list(cuts)
+    except TypeError:
+        raise ReclabError(f"k must be an int >= 1 or a sequence of them, got {k!r}") from None
+    if not cuts:
+        raise ReclabError("k is empty; give at least one cutoff, for example k=(5, 10, 20)")
+    return tuple(sorted({check_k(cut) for cut in cuts}))
+
+
+def _pairs(session, value, name: str, model, threshold):
+    """(user, item[, rating]) pairs of an Interactions or a DataFrame of ids, as a Spark frame of
+    ``user`` (a key: the index, or the original id), ``user_index`` and ``item`` (indices; null
+    for ids the model does not know)."""
+    functions = _pyspark()
+    if isinstance(value, Interactions):
+        if value.shape != (model.n_users_, model.n_items_):
+            raise ReclabError(f"{name} has shape {value.shape} but the model was fitted on "
+                              f"{(model.n_users_, model.n_items_)}; use a split of the data it was "
+                              f"fitted on (the same users and items)")
+        matrix = value.matrix
+        if threshold is not None:
+            matrix = value.select(value.matrix.data >= threshold).matrix
+        users = np.repeat(np.arange(value.n_users, dtype=np.int32), np.diff(matrix.indptr))
+        frame = _to_spark(session, {"user": users, "item": matrix.indices.astype(np.int32)})
+        return frame.withColumn("user_index", functions.col("user"))
+    if not _is_spark_frame(value):
+        raise ReclabError(f"{name} must be reclab Interactions or a Spark DataFrame, got "
+                          f"{type(value).__name__}")
+    if not hasattr(model, "user_ids_"):
+        raise ReclabError(f"{name} is a Spark DataFrame of ids, but {type(model).__name__} does not "
+                          f"record the ids it was trained on; pass Interactions (a split of the "
+                          f"training data) or use a SparkALS model")
+    _frame_columns(value, "user", "item", "rating" if threshold is not None else None, None)
+    if threshold is not None:
+        value = value.where(functions.col("rating") >= threshold)
+    value = value.select("user", "item").distinct()
+    return (value.join(_index_table(session, "user", model.user_ids_), "user", "left")
+            .join(_index_table(session, "item", model.item_ids_), "item", "left")
+            .select("user", "user_index", functions.col("item_index").alias("item")))
+
+
+def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -> dict:
+    """Ranking metrics of a fitted factor model, computed inside Spark.
+
+    The same metrics, conventions and numbers as :func:`reclab.evaluate` (DESIGN.md, "Metric
+    conventions"), for data too large to score on one machine: top-K lists are made in Spark
+    from the model's factors, seen items are removed, and only the means come back.
+
+    Parameters
+    ----------
+    model : reclab.models.FactorModel
+        Fitted; its ``user_factors_``, ``item_factors_`` (and item biases, for models with
+        biases) are sent to Spark. Scores are ``b_i + p_u . q_i`` summed in float64 over the
+        factors in order and rounded once to float32, ties broken by the lower item index,
+        exactly as :meth:`SparkALS.score_items` and :func:`reclab.ranking.top_n` rank. Other
+        factor models score in float32, whose last bit can reorder items tied to within 1e-7;
+        on ML-100k, ExplicitALS and ImplicitALS still agree with ``reclab.evaluate`` to 1e-15.
+    train, test : Interactions or pyspark.sql.DataFrame
+        Both Interactions over the model's users and items (a split of its training data), or
+        both Spark DataFrames with columns ``user``, ``item`` (original ids) and, for ``test`` with a
+        threshold, ``rating``; DataFrames need a model that records its ids (``SparkALS``).
+        Test users unknown to the model are scored with zero factors; test items unknown to it
+        are relevant but can never be recommended. Repeated pairs count once.
+    k : int or sequence of int
+        Cutoffs, each >= 1.
+    relevance_threshold : float, optional
+        Only test interactions rated at or above it are relevant; default all are.
+    session : SparkSession, optional
+        Default :func:`get_session` (with the model's ``master``, for a SparkALS).
+
+    Returns
+    -------
+    dict of str -> float
+        ``"precision@K"``, ``"recall@K"``, ``"ndcg@K"``, ``"map@K"``, ``"mrr@K"``,
+        ``"hit_rate@K"`` for every K (macro means over users with at least one relevant test
+        item), then ``"coverage@K"``: the keys and values of ``reclab.evaluate(...).summary``
+        without rmse / mae.
+
+    Raises
+    ------
+    ReclabError
+        If the model is not a fitted factor model, the data do not match it, or no user has a
+        relevant test item.
+
+    Notes
+    -----
+    Per user ``u`` with relevant set ``R_u`` and list ranks ``r = 1..K``: precision@K =
+    hits / K, recall@K = hits / |R_u|, nDCG@K = sum over hit ranks of 1 / log2(r + 1) divided by
+    the same sum over ranks 1..min(|R_u|, K), AP@K = sum over hit ranks of precision@r divided
+    by min(|R_u|, K), RR@K = 1 / (first hit rank), hit_rate@K = 1 if any hit; coverage@K =
+    distinct items in the evaluated users' top-K lists / n_items. Work is one cross join of the
+    evaluated users with every item: O(users * items * factors), spread over the cluster; only
+    the top K per user are kept (Spark stops each user's sort at K).
+    """
+    functions = _pyspark()
+    from pyspark.sql import Window
+
+    if not isinstance(model, FactorModel):
+        raise ReclabError(f"evaluate needs a reclab factor model (SparkALS, ExplicitALS, "
+                          f"ImplicitALS, SVD), got {type(model).__name__}")
+    model._check_fitted()
+    ks = _check_ks(k)
+    threshold = relevance_threshold
+    if threshold is not None and (isinstance(threshold, (bool, np.bool_))
+                                  or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold)):
+        raise ReclabError(f"relevance_threshold must be a finite number (a rating) or None, "
+                          f"got {relevance_threshold!r}")
+    if isinstance(train, Interactions) != isinstance(test, Interactions):
+        raise ReclabError(f"train and test must both be Interactions or both Spark DataFrames, got "
+                          f"{type(train).__name__} and {type(test).__name__}")
+    if session is None:
+        session = get_session(model.master if isinstance(model, SparkALS) else None)
+    max_k = ks[-1]
+
+    relevant = _pairs(session, test, "test", model, threshold).cache()
+    seen = _pairs(session, train, "train", model, None).select("user", "item").where(
+        functions.col("item").isNotNull())
+    top = None
+    try:
+        evaluated = relevant.groupBy("user").agg(
+            functions.first("user_index", ignorenulls=True).alias("user_index"),
+            functions.count("*").alias("n_relevant"))
+        n_factors = int(model.user_factors_.shape[1])
+        user_columns = {"user_index": np.arange(model.n_users_, dtype=np.int32)}
+        item_columns = {"item": np.arange(model.n_items_, dtype=np.int32)}
+        for f in range(n_factors):
+            user_columns[f"p{f}"] = model.user_factors_[:, f].astype(np.float32)
+            item_columns[f"q{f}"] = model.item_factors_[:, f].astype(np.float32)
+        offset = model._item_offset()
+        if offset is not None:
+            item_columns["b"] = np.asarray(offset, dtype=np.float32)
+        item_factors = _to_spark(session, item_columns)
+        # Users unknown to the model (a DataFrame test) have no row: zero factors.
+        zero = functions.lit(0.0).cast("float")
+        users = (evaluated.join(_to_spark(session, user_columns), "user_index", "left")
+                 .select("user", *[functions.coalesce(f"p{f}", zero).alias(f"p{f}")
+                                   for f in range(n_factors)]))
+        # One column per factor rather than arrays: Spark compiles this expression to Java code,
+        # about 10x faster than its interpreted higher-order array functions. The sum runs
+        # left to right in double over exact float32 products, then rounds once to float32:
+        # bit for bit what SparkALS._score computes with numpy.
+        score = functions.lit(0.0)
+        for f in range(n_factors):
+            score = score + functions.col(f"p{f}").cast("double") * functions.col(f"q{f}").cast("double")
+        if offset is not None:
+            score = score + functions.col("b").cast("double")
+        # The users come grouped (hash partitioned) by user and the items are broadcast, so each
+        # user's scores stay in one partition and the per-user ranking shuffles none of them.
+        scored = (users.crossJoin(functions.broadcast(item_factors))
+                  .select("user", "item", score.cast("float").alias("score"))
+                  .join(seen, ["user", "item"], "left_anti"))
+        order = Window.partitionBy("user").orderBy(functions.col("score").desc(), functions.col("item").asc())
+        top = (scored.withColumn("rank", functions.row_number().over(order))
+               .where(functions.col("rank") <= max_k).select("user", "item", "rank").cache())
+        hit_order = Window.partitionBy("user").orderBy("rank")
+        hits = (top.join(relevant.select("user", "item"), ["user", "item"])
+                .withColumn("nth", functions.row_number().over(hit_order)))
+        summary, n_evaluated = _summarize(hits, evaluated, ks)
+        if n_evaluated == 0:
+            rule = "a test interaction" if threshold is None else f"a test rating >= {threshold}"
+            raise ReclabError(f"no user has {rule}, so there is nothing to evaluate; check the test "
+                              f"split and relevance_threshold")
+        shown = [functions.count_distinct(functions.when(functions.col("rank") <= cut, functions.col("item")))
+                 .alias(f"coverage@{cut}") for cut in ks]
+        coverage = top.agg(*shown).collect()[0].asDict()
+    finally:
+        relevant.unpersist()
+        if top is not None:
+            top.unpersist()
+    for cut in ks:
+        summary[f"coverage@{cut}"] = coverage[f"coverage@{cut}"] / float(model.n_items_)
+    return summary
+
+
+def _summarize(hits, evaluated, ks) -> tuple[dict, int]:
+    """Macro means of every ranking metric at every cutoff from the hit ranks of each user, and
+    the number of evaluated users."""
+    functions = _pyspark()
+    col, when, lit = functions.col, functions.when, functions.lit
+    max_k = ks[-1]
+    # Discounts and ideal DCGs from numpy, as reclab.metrics computes them, passed as literals.
+    discounts = 1.0 / np.log2(np.arange(2, max_k + 2, dtype=np.float64))
+    ideal = np.cumsum(discounts)
+    discount = functions.array(*[lit(float(d)) for d in discounts])
+    ideal_dcg = functions.array(*[lit(float(d)) for d in ideal])
+    sums = []
+    for cut in ks:
+        inside = col("rank") <= cut
+        sums += [functions.sum(when(inside, 1).otherwise(0)).alias(f"hits{cut}"),
+                 functions.sum(when(inside, functions.element_at(discount, col("rank"))).otherwise(0.0))
+                 .alias(f"dcg{cut}"),
+                 functions.sum(when(inside, col("nth") / col("rank")).otherwise(0.0)).alias(f"ap{cut}")]
+    per_user = hits.groupBy("user").agg(functions.min("rank").alias("first"), *sums)
+    table = evaluated.join(per_user, "user", "left").na.fill(0)
+    means = []
+    for cut in ks:
+        n_ideal = functions.least(col("n_relevant"), lit(cut))
+        n_hits = col(f"hits{cut}").cast("double")
+        values = {
+            "precision": n_hits / cut,
+            "recall": n_hits / col("n_relevant"),
+            "ndcg": col(f"dcg{cut}") / functions.element_at(ideal_dcg, n_ideal.cast("int")),
+            "map": col(f"ap{cut}") / n_ideal,
+            "mrr": when((col("first") >= 1) & (col("first") <= cut), 1.0 / col("first")).otherwise(0.0),
+            "hit_rate": when(col(f"hits{cut}") > 0, 1.0).otherwise(0.0),
+        }
+        means += [functions.avg(values[name]).alias(f"{name}@{cut}") for name in RANKING_METRICS]
+    row = table.agg(functions.count("*").alias("n_users"), *means).collect()[0].asDict()
+    if row["n_users"] == 0:
+        return {}, 0
+    summary = {f"{name}@{cut}": float(row[f"{name}@{cut}"]) for name in RANKING_METRICS for cut in ks}
+    return summary, int(row["n_users"])
