@@ -61,6 +61,10 @@ def _check_ids(values: pd.Series, role: str) -> np.ndarray:
 
 
 def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
+    if pd.api.types.is_complex_dtype(values):
+        # Converting to float would silently drop the imaginary part.
+        raise ReclabError(f"rating column {column!r} holds complex numbers ({complex(values.iloc[0])!r} ...); "
+                          f"ratings must be real numbers")
     numeric = pd.to_numeric(values, errors="coerce")
     bad = numeric.isna() & values.notna()
     if bad.any():
@@ -75,9 +79,37 @@ def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
         position = int(np.flatnonzero(~finite)[0])
         raise ReclabError(
             f"rating column {column!r} has {int((~finite).sum())} NaN or infinite value(s), the first "
-            f"{ratings[position]!r} at row {values.index[position]!r}; ratings must be finite numbers"
+            f"{float(ratings[position])!r} at row {values.index[position]!r}; ratings must be finite numbers"
+        )
+    # Values are stored as float32: a larger magnitude would become inf there.
+    too_large = np.abs(ratings) > np.finfo(np.float32).max
+    if too_large.any():
+        position = int(np.flatnonzero(too_large)[0])
+        raise ReclabError(
+            f"rating column {column!r} has the value {float(ratings[position])!r} at row "
+            f"{values.index[position]!r}, beyond the float32 range (+-3.4e38) ratings are stored in"
         )
     return ratings
+
+
+def _check_timestamps_array(timestamps, nnz: int) -> np.ndarray:
+    """Timestamps given as an array next to a matrix: one finite number per stored entry."""
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    if timestamps.shape != (nnz,):
+        raise ReclabError(f"timestamps has shape {timestamps.shape}, expected ({nnz},), "
+                          f"one per stored entry in CSR order")
+    if not np.isfinite(timestamps).all():
+        position = int(np.flatnonzero(~np.isfinite(timestamps))[0])
+        raise ReclabError(f"timestamps has {int((~np.isfinite(timestamps)).sum())} NaN or infinite "
+                          f"value(s), the first {float(timestamps[position])!r} at entry {position}; "
+                          f"timestamps must be finite seconds")
+    return timestamps
+
+
+def _check_finite_matrix(matrix) -> None:
+    if not np.isfinite(matrix.data).all():
+        raise ReclabError(f"matrix has {int((~np.isfinite(matrix.data)).sum())} NaN or infinite value(s) "
+                          f"(after conversion to float32); values must be finite")
 
 
 def _check_timestamps(values: pd.Series, column: str) -> np.ndarray:
@@ -93,6 +125,20 @@ def _check_timestamps(values: pd.Series, column: str) -> np.ndarray:
             f"at row {values.index[position]!r}; timestamps must be numbers (seconds) or datetimes"
         )
     return numeric
+
+
+def _check_indices(indices, size: int, role: str) -> np.ndarray:
+    """Internal indices as int64 (same shape), each in ``[0, size)``; anything else is refused."""
+    indices = np.asarray(indices)
+    if indices.size and (indices.dtype == bool or indices.dtype.kind not in "iu"):
+        raise ReclabError(f"{role} indices must be integers in [0, {size}), got {indices.dtype} values "
+                          f"{indices.reshape(-1)[:5].tolist()}; map original ids with {role}_index(ids)")
+    indices = indices.astype(np.int64)
+    bad = indices[(indices < 0) | (indices >= size)]
+    if bad.size:
+        raise ReclabError(f"{role} indices {bad[:10].tolist()} are out of range; {role} indices lie in "
+                          f"[0, {size})")
+    return indices
 
 
 def _lookup(ids: np.ndarray, query, role: str) -> np.ndarray:
@@ -184,6 +230,9 @@ class Interactions:
         for role, column in (("user", user), ("item", item), ("rating", rating), ("timestamp", timestamp)):
             if column is not None and column not in df.columns:
                 raise ReclabError(f"{role} column {column!r} not found; columns are {columns}")
+            if column is not None and columns.count(column) > 1:
+                raise ReclabError(f"{role} column {column!r} appears {columns.count(column)} "
+                                  f"times in the table; column names must be unique")
         if len(df) == 0:
             raise ReclabError("no interactions: the table is empty")
         users = _check_ids(df[user], "user")
@@ -225,27 +274,34 @@ class Interactions:
             raise ReclabError(f"from_matrix needs a scipy.sparse matrix, got {type(matrix).__name__}")
         if matrix.ndim != 2:
             raise ReclabError(f"from_matrix needs a 2-D matrix, got shape {matrix.shape}")
-        matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+        try:
+            matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+            # Before any sorting: scipy's C++ routines trust indptr and indices, so a crafted
+            # matrix (for example read from a file) could make them read out of bounds.
+            matrix.check_format(full_check=True)
+        except ValueError as error:
+            raise ReclabError(f"from_matrix got an inconsistent sparse matrix of shape {matrix.shape}: "
+                              f"{error}") from None
         matrix.sum_duplicates()  # only for a COO input with repeated pairs; CSR input is unchanged
         matrix.sort_indices()
         if matrix.nnz == 0:
             raise ReclabError(f"no interactions: the {matrix.shape[0]} x {matrix.shape[1]} matrix has no stored entries")
-        if not np.isfinite(matrix.data).all():
-            raise ReclabError(f"matrix has {int((~np.isfinite(matrix.data)).sum())} NaN or infinite value(s); "
-                              f"values must be finite")
+        _check_finite_matrix(matrix)
         n_users, n_items = matrix.shape
         user_ids = np.arange(n_users) if user_ids is None else np.asarray(user_ids)
         item_ids = np.arange(n_items) if item_ids is None else np.asarray(item_ids)
         for role, ids, size in (("user", user_ids, n_users), ("item", item_ids, n_items)):
             if ids.shape != (size,):
                 raise ReclabError(f"{role}_ids has shape {ids.shape}, expected ({size},) for a {matrix.shape} matrix")
-            if size > 1 and not np.all(ids[1:] > ids[:-1]):
+            try:
+                ascending = size < 2 or bool(np.all(ids[1:] > ids[:-1]))
+            except TypeError:
+                types = sorted({type(value).__name__ for value in ids.tolist()})
+                raise ReclabError(f"{role}_ids mix types {types}; use one type for every {role} id") from None
+            if not ascending:
                 raise ReclabError(f"{role}_ids must be unique and sorted ascending")
         if timestamps is not None:
-            timestamps = np.asarray(timestamps, dtype=np.float64)
-            if timestamps.shape != (matrix.nnz,):
-                raise ReclabError(f"timestamps has shape {timestamps.shape}, expected ({matrix.nnz},), "
-                                  f"one per stored entry in CSR order")
+            timestamps = _check_timestamps_array(timestamps, matrix.nnz)
         return cls(matrix, user_ids, item_ids, timestamps, cls._align_items(items, item_ids), truth)
 
     @staticmethod
@@ -304,7 +360,7 @@ class Interactions:
 
     def titles(self, item_indices) -> np.ndarray:
         """Titles of items by index (the original id as text where no title is known)."""
-        item_indices = np.asarray(item_indices, dtype=np.int64)
+        item_indices = _check_indices(item_indices, self.n_items, "item")
         fallback = self._item_ids[item_indices].astype(str)
         if self._items is None or "title" not in self._items.columns:
             return fallback.astype(object)
@@ -375,11 +431,8 @@ class Interactions:
 
         Ids and item metadata follow; ``truth`` is dropped, since it describes the full data set.
         """
-        users = np.arange(self.n_users) if users is None else np.unique(np.asarray(users, dtype=np.int64))
-        items = np.arange(self.n_items) if items is None else np.unique(np.asarray(items, dtype=np.int64))
-        for role, chosen, size in (("user", users, self.n_users), ("item", items, self.n_items)):
-            if len(chosen) and (chosen[0] < 0 or chosen[-1] >= size):
-                raise ReclabError(f"{role} indices must lie in [0, {size}), got {chosen[0]}..{chosen[-1]}")
+        users = np.arange(self.n_users) if users is None else np.unique(_check_indices(users, self.n_users, "user"))
+        items = np.arange(self.n_items) if items is None else np.unique(_check_indices(items, self.n_items, "item"))
         # Carry each entry's position through the slicing so values and timestamps stay aligned
         # (positions start at 1 so that no stored entry is ever a zero).
         source = self._matrix
@@ -403,7 +456,10 @@ class Interactions:
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
         if matrix.shape != self.shape:
             raise ReclabError(f"with_matrix needs shape {self.shape}, got {matrix.shape}")
+        _check_finite_matrix(matrix)
         matrix.sort_indices()
+        if timestamps is not None:
+            timestamps = _check_timestamps_array(timestamps, matrix.nnz)
         if timestamps is None and self._timestamps is not None and matrix.nnz == self.nnz \
                 and np.array_equal(matrix.indptr, self._matrix.indptr) \
                 and np.array_equal(matrix.indices, self._matrix.indices):

@@ -49,23 +49,92 @@ DEFAULT_URL = "https://files.grouplens.org/datasets/movielens"
 _CHUNK = 1 << 20
 
 _RATING_DTYPES = {"user": np.int32, "item": np.int32, "rating": np.float32, "timestamp": np.int64}
+# Rows read at once when a malformed file is read again as text to find the bad line.
+_TEXT_CHUNK_ROWS = 1 << 20
 
 
 # -- parsers ----------------------------------------------------------------------------------
+def _damaged(path: Path, problem: str) -> ReclabError:
+    return ReclabError(f"{path}: {problem}; the file was edited or damaged: replace the "
+                       f"{path.parent.name}/ folder with a fresh copy from the MovieLens archive")
+
+
+def _first_bad_value(path: Path, dtypes: dict, options: dict) -> tuple[int, str, str, str] | None:
+    """(line number, column, value, what was expected) of the first value that does not parse.
+
+    Only called after the fast typed read failed, to say where: the file is read again as text,
+    in chunks (a damaged ml-25m must not need gigabytes of strings), blank lines kept so that
+    row numbers are line numbers.
+    """
+    first_line = 2 if options.get("header") == 0 else 1
+    try:
+        chunks = pd.read_csv(path, **{**options, "dtype": str, "keep_default_na": False,
+                                      "skip_blank_lines": False, "chunksize": _TEXT_CHUNK_ROWS})
+        for chunk in chunks:
+            blank = (chunk == "").all(axis=1).to_numpy()
+            found = None
+            for column, dtype in dtypes.items():
+                kind = np.dtype(dtype).kind
+                if column not in chunk.columns or kind not in "iuf":
+                    continue
+                raw = chunk[column]
+                number = pd.to_numeric(raw.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+                if kind in "iu":
+                    info = np.iinfo(dtype)
+                    fine = (np.isfinite(number) & (number == np.round(number))
+                            & (number >= info.min) & (number <= info.max))
+                    expected = f"an integer in [{info.min}, {info.max}]"
+                else:
+                    fine = np.isfinite(number)
+                    expected = "a finite number"
+                bad = np.flatnonzero(~fine & ~blank)
+                if bad.size and (found is None or bad[0] < found[0]):
+                    found = (int(bad[0]), column, raw.iloc[bad[0]], expected)
+            if found is not None:
+                row, column, value, expected = found
+                return int(chunk.index[row]) + first_line, column, value, expected
+    except (ValueError, OSError):
+        return None
+    return None
+
+
+def _read_table(path: Path, layout: str, dtypes: dict, **options) -> pd.DataFrame:
+    """``pandas.read_csv`` of one MovieLens file with typed columns.
+
+    A malformed file raises ``ReclabError`` naming the file, the line and the bad value (or the
+    parser's complaint), with ``layout``, an example of a good line; a missing file names itself.
+    """
+    try:
+        return pd.read_csv(path, dtype=dtypes, **options)
+    except FileNotFoundError:
+        raise ReclabError(f"{path} is missing: the {path.parent.name}/ folder is incomplete; replace "
+                          f"it with a fresh copy from the MovieLens archive") from None
+    except (ValueError, OverflowError) as error:   # pandas' ParserError and UnicodeDecodeError included
+        found = _first_bad_value(path, dtypes, options)
+        if found is not None:
+            line, column, value, expected = found
+            problem = f"line {line}: {column} is {value!r}, expected {expected} (lines look like {layout!r})"
+        else:
+            problem = (f"cannot be parsed ({type(error).__name__}: {str(error).strip()}); lines look "
+                       f"like {layout!r}")
+        raise _damaged(path, problem) from None
+
+
 def _frames(ratings: pd.DataFrame, items: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     items = items.set_index("item")[["title", "genres"]]
     return ratings, items
 
 
 def _read_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    ratings = pd.read_csv(folder / "u.data", sep="\t", header=None, names=list(_RATING_DTYPES),
-                          dtype=_RATING_DTYPES)
-    genres = pd.read_csv(folder / "u.genre", sep="|", header=None, names=["genre", "flag"],
-                         encoding="iso-8859-1").sort_values("flag")["genre"].tolist()
+    ratings = _read_table(folder / "u.data", "196\t242\t3\t881250949", _RATING_DTYPES,
+                          sep="\t", header=None, names=list(_RATING_DTYPES))
+    genres = _read_table(folder / "u.genre", "Action|1", {"flag": np.int64}, sep="|", header=None,
+                         names=["genre", "flag"], encoding="iso-8859-1").sort_values("flag")["genre"].tolist()
     # QUOTE_NONE: a title is never quoted in u.item, and a stray '"' must not swallow lines.
-    items = pd.read_csv(folder / "u.item", sep="|", header=None, encoding="iso-8859-1", quoting=3,
-                        names=["item", "title", "release_date", "video_release_date", "imdb_url"] + genres,
-                        dtype={"item": np.int64, "title": str})
+    items = _read_table(folder / "u.item", "1|Toy Story (1995)|01-Jan-1995||http://...|0|0|0|1|1|1|0|...",
+                        {"item": np.int64, "title": str}, sep="|", header=None, encoding="iso-8859-1",
+                        quoting=3, names=["item", "title", "release_date", "video_release_date",
+                                          "imdb_url"] + genres)
     flags = items[genres].to_numpy(dtype=bool)
     names = np.array(genres, dtype=object)
     items["genres"] = ["|".join(names[row]) for row in flags]
@@ -75,12 +144,27 @@ def _read_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _read_dat(folder: Path, movies_encoding: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     # '::' as a separator would need pandas' slow python engine; splitting on ':' with the C engine
     # gives empty columns between the fields instead, which usecols drops (ids and ratings hold no ':').
-    ratings = pd.read_csv(folder / "ratings.dat", sep=":", header=None,
-                          names=["user", "_1", "item", "_2", "rating", "_3", "timestamp"],
-                          usecols=list(_RATING_DTYPES), dtype=_RATING_DTYPES)[list(_RATING_DTYPES)]
+    ratings = _read_table(folder / "ratings.dat", "1::1193::5::978300760", _RATING_DTYPES, sep=":",
+                          header=None, names=["user", "_1", "item", "_2", "rating", "_3", "timestamp"],
+                          usecols=list(_RATING_DTYPES))[list(_RATING_DTYPES)]
     # Titles contain ':' ("Star Wars: Episode IV ..."), so movies.dat is split by hand.
-    text = (folder / "movies.dat").read_bytes().decode(movies_encoding)
-    rows = [line.split("::", 2) for line in text.splitlines() if line.strip()]
+    path = folder / "movies.dat"
+    try:
+        text = path.read_bytes().decode(movies_encoding)
+    except FileNotFoundError:
+        raise ReclabError(f"{path} is missing: the {folder.name}/ folder is incomplete; replace it "
+                          f"with a fresh copy from the MovieLens archive") from None
+    except UnicodeDecodeError as error:
+        raise _damaged(path, f"byte {error.start} is not {movies_encoding} text") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("::", 2)
+        if len(fields) != 3 or not fields[0].strip().isdigit():
+            raise _damaged(path, f"line {number} is {line[:80]!r}, expected 'id::title::genres' "
+                                 f"(lines look like '1::Toy Story (1995)::Animation|Children's|Comedy')")
+        rows.append(fields)
     items = pd.DataFrame(rows, columns=["item", "title", "genres"])
     items["item"] = items["item"].astype(np.int64)
     items["genres"] = items["genres"].replace("(no genres listed)", "")
@@ -89,11 +173,11 @@ def _read_dat(folder: Path, movies_encoding: str) -> tuple[pd.DataFrame, pd.Data
 
 def _read_csv(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     # The C parser treats '\r\n' as a line end, so the CRLF files of ml-latest-small need nothing more.
-    ratings = pd.read_csv(folder / "ratings.csv", header=0,
-                          names=list(_RATING_DTYPES), dtype=_RATING_DTYPES)
-    items = pd.read_csv(folder / "movies.csv", header=0, names=["item", "title", "genres"],
-                        dtype={"item": np.int64, "title": str, "genres": str}, encoding="utf-8",
-                        keep_default_na=False)
+    ratings = _read_table(folder / "ratings.csv", "1,296,5.0,1147880044", _RATING_DTYPES, header=0,
+                          names=list(_RATING_DTYPES))
+    items = _read_table(folder / "movies.csv", "1,Toy Story (1995),Adventure|Animation|Children",
+                        {"item": np.int64, "title": str, "genres": str}, header=0,
+                        names=["item", "title", "genres"], encoding="utf-8", keep_default_na=False)
     items["genres"] = items["genres"].replace("(no genres listed)", "")
     return _frames(ratings, items)
 
@@ -132,7 +216,7 @@ NAMES: tuple[str, ...] = tuple(_DATASETS)
 
 
 def _spec(name) -> _Dataset:
-    if name not in _DATASETS:
+    if not isinstance(name, str) or name not in _DATASETS:
         raise ReclabError(f"unknown data set {name!r}; known names are {list(NAMES)} "
                           f"(or use reclab.datasets.synthetic() for the embedded synthetic data)")
     return _DATASETS[name]
@@ -413,5 +497,8 @@ def load(name: str, data_dir=None, download: bool = True, cache_dir=None,
     spec = _spec(name)
     folder = fetch(name, data_dir=data_dir, download=download, cache_dir=cache_dir, progress=progress)
     ratings, items = spec.read(folder)
-    return Interactions.from_frame(ratings, user="user", item="item", rating="rating",
-                                   timestamp="timestamp", items=items)
+    try:
+        return Interactions.from_frame(ratings, user="user", item="item", rating="rating",
+                                       timestamp="timestamp", items=items)
+    except ReclabError as error:   # NaN ratings and the like: say which file holds them
+        raise _damaged(folder / spec.ratings_file, str(error)) from None

@@ -423,7 +423,12 @@ class _Checkpoint:
             complete = content[:content.rfind(b"\n") + 1]
             if len(complete) < len(content):
                 handle.truncate(len(complete))
-            lines = complete.decode("utf-8").splitlines()
+            try:
+                lines = complete.decode("utf-8").splitlines()
+            except UnicodeDecodeError as error:
+                line = complete[:error.start].count(b"\n") + 1
+                raise ReclabError(f"checkpoint {str(self.path)!r} line {line} is not UTF-8 text; it was "
+                                  f"not written by reclab.tune (pass another checkpoint path)") from None
             restored: dict[int, Trial] = {}
             if not lines:
                 self._write(handle, self.header)
@@ -727,8 +732,9 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         raise ReclabError(f"train {train.shape} and valid {valid.shape} must share users and items "
                           f"(the same ids, as reclab.split produces)")
     if relevance_threshold is not None and (isinstance(relevance_threshold, bool)
-                                            or not isinstance(relevance_threshold, numbers.Real)):
-        raise ReclabError(f"relevance_threshold must be a number or None, got {relevance_threshold!r}")
+                                            or not isinstance(relevance_threshold, numbers.Real)
+                                            or not math.isfinite(relevance_threshold)):
+        raise ReclabError(f"relevance_threshold must be a finite number or None, got {relevance_threshold!r}")
 
     points = None
     if method == "grid":

@@ -494,7 +494,8 @@ class Recommender:
         The file holds every learned attribute as arrays (sparse ones as ``name.data``,
         ``name.indices``, ``name.indptr``, ``name.shape``) and a ``__meta__`` JSON entry with the
         format, class, parameters, reclab version and a sha256 of everything else, which
-        :func:`load` verifies. The file is written at exactly ``path`` (no suffix is added).
+        :func:`load` verifies. The file is written at exactly ``path`` (no suffix is added);
+        its folder must exist (``ReclabError`` otherwise).
         """
         self._check_fitted()
         arrays, kinds = {}, {}
@@ -530,6 +531,9 @@ class Recommender:
                 "params": params, "attributes": kinds, "reclab_version": _reclab_version()}
         meta["sha256"] = _digest(meta, arrays)
         path = Path(path)
+        if not path.parent.is_dir():
+            raise ReclabError(f"cannot save {type(self).__name__} to {path}: folder {str(path.parent)!r} "
+                              f"does not exist; create it first")
         with atomic_write(path, "wb") as handle:
             np.savez(handle, __meta__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
         return path
@@ -558,6 +562,38 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
+_KIND_ARRAYS = {"csr": (".data", ".indices", ".indptr", ".shape"), "array": ("",), "bool": ("",),
+                "int": ("",), "float": ("",)}
+
+
+def _check_layout(path: Path, params, kinds, arrays: dict) -> None:
+    """The metadata describes exactly the stored arrays, and only learned attributes.
+
+    The sha256 proves a file is intact, not that its writer was reclab: a file crafted with a
+    matching digest must still fail here with a clear error, never set arbitrary attributes
+    (``__class__``, a method, a parameter) on the model.
+    """
+    if not isinstance(params, dict) or not isinstance(kinds, dict):
+        raise ReclabError(f"{path} is not a reclab model file (params and attributes must be JSON objects)")
+    expected = set()
+    for name, kind in kinds.items():
+        if not (isinstance(name, str) and name.isidentifier() and name.endswith("_")
+                and not name.startswith("_")):
+            raise ReclabError(f"{path} stores {name!r}, which is not a learned attribute (a name "
+                              f"ending in '_'); the file was not written by reclab")
+        if kind not in _KIND_ARRAYS:
+            raise ReclabError(f"{path} stores attribute {name} with unknown kind {kind!r}")
+        expected.update(name + suffix for suffix in _KIND_ARRAYS[kind])
+    if expected != set(arrays):
+        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
+        raise ReclabError(f"{path} does not hold the arrays its metadata lists (missing {missing}, "
+                          f"unexpected {extra}); the file was not written by reclab")
+    for name, kind in kinds.items():
+        if kind in ("bool", "int", "float") and arrays[name].shape != ():
+            raise ReclabError(f"{path} stores {kind} attribute {name} with shape {arrays[name].shape}, "
+                              f"expected a scalar")
+
+
 def load(path) -> Recommender:
     """Load a model written by ``Recommender.save`` (no pickle: ``allow_pickle=False``).
 
@@ -566,8 +602,9 @@ def load(path) -> Recommender:
     FileNotFoundError
         If ``path`` does not exist.
     ReclabError
-        If the file is not a reclab model, was truncated or altered (sha256 mismatch), or names a
-        model class that reclab does not know.
+        If the file is not a reclab model, was truncated or altered (sha256 mismatch), names a
+        model class that reclab does not know, or holds arrays that do not match its metadata
+        (a crafted file: only learned attributes, ending in ``_``, are ever set).
     """
     path = Path(path)
     if not path.is_file():
@@ -592,6 +629,7 @@ def load(path) -> Recommender:
                           f"{_FORMAT!r} up to version {_FORMAT_VERSION}")
     if _digest(meta, arrays) != expected:
         raise ReclabError(f"{path} failed its sha256 check: the file was altered or damaged")
+    _check_layout(path, params, kinds, arrays)
     cls = _REGISTRY.get(class_name)
     if cls is None:
         raise ReclabError(f"{path} holds a {class_name!r} model, which is not a known reclab model "
@@ -602,9 +640,16 @@ def load(path) -> Recommender:
     model = cls(**params)
     for name, kind in kinds.items():
         if kind == "csr":
-            shape = tuple(int(size) for size in arrays[f"{name}.shape"])
-            value = sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"],
-                                   arrays[f"{name}.indptr"]), shape=shape)
+            try:
+                shape = tuple(int(size) for size in arrays[f"{name}.shape"])
+                value = sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"],
+                                       arrays[f"{name}.indptr"]), shape=shape)
+                # The constructor checks only lengths; scipy's C++ routines trust the rest, so an
+                # index pointer or index out of range would read past the arrays later.
+                value.check_format(full_check=True)
+            except (TypeError, ValueError) as error:
+                raise ReclabError(f"{path} stores sparse attribute {name} with inconsistent arrays: "
+                                  f"{error}") from None
             for part in ("data", "indices", "indptr"):
                 _readonly(getattr(value, part))
         elif kind == "array":
