@@ -116,17 +116,18 @@ def implicit_als_speed(library: str, n_ratings: int, factors: int, iterations: i
     matrix = _long_tail(n_ratings)
     result = {"library": library, "n_ratings": matrix.nnz, "shape": list(matrix.shape), "factors": factors,
               "iterations": iterations}
+    import reclab as rl
+
+    defaults = rl.models.ImplicitALS()  # both libraries run with reclab's default hyperparameters
     if library == "implicit":
         _peer("implicit.cpu.als")
         import implicit
 
-        _implicit_fit(implicit, matrix[:1000], factors, 1, 0.05, 10.0)  # warm-up
-        _, timing = _implicit_fit(implicit, matrix, factors, iterations, 0.05, 10.0)
+        _implicit_fit(implicit, matrix[:1000], factors, 1, defaults.regularization, defaults.alpha)  # warm-up
+        _, timing = _implicit_fit(implicit, matrix, factors, iterations, defaults.regularization, defaults.alpha)
     else:
-        import reclab as rl
-
         data = rl.Interactions.from_matrix(matrix)
-        model = rl.models.ImplicitALS(factors=factors, iterations=iterations, regularization=0.05, alpha=10.0)
+        model = rl.models.ImplicitALS(factors=factors, iterations=iterations)
         _warm_up(model, data)
         timing = _fit_timed(lambda callback: model.fit(data, callback=callback))
     result.update(timing)

@@ -8,9 +8,10 @@ same inputs, same output bits, on one machine. The one sum across rows, the Gram
 ``F^T F``, is computed in a fixed number of fixed blocks whose partial sums are added in a fixed
 order, for the same reason.
 
-Compiled with ``fastmath`` restricted to reassociation and contraction (no ``nnan``/``ninf``), so
-that dot products vectorize; the compiled code is fixed, so this changes nothing about
-run-to-run determinism, only the last bits relative to a strictly sequential sum.
+Compiled with ``fastmath`` restricted to reassociation, contraction, signed zeros and reciprocals
+(no ``nnan``/``ninf``, so non-finite checks still work), so that dot products vectorize; the
+compiled code is fixed, so this changes nothing about run-to-run determinism, only the last bits
+relative to a strictly sequential sum. Only the explicit ``prange`` loops run in parallel.
 
 Dtypes: factor arrays are float32 (or float64), C-contiguous; ``indptr`` int64, ``indices``
 int32, per-entry weights the factor dtype; ``bounds`` int64. The callers cast once, so each
@@ -31,9 +32,19 @@ _PARALLEL = {
 }
 _GRAM_BLOCKS = 64  # fixed (not per thread) so that the Gram matrix is bit-identical across threads
 _GRAM_PANEL = 256  # rows whose products are summed in the factor dtype before adding in float64
+_SOLVE_PANEL = 128  # entries of one row gathered at a time by the exact solves
 _CG_TOLERANCE = 1e-20  # squared residual norm below which a CG solve stops, as in implicit
-_CHOLESKY_PIVOT = 1e-10  # pivot relative to the mean diagonal below which a system counts as singular
-_MAX_JITTER_TRIES = 8
+_MAX_JITTER_TRIES = 12
+
+
+def pivot_floor(dtype):
+    """Relative Cholesky pivot below which a system built from ``dtype`` sums counts as singular.
+
+    The systems' sums are taken in the factor dtype, so a pivot that keeps less than about
+    100 units of roundoff of its diagonal entry is noise: trusting it would put huge values in
+    directions the data does not determine.
+    """
+    return 100.0 * float(np.finfo(dtype).eps)
 
 
 def row_chunks(indptr, factors, n_chunks=256):
@@ -114,6 +125,89 @@ def gram(factors, regularization):
     return total
 
 
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _matvec(matrix, vector, out):
+    """``out = matrix @ vector``, four rows at a time so that they share each load of ``vector``."""
+    k = vector.shape[0]
+    a = 0
+    while a + 4 <= k:
+        row0, row1, row2, row3 = matrix[a], matrix[a + 1], matrix[a + 2], matrix[a + 3]
+        s0 = np.float32(0.0)
+        s1 = np.float32(0.0)
+        s2 = np.float32(0.0)
+        s3 = np.float32(0.0)
+        for c in range(k):
+            v = vector[c]
+            s0 += row0[c] * v
+            s1 += row1[c] * v
+            s2 += row2[c] * v
+            s3 += row3[c] * v
+        out[a] = s0
+        out[a + 1] = s1
+        out[a + 2] = s2
+        out[a + 3] = s3
+        a += 4
+    while a < k:
+        s0 = np.float32(0.0)
+        for c in range(k):
+            s0 += matrix[a, c] * vector[c]
+        out[a] = s0
+        a += 1
+
+
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _add_weighted_rows(start, end, indices, weight, other, vector, out, residual):
+    """``out += sum_j coef_j y_j`` over entries ``start:end``, with ``s_j = y_j . vector`` and
+    ``coef_j = (1 + w_j) - w_j s_j`` (``residual``: the part of ``b - A x``) or ``w_j s_j``.
+
+    Four entries at a time: their dot products are independent, and ``out`` is loaded and
+    stored once per four rows instead of once per row (about 25% faster than one at a time).
+    """
+    k = vector.shape[0]
+    one = np.float32(1.0)
+    j = start
+    while j + 4 <= end:
+        y0, y1 = other[indices[j]], other[indices[j + 1]]
+        y2, y3 = other[indices[j + 2]], other[indices[j + 3]]
+        s0 = np.float32(0.0)
+        s1 = np.float32(0.0)
+        s2 = np.float32(0.0)
+        s3 = np.float32(0.0)
+        for a in range(k):
+            v = vector[a]
+            s0 += y0[a] * v
+            s1 += y1[a] * v
+            s2 += y2[a] * v
+            s3 += y3[a] * v
+        w0, w1, w2, w3 = weight[j], weight[j + 1], weight[j + 2], weight[j + 3]
+        if residual:
+            s0 = (one + w0) - w0 * s0
+            s1 = (one + w1) - w1 * s1
+            s2 = (one + w2) - w2 * s2
+            s3 = (one + w3) - w3 * s3
+        else:
+            s0 *= w0
+            s1 *= w1
+            s2 *= w2
+            s3 *= w3
+        for a in range(k):
+            out[a] += s0 * y0[a] + s1 * y1[a] + s2 * y2[a] + s3 * y3[a]
+        j += 4
+    while j < end:
+        y0 = other[indices[j]]
+        s0 = np.float32(0.0)
+        for a in range(k):
+            s0 += y0[a] * vector[a]
+        w0 = weight[j]
+        if residual:
+            s0 = (one + w0) - w0 * s0
+        else:
+            s0 *= w0
+        for a in range(k):
+            out[a] += s0 * y0[a]
+        j += 1
+
+
 @njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def implicit_cg_sweep(indptr, indices, weight, other, gram_reg, factors, cg_steps, bounds):
     """Update ``factors`` in place by ``cg_steps`` conjugate-gradient steps per row.
@@ -138,7 +232,6 @@ def implicit_cg_sweep(indptr, indices, weight, other, gram_reg, factors, cg_step
         Row chunks from :func:`row_chunks`.
     """
     k = factors.shape[1]
-    one = np.float32(1.0)
     for chunk in prange(len(bounds) - 1):
         r = np.empty(k, dtype=factors.dtype)
         p = np.empty(k, dtype=factors.dtype)
@@ -149,21 +242,13 @@ def implicit_cg_sweep(indptr, indices, weight, other, gram_reg, factors, cg_step
                 for a in range(k):
                     x[a] = 0.0
                 continue
+            start = indptr[u]
+            end = indptr[u + 1]
             # r = b - A x
+            _matvec(gram_reg, x, r)
             for a in range(k):
-                s = np.float32(0.0)
-                for c in range(k):
-                    s += gram_reg[a, c] * x[c]
-                r[a] = -s
-            for j in range(indptr[u], indptr[u + 1]):
-                y = other[indices[j]]
-                w = weight[j]
-                s = np.float32(0.0)
-                for a in range(k):
-                    s += y[a] * x[a]
-                coef = (one + w) - w * s
-                for a in range(k):
-                    r[a] += coef * y[a]
+                r[a] = -r[a]
+            _add_weighted_rows(start, end, indices, weight, other, x, r, True)
             rs_old = np.float32(0.0)
             for a in range(k):
                 p[a] = r[a]
@@ -171,19 +256,8 @@ def implicit_cg_sweep(indptr, indices, weight, other, gram_reg, factors, cg_step
             if rs_old < _CG_TOLERANCE:
                 continue
             for _ in range(cg_steps):
-                for a in range(k):
-                    s = np.float32(0.0)
-                    for c in range(k):
-                        s += gram_reg[a, c] * p[c]
-                    ap[a] = s
-                for j in range(indptr[u], indptr[u + 1]):
-                    y = other[indices[j]]
-                    s = np.float32(0.0)
-                    for a in range(k):
-                        s += y[a] * p[a]
-                    s *= weight[j]
-                    for a in range(k):
-                        ap[a] += s * y[a]
+                _matvec(gram_reg, p, ap)
+                _add_weighted_rows(start, end, indices, weight, other, p, ap, False)
                 p_ap = np.float32(0.0)
                 for a in range(k):
                     p_ap += p[a] * ap[a]
@@ -204,32 +278,49 @@ def implicit_cg_sweep(indptr, indices, weight, other, gram_reg, factors, cg_step
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _cholesky_solve(a, b, out):
-    """Solve ``a x = b`` for symmetric positive definite ``a`` (float64, overwritten).
+def _cholesky_solve(a, b, out, floor, n):
+    """Solve ``a[:n, :n] x = b[:n]`` for symmetric positive definite ``a`` (float64).
 
-    Returns False, leaving ``out`` untouched, when a pivot falls below ``_CHOLESKY_PIVOT`` times
-    the mean diagonal (numerically singular); the caller then adds a jitter and retries.
+    ``a`` and ``b`` are overwritten (``a`` by its Cholesky factor). Returns False, leaving
+    ``out`` untouched, when a pivot keeps no more than ``floor`` times its diagonal entry
+    (numerically singular); the caller then adds a jitter and retries.
     """
-    k = a.shape[0]
-    scale = 0.0
-    for i in range(k):
-        scale += a[i, i]
-    scale = scale / k
-    floor = _CHOLESKY_PIVOT * scale
+    k = n
     # lower-triangular L stored in a
     for j in range(k):
-        d = a[j, j]
+        diagonal = a[j, j]
+        d = diagonal
         for m in range(j):
             d -= a[j, m] * a[j, m]
-        if not d > floor or d <= 0.0:
+        if not d > floor * diagonal or d <= 0.0:
             return False
         d = np.sqrt(d)
         a[j, j] = d
-        for i in range(j + 1, k):
+        row_j = a[j]
+        i = j + 1
+        while i + 4 <= k:  # four rows at a time share each load of row j
+            row_0, row_1, row_2, row_3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+            s0 = row_0[j]
+            s1 = row_1[j]
+            s2 = row_2[j]
+            s3 = row_3[j]
+            for m in range(j):
+                v = row_j[m]
+                s0 -= row_0[m] * v
+                s1 -= row_1[m] * v
+                s2 -= row_2[m] * v
+                s3 -= row_3[m] * v
+            row_0[j] = s0 / d
+            row_1[j] = s1 / d
+            row_2[j] = s2 / d
+            row_3[j] = s3 / d
+            i += 4
+        while i < k:
             s = a[i, j]
             for m in range(j):
-                s -= a[i, m] * a[j, m]
+                s -= a[i, m] * row_j[m]
             a[i, j] = s / d
+            i += 1
     # forward then backward substitution, in b
     for i in range(k):
         s = b[i]
@@ -246,22 +337,55 @@ def _cholesky_solve(a, b, out):
     return True
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def _solve_with_jitter(a, b, n, work, rhs, out, floor):
+    """Solve ``a[:n, :n] x = b[:n]`` into ``out[:n]``, adding the smallest diagonal jitter that
+    makes the system numerically positive definite (none when it already is).
+
+    ``a[:n, :n]`` is symmetric with a positive mean diagonal; ``work`` and ``rhs`` are scratch
+    of at least the same size. Returns False if even the largest jitter failed.
+    """
+    mean_diagonal = 0.0
+    for r in range(n):
+        mean_diagonal += a[r, r]
+    mean_diagonal /= n
+    jitter = 0.0
+    for attempt in range(_MAX_JITTER_TRIES + 1):
+        for r in range(n):
+            rhs[r] = b[r]
+            for c in range(n):
+                work[r, c] = a[r, c]
+            work[r, r] += jitter
+        if _cholesky_solve(work, rhs, out, floor, n):
+            return True
+        jitter = mean_diagonal * floor * 10.0 ** (attempt + 1) + 1e-30
+    return False
+
+
 @njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def cholesky_sweep(indptr, indices, a_weight, b_weight, other, base, reg_per_entry, factors,
-                   bounds):
+                   bounds, floor, dual):
     """Exact least-squares update of ``factors`` in place, one Cholesky solve per row.
 
     Row u solves ``(base + sum_j a_j y_j y_j^T + reg_per_entry * n_u I) x_u = sum_j b_j y_j``
-    over its stored entries j (item ``y_j = other[indices[j]]``), in float64.
+    over its n_u stored entries j (item ``y_j = other[indices[j]]``). The sums run over panels
+    of ``_SOLVE_PANEL`` entries in the factor dtype and are added across panels in float64; the
+    Cholesky factorization and solve are in float64.
 
     * implicit ALS: ``base = Y^T Y + lambda I``, ``a_j = c_uj - 1``, ``b_j = c_uj``,
       ``reg_per_entry = 0``;
     * explicit ALS with weighted-lambda regularization (Zhou et al. 2008): ``base = 0``,
       ``a_j = 1``, ``b_j`` = the residual rating, ``reg_per_entry = lambda``.
 
+    With ``dual`` (valid only for ``base = 0`` and every ``a_j = 1``), a row with fewer entries
+    than factors is solved through the n_u x n_u system of the identity
+    ``(Q^T Q + mu I)^-1 Q^T e = Q^T (Q Q^T + mu I)^-1 e`` (``Q`` the row's n_u x k item factors,
+    ``mu = reg_per_entry * n_u``), which costs O(n_u^2 k + n_u^3) instead of O(k^3): the long
+    tail of rarely rated items becomes almost free.
+
     A row with no entries and a zero ``base`` gets ``x_u = 0``. A numerically singular system
-    (only possible with ``lambda = 0``) gets a diagonal jitter of 1e-8, 1e-7, ... times its
-    mean diagonal (plus 1e-12) until Cholesky succeeds.
+    (only possible with ``lambda = 0``) gets a diagonal jitter of 10, 100, ... times
+    ``floor`` times its mean diagonal (plus 1e-30) until Cholesky succeeds.
 
     Parameters
     ----------
@@ -272,6 +396,10 @@ def cholesky_sweep(indptr, indices, a_weight, b_weight, other, base, reg_per_ent
     reg_per_entry : float
     factors : ndarray, shape (n_rows, k), overwritten
     bounds : ndarray of int64, row chunks from :func:`row_chunks`
+    floor : float
+        Relative pivot floor, :func:`pivot_floor` of the factor dtype.
+    dual : bool
+        Solve rows with fewer entries than factors through the dual system (see above).
     """
     k = factors.shape[1]
     for chunk in prange(len(bounds) - 1):
@@ -279,51 +407,119 @@ def cholesky_sweep(indptr, indices, a_weight, b_weight, other, base, reg_per_ent
         work = np.empty((k, k), dtype=np.float64)
         b = np.empty(k, dtype=np.float64)
         rhs = np.empty(k, dtype=np.float64)
-        y = np.empty(k, dtype=np.float64)
         solution = np.empty(k, dtype=np.float64)
+        # A panel of the row's entries, transposed (factor-major), so that every entry of
+        # sum_j a_j y_j y_j^T is a contiguous dot product: 2-5x faster than rank-1 updates.
+        columns = np.empty((k, _SOLVE_PANEL), dtype=other.dtype)
+        weighted = np.empty((k, _SOLVE_PANEL), dtype=other.dtype)
+        b_panel = np.empty(_SOLVE_PANEL, dtype=other.dtype)
         for u in range(bounds[chunk], bounds[chunk + 1]):
             start = indptr[u]
             end = indptr[u + 1]
-            for r in range(k):
-                b[r] = 0.0
-                for c in range(k):
-                    a[r, c] = base[r, c]
-            for j in range(start, end):
-                row = other[indices[j]]
-                for r in range(k):
-                    y[r] = row[r]
-                wa = np.float64(a_weight[j])
-                wb = np.float64(b_weight[j])
-                for r in range(k):
-                    b[r] += wb * y[r]
-                    war = wa * y[r]
-                    for c in range(r, k):
-                        a[r, c] += war * y[c]
-            ridge = reg_per_entry * (end - start)
-            for r in range(k):
-                a[r, r] += ridge
-                for c in range(r + 1, k):
-                    a[c, r] = a[r, c]
-            mean_diagonal = 0.0
-            for r in range(k):
-                mean_diagonal += a[r, r]
-            mean_diagonal /= k
-            if mean_diagonal == 0.0:  # empty row, nothing known: the minimum-norm answer is 0
+            count = end - start
+            ridge = reg_per_entry * count
+            if dual and 0 < count < k:
+                n = count
+                _build_dual(start, end, indices, b_weight, other, ridge, a, b)
+            else:
+                n = k
+                _build_primal(start, end, indices, a_weight, b_weight, other, base, ridge, a, b,
+                              columns, weighted, b_panel)
+            trace = 0.0
+            for r in range(n):
+                trace += a[r, r]
+            if trace == 0.0:  # empty row, nothing known: the minimum-norm answer is 0
                 for r in range(k):
                     factors[u, r] = 0.0
                 continue
-            jitter = 0.0
-            for attempt in range(_MAX_JITTER_TRIES + 1):
+            if not _solve_with_jitter(a, b, n, work, rhs, solution, floor):
+                continue  # cannot happen for finite input; keep the previous factors
+            if n == k:
                 for r in range(k):
-                    rhs[r] = b[r]
-                    for c in range(k):
-                        work[r, c] = a[r, c]
-                    work[r, r] += jitter
-                if _cholesky_solve(work, rhs, solution):
+                    factors[u, r] = solution[r]
+            else:  # x_u = Q^T z
+                for r in range(k):
+                    factors[u, r] = 0.0
+                for j in range(n):
+                    y = other[indices[start + j]]
+                    z = solution[j]
                     for r in range(k):
-                        factors[u, r] = solution[r]
-                    break
-                jitter = mean_diagonal * 10.0 ** (attempt - 8) + 1e-12
+                        factors[u, r] += z * y[r]
+
+
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _build_dual(start, end, indices, b_weight, other, ridge, a, b):
+    """``a[:n, :n] = Q Q^T + ridge I`` and ``b[:n] = e`` for the n = end - start entries."""
+    k = other.shape[1]
+    n = end - start
+    for i in range(n):
+        y_i = other[indices[start + i]]
+        b[i] = b_weight[start + i]
+        for j in range(i, n):
+            y_j = other[indices[start + j]]
+            s = np.float32(0.0)
+            for r in range(k):
+                s += y_i[r] * y_j[r]
+            a[i, j] = s
+            a[j, i] = s
+        a[i, i] += ridge
+
+
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _build_primal(start, end, indices, a_weight, b_weight, other, base, ridge, a, b, columns,
+                  weighted, b_panel):
+    """``a = base + sum_j a_j y_j y_j^T + ridge I`` and ``b = sum_j b_j y_j`` (k x k, k)."""
+    k = other.shape[1]
+    for r in range(k):
+        b[r] = 0.0
+        for c in range(k):
+            a[r, c] = base[r, c]
+    for panel in range(start, end, _SOLVE_PANEL):
+        size = min(_SOLVE_PANEL, end - panel)
+        for j in range(size):
+            row = other[indices[panel + j]]
+            wa = a_weight[panel + j]
+            b_panel[j] = b_weight[panel + j]
+            for r in range(k):
+                columns[r, j] = row[r]
+                weighted[r, j] = wa * row[r]
+        for r in range(k):
+            column_r = columns[r]
+            weighted_r = weighted[r]
+            s = np.float32(0.0)
+            for j in range(size):
+                s += b_panel[j] * column_r[j]
+            b[r] += s
+            c = r
+            while c + 4 <= k:  # four entries at a time share each load of weighted_r
+                column_0, column_1 = columns[c], columns[c + 1]
+                column_2, column_3 = columns[c + 2], columns[c + 3]
+                s0 = np.float32(0.0)
+                s1 = np.float32(0.0)
+                s2 = np.float32(0.0)
+                s3 = np.float32(0.0)
+                for j in range(size):
+                    v = weighted_r[j]
+                    s0 += v * column_0[j]
+                    s1 += v * column_1[j]
+                    s2 += v * column_2[j]
+                    s3 += v * column_3[j]
+                a[r, c] += s0
+                a[r, c + 1] += s1
+                a[r, c + 2] += s2
+                a[r, c + 3] += s3
+                c += 4
+            while c < k:
+                column_c = columns[c]
+                s = np.float32(0.0)
+                for j in range(size):
+                    s += weighted_r[j] * column_c[j]
+                a[r, c] += s
+                c += 1
+    for r in range(k):
+        a[r, r] += ridge
+        for c in range(r + 1, k):
+            a[c, r] = a[r, c]
 
 
 @njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
