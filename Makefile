@@ -11,7 +11,7 @@ export RECLAB_DATA_DIR ?= $(abspath ../shared/data)
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip sync -q --compile-bytecode --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
@@ -33,7 +33,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 $(BENCH_STAMP): requirements-bench.lock pyproject.toml
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q uv==$(UV_VERSION)
-	$(BENCH_VENV)/bin/uv pip sync -q --python $(BENCH_VENV)/bin/python requirements-bench.lock
+	$(BENCH_VENV)/bin/uv pip sync -q --compile-bytecode --python $(BENCH_VENV)/bin/python requirements-bench.lock
 	$(BENCH_VENV)/bin/uv pip install -q --python $(BENCH_VENV)/bin/python --no-deps -e .
 	touch $(BENCH_STAMP)
 

@@ -103,9 +103,13 @@ def _implicit_fit(implicit, matrix, factors, iterations, regularization, alpha):
         seconds.append(now - previous[0])
         previous[0] = now
 
-    started = time.perf_counter()
-    model.fit(matrix, show_progress=False, callback=callback)
-    total = time.perf_counter() - started
+    from threadpoolctl import threadpool_limits
+
+    # implicit's own advice: its solver threads must not compete with OpenBLAS threads.
+    with threadpool_limits(1, "blas"):
+        started = time.perf_counter()
+        model.fit(matrix, show_progress=False, callback=callback)
+        total = time.perf_counter() - started
     return model, {"fit_seconds": round(total, 4),
                    "seconds_per_iteration": round(statistics.median(seconds), 4),
                    "iteration_seconds": [round(s, 4) for s in seconds]}
@@ -144,8 +148,11 @@ def implicit_als_accuracy(library: str, dataset: str, factors: int = 64, iterati
         _peer("implicit.cpu.als")
         import implicit
 
-        # implicit scales the matrix by alpha and solves with confidence 1 + alpha * r, as reclab does.
-        model, timing = _implicit_fit(implicit, train.matrix.tocsr(), factors, iterations,
+        # implicit solves with confidence 1 + alpha * r; reclab's ImplicitALS counts every stored
+        # rating as r = 1, so implicit gets the same binary matrix and the two fit the same model.
+        binary = train.matrix.tocsr(copy=True)
+        binary.data = np.ones_like(binary.data)
+        model, timing = _implicit_fit(implicit, binary, factors, iterations,
                                       defaults.regularization, defaults.alpha)
         scored = _with_factors(model.user_factors, model.item_factors, train)
     else:

@@ -1,0 +1,317 @@
+"""The ``reclab`` command: ``reclab run``, ``reclab ui``, ``reclab compare``.
+
+Exit status: 0 on success, 1 when a pipeline stage fails, 2 for bad arguments, parameters or
+run ids (the message names what is wrong; no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from reclab.errors import ReclabError
+
+__all__ = ["main"]
+
+
+def _print(*parts, **options) -> None:
+    print(*parts, **options, flush=True)
+
+
+# -- reclab run -------------------------------------------------------------------------------
+def _progress(event: str, stage: str, number: int, seconds) -> None:
+    if event == "start":
+        _print(f"[{number}/5] {stage:<12}", end=" ")
+    elif event == "done":
+        _print(f"{seconds:7.1f} s")
+    else:
+        _print(f"{seconds:7.1f} s  FAILED")
+
+
+def _with_interval(metrics: dict, key: str) -> str:
+    if key not in metrics:
+        return ""
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    shown = f"{metrics[key]:.4f}"
+    return shown + (f" [{low:.4f}, {high:.4f}]" if low is not None and high is not None else "")
+
+
+def _metric_rows(metrics: dict) -> tuple[list, list]:
+    """Rows (metric, model value [CI], baseline values [CI] ...) of the headline test metrics:
+    precision, recall, nDCG and MAP at every K, then rmse / mae; and the header."""
+    models = [""] + sorted({key.split("/", 1)[0] for key in metrics if "/" in key
+                            and not key.startswith("vs_")})
+    cutoffs = sorted({int(key.rsplit("_at_", 1)[1]) for key in metrics
+                      if key.startswith("precision_at_") and "_ci_" not in key})
+    names = [f"{name}_at_{k}" for name in ("precision", "recall", "ndcg", "map") for k in cutoffs]
+    names += [name for name in ("rmse", "mae")
+              if name in metrics or any(f"{model}/{name}" in metrics for model in models[1:])]
+    rows = [[name.replace("_at_", "@")]
+            + [_with_interval(metrics, f"{model}/{name}" if model else name) for model in models]
+            for name in names]
+    return rows, models
+
+
+def _table(rows, header) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+              for row in rows]
+    return "\n".join(lines)
+
+
+def _print_summary(result, uri: str) -> None:
+    summary = result.summary
+    _print()
+    _print(f"Pipeline {summary['run_name']}: {summary['status']} in "
+           f"{sum(result.seconds.values()):.1f} s")
+    best = summary.get("best")
+    if best:
+        shown = ", ".join(f"{name}={_short(value)}" for name, value in best["params"].items())
+        _print(f"Best {best['model']} parameters ({best['metric']} on validation = "
+               f"{best['score']:.4f}): {shown or '(no search space)'}")
+    rows, models = _metric_rows(summary["metrics"])
+    if rows:
+        model = best["model"] if best else "model"
+        _print()
+        _print("Test metrics (95% bootstrap confidence intervals over users):")
+        _print(_table(rows, ["metric", model, *models[1:]]))
+    _print()
+    _print(f"MLflow run id: {summary['run_id']}  (experiment id {summary['experiment_id']}, "
+           f"store {uri})")
+    _print(f"Executed notebooks: {result.output_dir}")
+    _print(f"Open the MLflow UI: make ui  (or: reclab ui), then "
+           f"http://127.0.0.1:5000/#/experiments/{summary['experiment_id']}/runs/{summary['run_id']}")
+
+
+def _short(value) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _run(args) -> int:
+    from reclab import params as params_module
+    from reclab import pipeline, tracking
+
+    # An application's choice: MLflow's INFO lines and download progress bars are noise here.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    overrides = params_module.parse_assignments(args.set or [])
+    uri = tracking.tracking_uri(args.tracking_uri)
+    source = ("run " + args.resume if args.resume
+              else str(args.params or pipeline.default_params_file()))
+    _print(f"reclab run: {source} -> MLflow {uri}")
+    try:
+        result = pipeline.run_pipeline(
+            params_file=args.params, overrides=overrides, stages=args.stages, resume=args.resume,
+            output_dir=args.output, tracking_uri=uri, progress=_progress)
+    except pipeline.PipelineError as error:
+        _print(f"\nreclab run: stage {error.stage!r} failed: {error.message}", file=sys.stderr)
+        if error.notebook is not None:
+            _print(f"  executed notebook (with the error): {error.notebook}", file=sys.stderr)
+        _print(f"  resume after fixing it: reclab run --resume {error.run_id}", file=sys.stderr)
+        return 1
+    _print_summary(result, uri)
+    return 0
+
+
+# -- reclab ui --------------------------------------------------------------------------------
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_listening(host: str, port: int, process, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def _ui(args) -> int:
+    from reclab import tracking
+
+    uri = tracking.tracking_uri(args.tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        _print(f"The MLflow store is a server already: open {uri}")
+        return 0
+    if not _port_free(args.host, args.port):
+        raise ReclabError(f"port {args.port} on {args.host} is in use; choose another with --port")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+               "--host", args.host, "--port", str(args.port), "--workers", "1"]
+    folder = tracking._sqlite_folder(uri)
+    if folder is not None:
+        command += ["--default-artifact-root", (folder / "mlruns").as_uri()]
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    # The UI only browses runs: MLflow's background job runners (GenAI scorers) stay off unless
+    # asked for. The server gets its own process group, so that stopping it stops every process
+    # it started, whoever sent the Ctrl-C.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION":
+           os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    interrupted = False
+    try:
+        if _wait_listening(args.host, args.port, process, 120):
+            _print(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)")
+        status = process.wait()
+        if status != 0:
+            raise ReclabError(f"mlflow server exited with status {status}")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        _stop_group(process)
+    if interrupted:
+        _print("\nMLflow UI stopped.")
+    return 0
+
+
+def _stop_group(process) -> None:
+    """Stop the server's process group: SIGINT (a clean shutdown), then SIGTERM, then SIGKILL,
+    each given some seconds to empty the group."""
+    for sig, seconds in ((signal.SIGINT, 15), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return   # the whole group is gone
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            process.poll()   # reap the leader, or the group never looks empty
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+# -- reclab compare ---------------------------------------------------------------------------
+def _compare(args) -> int:
+    import pandas as pd
+
+    from reclab import tracking
+
+    params, metrics = tracking.run_table(args.runs, args.tracking_uri)
+    if not args.all_params:
+        differs = params.astype(str).nunique(axis=1, dropna=False) > 1
+        shown = params[differs]
+    else:
+        shown = params
+    keep = sorted((key for key in metrics.index if "_ci_" not in key), key=_metric_order)
+    table = metrics.loc[keep].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
+    for key in keep:
+        for column in metrics.columns:
+            low = metrics.at[f"{key}_ci_low", column] if f"{key}_ci_low" in metrics.index else None
+            high = metrics.at[f"{key}_ci_high", column] if f"{key}_ci_high" in metrics.index else None
+            if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
+                table.at[key, column] += f" [{low:.4f}, {high:.4f}]"
+    with pd.option_context("display.max_rows", None, "display.max_columns", None,
+                           "display.width", 200, "display.max_colwidth", 60):
+        title = "Parameters" if args.all_params else "Parameters that differ"
+        _print(f"{title}:")
+        _print(shown.to_string() if len(shown) else "(none)")
+        _print()
+        _print("Metrics (95% CI):")
+        _print(table.to_string() if len(table) else "(none)")
+    _print_paired(args.runs, args.metric, args.tracking_uri)
+    return 0
+
+
+def _metric_order(key: str):
+    """The model's own metrics first, then each baseline's; by name, then by K."""
+    owner, _, name = key.rpartition("/")
+    base, _, cut = name.partition("_at_")
+    return (owner != "", owner, base, int(cut) if cut.isdigit() else 0, name)
+
+
+def _print_paired(run_ids, metric: str, uri) -> None:
+    """Paired comparison (reclab.evaluation.compare) of each run against the first, where they
+    share a test split."""
+    from reclab import tracking
+    from reclab.evaluation import compare
+
+    reports = [tracking.load_report(run_id, uri) for run_id in run_ids]
+    if len(reports) < 2 or reports[0] is None:
+        return
+    _print()
+    _print(f"Paired comparison with the first run ({run_ids[0][:8]}), {metric} per test user:")
+    for run_id, report in zip(run_ids[1:], reports[1:]):
+        if report is None:
+            _print(f"  {run_id[:8]}: no evaluation logged")
+        elif report.test_fingerprint != reports[0].test_fingerprint:
+            _print(f"  {run_id[:8]}: another test split; no paired comparison")
+        else:
+            _print(f"  {run_id[:8]}: {compare(reports[0], report, metric=metric)}")
+
+
+# -- entry point ------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reclab", description="Reproducible recommender experiments: "
+                                     "run the notebook pipeline, browse and compare runs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="execute the stage notebooks with papermill")
+    run.add_argument("-p", "--params", type=Path, default=None,
+                     help="YAML parameter file (default: params/default.yaml of the project)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a parameter, dotted keys for nesting, YAML values "
+                          "(e.g. --set tune.n_trials=5); repeatable")
+    run.add_argument("--stages", nargs="+", metavar="STAGE",
+                     help="stages to run: names or numbers, e.g. '--stages 1-2' or "
+                          "'--stages preprocess tune' (default: all)")
+    run.add_argument("--resume", metavar="RUN_ID",
+                     help="continue the pipeline run RUN_ID from its first unfinished stage")
+    run.add_argument("--output", type=Path, default=None,
+                     help="folder for the executed notebooks (default outputs/<run id>)")
+    run.add_argument("--tracking-uri", default=None,
+                     help="MLflow store (default $MLFLOW_TRACKING_URI, else ./mlflow.db of the project)")
+    run.set_defaults(handler=_run)
+
+    ui = commands.add_parser("ui", help="start the MLflow UI on the project's store")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument("--tracking-uri", default=None, help="MLflow store (as for run)")
+    ui.set_defaults(handler=_ui)
+
+    compare = commands.add_parser("compare", help="parameters and metrics of runs side by side")
+    compare.add_argument("runs", nargs="+", metavar="RUN_ID")
+    compare.add_argument("--all-params", action="store_true",
+                         help="show every parameter, not only those that differ")
+    compare.add_argument("--metric", default="ndcg@10",
+                         help="per-user metric of the paired comparison (default ndcg@10)")
+    compare.add_argument("--tracking-uri", default=None, help="MLflow store (as for run)")
+    compare.set_defaults(handler=_compare)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``reclab`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ReclabError as error:
+        _print(f"reclab {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        _print(f"\nreclab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

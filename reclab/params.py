@@ -1,0 +1,528 @@
+"""Pipeline parameter files (YAML): load, override, validate.
+
+A parameter file sets any subset of the keys below; every key it leaves out takes its default.
+``--set key=value`` overrides (dotted keys reach nested values; the value is read as YAML, so
+``--set k=[5,10]`` is a list and ``--set data_dir=null`` is None) are applied on top, and the
+result is validated: an unknown key, a wrong type or a value out of range raises
+:class:`~reclab.errors.ReclabError` naming the key and the file (or the ``--set`` override).
+
+Schema (defaults in brackets)::
+
+    experiment: str                 MLflow experiment name ["reclab"]
+    dataset: str                    "synthetic" or a MovieLens name ("ml-100k", ...) ["synthetic"]
+    data_dir: str | null            folder searched first for MovieLens files [null: RECLAB_DATA_DIR]
+    synthetic: {arg: value}         keyword arguments of reclab.datasets.synthetic [{}]
+    seed: int                       seed of every random step (split, tuning, models, bootstrap) [0]
+    kcore: {min_user, min_item}     k-core thresholds, ints >= 1 [5, 5]
+    split:
+      method: str                   "random_holdout" | "leave_k_out" | "temporal" ["random_holdout"]
+      test_frac: float              share of each user's interactions held out for test [0.2]
+      valid_frac: float             share of the rest held out for tuning [0.2]
+      k: int                        interactions per user held out by leave_k_out [5]
+    model: str                      the entry of `models` to tune, train and evaluate ["ImplicitALS"]
+    models:                         per model name:
+      <Name>:
+        params: {arg: value}        fixed constructor arguments [{}]
+        space: {arg: spec}          search space of stage 2, in reclab.space format [{}]
+    tune:
+      method: str                   "grid" | "random" | "smbo" ["smbo"]
+      n_trials: int                 trials of random / smbo search, >= 1 (grid runs its grid) [20]
+      metric: str                   validation metric to maximize ["ndcg@10"]
+      n_initial: int                smbo: random trials before the surrogate model is used [10]
+      estimator: str                smbo surrogate: "GP" | "RF" | "ET" | "GBRT" ["GP"]
+    k: [int]                        cut-offs K of the metrics (one int is one cut-off) [[5, 10, 20]]
+    evaluation:
+      relevance_threshold: float | null   only test ratings >= this are relevant [null: all]
+      n_bootstrap: int              bootstrap replicates of the intervals, >= 0 [1000]
+    n_recommendations: int          length of the top-N lists of stage 4 [10]
+    baselines: [str]                model names evaluated beside the model ["Popularity", "Bias"]
+    backend: str                    "local" | "spark" ["local"]
+
+Functions
+---------
+load(path, overrides=None) -> dict
+    The validated parameters of a file, defaults filled in.
+loads(text, source, overrides=None) -> dict
+    The same from YAML text (a pipeline run's ``params.yaml``).
+notebook_overrides(dataset=None, ...) -> dict
+    The overrides a stage notebook's parameters cell makes (None = not given).
+parse_assignments(["key=value", ...]) -> dict
+    ``--set`` strings to ``{dotted key: value}``.
+validate(params, source) -> dict
+    Check a parameter mapping (defaults filled in); ``source`` names it in errors.
+flatten(params) -> dict
+    ``{"tune.n_trials": 20, ...}`` for the active model only: readable keys for MLflow.
+dump(params) -> str
+    YAML text that :func:`load` reads back to the same parameters.
+load_data(params), make_split(params, data), make_model(params, name=None, searched=None)
+    The objects the parameters describe, for the stage notebooks.
+tune_options(params), evaluation_options(params) -> dict
+    Keyword arguments of ``tune`` and ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import numbers
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from reclab.errors import ReclabError
+
+__all__ = ["MODEL_NAMES", "DEFAULTS", "load", "loads", "notebook_overrides", "parse_assignments", "validate",
+           "flatten", "dump", "load_data", "make_split", "make_model", "tune_options",
+           "evaluation_options"]
+
+MODEL_NAMES = ("Popularity", "Bias", "ItemKNN", "ExplicitALS", "ImplicitALS", "SVD")
+_SPLIT_METHODS = ("random_holdout", "leave_k_out", "temporal")
+_TUNE_METHODS = ("grid", "random", "smbo")
+_BACKENDS = ("local", "spark")
+_RANKING_METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
+
+DEFAULTS = {
+    "experiment": "reclab",
+    "dataset": "synthetic",
+    "data_dir": None,
+    "synthetic": {},
+    "seed": 0,
+    "kcore": {"min_user": 5, "min_item": 5},
+    "split": {"method": "random_holdout", "test_frac": 0.2, "valid_frac": 0.2, "k": 5},
+    "model": "ImplicitALS",
+    "models": {},
+    "tune": {"method": "smbo", "n_trials": 20, "metric": "ndcg@10", "n_initial": 10,
+             "estimator": "GP"},
+    "k": [5, 10, 20],
+    "evaluation": {"relevance_threshold": None, "n_bootstrap": 1000},
+    "n_recommendations": 10,
+    "baselines": ["Popularity", "Bias"],
+    "backend": "local",
+}
+# Mappings whose keys are free (checked by the code that uses them, not by the schema).
+_FREE = {"synthetic", "models"}
+
+
+# -- checks of one value ----------------------------------------------------------------------
+def _fail(source: str, key: str, message: str) -> ReclabError:
+    return ReclabError(f"{source}: key {key!r} {message}")
+
+
+def _int(value, key, source, low=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _fail(source, key, f"must be an integer, got {value!r} ({type(value).__name__})")
+    if low is not None and value < low:
+        raise _fail(source, key, f"must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _float(value, key, source, low=None, high=None, open_interval=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _fail(source, key, f"must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if open_interval and not low < value < high:
+        raise _fail(source, key, f"must be strictly between {low} and {high}, got {value!r}")
+    if not open_interval and low is not None and value < low:
+        raise _fail(source, key, f"must be >= {low}, got {value!r}")
+    return value
+
+
+def _str(value, key, source, choices=None):
+    if not isinstance(value, str) or not value:
+        raise _fail(source, key, f"must be a non-empty string, got {value!r} ({type(value).__name__})")
+    if choices is not None and value not in choices:
+        raise _fail(source, key, f"must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _mapping(value, key, source):
+    if not isinstance(value, Mapping):
+        raise _fail(source, key, f"must be a mapping (key: value lines), got {value!r} "
+                                 f"({type(value).__name__})")
+    for name in value:
+        if not isinstance(name, str):
+            raise _fail(source, key, f"has a non-string key {name!r}; keys are names")
+    return dict(value)
+
+
+def _known_keys(value: dict, key: str, source: str, known) -> None:
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        where = f"{key}.{unknown[0]}" if key else unknown[0]
+        raise ReclabError(f"{source}: unknown key {where!r}; known keys"
+                          f"{' in ' + repr(key) if key else ''} are {sorted(known)}")
+
+
+def _metric_name(value, key, source):
+    value = _str(value, key, source)
+    name, at, cut = value.partition("@")
+    if value in ("rmse", "mae"):
+        return value
+    if not at or name not in _RANKING_METRICS or not cut.isdigit() or int(cut) < 1:
+        raise _fail(source, key, f"must be a metric such as 'ndcg@10' ({', '.join(_RANKING_METRICS)} "
+                                 f"at a cut-off >= 1) or 'rmse' / 'mae', got {value!r}")
+    return value
+
+
+def _synthetic_args(value, source):
+    value = _mapping(value, "synthetic", source)
+    # The accepted names are those of the generator itself, so the two never drift apart.
+    from reclab.datasets import synthetic
+
+    names = [name for name in inspect.signature(synthetic).parameters if name != "seed"]
+    _known_keys(value, "synthetic", source, names)
+    return value
+
+
+def _model_entries(value, source):
+    value = _mapping(value, "models", source)
+    _known_keys(value, "models", source, MODEL_NAMES)
+    entries = {}
+    for name, entry in value.items():
+        key = f"models.{name}"
+        entry = _mapping({} if entry is None else entry, key, source)
+        _known_keys(entry, key, source, ("params", "space"))
+        params = _mapping(entry.get("params") or {}, f"{key}.params", source)
+        space = _mapping(entry.get("space") or {}, f"{key}.space", source)
+        overlap = sorted(set(params) & set(space))
+        if overlap:
+            raise _fail(source, f"{key}.params.{overlap[0]}",
+                        "is both a fixed parameter and in the search space; keep it in one of them")
+        entries[name] = {"params": params, "space": space}
+    return entries
+
+
+# -- the whole file ---------------------------------------------------------------------------
+def validate(params: Mapping, source: str = "parameters") -> dict:
+    """Check a parameter mapping and return it complete (defaults filled in, types normalized).
+
+    Parameters
+    ----------
+    params : mapping
+        Any subset of the schema (see the module docstring).
+    source : str
+        Names where the mapping came from (a file, ``--set ...``) in error messages.
+
+    Returns
+    -------
+    dict
+        A new nested dict with every key of the schema.
+
+    Raises
+    ------
+    ReclabError
+        Unknown key, wrong type or value out of range, naming the dotted key and ``source``.
+    """
+    raw = _mapping(params, "(top level)", source)
+    _known_keys(raw, "", source, DEFAULTS)
+    merged = _merge(copy.deepcopy(DEFAULTS), raw, source)
+    out = {
+        "experiment": _str(merged["experiment"], "experiment", source),
+        "dataset": _str(merged["dataset"], "dataset", source),
+        "data_dir": None if merged["data_dir"] is None else _str(merged["data_dir"], "data_dir", source),
+        "synthetic": _synthetic_args(merged["synthetic"], source),
+        "seed": _int(merged["seed"], "seed", source, low=0),
+        "kcore": {name: _int(merged["kcore"][name], f"kcore.{name}", source, low=1)
+                  for name in ("min_user", "min_item")},
+        "split": {
+            "method": _str(merged["split"]["method"], "split.method", source, _SPLIT_METHODS),
+            "test_frac": _float(merged["split"]["test_frac"], "split.test_frac", source, 0.0, 1.0, True),
+            "valid_frac": _float(merged["split"]["valid_frac"], "split.valid_frac", source, 0.0, 1.0,
+                                 True),
+            "k": _int(merged["split"]["k"], "split.k", source, low=1),
+        },
+        "model": _str(merged["model"], "model", source, MODEL_NAMES),
+        "models": _model_entries(merged["models"], source),
+        "tune": {
+            "method": _str(merged["tune"]["method"], "tune.method", source, _TUNE_METHODS),
+            "n_trials": _int(merged["tune"]["n_trials"], "tune.n_trials", source, low=1),
+            "metric": _metric_name(merged["tune"]["metric"], "tune.metric", source),
+            "n_initial": _int(merged["tune"]["n_initial"], "tune.n_initial", source, low=1),
+            "estimator": _str(merged["tune"]["estimator"], "tune.estimator", source,
+                              ("GP", "RF", "ET", "GBRT")),
+        },
+        "k": _cutoffs(merged["k"], source),
+        "evaluation": {
+            "relevance_threshold": (None if merged["evaluation"]["relevance_threshold"] is None else
+                                    _float(merged["evaluation"]["relevance_threshold"],
+                                           "evaluation.relevance_threshold", source)),
+            "n_bootstrap": _int(merged["evaluation"]["n_bootstrap"], "evaluation.n_bootstrap", source,
+                                low=0),
+        },
+        "n_recommendations": _int(merged["n_recommendations"], "n_recommendations", source, low=1),
+        "baselines": _names(merged["baselines"], "baselines", source),
+        "backend": _str(merged["backend"], "backend", source, _BACKENDS),
+    }
+    out["models"].setdefault(out["model"], {"params": {}, "space": {}})
+    for name in out["baselines"]:
+        out["models"].setdefault(name, {"params": {}, "space": {}})
+    _check_space(out, source)
+    return out
+
+
+def _merge(base: dict, update: Mapping, source: str) -> dict:
+    """``base`` updated by ``update``: sections of the schema merge key by key, the rest replaces."""
+    for name, value in update.items():
+        if isinstance(base.get(name), dict) and name not in _FREE:
+            section = _mapping(value, name, source)
+            _known_keys(section, name, source, base[name])
+            base[name].update(section)
+        else:
+            base[name] = value
+    return base
+
+
+def _cutoffs(value, source):
+    values = [value] if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    if not isinstance(values, list) or not values:
+        raise _fail(source, "k", f"must be an integer or a non-empty list of integers, got {value!r}")
+    cutoffs = [_int(cut, "k", source, low=1) for cut in values]
+    return sorted(set(cutoffs))
+
+
+def _names(value, key, source):
+    if not isinstance(value, list):
+        raise _fail(source, key, f"must be a list of model names, got {value!r}")
+    return [_str(name, key, source, MODEL_NAMES) for name in value]
+
+
+def _check_space(params: dict, source: str) -> None:
+    """Every model's fixed parameters and search space name parameters the model takes, and the
+    active model's space parses (reclab.space), so that a typo fails before anything runs."""
+    from reclab import models
+
+    for name, entry in params["models"].items():
+        cls = getattr(models, name, None)
+        if cls is None:
+            continue
+        names = sorted(inspect.signature(cls).parameters)
+        for part in ("params", "space"):
+            unknown = sorted(set(entry[part]) - set(names))
+            if unknown:
+                raise _fail(source, f"models.{name}.{part}.{unknown[0]}",
+                            f"is not a parameter of {name}; its parameters are {names}")
+    name = params["model"]
+    space = params["models"][name]["space"]
+    if not space:
+        return
+    from reclab import space as space_module
+
+    try:
+        space_module.parse_space(space)
+    except ValueError as error:
+        raise ReclabError(f"{source}: key 'models.{name}.space' is not a valid search space: "
+                          f"{error}") from None
+
+
+# -- files and overrides ----------------------------------------------------------------------
+def parse_assignments(assignments) -> dict:
+    """``["tune.n_trials=5", "k=[5,10]"]`` -> ``{"tune.n_trials": 5, "k": [5, 10]}``.
+
+    The value after the first ``=`` is read as YAML (``yaml.safe_load``), so numbers, lists,
+    ``null`` and ``true`` have their YAML types; quote a value to keep it a string.
+    """
+    out = {}
+    for assignment in assignments:
+        key, equals, text = str(assignment).partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise ReclabError(f"--set {assignment!r} must look like key=value, for example "
+                              f"tune.n_trials=5")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as error:
+            raise ReclabError(f"--set {assignment!r}: the value is not valid YAML ({error})") from None
+    return out
+
+
+def _apply_overrides(params: dict, overrides: Mapping, source: str) -> dict:
+    params = copy.deepcopy(params)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if not all(parts):
+            raise ReclabError(f"{source}: key {dotted!r} has an empty part; write dotted keys "
+                              f"like tune.n_trials")
+        node = params
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ReclabError(f"{source}: key {'.'.join(parts[:depth + 1])!r} is not a section "
+                                  f"(its value is {child!r}), so {dotted!r} cannot be set")
+            node = child
+        node[parts[-1]] = value
+    return params
+
+
+def load(path, overrides: Mapping | None = None) -> dict:
+    """Read a parameter file, apply overrides, validate, fill in defaults.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A YAML file (read with ``yaml.safe_load``: no code in it is ever run).
+    overrides : mapping of str to value, optional
+        ``{dotted key: value}`` applied on top of the file (see :func:`parse_assignments`); None
+        sets a value to null.
+
+    Returns
+    -------
+    dict
+        The validated parameters (see :func:`validate`).
+
+    Raises
+    ------
+    ReclabError
+        Missing or unreadable file, invalid YAML, unknown key, wrong type or bad value, naming
+        the key and the file (and the ``--set`` override when one is at fault).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReclabError(f"parameter file {str(path)!r} not found") from None
+    except OSError as error:
+        raise ReclabError(f"parameter file {str(path)!r} cannot be read: {error}") from None
+    return loads(text, str(path), overrides)
+
+
+def loads(text: str, source: str, overrides: Mapping | None = None) -> dict:
+    """As :func:`load`, from YAML text; ``source`` names it in error messages."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ReclabError(f"{source}: not valid YAML: {error}") from None
+    params = validate({} if raw is None else raw, source)
+    if overrides:
+        shown = " ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
+        params = validate(_apply_overrides(params, overrides, f"{source} with --set {shown}"),
+                          f"{source} with --set {shown}")
+    return params
+
+
+def notebook_overrides(dataset=None, data_dir=None, model=None, method=None, n_trials=None, k=None,
+                       seed=None, experiment=None) -> dict:
+    """The overrides a stage notebook's own parameters make: ``{dotted key: value}`` for each
+    one that is not None (None, their default, means "as in the parameters").
+
+    ``method`` and ``n_trials`` set ``tune.method`` and ``tune.n_trials``; the others set the
+    key of their name.
+    """
+    given = {"dataset": dataset, "data_dir": data_dir, "model": model, "tune.method": method,
+             "tune.n_trials": n_trials, "k": k, "seed": seed, "experiment": experiment}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def flatten(params: Mapping) -> dict:
+    """Readable flat keys for MLflow params: only the active model's entry of ``models``.
+
+    Returns
+    -------
+    dict of str -> str | int | float | bool | None
+        e.g. ``{"dataset": "synthetic", "kcore.min_user": 5, "model": "ImplicitALS",
+        "model.params.iterations": 10, "model.space.factors": '{"low": 8, ...}', ...}``; lists
+        and space specs are JSON text.
+    """
+    out = {}
+    for key, value in params.items():
+        if key == "models":
+            entry = value.get(params["model"], {"params": {}, "space": {}})
+            for name, param in entry["params"].items():
+                out[f"model.params.{name}"] = _scalar(param)
+            for name, spec in entry["space"].items():
+                out[f"model.space.{name}"] = _scalar(spec)
+        elif isinstance(value, Mapping):
+            for name, inner in value.items():
+                out[f"{key}.{name}"] = _scalar(inner)
+        else:
+            out[key] = _scalar(value)
+    return out
+
+
+def _scalar(value):
+    if isinstance(value, (list, tuple, Mapping)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def dump(params: Mapping) -> str:
+    """YAML text of ``params`` (keys in schema order) that :func:`load` reads back unchanged."""
+    return yaml.safe_dump(dict(params), sort_keys=False, default_flow_style=None)
+
+
+# -- the objects the parameters describe ------------------------------------------------------
+def load_data(params: Mapping):
+    """The data set of ``params``: ``synthetic(seed=seed, **synthetic)`` or a MovieLens set
+    loaded with ``data_dir`` (:func:`reclab.datasets.load`)."""
+    from reclab import datasets
+
+    if params["dataset"] == "synthetic":
+        return datasets.synthetic(seed=params["seed"], **params["synthetic"])
+    return datasets.load(params["dataset"], data_dir=params["data_dir"])
+
+
+def make_split(params: Mapping, data):
+    """``(train, valid, test)`` of ``data`` by ``split.method``.
+
+    Test is held out of ``data`` first; valid is then held out of the rest the same way (with
+    ``valid_frac`` for the fractional methods, and seed ``seed + 1``), so ``train``, ``valid``
+    and ``test`` partition ``data`` and tuning never sees the test split.
+    """
+    from reclab import split
+
+    spec, seed = params["split"], params["seed"]
+    if spec["method"] == "random_holdout":
+        rest, test = split.random_holdout(data, test_frac=spec["test_frac"], seed=seed)
+        train, valid = split.random_holdout(rest, test_frac=spec["valid_frac"], seed=seed + 1)
+    elif spec["method"] == "leave_k_out":
+        rest, test = split.leave_k_out(data, k=spec["k"], seed=seed)
+        train, valid = split.leave_k_out(rest, k=spec["k"], seed=seed + 1)
+    else:
+        rest, test = split.temporal(data, test_frac=spec["test_frac"])
+        train, valid = split.temporal(rest, test_frac=spec["valid_frac"])
+    return train, valid, test
+
+
+def make_model(params: Mapping, name: str | None = None, searched: Mapping | None = None):
+    """An unfitted model: ``name`` (default the tuned ``model``) with its fixed ``params`` from
+    ``models.<name>.params``, the pipeline ``seed`` where the model takes a seed and the file
+    sets none, then ``searched`` (for example the best parameters of stage 2) on top."""
+    from reclab import models
+
+    name = params["model"] if name is None else name
+    cls = getattr(models, name, None)
+    if cls is None:
+        raise ReclabError(f"model {name!r} is not available in reclab.models; available: "
+                          f"{[n for n in MODEL_NAMES if hasattr(models, n)]}")
+    fixed = dict(params["models"].get(name, {}).get("params", {}))
+    names = inspect.signature(cls).parameters
+    unknown = sorted(set(fixed) - set(names))
+    if unknown:
+        raise ReclabError(f"models.{name}.params has {unknown[0]!r}, which {name} does not take; "
+                          f"its parameters are {sorted(names)}")
+    if "seed" in names:
+        fixed.setdefault("seed", params["seed"])
+    fixed.update(searched or {})
+    return cls(**fixed)
+
+
+def tune_options(params: Mapping) -> dict:
+    """Keyword arguments of :func:`reclab.tuning.tune` from ``tune``, ``seed`` and
+    ``evaluation.relevance_threshold`` (a grid search runs its whole grid: ``n_trials`` None)."""
+    tune = params["tune"]
+    return {"method": tune["method"],
+            "n_trials": None if tune["method"] == "grid" else tune["n_trials"],
+            "metric": tune["metric"], "seed": params["seed"], "n_initial": tune["n_initial"],
+            "estimator": tune["estimator"],
+            "relevance_threshold": params["evaluation"]["relevance_threshold"]}
+
+
+def evaluation_options(params: Mapping) -> dict:
+    """Keyword arguments of :func:`reclab.evaluation.evaluate` from ``k``, ``evaluation`` and
+    ``seed``."""
+    return {"k": tuple(params["k"]),
+            "relevance_threshold": params["evaluation"]["relevance_threshold"],
+            "n_bootstrap": params["evaluation"]["n_bootstrap"], "seed": params["seed"]}

@@ -1,0 +1,337 @@
+"""Run the stage notebooks in order with papermill: the engine behind ``reclab run``.
+
+One pipeline is one MLflow parent run (see :mod:`reclab.tracking`). Each stage notebook is
+executed by papermill in a fresh Jupyter kernel, with the parameters ``params_file`` (the
+resolved parameters, written to the run's output folder as ``params.yaml``), ``experiment``,
+``tracking_uri`` and ``parent_run_id``; the executed notebook is written to the output folder
+and logged to the stage's run (``notebook/<name>.ipynb``).
+
+The kernel is always the Python interpreter that runs this code (``sys.executable``, the
+project's ``.venv`` under ``reclab run``), not whatever a ``python3`` kernelspec installed for the
+user or the system points to: the kernel must import the same reclab and the same packages.
+
+When a stage fails, its run and the pipeline run are marked FAILED, the executed notebook with
+the error is kept (output folder and MLflow), and :class:`PipelineError` says which stage failed
+and why. ``resume=<pipeline run id>`` continues a pipeline from its first unfinished stage.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from reclab import params as params_module
+from reclab.errors import ReclabError
+
+__all__ = ["NOTEBOOKS", "STAGES", "PipelineError", "PipelineResult", "run_pipeline", "notebooks_dir",
+           "default_params_file", "parse_stages"]
+
+STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate")
+NOTEBOOKS = {"preprocess": "01_preprocess.ipynb", "tune": "02_tune.ipynb", "train": "03_train.ipynb",
+             "postprocess": "04_postprocess.ipynb", "evaluate": "05_evaluate.ipynb"}
+# Parameters the pipeline passes to every stage notebook (each must be in its parameters cell).
+_PASSED = ("params_file", "experiment", "tracking_uri", "parent_run_id")
+# Seconds a kernel may take to start; papermill's 60 s is tight on a loaded 2-core machine.
+_KERNEL_START_TIMEOUT = 300
+
+
+class PipelineError(ReclabError):
+    """A stage notebook failed (or could not start).
+
+    Attributes
+    ----------
+    stage : str
+    message : str
+        The exception type and message raised in the notebook (no traceback).
+    notebook : pathlib.Path or None
+        The executed notebook, with the error in its failing cell.
+    run_id : str
+        The pipeline (parent) run id, for ``reclab run --resume``.
+    """
+
+    def __init__(self, stage: str, message: str, notebook: Path | None, run_id: str):
+        self.stage, self.message, self.notebook, self.run_id = stage, message, notebook, run_id
+        super().__init__(f"stage {stage!r} failed: {message}")
+
+
+@dataclass
+class PipelineResult:
+    """What :func:`run_pipeline` did.
+
+    Attributes
+    ----------
+    run_id : str
+        The pipeline (parent) run id.
+    output_dir : pathlib.Path
+        Folder holding ``params.yaml`` and the executed notebooks.
+    seconds : dict of str -> float
+        Wall time of each stage run now, by stage.
+    summary : dict
+        :func:`reclab.tracking.pipeline_summary` of the pipeline run.
+    """
+
+    run_id: str
+    output_dir: Path
+    seconds: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+
+def notebooks_dir() -> Path:
+    """The folder of the stage notebooks: ``notebooks/`` of the project reclab is installed from."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def default_params_file() -> Path:
+    """``params/default.yaml`` beside the stage notebooks (see :func:`notebooks_dir`)."""
+    return notebooks_dir().parent / "params" / "default.yaml"
+
+
+def parse_stages(stages: Sequence[str] | None) -> list[str]:
+    """Stage names from ``--stages`` values: names, numbers (``2``) or ranges (``2-4``), given
+    separately or comma-separated; None means all five, in order."""
+    if not stages:
+        return list(STAGES)
+    chosen = set()
+    for value in stages:
+        for token in str(value).replace(",", " ").split():
+            span = re.fullmatch(r"(\d+)-(\d+)", token)
+            if span:
+                low, high = int(span.group(1)), int(span.group(2))
+                if not 1 <= low <= high <= len(STAGES):
+                    raise ReclabError(f"--stages range {token!r} must lie within 1-{len(STAGES)}")
+                chosen.update(STAGES[low - 1:high])
+            elif token.isdigit() and 1 <= int(token) <= len(STAGES):
+                chosen.add(STAGES[int(token) - 1])
+            elif token in STAGES:
+                chosen.add(token)
+            else:
+                raise ReclabError(f"unknown stage {token!r}; stages are {list(STAGES)} "
+                                  f"(or their numbers 1-{len(STAGES)})")
+    return [stage for stage in STAGES if stage in chosen]
+
+
+def _kernel_manager_class(stderr):
+    """A kernel manager whose ``python3`` kernel is ``sys.executable`` (see the module docstring)
+    and whose standard error goes to the open binary file ``stderr``.
+
+    An empty kernelspec search path leaves only ipykernel's built-in spec, which runs the current
+    interpreter; a ``python3`` spec of the user or system is never consulted. The kernel's own
+    log lines (such as the "KeyboardInterrupt caught in kernel" of every shutdown, which
+    jupyter_client begins with an interrupt) go to the stage's log file rather than the terminal.
+    """
+    import zmq
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class ThisInterpreterKernelManager(AsyncKernelManager):
+        @default("kernel_spec_manager")
+        def _kernel_spec_manager_default(self):
+            return KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
+
+        @default("transport_encryption")
+        def _transport_encryption_default(self):
+            # CurveZMQ-encrypted loopback sockets when pyzmq supports them (ipykernel declares
+            # support); without, the kernel warns on stderr that it runs over plain TCP.
+            return "auto" if zmq.has("curve") else "disabled"
+
+        async def start_kernel(self, **kw):
+            kw.setdefault("stderr", stderr)
+            return await super().start_kernel(**kw)
+
+    return ThisInterpreterKernelManager
+
+
+def _check_notebook(path: Path) -> None:
+    """The notebook exists and declares every parameter the pipeline passes."""
+    import papermill
+
+    if not path.is_file():
+        raise ReclabError(f"stage notebook {str(path)!r} not found")
+    declared = papermill.inspect_notebook(str(path))
+    missing = [name for name in _PASSED if name not in declared]
+    if missing:
+        raise ReclabError(f"{path.name} has no parameter {missing[0]!r} in its cell tagged "
+                          f"'parameters' (declared: {sorted(declared)})")
+
+
+def _error_message(error: Exception) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(error, PapermillExecutionError):
+        return f"{error.ename}: {error.evalue}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _plan(stages: list[str], finished: Sequence[str], resume: str | None) -> list[str]:
+    """Check that every chosen stage's predecessor runs before it or has finished."""
+    for stage in stages:
+        position = STAGES.index(stage)
+        if position == 0:
+            continue
+        before = STAGES[position - 1]
+        if before not in stages and before not in finished:
+            hint = (f"pipeline {resume} has no finished {before!r} stage" if resume
+                    else "a new pipeline starts at 'preprocess'")
+            raise ReclabError(f"stage {stage!r} needs the {before!r} stage first: {hint}; add "
+                              f"{before!r} to --stages or --resume a pipeline where it finished")
+    return stages
+
+
+def run_pipeline(params_file=None, overrides: Mapping | None = None,
+                 stages: Sequence[str] | None = None, resume: str | None = None,
+                 output_dir=None, tracking_uri: str | None = None, notebooks=None,
+                 progress: Callable[[str, str, int, float | None], None] | None = None,
+                 execution_timeout: float | None = None) -> PipelineResult:
+    """Execute the stage notebooks of one pipeline, in order.
+
+    Parameters
+    ----------
+    params_file : str or os.PathLike, optional
+        YAML parameter file (see :mod:`reclab.params`); default :func:`default_params_file`.
+        Not allowed with ``resume`` (a resumed pipeline keeps its parameters).
+    overrides : mapping of str to value, optional
+        ``{dotted key: value}`` on top of the file (``--set``).
+    stages : sequence of str, optional
+        Stages to run (see :func:`parse_stages`); default all, or with ``resume`` every stage
+        from the first that has not finished.
+    resume : str, optional
+        Id of a pipeline run to continue: its stages that finished are not run again.
+    output_dir : str or os.PathLike, optional
+        Where ``params.yaml`` and the executed notebooks go; default
+        ``<project>/outputs/<pipeline run id>``.
+    tracking_uri : str, optional
+        MLflow store (see :func:`reclab.tracking.tracking_uri`).
+    notebooks : str or os.PathLike, optional
+        Folder of the stage notebooks (default :func:`notebooks_dir`); kernels run in it, so
+        relative paths in notebooks mean the same as in JupyterLab.
+    progress : callable, optional
+        ``progress(event, stage, number, seconds)`` with event ``"start"`` (seconds None),
+        ``"done"`` or ``"failed"``; number is the stage's position 1..5.
+    execution_timeout : float, optional
+        Seconds a single cell may run (default: no limit).
+
+    Returns
+    -------
+    PipelineResult
+
+    Raises
+    ------
+    PipelineError
+        A stage failed; its run and the pipeline run are marked FAILED.
+    ReclabError
+        Bad parameters, stages or notebooks (before anything runs).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from reclab import tracking
+
+    notebooks = Path(notebooks) if notebooks is not None else notebooks_dir()
+    uri = tracking.tracking_uri(tracking_uri)
+    if resume:
+        if params_file is not None or overrides:
+            raise ReclabError("--resume continues a pipeline with its own parameters; drop -p/--set "
+                              "(or start a new pipeline without --resume)")
+        state = tracking.pipeline_state(resume, uri)
+        params = params_module.loads(state["params_text"], f"params.yaml of run {resume}")
+        finished = state["finished"]
+        chosen = parse_stages(stages) if stages else [s for s in STAGES if s not in finished][:1]
+        if not stages and chosen:
+            chosen = list(STAGES[STAGES.index(chosen[0]):])
+        run_id = resume
+    else:
+        if params_file is None:
+            params_file = default_params_file()
+        params = params_module.load(params_file, overrides)
+        if params["data_dir"] is not None:
+            # Kernels run in the notebooks folder: a path relative to here must stay valid there.
+            params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
+        finished = []
+        chosen = parse_stages(stages)
+        run_id = None
+    if params["backend"] != "local":
+        # Accepted by the schema so that parameter files can say it; the stage notebooks run
+        # everything in this process's Python for now.
+        raise ReclabError(f"backend {params['backend']!r} is not available in the stage notebooks "
+                          f"yet; use backend: local")
+    _plan(chosen, finished, resume)
+    for stage in chosen:
+        _check_notebook(notebooks / NOTEBOOKS[stage])
+    params_text = params_module.dump(params)
+    if run_id is None:
+        run_id = tracking.start_pipeline(params, uri, params_text=params_text)
+    else:
+        tracking.reopen_pipeline(run_id, uri)
+    output = Path(output_dir) if output_dir is not None else (
+        tracking.project_root() / "outputs" / run_id)
+    output.mkdir(parents=True, exist_ok=True)
+    params_path = output / "params.yaml"
+    params_path.write_text(params_text, encoding="utf-8")
+    result = PipelineResult(run_id=run_id, output_dir=output)
+    for stage in chosen:
+        number = STAGES.index(stage) + 1
+        executed = output / NOTEBOOKS[stage]
+        if progress:
+            progress("start", stage, number, None)
+        started = time.perf_counter()
+        try:
+            with open(output / f"{Path(NOTEBOOKS[stage]).stem}.kernel.log", "wb") as kernel_log:
+                papermill.execute_notebook(
+                    str(notebooks / NOTEBOOKS[stage]), str(executed),
+                    parameters={"params_file": str(params_path.resolve()),
+                                "experiment": params["experiment"], "tracking_uri": uri,
+                                "parent_run_id": run_id},
+                    kernel_name="python3", cwd=str(notebooks), progress_bar=False,
+                    start_timeout=_KERNEL_START_TIMEOUT,
+                    log_output=False, execution_timeout=execution_timeout,
+                    kernel_manager_class=_kernel_manager_class(kernel_log))
+            stage_run = tracking.find_stage_run(stage, params["experiment"], run_id, uri=uri)
+            if stage_run is None:
+                raise ReclabError(f"{NOTEBOOKS[stage]} ran to the end without finishing a "
+                                  f"{stage!r} run (it must call stage.finish())")
+        except (PapermillExecutionError, ReclabError, RuntimeError, OSError, TimeoutError) as error:
+            seconds = time.perf_counter() - started
+            result.seconds[stage] = seconds
+            message = _error_message(error)
+            tracking.fail_stage(run_id, stage, executed if executed.is_file() else None, message, uri)
+            if progress:
+                progress("failed", stage, number, seconds)
+            raise PipelineError(stage, message, executed if executed.is_file() else None,
+                                run_id) from None
+        except KeyboardInterrupt:
+            tracking.fail_stage(run_id, stage, executed if executed.is_file() else None,
+                                "KeyboardInterrupt: stopped by the user", uri)
+            raise
+        result.seconds[stage] = time.perf_counter() - started
+        tracking.log_notebook(stage_run.info.run_id, executed, uri)
+        if progress:
+            progress("done", stage, number, result.seconds[stage])
+    result.summary = tracking.pipeline_summary(run_id, uri)
+    tracking.end_pipeline(run_id, _describe(result.summary), uri)
+    result.summary["status"] = "FINISHED"
+    return result
+
+
+def _describe(summary: dict) -> str:
+    """Markdown description of a pipeline run: best parameters and the headline metrics."""
+    lines = [f"**{summary['run_name']}**", ""]
+    best = summary.get("best")
+    if best:
+        shown = ", ".join(f"{name}={value}" for name, value in best["params"].items())
+        lines.append(f"Best {best['model']} parameters ({best['metric']} on validation "
+                     f"{best['score']:.4f}): {shown}")
+        lines.append("")
+    metrics = summary.get("metrics", {})
+    rows = [(key, metrics[key], metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high"))
+            for key in sorted(metrics) if "/" not in key and "_ci_" not in key
+            and key.split("_at_")[0] in ("precision", "recall", "ndcg", "map", "rmse")]
+    if rows:
+        lines += ["| metric | test value | 95% CI |", "|---|---|---|"]
+        for key, value, low, high in rows:
+            interval = f"[{low:.4f}, {high:.4f}]" if low is not None and high is not None else ""
+            lines.append(f"| {key} | {value:.4f} | {interval} |")
+    return "\n".join(lines)

@@ -1,0 +1,981 @@
+"""MLflow tracking of the pipeline: the only module of reclab that imports mlflow.
+
+Runs
+----
+A pipeline is one parent run (tag ``reclab.pipeline``), each stage a nested run (tags
+``mlflow.parentRunId`` and ``reclab.stage`` = ``preprocess`` | ``tune`` | ``train`` |
+``postprocess`` | ``evaluate``), each tuning trial a run nested under the ``tune`` run. Every run
+is created and ended explicitly through an :class:`mlflow.MlflowClient` with its run id, so no
+global "active run" exists and library code never starts a run by itself (any fluent
+``mlflow.log_*`` call would silently start one).
+
+Stages exchange data only through MLflow artifacts of the earlier stage runs: the split as
+``.npz`` arrays (``split/train.npz``, ``split/valid.npz``, ``split/test.npz``), the best
+parameters as JSON (``best_params.json``), the fitted model as a reclab ``.npz`` file
+(``reclab_model/model.npz``, plus the pyfunc model at ``model``). A notebook opened alone (no
+``parent_run_id``) finds the latest finished run of the stage before it in its experiment and
+continues that run's pipeline.
+
+Store
+-----
+``MLFLOW_TRACKING_URI`` (or an explicit ``tracking_uri``) selects any MLflow store or server.
+Without it, reclab uses MLflow's own default local layout, but anchored at the project folder
+rather than the current directory (a notebook runs in ``notebooks/``, ``reclab run`` at the
+top): a SQLite database ``<project>/mlflow.db`` with artifacts under ``<project>/mlruns/``. The
+project folder is the nearest folder, from the current one upwards, holding ``pyproject.toml``
+or ``.git``; failing that, the current folder. Experiments that reclab creates in a SQLite store
+keep their artifacts in ``mlruns/`` beside the database file, whatever the current directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+with warnings.catch_warnings():
+    # mlflow imports tqdm.auto, which warns in Jupyter kernels without ipywidgets.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow import MlflowClient
+    from mlflow.entities import Dataset as _DatasetEntity
+    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+from reclab import params as params_module
+from reclab._io import atomic_write
+from reclab.data import Interactions
+from reclab.errors import ReclabError
+from reclab.pipeline import STAGES
+
+__all__ = [
+    "STAGES", "project_root", "tracking_uri", "experiment_id", "start_pipeline", "start_stage",
+    "StageRun", "FitLogger", "find_stage_run", "stage_runs", "log_notebook", "fail_stage",
+    "end_pipeline", "pipeline_summary", "pipeline_state", "reopen_pipeline", "load_interactions",
+    "save_interactions", "metric_key", "RecommenderPyfunc", "run_table", "load_report",
+]
+_NOTE = "mlflow.note.content"
+_PARENT = "mlflow.parentRunId"
+# Versions recorded with every run (tags version.<name>), the packages that decide the numbers.
+_PACKAGES = ("numpy", "scipy", "pandas", "numba", "scikit-learn", "scikit-optimize", "mlflow",
+             "papermill", "matplotlib", "pyyaml")
+# MLflow params are limited to 6000 characters; longer values are cut with a marker.
+_MAX_PARAM = 6000
+
+
+# -- store ------------------------------------------------------------------------------------
+def project_root(start=None) -> Path:
+    """The project folder: nearest folder from ``start`` (default the current one) upwards that
+    holds ``pyproject.toml`` or ``.git``; ``start`` itself when there is none."""
+    start = Path.cwd() if start is None else Path(start)
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return folder
+    return start
+
+
+def tracking_uri(uri: str | None = None) -> str:
+    """The MLflow tracking URI reclab uses.
+
+    Parameters
+    ----------
+    uri : str, optional
+        Explicit URI; wins over everything.
+
+    Returns
+    -------
+    str
+        ``uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<project>/mlflow.db`` (see the
+        module docstring).
+    """
+    if uri:
+        return str(uri)
+    from_env = os.environ.get("MLFLOW_TRACKING_URI")
+    if from_env:
+        return from_env
+    return "sqlite:///" + (project_root() / "mlflow.db").as_posix()
+
+
+def _sqlite_folder(uri: str) -> Path | None:
+    """Folder of a local SQLite store's database file, or None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = unquote(uri[len("sqlite:///"):])
+    if not path or path == ":memory:":
+        return None
+    return Path(path if os.path.isabs(path) else os.path.abspath(path)).parent
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """MLflow draws a progress bar for every artifact download; inside a notebook that is
+    noise in the outputs. Its switch is an environment variable read at each call."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+@contextlib.contextmanager
+def _quiet_mlflow_log():
+    """MLflow logs at INFO while saving a model ("Validating input example ..."); not news."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _download(client: MlflowClient, run_id: str, path: str, folder) -> Path:
+    with _no_progress_bars():
+        return Path(client.download_artifacts(run_id, path, str(folder)))
+
+
+def _client(uri: str | None) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri(uri))
+
+
+def experiment_id(name: str, uri: str | None = None) -> str:
+    """Id of experiment ``name``, created when missing.
+
+    In a SQLite store its artifacts go to ``mlruns/<name>`` beside the database file, so that
+    the store is the same whichever folder the creating process runs in.
+    """
+    client = _client(uri)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage != "active":
+            raise ReclabError(f"MLflow experiment {name!r} is deleted; restore it in the MLflow UI "
+                              f"or choose another experiment name")
+        return found.experiment_id
+    folder = _sqlite_folder(tracking_uri(uri))
+    location = None
+    if folder is not None:
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        location = (folder / "mlruns" / safe).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between the lookup and here (concurrent pipelines).
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+# -- environment ------------------------------------------------------------------------------
+def _git_commit(root: Path) -> tuple[str | None, bool]:
+    """(commit hash or None, working tree has uncommitted changes)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10)
+        if commit.returncode != 0:
+            return None, False
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, timeout=10)
+        return commit.stdout.strip(), bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _environment_tags() -> dict:
+    commit, dirty = _git_commit(Path(__file__).resolve().parent.parent)
+    tags = {"reclab.version": _version("reclab"), "reclab.python": platform.python_version(),
+            "reclab.executable": sys.executable}
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        tags["reclab.git_commit"] = commit + ("-dirty" if dirty else "")
+    tags.update({f"version.{name}": _version(name) for name in _PACKAGES})
+    return tags
+
+
+def _run_name(params: Mapping, suffix: str | None = None) -> str:
+    name = f"{params['dataset']}/{params['model']}/{params['tune']['method']}"
+    return f"{name}/{suffix}" if suffix else name
+
+
+def _log_params(client: MlflowClient, run_id: str, values: Mapping) -> None:
+    items = []
+    for key, value in values.items():
+        text = "None" if value is None else str(value)
+        if len(text) > _MAX_PARAM:
+            text = text[:_MAX_PARAM - 12] + " [truncated]"
+        items.append(Param(str(key), text))
+    for start in range(0, len(items), 100):   # MLflow accepts at most 100 params per batch
+        client.log_batch(run_id, params=items[start:start + 100], synchronous=True)
+
+
+def metric_key(name: str) -> str:
+    """MLflow metric key of a reclab metric name: ``"precision@10"`` -> ``"precision_at_10"``."""
+    return str(name).replace("@", "_at_")
+
+
+# -- runs -------------------------------------------------------------------------------------
+def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "reclab run",
+                   params_text: str | None = None) -> str:
+    """Create the parent run of a pipeline and return its id.
+
+    Parameters
+    ----------
+    params : dict
+        Validated parameters (:func:`reclab.params.load`); logged flattened, and as
+        ``params.yaml`` (``params_text``, or :func:`reclab.params.dump` of ``params``).
+    uri : str, optional
+        Tracking URI (see :func:`tracking_uri`).
+    runner : str
+        Value of tag ``reclab.pipeline``: who drives the stages (``"reclab run"`` or
+        ``"notebook"``).
+    """
+    client = _client(uri)
+    exp = experiment_id(params["experiment"], uri)
+    tags = {"reclab.pipeline": runner, **_environment_tags()}
+    run = client.create_run(exp, run_name=_run_name(params), tags=tags)
+    _log_params(client, run.info.run_id, params_module.flatten(params))
+    client.log_text(run.info.run_id, params_text or params_module.dump(params), "params.yaml")
+    client.set_tag(run.info.run_id, _NOTE,
+                   f"Pipeline {_run_name(params)} (seed {params['seed']}), started by {runner}.")
+    return run.info.run_id
+
+
+def stage_runs(parent_run_id: str, uri: str | None = None) -> list:
+    """Stage runs of a pipeline (every attempt), oldest first."""
+    client = _client(uri)
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.`{_PARENT}` = '{parent_run_id}'",
+                              order_by=["attributes.start_time ASC"], max_results=1000)
+    return [run for run in runs if "reclab.stage" in run.data.tags]
+
+
+def find_stage_run(stage: str, experiment: str, parent_run_id: str | None = None,
+                   uri: str | None = None, status: str | None = "FINISHED"):
+    """The latest run of ``stage`` (with ``status``; None for any) in experiment ``experiment``,
+    within pipeline ``parent_run_id`` when given; None when there is none."""
+    if stage not in STAGES:
+        raise ReclabError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
+    client = _client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    conditions = [f"tags.`reclab.stage` = '{stage}'"]
+    if parent_run_id:
+        conditions.append(f"tags.`{_PARENT}` = '{parent_run_id}'")
+    if status:
+        conditions.append(f"attributes.status = '{status}'")
+    runs = client.search_runs([found.experiment_id], filter_string=" and ".join(conditions),
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def _pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mapping | None) -> dict:
+    """The parameters of a pipeline run (its ``params.yaml``), with ``overrides`` on top."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            text = _download(client, parent_run_id, "params.yaml", folder).read_text(encoding="utf-8")
+        except (mlflow.exceptions.MlflowException, OSError):
+            raise ReclabError(f"run {parent_run_id} has no params.yaml artifact; is it a reclab "
+                              f"pipeline run?") from None
+    return params_module.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
+
+
+def start_stage(stage: str, params_file, overrides: Mapping | None = None,
+                parent_run_id: str | None = None, uri: str | None = None) -> "StageRun":
+    """Start the nested run of one stage (called at the top of each stage notebook).
+
+    Parameters
+    ----------
+    stage : str
+        One of :data:`STAGES`.
+    params_file : str or os.PathLike
+        Parameter file of a new pipeline (always validated; also names the experiment).
+    overrides : mapping, optional
+        ``{dotted key: value}`` on top (see :func:`reclab.params.notebook_overrides`).
+    parent_run_id : str, optional
+        The pipeline run (``reclab run`` passes it). When None the notebook was opened alone:
+        ``preprocess`` starts a new pipeline; a later stage joins the pipeline of the latest
+        finished run of the stage before it in the experiment.
+    uri : str, optional
+        Tracking URI (see :func:`tracking_uri`).
+
+    Returns
+    -------
+    StageRun
+        Its ``params`` are those of the pipeline: ``params_file`` for a new pipeline (and under
+        ``reclab run``, which passes the pipeline's own file), else the joined pipeline run's
+        ``params.yaml``; ``overrides`` on top in every case.
+    """
+    if stage not in STAGES:
+        raise ReclabError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
+    params = params_module.load(params_file, overrides)
+    client = _client(uri)
+    exp = experiment_id(params["experiment"], uri)
+    interactive = not parent_run_id
+    if interactive:
+        position = STAGES.index(stage)
+        if position == 0:
+            parent_run_id = start_pipeline(params, uri, runner="notebook")
+        else:
+            earlier = STAGES[position - 1]
+            found = find_stage_run(earlier, params["experiment"], uri=uri)
+            if found is None:
+                raise ReclabError(f"no finished {earlier!r} run in MLflow experiment "
+                                  f"{params['experiment']!r} at {tracking_uri(uri)}; run "
+                                  f"the {earlier} notebook (or `reclab run`) first")
+            parent_run_id = found.data.tags[_PARENT]
+            params = _pipeline_params(client, parent_run_id, overrides)
+            client.update_run(parent_run_id, status="RUNNING")
+    else:
+        try:
+            parent = client.get_run(parent_run_id)
+        except mlflow.exceptions.MlflowException:
+            raise ReclabError(f"no pipeline run {parent_run_id!r} at {tracking_uri(uri)}") from None
+        if parent.info.experiment_id != exp:
+            raise ReclabError(f"pipeline run {parent_run_id} belongs to experiment id "
+                              f"{parent.info.experiment_id}, not to {params['experiment']!r} ({exp})")
+    tags = {_PARENT: parent_run_id, "reclab.stage": stage, **_environment_tags()}
+    run = client.create_run(exp, run_name=_run_name(params, f"{STAGES.index(stage) + 1}-{stage}"),
+                            tags=tags)
+    _log_params(client, run.info.run_id, params_module.flatten(params))
+    return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive)
+
+
+class StageRun:
+    """One stage's MLflow run, with what a stage notebook logs and reads.
+
+    Created by :func:`start_stage`; every method writes to this run by its id (no active run).
+
+    Attributes
+    ----------
+    run_id, parent_run_id, experiment_id : str
+    stage : str
+    params : dict
+        The validated parameters the stage runs with.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, parent_run_id: str, experiment_id_: str,
+                 stage: str, params: dict, interactive: bool):
+        self.client = client
+        self.run_id = run_id
+        self.parent_run_id = parent_run_id
+        self.experiment_id = experiment_id_
+        self.stage = stage
+        self.params = params
+        self._interactive = interactive
+        self._tracking_uri = client.tracking_uri
+
+    def __repr__(self) -> str:
+        return (f"StageRun(stage={self.stage!r}, run_id={self.run_id!r}, "
+                f"parent_run_id={self.parent_run_id!r})")
+
+    # -- writing ----------------------------------------------------------------------------------
+    def log_params(self, values: Mapping, prefix: str = "") -> None:
+        """Log parameters (``prefix`` + key); lists and mappings as JSON text."""
+        _log_params(self.client, self.run_id,
+                    {f"{prefix}{key}": (json.dumps(value, sort_keys=True, default=str)
+                                        if isinstance(value, (list, tuple, dict)) else value)
+                     for key, value in values.items()})
+
+    def log_metrics(self, values: Mapping, step: int = 0, run_id: str | None = None) -> None:
+        """Log metrics; ``@`` in names becomes ``_at_``. Non-finite values are skipped."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(metric_key(key), float(value), now, int(step))
+                   for key, value in values.items() if value is not None and np.isfinite(float(value))]
+        for start in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id or self.run_id, metrics=metrics[start:start + 1000],
+                                  synchronous=True)
+
+    def set_tags(self, values: Mapping, run_id: str | None = None) -> None:
+        """Set tags (values as text) on this run (or ``run_id``)."""
+        tags = [RunTag(str(key), str(value)) for key, value in values.items()]
+        self.client.log_batch(run_id or self.run_id, tags=tags, synchronous=True)
+
+    def describe(self, text: str, run_id: str | None = None) -> None:
+        """Set the run description shown in the MLflow UI (markdown)."""
+        self.client.set_tag(run_id or self.run_id, _NOTE, text)
+
+    def log_figure(self, figure, name: str) -> str:
+        """Log a matplotlib figure as ``figures/<name>.png``; returns the artifact path."""
+        path = f"figures/{name}.png"
+        self.client.log_figure(self.run_id, figure, path, save_kwargs={"dpi": 110,
+                                                                       "bbox_inches": "tight"})
+        return path
+
+    def log_table(self, frame: pd.DataFrame, name: str, index: bool = False) -> str:
+        """Log a table as ``tables/<name>.csv``; returns the artifact path."""
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(folder) / f"{name}.csv"
+            frame.to_csv(local, index=index)
+            self.client.log_artifact(self.run_id, str(local), "tables")
+        return f"tables/{name}.csv"
+
+    def log_dict(self, values: Mapping, path: str) -> None:
+        """Log a JSON artifact at ``path``."""
+        self.client.log_dict(self.run_id, dict(values), path)
+
+    def log_dataset(self, data: Interactions, name: str, context: str) -> None:
+        """Record ``data`` as an MLflow dataset input of this run (name, digest = its
+        fingerprint, schema and row count; the values themselves are not stored)."""
+        import mlflow.data
+
+        with warnings.catch_warnings():
+            # A hint that integer columns cannot hold missing values: ids and counts never do.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            dataset = mlflow.data.from_pandas(data.to_frame(), name=name,
+                                              digest=data.fingerprint()[:16])
+            entity = _DatasetEntity(**dataset.to_dict())   # the schema is inferred here
+        self.client.log_inputs(self.run_id, datasets=[
+            DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
+
+    def log_split(self, data: Interactions, train: Interactions, valid: Interactions,
+                  test: Interactions) -> dict:
+        """Log the split: ``split/{train,valid,test}.npz`` (read by the later stages), the
+        three parts as MLflow dataset inputs, and the fingerprints as tags of this run and the
+        pipeline run.
+
+        Returns
+        -------
+        dict
+            ``reclab.data_fingerprint`` (of ``data``), ``reclab.split_fingerprint`` (train +
+            valid against test: identifies the test split) and ``reclab.tuning_split_fingerprint``
+            (train against valid).
+        """
+        from reclab import split
+
+        with tempfile.TemporaryDirectory() as folder:
+            for part, values in (("train", train), ("valid", valid), ("test", test)):
+                save_interactions(Path(folder) / f"{part}.npz", values)
+            self.client.log_artifacts(self.run_id, folder, "split")
+        name = self.params["dataset"]
+        for values, part, context in ((train, "train", "training"), (valid, "valid", "validation"),
+                                      (test, "test", "testing")):
+            self.log_dataset(values, f"{name}/{part}", context)
+        tags = {"reclab.data_fingerprint": data.fingerprint(),
+                "reclab.split_fingerprint": split.fingerprint(train.union(valid), test),
+                "reclab.tuning_split_fingerprint": split.fingerprint(train, valid)}
+        self.set_tags(tags)
+        self.set_tags(tags, run_id=self.parent_run_id)
+        return tags
+
+    def log_best(self, best_params: Mapping, best_score: float, metric: str, model_name: str) -> None:
+        """Log the tuning result: ``best_params.json`` and params ``best.<name>``, metric
+        ``best_<metric>``."""
+        record = {"model": model_name, "params": dict(best_params), "metric": metric,
+                  "score": float(best_score)}
+        self.log_dict(record, "best_params.json")
+        self.log_params(best_params, prefix="best.")
+        self.log_metrics({f"best_{metric}": best_score})
+
+    def trial_logger(self, metric: str):
+        """A callback for :func:`reclab.tuning.tune`: one run per finished trial, nested under
+        this (tune) run, with the trial's parameters, score and validation metrics.
+
+        Parameters
+        ----------
+        metric : str
+            Name of the tuned metric (``"ndcg@10"``); the trial's score is logged under it.
+
+        Returns
+        -------
+        callable
+            ``callback(trial)`` for a :class:`reclab.tuning.Trial`. A failed trial's run is
+            FAILED, with its error in tag ``reclab.error``.
+        """
+        stage_run = self.client.get_run(self.run_id)
+        tags = {_PARENT: self.run_id, **{key: value for key, value in stage_run.data.tags.items()
+                                         if key.startswith(("version.", "reclab.version"))}}
+
+        def log_trial(trial) -> None:
+            run = self.client.create_run(
+                self.experiment_id, run_name=f"{stage_run.info.run_name}/trial-{trial.number:03d}",
+                tags={**tags, "reclab.trial": str(trial.number)})
+            _log_params(self.client, run.info.run_id, dict(trial.params))
+            values = {**trial.metrics, metric: trial.score, "seconds": trial.seconds}
+            self.log_metrics(values, run_id=run.info.run_id)
+            self.log_metrics({metric: trial.score}, step=trial.number)
+            if trial.error:
+                self.client.set_tag(run.info.run_id, "reclab.error", trial.error[:4000])
+            self.client.set_terminated(run.info.run_id,
+                                       status="FINISHED" if trial.ok else "FAILED")
+        return log_trial
+
+    def fit_logger(self) -> "FitLogger":
+        """A ``callback(iteration, seconds, loss)`` for ``model.fit`` that logs the training curve
+        (metrics ``train_loss`` and ``iteration_seconds`` by iteration) and keeps it
+        (:meth:`FitLogger.frame`)."""
+        return FitLogger(self)
+
+    def log_report(self, report, model_name: str | None = None) -> None:
+        """Log an :class:`~reclab.evaluation.EvaluationReport`.
+
+        The tuned model's report (``model_name`` None) gives metrics ``precision_at_10``,
+        ``precision_at_10_ci_low``, ... on this run and on the pipeline run (so that pipelines
+        compare in the MLflow UI); a baseline's report gives ``<model_name>/precision_at_10``, ...
+        on this run only. The summary (with intervals) and the per-user table are logged as
+        ``tables/summary[_<name>].csv`` and ``tables/per_user[_<name>].csv``.
+        """
+        values = report.mlflow_metrics()
+        suffix = "" if model_name is None else f"_{model_name}"
+        if model_name is None:
+            self.log_metrics(values)
+            self.log_metrics(values, run_id=self.parent_run_id)
+            # What reclab compare needs to pair two runs' per-user values (load_report).
+            self.set_tags({"reclab.test_fingerprint": report.test_fingerprint,
+                           "reclab.relevance_threshold": str(report.relevance_threshold),
+                           "reclab.k": json.dumps(list(report.k))})
+        else:
+            self.log_metrics({f"{model_name}/{key}": value for key, value in values.items()})
+        self.log_table(report.to_frame(), f"summary{suffix}")
+        self.log_table(report.per_user, f"per_user{suffix}")
+
+    def log_model(self, model, data: Interactions, n_example_users: int = 3) -> str:
+        """Log the fitted model: the reclab file at ``reclab_model/model.npz`` and an MLflow
+        pyfunc model at ``model`` (see :class:`RecommenderPyfunc`).
+
+        Parameters
+        ----------
+        model : fitted reclab model
+        data : Interactions
+            What the model was fitted on: gives the original user / item ids and titles.
+        n_example_users : int
+            Users of the input example (the first ones by index).
+
+        Returns
+        -------
+        str
+            ``runs:/<run id>/model``, the URI that ``mlflow.pyfunc.load_model`` takes.
+        """
+        with tempfile.TemporaryDirectory() as folder:
+            folder = Path(folder)
+            model_file = model.save(folder / "model.npz")
+            catalog = folder / "catalog.npz"
+            _save_catalog(catalog, data)
+            self.client.log_artifact(self.run_id, str(model_file), "reclab_model")
+            code = folder / "reclab_pyfunc.py"
+            # Models from code: MLflow stores this file, not a pickle of a live object.
+            code.write_text("import mlflow.models\n"
+                            "from reclab.tracking import RecommenderPyfunc\n\n"
+                            "mlflow.models.set_model(RecommenderPyfunc())\n", encoding="utf-8")
+            users = data.user_ids[:max(1, n_example_users)]
+            example = pd.DataFrame({"user": users, "n": np.full(len(users), 5, dtype=np.int64)})
+            local = folder / "model"
+            with warnings.catch_warnings(), _quiet_mlflow_log():
+                # Hints about integer columns and type hints, about a signature given explicitly.
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+                warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+                mlflow.pyfunc.save_model(
+                    str(local), python_model=str(code),
+                    artifacts={"model": str(model_file), "catalog": str(catalog)},
+                    signature=_signature(data), input_example=example,
+                    pip_requirements=[f"{name}=={_version(name)}"
+                                      for name in ("numpy", "scipy", "pandas", "numba", "mlflow")],
+                    metadata={"reclab_version": _version("reclab"),
+                              "model_class": type(model).__name__})
+            self.client.log_artifacts(self.run_id, str(local), "model")
+        return f"runs:/{self.run_id}/model"
+
+    def log_artifact(self, path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def finish(self, summary: str | None = None) -> None:
+        """End the stage run (FINISHED), with ``summary`` as its description. A notebook opened
+        alone also marks its pipeline run finished (``reclab run`` ends it itself)."""
+        if summary:
+            self.describe(summary)
+        self.client.set_terminated(self.run_id, status="FINISHED")
+        if self._interactive:
+            self.client.set_terminated(self.parent_run_id, status="FINISHED")
+
+    # -- reading the earlier stages ---------------------------------------------------------------
+    def earlier(self, stage: str) -> str:
+        """Run id of the latest finished run of ``stage`` in this pipeline."""
+        found = find_stage_run(stage, self.params["experiment"], self.parent_run_id,
+                               uri=self._tracking_uri)
+        if found is None:
+            raise ReclabError(f"pipeline run {self.parent_run_id} has no finished {stage!r} stage; "
+                              f"run the {stage} notebook (or `reclab run --resume "
+                              f"{self.parent_run_id}`) first")
+        return found.info.run_id
+
+    def _download(self, stage: str, path: str, folder: str) -> Path:
+        run_id = self.earlier(stage)
+        local = _download(self.client, run_id, path, folder)
+        self.set_tags({f"reclab.input.{stage}": run_id})
+        return local
+
+    def load_split(self) -> tuple[Interactions, Interactions, Interactions]:
+        """(train, valid, test) logged by this pipeline's ``preprocess`` stage."""
+        with tempfile.TemporaryDirectory() as folder:
+            local = self._download("preprocess", "split", folder)
+            return tuple(load_interactions(local / f"{part}.npz")
+                         for part in ("train", "valid", "test"))
+
+    def load_best(self) -> dict:
+        """``{"model", "params", "metric", "score"}`` logged by the ``tune`` stage."""
+        with tempfile.TemporaryDirectory() as folder:
+            local = self._download("tune", "best_params.json", folder)
+            best = json.loads(local.read_text(encoding="utf-8"))
+        if best["model"] != self.params["model"]:
+            raise ReclabError(f"the tune stage of pipeline {self.parent_run_id} tuned "
+                              f"{best['model']!r} but model is {self.params['model']!r}; start a "
+                              f"new pipeline to work with {self.params['model']!r}")
+        return best
+
+    def load_model(self):
+        """The fitted reclab model logged by the ``train`` stage."""
+        from reclab.models import load
+
+        with tempfile.TemporaryDirectory() as folder:
+            local = self._download("train", "reclab_model/model.npz", folder)
+            return load(local)
+
+    def model_uri(self) -> str:
+        """``runs:/<train run id>/model``: the pyfunc model of this pipeline's ``train`` stage."""
+        return f"runs:/{self.earlier('train')}/model"
+
+
+class FitLogger:
+    """Training-curve callback made by :meth:`StageRun.fit_logger`."""
+
+    def __init__(self, stage: StageRun):
+        self._stage = stage
+        self._rows: list[tuple[int, float, float]] = []
+
+    def __call__(self, iteration: int, seconds: float, loss: float | None = None) -> None:
+        loss = np.nan if loss is None else float(loss)
+        self._rows.append((int(iteration), float(seconds), loss))
+        self._stage.log_metrics({"train_loss": loss, "iteration_seconds": seconds}, step=iteration)
+
+    def frame(self) -> pd.DataFrame:
+        """``iteration``, ``seconds`` (of that iteration) and ``loss`` (NaN where the model
+        reports none), one row per iteration."""
+        return pd.DataFrame(self._rows, columns=["iteration", "seconds", "loss"])
+
+
+# -- interactions as .npz ---------------------------------------------------------------------
+def _text_array(values) -> np.ndarray:
+    """Strings as a fixed-width unicode array (object arrays would need pickle)."""
+    return np.asarray([str(value) for value in values], dtype=str) if len(values) else np.array(
+        [], dtype="<U1")
+
+
+def _id_array(ids: np.ndarray) -> np.ndarray:
+    return _text_array(ids) if ids.dtype == object else np.asarray(ids)
+
+
+def save_interactions(path, data: Interactions) -> Path:
+    """Write ``data`` to one ``.npz`` file (atomically, no pickle): the CSR arrays, the ids, the
+    timestamps and the text columns of ``data.items``."""
+    matrix = data.matrix
+    arrays = {"indptr": matrix.indptr, "indices": matrix.indices, "data": matrix.data,
+              "shape": np.asarray(matrix.shape, dtype=np.int64),
+              "user_ids": _id_array(data.user_ids), "item_ids": _id_array(data.item_ids)}
+    if data.timestamps is not None:
+        arrays["timestamps"] = np.asarray(data.timestamps)
+    if data.items is not None:
+        columns = [str(column) for column in data.items.columns]
+        arrays["item_columns"] = _text_array(columns)
+        for column in columns:
+            arrays[f"item.{column}"] = _text_array(data.items[column].fillna("").astype(str))
+    path = Path(path)
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def load_interactions(path) -> Interactions:
+    """Read a file written by :func:`save_interactions` (``allow_pickle=False``)."""
+    with np.load(path, allow_pickle=False) as archive:
+        shape = tuple(int(size) for size in archive["shape"])
+        matrix = sp.csr_matrix((archive["data"], archive["indices"], archive["indptr"]), shape=shape)
+        user_ids, item_ids = archive["user_ids"], archive["item_ids"]
+        timestamps = archive["timestamps"] if "timestamps" in archive.files else None
+        items = None
+        if "item_columns" in archive.files:
+            items = pd.DataFrame({str(column): archive[f"item.{column}"].astype(object)
+                                  for column in archive["item_columns"]}, index=item_ids)
+    if user_ids.dtype.kind == "U":
+        user_ids = user_ids.astype(object)
+    if item_ids.dtype.kind == "U":
+        item_ids = item_ids.astype(object)
+        if items is not None:
+            items.index = item_ids
+    return Interactions.from_matrix(matrix, user_ids=user_ids, item_ids=item_ids,
+                                    timestamps=timestamps, items=items)
+
+
+def _save_catalog(path: Path, data: Interactions) -> None:
+    """Ids and titles the pyfunc model maps indices with (the model file holds the rest)."""
+    arrays = {"user_ids": _id_array(data.user_ids), "item_ids": _id_array(data.item_ids),
+              "titles": _text_array(data.titles(np.arange(data.n_items)))}
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _id_type(ids: np.ndarray) -> str:
+    return "string" if ids.dtype == object or ids.dtype.kind == "U" else (
+        "long" if ids.dtype.kind in "iu" else "double")
+
+
+def _signature(data: Interactions) -> ModelSignature:
+    inputs = Schema([ColSpec(_id_type(data.user_ids), "user"), ColSpec("long", "n", required=False)])
+    outputs = Schema([ColSpec(_id_type(data.user_ids), "user"), ColSpec(_id_type(data.item_ids), "item"),
+                      ColSpec("long", "rank"), ColSpec("float", "score"), ColSpec("string", "title")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
+    """A reclab model served through MLflow's pyfunc interface.
+
+    ``load_context`` reads the reclab model file (``artifacts["model"]``) and the id / title
+    catalog (``artifacts["catalog"]``); nothing is unpickled.
+
+    ``predict`` takes a DataFrame with a ``user`` column (original user ids) and an optional
+    ``n`` column (list length per row, default 10) and returns a DataFrame with one row per
+    recommendation: ``user``, ``item`` (original ids), ``rank`` (1 = best), ``score`` (float32
+    model score) and ``title``; each user's training items are left out. An unknown user raises
+    ``ValueError`` naming it.
+    """
+
+    def load_context(self, context) -> None:
+        from reclab.models import load
+
+        self.model_ = load(context.artifacts["model"])
+        with np.load(context.artifacts["catalog"], allow_pickle=False) as archive:
+            self.user_ids_ = archive["user_ids"]
+            self.item_ids_ = archive["item_ids"]
+            self.titles_ = archive["titles"]
+        self.user_lookup_ = {value: index for index, value in enumerate(self.user_ids_.tolist())}
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        frame = pd.DataFrame(model_input)
+        if "user" not in frame.columns:
+            raise ReclabError(f"input needs a 'user' column of user ids; columns are "
+                              f"{list(frame.columns)}")
+        users = frame["user"].tolist()
+        unknown = [user for user in users if user not in self.user_lookup_]
+        if unknown:
+            raise ReclabError(f"unknown user id(s) {unknown[:10]}; the model knows "
+                              f"{len(self.user_lookup_)} users, e.g. {self.user_ids_[:3].tolist()}")
+        indices = np.asarray([self.user_lookup_[user] for user in users], dtype=np.int64)
+        if "n" in frame.columns:
+            lengths = frame["n"].fillna(10).astype(np.int64).to_numpy()
+        else:
+            lengths = np.full(len(users), 10, dtype=np.int64)
+        if len(users) and lengths.min() < 1:
+            raise ReclabError(f"n must be >= 1, got {int(lengths.min())}")
+        if not len(users):
+            return pd.DataFrame({"user": [], "item": [], "rank": [], "score": [], "title": []})
+        ids, scores = self.model_.recommend(indices, n=int(lengths.max()), filter_seen=True)
+        rows_user, rows_item, rows_rank, rows_score = [], [], [], []
+        for row, (user, length) in enumerate(zip(users, lengths)):
+            keep = ids[row, :length] >= 0
+            items = ids[row, :length][keep]
+            rows_user.extend([user] * items.size)
+            rows_item.append(items)
+            rows_rank.append(np.arange(1, items.size + 1))
+            rows_score.append(scores[row, :length][keep])
+        items = np.concatenate(rows_item)
+        return pd.DataFrame({"user": rows_user, "item": self.item_ids_[items],
+                             "rank": np.concatenate(rows_rank).astype(np.int64),
+                             "score": np.concatenate(rows_score).astype(np.float32),
+                             "title": self.titles_[items].astype(str)})
+
+
+# -- what the pipeline runner needs -----------------------------------------------------------
+def log_notebook(run_id: str, path, uri: str | None = None) -> None:
+    """Log an executed notebook as ``notebook/<file name>`` of ``run_id``."""
+    _client(uri).log_artifact(run_id, str(path), "notebook")
+
+
+def fail_stage(parent_run_id: str, stage: str, notebook, message: str,
+               uri: str | None = None) -> str:
+    """Mark a stage and its pipeline FAILED after a notebook raised.
+
+    The stage's RUNNING run (or, when the notebook failed before starting one, a new run for
+    the record) gets the executed notebook with the error, tag ``reclab.error`` and status
+    FAILED; so does the pipeline run. Returns the stage run id.
+    """
+    client = _client(uri)
+    parent = client.get_run(parent_run_id)
+    runs = [run for run in stage_runs(parent_run_id, uri)
+            if run.data.tags.get("reclab.stage") == stage and run.info.status == "RUNNING"]
+    if runs:
+        run_id = runs[-1].info.run_id
+    else:
+        run_id = client.create_run(parent.info.experiment_id,
+                                   run_name=f"{parent.info.run_name}/{STAGES.index(stage) + 1}-{stage}",
+                                   tags={_PARENT: parent_run_id, "reclab.stage": stage}).info.run_id
+    if notebook is not None and Path(notebook).is_file():
+        client.log_artifact(run_id, str(notebook), "notebook")
+    text = message if len(message) <= 4000 else message[:3990] + " [...]"
+    for target in (run_id, parent_run_id):
+        client.set_tag(target, "reclab.error", text)
+    client.set_tag(run_id, _NOTE, f"Stage {stage} failed:\n\n```\n{text}\n```")
+    client.set_terminated(run_id, status="FAILED")
+    client.set_terminated(parent_run_id, status="FAILED")
+    return run_id
+
+
+def end_pipeline(parent_run_id: str, summary: str | None = None, uri: str | None = None) -> None:
+    """Mark the pipeline run FINISHED, with ``summary`` as its description."""
+    client = _client(uri)
+    if summary:
+        client.set_tag(parent_run_id, _NOTE, summary)
+    if "reclab.error" in client.get_run(parent_run_id).data.tags:   # a resumed pipeline succeeded
+        client.delete_tag(parent_run_id, "reclab.error")
+    client.set_terminated(parent_run_id, status="FINISHED")
+
+
+def pipeline_state(parent_run_id: str, uri: str | None = None) -> dict:
+    """What ``--resume`` needs of a pipeline run: ``{"params_text": str, "finished": [stage,
+    ...]}``, its ``params.yaml`` text and the stages that have a finished run."""
+    client = _client(uri)
+    try:
+        parent = client.get_run(parent_run_id)
+    except mlflow.exceptions.MlflowException:
+        raise ReclabError(f"no MLflow run {parent_run_id!r} at {tracking_uri(uri)}") from None
+    if "reclab.pipeline" not in parent.data.tags:
+        raise ReclabError(f"run {parent_run_id} is not a reclab pipeline run (no reclab.pipeline "
+                          f"tag); pass the id of the parent run")
+    with tempfile.TemporaryDirectory() as folder:
+        text = _download(client, parent_run_id, "params.yaml", folder).read_text(encoding="utf-8")
+    finished = sorted({run.data.tags["reclab.stage"] for run in stage_runs(parent_run_id, uri)
+                       if run.info.status == "FINISHED"}, key=STAGES.index)
+    return {"params_text": text, "finished": finished}
+
+
+def reopen_pipeline(parent_run_id: str, uri: str | None = None) -> None:
+    """Set a pipeline run back to RUNNING, as ``--resume`` continues it."""
+    _client(uri).update_run(parent_run_id, status="RUNNING")
+
+
+def pipeline_summary(parent_run_id: str, uri: str | None = None) -> dict:
+    """What ``reclab run`` prints at the end, read back from MLflow.
+
+    Returns
+    -------
+    dict
+        ``run_id``, ``run_name``, ``experiment_id``, ``status``, ``stages`` (list of
+        ``(stage, run_id, status, seconds)``), ``best`` (tune's best_params.json or None),
+        ``metrics`` (evaluate run's metrics, a dict), ``tracking_uri``.
+    """
+    client = _client(uri)
+    parent = client.get_run(parent_run_id)
+    latest = {}
+    for run in stage_runs(parent_run_id, uri):
+        latest[run.data.tags["reclab.stage"]] = run
+    stages = []
+    for stage in STAGES:
+        run = latest.get(stage)
+        if run is not None:
+            seconds = ((run.info.end_time or run.info.start_time) - run.info.start_time) / 1000.0
+            stages.append((stage, run.info.run_id, run.info.status, seconds))
+    best = None
+    if "tune" in latest and latest["tune"].info.status == "FINISHED":
+        with tempfile.TemporaryDirectory() as folder, contextlib.suppress(Exception):
+            best = json.loads(_download(client, latest["tune"].info.run_id, "best_params.json",
+                                        folder).read_text(encoding="utf-8"))
+    metrics = dict(latest["evaluate"].data.metrics) if "evaluate" in latest else {}
+    return {"run_id": parent_run_id, "run_name": parent.info.run_name,
+            "experiment_id": parent.info.experiment_id, "status": parent.info.status,
+            "stages": stages, "best": best, "metrics": metrics, "tracking_uri": tracking_uri(uri)}
+
+
+def _evaluate_run(client: MlflowClient, run_id: str, uri: str | None):
+    """``run_id`` itself if it is an evaluate run, else its pipeline's latest finished evaluate
+    run, else None."""
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise ReclabError(f"no MLflow run {run_id!r} at {tracking_uri(uri)}") from None
+    if run.data.tags.get("reclab.stage") == "evaluate":
+        return run
+    if "reclab.pipeline" in run.data.tags:
+        return find_stage_run("evaluate", client.get_experiment(run.info.experiment_id).name,
+                              run_id, uri=uri)
+    return None
+
+
+def load_report(run_id: str, uri: str | None = None):
+    """The model's :class:`~reclab.evaluation.EvaluationReport` logged by an evaluate run (or by
+    the evaluate stage of pipeline run ``run_id``), rebuilt from its per-user table, so that
+    :func:`reclab.evaluation.compare` can pair two runs. Intervals are not restored and
+    ``curve()`` is not available. None when the run has no evaluation."""
+    from reclab.evaluation import EvaluationReport
+
+    client = _client(uri)
+    run = _evaluate_run(client, run_id, uri)
+    if run is None or "reclab.test_fingerprint" not in run.data.tags:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        per_user = pd.read_csv(_download(client, run.info.run_id, "tables/per_user.csv", folder))
+    metrics, tags = run.data.metrics, run.data.tags
+    threshold = tags["reclab.relevance_threshold"]
+    summary = {name: float(per_user[name].mean()) for name in per_user.columns if "@" in name}
+    return EvaluationReport(
+        summary=summary, per_user=per_user, n_evaluated=int(metrics.get("n_evaluated", len(per_user))),
+        n_skipped=int(metrics.get("n_skipped", 0)), k=tuple(json.loads(tags["reclab.k"])),
+        intervals={}, relevance_threshold=None if threshold == "None" else float(threshold),
+        n_bootstrap=0, seed=0, test_fingerprint=tags["reclab.test_fingerprint"])
+
+
+def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parameters and metrics of runs side by side (for ``reclab compare``).
+
+    A pipeline run is shown with its own parameters and the metrics of its ``evaluate`` stage.
+
+    Returns
+    -------
+    (params, metrics) : two DataFrames
+        Indexed by parameter / metric name, one column per run (its run name and short id).
+    """
+    client = _client(uri)
+    params, metrics, columns = {}, {}, []
+    for run_id in run_ids:
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            raise ReclabError(f"no MLflow run {run_id!r} at {tracking_uri(uri)}") from None
+        values = dict(run.data.metrics)
+        evaluate = _evaluate_run(client, run_id, uri) if "reclab.pipeline" in run.data.tags else None
+        if evaluate is not None:
+            values = {**dict(evaluate.data.metrics), **values}
+        column = f"{run.info.run_name} ({run_id[:8]})"
+        columns.append(column)
+        params[column] = dict(run.data.params)
+        metrics[column] = values
+    return (pd.DataFrame(params).reindex(columns=columns).sort_index(),
+            pd.DataFrame(metrics).reindex(columns=columns).sort_index())

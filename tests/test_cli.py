@@ -1,0 +1,155 @@
+"""The `reclab` command: exit codes and messages of `run`, the MLflow UI, `compare`."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from reclab import params, tracking
+from reclab.cli import main
+from reclab.evaluation import evaluate
+from reclab.models import Bias, Popularity
+
+RECLAB = Path(sys.executable).parent / "reclab"
+SMALL = "experiment: cli-test\nsynthetic: {n_users: 100, n_items: 150, n_ratings: 3000}\n"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def test_bad_parameter_file_exits_2_naming_key_and_file(tmp_path, store, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tune: {n_trials: ten}\n", encoding="utf-8")
+    assert main(["run", "-p", str(bad)]) == 2
+    error = capsys.readouterr().err
+    assert "'tune.n_trials'" in error and str(bad) in error and "Traceback" not in error
+    assert MlflowClient().get_experiment_by_name("reclab") is None   # nothing was started
+
+
+def test_bad_set_and_stage_and_resume_arguments_exit_2(tmp_path, store, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text(SMALL, encoding="utf-8")
+    assert main(["run", "-p", str(good), "--set", "kcore.min_users=3"]) == 2
+    assert "unknown key 'kcore.min_users'" in capsys.readouterr().err
+    assert main(["run", "-p", str(good), "--set", "n_trials"]) == 2
+    assert "key=value" in capsys.readouterr().err
+    assert main(["run", "-p", str(good), "--stages", "fit"]) == 2
+    assert "unknown stage 'fit'" in capsys.readouterr().err
+    assert main(["run", "-p", str(good), "--resume", "0123"]) == 2
+    assert "drop -p/--set" in capsys.readouterr().err
+    assert main(["run", "--resume", "0123"]) == 2
+    assert "no MLflow run '0123'" in capsys.readouterr().err
+
+
+def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path):
+    params_file = tmp_path / "small.yaml"
+    # valid for the parameter schema; the generator refuses it inside the notebook's kernel
+    params_file.write_text("experiment: cli-test\n"
+                           "synthetic: {n_users: 100, n_items: 150, n_ratings: 10}\n",
+                           encoding="utf-8")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    completed = subprocess.run([str(RECLAB), "run", "-p", str(params_file), "--output",
+                                str(tmp_path / "out")], capture_output=True, text=True, env=env,
+                               timeout=600, cwd=tmp_path)
+    assert completed.returncode == 1, completed.stderr
+    assert "stage 'preprocess' failed: ReclabError: n_ratings must lie in" in completed.stderr
+    assert "Traceback" not in completed.stderr + completed.stdout
+    assert len(completed.stderr.strip().splitlines()) <= 4
+    assert f"executed notebook (with the error): {tmp_path / 'out' / '01_preprocess.ipynb'}" in \
+        completed.stderr
+    assert "reclab run --resume " in completed.stderr
+    run_id = completed.stderr.split("--resume ")[1].split()[0]
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    assert client.get_run(run_id).info.status == "FAILED"
+    assert "[1/5] preprocess" in completed.stdout and "FAILED" in completed.stdout
+
+
+def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, capsys):
+    params_file = tmp_path / "small.yaml"
+    params_file.write_text(SMALL, encoding="utf-8")
+    loaded = params.load(params_file)
+    data = params.load_data(loaded)
+    train, valid, test = params.make_split(loaded, data)
+    fit = train.union(valid)
+    ids = []
+    for seed, model in ((0, Popularity()), (1, Bias())):
+        run_id = tracking.start_pipeline(params.load(params_file, {"seed": seed}))
+        stage = tracking.start_stage("evaluate", params_file, {"seed": seed}, parent_run_id=run_id)
+        stage.log_report(evaluate(model.fit(fit), fit, test, k=(5, 10), n_bootstrap=50))
+        stage.finish()
+        ids.append(run_id)
+    assert main(["compare", *ids]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    seed_line = next(line for line in lines if line.startswith("seed"))
+    assert seed_line.split()[1:] == ["0", "1"]
+    assert not any(line.startswith("dataset ") for line in lines)   # same in both: hidden
+    metrics = MlflowClient().get_run(ids[1]).data.metrics
+    metric_line = next(line for line in lines if line.startswith("precision_at_10 "))
+    assert (f"{metrics['precision_at_10']:.4f} [{metrics['precision_at_10_ci_low']:.4f}, "
+            f"{metrics['precision_at_10_ci_high']:.4f}]") in metric_line
+    assert all(run_id[:8] in out for run_id in ids)
+    paired = next(line for line in lines if line.strip().startswith(ids[1][:8]))
+    assert "ndcg@10: B - A = " in paired and "Wilcoxon p" in paired
+    assert main(["compare", ids[0], "nope"]) == 2
+    assert "no MLflow run 'nope'" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # As from a terminal: SIGINT at its default (a shell's background job would ignore it, and
+    # Python keeps an inherited "ignore").
+    process = subprocess.Popen([str(RECLAB), "ui", "--port", str(port), "--tracking-uri", uri],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        url = None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and url is None:
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                break
+            if line.startswith("MLflow UI: "):
+                url = line.split()[2]
+        assert url == f"http://127.0.0.1:{port}", process.stderr.read() if url is None else url
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+        assert process.returncode == 0
+        assert "MLflow UI stopped." in out
+        with socket.socket() as probe:   # the server is gone: the port is free again
+            probe.bind(("127.0.0.1", port))
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_ui_refuses_a_busy_port(tmp_path, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["ui", "--port", str(port), "--tracking-uri",
+                     f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 2
+    assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err

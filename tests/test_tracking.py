@@ -1,0 +1,277 @@
+"""MLflow tracking: the store, stage runs, artifacts exchanged between stages, trials, the model.
+
+Every test writes to its own SQLite store in a temporary folder (MLFLOW_TRACKING_URI).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from reclab import params, tracking
+from reclab.data import Interactions
+from reclab.errors import ReclabError
+from reclab.evaluation import evaluate
+from reclab.models import Bias, Popularity
+from reclab.tuning import tune
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("experiment: unit\nsynthetic: {n_users: 80, n_items: 120, n_ratings: 2500}\n"
+                    "model: Bias\nmodels: {Bias: {space: {user_reg: [1.0, 10.0]}}}\n"
+                    "tune: {method: grid, metric: ndcg@10}\nk: [5, 10]\n"
+                    "evaluation: {n_bootstrap: 50}\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def split():
+    loaded = params.validate({"synthetic": {"n_users": 80, "n_items": 120, "n_ratings": 2500}})
+    data = params.load_data(loaded)
+    return (data, *params.make_split(loaded, data))
+
+
+def test_tracking_uri_precedence(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # a notebook runs in notebooks/: the default store is still the project's
+    assert tracking.project_root() == tmp_path.resolve()
+    assert tracking.tracking_uri() == f"sqlite:///{(tmp_path / 'mlflow.db').resolve().as_posix()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.tracking_uri() == "http://127.0.0.1:5999"
+    assert tracking.tracking_uri("sqlite:///other.db") == "sqlite:///other.db"
+
+
+def test_experiment_artifacts_live_beside_the_database(tmp_path, store, monkeypatch):
+    monkeypatch.chdir(PROJECT)   # not the store's folder
+    experiment = tracking.experiment_id("located")
+    location = MlflowClient().get_experiment(experiment).artifact_location
+    assert location == (tmp_path / "mlruns" / "located").as_uri()
+    assert tracking.experiment_id("located") == experiment   # found, not created twice
+
+
+def test_interactions_round_trip_without_pickle(tmp_path, split):
+    data = split[0]
+    path = tracking.save_interactions(tmp_path / "data.npz", data)
+    back = tracking.load_interactions(path)
+    assert back.fingerprint() == data.fingerprint()
+    assert list(back.titles(np.arange(5))) == list(data.titles(np.arange(5)))
+    with np.load(path, allow_pickle=False) as archive:   # readable without pickle
+        assert "indptr" in archive.files
+    frame = pd.DataFrame({"user": ["u2", "u1", "u1"], "item": ["b", "a", "b"],
+                          "rating": [1.0, 2.0, 3.0]})
+    text_ids = Interactions.from_frame(frame)
+    back = tracking.load_interactions(tracking.save_interactions(tmp_path / "text.npz", text_ids))
+    assert back.fingerprint() == text_ids.fingerprint()
+    assert list(back.user_ids) == ["u1", "u2"]
+
+
+def test_stage_opened_alone_starts_and_joins_a_pipeline(store, params_file, split):
+    data, train, valid, test = split
+    with pytest.raises(ReclabError, match="no finished 'preprocess' run"):
+        tracking.start_stage("tune", params_file)
+    first = tracking.start_stage("preprocess", params_file)
+    client = MlflowClient()
+    parent = client.get_run(first.parent_run_id)
+    assert parent.data.tags["reclab.pipeline"] == "notebook"
+    assert parent.info.run_name == "synthetic/Bias/grid"
+    tags = first.log_split(data, train, valid, test)
+    first.finish("preprocessed")
+    assert client.get_run(first.run_id).info.status == "FINISHED"
+    assert client.get_run(first.run_id).data.tags["mlflow.note.content"] == "preprocessed"
+    assert client.get_run(first.parent_run_id).data.tags["reclab.split_fingerprint"] == \
+        tags["reclab.split_fingerprint"]
+
+    # the next stage, opened alone, joins that pipeline with its parameters and reads its split
+    second = tracking.start_stage("tune", PROJECT / "params" / "default.yaml",
+                                  overrides={"experiment": "unit", "k": [10]})
+    assert second.parent_run_id == first.parent_run_id
+    assert second.params["model"] == "Bias" and second.params["k"] == [10]
+    back = second.load_split()
+    assert [part.fingerprint() for part in back] == [part.fingerprint() for part in (train, valid, test)]
+    run = client.get_run(second.run_id)
+    assert run.data.tags["reclab.stage"] == "tune"
+    assert run.data.tags["mlflow.parentRunId"] == first.parent_run_id
+    assert run.data.tags["reclab.input.preprocess"] == first.run_id
+    assert run.data.params["tune.method"] == "grid"
+    logged = client.get_run(first.run_id).inputs.dataset_inputs
+    assert {entry.dataset.name for entry in logged} == {"synthetic/train", "synthetic/valid",
+                                                         "synthetic/test"}
+    with pytest.raises(ReclabError, match="no finished 'tune' stage"):
+        second.load_best()
+
+
+def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
+    data, train, valid, test = split
+    first = tracking.start_stage("preprocess", params_file)
+    first.log_split(data, train, valid, test)
+    first.finish()
+    stage = tracking.start_stage("tune", params_file, parent_run_id=first.parent_run_id)
+    result = tune(Bias(), {"user_reg": [1.0, 10.0]}, train, valid, method="grid",
+                  metric="ndcg@10", callbacks=[stage.trial_logger("ndcg@10")])
+    stage.log_best(result.best_params, result.best_score, result.metric, "Bias")
+    stage.finish()
+    client = MlflowClient()
+    trials = client.search_runs([stage.experiment_id],
+                                filter_string=f"tags.`mlflow.parentRunId` = '{stage.run_id}'")
+    assert len(trials) == 2
+    for run in trials:
+        assert run.info.status == "FINISHED"
+        assert run.data.params["user_reg"] in ("1.0", "10.0")
+        assert 0.0 <= run.data.metrics["ndcg_at_10"] <= 1.0
+        assert "reclab.stage" not in run.data.tags
+    scores = sorted(run.data.metrics["ndcg_at_10"] for run in trials)
+    assert scores[-1] == pytest.approx(result.best_score)
+    history = client.get_metric_history(stage.run_id, "ndcg_at_10")
+    assert sorted(point.step for point in history) == [0, 1]
+    reader = tracking.start_stage("train", params_file, parent_run_id=first.parent_run_id)
+    best = reader.load_best()
+    assert best == {"model": "Bias", "params": result.best_params, "metric": "ndcg@10",
+                    "score": result.best_score}
+    other = tracking.start_stage("train", params_file, overrides={"model": "SVD"},
+                                 parent_run_id=first.parent_run_id)
+    with pytest.raises(ReclabError, match="tuned 'Bias' but model is 'SVD'"):
+        other.load_best()
+
+
+def test_report_metrics_use_at_keys_with_intervals_on_stage_and_pipeline(store, params_file, split):
+    data, train, valid, test = split
+    stage = tracking.start_stage("evaluate", params_file, parent_run_id=tracking.start_pipeline(
+        params.load(params_file)))
+    fit = train.union(valid)
+    report = evaluate(Bias().fit(fit), fit, test, k=(5, 10), n_bootstrap=50)
+    stage.log_report(report)
+    stage.log_report(evaluate(Popularity().fit(fit), fit, test, k=(5, 10), n_bootstrap=50),
+                     "Popularity")
+    client = MlflowClient()
+    metrics = client.get_run(stage.run_id).data.metrics
+    assert metrics["precision_at_10"] == pytest.approx(report.summary["precision@10"])
+    assert metrics["precision_at_10_ci_low"] <= metrics["precision_at_10"] <= \
+        metrics["precision_at_10_ci_high"]
+    assert "Popularity/precision_at_10" in metrics and "rmse" in metrics
+    parent_metrics = client.get_run(stage.parent_run_id).data.metrics
+    assert parent_metrics["ndcg_at_10"] == metrics["ndcg_at_10"]
+    assert not any(key.startswith("Popularity/") for key in parent_metrics)
+    files = {item.path for item in client.list_artifacts(stage.run_id, "tables")}
+    assert {"tables/summary.csv", "tables/per_user.csv", "tables/per_user_Popularity.csv"} <= files
+
+
+def test_fit_logger_records_the_training_curve(store, params_file, split):
+    from reclab.models import ExplicitALS
+
+    stage = tracking.start_stage("train", params_file, parent_run_id=tracking.start_pipeline(
+        params.load(params_file)))
+    curve = stage.fit_logger()
+    ExplicitALS(factors=4, iterations=3, seed=0).fit(split[1], callback=curve)
+    frame = curve.frame()
+    assert list(frame["iteration"]) == [1, 2, 3]
+    assert (frame["seconds"] > 0).all() and frame["loss"].notna().all()
+    history = MlflowClient().get_metric_history(stage.run_id, "iteration_seconds")
+    assert len(history) == 3
+
+
+def test_pyfunc_model_predicts_original_ids_and_titles(store, params_file, split):
+    data, train, valid, test = split
+    fit = train.union(valid)
+    model = Bias().fit(fit)
+    stage = tracking.start_stage("train", params_file, parent_run_id=tracking.start_pipeline(
+        params.load(params_file)))
+    uri = stage.log_model(model, fit)
+    assert uri == f"runs:/{stage.run_id}/model"
+    loaded = mlflow.pyfunc.load_model(uri)
+    signature = loaded.metadata.signature
+    assert signature.inputs.input_names() == ["user", "n"]
+    assert signature.outputs.input_names() == ["user", "item", "rank", "score", "title"]
+    example = json.loads(Path(mlflow.artifacts.download_artifacts(
+        f"{uri}/input_example.json")).read_text())
+    assert example["columns"] == ["user", "n"]
+    assert [row[0] for row in example["data"]] == list(fit.user_ids[:3])   # real users
+    users = fit.user_ids[[0, 5]]
+    out = loaded.predict(pd.DataFrame({"user": users, "n": [3, 5]}))
+    assert list(out.columns) == ["user", "item", "rank", "score", "title"]
+    assert list(out.groupby("user").size().loc[list(users)]) == [3, 5]
+    expected_ids, _ = model.recommend(fit.user_index(users[:1]), n=3)
+    first = out[out["user"] == users[0]]
+    assert list(first["item"]) == list(fit.item_ids[expected_ids[0]])
+    assert list(first["title"]) == list(fit.titles(expected_ids[0]))
+    seen = set(fit.item_ids[fit.matrix[fit.user_index(users[:1])[0]].indices])
+    assert not seen & set(first["item"])
+    assert len(loaded.predict(pd.DataFrame({"user": users[:1]}))) == 10   # n is optional
+    with pytest.raises(Exception, match="unknown user id"):
+        loaded.predict(pd.DataFrame({"user": [10**9]}))
+    # the reclab model file is there too, for the later stages
+    files = {item.path for item in MlflowClient().list_artifacts(stage.run_id, "reclab_model")}
+    assert files == {"reclab_model/model.npz"}
+
+
+def test_failed_stage_marks_stage_and_pipeline_failed(store, params_file, tmp_path):
+    parent = tracking.start_pipeline(params.load(params_file))
+    stage = tracking.start_stage("preprocess", params_file, parent_run_id=parent)
+    notebook = tmp_path / "01_preprocess.ipynb"
+    notebook.write_text("{}", encoding="utf-8")
+    failed = tracking.fail_stage(parent, "preprocess", notebook, "ValueError: boom")
+    assert failed == stage.run_id
+    client = MlflowClient()
+    assert client.get_run(stage.run_id).info.status == "FAILED"
+    assert client.get_run(parent).info.status == "FAILED"
+    assert client.get_run(parent).data.tags["reclab.error"] == "ValueError: boom"
+    assert [item.path for item in client.list_artifacts(stage.run_id, "notebook")] == \
+        ["notebook/01_preprocess.ipynb"]
+    # a stage that failed before starting its run still gets one, for the record
+    other = tracking.fail_stage(parent, "tune", None, "KeyError: 'x'")
+    assert client.get_run(other).data.tags["reclab.stage"] == "tune"
+    state = tracking.pipeline_state(parent)
+    assert state["finished"] == [] and "experiment: unit" in state["params_text"]
+    assert client.get_run(parent).info.status == "FAILED"     # reading changes nothing
+    tracking.reopen_pipeline(parent)
+    assert client.get_run(parent).info.status == "RUNNING"
+    tracking.end_pipeline(parent, "done")
+    assert client.get_run(parent).info.status == "FINISHED"
+    assert "reclab.error" not in client.get_run(parent).data.tags
+
+
+def test_run_table_and_bad_ids(store, params_file):
+    first = tracking.start_pipeline(params.load(params_file))
+    second = tracking.start_pipeline(params.load(params_file, {"seed": 5}))
+    table_params, table_metrics = tracking.run_table([first, second])
+    assert table_params.shape[1] == 2
+    assert table_params.loc["seed"].tolist() == ["0", "5"]
+    with pytest.raises(ReclabError, match="no MLflow run 'nope'"):
+        tracking.run_table(["nope"])
+    with pytest.raises(ReclabError, match="not a reclab pipeline run"):
+        stage = tracking.start_stage("preprocess", params_file, parent_run_id=first)
+        tracking.pipeline_state(stage.run_id)
+
+
+def test_runs_record_versions_and_environment(store, params_file, tmp_path):
+    parent = tracking.start_pipeline(params.load(params_file))
+    tags = MlflowClient().get_run(parent).data.tags
+    assert tags["reclab.version"] and tags["version.numpy"] == np.__version__
+    assert tags["version.mlflow"] == mlflow.__version__
+    assert tags["reclab.executable"] == sys.executable
+    (tmp_path / "download").mkdir()
+    text = MlflowClient().download_artifacts(parent, "params.yaml", str(tmp_path / "download"))
+    assert params.load(text) == params.load(params_file)
+
+
+def test_metric_key():
+    assert tracking.metric_key("precision@10") == "precision_at_10"
+    assert tracking.metric_key("rmse") == "rmse"
