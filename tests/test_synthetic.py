@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 
+import reclab as rl
 from reclab import Interactions, ReclabError
 from reclab.synthetic import GENRES, synthetic
 
@@ -81,10 +82,12 @@ def test_missing_not_at_random(data):
 
 def test_truth_shapes_and_read_only(data):
     truth = data.truth
-    assert set(truth) == {"global_mean", "user_bias", "item_bias", "user_factors", "item_factors", "popularity"}
+    assert set(truth) == {"global_mean", "user_bias", "item_bias", "user_factors", "item_factors", "popularity",
+                          "user_interest", "item_interest"}
     assert truth["global_mean"].shape == ()
     assert truth["user_bias"].shape == (943,) and truth["item_bias"].shape == (1682,)
     assert truth["user_factors"].shape == (943, 8) and truth["item_factors"].shape == (1682, 8)
+    assert truth["user_interest"].shape == (943, 8) and truth["item_interest"].shape == (1682, 8)
     assert np.isclose(truth["popularity"].sum(), 1.0)
     with pytest.raises(ValueError):
         truth["user_bias"][0] = 1.0
@@ -118,3 +121,12 @@ def test_fast():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ReclabError, match=message):
         synthetic(**kwargs)
+
+
+def test_personal_interests_make_personalized_ranking_beat_popularity(data):
+    train, test = rl.split.random_holdout(data, test_frac=0.2, seed=42)
+    popularity = rl.evaluate(rl.models.Popularity().fit(train), train, test, k=10, n_bootstrap=0)
+    als = rl.evaluate(rl.models.ImplicitALS().fit(train), train, test, k=10, n_bootstrap=0)
+    # Measured 0.276 and 0.436 (seed 0); without the interest term both were about 0.40.
+    assert 0.22 < popularity.summary["precision@10"] < 0.33
+    assert als.summary["precision@10"] > popularity.summary["precision@10"] + 0.10
