@@ -165,8 +165,11 @@ def implicit_als_accuracy(library: str, dataset: str, factors: int = 64, iterati
             **timing, "precision@10": report.summary["precision@10"], "ndcg@10": report.summary["ndcg@10"]}
 
 
-def rating_model(model: str, dataset: str) -> dict:
-    """Fit time and test RMSE/MAE of a rating-prediction model on a MovieLens 80/20 split."""
+def rating_model(model: str, dataset: str, params: dict | None = None) -> dict:
+    """Fit time and test RMSE/MAE of a rating-prediction model on a MovieLens 80/20 split.
+
+    ``params`` overrides the model's defaults (reclab models only).
+    """
     train, test = _movielens_split(dataset)
     library, name = model.split(".")
     test_frame = test.to_frame()
@@ -184,7 +187,7 @@ def rating_model(model: str, dataset: str) -> dict:
     else:
         import reclab as rl
 
-        estimator = getattr(rl.models, name)()
+        estimator = getattr(rl.models, name)(**(params or {}))
         _warm_up(estimator, train)
         started = time.perf_counter()
         estimator.fit(train)
@@ -193,6 +196,8 @@ def rating_model(model: str, dataset: str) -> dict:
         items = train.item_index(test_frame.item.to_numpy())
         predictions = estimator.predict(users, items).astype(np.float64)
     error = predictions - truth
+    if params:
+        name += "(" + ", ".join(f"{key}={value}" for key, value in params.items()) + ")"
     return {"library": library, "model": name, "dataset": dataset, "fit_seconds": round(fit_seconds, 4),
             "rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error)))}
 

@@ -37,9 +37,11 @@ SEARCH_SEED = 0
 MODEL_SEED = 0
 METRIC = "precision@10"
 SPACE = {
-    "factors": {"type": "int", "low": 8, "high": 256, "prior": "log-uniform"},
-    "regularization": {"type": "real", "low": 1.0e-2, "high": 1.0e3, "prior": "log-uniform"},
-    "alpha": {"type": "real", "low": 0.1, "high": 100.0, "prior": "log-uniform"},
+    # ImplicitALS's regularization acts on a loss summed over every user-item pair, so useful
+    # values are large (the default is 20); alpha beyond 10 only overweights the observed pairs.
+    "factors": {"type": "int", "low": 16, "high": 256, "prior": "log-uniform"},
+    "regularization": {"type": "real", "low": 1.0, "high": 200.0, "prior": "log-uniform"},
+    "alpha": {"type": "real", "low": 0.1, "high": 10.0, "prior": "log-uniform"},
     "iterations": {"type": "int", "low": 5, "high": 30},
 }
 RATIO_TARGET = 0.99
