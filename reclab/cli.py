@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def _table(rows, header) -> str:
 
 
 def _print_summary(result, uri: str) -> None:
+    from reclab import tracking
+
     summary = result.summary
     _print()
     _print(f"Pipeline {summary['run_name']}: {summary['status']} in "
@@ -89,8 +92,8 @@ def _print_summary(result, uri: str) -> None:
     _print(f"MLflow run id: {summary['run_id']}  (experiment id {summary['experiment_id']}, "
            f"store {uri})")
     _print(f"Executed notebooks: {result.output_dir}")
-    _print(f"Open the MLflow UI: make ui  (or: reclab ui), then "
-           f"http://127.0.0.1:5000/#/experiments/{summary['experiment_id']}/runs/{summary['run_id']}")
+    _print(f"Open the MLflow UI: make ui  (or: reclab ui), then http://127.0.0.1:5000"
+           f"{tracking.ui_path(summary['experiment_id'], summary['run_id'])}")
 
 
 def _short(value) -> str:
@@ -111,6 +114,10 @@ def _run(args) -> int:
     source = ("run " + args.resume if args.resume
               else str(args.params or pipeline.default_params_file()))
     _print(f"reclab run: {source} -> MLflow {uri}")
+    # SIGTERM (a scheduler, `kill`, a closing container) takes Ctrl-C's way out: the stage's
+    # kernel is stopped and the runs are marked KILLED instead of being left RUNNING.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         result = pipeline.run_pipeline(
             params_file=args.params, overrides=overrides, stages=args.stages, resume=args.resume,
@@ -121,8 +128,19 @@ def _run(args) -> int:
             _print(f"  executed notebook (with the error): {error.notebook}", file=sys.stderr)
         _print(f"  resume after fixing it: reclab run --resume {error.run_id}", file=sys.stderr)
         return 1
+    finally:
+        if on_main_thread:   # None: the previous handler was not set from Python
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     _print_summary(result, uri)
     return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM received: handled as Ctrl-C is, but ``reclab`` exits with status 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated(f"stopped by {signal.Signals(signum).name}")
 
 
 # -- reclab ui --------------------------------------------------------------------------------
@@ -161,6 +179,9 @@ def _ui(args) -> int:
     if folder is not None:
         command += ["--default-artifact-root", (folder / "mlruns").as_uri()]
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    # Read before the server starts: on a new SQLite store this builds the schema under reclab's
+    # lock, so that the server does not race a pipeline that starts meanwhile.
+    experiments = tracking.experiments_with_runs(uri)
     # The UI only browses runs: MLflow's background job runners (GenAI scorers) stay off unless
     # asked for. The server gets its own process group, so that stopping it stops every process
     # it started, whoever sent the Ctrl-C.
@@ -171,6 +192,8 @@ def _ui(args) -> int:
     try:
         if _wait_listening(args.host, args.port, process, 120):
             _print(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)")
+            for experiment, name in experiments:
+                _print(f"  experiment {name!r}: {url}{tracking.ui_path(experiment)}")
         status = process.wait()
         if status != 0:
             raise ReclabError(f"mlflow server exited with status {status}")
@@ -213,6 +236,7 @@ def _compare(args) -> int:
         shown = params[differs]
     else:
         shown = params
+    shown = shown.fillna("-")   # a parameter one of the runs does not have (another model's)
     keep = sorted((key for key in metrics.index if "_ci_" not in key), key=_metric_order)
     table = metrics.loc[keep].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
     for key in keep:
@@ -308,9 +332,12 @@ def main(argv=None) -> int:
     except ReclabError as error:
         _print(f"reclab {args.command}: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        _print(f"\nreclab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        reason = f" ({error})" if str(error) else ""
+        _print(f"\nreclab {args.command}: interrupted{reason}", file=sys.stderr)
+        for note in getattr(error, "__notes__", ()):
+            _print(f"  {note}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(error, _Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ Schema (defaults in brackets)::
       test_frac: float              share of each user's interactions held out for test [0.2]
       valid_frac: float             share of the rest held out for tuning [0.2]
       k: int                        interactions per user held out by leave_k_out [5]
-    model: str                      the entry of `models` to tune, train and evaluate ["ImplicitALS"]
+    model: str                      the entry of `models` to tune, train and evaluate ["ImplicitALS";
+                                    "SparkALS" where the same file or --set says backend: spark]
     models:                         per model name:
       <Name>:
         params: {arg: value}        fixed constructor arguments [{}]
@@ -27,7 +28,7 @@ Schema (defaults in brackets)::
     tune:
       method: str                   "grid" | "random" | "smbo" ["smbo"]
       n_trials: int                 trials of random / smbo search, >= 1 (grid runs its grid) [20]
-      metric: str                   validation metric to maximize ["ndcg@10"]
+      metric: str                   validation metric to maximize ["precision@10"]
       n_initial: int                smbo: random trials before the surrogate model is used [10]
       estimator: str                smbo surrogate: "GP" | "RF" | "ET" | "GBRT" ["GP"]
     k: [int]                        cut-offs K of the metrics (one int is one cut-off) [[5, 10, 20]]
@@ -36,7 +37,25 @@ Schema (defaults in brackets)::
       n_bootstrap: int              bootstrap replicates of the intervals, >= 0 [1000]
     n_recommendations: int          length of the top-N lists of stage 4 [10]
     baselines: [str]                model names evaluated beside the model ["Popularity", "Bias"]
-    backend: str                    "local" | "spark" ["local"]
+    backend: str                    "local" | "spark" ["local"; "spark" where the same file or
+                                    --set says model: SparkALS]
+
+Backends
+--------
+``backend: local`` trains and scores in the kernel's own Python. ``backend: spark`` trains
+:class:`reclab.spark.SparkALS` (Spark MLlib's ALS) in a Spark session of each stage's kernel
+(``local[*]`` unless ``models.SparkALS.params.master`` names a cluster), and stage 5 computes the
+test metrics with :func:`reclab.spark.evaluate` as well. The two keys go together: ``backend:
+spark`` means ``model: SparkALS`` and ``model: SparkALS`` means ``backend: spark``. Setting one
+of them (in a file or with ``--set``) without the other implies the other, so
+``reclab run -p params/ml-latest-small.yaml --set backend=spark`` runs the file's SparkALS entry;
+a contradiction (``backend: spark`` with ``model: SVD``) is an error.
+
+Grid search
+-----------
+``tune.method: grid`` enumerates value lists: every parameter of the tuned model's space must be
+a list (``factors: [16, 32, 64]``) or a categorical; an ``int`` / ``real`` range is refused when
+the parameters are checked, before anything runs.
 
 Functions
 ---------
@@ -77,10 +96,12 @@ __all__ = ["MODEL_NAMES", "DEFAULTS", "load", "loads", "notebook_overrides", "pa
            "flatten", "dump", "load_data", "make_split", "make_model", "tune_options",
            "evaluation_options"]
 
-MODEL_NAMES = ("Popularity", "Bias", "ItemKNN", "ExplicitALS", "ImplicitALS", "SVD")
+MODEL_NAMES = ("Popularity", "Bias", "ItemKNN", "ExplicitALS", "ImplicitALS", "SVD", "SparkALS")
 _SPLIT_METHODS = ("random_holdout", "leave_k_out", "temporal")
 _TUNE_METHODS = ("grid", "random", "smbo")
 _BACKENDS = ("local", "spark")
+# The model each non-local backend trains (see "Backends" in the module docstring).
+_BACKEND_MODEL = {"spark": "SparkALS"}
 _RANKING_METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
 
 DEFAULTS = {
@@ -93,7 +114,7 @@ DEFAULTS = {
     "split": {"method": "random_holdout", "test_frac": 0.2, "valid_frac": 0.2, "k": 5},
     "model": "ImplicitALS",
     "models": {},
-    "tune": {"method": "smbo", "n_trials": 20, "metric": "ndcg@10", "n_initial": 10,
+    "tune": {"method": "smbo", "n_trials": 20, "metric": "precision@10", "n_initial": 10,
              "estimator": "GP"},
     "k": [5, 10, 20],
     "evaluation": {"relevance_threshold": None, "n_bootstrap": 1000},
@@ -215,7 +236,7 @@ def validate(params: Mapping, source: str = "parameters") -> dict:
     ReclabError
         Unknown key, wrong type or value out of range, naming the dotted key and ``source``.
     """
-    raw = _mapping(params, "(top level)", source)
+    raw = _implied(_mapping(params, "(top level)", source))
     _known_keys(raw, "", source, DEFAULTS)
     merged = _merge(copy.deepcopy(DEFAULTS), raw, source)
     out = {
@@ -255,11 +276,38 @@ def validate(params: Mapping, source: str = "parameters") -> dict:
         "baselines": _names(merged["baselines"], "baselines", source),
         "backend": _str(merged["backend"], "backend", source, _BACKENDS),
     }
+    _check_backend(out, source)
     out["models"].setdefault(out["model"], {"params": {}, "space": {}})
     for name in out["baselines"]:
         out["models"].setdefault(name, {"params": {}, "space": {}})
     _check_space(out, source)
     return out
+
+
+def _implied(values: dict) -> dict:
+    """``values`` (a file's top level, or ``--set`` overrides) with the partner of ``backend`` /
+    ``model`` filled in where only one of them is given (see "Backends" in the module docstring)."""
+    values = dict(values)
+    backend, model = values.get("backend"), values.get("model")
+    if "model" not in values and backend in _BACKEND_MODEL:
+        values["model"] = _BACKEND_MODEL[backend]
+    elif "backend" not in values and model in _BACKEND_MODEL.values():
+        values["backend"] = next(name for name, trained in _BACKEND_MODEL.items() if trained == model)
+    return values
+
+
+def _check_backend(params: dict, source: str) -> None:
+    backend, model = params["backend"], params["model"]
+    needed = _BACKEND_MODEL.get(backend)
+    if needed is not None and model != needed:
+        raise _fail(source, "backend", f"is {backend!r}, which trains model {needed}, but key 'model' "
+                                       f"is {model!r}; set model: {needed} (or backend: local to "
+                                       f"train {model})")
+    if needed is None and model in _BACKEND_MODEL.values():
+        wanted = next(name for name, trained in _BACKEND_MODEL.items() if trained == model)
+        raise _fail(source, "model", f"is {model!r}, which trains in {wanted.capitalize()}, but key "
+                                     f"'backend' is {backend!r}; set backend: {wanted} (or another "
+                                     f"model for backend {backend!r})")
 
 
 def _merge(base: dict, update: Mapping, source: str) -> dict:
@@ -310,10 +358,32 @@ def _check_space(params: dict, source: str) -> None:
     from reclab import space as space_module
 
     try:
-        space_module.parse_space(space)
+        parsed = space_module.parse_space(space)
     except ValueError as error:
         raise ReclabError(f"{source}: key 'models.{name}.space' is not a valid search space: "
                           f"{error}") from None
+    if params["tune"]["method"] == "grid":
+        # tune() would refuse it too, but only inside the stage 2 kernel, after stage 1 ran.
+        for param, spec in space_module.space_to_dict(parsed).items():
+            if spec["type"] != "categorical":
+                raise _fail(source, f"models.{name}.space.{param}",
+                            f"is {'an integer' if spec['type'] == 'int' else 'a real'} range from "
+                            f"{spec['low']} to {spec['high']}, but "
+                            f"tune.method 'grid' needs a list of values for every parameter (for "
+                            f"example {param}: {_example_grid(spec)}); write the values to try as a "
+                            f"list, or use tune.method 'random' or 'smbo', which sample ranges")
+
+
+def _example_grid(spec: dict) -> list:
+    """Three values spanning a range, as a hint in the grid error message."""
+    import numpy as np
+
+    low, high = spec["low"], spec["high"]
+    log = spec.get("prior") == "log-uniform"
+    values = np.geomspace(low, high, 3) if log else np.linspace(low, high, 3)
+    if spec["type"] == "int":
+        return sorted({int(round(value)) for value in values})
+    return [float(f"{value:.3g}") for value in values]
 
 
 # -- files and overrides ----------------------------------------------------------------------
@@ -398,8 +468,8 @@ def loads(text: str, source: str, overrides: Mapping | None = None) -> dict:
     params = validate({} if raw is None else raw, source)
     if overrides:
         shown = " ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
-        params = validate(_apply_overrides(params, overrides, f"{source} with --set {shown}"),
-                          f"{source} with --set {shown}")
+        where = f"{source} with --set {shown}"
+        params = validate(_apply_overrides(params, _implied(overrides), where), where)
     return params
 
 
@@ -511,12 +581,17 @@ def make_model(params: Mapping, name: str | None = None, searched: Mapping | Non
 
 def tune_options(params: Mapping) -> dict:
     """Keyword arguments of :func:`reclab.tuning.tune` from ``tune``, ``seed`` and
-    ``evaluation.relevance_threshold`` (a grid search runs its whole grid: ``n_trials`` None)."""
+    ``evaluation.relevance_threshold`` (a grid search runs its whole grid: ``n_trials`` None).
+
+    Trials run one at a time (``n_jobs=1``) on every backend: the ALS models already use every
+    core in one fit, SMBO stays fully sequential, and SparkALS trials share the kernel's one
+    Spark session (worker processes would each start a JVM of their own).
+    """
     tune = params["tune"]
     return {"method": tune["method"],
             "n_trials": None if tune["method"] == "grid" else tune["n_trials"],
             "metric": tune["metric"], "seed": params["seed"], "n_initial": tune["n_initial"],
-            "estimator": tune["estimator"],
+            "estimator": tune["estimator"], "n_jobs": 1,
             "relevance_threshold": params["evaluation"]["relevance_threshold"]}
 
 

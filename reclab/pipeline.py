@@ -10,14 +10,33 @@ The kernel is always the Python interpreter that runs this code (``sys.executabl
 project's ``.venv`` under ``reclab run``), not whatever a ``python3`` kernelspec installed for the
 user or the system points to: the kernel must import the same reclab and the same packages.
 
+Every parameter the pipeline passes must be declared in the notebook's cell tagged
+``parameters``: papermill only warns about an unknown one (and the notebook would silently run
+with its own default), so the pipeline checks every stage's notebook before the first one runs.
+
 When a stage fails, its run and the pipeline run are marked FAILED, the executed notebook with
 the error is kept (output folder and MLflow), and :class:`PipelineError` says which stage failed
-and why. ``resume=<pipeline run id>`` continues a pipeline from its first unfinished stage.
+and why. When it is interrupted (Ctrl-C; SIGTERM under ``reclab run``), the kernel is stopped,
+the runs are marked KILLED and the ``KeyboardInterrupt`` goes on; any other exception marks them
+FAILED and goes on too. No run is left RUNNING, except by a process killed outright (SIGKILL).
+
+``resume=<pipeline run id>`` continues a pipeline from its first unfinished stage; stage runs it
+finds still RUNNING (their process was killed outright) are marked KILLED first. A tune stage
+that was interrupted continues its search: every finished trial is in a checkpoint logged with
+the tune run (``tuning/checkpoint.jsonl``, see :meth:`reclab.tracking.StageRun.tuning_checkpoint`),
+so the resumed stage runs only the trials that had not finished, and ends with the same trials
+and best parameters as an uninterrupted search.
+
+``backend: spark`` needs pyspark and Java (checked before anything runs); the stage kernels then
+train SparkALS in their own Spark session (see :mod:`reclab.params`, "Backends").
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +140,16 @@ def _kernel_manager_class(stderr):
     interpreter; a ``python3`` spec of the user or system is never consulted. The kernel's own
     log lines (such as the "KeyboardInterrupt caught in kernel" of every shutdown, which
     jupyter_client begins with an interrupt) go to the stage's log file rather than the terminal.
+
+    On POSIX the kernel's sockets are Unix sockets in a private temporary folder rather than
+    TCP ports: jupyter_client picks free ports before the kernel binds them, so kernels started
+    at the same moment by concurrent pipelines could pick the same port, and one would die
+    with "Address already in use" (papermill issue #511).
     """
+    import os
+    import shutil
+    import tempfile
+
     import zmq
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
@@ -138,24 +166,54 @@ def _kernel_manager_class(stderr):
             # support); without, the kernel warns on stderr that it runs over plain TCP.
             return "auto" if zmq.has("curve") else "disabled"
 
+        @default("transport")
+        def _transport_default(self):
+            return "ipc" if os.name == "posix" else "tcp"
+
+        @default("ip")
+        def _ip_default(self):
+            if self.transport != "ipc":
+                return super()._ip_default()
+            self._ipc_folder = tempfile.mkdtemp(prefix="reclab-kernel-")
+            return os.path.join(self._ipc_folder, "kernel")
+
         async def start_kernel(self, **kw):
             kw.setdefault("stderr", stderr)
             return await super().start_kernel(**kw)
 
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart and getattr(self, "_ipc_folder", None):
+                shutil.rmtree(self._ipc_folder, ignore_errors=True)
+
     return ThisInterpreterKernelManager
 
 
-def _check_notebook(path: Path) -> None:
-    """The notebook exists and declares every parameter the pipeline passes."""
+def _check_notebook(path: Path, passed: Sequence[str] = _PASSED) -> None:
+    """The notebook exists and declares every parameter in ``passed`` (papermill itself only
+    warns about an unknown parameter and runs the notebook with its own default)."""
     import papermill
 
     if not path.is_file():
         raise ReclabError(f"stage notebook {str(path)!r} not found")
     declared = papermill.inspect_notebook(str(path))
-    missing = [name for name in _PASSED if name not in declared]
-    if missing:
-        raise ReclabError(f"{path.name} has no parameter {missing[0]!r} in its cell tagged "
-                          f"'parameters' (declared: {sorted(declared)})")
+    unknown = [name for name in passed if name not in declared]
+    if unknown:
+        raise ReclabError(f"{path.name} has no parameter {unknown[0]!r} in its cell tagged "
+                          f"'parameters', but the pipeline passes it (declared: {sorted(declared)})")
+
+
+def _check_backend(backend: str) -> None:
+    """What the backend needs is installed (before anything runs, not in stage 2's kernel)."""
+    if backend != "spark":
+        return
+    if importlib.util.find_spec("pyspark") is None:
+        raise ReclabError("backend 'spark' needs pyspark (and Java 17): pip install 'reclab[spark]', "
+                          "or set backend: local")
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and (Path(java_home) / "bin" / "java").is_file()):
+        raise ReclabError("backend 'spark' needs Java 17 (Spark runs in a JVM): no 'java' on PATH and "
+                          "JAVA_HOME is not set; install a JDK 17 or set backend: local")
 
 
 def _error_message(error: Exception) -> str:
@@ -253,11 +311,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         finished = []
         chosen = parse_stages(stages)
         run_id = None
-    if params["backend"] != "local":
-        # Accepted by the schema so that parameter files can say it; the stage notebooks run
-        # everything in this process's Python for now.
-        raise ReclabError(f"backend {params['backend']!r} is not available in the stage notebooks "
-                          f"yet; use backend: local")
+    _check_backend(params["backend"])
     _plan(chosen, finished, resume)
     for stage in chosen:
         _check_notebook(notebooks / NOTEBOOKS[stage])
@@ -265,6 +319,13 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
     if run_id is None:
         run_id = tracking.start_pipeline(params, uri, params_text=params_text)
     else:
+        for run in tracking.stage_runs(run_id, uri):
+            if run.info.status == "RUNNING":
+                # Left RUNNING by a process killed outright; a tune run's checkpoint is still
+                # found by the tune stage that runs now (it looks at every unfinished tune run).
+                tracking.fail_stage(run_id, run.data.tags["reclab.stage"], None,
+                                    "interrupted: the run was still RUNNING when the pipeline was "
+                                    "resumed (its process was killed)", uri, status="KILLED")
         tracking.reopen_pipeline(run_id, uri)
     output = Path(output_dir) if output_dir is not None else (
         tracking.project_root() / "outputs" / run_id)
@@ -302,9 +363,16 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
                 progress("failed", stage, number, seconds)
             raise PipelineError(stage, message, executed if executed.is_file() else None,
                                 run_id) from None
-        except KeyboardInterrupt:
-            tracking.fail_stage(run_id, stage, executed if executed.is_file() else None,
-                                "KeyboardInterrupt: stopped by the user", uri)
+        except BaseException as error:
+            # Ctrl-C, SIGTERM (``reclab run`` raises KeyboardInterrupt for it) or an error that
+            # is no stage failure (a bug here): papermill has stopped the kernel on the way out.
+            # Never leave the runs RUNNING: mark them, KILLED when interrupted, and re-raise.
+            interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+            message = (f"interrupted: {str(error) or 'stopped by the user (Ctrl-C)'}" if interrupted
+                       else _error_message(error))
+            tracking.fail_stage(run_id, stage, executed if executed.is_file() else None, message,
+                                uri, status="KILLED" if interrupted else "FAILED")
+            error.add_note(f"resume the pipeline: reclab run --resume {run_id}")
             raise
         result.seconds[stage] = time.perf_counter() - started
         tracking.log_notebook(stage_run.info.run_id, executed, uri)

@@ -12,9 +12,11 @@ import pandas as pd
 
 from reclab.data import Interactions
 from reclab.errors import ReclabError
+from reclab.models.base import Recommender
 from reclab.ranking import top_n
 
-__all__ = ["recommendations_table", "because_you_watched", "similar_items_table"]
+__all__ = ["recommendations_table", "has_item_similarities", "because_you_watched",
+           "explain_recommendations", "similar_items_table"]
 
 
 def _check(model, data) -> None:
@@ -58,6 +60,19 @@ def recommendations_table(model, data: Interactions, users, n: int = 10) -> pd.D
         "title": data.titles(items),
         "score": scores[rows, ranks],
     })
+
+
+def has_item_similarities(model) -> bool:
+    """Whether ``model`` compares items, so that :func:`because_you_watched`,
+    :func:`explain_recommendations` and :func:`similar_items_table` work for it.
+
+    True for factor models (cosine of item factors) and ItemKNN; False for Popularity and Bias,
+    which score every item on its own. Fitted or not.
+    """
+    if not isinstance(model, Recommender):
+        raise ReclabError(f"model must be a reclab model (reclab.models), got {type(model).__name__}")
+    # A model has similarities exactly when it implements the base class's extension point.
+    return type(model)._item_similarities is not Recommender._item_similarities
 
 
 def because_you_watched(model, data: Interactions, user, item, n: int = 3) -> pd.DataFrame:
@@ -104,6 +119,48 @@ def because_you_watched(model, data: Interactions, user, item, n: int = 3) -> pd
         "rating": ratings[order],
         "similarity": best,
     })
+
+
+def explain_recommendations(model, data: Interactions, recommendations: pd.DataFrame,
+                            n: int = 3) -> pd.DataFrame:
+    """:func:`because_you_watched` for every row of a recommendations table, in one table.
+
+    Parameters
+    ----------
+    model : fitted reclab model with item similarities (see :func:`has_item_similarities`)
+    data : Interactions
+        The training data.
+    recommendations : pandas.DataFrame
+        Rows with columns ``user``, ``item`` (original ids) and ``title``, such as rows of
+        :func:`recommendations_table`.
+    n : int
+        Watched items per recommendation, >= 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``user``, ``recommended`` (the recommendation's title), ``rank`` (1..n, most
+        similar first), ``item``, ``title``, ``rating`` and ``similarity`` of the watched items;
+        recommendations in the given order.
+
+    Raises
+    ------
+    TypeError
+        If the model has no item similarities.
+    """
+    missing = [name for name in ("user", "item", "title") if name not in recommendations.columns]
+    if missing:
+        raise ReclabError(f"recommendations has no column {missing[0]!r}; columns are "
+                          f"{list(recommendations.columns)} (use recommendations_table)")
+    parts = []
+    for row in recommendations.itertuples(index=False):
+        watched = because_you_watched(model, data, row.user, row.item, n=n)
+        parts.append(watched.assign(user=row.user, recommended=row.title,
+                                    rank=np.arange(1, len(watched) + 1, dtype=np.int64)))
+    columns = ["user", "recommended", "rank", "item", "title", "rating", "similarity"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
 
 
 def similar_items_table(model, data: Interactions, item, n: int = 10) -> pd.DataFrame:

@@ -25,6 +25,8 @@ top): a SQLite database ``<project>/mlflow.db`` with artifacts under ``<project>
 project folder is the nearest folder, from the current one upwards, holding ``pyproject.toml``
 or ``.git``; failing that, the current folder. Experiments that reclab creates in a SQLite store
 keep their artifacts in ``mlruns/`` beside the database file, whatever the current directory.
+Several processes may share one SQLite store (pipelines started at once, their kernels): the
+first to open a new database builds MLflow's schema while the others wait on a file lock.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,15 +70,16 @@ from reclab.pipeline import STAGES
 
 __all__ = [
     "STAGES", "project_root", "tracking_uri", "experiment_id", "start_pipeline", "start_stage",
-    "StageRun", "FitLogger", "find_stage_run", "stage_runs", "log_notebook", "fail_stage",
+    "StageRun", "TuningCheckpoint", "FitLogger", "find_stage_run", "stage_runs", "log_notebook", "fail_stage",
     "end_pipeline", "pipeline_summary", "pipeline_state", "reopen_pipeline", "load_interactions",
     "save_interactions", "metric_key", "RecommenderPyfunc", "run_table", "load_report",
+    "ui_path", "experiments_with_runs",
 ]
 _NOTE = "mlflow.note.content"
 _PARENT = "mlflow.parentRunId"
 # Versions recorded with every run (tags version.<name>), the packages that decide the numbers.
 _PACKAGES = ("numpy", "scipy", "pandas", "numba", "scikit-learn", "scikit-optimize", "mlflow",
-             "papermill", "matplotlib", "pyyaml")
+             "papermill", "matplotlib", "pyyaml", "pyspark")
 # MLflow params are limited to 6000 characters; longer values are cut with a marker.
 _MAX_PARAM = 6000
 
@@ -157,8 +161,52 @@ def _download(client: MlflowClient, run_id: str, path: str, folder) -> Path:
         return Path(client.download_artifacts(run_id, path, str(folder)))
 
 
+# Local SQLite stores this process has created or checked (see _prepare_sqlite_store).
+_PREPARED_STORES: set = set()
+
+
+def _prepare_sqlite_store(uri: str) -> None:
+    """Create or upgrade a local SQLite store's schema once, one process at a time.
+
+    MLflow creates the tables of a new database, and migrates an old one, the first time a
+    process opens it, without any lock between processes: several pipelines started at once on
+    a new ``mlflow.db`` then fail with "table ... already exists" or "duplicate column name".
+    Opening the store under an exclusive ``flock`` on ``mlruns/.<db name>.lock`` beside the
+    database (``mlruns/`` is git-ignored with the database) makes one process build the schema
+    while the others wait, then find it complete. Everything after that goes through MLflow's
+    sessions, which wait up to 20 s (SQLite ``busy_timeout``) for another writer.
+    """
+    folder = _sqlite_folder(uri)
+    if folder is None or uri in _PREPARED_STORES:
+        return
+    try:
+        import fcntl
+    except ImportError:   # Windows: no flock; MLflow builds the schema unguarded there
+        fcntl = None
+    with contextlib.suppress(ImportError):
+        # Seconds of imports that MLflow makes on first opening a SQL store: made here, outside
+        # the lock, so that processes do not queue for them.
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    lock_file = folder / "mlruns" / f".{Path(unquote(uri[len('sqlite:///'):])).name}.lock"
+    try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(lock_file, "a")
+    except OSError:   # a store in a read-only folder: no process builds its schema from here
+        lock = None
+    try:
+        if lock is not None and fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        MlflowClient(tracking_uri=uri)   # opening the store creates / upgrades the schema
+    finally:
+        if lock is not None:
+            lock.close()   # releases the lock
+    _PREPARED_STORES.add(uri)
+
+
 def _client(uri: str | None) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri(uri))
+    uri = tracking_uri(uri)
+    _prepare_sqlite_store(uri)
+    return MlflowClient(tracking_uri=uri)
 
 
 def experiment_id(name: str, uri: str | None = None) -> str:
@@ -456,8 +504,18 @@ class StageRun:
             dataset = mlflow.data.from_pandas(data.to_frame(), name=name,
                                               digest=data.fingerprint()[:16])
             entity = _DatasetEntity(**dataset.to_dict())   # the schema is inferred here
-        self.client.log_inputs(self.run_id, datasets=[
-            DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
+        inputs = [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])]
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except mlflow.exceptions.MlflowException as error:
+                # MLflow looks the dataset up and inserts it when missing, in one transaction:
+                # another pipeline logging the same data (same experiment, name and digest) at
+                # the same moment makes that insert break the unique key, and the transaction
+                # rolls back whole. The next attempt finds that pipeline's dataset and links it.
+                if "UNIQUE constraint failed: datasets." not in str(error) or attempt == 2:
+                    raise
 
     def log_split(self, data: Interactions, train: Interactions, valid: Interactions,
                   test: Interactions) -> dict:
@@ -491,14 +549,24 @@ class StageRun:
 
     def log_best(self, best_params: Mapping, best_score: float, metric: str, model_name: str) -> None:
         """Log the tuning result: ``best_params.json`` and params ``best.<name>``, metric
-        ``best_<metric>``."""
+        ``best_<metric>``.
+
+        The params ``best.<name>`` also go to the pipeline run, so that pipelines compare on
+        the values tuning chose (MLflow UI, ``reclab compare``), not only on their search
+        spaces. MLflow params cannot change: a tune stage run again in the same pipeline (same
+        seed, so the same search) leaves the pipeline's values as the first one logged them.
+        """
         record = {"model": model_name, "params": dict(best_params), "metric": metric,
                   "score": float(best_score)}
         self.log_dict(record, "best_params.json")
         self.log_params(best_params, prefix="best.")
         self.log_metrics({f"best_{metric}": best_score})
+        logged = self.client.get_run(self.parent_run_id).data.params
+        _log_params(self.client, self.parent_run_id,
+                    {f"best.{name}": value for name, value in best_params.items()
+                     if f"best.{name}" not in logged})
 
-    def trial_logger(self, metric: str):
+    def trial_logger(self, metric: str, restored_from: str | None = None):
         """A callback for :func:`reclab.tuning.tune`: one run per finished trial, nested under
         this (tune) run, with the trial's parameters, score and validation metrics.
 
@@ -506,6 +574,9 @@ class StageRun:
         ----------
         metric : str
             Name of the tuned metric (``"ndcg@10"``); the trial's score is logged under it.
+        restored_from : str, optional
+            For trials read back from a checkpoint: the tune run that ran them, set as tag
+            ``reclab.restored_from`` of their runs.
 
         Returns
         -------
@@ -520,7 +591,8 @@ class StageRun:
         def log_trial(trial) -> None:
             run = self.client.create_run(
                 self.experiment_id, run_name=f"{stage_run.info.run_name}/trial-{trial.number:03d}",
-                tags={**tags, "reclab.trial": str(trial.number)})
+                tags={**tags, "reclab.trial": str(trial.number),
+                      **({"reclab.restored_from": restored_from} if restored_from else {})})
             _log_params(self.client, run.info.run_id, dict(trial.params))
             values = {**trial.metrics, metric: trial.score, "seconds": trial.seconds}
             self.log_metrics(values, run_id=run.info.run_id)
@@ -530,6 +602,54 @@ class StageRun:
             self.client.set_terminated(run.info.run_id,
                                        status="FINISHED" if trial.ok else "FAILED")
         return log_trial
+
+    def tuning_checkpoint(self) -> "TuningCheckpoint":
+        """The checkpoint file of this tune stage's search, continuing an interrupted one.
+
+        The file (see ``checkpoint`` of :func:`reclab.tuning.tune`) lives in a temporary folder
+        of this process, removed when the ``with`` block ends, and is logged as artifact
+        ``tuning/checkpoint.jsonl`` of this run after every trial (:meth:`TuningCheckpoint.save`
+        is the ``tune`` callback that does it), so that it outlives a kernel that fails or is
+        killed. When this pipeline has an unfinished
+        (FAILED, KILLED or still RUNNING) tune run with such an artifact, the latest one is
+        downloaded first: ``tune`` then reads its finished trials back and runs only the rest.
+        The restored trials are logged again as runs nested under this run (tag
+        ``reclab.restored_from``), so that this run holds the whole search; tag
+        ``reclab.resumed_from`` of this run names the run they come from.
+
+        Examples
+        --------
+        >>> with stage.tuning_checkpoint() as checkpoint:                      # doctest: +SKIP
+        ...     result = tune(model, space, train, valid, checkpoint=checkpoint.path,
+        ...                   callbacks=[stage.trial_logger("precision@10"), checkpoint.save])
+        """
+        from reclab.tuning import Trial
+
+        checkpoint = TuningCheckpoint(self, Path(tempfile.mkdtemp(prefix="reclab-tune-")))
+        earlier = [run for run in reversed(stage_runs(self.parent_run_id, self._tracking_uri))
+                   if run.data.tags.get("reclab.stage") == "tune" and run.info.run_id != self.run_id
+                   and run.info.status != "FINISHED"]
+        for run in earlier:
+            listed = {item.path for item in self.client.list_artifacts(run.info.run_id, "tuning")}
+            if "tuning/checkpoint.jsonl" not in listed:
+                continue
+            with tempfile.TemporaryDirectory() as download:
+                local = _download(self.client, run.info.run_id, "tuning/checkpoint.jsonl", download)
+                content = local.read_bytes()
+            # A line cut short by a killed upload is not a trial (tune drops it too).
+            lines = content[:content.rfind(b"\n") + 1].decode("utf-8").splitlines()
+            with atomic_write(checkpoint.path, "wb") as handle:
+                handle.write("".join(line + "\n" for line in lines).encode("utf-8"))
+            trials = [Trial.from_record(json.loads(line)) for line in lines[1:]]
+            log = self.trial_logger(self.params["tune"]["metric"], restored_from=run.info.run_id)
+            for trial in trials:
+                log(trial)
+            self.set_tags({"reclab.resumed_from": run.info.run_id,
+                           "reclab.restored_trials": len(trials)})
+            checkpoint.resumed_from, checkpoint.n_restored = run.info.run_id, len(trials)
+            checkpoint.save()
+            break
+        return checkpoint
 
     def fit_logger(self) -> "FitLogger":
         """A ``callback(iteration, seconds, loss)`` for ``model.fit`` that logs the training curve
@@ -664,6 +784,52 @@ class StageRun:
     def model_uri(self) -> str:
         """``runs:/<train run id>/model``: the pyfunc model of this pipeline's ``train`` stage."""
         return f"runs:/{self.earlier('train')}/model"
+
+
+class TuningCheckpoint:
+    """A tune stage's checkpoint file, made by :meth:`StageRun.tuning_checkpoint`.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The JSON-lines file to pass as ``checkpoint`` to :func:`reclab.tuning.tune`.
+    resumed_from : str or None
+        The interrupted tune run whose finished trials the file holds, if any.
+    n_restored : int
+        Trials read back from it (0 for a new search).
+    """
+
+    def __init__(self, stage: StageRun, folder: Path):
+        import weakref
+
+        self._stage = stage
+        self.path = folder / "checkpoint.jsonl"
+        self.resumed_from: str | None = None
+        self.n_restored = 0
+        # Also at garbage collection or exit when close() is never called (no with block).
+        self._remove = weakref.finalize(self, shutil.rmtree, folder, True)
+
+    def __enter__(self) -> "TuningCheckpoint":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the local file and its folder (the logged artifact stays)."""
+        self._remove()
+
+    def save(self, trial=None) -> None:
+        """Log the file as ``tuning/checkpoint.jsonl`` of the tune run; a ``tune`` callback
+        (``trial`` is not used: the file already holds it)."""
+        if self.path.is_file():
+            self._stage.log_artifact(self.path, "tuning")
+
+    def __repr__(self) -> str:
+        if self.resumed_from is None:
+            return "TuningCheckpoint(new search; logged as tuning/checkpoint.jsonl after every trial)"
+        return (f"TuningCheckpoint(continues tune run {self.resumed_from}: {self.n_restored} "
+                f"finished trial(s) restored)")
 
 
 class FitLogger:
@@ -821,31 +987,48 @@ def log_notebook(run_id: str, path, uri: str | None = None) -> None:
 
 
 def fail_stage(parent_run_id: str, stage: str, notebook, message: str,
-               uri: str | None = None) -> str:
-    """Mark a stage and its pipeline FAILED after a notebook raised.
+               uri: str | None = None, status: str = "FAILED") -> str | None:
+    """Mark a stage and its pipeline FAILED after a notebook raised (or KILLED, interrupted).
 
     The stage's RUNNING run (or, when the notebook failed before starting one, a new run for
-    the record) gets the executed notebook with the error, tag ``reclab.error`` and status
-    FAILED; so does the pipeline run. Returns the stage run id.
+    the record) gets the executed notebook with the error, tag ``reclab.error`` and ``status``;
+    so do the pipeline run and any trial run still RUNNING under the stage run. Returns the
+    stage run id.
+
+    ``status="KILLED"`` is for an interruption (Ctrl-C, SIGTERM): when the stage then has no
+    RUNNING run (its kernel had not started one yet, or had just finished it), no run is made
+    for the record; only the pipeline run is marked, and None is returned.
     """
+    if status not in ("FAILED", "KILLED"):
+        raise ReclabError(f"status must be 'FAILED' or 'KILLED', got {status!r}")
     client = _client(uri)
     parent = client.get_run(parent_run_id)
     runs = [run for run in stage_runs(parent_run_id, uri)
             if run.data.tags.get("reclab.stage") == stage and run.info.status == "RUNNING"]
+    text = message if len(message) <= 4000 else message[:3990] + " [...]"
     if runs:
         run_id = runs[-1].info.run_id
+    elif status == "KILLED":
+        client.set_tag(parent_run_id, "reclab.error", text)
+        client.set_terminated(parent_run_id, status=status)
+        return None
     else:
         run_id = client.create_run(parent.info.experiment_id,
                                    run_name=f"{parent.info.run_name}/{STAGES.index(stage) + 1}-{stage}",
                                    tags={_PARENT: parent_run_id, "reclab.stage": stage}).info.run_id
     if notebook is not None and Path(notebook).is_file():
         client.log_artifact(run_id, str(notebook), "notebook")
-    text = message if len(message) <= 4000 else message[:3990] + " [...]"
     for target in (run_id, parent_run_id):
         client.set_tag(target, "reclab.error", text)
-    client.set_tag(run_id, _NOTE, f"Stage {stage} failed:\n\n```\n{text}\n```")
-    client.set_terminated(run_id, status="FAILED")
-    client.set_terminated(parent_run_id, status="FAILED")
+    what = "failed" if status == "FAILED" else "was interrupted"
+    client.set_tag(run_id, _NOTE, f"Stage {stage} {what}:\n\n```\n{text}\n```")
+    # A kernel stopped while logging a tuning trial leaves that trial's run RUNNING.
+    for trial in client.search_runs([parent.info.experiment_id], max_results=1000,
+                                    filter_string=f"tags.`{_PARENT}` = '{run_id}' and "
+                                                  f"attributes.status = 'RUNNING'"):
+        client.set_terminated(trial.info.run_id, status=status)
+    client.set_terminated(run_id, status=status)
+    client.set_terminated(parent_run_id, status=status)
     return run_id
 
 
@@ -979,3 +1162,33 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
         metrics[column] = values
     return (pd.DataFrame(params).reindex(columns=columns).sort_index(),
             pd.DataFrame(metrics).reindex(columns=columns).sort_index())
+
+
+# -- the MLflow UI ----------------------------------------------------------------------------
+def ui_path(experiment_id: str, run_id: str | None = None) -> str:
+    """Where an experiment's runs table (or one run's page) is in the MLflow UI: the part of
+    the address after ``http://host:port``.
+
+    MLflow 3's UI opens an experiment on its GenAI overview (traces, token costs) unless the
+    address says ``workflowType=machine_learning``: a new browser starts its "GenAI / Model
+    training" switch at GenAI. reclab's runs are in the runs table of "Model training".
+    """
+    path = f"/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
+    return path + "?workflowType=machine_learning"
+
+
+def experiments_with_runs(uri: str | None = None, limit: int = 10) -> list[tuple[str, str]]:
+    """``(experiment id, name)`` of the active experiments that hold runs, the most recently
+    created first, at most ``limit`` of them (``reclab ui`` prints their addresses).
+
+    Opening a new local SQLite store here creates its schema (see
+    :func:`_prepare_sqlite_store`), so call this before starting a server on it.
+    """
+    client = _client(uri)
+    found = []
+    for experiment in client.search_experiments(order_by=["creation_time DESC"], max_results=200):
+        if client.search_runs([experiment.experiment_id], max_results=1):
+            found.append((experiment.experiment_id, experiment.name))
+            if len(found) >= limit:
+                break
+    return found

@@ -153,3 +153,39 @@ def test_ui_refuses_a_busy_port(tmp_path, capsys):
         assert main(["ui", "--port", str(port), "--tracking-uri",
                      f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 2
     assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+
+
+def test_compare_shows_each_pipelines_tuned_values(tmp_path, store, capsys):
+    """The tune stage's best values are params of the pipeline run too (MLflow UI, compare)."""
+    params_file = tmp_path / "small.yaml"
+    params_file.write_text(SMALL, encoding="utf-8")
+    ids = []
+    for model, best in (("Bias", {"user_reg": 5.0}), ("SVD", {"factors": 8, "user_reg": 20.0})):
+        run_id = tracking.start_pipeline(params.load(params_file, {"model": model}))
+        stage = tracking.start_stage("tune", params_file, {"model": model}, parent_run_id=run_id)
+        stage.log_best(best, 0.1, "ndcg@10", model)
+        stage.finish()
+        ids.append(run_id)
+    # A tune stage run again in a pipeline: MLflow params cannot change, the first values stay.
+    again = tracking.start_stage("tune", params_file, {"model": "SVD"}, parent_run_id=ids[1])
+    again.log_best({"factors": 16, "user_reg": 20.0}, 0.2, "ndcg@10", "SVD")
+    assert MlflowClient().get_run(again.run_id).data.params["best.factors"] == "16"
+    assert MlflowClient().get_run(ids[1]).data.params["best.factors"] == "8"
+
+    assert main(["compare", *ids]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("model ", "best."))}
+    assert rows == {"model": ["Bias", "SVD"], "best.factors": ["-", "8"],
+                    "best.user_reg": ["5.0", "20.0"]}
+
+
+def test_ui_links_open_the_runs_table_of_each_experiment_with_runs(tmp_path, store):
+    """MLflow 3 opens an experiment on its GenAI overview unless the address says otherwise."""
+    client = MlflowClient()
+    used = tracking.experiment_id("used")
+    tracking.experiment_id("empty")
+    client.set_terminated(client.create_run(used, run_name="a/b/c").info.run_id)
+    assert tracking.experiments_with_runs() == [(used, "used")]
+    assert tracking.ui_path(used) == f"/#/experiments/{used}/runs?workflowType=machine_learning"
+    assert tracking.ui_path(used, "abc") == (f"/#/experiments/{used}/runs/abc"
+                                             f"?workflowType=machine_learning")

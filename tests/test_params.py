@@ -34,6 +34,19 @@ def test_shipped_files_validate_and_cover_the_tuned_model():
                 assert parse_space(model_entry["space"])
 
 
+def test_shipped_files_tune_for_precision_at_10_and_know_spark_and_bias():
+    assert params.DEFAULTS["tune"]["metric"] == "precision@10"
+    for path in SHIPPED:
+        loaded = params.load(path)
+        assert loaded["tune"]["metric"] == "precision@10", path.name
+        for name in ("Bias", "SparkALS"):
+            assert loaded["models"][name]["space"], f"{path.name}: {name} has no search space"
+        spark = params.load(path, {"backend": "spark"})
+        assert spark["model"] == "SparkALS" and spark["backend"] == "spark"
+        assert params.make_model(spark).get_params()["implicit"] is True
+        assert params.load(path, {"model": "Bias"})["model"] == "Bias"
+
+
 def test_default_file_is_the_quick_synthetic_run():
     loaded = params.load(PROJECT / "params" / "default.yaml")
     assert loaded["dataset"] == "synthetic"
@@ -182,9 +195,48 @@ def test_make_split_partitions_the_data_reproducibly():
         assert a.fingerprint() == b.fingerprint()
 
 
+def test_backend_spark_and_model_sparkals_imply_each_other(tmp_path):
+    assert params.load(write(tmp_path, "backend: spark\n"))["model"] == "SparkALS"
+    assert params.load(write(tmp_path, "model: SparkALS\n"))["backend"] == "spark"
+    local = write(tmp_path, "model: SVD\n", "local.yaml")
+    assert params.load(local, {"backend": "spark"})["model"] == "SparkALS"
+    assert params.load(local, {"model": "SparkALS"})["backend"] == "spark"
+    spark = write(tmp_path, "backend: spark\n", "spark.yaml")
+    assert params.load(spark, {"backend": "local", "model": "SVD"})["backend"] == "local"
+    # a contradiction, in a file or on the command line, names both keys and the way out
+    for path, overrides in ((write(tmp_path, "backend: spark\nmodel: SVD\n", "bad.yaml"), None),
+                            (spark, {"model": "SVD"})):
+        with pytest.raises(ReclabError) as error:
+            params.load(path, overrides)
+        message = str(error.value)
+        assert "key 'backend' is 'spark'" in message and "'SVD'" in message, message
+        assert "set model: SparkALS" in message and str(path) in message, message
+    with pytest.raises(ReclabError, match="key 'model' is 'SparkALS', which trains in Spark.*"
+                                          "set backend: spark"):
+        params.load(spark, {"backend": "local"})
+
+
+def test_grid_search_of_a_range_is_refused_before_running(tmp_path):
+    path = write(tmp_path, "models: {SVD: {space: {factors: [8, 16], user_reg: {type: real, low: 1.0, "
+                           "high: 100.0, prior: log-uniform}}}}\nmodel: SVD\n")
+    assert params.load(path)["tune"]["method"] == "smbo"     # a range is fine for smbo
+    with pytest.raises(ReclabError) as error:
+        params.load(path, {"tune.method": "grid"})
+    message = str(error.value)
+    assert "key 'models.SVD.space.user_reg'" in message and str(path) in message, message
+    assert "is a real range from 1.0 to 100.0" in message, message
+    assert "'grid' needs a list of values" in message and "user_reg: [1.0, 10.0, 100.0]" in message
+    grid = write(tmp_path, "model: SVD\ntune: {method: grid}\n"
+                           "models: {SVD: {space: {factors: [8, 16], user_reg: [1.0, 10.0]}}}\n", "grid.yaml")
+    assert params.tune_options(params.load(grid))["n_trials"] is None      # a grid runs whole
+    with pytest.raises(ReclabError, match=r"key 'models\.ImplicitALS\.space\.factors' is an integer "
+                                          r"range from 8 to 64.*factors: \[8, 23, 64\]"):
+        params.load(PROJECT / "params" / "default.yaml", {"tune.method": "grid"})
+
+
 def test_tune_and_evaluation_options():
-    loaded = params.load(PROJECT / "params" / "default.yaml", {"tune.method": "grid"})
-    assert params.tune_options(loaded)["n_trials"] is None      # a grid runs whole
+    loaded = params.load(PROJECT / "params" / "default.yaml")
+    assert params.tune_options(loaded)["n_jobs"] == 1
     options = params.evaluation_options(loaded)
     assert options["k"] == tuple(loaded["k"]) and options["seed"] == loaded["seed"]
 

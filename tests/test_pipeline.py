@@ -1,9 +1,11 @@
 """The notebook pipeline end to end: papermill runs every stage notebook in a real kernel on small
 synthetic data into a temporary MLflow store; the runs are read back with the MLflow client.
 
-The pipeline runs once per module (fixture ``pipeline``) and many tests read it; a second
-pipeline with the same parameters fails at stage 3 (an injected error), is resumed, and must end
-with identical metrics.
+The pipeline runs once per module (fixture ``pipeline_run``) and many tests read it; a second
+pipeline with the same parameters fails in the middle of stage 2 (an injected error after its
+second trial), is resumed, and must end with the same trials and identical metrics. A third
+pipeline (model Bias) has its stages 1-3 logged in-process and its stage 4 notebook opened alone.
+The slow tests run whole pipelines on MovieLens, locally and with backend spark.
 """
 
 import json
@@ -19,7 +21,8 @@ import papermill
 import pytest
 from mlflow import MlflowClient
 
-from reclab import pipeline, tracking
+from reclab import params as params_module
+from reclab import pipeline, postprocess, tracking
 from reclab.errors import ReclabError
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -228,49 +231,83 @@ def test_recommendations_of_every_user_are_logged(pipeline_run, store, client):
 
 
 # -- failure, resume, determinism -------------------------------------------------------------
-def test_failed_stage_then_resume_gives_identical_metrics(pipeline_run, store, client, tmp_path):
+def trial_runs(client, tune_run):
+    runs = client.search_runs([tune_run.info.experiment_id],
+                              filter_string=f"tags.`mlflow.parentRunId` = '{tune_run.info.run_id}'")
+    return sorted(runs, key=lambda run: int(run.data.tags["reclab.trial"]))
+
+
+def checkpoint_lines(client, run_id, folder):
+    local = client.download_artifacts(run_id, "tuning/checkpoint.jsonl", str(folder))
+    return Path(local).read_text(encoding="utf-8").splitlines()
+
+
+def test_failed_tune_stage_resumes_its_search_and_gives_identical_results(pipeline_run, store,
+                                                                          client, tmp_path):
+    """Stage 2 fails after its second trial; --resume continues the search from the checkpoint
+    (running only the third trial) and the pipeline ends as the uninterrupted one did."""
     first, _ = pipeline_run
     broken = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, broken)
-    notebook = nbformat.read(broken / "03_train.ipynb", as_version=4)
-    start = next(index for index, cell in enumerate(notebook.cells)
-                 if "tracking.start_stage" in cell.source)
-    notebook.cells.insert(start + 1, nbformat.v4.new_code_cell(
-        "raise RuntimeError('injected failure')"))
-    nbformat.write(notebook, broken / "03_train.ipynb")
+    notebook = nbformat.read(broken / "02_tune.ipynb", as_version=4)
+    search = next(index for index, cell in enumerate(notebook.cells) if "result = tune(" in cell.source)
+    assert "checkpoint.save]" in notebook.cells[search].source
+    notebook.cells[search].source = notebook.cells[search].source.replace(
+        "checkpoint.save]", "checkpoint.save, stop_after_two_trials]")
+    notebook.cells.insert(search, nbformat.v4.new_code_cell(
+        "def stop_after_two_trials(trial):\n"
+        "    if trial.number == 1:\n"
+        "        raise RuntimeError('injected failure after trial 1')"))
+    nbformat.write(notebook, broken / "02_tune.ipynb")
 
     with pytest.raises(pipeline.PipelineError) as error:
         pipeline.run_pipeline(params_file=store["params"], tracking_uri=store["uri"],
                               output_dir=tmp_path / "second", notebooks=broken)
     failure = error.value
-    assert failure.stage == "train"
-    assert failure.message == "RuntimeError: injected failure"
+    assert failure.stage == "tune"
+    assert failure.message == "RuntimeError: injected failure after trial 1"
     assert "Traceback" not in str(failure)
     parent = client.get_run(failure.run_id)
     assert parent.info.status == "FAILED"
-    assert parent.data.tags["reclab.error"] == "RuntimeError: injected failure"
+    assert parent.data.tags["reclab.error"] == failure.message
     runs = latest_by_stage(client, failure.run_id, store["uri"])
     assert {stage: run.info.status for stage, run in runs.items()} == {
-        "preprocess": "FINISHED", "tune": "FINISHED", "train": "FAILED"}
-    kept = client.download_artifacts(runs["train"].info.run_id, "notebook/03_train.ipynb",
+        "preprocess": "FINISHED", "tune": "FAILED"}
+    failed_tune = runs["tune"]
+    kept = client.download_artifacts(failed_tune.info.run_id, "notebook/02_tune.ipynb",
                                      str(tmp_path))
     errors = [output for cell in nbformat.read(kept, as_version=4).cells
               if cell.cell_type == "code" for output in cell.outputs
               if output.output_type == "error"]
     assert [(output.ename, output.evalue) for output in errors] == [
-        ("RuntimeError", "injected failure")]
-    assert failure.notebook == tmp_path / "second" / "03_train.ipynb"
+        ("RuntimeError", "injected failure after trial 1")]
+    assert failure.notebook == tmp_path / "second" / "02_tune.ipynb"
+    # both finished trials are in MLflow and in the checkpoint artifact (header + 2 trials)
+    assert [run.data.tags["reclab.trial"] for run in trial_runs(client, failed_tune)] == ["0", "1"]
+    assert len(checkpoint_lines(client, failed_tune.info.run_id, tmp_path / "failed")) == 3
 
+    # resumed elsewhere (another output folder): the checkpoint is found in MLflow
     resumed = pipeline.run_pipeline(resume=failure.run_id, tracking_uri=store["uri"],
                                     output_dir=tmp_path / "resumed")
-    assert list(resumed.seconds) == ["train", "postprocess", "evaluate"]
+    assert list(resumed.seconds) == ["tune", "train", "postprocess", "evaluate"]
     assert client.get_run(failure.run_id).info.status == "FINISHED"
     stages = [run.data.tags["reclab.stage"] for run in tracking.stage_runs(failure.run_id,
                                                                            store["uri"])]
-    assert stages == ["preprocess", "tune", "train", "train", "postprocess", "evaluate"]
-    # same parameters, separate processes: the same split, trials, model and metrics
+    assert stages == ["preprocess", "tune", "tune", "train", "postprocess", "evaluate"]
     again = latest_by_stage(client, failure.run_id, store["uri"])
+    tune = again["tune"]
+    assert tune.data.tags["reclab.resumed_from"] == failed_tune.info.run_id
+    assert tune.data.tags["reclab.restored_trials"] == "2"
+    trials = trial_runs(client, tune)
+    assert [run.data.tags["reclab.trial"] for run in trials] == ["0", "1", "2"]
+    assert [run.data.tags.get("reclab.restored_from") for run in trials] == [
+        failed_tune.info.run_id, failed_tune.info.run_id, None]   # only trial 2 ran again
+    assert len(checkpoint_lines(client, tune.info.run_id, tmp_path / "resumed-tune")) == 4
+    # same parameters, separate processes: the same split, trials, best parameters and metrics
+    assert resumed.summary["best"] == first.summary["best"]
     before = latest_by_stage(client, first.run_id, store["uri"])
+    assert [run.data.params for run in trials] == [
+        run.data.params for run in trial_runs(client, before["tune"])]
     for stage in ("preprocess", "tune", "evaluate"):
         assert comparable(again[stage].data.metrics) == comparable(before[stage].data.metrics), stage
     assert again["preprocess"].data.tags["reclab.split_fingerprint"] == \
@@ -286,16 +323,23 @@ def test_stage_plan_and_notebook_parameters_are_checked_before_running(store, cl
     with pytest.raises(ReclabError, match="unknown stage 'fit'"):
         pipeline.parse_stages(["fit"])
     assert pipeline.parse_stages(["1-2", "evaluate"]) == ["preprocess", "tune", "evaluate"]
+    # A parameter the pipeline passes but a notebook does not declare: papermill would only warn
+    # and run the notebook with its own default. Every stage is checked before stage 1 starts.
     stripped = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, stripped)
-    notebook = nbformat.read(stripped / "01_preprocess.ipynb", as_version=4)
+    notebook = nbformat.read(stripped / "04_postprocess.ipynb", as_version=4)
     for cell in notebook.cells:
         if "parameters" in cell.metadata.get("tags", []):
             cell.source = cell.source.replace("parent_run_id = None", "parent = None")
-    nbformat.write(notebook, stripped / "01_preprocess.ipynb")
-    with pytest.raises(ReclabError, match="01_preprocess.ipynb has no parameter 'parent_run_id'"):
+    nbformat.write(notebook, stripped / "04_postprocess.ipynb")
+    with pytest.raises(ReclabError, match="04_postprocess.ipynb has no parameter 'parent_run_id' "
+                                          "in its cell tagged 'parameters', but the pipeline passes it"):
         pipeline.run_pipeline(params_file=store["params"], tracking_uri=store["uri"],
                               notebooks=stripped, output_dir=tmp_path)
+    with pytest.raises(ReclabError, match=r"key 'models\.ImplicitALS\.space\.factors' is an integer "
+                                          r"range.*'grid' needs a list of values"):
+        pipeline.run_pipeline(params_file=store["params"], overrides={"tune.method": "grid"},
+                              tracking_uri=store["uri"], output_dir=tmp_path)
     with pytest.raises(ReclabError, match="drop -p/--set"):
         pipeline.run_pipeline(params_file=store["params"], resume="abc", tracking_uri=store["uri"])
     experiment = client.get_experiment_by_name("pipeline-test")
@@ -303,26 +347,73 @@ def test_stage_plan_and_notebook_parameters_are_checked_before_running(store, cl
     assert after == count   # nothing was started
 
 
-def test_a_notebook_opened_alone_continues_the_latest_pipeline(pipeline_run, store, client,
-                                                               tmp_path):
-    """As in JupyterLab: no parent run id; the notebook finds the latest earlier stage."""
-    latest = tracking.find_stage_run("postprocess", "pipeline-test", uri=store["uri"])
+# -- a notebook opened alone; a model without item similarities ---------------------------------
+@pytest.fixture(scope="module")
+def bias_postprocess(store, tmp_path_factory):
+    """As in JupyterLab: 04_postprocess opened alone (no parent run id) in an experiment whose
+    latest pipeline trained Bias (--set model=Bias), a model without item similarities. Stages 1-3
+    of that pipeline are logged here in-process, as their notebooks do, so that only one notebook
+    runs in a kernel."""
+    folder = tmp_path_factory.mktemp("bias")
+    params_file = folder / "bias.yaml"
+    params_file.write_text(SMALL.replace("model: ImplicitALS", "model: Bias")
+                           .replace("experiment: pipeline-test", "experiment: pipeline-bias"),
+                           encoding="utf-8")
+    uri = store["uri"]
+    stage = tracking.start_stage("preprocess", params_file, uri=uri)
+    config, pipeline_id = stage.params, stage.parent_run_id
+    data = params_module.load_data(config)
+    train, valid, test = params_module.make_split(config, data)
+    stage.log_split(data, train, valid, test)
+    stage.finish()
+    stage = tracking.start_stage("tune", params_file, parent_run_id=pipeline_id, uri=uri)
+    stage.log_best({"user_reg": 5.0}, 0.05, "ndcg@10", "Bias")
+    stage.finish()
+    stage = tracking.start_stage("train", params_file, parent_run_id=pipeline_id, uri=uri)
+    fit_data = train.union(valid)
+    model = params_module.make_model(config, "Bias", {"user_reg": 5.0}).fit(fit_data)
+    stage.log_model(model, fit_data)
+    stage.finish()
+    executed = folder / "04_postprocess.ipynb"
     papermill.execute_notebook(
-        str(NOTEBOOKS / "05_evaluate.ipynb"), str(tmp_path / "05_evaluate.ipynb"),
+        str(NOTEBOOKS / "04_postprocess.ipynb"), str(executed),
         parameters={"params_file": str(PROJECT / "params" / "default.yaml"),
-                    "experiment": "pipeline-test", "tracking_uri": store["uri"]},
+                    "experiment": "pipeline-bias", "tracking_uri": uri},
         kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
-    evaluate = tracking.find_stage_run("evaluate", "pipeline-test", uri=store["uri"])
-    pipeline_id = latest.data.tags["mlflow.parentRunId"]
-    assert evaluate.data.tags["mlflow.parentRunId"] == pipeline_id
-    train = latest_by_stage(client, pipeline_id, store["uri"])["train"]
-    assert evaluate.data.tags["reclab.input.train"] == train.info.run_id
-    # it used that pipeline's parameters (k = [5, 10] from the small file), not default.yaml's
-    assert evaluate.data.params["k"] == "[5, 10]"
-    first, _ = pipeline_run
-    reference = latest_by_stage(client, first.run_id, store["uri"])["evaluate"]
-    assert comparable(evaluate.data.metrics) == comparable(reference.data.metrics)
-    assert client.get_run(pipeline_id).info.status == "FINISHED"
+    return {"pipeline_id": pipeline_id, "train_run_id": stage.run_id, "model": model,
+            "data": fit_data, "executed": nbformat.read(executed, as_version=4)}
+
+
+def test_a_notebook_opened_alone_continues_the_latest_pipeline(bias_postprocess, store, client):
+    run = tracking.find_stage_run("postprocess", "pipeline-bias", uri=store["uri"])
+    assert run.data.tags["mlflow.parentRunId"] == bias_postprocess["pipeline_id"]
+    assert run.data.tags["reclab.input.train"] == bias_postprocess["train_run_id"]
+    # it used that pipeline's parameters (5 recommendations, from the small file), not default.yaml's
+    assert run.data.params["n_recommendations"] == "5"
+    local = client.download_artifacts(run.info.run_id, "tables/recommendations.csv",
+                                      str(store["folder"]))
+    assert pd.read_csv(local).groupby("user").size().max() == 5
+    assert client.get_run(bias_postprocess["pipeline_id"]).info.status == "FINISHED"
+
+
+def test_stage_4_of_a_model_without_item_similarities_skips_the_explanations(bias_postprocess,
+                                                                             store, client):
+    model, data = bias_postprocess["model"], bias_postprocess["data"]
+    assert not postprocess.has_item_similarities(model)
+    with pytest.raises(TypeError, match="Bias has no item similarities"):
+        postprocess.explain_recommendations(
+            model, data, postprocess.recommendations_table(model, data, data.user_ids[:1], n=2))
+    run = tracking.find_stage_run("postprocess", "pipeline-bias", uri=store["uri"])
+    assert run.info.status == "FINISHED"
+    tables = {Path(item.path).stem for item in client.list_artifacts(run.info.run_id, "tables")}
+    assert {"recommendations", "top_n_sample"} <= tables
+    assert not tables & {"because_you_watched", "similar_items_sample"}
+    outputs = [output for cell in bias_postprocess["executed"].cells if cell.cell_type == "code"
+               for output in cell.outputs]
+    assert not any(output.output_type == "error" for output in outputs)
+    printed = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
+    assert "Bias has no item similarities" in printed
+    assert "no 'because you watched' table" in printed
 
 
 # -- real data --------------------------------------------------------------------------------
@@ -341,3 +432,55 @@ def test_ml100k_pipeline(tmp_path):
     assert 0.1 < metrics["precision_at_10"] < 0.6
     assert metrics["precision_at_10"] > metrics["Bias/precision_at_10"]
     assert metrics["n_evaluated"] > 900
+
+
+# Keeps the Spark pipeline test within a few minutes on 2 cores: two cores and two ALS blocks,
+# fewer iterations, small factors (Spark's scoring in stage 5 is linear in them).
+SPARK_SMALL = {"models.SparkALS.params": {"iterations": 5, "implicit": True, "master": "local[2]",
+                                          "num_blocks": 2},
+               "models.SparkALS.space.factors": {"type": "int", "low": 8, "high": 16}}
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_ml_latest_small_pipeline_on_spark(tmp_path, monkeypatch):
+    """backend: spark end to end (issue 9): SparkALS tuned, trained and evaluated in the stage
+    kernels' own Spark sessions; stage 5's metrics computed in Spark equal reclab.evaluate's."""
+    pytest.importorskip("pyspark", reason="backend spark needs pyspark and Java 17 "
+                                          "(pip install 'reclab[spark]')")
+    # Three kernels each start a JVM for a minute of work: the JIT's quick tier alone starts and
+    # warms up 2-3x faster (the kernels inherit this environment). Not a setting for real data.
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
+    data_dir = os.environ.get("RECLAB_DATA_DIR")
+    if not data_dir or not (Path(data_dir) / "ml-latest-small" / "ratings.csv").is_file():
+        pytest.skip("ml-latest-small not found: set RECLAB_DATA_DIR to the folder holding "
+                    "ml-latest-small/ (the Makefile sets ../shared/data)")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = pipeline.run_pipeline(params_file=PROJECT / "params" / "ml-latest-small.yaml",
+                                   overrides={"backend": "spark", "tune.n_trials": 3,
+                                              "tune.n_initial": 3, "k": [5, 10],
+                                              "evaluation.n_bootstrap": 200, **SPARK_SMALL},
+                                   tracking_uri=uri, output_dir=tmp_path / "out")
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(result.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name == "ml-latest-small/SparkALS/smbo"
+    assert parent.data.tags["version.pyspark"] != "not installed"
+    runs = latest_by_stage(client, result.run_id, uri)
+    assert list(runs) == list(pipeline.STAGES)
+    assert all(run.info.status == "FINISHED" for run in runs.values())
+    trials = trial_runs(client, runs["tune"])
+    assert len(trials) == 3 and all(run.info.status == "FINISHED" for run in trials)
+    assert result.summary["best"]["model"] == "SparkALS"
+    assert 8 <= int(result.summary["best"]["params"]["factors"]) <= 16
+    metrics = result.summary["metrics"]
+    assert 0.05 < metrics["precision_at_10"] < 0.5
+    assert metrics["precision_at_10"] > metrics["Bias/precision_at_10"]
+    assert metrics["n_evaluated"] > 500
+    for name in ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage"):
+        for k in (5, 10):
+            key = f"{name}_at_{k}"
+            assert metrics[f"spark.{key}"] == pytest.approx(metrics[key], abs=1e-6), key
+    assert metrics["spark.max_abs_difference"] <= 1e-6
+    tables = {item.path for item in client.list_artifacts(runs["evaluate"].info.run_id, "tables")}
+    assert "tables/spark_evaluate.csv" in tables

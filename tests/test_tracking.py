@@ -275,3 +275,36 @@ def test_runs_record_versions_and_environment(store, params_file, tmp_path):
 def test_metric_key():
     assert tracking.metric_key("precision@10") == "precision_at_10"
     assert tracking.metric_key("rmse") == "rmse"
+
+
+def test_pipelines_logging_the_same_dataset_at_once_all_succeed(store, params_file, split):
+    # Each pipeline's preprocess stage records the same split as MLflow dataset inputs; MLflow
+    # looks a dataset up and inserts it when missing in one transaction, so runs racing on the
+    # same (experiment, name, digest) collide on the datasets table's unique key.
+    import threading
+
+    data, train, valid, test = split
+    stages = [tracking.start_stage("preprocess", params_file,
+                                   parent_run_id=tracking.start_pipeline(params.load(params_file)))
+              for _ in range(6)]
+    barrier = threading.Barrier(len(stages))
+    errors = []
+
+    def log(stage):
+        barrier.wait()
+        try:
+            stage.log_dataset(train, "synthetic/train", "training")
+        except Exception as error:   # noqa: BLE001 - collected and reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=log, args=(stage,)) for stage in stages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    client = MlflowClient()
+    for stage in stages:
+        logged = client.get_run(stage.run_id).inputs.dataset_inputs
+        assert [(entry.dataset.name, entry.dataset.digest) for entry in logged] == \
+            [("synthetic/train", train.fingerprint()[:16])]

@@ -1,0 +1,256 @@
+"""Concurrent and interrupted pipelines against one local MLflow store (SQLite).
+
+Real processes throughout: several processes open a new ``mlflow.db`` at the same moment (MLflow
+builds its schema on first use, which races without reclab's lock), four ``reclab run`` pipelines
+run at once on one new store, and a ``reclab run`` stopped by SIGTERM in the middle of a stage
+leaves no run RUNNING and no kernel behind, and is resumed to the end.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from reclab import pipeline, tracking
+
+RECLAB = Path(sys.executable).parent / "reclab"
+# As small as the schema allows while every stage still has something to do: 2 ALS iterations,
+# a handful of random-search trials, 20 bootstrap replicates, one baseline.
+TINY = """\
+experiment: concurrency
+dataset: synthetic
+synthetic: {n_users: 100, n_items: 120, n_ratings: 3000}
+model: ImplicitALS
+models:
+  ImplicitALS:
+    params: {iterations: 2}
+    space:
+      factors: {type: int, low: 4, high: 8}
+      regularization: {type: real, low: 0.1, high: 10.0, prior: log-uniform}
+tune: {method: random, n_trials: %(n_trials)d, metric: ndcg@10}
+k: [5, 10]
+evaluation: {n_bootstrap: 20}
+n_recommendations: 5
+baselines: [Popularity]
+"""
+
+
+def tiny_params(folder: Path, n_trials: int) -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(TINY % {"n_trials": n_trials}, encoding="utf-8")
+    return path
+
+
+def environment(uri: str, marker: str) -> dict:
+    """The test's store, and a marker that every child process (kernels too) inherits."""
+    return {**os.environ, "MLFLOW_TRACKING_URI": uri, "RECLAB_TEST_MARKER": marker}
+
+
+def processes_with(marker: str) -> list[int]:
+    """Ids of live processes whose environment holds ``RECLAB_TEST_MARKER=<marker>``."""
+    needle = f"RECLAB_TEST_MARKER={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:   # gone meanwhile, or not ours to read
+                pass
+    return found
+
+
+def wait_until(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+def pipeline_runs(client: MlflowClient, experiment: str) -> list:
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"experiment {experiment!r} was not created"
+    runs = client.search_runs([found.experiment_id], max_results=1000)
+    return [run for run in runs if "reclab.pipeline" in run.data.tags]
+
+
+# -- a new store opened by several processes at once -----------------------------------------
+OPEN_STORE = textwrap.dedent("""\
+    import sys, time
+    from pathlib import Path
+    from mlflow import MlflowClient
+    from reclab import tracking
+
+    uri, barrier, number, count = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    (barrier / f"ready-{number}").touch()
+    deadline = time.monotonic() + 300
+    while len(list(barrier.glob("ready-*"))) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # every process is imported and waiting: now all of them open the new store at once
+    experiment = tracking.experiment_id("race", uri)
+    client = MlflowClient(uri)
+    run = client.create_run(experiment, run_name=f"process-{number}")
+    client.log_metric(run.info.run_id, "number", float(number))
+    client.set_terminated(run.info.run_id)
+""")
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
+    """Without the lock, MLflow's schema creation races ("table ... already exists",
+    "duplicate column name") and most of these processes fail."""
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    count = 4
+    processes = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, uri, str(barrier), str(number),
+                                   str(count)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, cwd=tmp_path)
+                 for number in range(count)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("race")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.data.metrics["number"] for run in runs) == [0.0, 1.0, 2.0, 3.0]
+    assert all(run.info.status == "FINISHED" for run in runs)
+    assert [exp.name for exp in client.search_experiments(order_by=["name"])] == ["Default", "race"]
+
+
+# -- four pipelines at once -------------------------------------------------------------------
+@pytest.mark.slow
+def test_four_pipelines_at_once_on_one_new_store_all_finish_with_everything_logged(tmp_path):
+    n_trials = 2
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = tiny_params(tmp_path, n_trials)
+    env = environment(uri, str(tmp_path))
+    seeds = (11, 12, 13, 14)
+    processes = [subprocess.Popen([str(RECLAB), "run", "-p", str(params), "--set", f"seed={seed}",
+                                   "--output", str(tmp_path / f"out-{seed}")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                  cwd=tmp_path)
+                 for seed in seeds]
+    outputs = [process.communicate(timeout=900) for process in processes]
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, (stdout[-2000:], stderr[-3000:])
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("concurrency")
+    assert experiment.artifact_location.startswith((tmp_path / "mlruns").as_uri())
+    parents = pipeline_runs(client, "concurrency")
+    assert sorted(int(run.data.params["seed"]) for run in parents) == list(seeds)
+    every_run = client.search_runs([experiment.experiment_id], max_results=1000)
+    # one parent, five stages and the trials per pipeline: nothing lost, nothing extra
+    assert len(every_run) == len(seeds) * (1 + len(pipeline.STAGES) + n_trials)
+    assert {run.info.status for run in every_run} == {"FINISHED"}
+    fingerprints = set()
+    for parent in parents:
+        assert 0.0 <= parent.data.metrics["precision_at_10"] <= 1.0
+        stages = tracking.stage_runs(parent.info.run_id, uri)
+        assert [run.data.tags["reclab.stage"] for run in stages] == list(pipeline.STAGES)
+        by_stage = {run.data.tags["reclab.stage"]: run for run in stages}
+        for stage, run in by_stage.items():
+            listed = {item.path for item in client.list_artifacts(run.info.run_id, "notebook")}
+            assert listed == {f"notebook/{pipeline.NOTEBOOKS[stage]}"}, (stage, listed)
+            assert run.data.params["seed"] == parent.data.params["seed"]
+        tune = by_stage["tune"]
+        trials = client.search_runs([experiment.experiment_id],
+                                    filter_string=f"tags.`mlflow.parentRunId` = '{tune.info.run_id}'")
+        assert len(trials) == n_trials
+        assert all(0.0 <= trial.data.metrics["ndcg_at_10"] <= 1.0 for trial in trials)
+        assert "best_ndcg_at_10" in tune.data.metrics
+        train = by_stage["train"].info.run_id
+        assert {item.path for item in client.list_artifacts(train, "model")} >= {
+            "model/MLmodel", "model/python_env.yaml"}
+        assert [item.path for item in client.list_artifacts(train, "reclab_model")] == [
+            "reclab_model/model.npz"]
+        assert {item.path for item in client.list_artifacts(by_stage["preprocess"].info.run_id,
+                                                            "split")} == {
+            "split/train.npz", "split/valid.npz", "split/test.npz"}
+        metrics = by_stage["evaluate"].data.metrics
+        for key in ("precision_at_10", "recall_at_10", "ndcg_at_10", "Popularity/ndcg_at_10"):
+            assert 0.0 <= metrics[key] <= 1.0, key
+        assert metrics["precision_at_10"] == parent.data.metrics["precision_at_10"]
+        fingerprints.add(parent.data.tags["reclab.split_fingerprint"])
+    assert len(fingerprints) == len(seeds)   # four different pipelines, not one logged four times
+    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+# -- SIGTERM in the middle of a stage, then --resume ------------------------------------------
+@pytest.mark.slow
+def test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # enough trials that stage 2 is still searching when the signal comes
+    params = tiny_params(tmp_path, n_trials=60)
+    marker = str(tmp_path)
+    env = environment(uri, marker)
+    process = subprocess.Popen([str(RECLAB), "run", "-p", str(params), "--output",
+                                str(tmp_path / "out")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        # params.yaml is written once the pipeline run exists (the store is built by then)
+        wait_until((tmp_path / "out" / "params.yaml").is_file, 600, "the pipeline run")
+        client = MlflowClient(uri)
+
+        def searching_tune_run():
+            experiment = client.get_experiment_by_name("concurrency")
+            if experiment is None:
+                return None
+            tunes = client.search_runs([experiment.experiment_id],
+                                       filter_string="tags.`reclab.stage` = 'tune'")
+            if not tunes:
+                return None
+            trials = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.`mlflow.parentRunId` = '{tunes[0].info.run_id}'")
+            return tunes[0] if len(trials) >= 2 else None
+
+        tune = wait_until(searching_tune_run, 600, "two finished tuning trials")
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert "interrupted (stopped by SIGTERM)" in stderr
+    parent_id = tune.data.tags["mlflow.parentRunId"]
+    assert f"reclab run --resume {parent_id}" in stderr
+    # the kernel of stage 2 was stopped with its pipeline, not left to run on
+    assert wait_until(lambda: not processes_with(marker), 30, "the stage kernel to exit") is True
+
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags["reclab.error"] == "interrupted: stopped by SIGTERM"
+    statuses = {run.data.tags["reclab.stage"]: run.info.status
+                for run in tracking.stage_runs(parent_id, uri)}
+    assert statuses == {"preprocess": "FINISHED", "tune": "KILLED"}
+    experiment = client.get_experiment_by_name("concurrency")
+    every_run = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert not [run.info.run_name for run in every_run if run.info.status == "RUNNING"]
+
+    resumed = subprocess.run([str(RECLAB), "run", "--resume", parent_id, "--output",
+                              str(tmp_path / "resumed")], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=900)
+    assert resumed.returncode == 0, (resumed.stdout[-2000:], resumed.stderr[-3000:])
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    assert "reclab.error" not in parent.data.tags
+    latest = {run.data.tags["reclab.stage"]: run for run in tracking.stage_runs(parent_id, uri)}
+    assert {stage: run.info.status for stage, run in latest.items()} == dict.fromkeys(
+        pipeline.STAGES, "FINISHED")
+    assert 0.0 <= parent.data.metrics["ndcg_at_10"] <= 1.0
+    assert not processes_with(marker)
