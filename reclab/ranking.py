@@ -20,15 +20,11 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit, prange
 
 from reclab.errors import ReclabError
 
 __all__ = ["top_n"]
-
-# Rows processed at once are bounded so that the temporaries (a float32 copy, a boolean mask and
-# the partition) stay near 32 MB whatever the batch the caller passes.
-_CHUNK_ELEMENTS = 1 << 23
-
 
 def _check_n(n) -> int:
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < 1:
@@ -70,35 +66,56 @@ def _check_exclude(exclude, shape) -> sp.csr_matrix | None:
     return exclude.tocsr()
 
 
-def _top_n_chunk(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Tie-exact top ``n`` of each row of a float32 array whose unavailable items are ``-inf``."""
+@njit(parallel=True, cache=True)
+def _top_n_rows(scores, n, exclude_indptr, exclude_indices, allowed, ids, best, has_nan):
+    """Top ``n`` of every row in one pass over its scores, rows in parallel.
+
+    Items are visited in ascending index order and kept in a sorted list of at most ``n``: a new
+    item enters only when its score is strictly greater than the last kept one, so of equal
+    scores the lower index stays ahead, exactly as a stable sort by descending score would put
+    them. Expected insertions per row are about ``n log(n_items / n)``, so the pass costs one
+    comparison per item. Excluded items (sorted column indices per row) are skipped as runs
+    between them; ``allowed`` is a boolean mask over items (all True when every item is allowed).
+    Scores are compared as float32; ``-inf`` is unavailable; a NaN marks its row in ``has_nan``.
+    """
     m, n_items = scores.shape
-    k = min(n, n_items)
-    if k < n_items:
-        # kth = the k-th largest score of each row. Everything strictly above it is in the top k;
-        # of the items equal to it, the lowest indices fill the remaining slots. argpartition
-        # alone would pick an arbitrary subset of the tied items.
-        kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k]
-        selected = scores > kth[:, None]
-        need = k - selected.sum(axis=1)
-        tie_rows, tie_cols = np.nonzero(scores == kth[:, None])   # row-major: cols ascending
-        row_start = np.searchsorted(tie_rows, np.arange(m))
-        position = np.arange(tie_rows.size) - row_start[tie_rows]
-        keep = position < need[tie_rows]
-        selected[tie_rows[keep], tie_cols[keep]] = True
-        cols = np.nonzero(selected)[1].reshape(m, k)
-    else:
-        cols = np.broadcast_to(np.arange(n_items), (m, n_items))
-    values = np.take_along_axis(scores, cols, axis=1)
-    # cols are ascending within each row, so a stable sort by -score breaks ties by lower index.
-    order = np.argsort(-values, axis=1, kind="stable")
-    ids = np.take_along_axis(cols, order, axis=1).astype(np.int64)
-    values = np.take_along_axis(values, order, axis=1)
-    ids[values == -np.inf] = -1
-    if k < n:
-        ids = np.concatenate([ids, np.full((m, n - k), -1, dtype=np.int64)], axis=1)
-        values = np.concatenate([values, np.full((m, n - k), -np.inf, dtype=np.float32)], axis=1)
-    return ids, values
+    minus_inf = np.float32(-np.inf)
+    for row in prange(m):
+        count = 0
+        segment_start = 0
+        pointer = exclude_indptr[row]
+        stop = exclude_indptr[row + 1]
+        while segment_start < n_items:
+            # the run of items up to the next excluded one
+            segment_end = n_items
+            while pointer < stop:
+                excluded = exclude_indices[pointer]
+                pointer += 1
+                if excluded >= segment_start:
+                    segment_end = excluded
+                    break
+            for item in range(segment_start, segment_end):
+                value = np.float32(scores[row, item])
+                if value != value:
+                    has_nan[row] = True
+                    continue
+                if count == n and not value > best[row, n - 1]:
+                    continue
+                if value == minus_inf or not allowed[item]:
+                    continue
+                position = count if count < n else n - 1
+                if count < n:
+                    count += 1
+                while position > 0 and best[row, position - 1] < value:
+                    best[row, position] = best[row, position - 1]
+                    ids[row, position] = ids[row, position - 1]
+                    position -= 1
+                best[row, position] = value
+                ids[row, position] = item
+            segment_start = segment_end + 1
+        for position in range(count, n):
+            ids[row, position] = -1
+            best[row, position] = minus_inf
 
 
 def top_n(scores, n: int, exclude=None, candidates=None) -> tuple[np.ndarray, np.ndarray]:
@@ -135,9 +152,10 @@ def top_n(scores, n: int, exclude=None, candidates=None) -> tuple[np.ndarray, np
 
     Notes
     -----
-    Cost is O(m * n_items) for a partition per row plus O(m * n log n) to sort the selected
-    items; the whole score matrix is never sorted. Rows are processed in chunks so temporaries
-    stay bounded.
+    One pass over each row's scores (rows in parallel), keeping a sorted list of the ``n`` best
+    so far: O(m * n_items) comparisons plus about O(m * n^2 log(n_items / n)) for the insertions;
+    the score matrix is neither sorted nor copied (unless it is not float32/float64 or not
+    C-contiguous).
 
     Examples
     --------
@@ -157,21 +175,25 @@ def top_n(scores, n: int, exclude=None, candidates=None) -> tuple[np.ndarray, np
     m, n_items = scores.shape
     exclude = _check_exclude(exclude, scores.shape)
     allowed = _candidate_mask(candidates, n_items)
+    if scores.dtype not in (np.float32, np.float64):
+        scores = scores.astype(np.float32)
+    scores = np.ascontiguousarray(scores)   # one compiled kernel per dtype
+    if exclude is None:
+        exclude_indptr = np.zeros(m + 1, dtype=np.int64)
+        exclude_indices = np.zeros(0, dtype=np.int32)
+    else:
+        if not exclude.has_sorted_indices:
+            exclude = exclude.sorted_indices()
+        exclude_indptr = exclude.indptr.astype(np.int64, copy=False)
+        exclude_indices = exclude.indices.astype(np.int32, copy=False)
+    if allowed is None:
+        allowed = np.ones(n_items, dtype=bool)
     ids = np.empty((m, n), dtype=np.int64)
     best = np.empty((m, n), dtype=np.float32)
-    chunk = max(1, _CHUNK_ELEMENTS // max(n_items, 1))
-    for start in range(0, m, chunk):
-        stop = min(start + chunk, m)
-        block = np.array(scores[start:stop], dtype=np.float32, copy=True)
-        if np.isnan(block).any():
-            rows = start + np.unique(np.nonzero(np.isnan(block))[0])
-            raise ReclabError(f"scores contain NaN in rows {rows[:10].tolist()}; a model that "
-                              "produces NaN has diverged (check its regularization)")
-        if exclude is not None:
-            part = exclude[start:stop]
-            rows = np.repeat(np.arange(stop - start), np.diff(part.indptr))
-            block[rows, part.indices] = -np.inf
-        if allowed is not None:
-            block[:, ~allowed] = -np.inf
-        ids[start:stop], best[start:stop] = _top_n_chunk(block, n)
+    has_nan = np.zeros(m, dtype=bool)
+    _top_n_rows(scores, n, exclude_indptr, exclude_indices, allowed, ids, best, has_nan)
+    if has_nan.any():
+        rows = np.nonzero(has_nan)[0]
+        raise ReclabError(f"scores contain NaN in rows {rows[:10].tolist()}; a model that "
+                          "produces NaN has diverged (check its regularization)")
     return ids, best

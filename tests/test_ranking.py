@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reclab.errors import ReclabError
 from reclab.ranking import top_n
@@ -80,6 +82,37 @@ def test_matches_a_full_stable_sort_on_random_tied_scores():
         order = np.where(np.isneginf(expected), -1, order)
         np.testing.assert_array_equal(ids[:, :min(n, 500)], order)
         np.testing.assert_array_equal(best[:, :min(n, 500)], expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(0, 6), n_items=st.integers(0, 40),
+       n=st.integers(1, 45), levels=st.integers(1, 6), with_candidates=st.booleans())
+def test_agrees_with_a_stable_sort_of_the_masked_scores(seed, m, n_items, n, levels, with_candidates):
+    # Few score levels (ties everywhere), float64 scores that only tie once rounded to float32,
+    # infinities, and an exclude matrix with unsorted and repeated column indices.
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, levels, size=(m, n_items)) + rng.choice([0.0, 1e-12], size=(m, n_items))
+    scores[rng.random((m, n_items)) < 0.05] = np.inf
+    scores[rng.random((m, n_items)) < 0.05] = -np.inf
+    counts = rng.integers(0, n_items + 3, size=m) if n_items else np.zeros(m, dtype=np.int64)
+    cols = rng.integers(0, max(n_items, 1), size=counts.sum())
+    rows = np.repeat(np.arange(m), counts)
+    exclude = sp.csr_matrix((np.zeros(cols.size), cols, np.r_[0, np.cumsum(counts)]),
+                            shape=(m, n_items))
+    allowed = rng.random(n_items) < 0.7 if with_candidates else np.ones(n_items, dtype=bool)
+
+    ids, best = top_n(scores, n, exclude=exclude, candidates=allowed if with_candidates else None)
+
+    masked = scores.astype(np.float32)
+    masked[rows, cols] = -np.inf
+    masked[:, ~allowed] = -np.inf
+    order = np.argsort(-masked, axis=1, kind="stable")[:, :n]
+    expected = np.take_along_axis(masked, order, axis=1)
+    order = np.where(np.isneginf(expected), -1, order)
+    width = min(n, n_items)
+    np.testing.assert_array_equal(ids[:, :width], order)
+    np.testing.assert_array_equal(best[:, :width], expected)
+    assert (ids[:, width:] == -1).all() and np.isneginf(best[:, width:]).all()
 
 
 def test_bad_arguments_raise_clear_errors():
