@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
+from reclab._validate import check_int
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 
@@ -81,9 +82,7 @@ class BiasNormalizer:
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 \
                     or not np.isfinite(value):
                 raise ReclabError(f"{name} must be a finite number >= 0, got {value!r}")
-        iterations = self.iterations
-        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
-            raise ReclabError(f"iterations must be an integer >= 1, got {iterations!r}")
+        check_int("iterations", self.iterations, low=1)
 
     def fit(self, data: Interactions) -> "BiasNormalizer":
         """Learn ``global_mean_``, ``item_bias_`` and ``user_bias_`` from explicit ratings.

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
+from reclab._validate import check_int
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 
@@ -37,9 +36,8 @@ def kcore(data: Interactions, min_user: int = 5, min_item: int = 5) -> Interacti
     ReclabError
         Bad thresholds, or no interaction survives the filtering.
     """
-    for name, value in (("min_user", min_user), ("min_item", min_item)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ReclabError(f"{name} must be an integer >= 1, got {value!r}")
+    min_user = check_int("min_user", min_user, low=1)
+    min_item = check_int("min_item", min_item, low=1)
     if not isinstance(data, Interactions):
         raise ReclabError(f"kcore needs an Interactions object, got {type(data).__name__}")
     original = f"{data.n_users} users, {data.n_items} items, {data.nnz} interactions"

@@ -16,20 +16,14 @@ Conventions
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
+from reclab._validate import check_int
 from reclab.errors import ReclabError
 
 __all__ = ["top_n"]
-
-def _check_n(n) -> int:
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ReclabError(f"n must be an integer >= 1, got {n!r}")
-    return int(n)
 
 
 def _candidate_mask(candidates, n_items: int) -> np.ndarray | None:
@@ -166,7 +160,7 @@ def top_n(scores, n: int, exclude=None, candidates=None) -> tuple[np.ndarray, np
     >>> ids
     array([[1, 3, 0]])
     """
-    n = _check_n(n)
+    n = check_int("n", n, low=1)
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ReclabError(f"scores must be a 2-D array (users x items), got shape {scores.shape}")

@@ -56,6 +56,7 @@ from typing import Mapping
 import numpy as np
 from skopt.space import Categorical, Dimension, Integer, Real
 
+from reclab._validate import check_int, check_seed
 from reclab.errors import ReclabError
 
 __all__ = ["TYPES", "PRIORS", "parse_space", "space_to_dict", "grid_points", "grid_size", "sample",
@@ -291,10 +292,8 @@ def sample(space, n: int, seed: int = 0) -> list[dict]:
     """
     from skopt.space import Space
 
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-        raise ReclabError(f"number of points must be an integer >= 0, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ReclabError(f"seed must be an integer >= 0, got {seed!r}")
+    n = check_int("number of points", n, low=0)
+    seed = check_seed(seed)
     parsed = parse_space(space)
     names = list(parsed)
     sampler = Space(list(parsed.values()))

@@ -38,7 +38,6 @@ includes uploading the ratings and collecting the factors.
 
 from __future__ import annotations
 
-import numbers
 import re
 import warnings
 from typing import Mapping
@@ -47,7 +46,8 @@ import numpy as np
 
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.metrics import RANKING_METRICS, check_k
+from reclab.evaluation import _check_ks, _check_threshold
+from reclab.metrics import RANKING_METRICS
 from reclab.models.base import (FactorModel, check_bool, check_float, check_int, check_seed)
 from reclab.normalize import BiasNormalizer
 
@@ -538,17 +538,6 @@ def _savable_ids(ids: np.ndarray) -> np.ndarray:
 
 
 # -- evaluation inside Spark ---------------------------------------------------------------------
-def _check_ks(k) -> tuple[int, ...]:
-    cuts = [k] if isinstance(k, (numbers.Integral, np.integer)) else k
-    try:
-        cuts = list(cuts)
-    except TypeError:
-        raise ReclabError(f"k must be an int >= 1 or a sequence of them, got {k!r}") from None
-    if not cuts:
-        raise ReclabError("k is empty; give at least one cutoff, for example k=(5, 10, 20)")
-    return tuple(sorted({check_k(cut) for cut in cuts}))
-
-
 def _pairs(session, value, name: str, model, threshold):
     """(user, item[, rating]) pairs of an Interactions or a DataFrame of ids, as a Spark frame of
     ``user`` (a key: the index, or the original id), ``user_index`` and ``item`` (indices; null
@@ -642,11 +631,7 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -
                           f"ImplicitALS, SVD), got {type(model).__name__}")
     model._check_fitted()
     ks = _check_ks(k)
-    threshold = relevance_threshold
-    if threshold is not None and (isinstance(threshold, (bool, np.bool_))
-                                  or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold)):
-        raise ReclabError(f"relevance_threshold must be a finite number (a rating) or None, "
-                          f"got {relevance_threshold!r}")
+    threshold = _check_threshold(relevance_threshold)
     if isinstance(train, Interactions) != isinstance(test, Interactions):
         raise ReclabError(f"train and test must both be Interactions or both Spark DataFrames, got "
                           f"{type(train).__name__} and {type(test).__name__}")

@@ -16,6 +16,7 @@ import numbers
 
 import numpy as np
 
+from reclab._validate import check_int, check_seed
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 
@@ -32,19 +33,6 @@ def _check_fraction(test_frac) -> float:
     if isinstance(test_frac, bool) or not isinstance(test_frac, numbers.Real) or not 0 < test_frac < 1:
         raise ReclabError(f"test_frac must be a number strictly between 0 and 1, got {test_frac!r}")
     return float(test_frac)
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ReclabError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_seed(seed) -> int:
-    # An explicit integer seed only: None would make the split irreproducible.
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ReclabError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 # -- shared machinery -------------------------------------------------------------------------
@@ -105,7 +93,7 @@ def random_holdout(data: Interactions, test_frac: float = 0.2,
     """
     _check_data(data)
     test_frac = _check_fraction(test_frac)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     rows = _rows(data)
     rank = _rank_within_user(data, rows, rng.random(data.nnz))
     return _split(data, rank < _fraction_count(data.user_counts(), test_frac)[rows])
@@ -129,8 +117,8 @@ def leave_k_out(data: Interactions, k: int = 5, seed: int = 42) -> tuple[Interac
     train, test : Interactions
     """
     _check_data(data)
-    k = _check_int(k, "k", 1)
-    rng = np.random.default_rng(_check_seed(seed))
+    k = check_int("k", k, low=1)
+    rng = np.random.default_rng(check_seed(seed))
     rows = _rows(data)
     counts = data.user_counts()
     rank = _rank_within_user(data, rows, rng.random(data.nnz))
@@ -203,8 +191,8 @@ def kfold(data: Interactions, n_splits: int = 5,
         ``n_splits`` pairs over the id space of ``data``.
     """
     _check_data(data)
-    n_splits = _check_int(n_splits, "n_splits", 2)
-    rng = np.random.default_rng(_check_seed(seed))
+    n_splits = check_int("n_splits", n_splits, low=2)
+    rng = np.random.default_rng(check_seed(seed))
     rows = _rows(data)
     rank = _rank_within_user(data, rows, rng.random(data.nnz))
     offset = rng.integers(0, n_splits, data.n_users)

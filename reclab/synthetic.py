@@ -22,12 +22,11 @@ The generative model, for user ``u`` and item ``i``::
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from reclab._validate import check_float, check_int, check_seed
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 
@@ -54,18 +53,6 @@ _NOUNS = (
 )
 _PLACES = ("Avalon", "Marrow Creek", "Port Lucas", "Eldridge", "Santa Verde", "Blackwater",
            "New Carthage", "Lake Ione", "Redfield", "the North", "the Valley", "Kessington")
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ReclabError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_float(value, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
-        raise ReclabError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
 
 
 def _activity(rng, n_users: int, n_items: int, n_ratings: int, sigma: float) -> np.ndarray:
@@ -175,22 +162,21 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
     >>> data.n_users, data.n_items, data.nnz
     (943, 1682, 100000)
     """
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ReclabError(f"seed must be an integer, got {seed!r}")
-    n_users = _check_int(n_users, "n_users", 1)
-    n_items = _check_int(n_items, "n_items", 1)
-    n_ratings = _check_int(n_ratings, "n_ratings", 1)
-    factors = _check_int(factors, "factors", 1)
+    seed = check_seed(seed)
+    n_users = check_int("n_users", n_users, low=1)
+    n_items = check_int("n_items", n_items, low=1)
+    n_ratings = check_int("n_ratings", n_ratings, low=1)
+    factors = check_int("factors", factors, low=1)
     if not n_users <= n_ratings <= n_users * n_items:
         raise ReclabError(f"n_ratings must lie in [n_users, n_users * n_items] = "
                           f"[{n_users}, {n_users * n_items}], got {n_ratings}")
-    optimists = _check_float(optimists, "optimists", 0.0, 1.0)
-    pessimists = _check_float(pessimists, "pessimists", 0.0, 1.0 - optimists)
-    popularity_exponent = _check_float(popularity_exponent, "popularity_exponent", 0.0, 5.0)
-    activity_sigma = _check_float(activity_sigma, "activity_sigma", 0.0, 5.0)
-    mnar = _check_float(mnar, "mnar", 0.0, 10.0)
-    taste_exposure = _check_float(taste_exposure, "taste_exposure", 0.0, 10.0)
-    noise = _check_float(noise, "noise", 0.0, 10.0)
+    optimists = check_float("optimists", optimists, low=0.0, high=1.0)
+    pessimists = check_float("pessimists", pessimists, low=0.0, high=1.0 - optimists)
+    popularity_exponent = check_float("popularity_exponent", popularity_exponent, low=0.0, high=5.0)
+    activity_sigma = check_float("activity_sigma", activity_sigma, low=0.0, high=5.0)
+    mnar = check_float("mnar", mnar, low=0.0, high=10.0)
+    taste_exposure = check_float("taste_exposure", taste_exposure, low=0.0, high=10.0)
+    noise = check_float("noise", noise, low=0.0, high=10.0)
     rng = np.random.default_rng(seed)
 
     global_mean = 3.05

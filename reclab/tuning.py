@@ -86,9 +86,10 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from reclab._validate import check_choice, check_int, check_seed
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.evaluation import evaluate
+from reclab.evaluation import _check_threshold, evaluate
 from reclab.metrics import RANKING_METRICS
 from reclab.models.base import Recommender, clone
 from reclab.space import grid_points, parse_space, sample, space_to_dict, to_python
@@ -258,12 +259,6 @@ def _check_k(k, cut: int | None) -> tuple[int, ...]:
         raise ReclabError(f"k={list(values)} does not include the cut-off {cut} of the tuned metric; "
                           f"add it (k={sorted({*values, cut})}) or leave k=None")
     return values
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ReclabError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _check_data(data, name: str) -> Interactions:
@@ -715,37 +710,33 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         raise ReclabError(f"model must be a reclab model (reclab.models), got {type(model).__name__}")
     parsed = parse_space(space)
     _check_space_for_model(parsed, model)
-    if method not in METHODS:
-        raise ReclabError(f"method must be one of {list(METHODS)}, got {method!r}")
+    method = check_choice("method", method, METHODS)
     metric, cut = _check_metric(metric)
     ks = _check_k(k, cut)
-    seed = _check_int(seed, "seed", 0)
+    seed = check_seed(seed)
     if not isinstance(estimator, str) or estimator.upper() not in ESTIMATORS:
         raise ReclabError(f"estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
     estimator = estimator.upper()
-    n_initial = _check_int(n_initial, "n_initial", 1)
-    n_jobs = _check_int(n_jobs, "n_jobs", 1)
+    n_initial = check_int("n_initial", n_initial, low=1)
+    n_jobs = check_int("n_jobs", n_jobs, low=1)
     callbacks = _check_callbacks(callbacks)
     train, valid = _check_data(train, "train"), _check_data(valid, "valid")
     if train.shape != valid.shape or not np.array_equal(train.user_ids, valid.user_ids) \
             or not np.array_equal(train.item_ids, valid.item_ids):
         raise ReclabError(f"train {train.shape} and valid {valid.shape} must share users and items "
                           f"(the same ids, as reclab.split produces)")
-    if relevance_threshold is not None and (isinstance(relevance_threshold, bool)
-                                            or not isinstance(relevance_threshold, numbers.Real)
-                                            or not math.isfinite(relevance_threshold)):
-        raise ReclabError(f"relevance_threshold must be a finite number or None, got {relevance_threshold!r}")
+    _check_threshold(relevance_threshold)  # not converted: the checkpoint header records it as given
 
     points = None
     if method == "grid":
         points = grid_points(parsed)
-        if n_trials is not None and _check_int(n_trials, "n_trials", 1) < len(points):
+        if n_trials is not None and check_int("n_trials", n_trials, low=1) < len(points):
             raise ReclabError(f"the grid has {len(points)} points but n_trials={n_trials}; a grid search "
                               f"evaluates every point: pass n_trials=None (or >= {len(points)}), shrink "
                               f"the grid, or use method 'random' or 'smbo'")
         n_trials = len(points)
     else:
-        n_trials = _DEFAULT_N_TRIALS if n_trials is None else _check_int(n_trials, "n_trials", 1)
+        n_trials = _DEFAULT_N_TRIALS if n_trials is None else check_int("n_trials", n_trials, low=1)
 
     job = _TrialJob(model, train, valid, metric, ks, relevance_threshold)
     store = None

@@ -8,18 +8,29 @@ import pytest
 import reclab as rl
 
 
-def movielens_dir() -> Path:
-    """The folder with the real MovieLens files, or skip the test saying how to provide it."""
+@pytest.fixture(scope="session")
+def shared_path():
+    """``shared_path("zips/ml-latest-small.zip")``: that path in the real-data folder RECLAB_DATA_DIR,
+    or skip the test saying how to provide it.
+
+    The folder is read when the session starts, so tests that then clear RECLAB_DATA_DIR (to check
+    the lookup order) still find the real files.
+    """
     folder = os.environ.get("RECLAB_DATA_DIR")
-    if not folder or not (Path(folder) / "ml-100k" / "u.data").exists():
-        pytest.skip(f"real MovieLens data not found (RECLAB_DATA_DIR={folder!r}); "
-                    "set RECLAB_DATA_DIR to the folder holding ml-100k/ (../shared/data)")
-    return Path(folder)
+
+    def path(relative: str) -> Path:
+        if not folder or not (Path(folder) / relative).exists():
+            pytest.skip(f"real MovieLens data not found: no {relative} in RECLAB_DATA_DIR={folder!r}; "
+                        "set RECLAB_DATA_DIR to the shared data folder (../shared/data)")
+        return Path(folder) / relative
+
+    return path
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    return movielens_dir()
+def data_dir(shared_path) -> Path:
+    """RECLAB_DATA_DIR, when it holds ml-100k (else the test is skipped)."""
+    return shared_path("ml-100k/u.data").parents[1]
 
 
 @pytest.fixture(scope="session")

@@ -4,26 +4,11 @@ Each band brackets the value measured when the model was written (noted beside i
 in accuracy, or a leak of test data that makes a model suspiciously good, fails the test.
 """
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from reclab.datasets import load
 from reclab.evaluation import evaluate
 from reclab.models import SVD, Bias, ItemKNN, Popularity
-from reclab.split import random_holdout
-
-
-@pytest.fixture(scope="module")
-def split():
-    folder = os.environ.get("RECLAB_DATA_DIR")
-    if not folder or not (Path(folder) / "ml-100k" / "u.data").is_file():
-        pytest.skip(f"ML-100k not found (RECLAB_DATA_DIR={folder!r}); set RECLAB_DATA_DIR to the "
-                    "shared data folder holding ml-100k/")
-    data = load("ml-100k", data_dir=folder, download=False)
-    return random_holdout(data, test_frac=0.2, seed=42)
 
 
 def _test_rmse(model, test) -> float:
@@ -33,8 +18,8 @@ def _test_rmse(model, test) -> float:
 
 
 @pytest.fixture(scope="module")
-def bias_rmse(split):
-    train, test = split
+def bias_rmse(ml100k_split):
+    train, test = ml100k_split
     return _test_rmse(Bias().fit(train), test)
 
 
@@ -42,20 +27,20 @@ def test_bias_rmse(bias_rmse):
     assert 0.93 <= bias_rmse <= 0.96          # measured 0.9461
 
 
-def test_svd_rmse_beats_bias(split, bias_rmse):
-    train, test = split
+def test_svd_rmse_beats_bias(ml100k_split, bias_rmse):
+    train, test = ml100k_split
     rmse = _test_rmse(SVD(factors=50, seed=0).fit(train), test)
     assert 0.925 <= rmse <= 0.942             # measured 0.9338
     assert rmse < bias_rmse - 0.008
 
 
-def test_popularity_precision(split):
-    train, test = split
+def test_popularity_precision(ml100k_split):
+    train, test = ml100k_split
     report = evaluate(Popularity().fit(train), train, test, k=10, n_bootstrap=0)
     assert 0.18 <= report.summary["precision@10"] <= 0.20      # measured 0.1918
 
 
-def test_item_knn_precision_beats_popularity(split):
-    train, test = split
+def test_item_knn_precision_beats_popularity(ml100k_split):
+    train, test = ml100k_split
     report = evaluate(ItemKNN(neighbors=50).fit(train), train, test, k=10, n_bootstrap=0)
     assert 0.28 <= report.summary["precision@10"] <= 0.31      # measured 0.2943

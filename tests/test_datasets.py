@@ -1,6 +1,5 @@
 """Loading MovieLens: the real files in RECLAB_DATA_DIR, the lookup order, and each file format."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -8,14 +7,6 @@ import numpy as np
 import pytest
 
 from reclab import ReclabError, datasets
-
-SHARED = Path(os.environ.get("RECLAB_DATA_DIR", "/nonexistent"))
-
-
-def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"real MovieLens data not found at {path}; set RECLAB_DATA_DIR to the shared data folder")
-    return path
 
 
 @pytest.fixture
@@ -30,8 +21,8 @@ def isolated(tmp_path, monkeypatch):
 
 
 # -- real data --------------------------------------------------------------------------------
+@pytest.mark.usefixtures("data_dir")  # loads through RECLAB_DATA_DIR: the lookup is under test
 def test_ml100k_facts(tmp_path):
-    need(SHARED / "ml-100k")
     data = datasets.load("ml-100k", download=False, cache_dir=tmp_path)
     assert (data.n_users, data.n_items, data.nnz) == (943, 1682, 100_000)
     assert round(float(np.mean(data.matrix.data, dtype=np.float64)), 5) == 3.52986
@@ -45,8 +36,8 @@ def test_ml100k_facts(tmp_path):
     assert data.items["title"].notna().all()
 
 
-def test_ml_latest_small_facts(tmp_path):
-    need(SHARED / "ml-latest-small")
+def test_ml_latest_small_facts(tmp_path, shared_path):
+    shared_path("ml-latest-small/ratings.csv")
     data = datasets.load("ml-latest-small", download=False, cache_dir=tmp_path)
     assert (data.n_users, data.n_items, data.nnz) == (610, 9724, 100_836)
     assert round(float(np.mean(data.matrix.data, dtype=np.float64)), 5) == 3.50156
@@ -58,16 +49,16 @@ def test_ml_latest_small_facts(tmp_path):
     assert data.items["title"].notna().all()
 
 
-def test_shared_zip_in_data_dir_is_verified_and_extracted_into_the_cache(isolated):
-    source = need(SHARED / "zips" / "ml-latest-small.zip")
+def test_shared_zip_in_data_dir_is_verified_and_extracted_into_the_cache(isolated, shared_path):
+    source = shared_path("zips/ml-latest-small.zip")
     data_dir, cache = isolated
     (data_dir / "zips").mkdir()
     shutil.copy(source, data_dir / "zips" / "ml-latest-small.zip")
     from_zip = datasets.load("ml-latest-small", data_dir=data_dir, download=False, cache_dir=cache)
     assert (cache / "ml-latest-small" / "ratings.csv").is_file()
     assert sorted(data_dir.rglob("*")) == [data_dir / "zips", data_dir / "zips" / "ml-latest-small.zip"]
-    need(SHARED / "ml-latest-small")
-    from_folder = datasets.load("ml-latest-small", data_dir=SHARED, download=False, cache_dir=cache)
+    shared = shared_path("ml-latest-small/ratings.csv").parents[1]
+    from_folder = datasets.load("ml-latest-small", data_dir=shared, download=False, cache_dir=cache)
     assert from_zip.fingerprint() == from_folder.fingerprint()
 
 

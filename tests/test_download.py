@@ -2,7 +2,6 @@
 
 import hashlib
 import http.server
-import os
 import re
 import threading
 import zipfile
@@ -14,7 +13,6 @@ from reclab import ReclabError, datasets
 from reclab._io import atomic_write
 from reclab.datasets import _extract_zip
 
-SOURCE = Path(os.environ.get("RECLAB_DATA_DIR", "/nonexistent")) / "zips" / "ml-latest-small.zip"
 SHA256 = "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436"
 
 
@@ -38,11 +36,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server(monkeypatch):
-    if not SOURCE.is_file():
-        pytest.skip(f"{SOURCE} not found; set RECLAB_DATA_DIR to the shared data folder")
+def server(monkeypatch, shared_path):
+    source = shared_path("zips/ml-latest-small.zip")
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.files = {"ml-latest-small.zip": SOURCE.read_bytes()}
+    httpd.files = {"ml-latest-small.zip": source.read_bytes()}
     httpd.cut = False
     httpd.requests = []
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

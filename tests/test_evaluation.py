@@ -2,14 +2,12 @@
 implementation that must agree with ``evaluate`` on ML-100k."""
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from reclab import datasets, split
+from reclab import split
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import _bootstrap, compare, evaluate, ranking_metrics
@@ -377,17 +375,9 @@ def _reference(model, train, test, ks, threshold):
     return rows, coverage
 
 
-def _ml100k():
-    folder = os.environ.get("RECLAB_DATA_DIR")
-    if not folder or not (Path(folder) / "ml-100k").is_dir():
-        pytest.skip("ML-100k not found: set RECLAB_DATA_DIR to the folder holding ml-100k/")
-    data = datasets.load("ml-100k", data_dir=folder, download=False)
-    return split.random_holdout(data, 0.2, seed=42)
-
-
 @pytest.mark.parametrize("model_name, threshold", [("popularity", None), ("random", 4.0), ("rounded", None)])
-def test_evaluate_agrees_with_plain_python_on_ml100k(model_name, threshold):
-    train, test = _ml100k()
+def test_evaluate_agrees_with_plain_python_on_ml100k(model_name, threshold, ml100k_split):
+    train, test = ml100k_split
     ks = (1, 5, 10, 20)
     model = {"popularity": lambda: Popularity().fit(train),   # many exact ties in scores
              "random": lambda: RandomFactors(train.n_users, train.n_items, seed=3),
@@ -406,8 +396,8 @@ def test_evaluate_agrees_with_plain_python_on_ml100k(model_name, threshold):
         assert report.summary[name] == pytest.approx(value, abs=1e-12)
 
 
-def test_rating_metrics_agree_with_plain_python_on_ml100k():
-    train, test = _ml100k()
+def test_rating_metrics_agree_with_plain_python_on_ml100k(ml100k_split):
+    train, test = ml100k_split
     model = ItemMean(train)
     report = evaluate(model, train, test, k=10, n_bootstrap=200)
     coo = test.matrix.tocoo()

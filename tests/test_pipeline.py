@@ -418,11 +418,8 @@ def test_stage_4_of_a_model_without_item_similarities_skips_the_explanations(bia
 
 # -- real data --------------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.usefixtures("data_dir")  # the pipeline finds ml-100k through RECLAB_DATA_DIR
 def test_ml100k_pipeline(tmp_path):
-    data_dir = os.environ.get("RECLAB_DATA_DIR")
-    if not data_dir or not (Path(data_dir) / "ml-100k" / "u.data").is_file():
-        pytest.skip("ml-100k not found: set RECLAB_DATA_DIR to the folder holding ml-100k/ "
-                    "(the Makefile sets ../shared/data)")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = pipeline.run_pipeline(params_file=PROJECT / "params" / "ml-100k.yaml",
                                    overrides={"tune.n_trials": 4, "tune.n_initial": 3,
@@ -443,7 +440,7 @@ SPARK_SMALL = {"models.SparkALS.params": {"iterations": 5, "implicit": True, "ma
 
 @pytest.mark.slow
 @pytest.mark.spark
-def test_ml_latest_small_pipeline_on_spark(tmp_path, monkeypatch):
+def test_ml_latest_small_pipeline_on_spark(tmp_path, monkeypatch, shared_path):
     """backend: spark end to end (issue 9): SparkALS tuned, trained and evaluated in the stage
     kernels' own Spark sessions; stage 5's metrics computed in Spark equal reclab.evaluate's."""
     pytest.importorskip("pyspark", reason="backend spark needs pyspark and Java 17 "
@@ -451,10 +448,7 @@ def test_ml_latest_small_pipeline_on_spark(tmp_path, monkeypatch):
     # Three kernels each start a JVM for a minute of work: the JIT's quick tier alone starts and
     # warms up 2-3x faster (the kernels inherit this environment). Not a setting for real data.
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
-    data_dir = os.environ.get("RECLAB_DATA_DIR")
-    if not data_dir or not (Path(data_dir) / "ml-latest-small" / "ratings.csv").is_file():
-        pytest.skip("ml-latest-small not found: set RECLAB_DATA_DIR to the folder holding "
-                    "ml-latest-small/ (the Makefile sets ../shared/data)")
+    shared_path("ml-latest-small/ratings.csv")  # the pipeline reads it through RECLAB_DATA_DIR
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = pipeline.run_pipeline(params_file=PROJECT / "params" / "ml-latest-small.yaml",
                                    overrides={"backend": "spark", "tune.n_trials": 3,

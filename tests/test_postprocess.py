@@ -11,9 +11,12 @@ import pandas as pd
 import pytest
 
 from reclab.data import Interactions
+from reclab.datasets import synthetic
 from reclab.errors import ReclabError
-from reclab.models import SVD, ItemKNN, Popularity
-from reclab.postprocess import because_you_watched, recommendations_table, similar_items_table
+from reclab.models import SVD, Bias, ExplicitALS, ImplicitALS, ItemKNN, Popularity
+from reclab.postprocess import (because_you_watched, explain_recommendations, has_item_similarities,
+                                recommendations_table, similar_items_table)
+from reclab.spark import SparkALS
 
 TITLES = {101: "Alien", 102: "Blade Runner", 103: "Solaris", 104: "Amelie", 105: "Casablanca",
           106: "Notting Hill"}
@@ -88,3 +91,82 @@ def test_errors(knn, data):
     other = data.restrict(users=np.arange(4))
     with pytest.raises(ReclabError, match="fitted on"):
         recommendations_table(knn, other, [1])
+
+
+# -- which models explain, and how ---------------------------------------------------------------
+COMPARES_ITEMS = {Popularity: False, Bias: False, ItemKNN: True, SVD: True, ExplicitALS: True,
+                  ImplicitALS: True}
+
+
+@pytest.mark.parametrize("make", [Popularity, Bias, ItemKNN, lambda: SVD(factors=2, seed=0),
+                                  lambda: ExplicitALS(factors=2, seed=0),
+                                  lambda: ImplicitALS(factors=2, seed=0)],
+                         ids=["Popularity", "Bias", "ItemKNN", "SVD", "ExplicitALS", "ImplicitALS"])
+def test_has_item_similarities_tells_whether_explanations_work(make, data):
+    model = make()
+    expected = COMPARES_ITEMS[type(model)]
+    assert has_item_similarities(model) is expected   # unfitted: stage 4 decides before loading
+    model.fit(data)
+    assert has_item_similarities(model) is expected
+    if expected:
+        assert because_you_watched(model, data, user=7, item=103).item.tolist() in ([101, 104], [104, 101])
+    else:
+        with pytest.raises(TypeError, match=f"{type(model).__name__} has no item similarities"):
+            because_you_watched(model, data, user=7, item=103)
+
+
+def test_has_item_similarities_of_spark_als_and_of_a_non_model():
+    assert has_item_similarities(SparkALS()) is True   # a factor model; needs no Spark session
+    with pytest.raises(ReclabError, match="model must be a reclab model"):
+        has_item_similarities("ImplicitALS")
+
+
+def test_explain_recommendations_by_hand(knn, data):
+    recommendations = recommendations_table(knn, data, [8, 7], n=2)
+    assert recommendations.item.tolist() == [103, 101, 103, 105]
+    table = explain_recommendations(knn, data, recommendations, n=3)
+    assert list(table.columns) == ["user", "recommended", "rank", "item", "title", "rating", "similarity"]
+    # User 8 watched only Blade Runner: it explains both Solaris (0.866) and Alien (0.75).
+    # User 7 watched Alien and Amelie: both explain each recommendation, the more similar first;
+    # Solaris is as close to Alien as Casablanca is to Amelie (0.866), and orthogonal to the other.
+    assert table.user.tolist() == [8, 8, 7, 7, 7, 7]
+    assert table.recommended.tolist() == ["Solaris", "Alien"] + ["Solaris"] * 2 + ["Casablanca"] * 2
+    assert table["rank"].tolist() == [1, 1, 1, 2, 1, 2]
+    assert table.item.tolist() == [102, 102, 101, 104, 104, 101]
+    assert table.title.tolist() == ["Blade Runner", "Blade Runner", "Alien", "Amelie", "Amelie", "Alien"]
+    assert table.rating.tolist() == [5.0] * 6
+    np.testing.assert_allclose(table.similarity, [S_13, S_12, S_13, 0.0, S_13, 0.0], atol=1e-6)
+    # n caps the explanations per recommendation.
+    assert explain_recommendations(knn, data, recommendations, n=1)["rank"].tolist() == [1, 1, 1, 1]
+
+
+def test_explain_recommendations_edge_cases(knn, data):
+    recommendations = recommendations_table(knn, data, [7], n=2)
+    empty = explain_recommendations(knn, data, recommendations.iloc[:0])
+    assert empty.empty
+    assert list(empty.columns) == ["user", "recommended", "rank", "item", "title", "rating", "similarity"]
+    with pytest.raises(ReclabError, match="recommendations has no column 'title'"):
+        explain_recommendations(knn, data, recommendations.drop(columns="title"))
+    with pytest.raises(TypeError, match="Popularity has no item similarities"):
+        explain_recommendations(Popularity().fit(data), data, recommendations)
+
+
+def test_factor_model_explanations_are_the_most_similar_watched_items():
+    # Without item metadata a title is the item id, so each recommendation's title names one item.
+    data = Interactions.from_frame(synthetic(seed=0, n_users=30, n_items=40, n_ratings=400).to_frame())
+    model = ImplicitALS(factors=8, regularization=1.0, seed=0).fit(data)
+    recommendations = recommendations_table(model, data, data.user_ids[:5], n=4)
+    table = explain_recommendations(model, data, recommendations, n=3)
+    # Every user watched at least 13 items, none of them recommended: three explanations each.
+    assert len(table) == 3 * len(recommendations) == 60
+    for row in recommendations.itertuples(index=False):
+        explained = table[(table.user == row.user) & (table.recommended == row.title)]
+        assert explained["rank"].tolist() == [1, 2, 3]
+        user_row = data.matrix[data.user_index([row.user])[0]]
+        watched = data.item_ids[user_row.indices]
+        assert set(explained.item) <= set(watched) and row.item not in set(explained.item)
+        similarity = model.item_similarity(int(data.item_index([row.item])[0]), user_row.indices)
+        best = np.argsort(-similarity, kind="stable")[:3]
+        assert explained.item.tolist() == watched[best].tolist()
+        np.testing.assert_array_equal(explained.similarity, similarity[best])
+        np.testing.assert_array_equal(explained.rating, user_row.data[best])

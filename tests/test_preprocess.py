@@ -1,18 +1,13 @@
 """k-core filtering: thresholds hold, cascades are followed, errors are clear."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reclab import Interactions, ReclabError, datasets
+from reclab import Interactions, ReclabError
 from reclab.preprocess import kcore
-
-SHARED = Path(os.environ.get("RECLAB_DATA_DIR", "/nonexistent"))
 
 
 def reference_kcore(frame: pd.DataFrame, min_user: int, min_item: int) -> set:
@@ -44,10 +39,8 @@ def test_item_metadata_follows():
     assert core.titles([0, 1]).tolist() == ["A", "B"]
 
 
-def test_ml100k_core():
-    if not (SHARED / "ml-100k").is_dir():
-        pytest.skip(f"real MovieLens data not found at {SHARED}; set RECLAB_DATA_DIR")
-    data = datasets.load("ml-100k", download=False)
+def test_ml100k_core(ml100k):
+    data = ml100k
     core = kcore(data, min_user=5, min_item=5)
     assert core.user_counts().min() >= 5 and core.item_counts().min() >= 5
     assert (core.n_users, core.n_items) == (943, 1349)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import numbers
 import sys
 import time
@@ -44,8 +43,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from reclab._io import atomic_write
+# Re-exported: model authors check their parameters with these (see the module docstring).
+from reclab._validate import check_bool, check_choice, check_float, check_int, check_seed
 from reclab.errors import ReclabError
-from reclab.ranking import _candidate_mask, _check_n, top_n
+from reclab.ranking import _candidate_mask, top_n
 
 __all__ = ["Recommender", "FactorModel", "clone", "load", "check_int", "check_float",
            "check_bool", "check_seed", "check_choice"]
@@ -60,63 +61,6 @@ _PAIR_BATCH = 1 << 16
 
 # Every concrete model class, by name: load() rebuilds only these, never an arbitrary import path.
 _REGISTRY: dict[str, type] = {}
-
-
-# -- parameter checks (shared by every model's _validate_params) ---------------------------------
-def _owner(model) -> str:
-    return type(model).__name__ if model is not None else "model"
-
-
-def check_int(name: str, value, low: int | None = None, high: int | None = None, model=None) -> int:
-    """Check that a parameter is an integer in ``[low, high]`` and return it as ``int``.
-
-    Booleans and floats (even ``3.0``) are rejected: a float where an integer is expected is
-    usually a tuning space mistake worth hearing about.
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ReclabError(f"{_owner(model)} parameter {name} must be an integer, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high}]" if low is not None else f"<= {high}"
-        raise ReclabError(f"{_owner(model)} parameter {name} must be an integer {bounds}, got {value!r}")
-    return int(value)
-
-
-def check_float(name: str, value, low: float | None = None, high: float | None = None,
-                low_open: bool = False, model=None) -> float:
-    """Check that a parameter is a finite real number in ``[low, high]`` and return it as ``float``.
-
-    ``low_open=True`` makes the lower bound strict (``value > low``), e.g. for a learning rate.
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ReclabError(f"{_owner(model)} parameter {name} must be a finite number, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ReclabError(f"{_owner(model)} parameter {name} must be {'>' if low_open else '>='} {low}, "
-                          f"got {value!r}")
-    if high is not None and value > high:
-        raise ReclabError(f"{_owner(model)} parameter {name} must be <= {high}, got {value!r}")
-    return float(value)
-
-
-def check_bool(name: str, value, model=None) -> bool:
-    """Check that a parameter is a boolean."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ReclabError(f"{_owner(model)} parameter {name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def check_seed(value, name: str = "seed", model=None) -> int:
-    """Check a random seed: an integer >= 0 (None is refused: runs must be reproducible)."""
-    if value is None:
-        raise ReclabError(f"{_owner(model)} parameter {name} must be an integer >= 0 (None would make "
-                          "the run irreproducible), got None")
-    return check_int(name, value, low=0, model=model)
-
-
-def check_choice(name: str, value, choices, model=None):
-    """Check that a parameter is one of ``choices``."""
-    if value not in choices:
-        raise ReclabError(f"{_owner(model)} parameter {name} must be one of {list(choices)}, got {value!r}")
-    return value
 
 
 # -- fit progress -----------------------------------------------------------------------------------
@@ -378,7 +322,7 @@ class Recommender:
         """
         scalar = np.ndim(users) == 0
         users = self._validate_users(users)
-        n = _check_n(n)
+        n = check_int("n", n, low=1)
         filter_seen = check_bool("filter_seen", filter_seen, model=self)
         if candidates is not None and np.asarray(candidates).dtype != bool:
             candidates = self._validate_items(candidates)   # names bad indices like everywhere else
@@ -419,7 +363,7 @@ class Recommender:
         """
         scalar = np.ndim(items) == 0
         items = self._validate_items(items)
-        n = _check_n(n)
+        n = check_int("n", n, low=1)
         ids = np.empty((items.size, n), dtype=np.int64)
         scores = np.empty((items.size, n), dtype=np.float32)
         for start in range(0, items.size, _USER_BATCH):

@@ -1,0 +1,83 @@
+"""Argument checks shared by every reclab module: one wording for one kind of mistake.
+
+Each check returns the value as a plain Python scalar or raises :class:`~reclab.errors.ReclabError`
+naming the argument, what was expected and what was given, e.g. ``k must be an integer >= 1, got 0``.
+Given ``model``, the message names its class: ``SVD parameter factors must be an integer >= 1, got 0``
+(models check their hyperparameters with these in ``_validate_params``).
+
+Booleans are refused where numbers are expected (``True`` is an ``int`` to Python, but a flag passed
+as a count is a mistake worth hearing about), and so are floats where integers are expected, even
+``3.0``: a float there is usually a search space mistake.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from reclab.errors import ReclabError
+
+__all__ = ["check_bool", "check_choice", "check_float", "check_int", "check_seed"]
+
+
+def _subject(name: str, model) -> str:
+    return name if model is None else f"{type(model).__name__} parameter {name}"
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value, low: int | None = None, high: int | None = None, model=None) -> int:
+    """Check that ``value`` is an integer in ``[low, high]`` (either bound optional); return it as ``int``."""
+    if _is_bool(value) or not isinstance(value, numbers.Integral) \
+            or (low is not None and value < low) or (high is not None and value > high):
+        bounds = ("" if low is None and high is None else f" >= {low}" if high is None
+                  else f" <= {high}" if low is None else f" in [{low}, {high}]")
+        raise ReclabError(f"{_subject(name, model)} must be an integer{bounds}, got {value!r}")
+    return int(value)
+
+
+def check_float(name: str, value, low: float | None = None, high: float | None = None,
+                low_open: bool = False, model=None) -> float:
+    """Check that ``value`` is a finite real number in ``[low, high]``; return it as ``float``.
+
+    ``low_open=True`` makes the lower bound strict (``value > low``), e.g. for a learning rate.
+    """
+    subject = _subject(name, model)
+    if _is_bool(value) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ReclabError(f"{subject} must be a finite number, got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and value > high
+    if low is not None and high is not None and (too_low or too_high):
+        raise ReclabError(f"{subject} must be a number in {'(' if low_open else '['}{low}, {high}], "
+                          f"got {value!r}")
+    if too_low:
+        raise ReclabError(f"{subject} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if too_high:
+        raise ReclabError(f"{subject} must be <= {high}, got {value!r}")
+    return float(value)
+
+
+def check_bool(name: str, value, model=None) -> bool:
+    """Check that ``value`` is ``True`` or ``False`` (a NumPy bool included); return it as ``bool``."""
+    if not _is_bool(value):
+        raise ReclabError(f"{_subject(name, model)} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_seed(value, name: str = "seed", model=None) -> int:
+    """Check a random seed: an integer >= 0. None is refused: runs must be reproducible."""
+    if value is None:
+        raise ReclabError(f"{_subject(name, model)} must be an integer >= 0 (None would make the run "
+                          "irreproducible), got None")
+    return check_int(name, value, low=0, model=model)
+
+
+def check_choice(name: str, value, choices, model=None):
+    """Check that ``value`` is one of ``choices``; return it unchanged."""
+    if value not in choices:
+        raise ReclabError(f"{_subject(name, model)} must be one of {list(choices)}, got {value!r}")
+    return value
