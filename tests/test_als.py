@@ -47,7 +47,7 @@ def test_implicit_als_precision_on_ml100k(ml100k_split):
 def test_explicit_als_rmse_on_ml100k(ml100k_split):
     train, test = ml100k_split
     rmse = _test_rmse(ExplicitALS().fit(train), test)
-    assert 0.89 <= rmse <= 0.93                                  # measured 0.9110
+    assert 0.89 <= rmse <= 0.93                                  # measured 0.9132
 
 
 # -- the solves are right: compare with dense linear algebra ---------------------------------------
