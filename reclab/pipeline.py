@@ -146,8 +146,6 @@ def _kernel_manager_class(stderr):
     at the same moment by concurrent pipelines could pick the same port, and one would die
     with "Address already in use" (papermill issue #511).
     """
-    import os
-    import shutil
     import tempfile
 
     import zmq

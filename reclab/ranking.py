@@ -60,22 +60,50 @@ def _check_exclude(exclude, shape) -> sp.csr_matrix | None:
     return exclude.tocsr()
 
 
+@njit(cache=True, inline="always")
+def _worse(value_a, item_a, value_b, item_b):
+    """Whether (value_a, item_a) ranks below (value_b, item_b): lower score, or the same score
+    and a higher item index."""
+    return value_a < value_b or (value_a == value_b and item_a > item_b)
+
+
+@njit(cache=True, inline="always")
+def _sift_down(values, items, size, position):
+    """Restore the heap below ``position``: every entry ranks no higher than its children, so
+    the lowest-ranked kept item is at the root."""
+    while True:
+        child = 2 * position + 1
+        if child >= size:
+            return
+        if child + 1 < size and _worse(values[child + 1], items[child + 1], values[child], items[child]):
+            child += 1
+        if not _worse(values[child], items[child], values[position], items[position]):
+            return
+        values[position], values[child] = values[child], values[position]
+        items[position], items[child] = items[child], items[position]
+        position = child
+
+
 @njit(parallel=True, cache=True)
 def _top_n_rows(scores, n, exclude_indptr, exclude_indices, allowed, ids, best, has_nan):
     """Top ``n`` of every row in one pass over its scores, rows in parallel.
 
-    Items are visited in ascending index order and kept in a sorted list of at most ``n``: a new
-    item enters only when its score is strictly greater than the last kept one, so of equal
-    scores the lower index stays ahead, exactly as a stable sort by descending score would put
-    them. Expected insertions per row are about ``n log(n_items / n)``, so the pass costs one
-    comparison per item. Excluded items (sorted column indices per row) are skipped as runs
-    between them; ``allowed`` is a boolean mask over items (all True when every item is allowed).
-    Scores are compared as float32; ``-inf`` is unavailable; a NaN marks its row in ``has_nan``.
+    Items are visited in ascending index order and the ``n`` best so far are kept in a heap
+    whose root is the lowest ranked of them. A new item can only tie a kept one with a higher
+    index, which ranks below it, so it enters exactly when its score is strictly greater than
+    the root's. The kept items are then sorted by heap extraction. Cost: one comparison per
+    item plus O(log n) per entry into the heap (about ``n log(n_items / n)`` entries for scores
+    in random order, at most ``n_items``) and O(n log n) for the sort. Excluded items (sorted
+    column indices per row) are skipped as runs between them; ``allowed`` is a boolean mask over
+    items. Scores are compared as float32; ``-inf`` is unavailable; NaN marks its row in
+    ``has_nan``.
     """
     m, n_items = scores.shape
     minus_inf = np.float32(-np.inf)
     for row in prange(m):
-        count = 0
+        values = best[row]
+        items = ids[row]
+        size = 0
         segment_start = 0
         pointer = exclude_indptr[row]
         stop = exclude_indptr[row + 1]
@@ -93,23 +121,35 @@ def _top_n_rows(scores, n, exclude_indptr, exclude_indices, allowed, ids, best, 
                 if value != value:
                     has_nan[row] = True
                     continue
-                if count == n and not value > best[row, n - 1]:
+                if size == n and not value > values[0]:
                     continue
                 if value == minus_inf or not allowed[item]:
                     continue
-                position = count if count < n else n - 1
-                if count < n:
-                    count += 1
-                while position > 0 and best[row, position - 1] < value:
-                    best[row, position] = best[row, position - 1]
-                    ids[row, position] = ids[row, position - 1]
-                    position -= 1
-                best[row, position] = value
-                ids[row, position] = item
+                if size < n:   # add as a leaf and move it up past every entry ranked higher
+                    position = size
+                    size += 1
+                    while position > 0:
+                        parent = (position - 1) // 2
+                        if not _worse(value, item, values[parent], items[parent]):
+                            break
+                        values[position] = values[parent]
+                        items[position] = items[parent]
+                        position = parent
+                    values[position] = value
+                    items[position] = item
+                else:          # replace the root, the lowest ranked kept item
+                    values[0] = value
+                    items[0] = item
+                    _sift_down(values, items, size, 0)
             segment_start = segment_end + 1
-        for position in range(count, n):
-            ids[row, position] = -1
-            best[row, position] = minus_inf
+        # Heap extraction: the lowest ranked goes last, so the row ends best first.
+        for last in range(size - 1, 0, -1):
+            values[0], values[last] = values[last], values[0]
+            items[0], items[last] = items[last], items[0]
+            _sift_down(values, items, last, 0)
+        for position in range(size, n):
+            items[position] = -1
+            values[position] = minus_inf
 
 
 def top_n(scores, n: int, exclude=None, candidates=None) -> tuple[np.ndarray, np.ndarray]:
@@ -146,10 +186,9 @@ def top_n(scores, n: int, exclude=None, candidates=None) -> tuple[np.ndarray, np
 
     Notes
     -----
-    One pass over each row's scores (rows in parallel), keeping a sorted list of the ``n`` best
-    so far: O(m * n_items) comparisons plus about O(m * n^2 log(n_items / n)) for the insertions;
-    the score matrix is neither sorted nor copied (unless it is not float32/float64 or not
-    C-contiguous).
+    One pass over each row's scores (rows in parallel), keeping the ``n`` best so far in a heap:
+    O(m * n_items) comparisons plus O(m * n_items * log n) at worst for the heap; the score
+    matrix is neither sorted nor copied (unless it is not float32/float64 or not C-contiguous).
 
     Examples
     --------
