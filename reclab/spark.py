@@ -49,7 +49,6 @@ from reclab.errors import ReclabError
 from reclab.evaluation import _check_ks, _check_threshold
 from reclab.metrics import RANKING_METRICS
 from reclab.models.base import (FactorModel, check_bool, check_float, check_int, check_seed)
-from reclab.normalize import BiasNormalizer
 
 __all__ = ["SparkALS", "evaluate", "get_session", "read_interactions", "to_interactions"]
 
@@ -65,8 +64,6 @@ DEFAULT_CONFIG = {
 # Number of ALS blocks when num_blocks is None: Spark's own default, fixed rather than derived
 # from the cluster's parallelism, because the blocks seed the factor initialization (see SparkALS).
 _DEFAULT_BLOCKS = 10
-# Alternating passes of the bias estimate, as ExplicitALS, Bias and SVD do.
-_BIAS_ITERATIONS = 3
 _MASTER = re.compile(r"^(local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|local-cluster\[.+\]|"
                      r"(spark|k8s|mesos)://.+|yarn)$")
 # Rows of float64 scores computed at once by SparkALS._score (about 32 MB of temporaries).
@@ -476,10 +473,7 @@ class SparkALS(FactorModel):
             if train.implicit:
                 raise ReclabError("SparkALS with implicit=False needs explicit ratings, but every value "
                                   "of this data is 1.0; use implicit=True for implicit feedback")
-            baseline = BiasNormalizer(self.user_reg, self.item_reg, _BIAS_ITERATIONS).fit(train)
-            self.global_mean_ = float(baseline.global_mean_)
-            self.user_bias_ = baseline.user_bias_.astype(np.float32)
-            self.item_bias_ = baseline.item_bias_.astype(np.float32)
+            self._fit_baseline(train)
             # Residuals against the stored (float32) biases, in double, as BiasNormalizer.transform.
             user_bias = _to_spark(session, {"user": np.arange(train.n_users, dtype=np.int32),
                                             "user_bias": self.user_bias_.astype(np.float64)})

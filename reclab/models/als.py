@@ -20,12 +20,9 @@ import scipy.sparse as sp
 from reclab.models import _als_kernels as kernels
 from reclab.models.base import (FactorModel, check_bool, check_choice, check_float, check_int,
                                 check_seed)
-from reclab.normalize import BiasNormalizer
 
 __all__ = ["ImplicitALS", "ExplicitALS"]
 
-# Alternating passes of the bias estimate, as in Bias(iterations=3) and SVD.
-_BIAS_ITERATIONS = 3
 # Standard deviation of the initial factors, small as in `implicit`. The scale hardly matters: on
 # ML-100k, 0.001 to 0.3 give ExplicitALS test RMSEs within 0.0004 of each other.
 _INIT_SCALE = 0.01
@@ -333,8 +330,7 @@ class ExplicitALS(FactorModel):
     def _fit(self, train, report) -> None:
         k = int(self.factors)
         regularization = float(self.regularization)
-        normalizer = BiasNormalizer(self.user_reg, self.item_reg, _BIAS_ITERATIONS).fit(train)
-        residuals = normalizer.transform(train).matrix
+        residuals = self._fit_baseline(train).transform(train).matrix
         values = np.ascontiguousarray(residuals.data, dtype=np.float32)
         users, items = _Rows.both(residuals, values, k)
         ones = np.ones(residuals.nnz, dtype=np.float32)
@@ -361,8 +357,5 @@ class ExplicitALS(FactorModel):
                         + items.counts @ np.square(item_factors, dtype=np.float64).sum(axis=1))
                     loss = (squared.sum() + regularization * penalty) / residuals.nnz
                 report(iteration, loss)
-        self.global_mean_ = float(normalizer.global_mean_)
-        self.user_bias_ = normalizer.user_bias_.astype(np.float32)
-        self.item_bias_ = normalizer.item_bias_.astype(np.float32)
         self.user_factors_ = user_factors
         self.item_factors_ = item_factors

@@ -46,6 +46,7 @@ from reclab._io import atomic_write
 # Re-exported: model authors check their parameters with these (see the module docstring).
 from reclab._validate import check_bool, check_choice, check_float, check_int, check_seed
 from reclab.errors import ReclabError
+from reclab.normalize import BiasNormalizer
 from reclab.ranking import _candidate_mask, top_n
 
 __all__ = ["Recommender", "FactorModel", "clone", "load", "check_int", "check_float",
@@ -277,6 +278,17 @@ class Recommender:
 
     def _fit(self, train, report) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _fit(train, report)")
+
+    def _fit_baseline(self, train, iterations: int = 3) -> BiasNormalizer:
+        """Fit the rating baseline ``mu + b_u + b_i`` with this model's ``user_reg`` and
+        ``item_reg`` (:class:`reclab.normalize.BiasNormalizer`, ``iterations`` alternating passes;
+        3, as in ``Bias()``), keep it as ``global_mean_``, ``user_bias_`` and ``item_bias_``
+        (float32), and return the normalizer. For the models that learn biases."""
+        normalizer = BiasNormalizer(self.user_reg, self.item_reg, iterations).fit(train)
+        self.global_mean_ = float(normalizer.global_mean_)
+        self.user_bias_ = normalizer.user_bias_.astype(np.float32)
+        self.item_bias_ = normalizer.item_bias_.astype(np.float32)
+        return normalizer
 
     # -- scoring and ranking -----------------------------------------------------------------------
     def score_items(self, users) -> np.ndarray:

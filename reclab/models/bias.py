@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from reclab.models.base import Recommender, check_float, check_int
-from reclab.normalize import BiasNormalizer
 
 __all__ = ["Bias"]
 
@@ -59,10 +58,7 @@ class Bias(Recommender):
         check_int("iterations", self.iterations, low=1, model=self)
 
     def _fit(self, train, report) -> None:
-        normalizer = BiasNormalizer(self.user_reg, self.item_reg, self.iterations).fit(train)
-        self.global_mean_ = float(normalizer.global_mean_)
-        self.user_bias_ = normalizer.user_bias_.astype(np.float32)
-        self.item_bias_ = normalizer.item_bias_.astype(np.float32)
+        self._fit_baseline(train, self.iterations)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         return np.repeat(self.item_bias_[None, :], users.size, axis=0)

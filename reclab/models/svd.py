@@ -7,12 +7,9 @@ from scipy.sparse.linalg import svds
 
 from reclab.errors import ReclabError
 from reclab.models.base import FactorModel, check_float, check_int, check_seed
-from reclab.normalize import BiasNormalizer
 
 __all__ = ["SVD"]
 
-# Alternating passes of the bias estimate, as in Bias(iterations=3).
-_BIAS_ITERATIONS = 3
 
 
 class SVD(FactorModel):
@@ -76,8 +73,7 @@ class SVD(FactorModel):
         if self.factors >= limit:
             raise ReclabError(f"SVD factors={self.factors} must be smaller than min(n_users, n_items)"
                               f" = {limit} of the training data; use factors <= {limit - 1}")
-        normalizer = BiasNormalizer(self.user_reg, self.item_reg, _BIAS_ITERATIONS).fit(train)
-        residuals = normalizer.transform(train).matrix.astype(np.float64)
+        residuals = self._fit_baseline(train).transform(train).matrix.astype(np.float64)
         if not residuals.data.any():
             # The baseline already fits every rating; ARPACK cannot start on a zero matrix.
             u = np.zeros((train.n_users, self.factors))
@@ -94,9 +90,6 @@ class SVD(FactorModel):
         signs = np.sign(vt[np.arange(vt.shape[0]), pivot])
         signs[signs == 0] = 1.0
         scale = np.sqrt(s)
-        self.global_mean_ = float(normalizer.global_mean_)
-        self.user_bias_ = normalizer.user_bias_.astype(np.float32)
-        self.item_bias_ = normalizer.item_bias_.astype(np.float32)
         self.user_factors_ = (u * (signs * scale)).astype(np.float32)
         self.item_factors_ = (vt.T * (signs * scale)).astype(np.float32)
         self.singular_values_ = s.astype(np.float32)
