@@ -76,12 +76,11 @@ import concurrent.futures
 import json
 import math
 import multiprocessing
-import numbers
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -89,7 +88,7 @@ import pandas as pd
 from reclab._validate import check_choice, check_int, check_seed
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.evaluation import _check_threshold, evaluate
+from reclab.evaluation import _check_interactions, _check_ks, _check_threshold, evaluate
 from reclab.metrics import RANKING_METRICS
 from reclab.models.base import Recommender, clone
 from reclab.space import grid_points, parse_space, sample, space_to_dict, to_python
@@ -251,10 +250,7 @@ def _check_metric(metric) -> tuple[str, int | None]:
 def _check_k(k, cut: int | None) -> tuple[int, ...]:
     if k is None:
         return (cut if cut is not None else 10,)
-    values = [k] if isinstance(k, numbers.Integral) else list(k) if isinstance(k, Iterable) else None
-    if not values or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in values):
-        raise ReclabError(f"k must be a cut-off >= 1 or a list of them, got {k!r}")
-    values = tuple(sorted({int(v) for v in values}))
+    values = _check_ks(k)
     if cut is not None and cut not in values:
         raise ReclabError(f"k={list(values)} does not include the cut-off {cut} of the tuned metric; "
                           f"add it (k={sorted({*values, cut})}) or leave k=None")
@@ -262,8 +258,7 @@ def _check_k(k, cut: int | None) -> tuple[int, ...]:
 
 
 def _check_data(data, name: str) -> Interactions:
-    if not isinstance(data, Interactions):
-        raise ReclabError(f"{name} must be a reclab Interactions, got {type(data).__name__}")
+    _check_interactions(data, name)
     if data.nnz == 0:
         raise ReclabError(f"{name} has no interactions; tuning needs a non-empty {name} split")
     return data
