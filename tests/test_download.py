@@ -4,11 +4,11 @@ import hashlib
 import http.server
 import re
 import threading
-import zipfile
 from pathlib import Path
 
 import pytest
 
+from helpers import crafted_zip
 from reclab import ReclabError, datasets
 from reclab._io import atomic_write
 from reclab.datasets import _extract_zip
@@ -146,15 +146,6 @@ def test_corrupt_zip_in_data_dir_is_rejected(server, dirs):
 
 
 # -- unsafe archives --------------------------------------------------------------------------
-def crafted_zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, content, unix_mode in members:
-            info = zipfile.ZipInfo(name)
-            info.external_attr = unix_mode << 16
-            zf.writestr(info, content)
-    return path
-
-
 SAFE = ("ml-x/ratings.csv", b"userId,movieId,rating,timestamp\n", 0o100644)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from helpers import user_metrics
 from reclab import split
 from reclab.data import Interactions
 from reclab.errors import ReclabError
@@ -357,19 +358,8 @@ def _reference(model, train, test, ks, threshold):
         for k in ks:
             top = ranked[:k]
             covered[k].update(top)
-            hits = [item in relevant for item in top]
-            n_hits = sum(hits)
-            dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(hits, 1) if hit)
-            ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(len(relevant), k) + 1))
-            found, precision_sum = 0, 0.0
-            for rank, hit in enumerate(hits, 1):
-                if hit:
-                    found += 1
-                    precision_sum += found / rank
-            first = next((rank for rank, hit in enumerate(hits, 1) if hit), None)
-            values.update({f"precision@{k}": n_hits / k, f"recall@{k}": n_hits / len(relevant),
-                           f"ndcg@{k}": dcg / ideal, f"map@{k}": precision_sum / min(len(relevant), k),
-                           f"mrr@{k}": 0.0 if first is None else 1 / first, f"hit_rate@{k}": float(n_hits > 0)})
+            metrics = user_metrics([item in relevant for item in top], len(relevant), k)
+            values.update({f"{name}@{k}": value for name, value in metrics.items()})
         rows[user] = values
     coverage = {f"coverage@{k}": len(covered[k]) / n_items for k in ks}
     return rows, coverage

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import user_metrics
 from reclab.errors import ReclabError
 from reclab.metrics import (
     RANKING_METRICS,
@@ -139,23 +140,6 @@ def test_bad_inputs_are_clear_errors():
         mae([1.0, 2.0], [1.0, np.nan])
 
 
-def _reference(hits_row, n_relevant, k):
-    """The definitions, one user at a time, in plain Python."""
-    top = [bool(h) for h in hits_row[:k]]
-    n_hits = sum(top)
-    dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(top, 1) if hit)
-    idcg = sum(1 / math.log2(rank + 1) for rank in range(1, min(n_relevant, k) + 1))
-    seen, precision_sum = 0, 0.0
-    for rank, hit in enumerate(top, 1):
-        if hit:
-            seen += 1
-            precision_sum += seen / rank
-    first = next((rank for rank, hit in enumerate(top, 1) if hit), None)
-    return {"precision": n_hits / k, "recall": n_hits / n_relevant, "ndcg": dcg / idcg,
-            "map": precision_sum / min(n_relevant, k), "mrr": 0.0 if first is None else 1 / first,
-            "hit_rate": float(n_hits > 0)}
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 12).flatmap(lambda width: st.lists(
     st.tuples(st.lists(st.booleans(), min_size=width, max_size=width), st.integers(0, 15)),
@@ -168,7 +152,7 @@ def test_vectorized_metrics_match_plain_python(rows):
                  "ndcg": lambda k: ndcg_at_k(hits, n_relevant, k), "map": lambda k: map_at_k(hits, n_relevant, k),
                  "mrr": lambda k: mrr_at_k(hits, k), "hit_rate": lambda k: hit_rate_at_k(hits, k)}
     for k in range(1, hits.shape[1] + 1):
-        expected = [_reference(row, n, k) for row, n in zip(hits, n_relevant)]
+        expected = [user_metrics(row, n, k) for row, n in zip(hits, n_relevant)]
         for name, function in functions.items():
             values = function(k)
             assert not np.isnan(values).any()

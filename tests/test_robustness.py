@@ -19,7 +19,6 @@ import ast
 import json
 import math
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import reclab as rl
+from helpers import crafted_zip
 from reclab import Interactions, ReclabError, datasets, metrics, models, split
 from reclab.datasets import _extract_zip
 from reclab.models.base import _digest
@@ -608,15 +608,6 @@ def test_a_checkpoint_that_is_not_text_is_refused(tmp_path):
 
 
 # -- archives: escapes not already covered by tests/test_download.py ---------------------------
-def _zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, content, mode in members:
-            info = zipfile.ZipInfo(name)
-            info.external_attr = mode << 16
-            archive.writestr(info, content)
-    return path
-
-
 @pytest.mark.parametrize("member, reason", [
     ("..\\evil", "climbs out"),                        # a Windows separator
     ("ml-x\\..\\..\\evil", "climbs out"),
@@ -625,7 +616,7 @@ def _zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
     ("ml-x/a/b/../../../../evil", "climbs out"),
 ])
 def test_more_zip_escapes_are_refused_before_anything_is_written(tmp_path, member, reason):
-    archive = _zip(tmp_path / "crafted.zip", [("ml-x/ratings.csv", b"ok", 0o100644), (member, b"owned", 0o100644)])
+    archive = crafted_zip(tmp_path / "crafted.zip", [("ml-x/ratings.csv", b"ok", 0o100644), (member, b"owned", 0o100644)])
     with pytest.raises(ReclabError, match=rf"member .* {reason}"):
         _extract_zip(archive, tmp_path / "cache" / "ml-x", ("ml-x",))
     assert not (tmp_path / "evil").exists() and not (tmp_path / "cache" / "ml-x").exists()

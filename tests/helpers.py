@@ -1,0 +1,35 @@
+"""Plain helpers shared by several test files: reference definitions and crafted files."""
+
+import math
+import zipfile
+from pathlib import Path
+
+
+def user_metrics(hits_row, n_relevant: int, k: int) -> dict:
+    """The ranking metrics of one user at cut-off ``k``, written out in plain Python from the
+    definitions in reclab/metrics.py: ``hits_row`` says, rank by rank, whether the item there is
+    relevant; ``n_relevant`` >= 1 counts the user's relevant items."""
+    top = [bool(hit) for hit in hits_row[:k]]
+    n_hits = sum(top)
+    dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(top, 1) if hit)
+    idcg = sum(1 / math.log2(rank + 1) for rank in range(1, min(n_relevant, k) + 1))
+    seen, precision_sum = 0, 0.0
+    for rank, hit in enumerate(top, 1):
+        if hit:
+            seen += 1
+            precision_sum += seen / rank
+    first = next((rank for rank, hit in enumerate(top, 1) if hit), None)
+    return {"precision": n_hits / k, "recall": n_hits / n_relevant, "ndcg": dcg / idcg,
+            "map": precision_sum / min(n_relevant, k), "mrr": 0.0 if first is None else 1 / first,
+            "hit_rate": float(n_hits > 0)}
+
+
+def crafted_zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
+    """A zip archive at ``path`` holding ``(name, content, unix mode)`` members exactly as given,
+    however unsafe their names or modes."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content, unix_mode in members:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = unix_mode << 16
+            archive.writestr(info, content)
+    return path
