@@ -16,7 +16,6 @@ import json
 import multiprocessing
 import os
 import platform
-import sys
 import time
 import traceback
 from pathlib import Path

@@ -17,4 +17,4 @@ __all__ = ["Recommender", "FactorModel", "clone", "load", "Popularity", "Bias", 
 
 # Spark's ALS keeps reclab's contract, so params files and models.load know it by name; pyspark itself
 # is imported only when a SparkALS is fitted. Its contract checks live in tests/test_spark.py.
-from reclab.spark import SparkALS  # noqa: E402
+from reclab.spark import SparkALS  # noqa: E402, F401 (exported by name, outside __all__)
