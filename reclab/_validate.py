@@ -19,7 +19,8 @@ import numpy as np
 
 from reclab.errors import ReclabError
 
-__all__ = ["check_bool", "check_choice", "check_float", "check_int", "check_seed"]
+__all__ = ["check_bool", "check_choice", "check_cutoffs", "check_float", "check_int", "check_k", "check_seed",
+           "check_threshold"]
 
 
 def _subject(name: str, model) -> str:
@@ -81,3 +82,35 @@ def check_choice(name: str, value, choices, model=None):
     if value not in choices:
         raise ReclabError(f"{_subject(name, model)} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_k(k, n_ranks: int | None = None) -> int:
+    """Return the cutoff ``k`` as an int after checking ``1 <= k`` (and ``k <= n_ranks`` when given)."""
+    if _is_bool(k) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ReclabError(f"k must be an int >= 1 (a list length), got {k!r}")
+    if n_ranks is not None and k > n_ranks:
+        raise ReclabError(f"k={k} exceeds the {n_ranks} ranks given; compute top-{k} lists "
+                          f"(padded with id -1 where candidates run out) first")
+    return int(k)
+
+
+def check_cutoffs(k) -> tuple[int, ...]:
+    """Metric cutoffs: one int >= 1 or a non-empty sequence of them; return them sorted, unique."""
+    cuts = [k] if isinstance(k, (numbers.Integral, np.integer)) else k
+    try:
+        cuts = list(cuts)
+    except TypeError:
+        raise ReclabError(f"k must be an int >= 1 or a sequence of them, got {k!r}") from None
+    if not cuts:
+        raise ReclabError("k is empty; give at least one cutoff, for example k=(5, 10, 20)")
+    return tuple(sorted({check_k(cut) for cut in cuts}))
+
+
+def check_threshold(threshold) -> float | None:
+    """A relevance threshold: None (every test interaction is relevant) or a finite rating."""
+    if threshold is None:
+        return None
+    if _is_bool(threshold) or not isinstance(threshold, (numbers.Real, np.number)) \
+            or not np.isfinite(threshold):
+        raise ReclabError(f"relevance_threshold must be a finite number (a rating) or None, got {threshold!r}")
+    return float(threshold)

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from reclab.errors import ReclabError
 
-__all__ = ["Interactions"]
+__all__ = ["Interactions", "check_interactions"]
 
 _MIXED_KINDS = ("mixed", "mixed-integer")
 
@@ -489,3 +489,10 @@ class Interactions:
         if self._timestamps is not None:
             timestamps = np.concatenate([self._timestamps, other.timestamps])[order]
         return self._replace(matrix, timestamps)
+
+
+def check_interactions(value, name: str) -> Interactions:
+    """Check that the argument ``name`` is reclab :class:`Interactions`; return it."""
+    if not isinstance(value, Interactions):
+        raise ReclabError(f"{name} must be reclab Interactions, got {type(value).__name__}")
+    return value

@@ -30,9 +30,10 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from reclab.data import Interactions
+from reclab._validate import check_cutoffs, check_k, check_threshold
+from reclab.data import Interactions, check_interactions
 from reclab.errors import ReclabError
-from reclab.metrics import RANKING_METRICS, check_k, coverage_at_every_k, mae, metric_at_every_k, rmse
+from reclab.metrics import RANKING_METRICS, coverage_at_every_k, mae, metric_at_every_k, rmse
 from reclab.ranking import top_n
 
 __all__ = ["EvaluationReport", "Comparison", "evaluate", "ranking_metrics", "compare"]
@@ -201,31 +202,11 @@ class Comparison:
 
 
 # -- argument checks --------------------------------------------------------------------------
-def _check_ks(k) -> tuple[int, ...]:
-    cuts = [k] if isinstance(k, (numbers.Integral, np.integer)) else k
-    try:
-        cuts = list(cuts)
-    except TypeError:
-        raise ReclabError(f"k must be an int >= 1 or a sequence of them, got {k!r}") from None
-    if not cuts:
-        raise ReclabError("k is empty; give at least one cutoff, for example k=(5, 10, 20)")
-    return tuple(sorted({check_k(cut) for cut in cuts}))
-
-
 def _check_count(value, name: str, minimum: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)) \
             or value < minimum:
         raise ReclabError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _check_threshold(threshold) -> float | None:
-    if threshold is None:
-        return None
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (numbers.Real, np.number)) \
-            or not np.isfinite(threshold):
-        raise ReclabError(f"relevance_threshold must be a finite number (a rating) or None, got {threshold!r}")
-    return float(threshold)
 
 
 def _check_users(users, n_users: int) -> np.ndarray:
@@ -243,12 +224,6 @@ def _check_users(users, n_users: int) -> np.ndarray:
         raise ReclabError(f"users has repeated indices {unique[counts > 1][:10].tolist()}; each user "
                           f"is evaluated once")
     return unique
-
-
-def _check_interactions(value, name: str) -> Interactions:
-    if not isinstance(value, Interactions):
-        raise ReclabError(f"{name} must be reclab Interactions, got {type(value).__name__}")
-    return value
 
 
 def _relevant(test: Interactions, threshold: float | None) -> sp.csr_matrix:
@@ -424,16 +399,16 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
     >>> report = rl.evaluate(model, train, test, k=(5, 10))          # doctest: +SKIP
     >>> report.summary["ndcg@10"], report.intervals["ndcg@10"]        # doctest: +SKIP
     """
-    train = _check_interactions(train, "train")
-    test = _check_interactions(test, "test")
+    train = check_interactions(train, "train")
+    test = check_interactions(test, "test")
     if train.shape != test.shape or not np.array_equal(train.user_ids, test.user_ids) \
             or not np.array_equal(train.item_ids, test.item_ids):
         raise ReclabError(f"train {train.shape} and test {test.shape} must share users and items (the "
                           f"same ids, as reclab.split produces); build both from one Interactions")
     if not callable(getattr(model, "score_items", None)):
         raise ReclabError(f"model must have a score_items(users) method, got {type(model).__name__}")
-    ks = _check_ks(k)
-    threshold = _check_threshold(relevance_threshold)
+    ks = check_cutoffs(k)
+    threshold = check_threshold(relevance_threshold)
     considered = _check_users(users, test.n_users)
     batch_size = _check_count(batch_size, "batch_size", 1)
     n_bootstrap = _check_count(n_bootstrap, "n_bootstrap", 0)
@@ -482,9 +457,9 @@ def ranking_metrics(users, ids, test: Interactions, k=(5, 10, 20), relevance_thr
     -------
     EvaluationReport
     """
-    test = _check_interactions(test, "test")
-    ks = _check_ks(k)
-    threshold = _check_threshold(relevance_threshold)
+    test = check_interactions(test, "test")
+    ks = check_cutoffs(k)
+    threshold = check_threshold(relevance_threshold)
     n_bootstrap = _check_count(n_bootstrap, "n_bootstrap", 0)
     seed = _check_count(seed, "seed", 0)
     raw_users = np.asarray(users)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reclab._validate import check_k
 from reclab.errors import ReclabError
 
 __all__ = [
@@ -49,17 +50,6 @@ __all__ = [
 
 #: Per-user ranking metrics, in the order reports list them.
 RANKING_METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
-
-
-# -- validation -------------------------------------------------------------------------------
-def check_k(k, n_ranks: int | None = None) -> int:
-    """Return ``k`` as an int after checking ``1 <= k`` (and ``k <= n_ranks`` when given)."""
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ReclabError(f"k must be an int >= 1 (a list length), got {k!r}")
-    if n_ranks is not None and k > n_ranks:
-        raise ReclabError(f"k={k} exceeds the {n_ranks} ranks given; compute top-{k} lists "
-                          f"(padded with id -1 where candidates run out) first")
-    return int(k)
 
 
 def _check_hits(hits) -> np.ndarray:

@@ -43,7 +43,7 @@ Schema (defaults in brackets)::
 Backends
 --------
 ``backend: local`` trains and scores in the kernel's own Python. ``backend: spark`` trains
-:class:`reclab.spark.SparkALS` (Spark MLlib's ALS) in a Spark session of each stage's kernel
+:class:`reclab.models.SparkALS` (Spark MLlib's ALS) in a Spark session of each stage's kernel
 (``local[*]`` unless ``models.SparkALS.params.master`` names a cluster), and stage 5 computes the
 test metrics with :func:`reclab.spark.evaluate` as well. The two keys go together: ``backend:
 spark`` means ``model: SparkALS`` and ``model: SparkALS`` means ``backend: spark``. Setting one

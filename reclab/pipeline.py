@@ -44,13 +44,11 @@ from typing import Callable, Mapping, Sequence
 
 from reclab import params as params_module
 from reclab.errors import ReclabError
+from reclab.stages import NOTEBOOKS, STAGES
 
 __all__ = ["NOTEBOOKS", "STAGES", "PipelineError", "PipelineResult", "run_pipeline", "notebooks_dir",
            "default_params_file", "parse_stages"]
 
-STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate")
-NOTEBOOKS = {"preprocess": "01_preprocess.ipynb", "tune": "02_tune.ipynb", "train": "03_train.ipynb",
-             "postprocess": "04_postprocess.ipynb", "evaluate": "05_evaluate.ipynb"}
 # Parameters the pipeline passes to every stage notebook (each must be in its parameters cell).
 _PASSED = ("params_file", "experiment", "tracking_uri", "parent_run_id")
 # Seconds a kernel may take to start; papermill's 60 s is tight on a loaded 2-core machine.

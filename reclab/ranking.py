@@ -23,10 +23,10 @@ from numba import njit, prange
 from reclab._validate import check_int
 from reclab.errors import ReclabError
 
-__all__ = ["top_n"]
+__all__ = ["candidate_mask", "top_n"]
 
 
-def _candidate_mask(candidates, n_items: int) -> np.ndarray | None:
+def candidate_mask(candidates, n_items: int) -> np.ndarray | None:
     """Boolean mask over items from an index array or a boolean mask; None means all items."""
     if candidates is None:
         return None
@@ -207,7 +207,7 @@ def top_n(scores, n: int, exclude=None, candidates=None) -> tuple[np.ndarray, np
         raise ReclabError(f"scores must be numeric, got dtype {scores.dtype}")
     m, n_items = scores.shape
     exclude = _check_exclude(exclude, scores.shape)
-    allowed = _candidate_mask(candidates, n_items)
+    allowed = candidate_mask(candidates, n_items)
     if scores.dtype not in (np.float32, np.float64):
         scores = scores.astype(np.float32)
     scores = np.ascontiguousarray(scores)   # one compiled kernel per dtype

@@ -3,10 +3,11 @@
 For data sets that outgrow one machine, this module keeps reclab's interface while the heavy work
 runs in Spark:
 
-- :class:`SparkALS` is a reclab :class:`~reclab.models.base.FactorModel` (``fit``,
-  ``recommend``, ``predict``, ``similar_items``, ``save``, scikit-learn parameters, so
-  ``reclab.tune`` and ``reclab.evaluate`` work unchanged) trained by
-  ``pyspark.ml.recommendation.ALS``. The learned factors come back as numpy arrays.
+- :class:`reclab.models.SparkALS` (in ``reclab/models/spark_als.py``, with the other models) is a
+  reclab :class:`~reclab.models.base.FactorModel` (``fit``, ``recommend``, ``predict``,
+  ``similar_items``, ``save``, scikit-learn parameters, so ``reclab.tune`` and ``reclab.evaluate``
+  work unchanged) trained by ``pyspark.ml.recommendation.ALS``, with the session and the
+  DataFrame helpers of this module. The learned factors come back as numpy arrays.
 - :func:`evaluate` computes the ranking metrics of a factor model inside Spark (top-K per user by
   a cross join of the factor tables, seen items removed by a left anti join), with the
   conventions of DESIGN.md, and gives the same numbers as :func:`reclab.evaluate`.
@@ -46,11 +47,10 @@ import numpy as np
 
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.evaluation import _check_ks, _check_threshold
+from reclab._validate import check_cutoffs, check_threshold
 from reclab.metrics import RANKING_METRICS
-from reclab.models.base import (FactorModel, check_bool, check_float, check_int, check_seed)
 
-__all__ = ["SparkALS", "evaluate", "get_session", "read_interactions", "to_interactions"]
+__all__ = ["evaluate", "get_session", "read_interactions", "to_interactions"]
 
 #: Settings of a session started by :func:`get_session`; ``config`` overrides any of them.
 DEFAULT_CONFIG = {
@@ -61,17 +61,12 @@ DEFAULT_CONFIG = {
     "spark.log.level": "ERROR",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
-# Number of ALS blocks when num_blocks is None: Spark's own default, fixed rather than derived
-# from the cluster's parallelism, because the blocks seed the factor initialization (see SparkALS).
-_DEFAULT_BLOCKS = 10
 _MASTER = re.compile(r"^(local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|local-cluster\[.+\]|"
                      r"(spark|k8s|mesos)://.+|yarn)$")
-# Rows of float64 scores computed at once by SparkALS._score (about 32 MB of temporaries).
-_SCORE_CHUNK_ELEMENTS = 1 << 22
 
 
 # -- pyspark access ----------------------------------------------------------------------------
-def _pyspark():
+def sql_functions():
     try:
         import pyspark  # noqa: F401
     except ImportError:
@@ -82,7 +77,7 @@ def _pyspark():
     return functions
 
 
-def _is_spark_frame(value) -> bool:
+def is_spark_frame(value) -> bool:
     try:
         from pyspark.sql import DataFrame
     except ImportError:
@@ -102,7 +97,7 @@ def _quietly(function, *args, **kwargs):
         return function(*args, **kwargs)
 
 
-def _check_master(master, owner: str = "get_session"):
+def check_master(master, owner: str = "get_session"):
     if master is None:
         return None
     if not isinstance(master, str) or not _MASTER.match(master):
@@ -135,10 +130,10 @@ def get_session(master: str | None = None, config: Mapping[str, str] | None = No
         If pyspark is missing, ``master`` is not a master URL, or a session is already active
         with a different master (stop it first: ``get_session().stop()``).
     """
-    _pyspark()
+    sql_functions()
     from pyspark.sql import SparkSession
 
-    master = _check_master(master)
+    master = check_master(master)
     # The active session is per thread; one started in another thread is the instantiated one.
     session = SparkSession.getActiveSession() or getattr(SparkSession, "_instantiatedSession", None)
     if session is None:
@@ -155,7 +150,7 @@ def get_session(master: str | None = None, config: Mapping[str, str] | None = No
 
 
 # -- moving data between numpy and Spark ------------------------------------------------------
-def _to_spark(session, columns: dict):
+def to_spark(session, columns: dict):
     """A Spark DataFrame from numpy columns (via Arrow; float32 arrays of shape (n, k) become
     ``array<float>`` columns)."""
     import pyarrow as pa
@@ -172,7 +167,7 @@ def _to_spark(session, columns: dict):
     return _quietly(session.createDataFrame, pa.table(arrays))
 
 
-def _collect(frame) -> dict:
+def collect(frame) -> dict:
     """A Spark DataFrame's columns as numpy arrays (``array<float>`` columns as (n, k) float32)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -189,22 +184,22 @@ def _collect(frame) -> dict:
     return out
 
 
-def _index_table(session, role: str, ids: np.ndarray):
+def index_table(session, role: str, ids: np.ndarray):
     """A small table mapping original ids (column ``role``) to indices (``role + "_index"``),
     broadcast to every join with it."""
-    functions = _pyspark()
-    table = _to_spark(session, {role: ids, f"{role}_index": np.arange(len(ids), dtype=np.int32)})
+    functions = sql_functions()
+    table = to_spark(session, {role: ids, f"{role}_index": np.arange(len(ids), dtype=np.int32)})
     return functions.broadcast(table)
 
 
-def _interaction_columns(data: Interactions) -> dict:
+def interaction_columns(data: Interactions) -> dict:
     matrix = data.matrix
     users = np.repeat(np.arange(data.n_users, dtype=np.int32), np.diff(matrix.indptr))
     return {"user": users, "item": matrix.indices.astype(np.int32),
             "rating": np.asarray(matrix.data, dtype=np.float32)}
 
 
-def _frame_columns(frame, user: str, item: str, rating: str | None, timestamp: str | None):
+def check_columns(frame, user: str, item: str, rating: str | None, timestamp: str | None):
     missing = [c for c in (user, item, rating, timestamp) if c is not None and c not in frame.columns]
     if missing:
         raise ReclabError(f"column{'s' if len(missing) > 1 else ''} {missing} not found; columns are "
@@ -247,7 +242,7 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     ...                             timestamp="_c3", format="csv", sep="\\t", header=False)  # doctest: +SKIP
     >>> model = SparkALS(factors=32).fit(ratings)                                   # doctest: +SKIP
     """
-    functions = _pyspark()
+    functions = sql_functions()
     session = get_session() if session is None else session
     if format == "parquet":
         frame = session.read.parquet(str(path))
@@ -255,7 +250,7 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
         frame = session.read.csv(str(path), sep=sep, header=bool(header), inferSchema=True)
     else:
         raise ReclabError(f"format must be 'parquet' or 'csv', got {format!r}")
-    _frame_columns(frame, user, item, rating, timestamp)
+    check_columns(frame, user, item, rating, timestamp)
     ratings = functions.lit(1.0) if rating is None else functions.col(rating)
     selected = [functions.col(user).alias("user"), functions.col(item).alias("item"),
                 ratings.cast("float").alias("rating")]
@@ -283,11 +278,11 @@ def to_interactions(frame, user: str = "user", item: str = "item", rating: str |
         documents), so it indexes users and items exactly as :meth:`SparkALS.fit` does for the
         same DataFrame.
     """
-    if not _is_spark_frame(frame):
+    if not is_spark_frame(frame):
         raise ReclabError(f"to_interactions needs a Spark DataFrame, got {type(frame).__name__}")
     if timestamp == "timestamp" and "timestamp" not in frame.columns:
         timestamp = None
-    _frame_columns(frame, user, item, rating, timestamp)
+    check_columns(frame, user, item, rating, timestamp)
     wanted = [c for c in (user, item, rating, timestamp) if c is not None]
     table = _quietly(frame.select(*wanted).toArrow)
     if table.num_rows == 0:
@@ -296,247 +291,12 @@ def to_interactions(frame, user: str = "user", item: str = "item", rating: str |
                                    timestamp=timestamp)
 
 
-# -- the model -----------------------------------------------------------------------------------
-class SparkALS(FactorModel):
-    """Alternating least squares trained by Spark MLlib (``pyspark.ml.recommendation.ALS``).
-
-    The same model contract as every reclab model; only the training runs in Spark. Users and
-    items are passed to Spark as reclab's internal indices, so ids map both ways with no lookup.
-
-    Model
-    -----
-    Explicit ratings (``implicit=False``), the model of :class:`reclab.models.ExplicitALS`::
-
-        r_ui ~ mu + b_u + b_i + p_u . q_i
-
-    The baseline ``mu + b_u + b_i`` is :class:`reclab.normalize.BiasNormalizer` (``user_reg``,
-    ``item_reg``; Spark's ALS has no bias terms), and Spark's ALS factorizes the residuals
-    ``r_ui - mu - b_u - b_i`` with the weighted-lambda ridge ``lambda * n_u`` (``n_i``) of
-    ExplicitALS, so the two learn the same model with the same parameters (only the initial
-    factors differ). ``predict`` returns the sum, clipped to the training rating range; ranking
-    scores are ``b_i + p_u . q_i``.
-
-    Implicit feedback (``implicit=True``): Spark's implicit ALS (Hu, Koren and Volinsky 2008)
-    with confidence ``1 + alpha * r_ui``, scores ``p_u . q_i``, no ``predict``. Unlike
-    ImplicitALS, Spark scales the ridge by each user's (item's) number of interactions, so a
-    good ``regularization`` is much smaller than ImplicitALS's.
-
-    Parameters
-    ----------
-    factors : int
-        Latent dimension (Spark's ``rank``), >= 1.
-    regularization : float
-        Spark's ``regParam``, > 0. Spark scales it by the number of ratings of the user or item
-        being solved ("ALS-WR"), as ExplicitALS does.
-    iterations : int
-        Alternating sweeps (Spark's ``maxIter``), >= 1. Above ~20, set a checkpoint directory
-        (``spark.sparkContext.setCheckpointDir``) or Spark's lineage can overflow the stack.
-    implicit : bool
-        Implicit-feedback ALS instead of explicit ratings.
-    alpha : float
-        Confidence scale of implicit feedback, >= 0 (unused when ``implicit=False``).
-    user_reg, item_reg : float
-        Shrinkage of the explicit user and item biases, >= 0, as in ExplicitALS (unused when
-        ``implicit=True``).
-    seed : int
-        Seed of Spark's factor initialization, >= 0.
-    master : str or None
-        Spark master URL; None uses the active session or starts ``local[*]`` (see
-        :func:`get_session`).
-    num_blocks : int or None
-        User and item blocks of Spark's ALS (its parallelism), >= 1; None means 10, Spark's
-        default.
-
-    Attributes
-    ----------
-    user_factors_ : numpy.ndarray of float32, shape (n_users_, factors)
-    item_factors_ : numpy.ndarray of float32, shape (n_items_, factors)
-        Ordered by index; users and items without training interactions get zero factors.
-    global_mean_, user_bias_, item_bias_ : float, float32 arrays
-        The explicit baseline (only when ``implicit=False``).
-    user_ids_, item_ids_ : numpy.ndarray
-        Original ids by index (from the training Interactions or DataFrame); used by
-        :func:`evaluate` to map Spark DataFrames of ids.
-
-    Notes
-    -----
-    Determinism: the same data, parameters and seed give bit-identical factors (checked by the
-    tests, in local mode). Spark seeds each block's initial factors with the seed and the block
-    number, so results depend on ``num_blocks``, which is therefore fixed rather than taken from
-    the cluster's parallelism. The input's partitioning does not matter (Spark orders each block's
-    ratings by id before it solves): the tests check that the same ratings, arriving as
-    Interactions or as a differently partitioned DataFrame, give the same bits.
-
-    ``fit`` reports progress per iteration only after Spark finishes, since Spark runs every
-    iteration in one job: the first callback call carries the whole training time, the others
-    about 0 s, and ``loss`` is None.
-
-    Examples
-    --------
-    >>> import reclab as rl                                                    # doctest: +SKIP
-    >>> train, test = rl.split.random_holdout(rl.datasets.load("ml-100k"), seed=42)  # doctest: +SKIP
-    >>> model = SparkALS(factors=10, regularization=0.1, num_blocks=2).fit(train)    # doctest: +SKIP
-    >>> rl.spark.evaluate(model, train, test, k=10)["ndcg@10"]                 # doctest: +SKIP
-    """
-
-    def __init__(self, factors: int = 10, regularization: float = 0.1, iterations: int = 10,
-                 implicit: bool = False, alpha: float = 1.0, user_reg: float = 10.0,
-                 item_reg: float = 25.0, seed: int = 0, master: str | None = None,
-                 num_blocks: int | None = None):
-        self.factors = factors
-        self.regularization = regularization
-        self.iterations = iterations
-        self.implicit = implicit
-        self.alpha = alpha
-        self.user_reg = user_reg
-        self.item_reg = item_reg
-        self.seed = seed
-        self.master = master
-        self.num_blocks = num_blocks
-
-    # Both depend on a parameter, so they are properties rather than class attributes.
-    @property
-    def predicts_ratings(self) -> bool:
-        return not self.implicit
-
-    @property
-    def _learns_biases(self) -> bool:
-        return not self.implicit
-
-    def _validate_params(self) -> None:
-        check_int("factors", self.factors, low=1, model=self)
-        # Spark solves each least-squares problem by Cholesky, which needs a positive definite
-        # system: with no regularization a user with fewer ratings than factors fails.
-        check_float("regularization", self.regularization, low=0.0, low_open=True, model=self)
-        check_int("iterations", self.iterations, low=1, model=self)
-        check_bool("implicit", self.implicit, model=self)
-        check_float("alpha", self.alpha, low=0.0, model=self)
-        check_float("user_reg", self.user_reg, low=0.0, model=self)
-        check_float("item_reg", self.item_reg, low=0.0, model=self)
-        check_seed(self.seed, model=self)
-        _check_master(self.master, owner=type(self).__name__)
-        if self.num_blocks is not None:
-            check_int("num_blocks", self.num_blocks, low=1, model=self)
-
-    def fit(self, train, callback=None, progress: bool = False) -> "SparkALS":
-        """Learn from an ``Interactions`` or a Spark DataFrame; return ``self``.
-
-        Parameters
-        ----------
-        train : reclab.Interactions or pyspark.sql.DataFrame
-            A DataFrame has columns ``user``, ``item``, ``rating`` (ratings 1.0 for implicit
-            feedback when there is no ``rating`` column) and optionally ``timestamp``, as
-            :func:`read_interactions` gives; it must hold each (user, item) pair once. It is
-            collected to the driver once (see the module's Limits) to build ``seen_`` and index
-            users and items like :func:`to_interactions`; the ratings Spark trains on stay in
-            Spark. ``fit(df)`` and ``fit(to_interactions(df))`` learn the same
-            model, bit for bit.
-        callback, progress
-            As in :meth:`reclab.models.base.Recommender.fit` (see Notes of the class).
-
-        Returns
-        -------
-        self
-        """
-        if not _is_spark_frame(train):
-            return super().fit(train, callback=callback, progress=progress)
-        self._validate_params()
-        rating = "rating" if "rating" in train.columns else None
-        _frame_columns(train, "user", "item", rating, None)
-        data = to_interactions(train, rating=rating)
-        n_rows = train.count()
-        if data.nnz != n_rows:
-            raise ReclabError(f"the training DataFrame holds {n_rows - data.nnz} repeated (user, item) "
-                              f"pair(s); keep one row per pair (for example the latest) before fitting")
-        functions = _pyspark()
-        session = train.sparkSession
-        values = functions.lit(1.0) if rating is None else functions.col(rating)
-        indexed = (train.join(_index_table(session, "user", data.user_ids), "user")
-                   .join(_index_table(session, "item", data.item_ids), "item")
-                   .select(functions.col("user_index").alias("user"),
-                           functions.col("item_index").alias("item"), values.cast("float").alias("rating")))
-        self._spark_ratings = indexed
-        try:
-            return super().fit(data, callback=callback, progress=progress)
-        finally:
-            del self._spark_ratings
-
-    def _fit(self, train: Interactions, report) -> None:
-        from pyspark.ml.recommendation import ALS
-
-        functions = _pyspark()
-        ratings = vars(self).get("_spark_ratings")
-        session = get_session(self.master) if ratings is None else ratings.sparkSession
-        if ratings is None:
-            ratings = _to_spark(session, _interaction_columns(train))
-        if not self.implicit:
-            if train.implicit:
-                raise ReclabError("SparkALS with implicit=False needs explicit ratings, but every value "
-                                  "of this data is 1.0; use implicit=True for implicit feedback")
-            self._fit_baseline(train)
-            # Residuals against the stored (float32) biases, in double, as BiasNormalizer.transform.
-            user_bias = _to_spark(session, {"user": np.arange(train.n_users, dtype=np.int32),
-                                            "user_bias": self.user_bias_.astype(np.float64)})
-            item_bias = _to_spark(session, {"item": np.arange(train.n_items, dtype=np.int32),
-                                            "item_bias": self.item_bias_.astype(np.float64)})
-            residual = (functions.col("rating").cast("double") - functions.lit(self.global_mean_)
-                        - functions.col("user_bias") - functions.col("item_bias"))
-            ratings = (ratings.join(functions.broadcast(user_bias), "user")
-                       .join(functions.broadcast(item_bias), "item")
-                       .select("user", "item", residual.cast("float").alias("rating")))
-        blocks = _DEFAULT_BLOCKS if self.num_blocks is None else self.num_blocks
-        als = ALS(rank=self.factors, maxIter=self.iterations, regParam=self.regularization,
-                  implicitPrefs=self.implicit, alpha=self.alpha, seed=self.seed,
-                  numUserBlocks=blocks, numItemBlocks=blocks, nonnegative=False,
-                  userCol="user", itemCol="item", ratingCol="rating")
-        fitted = als.fit(ratings)
-        self.user_factors_ = _dense_factors(fitted.userFactors, train.n_users, self.factors)
-        self.item_factors_ = _dense_factors(fitted.itemFactors, train.n_items, self.factors)
-        self.user_ids_ = _savable_ids(train.user_ids)
-        self.item_ids_ = _savable_ids(train.item_ids)
-        for iteration in range(1, self.iterations + 1):
-            report(iteration, None)
-
-    def _score(self, users: np.ndarray) -> np.ndarray:
-        # In float64 rounded once to float32, the computation reclab.spark.evaluate does in Spark
-        # SQL, so that both rank items identically, near-ties included. The float32 products are
-        # exact in float64, and OpenBLAS's dgemm sums them in factor order as Spark does: on
-        # ML-100k none of 1.6M scores differs in any bit (a float32 matrix product, the base
-        # class's, differs in the last bit for half of them, which reorders near-ties).
-        item_factors = self.item_factors_.astype(np.float64)
-        offset = self._item_offset()
-        offset = None if offset is None else offset.astype(np.float64)
-        out = np.empty((users.size, self.n_items_), dtype=np.float32)
-        chunk = max(1, _SCORE_CHUNK_ELEMENTS // max(self.n_items_, 1))
-        for start in range(0, users.size, chunk):
-            block = self.user_factors_[users[start:start + chunk]].astype(np.float64) @ item_factors.T
-            if offset is not None:
-                block += offset
-            out[start:start + chunk] = block
-        return out
-
-
-def _dense_factors(frame, size: int, factors: int) -> np.ndarray:
-    """Spark's (id, features) factor table as a dense (size, factors) float32 array by id."""
-    columns = _collect(frame)
-    out = np.zeros((size, factors), dtype=np.float32)
-    if columns["id"].size:
-        out[columns["id"].astype(np.int64)] = columns["features"]
-    return out
-
-
-def _savable_ids(ids: np.ndarray) -> np.ndarray:
-    """Ids as an array ``np.savez`` stores without pickle (strings as fixed-width unicode)."""
-    ids = np.asarray(ids)
-    return ids.astype(str) if ids.dtype == object else ids
-
-
 # -- evaluation inside Spark ---------------------------------------------------------------------
 def _pairs(session, value, name: str, model, threshold):
     """(user, item[, rating]) pairs of an Interactions or a DataFrame of ids, as a Spark frame of
     ``user`` (a key: the index, or the original id), ``user_index`` and ``item`` (indices; null
     for ids the model does not know)."""
-    functions = _pyspark()
+    functions = sql_functions()
     if isinstance(value, Interactions):
         if value.shape != (model.n_users_, model.n_items_):
             raise ReclabError(f"{name} has shape {value.shape} but the model was fitted on "
@@ -546,21 +306,21 @@ def _pairs(session, value, name: str, model, threshold):
         if threshold is not None:
             matrix = value.select(value.matrix.data >= threshold).matrix
         users = np.repeat(np.arange(value.n_users, dtype=np.int32), np.diff(matrix.indptr))
-        frame = _to_spark(session, {"user": users, "item": matrix.indices.astype(np.int32)})
+        frame = to_spark(session, {"user": users, "item": matrix.indices.astype(np.int32)})
         return frame.withColumn("user_index", functions.col("user"))
-    if not _is_spark_frame(value):
+    if not is_spark_frame(value):
         raise ReclabError(f"{name} must be reclab Interactions or a Spark DataFrame, got "
                           f"{type(value).__name__}")
     if not hasattr(model, "user_ids_"):
         raise ReclabError(f"{name} is a Spark DataFrame of ids, but {type(model).__name__} does not "
                           f"record the ids it was trained on; pass Interactions (a split of the "
                           f"training data) or use a SparkALS model")
-    _frame_columns(value, "user", "item", "rating" if threshold is not None else None, None)
+    check_columns(value, "user", "item", "rating" if threshold is not None else None, None)
     if threshold is not None:
         value = value.where(functions.col("rating") >= threshold)
     value = value.select("user", "item").distinct()
-    return (value.join(_index_table(session, "user", model.user_ids_), "user", "left")
-            .join(_index_table(session, "item", model.item_ids_), "item", "left")
+    return (value.join(index_table(session, "user", model.user_ids_), "user", "left")
+            .join(index_table(session, "item", model.item_ids_), "item", "left")
             .select("user", "user_index", functions.col("item_index").alias("item")))
 
 
@@ -617,20 +377,22 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -
     evaluated users with every item: O(users * items * factors), spread over the cluster; only
     the top K per user are kept (Spark stops each user's sort at K).
     """
-    functions = _pyspark()
+    functions = sql_functions()
     from pyspark.sql import Window
 
-    if not isinstance(model, FactorModel):
+    # A factor model by what it has (reclab.models imports this module for SparkALS, so this
+    # module cannot import reclab.models; see docs/architecture.md).
+    if not (hasattr(model, "user_factors_") or hasattr(type(model), "_item_offset")):
         raise ReclabError(f"evaluate needs a reclab factor model (SparkALS, ExplicitALS, "
                           f"ImplicitALS, SVD), got {type(model).__name__}")
     model._check_fitted()
-    ks = _check_ks(k)
-    threshold = _check_threshold(relevance_threshold)
+    ks = check_cutoffs(k)
+    threshold = check_threshold(relevance_threshold)
     if isinstance(train, Interactions) != isinstance(test, Interactions):
         raise ReclabError(f"train and test must both be Interactions or both Spark DataFrames, got "
                           f"{type(train).__name__} and {type(test).__name__}")
     if session is None:
-        session = get_session(model.master if isinstance(model, SparkALS) else None)
+        session = get_session(getattr(model, "master", None))
     max_k = ks[-1]
 
     relevant = _pairs(session, test, "test", model, threshold).cache()
@@ -650,10 +412,10 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -
         offset = model._item_offset()
         if offset is not None:
             item_columns["b"] = np.asarray(offset, dtype=np.float32)
-        item_factors = _to_spark(session, item_columns)
+        item_factors = to_spark(session, item_columns)
         # Users unknown to the model (a DataFrame test) have no row: zero factors.
         zero = functions.lit(0.0).cast("float")
-        users = (evaluated.join(_to_spark(session, user_columns), "user_index", "left")
+        users = (evaluated.join(to_spark(session, user_columns), "user_index", "left")
                  .select("user", *[functions.coalesce(f"p{f}", zero).alias(f"p{f}")
                                    for f in range(n_factors)]))
         # One column per factor rather than arrays: Spark compiles this expression to Java code,
@@ -696,7 +458,7 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -
 def _summarize(hits, evaluated, ks) -> tuple[dict, int]:
     """Macro means of every ranking metric at every cutoff from the hit ranks of each user, and
     the number of evaluated users."""
-    functions = _pyspark()
+    functions = sql_functions()
     col, when, lit = functions.col, functions.when, functions.lit
     max_k = ks[-1]
     # Discounts and ideal DCGs from numpy, as reclab.metrics computes them, passed as literals.

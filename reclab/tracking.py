@@ -66,7 +66,7 @@ from reclab import params as params_module
 from reclab._io import atomic_write
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.pipeline import STAGES
+from reclab.stages import STAGES
 
 __all__ = [
     "STAGES", "project_root", "tracking_uri", "experiment_id", "start_pipeline", "start_stage",

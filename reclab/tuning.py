@@ -85,10 +85,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from reclab._validate import check_choice, check_int, check_seed
-from reclab.data import Interactions
+from reclab._validate import check_choice, check_cutoffs, check_int, check_seed, check_threshold
+from reclab.data import Interactions, check_interactions
 from reclab.errors import ReclabError
-from reclab.evaluation import _check_interactions, _check_ks, _check_threshold, evaluate
+from reclab.evaluation import evaluate
 from reclab.metrics import RANKING_METRICS
 from reclab.models.base import Recommender, clone
 from reclab.space import grid_points, parse_space, sample, space_to_dict, to_python
@@ -250,7 +250,7 @@ def _check_metric(metric) -> tuple[str, int | None]:
 def _check_k(k, cut: int | None) -> tuple[int, ...]:
     if k is None:
         return (cut if cut is not None else 10,)
-    values = _check_ks(k)
+    values = check_cutoffs(k)
     if cut is not None and cut not in values:
         raise ReclabError(f"k={list(values)} does not include the cut-off {cut} of the tuned metric; "
                           f"add it (k={sorted({*values, cut})}) or leave k=None")
@@ -258,7 +258,7 @@ def _check_k(k, cut: int | None) -> tuple[int, ...]:
 
 
 def _check_data(data, name: str) -> Interactions:
-    _check_interactions(data, name)
+    check_interactions(data, name)
     if data.nnz == 0:
         raise ReclabError(f"{name} has no interactions; tuning needs a non-empty {name} split")
     return data
@@ -720,7 +720,7 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
             or not np.array_equal(train.item_ids, valid.item_ids):
         raise ReclabError(f"train {train.shape} and valid {valid.shape} must share users and items "
                           f"(the same ids, as reclab.split produces)")
-    _check_threshold(relevance_threshold)  # not converted: the checkpoint header records it as given
+    check_threshold(relevance_threshold)  # not converted: the checkpoint header records it as given
 
     points = None
     if method == "grid":

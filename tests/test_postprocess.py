@@ -16,7 +16,7 @@ from reclab.errors import ReclabError
 from reclab.models import SVD, Bias, ExplicitALS, ImplicitALS, ItemKNN, Popularity
 from reclab.postprocess import (because_you_watched, explain_recommendations, has_item_similarities,
                                 recommendations_table, similar_items_table)
-from reclab.spark import SparkALS
+from reclab.models import SparkALS
 
 TITLES = {101: "Alien", 102: "Blade Runner", 103: "Solaris", 104: "Amelie", 105: "Casablanca",
           106: "Notting Hill"}

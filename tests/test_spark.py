@@ -14,6 +14,7 @@ import reclab as rl  # noqa: E402
 import reclab.models as models  # noqa: E402
 from model_contract import CHECKS, assert_same_state, contract_data  # noqa: E402
 from reclab import spark as rs  # noqa: E402
+from reclab.models import SparkALS  # noqa: E402
 from reclab.errors import ReclabError  # noqa: E402
 from reclab.models.als import ExplicitALS  # noqa: E402
 
@@ -34,7 +35,7 @@ def spark():
 def frame_of(spark, data: rl.Interactions):
     """A Spark DataFrame of (user, item, rating, timestamp) with original ids, as read_interactions gives."""
     table = data.to_frame()
-    return rs._to_spark(spark, {name: table[name].to_numpy() for name in table.columns})
+    return rs.to_spark(spark, {name: table[name].to_numpy() for name in table.columns})
 
 
 def pairs_rmse(model, test):
@@ -54,8 +55,8 @@ def test_get_session_reuses_the_active_session(spark):
 
 # -- model contract on the tiny contract data -----------------------------------------------------
 CONTRACT_MODELS = {
-    "explicit": lambda: rs.SparkALS(factors=4, iterations=3, num_blocks=BLOCKS),
-    "implicit": lambda: rs.SparkALS(factors=4, iterations=3, implicit=True, alpha=2.0, num_blocks=BLOCKS),
+    "explicit": lambda: SparkALS(factors=4, iterations=3, num_blocks=BLOCKS),
+    "implicit": lambda: SparkALS(factors=4, iterations=3, implicit=True, alpha=2.0, num_blocks=BLOCKS),
 }
 # Every check for explicit ratings; for implicit feedback, those where the two differ.
 IMPLICIT_CHECKS = ("check_scores", "check_seen_items_never_recommended", "check_predict",
@@ -73,21 +74,21 @@ def test_contract(spark, kind, check, tmp_path):
 def test_load_knows_sparkals_and_needs_no_spark(spark, tmp_path):
     model = CONTRACT_MODELS["explicit"]().fit(contract_data())
     loaded = models.load(model.save(tmp_path / "spark_als.npz"))
-    assert type(loaded) is rs.SparkALS
+    assert type(loaded) is SparkALS
     np.testing.assert_array_equal(loaded.user_ids_, contract_data().user_ids)
 
 
 def test_explicit_model_needs_ratings(spark):
     ones = rl.Interactions.from_matrix(contract_data().matrix.astype(bool).astype(np.float32))
     with pytest.raises(ReclabError, match="implicit=True"):
-        rs.SparkALS(num_blocks=BLOCKS).fit(ones)
+        SparkALS(num_blocks=BLOCKS).fit(ones)
 
 
 # -- ML-100k: accuracy, evaluation, DataFrames ----------------------------------------------------
 @pytest.fixture(scope="module")
 def spark_model(spark, ml100k_split):
     train, _ = ml100k_split
-    return rs.SparkALS(factors=FACTORS, iterations=ITERATIONS, regularization=REGULARIZATION,
+    return SparkALS(factors=FACTORS, iterations=ITERATIONS, regularization=REGULARIZATION,
                        num_blocks=BLOCKS, seed=0).fit(train)
 
 
@@ -160,8 +161,8 @@ def test_fit_from_dataframe_equals_fit_from_interactions(spark, ml100k, tmp_path
     frame = rs.read_interactions(tmp_path / "ratings.parquet", timestamp="timestamp")
     data = rs.to_interactions(frame)
     np.testing.assert_array_equal(data.user_ids, subset.user_ids)
-    from_frame = rs.SparkALS(factors=FACTORS, iterations=5, num_blocks=BLOCKS).fit(frame)
-    from_data = rs.SparkALS(factors=FACTORS, iterations=5, num_blocks=BLOCKS).fit(data)
+    from_frame = SparkALS(factors=FACTORS, iterations=5, num_blocks=BLOCKS).fit(frame)
+    from_data = SparkALS(factors=FACTORS, iterations=5, num_blocks=BLOCKS).fit(data)
     assert_same_state(from_frame, from_data)
     assert np.abs(from_frame.user_factors_).max() > 0
 
@@ -181,9 +182,9 @@ def test_read_interactions_csv_matches_the_loader(spark, data_dir, ml100k):
 
 
 def test_fit_rejects_repeated_pairs(spark):
-    frame = rs._to_spark(spark, {"user": np.array([1, 1, 2]), "item": np.array([5, 5, 5]),
+    frame = rs.to_spark(spark, {"user": np.array([1, 1, 2]), "item": np.array([5, 5, 5]),
                                  "rating": np.array([3.0, 4.0, 5.0], dtype=np.float32)})
-    model = rs.SparkALS(num_blocks=BLOCKS)
+    model = SparkALS(num_blocks=BLOCKS)
     with pytest.raises(ReclabError, match="1 repeated \\(user, item\\) pair"):
         model.fit(frame)
     assert not [name for name in vars(model) if name.endswith("_")]

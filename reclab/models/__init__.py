@@ -10,11 +10,11 @@ from reclab.models.base import FactorModel, Recommender, clone, load
 from reclab.models.bias import Bias
 from reclab.models.knn import ItemKNN
 from reclab.models.popularity import Popularity
+from reclab.models.spark_als import SparkALS
 from reclab.models.svd import SVD
 
 __all__ = ["Recommender", "FactorModel", "clone", "load", "Popularity", "Bias", "ItemKNN", "SVD",
            "ExplicitALS", "ImplicitALS"]
-
-# Spark's ALS keeps reclab's contract, so params files and models.load know it by name; pyspark itself
-# is imported only when a SparkALS is fitted. Its contract checks live in tests/test_spark.py.
-from reclab.spark import SparkALS  # noqa: E402, F401 (exported by name, outside __all__)
+# SparkALS (Spark MLlib's ALS) keeps reclab's contract, so params files and models.load know it by
+# name; pyspark itself is imported only when one is fitted. It stays outside __all__ because its
+# contract checks need a Spark session: they live in tests/test_spark.py.

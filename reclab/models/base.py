@@ -47,7 +47,7 @@ from reclab._io import atomic_write
 from reclab._validate import check_bool, check_choice, check_float, check_int, check_seed
 from reclab.errors import ReclabError
 from reclab.normalize import BiasNormalizer
-from reclab.ranking import _candidate_mask, top_n
+from reclab.ranking import candidate_mask, top_n
 
 __all__ = ["Recommender", "FactorModel", "clone", "load", "check_int", "check_float",
            "check_bool", "check_seed", "check_choice"]
@@ -338,7 +338,7 @@ class Recommender:
         filter_seen = check_bool("filter_seen", filter_seen, model=self)
         if candidates is not None and np.asarray(candidates).dtype != bool:
             candidates = self._validate_items(candidates)   # names bad indices like everywhere else
-        candidates = _candidate_mask(candidates, self.n_items_)
+        candidates = candidate_mask(candidates, self.n_items_)
         ids = np.empty((users.size, n), dtype=np.int64)
         scores = np.empty((users.size, n), dtype=np.float32)
         for start in range(0, users.size, _USER_BATCH):

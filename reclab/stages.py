@@ -1,0 +1,16 @@
+"""The pipeline's stages and their notebooks: the one list that the runner (:mod:`reclab.pipeline`),
+the tracking layer (:mod:`reclab.tracking`) and the command line share.
+
+A low module on purpose (it imports nothing of reclab): ``tracking`` needs the stage order to name and
+find stage runs, and ``pipeline`` runs the notebooks through ``tracking``, so neither may own the list
+(see docs/architecture.md). Adding a stage means one entry here and one notebook in ``notebooks/``.
+"""
+
+__all__ = ["NOTEBOOKS", "STAGES"]
+
+#: Stage names, in pipeline order (their numbers are positions from 1).
+STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate")
+
+#: The notebook of each stage, in ``notebooks/``.
+NOTEBOOKS = {"preprocess": "01_preprocess.ipynb", "tune": "02_tune.ipynb", "train": "03_train.ipynb",
+             "postprocess": "04_postprocess.ipynb", "evaluate": "05_evaluate.ipynb"}

@@ -1,0 +1,125 @@
+"""The layering of reclab's modules (docs/architecture.md): no import cycles, no private helper
+imported across modules.
+
+The import graph is read from the source with ``ast``: every ``import`` and ``from ... import``,
+at module level or inside a function (a function-level import only hides a cycle until the
+function runs). The root package ``reclab`` (the facade that re-exports everything) is not a node.
+Importing ``reclab.models.base`` from outside ``reclab.models`` also runs the package's
+``__init__``, so it counts as importing ``reclab.models`` too.
+"""
+
+import ast
+from pathlib import Path
+
+import reclab
+
+PACKAGE = Path(reclab.__file__).resolve().parent
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(path: Path, modules: dict[str, Path]):
+    """(imported module, imported name or None) for every reclab import in ``path``."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                yield (submodule, None) if submodule in modules else (base, alias.name)
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph = {name: set() for name in modules if name != "reclab"}
+    for name, path in modules.items():
+        if name == "reclab":
+            continue
+        for target, _ in _imports(path, modules):
+            if not target.startswith("reclab.") or target not in modules:
+                continue
+            edges = {target}
+            # Running a subpackage's module from outside runs the subpackage's __init__ first.
+            parts = target.split(".")
+            for depth in range(2, len(parts)):
+                parent = ".".join(parts[:depth])
+                if not (name == parent or name.startswith(parent + ".")):
+                    edges.add(parent)
+            graph[name] |= edges - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for successor in sorted(graph.get(node, ())):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in on_stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_graph_sees_imports_inside_functions():
+    graph = _graph()
+    # reclab.pipeline imports papermill and reclab.tracking only inside run_pipeline.
+    assert "reclab.tracking" in graph["reclab.pipeline"]
+    assert "reclab.models.base" in graph["reclab.models.als"]
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    cycles = _cycles(_graph())
+    assert not cycles, "import cycles among reclab's modules: " + "; ".join(
+        " <-> ".join(cycle) for cycle in cycles)
+
+
+def test_no_private_names_imported_across_modules():
+    modules = _modules()
+    crossings = []
+    for name, path in modules.items():
+        for target, imported in _imports(path, modules):
+            if imported and imported.startswith("_") and target.startswith("reclab") and target != name:
+                crossings.append(f"{name} imports {target}.{imported}")
+    assert not crossings, "private helpers used outside their module (make them public in one " \
+                          "shared module): " + "; ".join(crossings)
