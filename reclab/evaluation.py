@@ -4,7 +4,7 @@
 top-K lists made elsewhere (for example by Spark); :func:`compare` tests whether one report beats
 another on the same test split. The metric formulas live in :mod:`reclab.metrics`.
 
-Conventions (DESIGN.md, "Metric conventions"):
+Conventions (docs/architecture.md, "Conventions"):
 
 - Candidates of a user: every item not among the user's training interactions (``train.matrix``).
 - Relevant items of a user: the user's test interactions, or only those rated at or above

@@ -1,6 +1,6 @@
 """Ranking and rating metrics: pure, vectorized functions over a batch of users.
 
-These are the only definitions of reclab's metrics (DESIGN.md, "Metric conventions");
+These are the only definitions of reclab's metrics (docs/architecture.md, "Conventions");
 :func:`reclab.evaluate` and :func:`reclab.evaluation.ranking_metrics` build their inputs and call
 them.
 

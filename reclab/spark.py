@@ -10,7 +10,7 @@ runs in Spark:
   DataFrame helpers of this module. The learned factors come back as numpy arrays.
 - :func:`evaluate` computes the ranking metrics of a factor model inside Spark (top-K per user by
   a cross join of the factor tables, seen items removed by a left anti join), with the
-  conventions of DESIGN.md, and gives the same numbers as :func:`reclab.evaluate`.
+  conventions of :func:`reclab.evaluate`, and gives the same numbers as :func:`reclab.evaluate`.
 - :func:`read_interactions` reads Parquet or CSV straight into a Spark DataFrame;
   :func:`to_interactions` collects one into reclab :class:`~reclab.data.Interactions`.
 - :func:`get_session` starts (once) or returns the SparkSession everything here uses.
@@ -327,8 +327,8 @@ def _pairs(session, value, name: str, model, threshold):
 def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -> dict:
     """Ranking metrics of a fitted factor model, computed inside Spark.
 
-    The same metrics, conventions and numbers as :func:`reclab.evaluate` (DESIGN.md, "Metric
-    conventions"), for data too large to score on one machine: top-K lists are made in Spark
+    The same metrics, conventions and numbers as :func:`reclab.evaluate` (docs/architecture.md,
+    "Conventions"), for data too large to score on one machine: top-K lists are made in Spark
     from the model's factors, seen items are removed, and only the means come back.
 
     Parameters
