@@ -42,7 +42,7 @@ from reclab.errors import ReclabError
 from reclab.metrics import RANKING_METRICS, check_k, coverage_at_every_k, mae, metric_at_every_k, rmse
 from reclab.ranking import top_n
 
-__all__ = ["EvaluationReport", "Comparison", "evaluate", "ranking_metrics", "compare"]
+__all__ = ["EvaluationReport", "Comparison", "evaluate", "ranking_metrics", "compare", "cold_candidates"]
 
 # Bootstrap replicates are drawn in chunks of about this many user draws, so that the resampling
 # matrix stays near 32 MB whatever the number of users (138k users x 1000 replicates would
@@ -515,6 +515,23 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
     rating = _rating_errors(model, test, considered) if _predicts_ratings(model) and not test.implicit else None
     return _report(evaluated, ids, relevant, considered.size - evaluated.size, ks, test, threshold,
                    n_bootstrap, seed, rating, candidates)
+
+
+def cold_candidates(train: Interactions, test: Interactions, max_train: int = 0) -> np.ndarray:
+    """Original ids of the test items with at most ``max_train`` training interactions.
+
+    With ``max_train=0`` on a :func:`reclab.split.cold_items` split: the cold items, the candidate
+    set of the cold-start protocol (``evaluate(..., candidates=cold_candidates(train, test))``).
+    With a small ``max_train`` on any split: the items with few training interactions, whose
+    metrics say how a model does on the long tail.
+    """
+    train = _check_interactions(train, "train")
+    test = _check_interactions(test, "test")
+    max_train = _check_count(max_train, "max_train", 0)
+    chosen = (train.item_counts() <= max_train) & (test.item_counts() > 0)
+    if not chosen.any():
+        raise ReclabError(f"no test item has at most {max_train} training interactions; raise max_train")
+    return test.item_ids[chosen]
 
 
 def ranking_metrics(users, ids, test: Interactions, k=(5, 10, 20), relevance_threshold=None,
