@@ -1,5 +1,7 @@
 """Content features, cold-start splits, candidate-restricted evaluation, ContentKNN and HybridALS."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,3 +174,35 @@ def test_cold_start_quality_on_ml100k(ml100k):
     assert 1.1 * 0.117 <= precision["ContentKNN"] < 0.2
     assert 1.1 * 0.117 <= precision["HybridALS"] < 0.3
     assert precision["ImplicitALS"] < 0.075   # random ranking of these lists: 0.067
+
+
+def test_feature_explanations_name_shared_features():
+    from reclab.postprocess import because_you_like, explain_by_features
+
+    ratings = sp.csr_matrix(np.array([[5, 4, 1, 0], [1, 0, 0, 5]], dtype=np.float32))
+    features = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [1, 1, 1]], dtype=np.float32)
+    data = Interactions.from_matrix(ratings, item_features=features,
+                                    item_feature_names=["genre=Film-Noir", "decade=1940", "tag=dark"])
+    table = because_you_like(data, 0, 3, n=3)
+    # user 0 liked items 0 and 1 (>= their mean 3.33): Film-Noir twice, 1940s once; 'dark' only disliked
+    assert table["feature"].tolist() == ["genre=Film-Noir", "decade=1940"]
+    assert table.attrs["caption"] == "Because you like Film-Noir and 1940s films"
+    recommendations = pd.DataFrame({"user": [0, 1], "item": [3, 1], "title": ["D", "B"]})
+    explained = explain_by_features(data, recommendations)
+    assert explained["because"].tolist() == ["Because you like Film-Noir and 1940s films",
+                                             "Because you like Film-Noir"]
+    with pytest.raises(ReclabError, match="needs item features"):
+        because_you_like(Interactions.from_matrix(ratings), 0, 3)
+
+
+def test_params_accept_cold_splits_and_feature_models(tmp_path):
+    from reclab.params import load, make_model, make_split
+
+    config = load(Path(__file__).resolve().parents[1] / "params" / "ml-latest-small-cold.yaml",
+                  overrides={"dataset": "synthetic", "split.method": "cold_users"})
+    assert config["split"]["method"] == "cold_users" and config["model"] == "HybridALS"
+    assert make_model(config, "ContentKNN").feature_groups == "genre,decade"
+    data = rl.datasets.synthetic(seed=0, n_users=200, n_items=300, n_ratings=6000)
+    train, valid, test = make_split(config, data)
+    cold = test.user_counts() > 0
+    assert not (train.user_counts()[cold] > 0).any() and not (valid.user_counts()[cold] > 0).any()
