@@ -29,6 +29,13 @@ def _check(model, data) -> None:
                           "(or a split of the same data)")
 
 
+def _check_recommendations(recommendations: pd.DataFrame) -> None:
+    missing = [name for name in ("user", "item", "title") if name not in recommendations.columns]
+    if missing:
+        raise ReclabError(f"recommendations has no column {missing[0]!r}; columns are "
+                          f"{list(recommendations.columns)} (use recommendations_table)")
+
+
 def recommendations_table(model, data: Interactions, users, n: int = 10) -> pd.DataFrame:
     """Top-``n`` recommendations of some users, seen items filtered, as a table.
 
@@ -148,10 +155,7 @@ def explain_recommendations(model, data: Interactions, recommendations: pd.DataF
     TypeError
         If the model has no item similarities.
     """
-    missing = [name for name in ("user", "item", "title") if name not in recommendations.columns]
-    if missing:
-        raise ReclabError(f"recommendations has no column {missing[0]!r}; columns are "
-                          f"{list(recommendations.columns)} (use recommendations_table)")
+    _check_recommendations(recommendations)
     parts = []
     for row in recommendations.itertuples(index=False):
         watched = because_you_watched(model, data, row.user, row.item, n=n)
@@ -263,10 +267,7 @@ def explain_by_features(data: Interactions, recommendations: pd.DataFrame, n: in
         Columns ``user``, ``item``, ``recommended`` (title), ``because`` (the sentence) and
         ``features`` (the shared feature names joined with ``', '``), recommendations in order.
     """
-    missing = [name for name in ("user", "item", "title") if name not in recommendations.columns]
-    if missing:
-        raise ReclabError(f"recommendations has no column {missing[0]!r}; columns are "
-                          f"{list(recommendations.columns)} (use recommendations_table)")
+    _check_recommendations(recommendations)
     rows = []
     for row in recommendations.itertuples(index=False):
         shared = because_you_like(data, row.user, row.item, n=n)
