@@ -252,7 +252,7 @@ def spark_vs_local(model: str, dataset: str, factors: int = 32, iterations: int 
     train, test = _movielens_split(dataset)
     if model == "SparkALS":
         _peer("pyspark")
-        from reclab.spark import SparkALS
+        from reclab.models import SparkALS
 
         estimator = SparkALS(factors=factors, iterations=iterations)
         estimator.fit(train)  # the first fit starts the Spark session; time the second

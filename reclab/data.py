@@ -13,6 +13,10 @@ Rules this container keeps (and that the rest of reclab relies on):
 - ``timestamps`` (float64 seconds, or None) are aligned with ``matrix.data``, entry for entry.
 - ``items`` (pandas DataFrame or None) holds item metadata (``title``, ``genres``, ...) indexed by
   item index.
+- ``item_features`` / ``user_features`` (CSR float32, items x features / users x features, or None)
+  are content features (genres, release decade, tags, age group, ...), row ``j`` for item index
+  ``j``, named by ``item_feature_names`` / ``user_feature_names``. They follow the rows through every
+  operation (``restrict`` slices them, the others keep them) and into the ``.npz`` split files.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import scipy.sparse as sp
 
 from reclab.errors import ReclabError
 
-__all__ = ["Interactions", "check_interactions"]
+__all__ = ["Interactions", "check_interactions", "genre_features", "indicator_features"]
 
 _MIXED_KINDS = ("mixed", "mixed-integer")
 
@@ -37,6 +41,110 @@ def _readonly(array: np.ndarray) -> np.ndarray:
         array = np.array(array, copy=True, order="C")
         array.flags.writeable = False
     return array
+
+
+def _check_features(features, names, n_rows: int, role: str):
+    """Content features of users or items as (read-only CSR float32, names as a str array), or (None, None).
+
+    ``features`` is a scipy.sparse matrix or a 2-D array with one row per {role} index; ``names``
+    one string per column (default ``f0, f1, ...``). Wrong shapes and NaN or infinite values raise
+    ``ReclabError`` naming them.
+    """
+    if features is None:
+        if names is not None:
+            raise ReclabError(f"{role}_feature_names given without {role}_features")
+        return None, None
+    try:
+        matrix = sp.csr_matrix(features, dtype=np.float32, copy=True)
+        matrix.check_format(full_check=True)   # a crafted file must not make scipy read out of bounds
+    except (TypeError, ValueError) as error:
+        raise ReclabError(f"{role}_features must be a 2-D numeric array or scipy.sparse matrix with one row "
+                          f"per {role}, got {type(features).__name__}: {error}") from None
+    if matrix.shape[0] != n_rows:
+        raise ReclabError(f"{role}_features has {matrix.shape[0]} rows, expected {n_rows} (one per {role}, "
+                          f"in {role} index order)")
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    if not np.isfinite(matrix.data).all():
+        entry = int(np.flatnonzero(~np.isfinite(matrix.data))[0])
+        row = int(np.searchsorted(matrix.indptr, entry, side="right") - 1)
+        column = int(matrix.indices[entry])
+        raise ReclabError(f"{role}_features has {int((~np.isfinite(matrix.data)).sum())} NaN or infinite "
+                          f"value(s), the first at {role} index {row}, feature {column}; features must be "
+                          f"finite numbers")
+    if names is None:
+        names = [f"f{column}" for column in range(matrix.shape[1])]
+    names = np.asarray([str(name) for name in names], dtype=str) if len(names) else np.array([], dtype="<U1")
+    if names.shape != (matrix.shape[1],):
+        raise ReclabError(f"{role}_feature_names has {names.size} names for {matrix.shape[1]} feature columns")
+    for name in ("data", "indices", "indptr"):
+        setattr(matrix, name, _readonly(getattr(matrix, name)))
+    return matrix, _readonly(names)
+
+
+def _features_from_frame(frame, ids: np.ndarray, role: str):
+    """A feature table indexed by original id -> (CSR rows aligned with ``ids``, column names).
+
+    Ids without a row get all-zero features; ids the interactions do not know, duplicate ids,
+    non-numeric columns and NaN values raise ``ReclabError`` naming them.
+    """
+    if frame is None:
+        return None, None
+    if not isinstance(frame, pd.DataFrame):
+        raise ReclabError(f"{role}_features must be a pandas DataFrame indexed by {role} id, "
+                          f"got {type(frame).__name__}")
+    if frame.index.has_duplicates:
+        raise ReclabError(f"{role}_features has duplicate {role} ids "
+                          f"{frame.index[frame.index.duplicated()][:10].tolist()}; one row per {role}")
+    for column in frame.columns:
+        if not (pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column])):
+            raise ReclabError(f"{role}_features column {column!r} is not numeric ({frame[column].dtype}); "
+                              f"encode it first, for example with pandas.get_dummies")
+    values = frame.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        row, column = np.argwhere(~np.isfinite(values))[0]
+        raise ReclabError(f"{role}_features has a NaN or infinite value at {role} id {frame.index[row]!r}, "
+                          f"column {frame.columns[column]!r}; features must be finite numbers")
+    index = frame.index.to_numpy()
+    if len(index):
+        try:
+            position = np.clip(np.searchsorted(ids, index), 0, len(ids) - 1)
+            known = ids[position] == index
+        except TypeError:
+            known = np.zeros(len(index), dtype=bool)
+        if not known.all():
+            unknown = index[~known]
+            raise ReclabError(f"{role}_features has {len(unknown)} {role} id(s) not in the interactions, "
+                              f"{unknown[:10].tolist()}{' ...' if len(unknown) > 10 else ''}; keep only rows "
+                              f"of known {role}s (known ids look like {ids[:3].tolist()})")
+    else:
+        position = np.zeros(0, dtype=np.int64)
+    rows = sp.coo_matrix(values).tocsr()
+    # Row r of the table goes to index position[r]; a permutation-like selection matrix does it.
+    place = sp.csr_matrix((np.ones(len(index)), (position, np.arange(len(index)))),
+                          shape=(len(ids), len(index)))
+    return place @ rows, [str(column) for column in frame.columns]
+
+
+def indicator_features(rows, labels, n_rows: int, prefix: str):
+    """0/1 features from (row, label) pairs: ``(CSR float32 (n_rows, n_labels), names)``.
+
+    Columns are the distinct labels, sorted, named ``f"{prefix}={label}"``; a label given twice for
+    one row is still one indicator; rows without a pair are all zero.
+    """
+    labels, columns = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+    matrix = sp.csr_matrix((np.ones(len(columns), np.float32), (np.asarray(rows, np.int64), columns)),
+                           shape=(n_rows, len(labels)))
+    matrix.data[:] = 1.0
+    return matrix, [f"{prefix}={label}" for label in labels]
+
+
+def genre_features(genres: pd.Series):
+    """Genre indicators (``genre=Drama``) from genre names joined with ``'|'``, one string per row
+    (missing or empty: no genre), as :func:`indicator_features`."""
+    exploded = genres.reset_index(drop=True).fillna("").astype(str).str.split("|").explode()
+    exploded = exploded[exploded != ""]
+    return indicator_features(exploded.index.to_numpy(), exploded.to_numpy(), len(genres), "genre")
 
 
 def _check_ids(values: pd.Series, role: str) -> np.ndarray:
@@ -179,9 +287,15 @@ class Interactions:
         Item metadata (for example ``title``, ``genres``), indexed by item index.
     truth : dict of numpy.ndarray or None
         Ground truth of a synthetic data set (true biases and factors); None for real data.
+    item_features, user_features : scipy.sparse.csr_matrix of float32 or None
+        Content features, shape (n_items, n_item_features) / (n_users, n_user_features), read-only.
+    item_feature_names, user_feature_names : numpy.ndarray of str or None
+        One name per feature column (``"genre=Drama"``, ``"decade=1990"``, ``"tag=atmospheric"``).
     """
 
-    def __init__(self, matrix, user_ids, item_ids, timestamps=None, items=None, truth=None):
+    def __init__(self, matrix, user_ids, item_ids, timestamps=None, items=None, truth=None,
+                 item_features=None, item_feature_names=None, user_features=None,
+                 user_feature_names=None):
         matrix = sp.csr_matrix(matrix)
         # A new CSR object over read-only copies, so the caller's matrix is never changed.
         matrix = sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=matrix.shape)
@@ -193,6 +307,10 @@ class Interactions:
         self._timestamps = None if timestamps is None else _readonly(np.asarray(timestamps, np.float64))
         self._items = items
         self._truth = None if truth is None else {k: _readonly(np.asarray(v)) for k, v in truth.items()}
+        self._item_features, self._item_feature_names = _check_features(
+            item_features, item_feature_names, matrix.shape[1], "item")
+        self._user_features, self._user_feature_names = _check_features(
+            user_features, user_feature_names, matrix.shape[0], "user")
         self._fingerprint = None
 
     # -- constructors -------------------------------------------------------------------------
@@ -200,7 +318,9 @@ class Interactions:
     def from_frame(cls, df: pd.DataFrame, user: str = "user", item: str = "item",
                    rating: str | None = "rating", timestamp: str | None = None,
                    items: pd.DataFrame | None = None,
-                   truth: Mapping[str, np.ndarray] | None = None) -> "Interactions":
+                   truth: Mapping[str, np.ndarray] | None = None,
+                   item_features: pd.DataFrame | None = None,
+                   user_features: pd.DataFrame | None = None) -> "Interactions":
         """Build interactions from a table with one row per (user, item) event.
 
         Parameters
@@ -217,6 +337,11 @@ class Interactions:
             items without a row get missing values.
         truth : mapping or None
             Ground truth arrays of a synthetic data set, kept as ``truth``.
+        item_features, user_features : pandas.DataFrame or None
+            Content features indexed by original item / user id, one numeric column per feature
+            (the column names become ``item_feature_names`` / ``user_feature_names``). Items or
+            users without a row get all-zero features; ids absent from ``df``, NaN values and
+            non-numeric columns raise ``ReclabError`` naming them.
 
         Notes
         -----
@@ -257,18 +382,26 @@ class Interactions:
             (values[order].astype(np.float32), i.astype(np.int32), indptr),
             shape=(len(user_ids), len(item_ids)),
         )
+        item_matrix, item_names = _features_from_frame(item_features, item_ids, "item")
+        user_matrix, user_names = _features_from_frame(user_features, user_ids, "user")
         return cls(matrix, user_ids, item_ids,
                    None if times is None else times[order],
-                   cls._align_items(items, item_ids), truth)
+                   cls._align_items(items, item_ids), truth,
+                   item_features=item_matrix, item_feature_names=item_names,
+                   user_features=user_matrix, user_feature_names=user_names)
 
     @classmethod
     def from_matrix(cls, matrix, user_ids=None, item_ids=None, timestamps=None,
                     items: pd.DataFrame | None = None,
-                    truth: Mapping[str, np.ndarray] | None = None) -> "Interactions":
+                    truth: Mapping[str, np.ndarray] | None = None,
+                    item_features=None, item_feature_names=None,
+                    user_features=None, user_feature_names=None) -> "Interactions":
         """Build interactions from a scipy.sparse users x items matrix (every stored entry counts).
 
         ``user_ids``/``item_ids`` default to ``0..n-1`` and must be unique and sorted;
-        ``timestamps`` are aligned with the stored entries in CSR order.
+        ``timestamps`` are aligned with the stored entries in CSR order. ``item_features`` /
+        ``user_features`` (sparse or 2-D arrays, one row per item / user index, finite numbers)
+        come with optional column names (default ``f0, f1, ...``).
         """
         if not sp.issparse(matrix):
             raise ReclabError(f"from_matrix needs a scipy.sparse matrix, got {type(matrix).__name__}")
@@ -302,7 +435,9 @@ class Interactions:
                 raise ReclabError(f"{role}_ids must be unique and sorted ascending")
         if timestamps is not None:
             timestamps = _check_timestamps_array(timestamps, matrix.nnz)
-        return cls(matrix, user_ids, item_ids, timestamps, cls._align_items(items, item_ids), truth)
+        return cls(matrix, user_ids, item_ids, timestamps, cls._align_items(items, item_ids), truth,
+                   item_features=item_features, item_feature_names=item_feature_names,
+                   user_features=user_features, user_feature_names=user_feature_names)
 
     @staticmethod
     def _align_items(items, item_ids):
@@ -320,6 +455,14 @@ class Interactions:
     timestamps = property(lambda self: self._timestamps, doc="Seconds aligned with matrix.data, or None.")
     items = property(lambda self: self._items, doc="Item metadata by item index, or None.")
     truth = property(lambda self: self._truth, doc="Ground truth of a synthetic data set, or None.")
+    item_features = property(lambda self: self._item_features,
+                             doc="CSR items x features (float32, read-only), or None.")
+    item_feature_names = property(lambda self: self._item_feature_names,
+                                  doc="Names of the item feature columns, or None.")
+    user_features = property(lambda self: self._user_features,
+                             doc="CSR users x features (float32, read-only), or None.")
+    user_feature_names = property(lambda self: self._user_feature_names,
+                                  doc="Names of the user feature columns, or None.")
 
     @property
     def n_users(self) -> int:
@@ -400,12 +543,21 @@ class Interactions:
             digest.update(np.asarray(self._matrix.data, np.float32).tobytes())
             if self._timestamps is not None:
                 digest.update(self._timestamps.tobytes())
+            for role, features, names in (("item", self._item_features, self._item_feature_names),
+                                          ("user", self._user_features, self._user_feature_names)):
+                if features is not None:   # absent features leave the digest of older versions unchanged
+                    digest.update(f"\x1d{role}-features\x1f".encode() + "\x1f".join(names.tolist()).encode())
+                    for part in (features.indptr.astype(np.int64), features.indices.astype(np.int32),
+                                 features.data.astype(np.float32)):
+                        digest.update(part.tobytes())
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
     # -- derived containers -------------------------------------------------------------------
     def _replace(self, matrix, timestamps, **changes) -> "Interactions":
-        fields = dict(user_ids=self._user_ids, item_ids=self._item_ids, items=self._items, truth=self._truth)
+        fields = dict(user_ids=self._user_ids, item_ids=self._item_ids, items=self._items, truth=self._truth,
+                      item_features=self._item_features, item_feature_names=self._item_feature_names,
+                      user_features=self._user_features, user_feature_names=self._user_feature_names)
         fields.update(changes)
         return Interactions(matrix, timestamps=timestamps, **fields)
 
@@ -429,7 +581,8 @@ class Interactions:
     def restrict(self, users=None, items=None) -> "Interactions":
         """Keep only these user and item indices (re-indexed in ascending order).
 
-        Ids and item metadata follow; ``truth`` is dropped, since it describes the full data set.
+        Ids, item metadata and user / item features follow; ``truth`` is dropped, since it describes
+        the full data set.
         """
         users = np.arange(self.n_users) if users is None else np.unique(_check_indices(users, self.n_users, "user"))
         items = np.arange(self.n_items) if items is None else np.unique(_check_indices(items, self.n_items, "item"))
@@ -444,8 +597,30 @@ class Interactions:
         matrix = sp.csr_matrix((source.data[kept], sub.indices, sub.indptr), shape=sub.shape)
         timestamps = None if self._timestamps is None else self._timestamps[kept]
         meta = None if self._items is None else self._items.iloc[items].reset_index(drop=True)
+        item_features = None if self._item_features is None else self._item_features[items]
+        user_features = None if self._user_features is None else self._user_features[users]
         return self._replace(matrix, timestamps, user_ids=self._user_ids[users],
-                             item_ids=self._item_ids[items], items=meta, truth=None)
+                             item_ids=self._item_ids[items], items=meta, truth=None,
+                             item_features=item_features, user_features=user_features)
+
+    def with_features(self, item_features=None, item_feature_names=None, user_features=None,
+                      user_feature_names=None) -> "Interactions":
+        """The same interactions with these content features (None keeps the current ones).
+
+        ``item_features`` / ``user_features``: scipy.sparse matrices or 2-D arrays with one row per
+        item / user index (finite numbers), with optional column names (default ``f0, f1, ...``).
+        Used by the loaders, whose tag features are too wide for a dense feature table.
+        """
+        changes = {}
+        if item_features is not None:
+            changes.update(item_features=item_features, item_feature_names=item_feature_names)
+        elif item_feature_names is not None:
+            raise ReclabError("item_feature_names given without item_features")
+        if user_features is not None:
+            changes.update(user_features=user_features, user_feature_names=user_feature_names)
+        elif user_feature_names is not None:
+            raise ReclabError("user_feature_names given without user_features")
+        return self._replace(self._matrix, self._timestamps, **changes)
 
     def with_matrix(self, matrix, timestamps=None) -> "Interactions":
         """The same id space with new values (a matrix of the same shape).

@@ -35,9 +35,10 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from reclab._io import atomic_write
-from reclab.data import Interactions
+from reclab.data import Interactions, genre_features, indicator_features
 from reclab.errors import ReclabError
 from reclab.synthetic import synthetic
 
@@ -180,6 +181,66 @@ def _read_csv(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                         names=["item", "title", "genres"], encoding="utf-8", keep_default_na=False)
     items["genres"] = items["genres"].replace("(no genres listed)", "")
     return _frames(ratings, items)
+
+
+# -- content features ---------------------------------------------------------------------------
+# ML-1M's age groups (its users.dat codes), used for ML-100K's exact ages as well.
+_AGE_GROUPS = ((18, "under 18"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (50, "45-49"),
+               (56, "50-55"), (np.inf, "56+"))
+# A tag is a feature only when it was put on at least this many of the rated movies: a tag of one
+# movie makes it similar to nothing.
+_MIN_TAG_MOVIES = 2
+
+
+def _item_features(data: Interactions, folder: Path):
+    """Genres, release decade (from the year in the title) and, where the set has ``tags.csv``,
+    TF-IDF tag weights of the rated items: (CSR float32 items x features, names).
+
+    Tags are lower-cased and stripped; a tag's weight for a movie is ``tf * log(n / df)`` (``tf``:
+    how often the tag was put on the movie, ``df``: movies carrying it, ``n``: rated movies), each
+    movie's tag block scaled to unit length; tags on fewer than 2 movies are dropped.
+    """
+    n_items = data.n_items
+    blocks = [genre_features(data.items["genres"])]
+    years = pd.to_numeric(data.items["title"].astype(str).str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
+    dated = np.flatnonzero(years.notna().to_numpy())
+    blocks.append(indicator_features(dated, (years.to_numpy()[dated] // 10 * 10).astype(int), n_items, "decade"))
+    path = folder / "tags.csv"
+    if path.is_file():
+        tags = _read_table(path, "2,60756,funny,1445714994", {"user": np.int64, "item": np.int64, "tag": str},
+                           header=0, names=["user", "item", "tag", "timestamp"], usecols=[0, 1, 2],
+                           encoding="utf-8", keep_default_na=False)
+        tags["tag"] = tags["tag"].str.strip().str.lower()
+        tags = tags[(tags["tag"] != "") & tags["item"].isin(data.item_ids)]
+        rows = data.item_index(tags["item"].to_numpy())
+        names, columns = np.unique(tags["tag"].to_numpy(dtype=str), return_inverse=True)
+        # Repeated (movie, tag) pairs are summed: the term frequency.
+        counts = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, columns)), shape=(n_items, len(names)))
+        df = np.bincount(counts.indices, minlength=counts.shape[1])
+        keep = np.flatnonzero(df >= _MIN_TAG_MOVIES)
+        weights = counts[:, keep] @ sp.diags(np.log(n_items / df[keep]).astype(np.float32))
+        norms = np.sqrt(np.asarray(weights.multiply(weights).sum(axis=1)).ravel())
+        weights = sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ weights
+        blocks.append((weights, [f"tag={names[column]}" for column in keep]))
+    matrix = sp.hstack([block for block, _ in blocks], format="csr", dtype=np.float32)
+    return matrix, [name for _, block_names in blocks for name in block_names]
+
+
+def _ml100k_user_features(data: Interactions, folder: Path):
+    """Age group, gender and occupation of ML-100K's users (``u.user``): indicator features."""
+    users = _read_table(folder / "u.user", "1|24|M|technician|85711",
+                        {"user": np.int64, "age": np.int64, "gender": str, "occupation": str},
+                        sep="|", header=None, names=["user", "age", "gender", "occupation", "zip"],
+                        encoding="iso-8859-1")
+    users = users[users["user"].isin(data.user_ids)]
+    rows = data.user_index(users["user"].to_numpy())
+    bounds = np.array([bound for bound, _ in _AGE_GROUPS])
+    groups = np.array([label for _, label in _AGE_GROUPS])[np.searchsorted(bounds, users["age"], side="right")]
+    blocks = [indicator_features(rows, groups, data.n_users, "age"),
+              indicator_features(rows, users["gender"].to_numpy(), data.n_users, "gender"),
+              indicator_features(rows, users["occupation"].to_numpy(), data.n_users, "occupation")]
+    return (sp.hstack([block for block, _ in blocks], format="csr", dtype=np.float32),
+            [name for _, names in blocks for name in names])
 
 
 @dataclass(frozen=True)
@@ -486,6 +547,11 @@ def load(name: str, data_dir=None, download: bool = True, cache_dir=None,
         Users x items ratings (1..5, or 0.5..5 in half steps for the newer sets), timestamps in
         seconds since 1970, and ``items`` with columns ``title`` (str) and ``genres`` (the genre
         names joined with ``'|'``; empty when MovieLens lists none). Items are the rated ones.
+        ``item_features``: genres (``genre=Drama``), release decade from the title's year
+        (``decade=1990``) and, for the sets with ``tags.csv`` (ml-latest-small, ml-20m, ml-25m),
+        TF-IDF tag weights (``tag=atmospheric``). ``user_features`` (ml-100k only): age group,
+        gender and occupation from ``u.user`` (``age=25-34``, ``gender=F``,
+        ``occupation=writer``); None for the other sets.
 
     Examples
     --------
@@ -498,7 +564,12 @@ def load(name: str, data_dir=None, download: bool = True, cache_dir=None,
     folder = fetch(name, data_dir=data_dir, download=download, cache_dir=cache_dir, progress=progress)
     ratings, items = spec.read(folder)
     try:
-        return Interactions.from_frame(ratings, user="user", item="item", rating="rating",
+        data = Interactions.from_frame(ratings, user="user", item="item", rating="rating",
                                        timestamp="timestamp", items=items)
     except ReclabError as error:   # NaN ratings and the like: say which file holds them
         raise _damaged(folder / spec.ratings_file, str(error)) from None
+    item_features, item_names = _item_features(data, folder)
+    user_features = user_names = None
+    if name == "ml-100k":
+        user_features, user_names = _ml100k_user_features(data, folder)
+    return data.with_features(item_features, item_names, user_features, user_names)

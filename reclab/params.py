@@ -15,7 +15,8 @@ Schema (defaults in brackets)::
     seed: int                       seed of every random step (split, tuning, models, bootstrap) [0]
     kcore: {min_user, min_item}     k-core thresholds, ints >= 1 [5, 5]
     split:
-      method: str                   "random_holdout" | "leave_k_out" | "temporal" ["random_holdout"]
+      method: str                   "random_holdout" | "leave_k_out" | "temporal" | "cold_items" |
+                                    "cold_users" ["random_holdout"]
       test_frac: float              share of each user's interactions held out for test [0.2]
       valid_frac: float             share of the rest held out for tuning [0.2]
       k: int                        interactions per user held out by leave_k_out [5]
@@ -96,8 +97,9 @@ __all__ = ["MODEL_NAMES", "DEFAULTS", "load", "loads", "notebook_overrides", "pa
            "flatten", "dump", "load_data", "make_split", "make_model", "tune_options",
            "evaluation_options"]
 
-MODEL_NAMES = ("Popularity", "Bias", "ItemKNN", "ExplicitALS", "ImplicitALS", "SVD", "SparkALS")
-_SPLIT_METHODS = ("random_holdout", "leave_k_out", "temporal")
+MODEL_NAMES = ("Popularity", "Bias", "ItemKNN", "ExplicitALS", "ImplicitALS", "SVD", "SparkALS",
+               "ContentKNN", "HybridALS")
+_SPLIT_METHODS = ("random_holdout", "leave_k_out", "temporal", "cold_items", "cold_users")
 _TUNE_METHODS = ("grid", "random", "smbo")
 _BACKENDS = ("local", "spark")
 # The model each non-local backend trains (see "Backends" in the module docstring).
@@ -550,6 +552,10 @@ def make_split(params: Mapping, data):
     elif spec["method"] == "leave_k_out":
         rest, test = split.leave_k_out(data, k=spec["k"], seed=seed)
         train, valid = split.leave_k_out(rest, k=spec["k"], seed=seed + 1)
+    elif spec["method"] in ("cold_items", "cold_users"):
+        cold = getattr(split, spec["method"])
+        rest, test = cold(data, test_frac=spec["test_frac"], seed=seed)
+        train, valid = cold(rest, test_frac=spec["valid_frac"], seed=seed + 1)
     else:
         rest, test = split.temporal(data, test_frac=spec["test_frac"])
         train, valid = split.temporal(rest, test_frac=spec["valid_frac"])

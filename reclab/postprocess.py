@@ -16,7 +16,7 @@ from reclab.models.base import Recommender
 from reclab.ranking import top_n
 
 __all__ = ["recommendations_table", "has_item_similarities", "because_you_watched",
-           "explain_recommendations", "similar_items_table"]
+           "explain_recommendations", "similar_items_table", "because_you_like", "explain_by_features"]
 
 
 def _check(model, data) -> None:
@@ -27,6 +27,13 @@ def _check(model, data) -> None:
         raise ReclabError(f"data has shape {data.shape} but {type(model).__name__} was fitted on "
                           f"{(model.n_users_, model.n_items_)} users x items; pass the training data "
                           "(or a split of the same data)")
+
+
+def _check_recommendations(recommendations: pd.DataFrame) -> None:
+    missing = [name for name in ("user", "item", "title") if name not in recommendations.columns]
+    if missing:
+        raise ReclabError(f"recommendations has no column {missing[0]!r}; columns are "
+                          f"{list(recommendations.columns)} (use recommendations_table)")
 
 
 def recommendations_table(model, data: Interactions, users, n: int = 10) -> pd.DataFrame:
@@ -148,10 +155,7 @@ def explain_recommendations(model, data: Interactions, recommendations: pd.DataF
     TypeError
         If the model has no item similarities.
     """
-    missing = [name for name in ("user", "item", "title") if name not in recommendations.columns]
-    if missing:
-        raise ReclabError(f"recommendations has no column {missing[0]!r}; columns are "
-                          f"{list(recommendations.columns)} (use recommendations_table)")
+    _check_recommendations(recommendations)
     parts = []
     for row in recommendations.itertuples(index=False):
         watched = because_you_watched(model, data, row.user, row.item, n=n)
@@ -192,3 +196,80 @@ def similar_items_table(model, data: Interactions, item, n: int = 10) -> pd.Data
     })
     table.attrs["caption"] = f"Because you watched {data.titles([item_index])[0]}"
     return table
+
+
+def _feature_label(name: str) -> str:
+    """``genre=Film-Noir`` -> ``Film-Noir``, ``decade=1940`` -> ``1940s films``, ``tag=dark`` ->
+    ``'dark'``; other names as they are."""
+    kind, _, value = name.partition("=")
+    return {"genre": value, "decade": f"{value}s films", "tag": f"'{value}'"}.get(kind, name) if value else name
+
+
+def because_you_like(data: Interactions, user, item, n: int = 3) -> pd.DataFrame:
+    """The features ``item`` shares with what ``user`` liked: "because you like Film-Noir and 1940s films".
+
+    Explains a content-based or hybrid recommendation from ``data.item_features`` (any model:
+    the explanation depends on the data only). The user *liked* the items they rated at or above
+    their own mean rating (every item, for implicit data). A feature's weight is the item's value
+    of it times the number of liked items that have it times its inverse document frequency
+    ``log((n_items + 1) / (n_f + 1)) + 1`` (``n_f``: items with the feature), so that a rare shared
+    feature (Film-Noir) outweighs a common one (Drama); the ``n`` heaviest shared features are
+    returned.
+
+    Parameters
+    ----------
+    data : Interactions
+        The training data, with ``item_features``.
+    user, item : original ids
+    n : int
+        Features to return, >= 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``feature`` (name, e.g. ``genre=Drama``), ``label`` (``Drama``), ``liked`` (liked
+        items with the feature) and ``weight``, heaviest first (ties by feature order); no rows
+        when the item shares no feature with a liked item. ``attrs["caption"]`` holds the sentence.
+    """
+    if not isinstance(data, Interactions):
+        raise ReclabError(f"data must be reclab Interactions, got {type(data).__name__}")
+    if data.item_features is None:
+        raise ReclabError("because_you_like needs item features; this data has none (see Interactions.item_features)")
+    n = int(n) if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 else None
+    if n is None:
+        raise ReclabError("n must be an int >= 1")
+    user_index = int(data.user_index([user])[0])
+    item_index = int(data.item_index([item])[0])
+    row = data.matrix[user_index]
+    liked = row.indices[row.data >= row.data.mean()] if row.nnz else row.indices
+    features = data.item_features
+    counts = np.asarray((features[liked] != 0).sum(axis=0)).ravel() if liked.size else np.zeros(features.shape[1])
+    values = features[item_index].toarray().ravel()
+    frequency = np.bincount(features.indices, minlength=features.shape[1])
+    weight = values * counts * (np.log((features.shape[0] + 1.0) / (frequency + 1.0)) + 1.0)
+    order, best = top_n(weight[None, :].astype(np.float32), n)
+    chosen = order[0][(order[0] >= 0) & (best[0] > 0)]
+    names = data.item_feature_names[chosen]
+    table = pd.DataFrame({"feature": names, "label": [_feature_label(name) for name in names],
+                          "liked": counts[chosen].astype(np.int64), "weight": weight[chosen]})
+    labels = table["label"].tolist()
+    shared = " and ".join([", ".join(labels[:-1]), labels[-1]] if len(labels) > 1 else labels)
+    table.attrs["caption"] = f"Because you like {shared}" if labels else "No feature shared with what you liked"
+    return table
+
+
+def explain_by_features(data: Interactions, recommendations: pd.DataFrame, n: int = 3) -> pd.DataFrame:
+    """:func:`because_you_like` for every row of a recommendations table, one sentence per row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``user``, ``item``, ``recommended`` (title), ``because`` (the sentence) and
+        ``features`` (the shared feature names joined with ``', '``), recommendations in order.
+    """
+    _check_recommendations(recommendations)
+    rows = []
+    for row in recommendations.itertuples(index=False):
+        shared = because_you_like(data, row.user, row.item, n=n)
+        rows.append((row.user, row.item, row.title, shared.attrs["caption"], ", ".join(shared["feature"])))
+    return pd.DataFrame(rows, columns=["user", "item", "recommended", "because", "features"])

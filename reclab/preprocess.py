@@ -28,7 +28,7 @@ def kcore(data: Interactions, min_user: int = 5, min_item: int = 5) -> Interacti
     Returns
     -------
     Interactions
-        Re-indexed to the remaining users and items (ids and item metadata follow); ``truth`` is
+        Re-indexed to the remaining users and items (ids, item metadata and features follow); ``truth`` is
         dropped, as by :meth:`Interactions.restrict`.
 
     Raises

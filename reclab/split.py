@@ -20,7 +20,7 @@ from reclab._validate import check_int, check_seed
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 
-__all__ = ["fingerprint", "kfold", "leave_k_out", "random_holdout", "temporal"]
+__all__ = ["cold_items", "cold_users", "fingerprint", "kfold", "leave_k_out", "random_holdout", "temporal"]
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -199,6 +199,59 @@ def kfold(data: Interactions, n_splits: int = 5,
     fold = (rank + offset[rows]) % n_splits
     fold[data.user_counts()[rows] < 2] = -1
     return [_split(data, fold == f) for f in range(n_splits)]
+
+
+def _cold(data: Interactions, test_frac: float, seed: int, role: str) -> tuple[Interactions, Interactions]:
+    """Every interaction of a random ``test_frac`` of the users or items (``role``) goes to test."""
+    _check_data(data)
+    test_frac = _check_fraction(test_frac)
+    rng = np.random.default_rng(check_seed(seed))
+    size = data.n_items if role == "item" else data.n_users
+    n_cold = int(np.floor(test_frac * size + 0.5))
+    if not 1 <= n_cold < size:
+        raise ReclabError(f"cold_{role}s with test_frac={test_frac} moves {n_cold} of {size} {role}s to "
+                          f"test; choose test_frac so that at least one {role} is cold and one is not")
+    cold = np.zeros(size, dtype=bool)
+    cold[rng.permutation(size)[:n_cold]] = True
+    return _split(data, cold[data.matrix.indices] if role == "item" else cold[_rows(data)])
+
+
+def cold_items(data: Interactions, test_frac: float = 0.2,
+               seed: int = 0) -> tuple[Interactions, Interactions]:
+    """Cold-start items: every interaction of a random ``test_frac`` of the items goes to test.
+
+    ``round(test_frac * n_items)`` items (halves round up), drawn uniformly from all items, become
+    *cold*: train holds none of their interactions, test all of them (and nothing else). Train and
+    test keep one id space, so the cold items stay in train's id space with no interactions, as a
+    title added to the catalog after training would. Their ids are
+    ``train.item_ids[train.item_counts() == 0]`` (with any item that had no interaction at all);
+    the cold-start protocol ranks only them: ``evaluate(model, train, test, candidates=those ids)``.
+
+    Parameters
+    ----------
+    data : Interactions
+    test_frac : float
+        Share of the items made cold, in (0, 1); at least one item must be cold and one warm.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    train, test : Interactions
+        Same id space as ``data`` (features included), disjoint, together equal to ``data``.
+    """
+    return _cold(data, test_frac, seed, "item")
+
+
+def cold_users(data: Interactions, test_frac: float = 0.2,
+               seed: int = 0) -> tuple[Interactions, Interactions]:
+    """Cold-start users: every interaction of a random ``test_frac`` of the users goes to test.
+
+    As :func:`cold_items`, for users: the cold users keep their place (and their
+    ``user_features``) in train's id space with no interactions, so only models that use user
+    features (or recommend to everyone alike, such as Popularity) can tell them apart.
+    """
+    return _cold(data, test_frac, seed, "user")
 
 
 def fingerprint(train: Interactions, test: Interactions) -> str:

@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from reclab._validate import check_float, check_int, check_seed
-from reclab.data import Interactions
+from reclab.data import Interactions, genre_features
 from reclab.errors import ReclabError
 
 __all__ = ["GENRES", "synthetic"]
@@ -145,7 +145,8 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
     Interactions
         Integer ratings 1..5 with timestamps (seconds, spread over 1997-1998), ``items`` with
         made-up ``title`` ("The Silent Harbor (1994)") and ``genres`` (from :data:`GENRES`,
-        ``'|'``-joined), and ``truth``, a dict of read-only arrays indexed like the data:
+        ``'|'``-joined; the same as 0/1 ``item_features`` named ``genre=...``), and ``truth``, a
+        dict of read-only arrays indexed like the data:
 
         - ``global_mean``: ``mu``, 0-d (the mean of the observed ratings is higher: the
           observation favours liked items);
@@ -251,5 +252,7 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
         "user_interest": user_interest,
         "item_interest": item_interest,
     }
+    features, names = genre_features(items["genres"])
     return Interactions.from_matrix(matrix, user_ids=np.arange(1, n_users + 1), item_ids=item_ids,
-                                    timestamps=timestamps, items=items, truth=truth)
+                                    timestamps=timestamps, items=items, truth=truth,
+                                    item_features=features, item_feature_names=names)

@@ -863,7 +863,8 @@ def _id_array(ids: np.ndarray) -> np.ndarray:
 
 def save_interactions(path, data: Interactions) -> Path:
     """Write ``data`` to one ``.npz`` file (atomically, no pickle): the CSR arrays, the ids, the
-    timestamps and the text columns of ``data.items``."""
+    timestamps, the text columns of ``data.items`` and the user / item features (CSR arrays and
+    names, under ``item_features.*`` / ``user_features.*``)."""
     matrix = data.matrix
     arrays = {"indptr": matrix.indptr, "indices": matrix.indices, "data": matrix.data,
               "shape": np.asarray(matrix.shape, dtype=np.int64),
@@ -875,6 +876,13 @@ def save_interactions(path, data: Interactions) -> Path:
         arrays["item_columns"] = _text_array(columns)
         for column in columns:
             arrays[f"item.{column}"] = _text_array(data.items[column].fillna("").astype(str))
+    for role in ("item", "user"):
+        features = getattr(data, f"{role}_features")
+        if features is not None:
+            for part in ("data", "indices", "indptr"):
+                arrays[f"{role}_features.{part}"] = getattr(features, part)
+            arrays[f"{role}_features.shape"] = np.asarray(features.shape, dtype=np.int64)
+            arrays[f"{role}_features.names"] = _text_array(getattr(data, f"{role}_feature_names"))
     path = Path(path)
     with atomic_write(path, "wb") as handle:
         np.savez(handle, **arrays)
@@ -892,6 +900,13 @@ def load_interactions(path) -> Interactions:
         if "item_columns" in archive.files:
             items = pd.DataFrame({str(column): archive[f"item.{column}"].astype(object)
                                   for column in archive["item_columns"]}, index=item_ids)
+        features = {}
+        for role in ("item", "user"):
+            if f"{role}_features.shape" in archive.files:
+                features[f"{role}_features"] = sp.csr_matrix(
+                    tuple(archive[f"{role}_features.{part}"] for part in ("data", "indices", "indptr")),
+                    shape=tuple(int(size) for size in archive[f"{role}_features.shape"]))
+                features[f"{role}_feature_names"] = archive[f"{role}_features.names"].tolist()
     if user_ids.dtype.kind == "U":
         user_ids = user_ids.astype(object)
     if item_ids.dtype.kind == "U":
@@ -899,7 +914,7 @@ def load_interactions(path) -> Interactions:
         if items is not None:
             items.index = item_ids
     return Interactions.from_matrix(matrix, user_ids=user_ids, item_ids=item_ids,
-                                    timestamps=timestamps, items=items)
+                                    timestamps=timestamps, items=items, **features)
 
 
 def _save_catalog(path: Path, data: Interactions) -> None:

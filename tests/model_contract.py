@@ -17,7 +17,8 @@ from reclab.data import Interactions
 from reclab.errors import ReclabError
 
 # Built with a seed and covering the awkward cases: user 0 has one rating, user 1 none at all,
-# item 0 is never rated, the rest is a random 25% of the matrix with ratings 1..5.
+# item 0 is never rated, the rest is a random 25% of the matrix with ratings 1..5. Items and users
+# carry 0/1 content features (item 0 has some, so feature models score it).
 N_USERS, N_ITEMS = 40, 25
 
 
@@ -29,7 +30,12 @@ def contract_data() -> Interactions:
     dense[1] = 0
     dense[:, 0] = 0
     dense[2, 1:6] = [5, 1, 3, 2, 4]    # every rating value occurs
-    return Interactions.from_matrix(sp.csr_matrix(dense.astype(np.float32)))
+    features = np.random.default_rng(8)
+    item_features = (features.random((N_ITEMS, 6)) < 0.4).astype(np.float32)
+    item_features[0, :2] = 1.0
+    user_features = (features.random((N_USERS, 3)) < 0.5).astype(np.float32)
+    return Interactions.from_matrix(sp.csr_matrix(dense.astype(np.float32)),
+                                    item_features=item_features, user_features=user_features)
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ FACTORIES = {
     "SVD": lambda: models.SVD(factors=4, seed=0),
     "ExplicitALS": lambda: models.ExplicitALS(factors=8, iterations=3),
     "ImplicitALS": lambda: models.ImplicitALS(factors=8, iterations=3),
+    "ContentKNN": lambda: models.ContentKNN(),
+    "HybridALS": lambda: models.HybridALS(factors=8, iterations=3),
 }
 
 

@@ -478,3 +478,16 @@ def test_ml_latest_small_pipeline_on_spark(tmp_path, monkeypatch, shared_path):
     assert metrics["spark.max_abs_difference"] <= 1e-6
     tables = {item.path for item in client.list_artifacts(runs["evaluate"].info.run_id, "tables")}
     assert "tables/spark_evaluate.csv" in tables
+
+
+def test_stage_5_reports_the_long_tail_items_beside_all_items(pipeline_run, store, client):
+    """On a normal split, stage 5 also ranks only the test items with <= 5 training interactions
+    (issue 19), for the model and every baseline, and logs the side-by-side table and plot."""
+    result, _ = pipeline_run
+    run = latest_by_stage(client, result.run_id, store["uri"])["evaluate"]
+    metrics = run.data.metrics
+    for prefix in ("cold/", "cold/Popularity/", "cold/Bias/"):
+        assert 0.0 <= metrics[f"{prefix}precision_at_10"] <= 1.0
+        assert metrics[f"{prefix}n_candidates"] >= 1
+    tables = {item.path for item in client.list_artifacts(run.info.run_id, "tables")}
+    assert "tables/warm_cold.csv" in tables

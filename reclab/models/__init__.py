@@ -1,20 +1,24 @@
 """Recommender models, all following the contract of :class:`reclab.models.base.Recommender`.
 
 ``Popularity``, ``Bias``, ``ItemKNN`` and ``SVD`` are baselines; ``ExplicitALS`` and
-``ImplicitALS`` are the alternating least squares factor models. ``load`` rebuilds any of them from
+``ImplicitALS`` are the alternating least squares factor models; ``ContentKNN`` (content-based,
+item features) and ``HybridALS`` (ImplicitALS with feature-mapped factors) also rank items nobody
+has rated. ``load`` rebuilds any of them from
 a file written by ``model.save(path)``; ``clone`` gives an unfitted copy with the same parameters.
 """
 
 from reclab.models.als import ExplicitALS, ImplicitALS
 from reclab.models.base import FactorModel, Recommender, clone, load
 from reclab.models.bias import Bias
+from reclab.models.content import ContentKNN
+from reclab.models.hybrid import HybridALS
 from reclab.models.knn import ItemKNN
 from reclab.models.popularity import Popularity
 from reclab.models.spark_als import SparkALS
 from reclab.models.svd import SVD
 
 __all__ = ["Recommender", "FactorModel", "clone", "load", "Popularity", "Bias", "ItemKNN", "SVD",
-           "ExplicitALS", "ImplicitALS"]
+           "ExplicitALS", "ImplicitALS", "ContentKNN", "HybridALS"]
 # SparkALS (Spark MLlib's ALS) keeps reclab's contract, so params files and models.load know it by
 # name; pyspark itself is imported only when one is fitted. It stays outside __all__ because its
 # contract checks need a Spark session: they live in tests/test_spark.py.

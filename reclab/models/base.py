@@ -140,10 +140,16 @@ class Recommender:
     Unknown users and items are handled here and nowhere else: every public method validates its
     ``users``/``items`` argument, and any index that is negative, not an integer, or outside the
     training data's range raises :class:`~reclab.errors.ReclabError` (a ``ValueError``) naming the
-    bad indices and the valid range. There is no silent fallback. A user or item inside the range
-    that had no training interactions is *known*: it gets whatever its learned state gives
-    (popularity order, bias-only or zero-factor scores). Original ids are mapped to indices by
-    ``Interactions.user_index`` / ``item_index``, which reject unknown ids in the same way.
+    bad indices and the valid range. There is no silent fallback. A user inside the range that had
+    no training interactions is *known*: it gets whatever its learned state gives (popularity
+    order, bias-only or zero-factor scores). An item without training interactions (a brand-new
+    title, or a cold item of :func:`reclab.split.cold_items`) is known too, but a collaborative
+    model knows nothing about it, so it ranks such items *last*: ``score_items`` and
+    ``recommend`` give them, per user, one score below that user's lowest score of an item with
+    interactions (all equal, so they tie among themselves). Models that score items from their
+    content features (``uses_item_features = True``: ``ContentKNN``, ``HybridALS``) rank them by
+    those. Original ids are mapped to indices by ``Interactions.user_index`` / ``item_index``,
+    which reject unknown ids in the same way.
 
     Examples
     --------
@@ -159,6 +165,9 @@ class Recommender:
 
     #: True for models whose ``predict`` returns ratings on the training scale.
     predicts_ratings = False
+    #: True for models that score items from ``item_features`` (so items without training
+    #: interactions are scored, not ranked last; see Notes).
+    uses_item_features = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -305,7 +314,27 @@ class Recommender:
             One row per user (a scalar user gives shape (1, n_items_)).
         """
         users = self._validate_users(users)
-        return np.asarray(self._score(users), dtype=np.float32)
+        return self._ranking_scores(users)
+
+    def _ranking_scores(self, users: np.ndarray) -> np.ndarray:
+        """``_score`` as float32, with items without training interactions ranked last (class Notes)."""
+        scores = np.asarray(self._score(users), dtype=np.float32)
+        if self.uses_item_features:
+            return scores
+        cache = vars(self).get("_cache_unrated")
+        if cache is None or cache[0] is not self.seen_:
+            cache = (self.seen_, np.bincount(self.seen_.indices, minlength=self.n_items_) == 0)
+            self._cache_unrated = cache
+        unrated = cache[1]
+        if not unrated.any() or unrated.all():
+            return scores
+        if not scores.flags.writeable or scores.base is not None:
+            scores = scores.copy()
+        lowest = scores[:, ~unrated].min(axis=1)
+        # Strictly below the lowest rated item whatever the scale (float32 subtraction of 1 from a
+        # huge score would be a no-op).
+        scores[:, unrated] = (lowest - np.maximum(1.0, np.abs(lowest)))[:, None]
+        return scores
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement _score(users)")
@@ -344,7 +373,7 @@ class Recommender:
         for start in range(0, users.size, _USER_BATCH):
             batch = users[start:start + _USER_BATCH]
             exclude = self.seen_[batch] if filter_seen else None
-            block = np.asarray(self._score(batch), dtype=np.float32)
+            block = self._ranking_scores(batch)
             ids[start:start + batch.size], scores[start:start + batch.size] = top_n(
                 block, n, exclude=exclude, candidates=candidates)
         return (ids[0], scores[0]) if scalar else (ids, scores)

@@ -1,0 +1,208 @@
+"""Content features, cold-start splits, candidate-restricted evaluation, ContentKNN and HybridALS."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import reclab as rl
+from reclab import Interactions, ReclabError
+from reclab.preprocess import kcore
+from reclab.tracking import load_interactions, save_interactions
+
+
+def same_features(a: Interactions, b: Interactions, items=None, users=None) -> None:
+    items = np.arange(a.n_items) if items is None else items
+    users = np.arange(a.n_users) if users is None else users
+    np.testing.assert_array_equal(a.item_features[items].toarray(), b.item_features.toarray())
+    np.testing.assert_array_equal(a.user_features[users].toarray(), b.user_features.toarray())
+    assert a.item_feature_names.tolist() == b.item_feature_names.tolist()
+    assert a.user_feature_names.tolist() == b.user_feature_names.tolist()
+
+
+@pytest.fixture(scope="module")
+def featured():
+    """A small data set with item and user feature frames, built through from_frame."""
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(1, 31, 400), rng.integers(100, 160, 400)
+    frame = pd.DataFrame({"user": users, "item": items, "rating": rng.integers(1, 6, 400).astype(float)})
+    item_ids = np.unique(items)
+    item_frame = pd.DataFrame({"genre=A": rng.random(len(item_ids)) < 0.5,
+                               "year": rng.integers(1950, 2000, len(item_ids)).astype(float)}, index=item_ids)
+    user_frame = pd.DataFrame({"age": rng.integers(18, 70, 30).astype(float)}, index=np.arange(1, 31))
+    return Interactions.from_frame(frame, item_features=item_frame.iloc[1:], user_features=user_frame)
+
+
+def test_feature_frames_are_aligned_by_id(featured):
+    assert featured.item_features.dtype == np.float32 and featured.item_features.shape == (featured.n_items, 2)
+    assert featured.item_feature_names.tolist() == ["genre=A", "year"]
+    assert featured.user_feature_names.tolist() == ["age"]
+    # the first item had no row in the frame: all-zero features; the others are their own rows
+    assert featured.item_features[0].nnz == 0 and featured.item_features[1:, 1].toarray().min() >= 1950
+
+
+def test_features_follow_every_operation(featured, tmp_path):
+    train, test = rl.split.random_holdout(featured, test_frac=0.3, seed=1)
+    for part in (train, test, train.union(test), *rl.split.cold_items(featured, seed=0),
+                 *rl.split.cold_users(featured, seed=0), featured.with_matrix(featured.matrix * 2)):
+        same_features(featured, part)
+    users, items = np.array([0, 3, 7]), np.array([2, 5, 11, 20])
+    same_features(featured, featured.restrict(users=users, items=items), items=items, users=users)
+    core = kcore(featured, min_user=8, min_item=5)
+    kept_items = featured.item_index(core.item_ids)
+    kept_users = featured.user_index(core.user_ids)
+    same_features(featured, core, items=kept_items, users=kept_users)
+    again = load_interactions(save_interactions(tmp_path / "train.npz", train))
+    same_features(featured, again)
+    assert again.fingerprint() == train.fingerprint()
+    assert featured.with_features(item_features=sp.csr_matrix(np.ones((featured.n_items, 1)))).fingerprint() \
+        != featured.fingerprint()
+
+
+def test_malformed_features_are_named(featured):
+    frame = featured.to_frame()
+    item_ids = featured.item_ids
+    with pytest.raises(ReclabError, match=r"item_features has 1 item id\(s\) not in the interactions, \[999\]"):
+        Interactions.from_frame(frame, item_features=pd.DataFrame({"x": [1.0]}, index=[999]))
+    with pytest.raises(ReclabError, match=r"NaN or infinite value at item id .*column 'x'"):
+        Interactions.from_frame(frame, item_features=pd.DataFrame({"x": [np.nan]}, index=item_ids[:1]))
+    with pytest.raises(ReclabError, match="user_features column 'job' is not numeric"):
+        Interactions.from_frame(frame, user_features=pd.DataFrame({"job": ["cook"]}, index=[1]))
+    with pytest.raises(ReclabError, match=f"item_features has 3 rows, expected {featured.n_items}"):
+        Interactions.from_matrix(featured.matrix, item_features=np.ones((3, 2)))
+    with pytest.raises(ReclabError, match="user_feature_names has 1 names for 2 feature columns"):
+        Interactions.from_matrix(featured.matrix, user_features=np.ones((featured.n_users, 2)),
+                                 user_feature_names=["a"])
+    bad = np.ones((featured.n_items, 2))
+    bad[4, 1] = np.inf
+    with pytest.raises(ReclabError, match="NaN or infinite value.*item index 4, feature 1"):
+        featured.with_features(item_features=bad)
+
+
+def test_loaders_build_features(ml100k, synthetic_data):
+    names = ml100k.item_feature_names.tolist()
+    assert "genre=Film-Noir" in names and "decade=1940" in names
+    assert {"age=25-34", "gender=F", "occupation=writer"} <= set(ml100k.user_feature_names.tolist())
+    # every user has exactly one age group, one gender and one occupation
+    np.testing.assert_array_equal(np.asarray(ml100k.user_features.sum(axis=1)).ravel(), 3.0)
+    star_wars = ml100k.item_index(50)
+    row = ml100k.item_features[star_wars].toarray().ravel()
+    assert {names[j] for j in np.flatnonzero(row)} == {
+        "genre=Action", "genre=Adventure", "genre=Romance", "genre=Sci-Fi", "genre=War", "decade=1970"}
+    genres = synthetic_data.item_features.toarray()
+    first = synthetic_data.items["genres"][0].split("|")
+    assert sorted(synthetic_data.item_feature_names[genres[0] > 0]) == sorted(f"genre={g}" for g in first)
+
+
+def test_cold_items_and_users_move_whole_columns_and_rows(synthetic_data):
+    train, test = rl.split.cold_items(synthetic_data, test_frac=0.2, seed=0)
+    cold = test.item_counts() > 0
+    assert not (train.item_counts()[cold] > 0).any()
+    assert abs(int((synthetic_data.item_counts() > 0).sum() * 0.2) - cold.sum()) < 40
+    assert train.nnz + test.nnz == synthetic_data.nnz
+    assert rl.split.fingerprint(train, test) == rl.split.fingerprint(*rl.split.cold_items(synthetic_data, seed=0))
+    train, test = rl.split.cold_users(synthetic_data, test_frac=0.25, seed=1)
+    cold = test.user_counts() > 0
+    assert cold.sum() == round(0.25 * synthetic_data.n_users) and not (train.user_counts()[cold] > 0).any()
+    with pytest.raises(ReclabError, match="moves 0 of 943 users to test"):
+        rl.split.cold_users(synthetic_data, test_frac=0.0001)
+
+
+@pytest.fixture(scope="module")
+def cold_synthetic(synthetic_data):
+    train, test = rl.split.cold_items(synthetic_data, test_frac=0.2, seed=0)
+    return train, test, train.item_ids[train.item_counts() == 0]
+
+
+def test_collaborative_models_rank_unrated_items_last(cold_synthetic):
+    train, _, cold = cold_synthetic
+    unrated = train.item_index(cold)
+    for model in (rl.models.ImplicitALS(factors=8, iterations=2), rl.models.Popularity()):
+        model.fit(train)
+        ids, _ = model.recommend(np.arange(5), n=train.n_items)
+        for row in ids:
+            row = row[row >= 0]
+            assert set(row[-len(unrated):].tolist()) == set(unrated.tolist())
+        scores = model.score_items([0])[0]
+        assert np.all(scores[unrated] < scores[np.setdiff1d(np.arange(train.n_items), unrated)].min())
+
+
+def test_cold_evaluation_ranks_the_candidates_only(cold_synthetic):
+    train, test, cold = cold_synthetic
+    als = rl.models.ImplicitALS(factors=8, iterations=3).fit(train)
+    content = rl.models.ContentKNN().fit(train)
+    hybrid = rl.models.HybridALS(factors=8, iterations=3).fit(train)
+    reports = {name: rl.evaluate(model, train, test, k=10, candidates=cold, n_bootstrap=0)
+               for name, model in (("als", als), ("content", content), ("hybrid", hybrid))}
+    assert reports["als"].candidates.tolist() == sorted(cold.tolist())
+    assert "n_candidates" in reports["als"].mlflow_metrics()
+    # every cold item ties for ImplicitALS, so its lists are the random tie-break: the expected
+    # precision@10 of a random ranking is the mean share of relevant items among the candidates
+    relevant = np.diff(test.matrix.indptr)
+    expected = np.mean(relevant[relevant > 0] / len(cold))
+    assert 0.8 * expected < reports["als"].summary["precision@10"] < 1.2 * expected
+    assert reports["content"].summary["precision@10"] > 1.15 * reports["als"].summary["precision@10"]
+    # (HybridALS's quality is checked on ML-100K below: on the synthetic data, where exposure does
+    # not depend on genres, its mapped factors are no better than random)
+    assert reports["hybrid"].candidates.tolist() == sorted(cold.tolist())
+    with pytest.raises(ReclabError, match=r"unknown item id\(s\) \[-5\]"):
+        rl.evaluate(als, train, test, k=10, candidates=[-5])
+
+
+def test_hybrid_keeps_implicit_als_on_warm_items(cold_synthetic):
+    train, _, cold = cold_synthetic
+    als = rl.models.ImplicitALS(factors=8, iterations=3).fit(train)
+    hybrid = rl.models.HybridALS(factors=8, iterations=3).fit(train)
+    warm = np.setdiff1d(np.arange(train.n_items), train.item_index(cold))
+    np.testing.assert_array_equal(hybrid.item_factors_[warm], als.item_factors_[warm])
+    assert np.abs(hybrid.item_factors_[train.item_index(cold)]).sum() > 0
+    with pytest.raises(ReclabError, match="HybridALS needs item features"):
+        rl.models.HybridALS(factors=2, iterations=1).fit(rl.Interactions.from_matrix(train.matrix))
+    with pytest.raises(ReclabError, match="feature_groups='nothing' matches no feature"):
+        rl.models.ContentKNN(feature_groups="nothing").fit(train)
+
+
+def test_cold_start_quality_on_ml100k(ml100k):
+    """Done-when band: cold items of ML-100K (20%, seed 0), ranking them only."""
+    train, test = rl.split.cold_items(ml100k, test_frac=0.2, seed=0)
+    cold = train.item_ids[train.item_counts() == 0]
+    precision = {type(model).__name__: rl.evaluate(model.fit(train), train, test, k=10, candidates=cold,
+                                                   n_bootstrap=0).summary["precision@10"]
+                 for model in (rl.models.ContentKNN(), rl.models.HybridALS(), rl.models.ImplicitALS())}
+    assert 1.1 * 0.117 <= precision["ContentKNN"] < 0.2
+    assert 1.1 * 0.117 <= precision["HybridALS"] < 0.3
+    assert precision["ImplicitALS"] < 0.075   # random ranking of these lists: 0.067
+
+
+def test_feature_explanations_name_shared_features():
+    from reclab.postprocess import because_you_like, explain_by_features
+
+    ratings = sp.csr_matrix(np.array([[5, 4, 1, 0], [1, 0, 0, 5]], dtype=np.float32))
+    features = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [1, 1, 1]], dtype=np.float32)
+    data = Interactions.from_matrix(ratings, item_features=features,
+                                    item_feature_names=["genre=Film-Noir", "decade=1940", "tag=dark"])
+    table = because_you_like(data, 0, 3, n=3)
+    # user 0 liked items 0 and 1 (>= their mean 3.33): Film-Noir twice, 1940s once; 'dark' only disliked
+    assert table["feature"].tolist() == ["genre=Film-Noir", "decade=1940"]
+    assert table.attrs["caption"] == "Because you like Film-Noir and 1940s films"
+    recommendations = pd.DataFrame({"user": [0, 1], "item": [3, 1], "title": ["D", "B"]})
+    explained = explain_by_features(data, recommendations)
+    assert explained["because"].tolist() == ["Because you like Film-Noir and 1940s films",
+                                             "Because you like Film-Noir"]
+    with pytest.raises(ReclabError, match="needs item features"):
+        because_you_like(Interactions.from_matrix(ratings), 0, 3)
+
+
+def test_params_accept_cold_splits_and_feature_models(tmp_path):
+    from reclab.params import load, make_model, make_split
+
+    config = load(Path(__file__).resolve().parents[1] / "params" / "ml-latest-small-cold.yaml",
+                  overrides={"dataset": "synthetic", "split.method": "cold_users"})
+    assert config["split"]["method"] == "cold_users" and config["model"] == "HybridALS"
+    assert make_model(config, "ContentKNN").feature_groups == "genre,decade"
+    data = rl.datasets.synthetic(seed=0, n_users=200, n_items=300, n_ratings=6000)
+    train, valid, test = make_split(config, data)
+    cold = test.user_counts() > 0
+    assert not (train.user_counts()[cold] > 0).any() and not (valid.user_counts()[cold] > 0).any()
