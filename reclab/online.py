@@ -310,11 +310,12 @@ def _check_n_users(n_users, minimum: int) -> int:
     return check_int("n_users", n_users, low=minimum)
 
 
-def _check_alpha(alpha) -> float:
-    alpha = check_float("alpha", alpha, low=0.0, high=1.0, low_open=True)
-    if alpha >= 1.0:
-        raise ReclabError(f"alpha must be a number in (0, 1), got {alpha!r}")
-    return alpha
+def _check_probability(name: str, value) -> float:
+    """A level or a power: a number strictly between 0 and 1."""
+    value = check_float(name, value)
+    if not 0.0 < value < 1.0:
+        raise ReclabError(f"{name} must be a number in (0, 1), got {value!r}")
+    return value
 
 
 def _lists(world: World, arms: Mapping, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -454,7 +455,7 @@ def ab_test(world: World, arms: Mapping, n_users: int, n: int = 10, seed: int = 
     world = _check_world(world)
     arms = _check_arms(world, arms)
     n_users = _check_n_users(n_users, 2 * len(arms))
-    seed, alpha = check_seed(seed), _check_alpha(alpha)
+    seed, alpha = check_seed(seed), _check_probability("alpha", alpha)
     n = check_int("n", n, low=1)
     _, probabilities = _lists(world, arms, n)
     arm, clicks = _ab_draw(np.random.default_rng(seed), probabilities, n_users)
@@ -738,8 +739,8 @@ def sensitivity(world: World, arms: Mapping, n_users=(100, 200, 500, 1000, 2000,
     grid = np.array(sorted({_check_n_users(value, 4) for value in grid}), dtype=np.int64)
     n = check_int("n", n, low=1)
     n_simulations = check_int("n_simulations", n_simulations, low=1)
-    alpha = _check_alpha(alpha)
-    target = check_float("target", target, low=0.0, high=1.0, low_open=True)
+    alpha = _check_probability("alpha", alpha)
+    target = _check_probability("target", target)
     if isinstance(methods, str) or not methods:
         raise ReclabError(f"methods must be a non-empty sequence of {list(METHODS)}, got {methods!r}")
     methods = [check_choice("methods", method, METHODS) for method in methods]
