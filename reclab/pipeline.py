@@ -48,9 +48,10 @@ from reclab.errors import ReclabError
 __all__ = ["NOTEBOOKS", "STAGES", "PipelineError", "PipelineResult", "run_pipeline", "notebooks_dir",
            "default_params_file", "parse_stages"]
 
-STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate")
+STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate", "online")
 NOTEBOOKS = {"preprocess": "01_preprocess.ipynb", "tune": "02_tune.ipynb", "train": "03_train.ipynb",
-             "postprocess": "04_postprocess.ipynb", "evaluate": "05_evaluate.ipynb"}
+             "postprocess": "04_postprocess.ipynb", "evaluate": "05_evaluate.ipynb",
+             "online": "06_online.ipynb"}
 # Parameters the pipeline passes to every stage notebook (each must be in its parameters cell).
 _PASSED = ("params_file", "experiment", "tracking_uri", "parent_run_id")
 # Seconds a kernel may take to start; papermill's 60 s is tight on a loaded 2-core machine.
@@ -110,7 +111,8 @@ def default_params_file() -> Path:
 
 def parse_stages(stages: Sequence[str] | None) -> list[str]:
     """Stage names from ``--stages`` values: names, numbers (``2``) or ranges (``2-4``), given
-    separately or comma-separated; None means all five, in order."""
+    separately or comma-separated; None means all of :data:`STAGES`, in order (see
+    :func:`run_pipeline` for the optional stage 6)."""
     if not stages:
         return list(STAGES)
     chosen = set()
@@ -253,7 +255,8 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         ``{dotted key: value}`` on top of the file (``--set``).
     stages : sequence of str, optional
         Stages to run (see :func:`parse_stages`); default all, or with ``resume`` every stage
-        from the first that has not finished.
+        from the first that has not finished. The default includes stage 6 (``online``) only
+        when the parameters set ``online: {enabled: true}``; ``--stages 1-6`` always runs it.
     resume : str, optional
         Id of a pipeline run to continue: its stages that finished are not run again.
     output_dir : str or os.PathLike, optional
@@ -266,7 +269,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         relative paths in notebooks mean the same as in JupyterLab.
     progress : callable, optional
         ``progress(event, stage, number, seconds)`` with event ``"start"`` (seconds None),
-        ``"done"`` or ``"failed"``; number is the stage's position 1..5.
+        ``"done"`` or ``"failed"``; number is the stage's position 1..6.
     execution_timeout : float, optional
         Seconds a single cell may run (default: no limit).
 
@@ -309,6 +312,8 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         finished = []
         chosen = parse_stages(stages)
         run_id = None
+    if not stages:   # stage 6 runs by default only where the parameters enable it
+        chosen = [stage for stage in chosen if stage != "online" or params["online"]["enabled"]]
     _check_backend(params["backend"])
     _plan(chosen, finished, resume)
     for stage in chosen:
