@@ -109,12 +109,14 @@ def default_params_file() -> Path:
     return notebooks_dir().parent / "params" / "default.yaml"
 
 
-def parse_stages(stages: Sequence[str] | None) -> list[str]:
+def parse_stages(stages: Sequence[str] | None, params: Mapping | None = None) -> list[str]:
     """Stage names from ``--stages`` values: names, numbers (``2``) or ranges (``2-4``), given
-    separately or comma-separated; None means all of :data:`STAGES`, in order (see
-    :func:`run_pipeline` for the optional stage 6)."""
+    separately or comma-separated; None means all of :data:`STAGES`, in order, where stage 6
+    (``online``) is left out when ``params`` (validated parameters) do not set
+    ``online: {enabled: true}``."""
     if not stages:
-        return list(STAGES)
+        return [stage for stage in STAGES
+                if stage != "online" or params is None or params["online"]["enabled"]]
     chosen = set()
     for value in stages:
         for token in str(value).replace(",", " ").split():
@@ -298,9 +300,10 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         state = tracking.pipeline_state(resume, uri)
         params = params_module.loads(state["params_text"], f"params.yaml of run {resume}")
         finished = state["finished"]
-        chosen = parse_stages(stages) if stages else [s for s in STAGES if s not in finished][:1]
+        by_default = parse_stages(None, params)
+        chosen = parse_stages(stages) if stages else [s for s in by_default if s not in finished][:1]
         if not stages and chosen:
-            chosen = list(STAGES[STAGES.index(chosen[0]):])
+            chosen = by_default[by_default.index(chosen[0]):]
         run_id = resume
     else:
         if params_file is None:
@@ -310,10 +313,8 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
             # Kernels run in the notebooks folder: a path relative to here must stay valid there.
             params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
         finished = []
-        chosen = parse_stages(stages)
+        chosen = parse_stages(stages, params)
         run_id = None
-    if not stages:   # stage 6 runs by default only where the parameters enable it
-        chosen = [stage for stage in chosen if stage != "online" or params["online"]["enabled"]]
     _check_backend(params["backend"])
     _plan(chosen, finished, resume)
     for stage in chosen:
