@@ -59,6 +59,8 @@ METHODS = ("ab", "interleaving")
 """Tests :func:`sensitivity` simulates: the A/B test and team-draft interleaving."""
 INTERLEAVING_METHODS = ("team_draft",)
 _CONFIDENCE = 0.95
+# Visits simulated at once by sensitivity (arrays of about 10 values per visit and list entry).
+_BATCH_VISITS = 200_000
 
 
 # -- the world --------------------------------------------------------------------------------
@@ -400,22 +402,25 @@ def _welch(mean_a, var_a, n_a, mean_b, var_b, n_b):
     return se, p
 
 
-def _ab_draw(rng, probabilities: np.ndarray, n_users: int):
-    """One A/B test's visits: arm of each visit (balanced, shuffled) and its clicks."""
+def _ab_draw(rng, probabilities: np.ndarray, n_users: int, repeats: int = 1):
+    """Visits of ``repeats`` independent A/B tests: the arm of each visit (balanced within each
+    test, shuffled) and its clicks, both of shape (repeats, n_users)."""
     n_arms, n_world_users, n = probabilities.shape
-    users = rng.integers(0, n_world_users, n_users)
-    arm = rng.permutation(n_users) % n_arms
-    clicks = (rng.random((n_users, n)) < probabilities[arm, users]).sum(axis=1)
+    users = rng.integers(0, n_world_users, (repeats, n_users))
+    arm = rng.permuted(np.broadcast_to(np.arange(n_users) % n_arms, (repeats, n_users)), axis=1)
+    clicks = (rng.random((repeats, n_users, n)) < probabilities[arm, users]).sum(axis=2)
     return arm, clicks
 
 
 def _arm_moments(arm: np.ndarray, clicks: np.ndarray, n_arms: int):
-    count = np.bincount(arm, minlength=n_arms).astype(np.float64)
-    total = np.bincount(arm, weights=clicks, minlength=n_arms)
+    """Per test (rows) and arm (columns): visits, clicks, mean and variance of clicks per visit."""
+    member = arm[:, :, None] == np.arange(n_arms)
+    values = clicks.astype(np.float64)[:, :, None]
+    count = member.sum(axis=1).astype(np.float64)
+    total = (values * member).sum(axis=1)
     mean = total / count
-    squares = np.bincount(arm, weights=clicks.astype(np.float64) ** 2, minlength=n_arms)
-    var = (squares - count * mean ** 2) / (count - 1)
-    return count, total, mean, np.maximum(var, 0.0)
+    var = ((values - mean[:, None, :]) ** 2 * member).sum(axis=1) / (count - 1)
+    return count, total, mean, var
 
 
 def ab_test(world: World, arms: Mapping, n_users: int, n: int = 10, seed: int = 0,
@@ -459,7 +464,7 @@ def ab_test(world: World, arms: Mapping, n_users: int, n: int = 10, seed: int = 
     n = check_int("n", n, low=1)
     _, probabilities = _lists(world, arms, n)
     arm, clicks = _ab_draw(np.random.default_rng(seed), probabilities, n_users)
-    count, total, mean, var = _arm_moments(arm, clicks, len(arms))
+    count, total, mean, var = (moment[0] for moment in _arm_moments(arm, clicks, len(arms)))
     z = stats.norm.ppf(0.5 + _CONFIDENCE / 2)
     half = z * np.sqrt(var / count)
     table = pd.DataFrame({"users": count.astype(np.int64), "clicks": total.astype(np.int64),
@@ -593,13 +598,16 @@ def _team_draft(rng, ids: np.ndarray, probabilities: np.ndarray, match: np.ndarr
 
 
 def _interleaving_test(credit_a: np.ndarray, credit_b: np.ndarray):
-    """``(outcome mean, standard error, p)`` of the per-visit outcome sign(B - A)."""
+    """``(outcome mean, standard error, p)`` of the per-visit outcome sign(B - A), along the
+    last axis (one test per row)."""
     outcome = np.sign(credit_b - credit_a).astype(np.float64)
-    mean = outcome.mean()
-    se = outcome.std(ddof=1) / np.sqrt(outcome.size)
-    if se == 0:
-        return mean, 0.0, 1.0 if mean == 0 else 0.0
-    return mean, se, float(2.0 * stats.t.sf(abs(mean / se), outcome.size - 1))
+    size = outcome.shape[-1]
+    mean = outcome.mean(axis=-1)
+    se = outcome.std(axis=-1, ddof=1) / np.sqrt(size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2.0 * stats.t.sf(np.abs(mean / se), size - 1)
+    # No variance: all visits tied (no evidence), or all won by one arm (certain).
+    return mean, se, np.where(se > 0, p, np.where(mean == 0, 1.0, 0.0))
 
 
 def interleave(world: World, arms: Mapping, n_users: int, n: int = 10, method: str = "team_draft",
@@ -754,18 +762,25 @@ def sensitivity(world: World, arms: Mapping, n_users=(100, 200, 500, 1000, 2000,
     for method in methods:
         for g, size in enumerate(grid):
             rng = np.random.default_rng([seed, METHODS.index(method), g])
-            signs, p_values = np.empty(n_simulations), np.empty(n_simulations)
-            for s in range(n_simulations):
+            signs, p_values = [], []
+            # Many tests at once, in batches of about _BATCH_VISITS visits to bound memory.
+            per_batch = max(1, _BATCH_VISITS // int(size))
+            for start in range(0, n_simulations, per_batch):
+                repeats = min(per_batch, n_simulations - start)
                 if method == "ab":
-                    arm, clicks = _ab_draw(rng, probabilities, int(size))
+                    arm, clicks = _ab_draw(rng, probabilities, int(size), repeats)
                     count, _, mean, var = _arm_moments(arm, clicks, 2)
-                    _, p = _welch(mean[0], var[0], count[0], mean[1], var[1], count[1])
-                    signs[s], p_values[s] = np.sign(mean[1] - mean[0]), p
+                    _, p = _welch(mean[:, 0], var[:, 0], count[:, 0], mean[:, 1], var[:, 1], count[:, 1])
+                    difference = mean[:, 1] - mean[:, 0]
                 else:
+                    # Visits are independent: one batch of repeats * size visits is repeats tests.
                     credit_a, credit_b = _team_draft(rng, ids, probabilities, match, examination,
-                                                     int(size))
-                    mean, _, p = _interleaving_test(credit_a, credit_b)
-                    signs[s], p_values[s] = np.sign(mean), p
+                                                     int(size) * repeats)
+                    difference, _, p = _interleaving_test(credit_a.reshape(repeats, -1),
+                                                          credit_b.reshape(repeats, -1))
+                signs.append(np.sign(difference))
+                p_values.append(p)
+            signs, p_values = np.concatenate(signs), np.concatenate(p_values)
             rejected = p_values < alpha
             power = (rejected & (signs == direction)).mean() if direction else rejected.mean()
             rows.append((method, int(size), float(power), float(rejected.mean()),
