@@ -129,13 +129,17 @@ class World:
 
         The utility of item ``i`` for user ``u`` is the log-odds with which the generator
         (:func:`reclab.datasets.synthetic`) lets a user pick an item, without its popularity
-        term (a shown item needs no discovering)::
+        term (a shown item needs no discovering), plus how much the user clicks at all: the
+        user bias ``b_u`` (optimists click more) and the centred log of the user's number of
+        ratings ``c_u`` in ``data`` (active users click more)::
 
-            utility(u, i) = rating_weight * (b_i + p_u . q_i) + interest_weight * s_u . t_i
+            utility(u, i) = rating_weight * (b_u + b_i + p_u . q_i) + interest_weight * s_u . t_i
+                            + activity_weight * (log c_u - mean_v log c_v)
 
         ``rating_weight`` and ``interest_weight`` are the generator's ``mnar`` and
         ``taste_exposure`` (defaults 1.0 and 2.0, those of ``synthetic``): pass the values
-        the data was made with. ``seen`` is ``data.matrix``.
+        the data was made with. ``seen`` is ``data.matrix``; build the world from the full data
+        set (its activity) and :meth:`align` it to a split.
 
         Raises
         ------
