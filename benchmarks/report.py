@@ -91,6 +91,13 @@ def write_report(document: dict, markdown_path: Path, plot_path: Path) -> None:
         sections.append("### Tuning ImplicitALS on ML-100k\n\n" + _table(["figure", "value"],
                                                                            [[k, v] for k, v in shown.items()]))
 
+    online = _by_case(results, "online_simulation")
+    if online:
+        sections.append("### Simulated online tests (synthetic world, top-10, Popularity vs ImplicitALS)\n\n"
+                        + _table(["visits", "items", "A/B test s", "interleaving s"],
+                                 [[r["n_visits"], r["n_items"], r["ab_test_seconds"], r["interleave_seconds"]]
+                                  for r in online]))
+
     problems = [r for r in results if "error" in r or "skipped" in r]
     if problems:
         sections.append("### Not measured\n\n" + "\n".join(

@@ -86,6 +86,8 @@ def plan(suites: set[str], sizes: list[str], factors: list[int]) -> list[tuple[s
             steps.append(("spark_vs_local", dict(model=model, dataset="ml-100k")))
     if "tuning" in suites:
         steps.append(("tuning", {}))
+    if "online" in suites:
+        steps.append(("online_simulation", dict(n_visits=100_000)))
     return steps
 
 
@@ -106,8 +108,8 @@ def environment() -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", default="als,rating,ranking,eval,spark,tuning",
-                        help="comma-separated: als, rating, ranking, eval, spark, tuning")
+    parser.add_argument("--suite", default="als,rating,ranking,eval,spark,tuning,online",
+                        help="comma-separated: als, rating, ranking, eval, spark, tuning, online")
     parser.add_argument("--sizes", default="1M,5M,20M", help="synthetic sizes for the als suite")
     parser.add_argument("--factors", default="64,128", help="factors for the als suite")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="JSON result file")
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     suites = set(args.suite.split(","))
-    unknown = suites - {"als", "rating", "ranking", "eval", "spark", "tuning"}
+    unknown = suites - {"als", "rating", "ranking", "eval", "spark", "tuning", "online"}
     if unknown:
         parser.error(f"unknown suite(s) {sorted(unknown)}")
     sizes = args.sizes.split(",")

@@ -7,8 +7,8 @@
 >>> report = rl.evaluate(model, train, test, k=10)
 """
 
-from reclab import (datasets, metrics, models, normalize, postprocess, preprocess, ranking, space, spark,
-                    split, tuning)
+from reclab import (datasets, metrics, models, normalize, online, postprocess, preprocess, ranking, space,
+                    spark, split, tuning)
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import Comparison, EvaluationReport, compare, evaluate, ranking_metrics
@@ -16,6 +16,6 @@ from reclab.tuning import Trial, TuningResult, tune
 
 __version__ = "0.1.0"
 
-__all__ = ["Interactions", "ReclabError", "datasets", "metrics", "models", "normalize", "postprocess",
+__all__ = ["Interactions", "ReclabError", "datasets", "metrics", "models", "normalize", "online", "postprocess",
            "preprocess", "ranking", "space", "spark", "split", "tuning", "evaluate", "compare", "ranking_metrics",
            "EvaluationReport", "Comparison", "tune", "TuningResult", "Trial", "__version__"]

@@ -29,8 +29,10 @@ def _print(*parts, **options) -> None:
 
 # -- reclab run -------------------------------------------------------------------------------
 def _progress(event: str, stage: str, number: int, seconds) -> None:
+    from reclab.pipeline import STAGES
+
     if event == "start":
-        _print(f"[{number}/5] {stage:<12}", end=" ")
+        _print(f"[{number}/{len(STAGES)}] {stage:<12}", end=" ")
     elif event == "done":
         _print(f"{seconds:7.1f} s")
     else:
@@ -88,6 +90,9 @@ def _print_summary(result, uri: str) -> None:
         _print()
         _print("Test metrics (95% bootstrap confidence intervals over users):")
         _print(_table(rows, ["metric", model, *models[1:]]))
+    if summary.get("online"):
+        _print()
+        _print(summary["online"])
     _print()
     _print(f"MLflow run id: {summary['run_id']}  (experiment id {summary['experiment_id']}, "
            f"store {uri})")

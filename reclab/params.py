@@ -40,6 +40,12 @@ Schema (defaults in brackets)::
     baselines: [str]                model names evaluated beside the model ["Popularity", "Bias"]
     backend: str                    "local" | "spark" ["local"; "spark" where the same file or
                                     --set says model: SparkALS]
+    online:                         stage 6, the simulated online tests (reclab.online)
+      enabled: bool                 run stage 6 when no --stages are given [false]
+      n_users: int                  simulated users of the A/B test and of interleaving, >= 8 [5000]
+      n_simulations: int            simulated tests per point of the power curves, >= 1 [100]
+      world_model: str              real data only: the model whose scores stand in for the
+                                    true utilities (World.from_model) ["ItemKNN"]
 
 Backends
 --------
@@ -74,7 +80,8 @@ flatten(params) -> dict
     ``{"tune.n_trials": 20, ...}`` for the active model only: readable keys for MLflow.
 dump(params) -> str
     YAML text that :func:`load` reads back to the same parameters.
-load_data(params), make_split(params, data), make_model(params, name=None, searched=None)
+load_data(params), make_split(params, data), make_model(params, name=None, searched=None),
+make_world(params, data)
     The objects the parameters describe, for the stage notebooks.
 tune_options(params), evaluation_options(params) -> dict
     Keyword arguments of ``tune`` and ``evaluate``.
@@ -94,7 +101,7 @@ import yaml
 from reclab.errors import ReclabError
 
 __all__ = ["MODEL_NAMES", "DEFAULTS", "load", "loads", "notebook_overrides", "parse_assignments", "validate",
-           "flatten", "dump", "load_data", "make_split", "make_model", "tune_options",
+           "flatten", "dump", "load_data", "make_split", "make_model", "make_world", "tune_options",
            "evaluation_options"]
 
 MODEL_NAMES = ("Popularity", "Bias", "ItemKNN", "ExplicitALS", "ImplicitALS", "SVD", "SparkALS",
@@ -123,6 +130,7 @@ DEFAULTS = {
     "n_recommendations": 10,
     "baselines": ["Popularity", "Bias"],
     "backend": "local",
+    "online": {"enabled": False, "n_users": 5000, "n_simulations": 100, "world_model": "ItemKNN"},
 }
 # Mappings whose keys are free (checked by the code that uses them, not by the schema).
 _FREE = {"synthetic", "models"}
@@ -149,6 +157,12 @@ def _float(value, key, source, low=None, high=None, open_interval=False):
         raise _fail(source, key, f"must be strictly between {low} and {high}, got {value!r}")
     if not open_interval and low is not None and value < low:
         raise _fail(source, key, f"must be >= {low}, got {value!r}")
+    return value
+
+
+def _bool(value, key, source):
+    if not isinstance(value, bool):
+        raise _fail(source, key, f"must be true or false, got {value!r} ({type(value).__name__})")
     return value
 
 
@@ -277,6 +291,14 @@ def validate(params: Mapping, source: str = "parameters") -> dict:
         "n_recommendations": _int(merged["n_recommendations"], "n_recommendations", source, low=1),
         "baselines": _names(merged["baselines"], "baselines", source),
         "backend": _str(merged["backend"], "backend", source, _BACKENDS),
+        "online": {
+            "enabled": _bool(merged["online"]["enabled"], "online.enabled", source),
+            "n_users": _int(merged["online"]["n_users"], "online.n_users", source, low=8),
+            "n_simulations": _int(merged["online"]["n_simulations"], "online.n_simulations", source,
+                                  low=1),
+            "world_model": _str(merged["online"]["world_model"], "online.world_model", source,
+                                MODEL_NAMES),
+        },
     }
     _check_backend(out, source)
     out["models"].setdefault(out["model"], {"params": {}, "space": {}})
@@ -583,6 +605,27 @@ def make_model(params: Mapping, name: str | None = None, searched: Mapping | Non
         fixed.setdefault("seed", params["seed"])
     fixed.update(searched or {})
     return cls(**fixed)
+
+
+def make_world(params: Mapping, data):
+    """The simulated world of stage 6 (:class:`reclab.online.World`) on the users and items of
+    ``data``, the interactions the models were fitted on (so its ``seen`` is theirs).
+
+    Synthetic data: the ground truth of the full data set (:meth:`World.from_truth`, with the
+    generator's ``mnar`` and ``taste_exposure``), aligned to ``data``'s ids. Real data: the
+    scores of ``online.world_model`` fitted on ``data`` (:meth:`World.from_model`), which
+    favours models like it.
+    """
+    from reclab import datasets, online
+
+    if params["dataset"] == "synthetic":
+        defaults = inspect.signature(datasets.synthetic).parameters
+        weight = {name: params["synthetic"].get(name, defaults[name].default)
+                  for name in ("mnar", "taste_exposure")}
+        world = online.World.from_truth(load_data(params), rating_weight=weight["mnar"],
+                                        interest_weight=weight["taste_exposure"])
+        return world.align(data)
+    return online.World.from_model(make_model(params, params["online"]["world_model"]).fit(data), data)
 
 
 def tune_options(params: Mapping) -> dict:

@@ -106,11 +106,14 @@ def default_params_file() -> Path:
     return notebooks_dir().parent / "params" / "default.yaml"
 
 
-def parse_stages(stages: Sequence[str] | None) -> list[str]:
+def parse_stages(stages: Sequence[str] | None, params: Mapping | None = None) -> list[str]:
     """Stage names from ``--stages`` values: names, numbers (``2``) or ranges (``2-4``), given
-    separately or comma-separated; None means all five, in order."""
+    separately or comma-separated; None means all of :data:`STAGES`, in order, where stage 6
+    (``online``) is left out when ``params`` (validated parameters) do not set
+    ``online: {enabled: true}``."""
     if not stages:
-        return list(STAGES)
+        return [stage for stage in STAGES
+                if stage != "online" or params is None or params["online"]["enabled"]]
     chosen = set()
     for value in stages:
         for token in str(value).replace(",", " ").split():
@@ -251,7 +254,8 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         ``{dotted key: value}`` on top of the file (``--set``).
     stages : sequence of str, optional
         Stages to run (see :func:`parse_stages`); default all, or with ``resume`` every stage
-        from the first that has not finished.
+        from the first that has not finished. The default includes stage 6 (``online``) only
+        when the parameters set ``online: {enabled: true}``; ``--stages 1-6`` always runs it.
     resume : str, optional
         Id of a pipeline run to continue: its stages that finished are not run again.
     output_dir : str or os.PathLike, optional
@@ -264,7 +268,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         relative paths in notebooks mean the same as in JupyterLab.
     progress : callable, optional
         ``progress(event, stage, number, seconds)`` with event ``"start"`` (seconds None),
-        ``"done"`` or ``"failed"``; number is the stage's position 1..5.
+        ``"done"`` or ``"failed"``; number is the stage's position 1..6.
     execution_timeout : float, optional
         Seconds a single cell may run (default: no limit).
 
@@ -293,9 +297,10 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         state = tracking.pipeline_state(resume, uri)
         params = params_module.loads(state["params_text"], f"params.yaml of run {resume}")
         finished = state["finished"]
-        chosen = parse_stages(stages) if stages else [s for s in STAGES if s not in finished][:1]
+        by_default = parse_stages(None, params)
+        chosen = parse_stages(stages) if stages else [s for s in by_default if s not in finished][:1]
         if not stages and chosen:
-            chosen = list(STAGES[STAGES.index(chosen[0]):])
+            chosen = by_default[by_default.index(chosen[0]):]
         run_id = resume
     else:
         if params_file is None:
@@ -305,7 +310,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
             # Kernels run in the notebooks folder: a path relative to here must stay valid there.
             params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
         finished = []
-        chosen = parse_stages(stages)
+        chosen = parse_stages(stages, params)
         run_id = None
     _check_backend(params["backend"])
     _plan(chosen, finished, resume)

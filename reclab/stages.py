@@ -9,8 +9,9 @@ find stage runs, and ``pipeline`` runs the notebooks through ``tracking``, so ne
 __all__ = ["NOTEBOOKS", "STAGES"]
 
 #: Stage names, in pipeline order (their numbers are positions from 1).
-STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate")
+STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate", "online")
 
 #: The notebook of each stage, in ``notebooks/``.
 NOTEBOOKS = {"preprocess": "01_preprocess.ipynb", "tune": "02_tune.ipynb", "train": "03_train.ipynb",
-             "postprocess": "04_postprocess.ipynb", "evaluate": "05_evaluate.ipynb"}
+             "postprocess": "04_postprocess.ipynb", "evaluate": "05_evaluate.ipynb",
+             "online": "06_online.ipynb"}

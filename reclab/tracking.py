@@ -773,6 +773,16 @@ class StageRun:
                               f"new pipeline to work with {self.params['model']!r}")
         return best
 
+    def load_trials(self) -> list:
+        """The trials of this pipeline's ``tune`` stage (:class:`reclab.tuning.Trial`, with typed
+        parameters), read from its checkpoint artifact ``tuning/checkpoint.jsonl``."""
+        from reclab.tuning import Trial
+
+        with tempfile.TemporaryDirectory() as folder:
+            text = self._download("tune", "tuning/checkpoint.jsonl", folder).read_text(encoding="utf-8")
+        # The first line identifies the search; the others are trials, one JSON object each.
+        return [Trial.from_record(json.loads(line)) for line in text.splitlines()[1:]]
+
     def load_model(self):
         """The fitted reclab model logged by the ``train`` stage."""
         from reclab.models import load
@@ -1088,7 +1098,8 @@ def pipeline_summary(parent_run_id: str, uri: str | None = None) -> dict:
     dict
         ``run_id``, ``run_name``, ``experiment_id``, ``status``, ``stages`` (list of
         ``(stage, run_id, status, seconds)``), ``best`` (tune's best_params.json or None),
-        ``metrics`` (evaluate run's metrics, a dict), ``tracking_uri``.
+        ``metrics`` (evaluate run's metrics, a dict), ``online`` (the description of the online
+        stage's run, its A/B result; None without one), ``tracking_uri``.
     """
     client = _client(uri)
     parent = client.get_run(parent_run_id)
@@ -1107,9 +1118,11 @@ def pipeline_summary(parent_run_id: str, uri: str | None = None) -> dict:
             best = json.loads(_download(client, latest["tune"].info.run_id, "best_params.json",
                                         folder).read_text(encoding="utf-8"))
     metrics = dict(latest["evaluate"].data.metrics) if "evaluate" in latest else {}
+    online = latest["online"].data.tags.get("mlflow.note.content") if "online" in latest else None
     return {"run_id": parent_run_id, "run_name": parent.info.run_name,
             "experiment_id": parent.info.experiment_id, "status": parent.info.status,
-            "stages": stages, "best": best, "metrics": metrics, "tracking_uri": tracking_uri(uri)}
+            "stages": stages, "best": best, "metrics": metrics, "online": online,
+            "tracking_uri": tracking_uri(uri)}
 
 
 def _evaluate_run(client: MlflowClient, run_id: str, uri: str | None):

@@ -72,7 +72,7 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path):
     run_id = completed.stderr.split("--resume ")[1].split()[0]
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     assert client.get_run(run_id).info.status == "FAILED"
-    assert "[1/5] preprocess" in completed.stdout and "FAILED" in completed.stdout
+    assert "[1/6] preprocess" in completed.stdout and "FAILED" in completed.stdout
 
 
 def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, capsys):

@@ -46,9 +46,12 @@ k: [5, 10]
 evaluation: {n_bootstrap: 100}
 n_recommendations: 5
 """
+# What a pipeline runs without --stages when its parameters leave stage 6 (online) disabled.
+FIVE = [stage for stage in pipeline.STAGES if stage != "online"]
 FIGURES = {"preprocess": {"rating_distribution", "user_bias"},
            "tune": {"convergence", "objective"}, "train": {"training_curve"},
-           "postprocess": {"most_recommended"}, "evaluate": {"precision_recall_at_k"}}
+           "postprocess": {"most_recommended"}, "evaluate": {"precision_recall_at_k"},
+           "online": {"power_curves", "offline_vs_online"}}
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +112,13 @@ def test_five_stage_runs_under_one_finished_parent(pipeline_run, store, client):
     assert parent.info.run_name == "synthetic/ImplicitALS/random"
     assert "ndcg_at_10" in parent.data.tags["mlflow.note.content"]
     runs = tracking.stage_runs(result.run_id, store["uri"])
-    assert [run.data.tags["reclab.stage"] for run in runs] == list(pipeline.STAGES)
+    assert [run.data.tags["reclab.stage"] for run in runs] == FIVE
     assert all(run.info.status == "FINISHED" for run in runs)
     assert all(run.data.tags["mlflow.parentRunId"] == result.run_id for run in runs)
     assert [event[:3] for event in events] == [
-        (kind, stage, number) for number, stage in enumerate(pipeline.STAGES, 1)
+        (kind, stage, number) for number, stage in enumerate(FIVE, 1)
         for kind in ("start", "done")]
-    assert set(result.seconds) == set(pipeline.STAGES)
+    assert set(result.seconds) == set(FIVE)
     assert result.summary["status"] == "FINISHED"
 
 
@@ -242,6 +245,31 @@ def checkpoint_lines(client, run_id, folder):
     return Path(local).read_text(encoding="utf-8").splitlines()
 
 
+def test_stage_6_simulates_online_tests_and_logs_them(pipeline_run, store, client):
+    """Stage 6 run on the finished pipeline (``--stages 6``): A/B test, interleaving, power curves
+    and the offline-vs-online table, read back from MLflow; the summary carries the A/B result."""
+    first, _ = pipeline_run
+    result = pipeline.run_pipeline(resume=first.run_id, stages=["6"], tracking_uri=store["uri"],
+                                   output_dir=store["folder"] / "online")
+    assert list(result.seconds) == ["online"]
+    run = latest_by_stage(client, first.run_id, store["uri"])["online"]
+    assert run.info.status == "FINISHED" and run.data.tags["reclab.online.world"] == "truth"
+    metrics = run.data.metrics
+    ctr = {arm: metrics[f"ab.ctr.{arm}"] for arm in ("Popularity", "Bias", "ImplicitALS", "oracle")}
+    assert all(0.0 <= value <= 1.0 for value in ctr.values())
+    assert ctr["oracle"] == max(ctr.values())
+    for key in ("ab.p_value", "interleaving.p_value"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["power.users_needed.ab"] >= 8 and -1 <= metrics["offline_online.spearman"] <= 1
+    tables = {Path(item.path).name for item in client.list_artifacts(run.info.run_id, "tables")}
+    assert {"ab_test.csv", "interleaving.csv", "power.csv", "offline_vs_online.csv"} <= tables
+    versus = pd.read_csv(client.download_artifacts(run.info.run_id, "tables/offline_vs_online.csv",
+                                                   str(store["folder"])), index_col=0)
+    assert {"Popularity", "Bias", "untuned", "tuned"} <= set(versus.index)
+    assert result.summary["online"].startswith("Simulated online test (truth; 5000 users, top-5)")
+    assert "A/B ImplicitALS vs Popularity: lift" in result.summary["online"]
+
+
 def test_failed_tune_stage_resumes_its_search_and_gives_identical_results(pipeline_run, store,
                                                                           client, tmp_path):
     """Stage 2 fails after its second trial; --resume continues the search from the checkpoint
@@ -323,6 +351,12 @@ def test_stage_plan_and_notebook_parameters_are_checked_before_running(store, cl
     with pytest.raises(ReclabError, match="unknown stage 'fit'"):
         pipeline.parse_stages(["fit"])
     assert pipeline.parse_stages(["1-2", "evaluate"]) == ["preprocess", "tune", "evaluate"]
+    # stage 6 runs by default only where the parameters enable it, and always when asked for
+    disabled = params_module.load(store["params"])
+    enabled = params_module.load(store["params"], {"online.enabled": True})
+    assert pipeline.parse_stages(None, disabled) == FIVE
+    assert pipeline.parse_stages(None, enabled) == list(pipeline.STAGES)
+    assert pipeline.parse_stages(["1-6"], disabled) == list(pipeline.STAGES)
     # A parameter the pipeline passes but a notebook does not declare: papermill would only warn
     # and run the notebook with its own default. Every stage is checked before stage 1 starts.
     stripped = tmp_path / "notebooks"
@@ -429,6 +463,8 @@ def test_ml100k_pipeline(tmp_path):
     assert 0.1 < metrics["precision_at_10"] < 0.6
     assert metrics["precision_at_10"] > metrics["Bias/precision_at_10"]
     assert metrics["n_evaluated"] > 900
+    # ml-100k.yaml enables stage 6: real data has no truth, a fitted model stands in for it
+    assert result.summary["online"].startswith("Simulated online test (model ItemKNN;")
 
 
 # Keeps the Spark pipeline test within a few minutes on 2 cores: two cores and two ALS blocks,
@@ -461,7 +497,7 @@ def test_ml_latest_small_pipeline_on_spark(tmp_path, monkeypatch, shared_path):
     assert parent.info.run_name == "ml-latest-small/SparkALS/smbo"
     assert parent.data.tags["version.pyspark"] != "not installed"
     runs = latest_by_stage(client, result.run_id, uri)
-    assert list(runs) == list(pipeline.STAGES)
+    assert list(runs) == FIVE
     assert all(run.info.status == "FINISHED" for run in runs.values())
     trials = trial_runs(client, runs["tune"])
     assert len(trials) == 3 and all(run.info.status == "FINISHED" for run in trials)

@@ -1,0 +1,194 @@
+"""Simulated online evaluation (reclab.online): calibration of both tests under A/A, the known
+answers of the synthetic world (ImplicitALS beats Popularity, the oracle beats both, interleaving
+needs fewer users than an A/B test), team-draft crediting on hand-made lists, reproducibility and
+clear errors.
+
+The models are fitted once per module on an 80/20 split of the default synthetic data; the
+simulations reuse each arm's lists, so 1,000 A/A tests take about a second.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import reclab as rl
+from reclab.errors import ReclabError
+from reclab.online import World, ab_test, interleave, offline_vs_online, sensitivity
+
+
+@pytest.fixture(scope="module")
+def split(synthetic_data):
+    return rl.split.random_holdout(synthetic_data, test_frac=0.2, seed=42)
+
+
+@pytest.fixture(scope="module")
+def world(split):
+    return World.from_truth(split[0])
+
+
+@pytest.fixture(scope="module")
+def models(split):
+    train = split[0]
+    return {"Popularity": rl.models.Popularity().fit(train), "ItemKNN": rl.models.ItemKNN().fit(train),
+            "ImplicitALS": rl.models.ImplicitALS(factors=64, seed=0).fit(train)}
+
+
+# -- calibration ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["ab", "interleaving"])
+def test_aa_tests_reject_at_the_nominal_rate(world, models, method):
+    same = models["ImplicitALS"]
+    result = sensitivity(world, {"A": same, "B": same}, n_users=600, n_simulations=1000,
+                         methods=[method], seed=0)
+    assert result.better is None
+    rate = result.table["rejection_rate"].item()
+    assert 0.03 <= rate <= 0.07, f"{method}: {rate:.3f} of 1,000 A/A tests gave p < 0.05"
+
+
+# -- the known answers of the synthetic world ---------------------------------------------------
+def test_implicit_als_beats_popularity_and_the_oracle_beats_both(world, models):
+    arms = {"Popularity": models["Popularity"], "ImplicitALS": models["ImplicitALS"],
+            "oracle": world.oracle()}
+    ab = ab_test(world, arms, n_users=5000, seed=0)
+    assert ab.p_values["ImplicitALS"] < 0.01 and ab.lift["ImplicitALS"] > 0
+    assert ab.lift_ci["ImplicitALS"][0] > 0
+    table = ab.table
+    assert table["users"].sum() == 5000 and set(table["users"]) <= {1666, 1667}
+    assert table.loc["oracle", "ctr"] > table.loc["ImplicitALS", "ctr"] > table.loc["Popularity", "ctr"]
+    # the oracle beats the better model in a test of its own, and the truth agrees with the simulation
+    head_to_head = ab_test(world, {"ImplicitALS": models["ImplicitALS"], "oracle": world.oracle()},
+                           n_users=5000, seed=0)
+    assert head_to_head.p_value < 0.01 and head_to_head.lift["oracle"] > 0
+    inside = (table["ctr_ci_low"] <= table["expected_ctr"]) & (table["expected_ctr"] <= table["ctr_ci_high"])
+    assert inside.sum() >= 2
+    assert np.isfinite(ab.users_needed["ImplicitALS"]) and ab.users_needed["ImplicitALS"] < 5000
+
+
+def test_interleaving_prefers_implicit_als_to_itemknn(world, models):
+    result = interleave(world, {"ItemKNN": models["ItemKNN"], "ImplicitALS": models["ImplicitALS"]},
+                        n_users=3000, seed=0)
+    assert result.p_value < 0.01 and result.preference > 0 and result.preference_ci[0] > 0
+    assert result.wins["ImplicitALS"] > result.wins["ItemKNN"]
+    assert sum(result.wins.values()) + result.ties == 3000
+    assert result.table.loc["(tie)", "visits"] == result.ties
+
+
+def test_interleaving_reaches_80_percent_power_with_fewer_users(world, models):
+    result = sensitivity(world, {"ItemKNN": models["ItemKNN"], "ImplicitALS": models["ImplicitALS"]},
+                         n_users=[50, 100, 150, 200, 300, 450], n_simulations=300, seed=0)
+    assert result.better == "ImplicitALS"
+    for method in ("ab", "interleaving"):
+        power = result.table.loc[result.table["method"] == method, "power"].to_numpy()
+        assert power[-1] >= 0.8 and power[0] < 0.8, (method, power)
+    assert np.isfinite(result.users_needed["ab"])
+    assert result.users_needed["interleaving"] < result.users_needed["ab"]
+    assert result.ratio() > 1
+
+
+def test_team_draft_credits_the_arm_that_contributed_the_clicked_item():
+    # One item is always clicked when seen (utility +50), every other never (-50), and every rank is
+    # examined (position_bias 0). Item 0 is first in A's list and absent from B's top 3: A picks it
+    # in the first round of every visit, so A wins every visit.
+    utility = np.full((4, 8), -50.0)
+    utility[:, 0] = 50.0
+    world = World(utility, position_bias=0.0)
+    rank_a = World(-np.arange(8.0)[None, :].repeat(4, axis=0))       # lists 0 1 2
+    rank_b = World(np.arange(8.0)[None, :].repeat(4, axis=0))        # lists 7 6 5
+    result = interleave(world, {"A": rank_a.oracle(), "B": rank_b.oracle()}, n_users=200, n=3)
+    assert result.wins == {"A": 200, "B": 0} and result.clicks == {"A": 200, "B": 0}
+    # the same lists on both sides: whoever picks item 0 gets the click, a fair coin decides
+    same = interleave(world, {"A": rank_a.oracle(), "B": rank_a.oracle()}, n_users=2000, n=3, seed=3)
+    assert same.ties == 0 and abs(same.wins["A"] - 1000) < 4 * np.sqrt(500)
+
+
+# -- worlds ---------------------------------------------------------------------------------------
+def test_a_world_from_a_model_has_that_model_as_its_oracle(split, models):
+    train = split[0]
+    model = models["ItemKNN"]
+    world = World.from_model(model, train)
+    users = np.arange(0, train.n_users, 7)
+    assert np.array_equal(world.oracle().recommend(users, n=10)[0], model.recommend(users, n=10)[0])
+    assert np.allclose(world.utility.std(axis=1), 2.0, atol=1e-3)
+
+
+def test_align_follows_the_ids_of_filtered_data(synthetic_data):
+    world = World.from_truth(synthetic_data)
+    kept = rl.preprocess.kcore(synthetic_data, min_user=5, min_item=20)
+    assert kept.truth is None and kept.n_items < synthetic_data.n_items
+    aligned = world.align(kept)
+    users = pd.Index(synthetic_data.user_ids).get_indexer(kept.user_ids)
+    items = pd.Index(synthetic_data.item_ids).get_indexer(kept.item_ids)
+    assert np.array_equal(aligned.utility, world.utility[np.ix_(users, items)])
+    assert (aligned.seen != kept.matrix).nnz == 0
+
+
+def test_offline_vs_online_ranks_the_models(world, models, split):
+    result = offline_vs_online(world, models, split[0], split[1], k=10, n_users=6000, seed=0)
+    table = result.table
+    assert list(table.index) == list(models)
+    assert table["offline_rank"].to_dict() == {"ImplicitALS": 1, "ItemKNN": 2, "Popularity": 3}
+    assert result.spearman_expected == pytest.approx(1.0)
+    assert -1.0 <= result.spearman <= 1.0 and result.metric == "precision@10"
+
+
+def test_same_seed_same_result_to_the_last_digit(world, models):
+    arms = {"Popularity": models["Popularity"], "ImplicitALS": models["ImplicitALS"]}
+    first, again = ab_test(world, arms, n_users=999, seed=5), ab_test(world, arms, n_users=999, seed=5)
+    pd.testing.assert_frame_equal(first.table, again.table, check_exact=True)
+    assert first.p_value == again.p_value
+    other = ab_test(world, arms, n_users=999, seed=6)
+    assert not first.table["clicks"].equals(other.table["clicks"])
+    a = interleave(world, arms, n_users=999, seed=5)
+    assert vars(a) == vars(interleave(world, arms, n_users=999, seed=5))
+    grid = dict(n_users=[20, 40], n_simulations=20, seed=2)
+    pd.testing.assert_frame_equal(sensitivity(world, arms, **grid).table,
+                                  sensitivity(world, arms, **grid).table, check_exact=True)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+def test_bad_inputs_say_what_is_wrong(world, models, split, synthetic_data):
+    als, pop = models["ImplicitALS"], models["Popularity"]
+    two = {"A": pop, "B": als}
+    with pytest.raises(ReclabError, match="arm 'B': ItemKNN is not fitted"):
+        ab_test(world, {"A": pop, "B": rl.models.ItemKNN()}, n_users=100)
+    with pytest.raises(ReclabError, match="n_users must be an integer >= 4, got 1"):
+        ab_test(world, two, n_users=1)
+    with pytest.raises(ReclabError, match="n_users must be an integer >= 2, got 1"):
+        interleave(world, two, n_users=1)
+    for alpha in (0.0, 1.0, 1.5):
+        with pytest.raises(ReclabError, match=r"alpha must be a number in \(0, 1\)"):
+            ab_test(world, two, n_users=100, alpha=alpha)
+    with pytest.raises(ReclabError, match="exactly 2 arms, got 3"):
+        interleave(world, {**two, "C": models["ItemKNN"]}, n_users=100)
+    with pytest.raises(ReclabError, match="at least 2 arms, got 1"):
+        ab_test(world, {"A": pop}, n_users=100)
+    with pytest.raises(ReclabError, match=r"method must be one of \['team_draft'\], got 'balanced'"):
+        interleave(world, two, n_users=100, method="balanced")
+    with pytest.raises(ReclabError, match=r"methods must be one of \['ab', 'interleaving'\]"):
+        sensitivity(world, two, n_users=100, methods=["bandit"])
+    with pytest.raises(ReclabError, match="has no ground truth"):
+        World.from_truth(rl.preprocess.kcore(synthetic_data, min_user=5, min_item=20))
+    small = rl.datasets.synthetic(seed=0, n_users=50, n_items=80, n_ratings=2000)
+    with pytest.raises(ReclabError, match="fitted on 50 users x 80 items, but the world has 943 x 1682"):
+        ab_test(world, {"A": pop, "B": rl.models.Popularity().fit(small)}, n_users=100)
+    with pytest.raises(ReclabError, match="world must be a reclab.online.World"):
+        ab_test(split[0], two, n_users=100)
+    with pytest.raises(ReclabError, match="position_bias must be >= 0.0, got -1"):
+        World.from_truth(split[0], position_bias=-1)
+
+
+def test_stage_6_parameters_are_validated_and_make_the_aligned_world(synthetic_data):
+    from reclab import params
+
+    defaults = params.validate({})
+    assert defaults["online"] == {"enabled": False, "n_users": 5000, "n_simulations": 100,
+                                  "world_model": "ItemKNN"}
+    for key, value, message in (("online.enabled", "yes", "must be true or false"),
+                                ("online.n_users", 4, "must be >= 8"),
+                                ("online.world_model", "Oracle", "must be one of")):
+        with pytest.raises(ReclabError, match=f"key '{key}' {message}"):
+            params.validate(params.loads("{}", "test.yaml", {key: value}))
+    config = params.validate({"kcore": {"min_user": 5, "min_item": 20}})
+    kept = rl.preprocess.kcore(synthetic_data, min_user=5, min_item=20)
+    world = params.make_world(config, kept)
+    assert world.source == "truth" and world.utility.shape == kept.shape
+    assert np.array_equal(world.utility, World.from_truth(synthetic_data).align(kept).utility)
