@@ -18,6 +18,8 @@ FACTORIES = {
     "ExplicitALS": lambda: models.ExplicitALS(factors=8, iterations=3),
     "ImplicitALS": lambda: models.ImplicitALS(factors=8, iterations=3),
     "EASE": lambda: models.EASE(regularization=5.0),
+    "RP3beta": lambda: models.RP3beta(neighbors=5),
+    "PureSVD": lambda: models.PureSVD(factors=4),
 }
 
 

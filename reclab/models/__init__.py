@@ -12,10 +12,12 @@ from reclab.models.base import FactorModel, Recommender, clone, load
 from reclab.models.bias import Bias
 from reclab.models.knn import ItemKNN
 from reclab.models.popularity import Popularity
+from reclab.models.puresvd import PureSVD
+from reclab.models.rp3beta import RP3beta
 from reclab.models.svd import SVD
 
 __all__ = ["Recommender", "FactorModel", "clone", "load", "Popularity", "Bias", "ItemKNN", "SVD",
-           "ExplicitALS", "ImplicitALS", "EASE"]
+           "ExplicitALS", "ImplicitALS", "EASE", "RP3beta", "PureSVD"]
 
 # Spark's ALS keeps reclab's contract, so params files and models.load know it by name; pyspark itself
 # is imported only when a SparkALS is fitted. Its contract checks live in tests/test_spark.py.

@@ -7,19 +7,13 @@ import scipy.sparse as sp
 from scipy.linalg.lapack import get_lapack_funcs
 
 from reclab.errors import ReclabError
-from reclab.models.base import Recommender, check_bool, check_choice, check_float
+from reclab.models.base import Recommender, check_bool, check_choice, check_float, interaction_matrix
 
 __all__ = ["EASE"]
 
 # Items whose Gram columns are computed at once: bounds the sparse product and its dense copy
 # to about this many entries (64 MB of float32).
 _BLOCK_ELEMENTS = 1 << 24
-
-
-def _interaction_matrix(matrix: sp.csr_matrix, binarize: bool, dtype) -> sp.csr_matrix:
-    """``X``: the stored interactions as 1.0 (``binarize``) or as their values, in ``dtype``."""
-    values = np.ones_like(matrix.data, dtype=dtype) if binarize else matrix.data.astype(dtype)
-    return sp.csr_matrix((values, matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 def _gram(columns: sp.csc_matrix, dtype) -> np.ndarray:
@@ -143,7 +137,7 @@ class EASE(Recommender):
                 f"max_memory_gb={self.max_memory_gb}; raise max_memory_gb (EASE(max_memory_gb="
                 f"{np.ceil(needed / 1e9 * 1.1):.0f})) if the machine has that much memory, or shrink the "
                 f"catalog (reclab.preprocess.kcore with a larger min_item)")
-        columns = _interaction_matrix(train.matrix, self.binarize, dtype).tocsc()
+        columns = interaction_matrix(train.matrix, self.binarize, dtype).tocsc()
         matrix = _gram(columns, dtype)
         matrix[np.diag_indices(n_items)] += dtype.type(self.regularization)
         # potrf/potri on the Fortran-ordered array work in place: the one n x n array becomes
@@ -166,7 +160,7 @@ class EASE(Recommender):
         self.inverse_diagonal_ = diagonal
 
     def _interactions(self, users: np.ndarray) -> sp.csr_matrix:
-        return _interaction_matrix(self.seen_[users], self.binarize, self.weights_.dtype)
+        return interaction_matrix(self.seen_[users], self.binarize, self.weights_.dtype)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         return np.asarray(self._interactions(users) @ self.weights_, dtype=np.float32)
