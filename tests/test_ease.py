@@ -45,6 +45,12 @@ def test_precision_on_ml100k(ease_ml100k, ml100k_split):
     assert abs(precision - 0.380) <= 0.003           # measured 0.3799
 
 
+def test_default_precision_on_ml100k(ml100k_split):
+    train, test = ml100k_split
+    precision = evaluate(EASE().fit(train), train, test, k=10, n_bootstrap=0).summary["precision@10"]
+    assert 0.365 <= precision <= 0.385          # measured 0.3701 (regularization 200)
+
+
 def test_rating_weights_and_float64_follow_the_same_closed_form():
     data = contract_data()
     model = EASE(regularization=3.0, binarize=False, dtype="float64").fit(data)

@@ -58,10 +58,10 @@ def test_puresvd_scores_fold_the_user_in_and_similarities_are_column_cosines():
 def test_rp3beta_precision_on_ml100k(ml100k_split):
     train, test = ml100k_split
     precision = evaluate(RP3beta().fit(train), train, test, k=10, n_bootstrap=0).summary["precision@10"]
-    assert 0.32 <= precision <= 0.35           # measured RP3BETA_MEASURED
+    assert 0.315 <= precision <= 0.34          # measured 0.3280
 
 
 def test_puresvd_precision_on_ml100k(ml100k_split):
     train, test = ml100k_split
     precision = evaluate(PureSVD().fit(train), train, test, k=10, n_bootstrap=0).summary["precision@10"]
-    assert 0.345 <= precision <= 0.375         # measured PURESVD_MEASURED
+    assert 0.35 <= precision <= 0.375          # measured 0.3622

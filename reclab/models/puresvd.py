@@ -50,9 +50,11 @@ class PureSVD(FactorModel):
 
     Notes
     -----
-    The default ``factors`` was chosen on validation splits carved from the training part of
-    MovieLens 100k and ml-latest-small (``benchmarks/defaults.py``, results in
-    ``benchmarks/results/defaults.md``).
+    The default ``factors=15`` has the best validation precision@10 on both MovieLens 100k and
+    ml-latest-small of the grid 10-100 (``benchmarks/defaults.py``, validation splits carved from
+    the training part: 0.206 and 0.165); more factors fit the training interactions more closely
+    and rank worse (50 factors: 0.179 and 0.162). On the 80/20 per-user test split of MovieLens
+    100k (seed 42) it reaches precision@10 0.362.
 
     References
     ----------
@@ -61,11 +63,11 @@ class PureSVD(FactorModel):
 
     Examples
     --------
-    >>> model = PureSVD(factors=50).fit(train)      # doctest: +SKIP
+    >>> model = PureSVD(factors=15).fit(train)      # doctest: +SKIP
     >>> ids, scores = model.recommend([0, 1], n=10)  # doctest: +SKIP
     """
 
-    def __init__(self, factors: int = 50, binarize: bool = True, seed: int = 0):
+    def __init__(self, factors: int = 15, binarize: bool = True, seed: int = 0):
         self.factors = factors
         self.binarize = binarize
         self.seed = seed

@@ -56,9 +56,12 @@ class RP3beta(Recommender):
     Fitting costs one sparse product per block of items, ``O(sum_u deg(u)^2)`` in all, plus a
     dense block of about 32 MB at a time; ``W`` holds at most ``n_items x neighbors`` entries.
 
-    The defaults were chosen on validation splits carved from the training part of MovieLens
-    100k and ml-latest-small (``benchmarks/defaults.py``, results in
-    ``benchmarks/results/defaults.md``).
+    The defaults ``alpha=0.75, beta=0.5, neighbors=400`` have the best mean validation
+    precision@10 over MovieLens 100k and ml-latest-small of a grid over alpha 0.5-1, beta
+    0.35-0.8 and neighbors 100-400 (``benchmarks/defaults.py``, validation splits carved from the
+    training part: 0.204 and 0.171). On the 80/20 per-user test split of MovieLens 100k (seed 42)
+    they reach precision@10 0.328. Quality falls steeply for beta above 0.65 on ml-latest-small,
+    whose long tail the penalty then over-promotes.
 
     References
     ----------
@@ -68,11 +71,11 @@ class RP3beta(Recommender):
 
     Examples
     --------
-    >>> model = RP3beta(alpha=1.0, beta=0.5, neighbors=100).fit(train)   # doctest: +SKIP
+    >>> model = RP3beta(alpha=0.75, beta=0.5, neighbors=400).fit(train)   # doctest: +SKIP
     >>> ids, scores = model.recommend([0, 1], n=10)                       # doctest: +SKIP
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 0.5, neighbors: int = 100):
+    def __init__(self, alpha: float = 0.75, beta: float = 0.5, neighbors: int = 400):
         self.alpha = alpha
         self.beta = beta
         self.neighbors = neighbors
