@@ -263,10 +263,17 @@ def ease_dtype(dataset: str, repeats: int = 3) -> dict:
     else:
         reference = rl.models.EASE(dtype="float64").fit(train).score_items(users).astype(np.float64)
         reference_name = "EASE float64"
-    result = {"dataset": dataset, "n_items": train.n_items, "reference": reference_name}
+    from threadpoolctl import threadpool_limits
+
+    result = {"dataset": dataset, "n_items": train.n_items, "reference": reference_name,
+              "regularization": rl.models.EASE().regularization}
     for dtype in ("float32", "float64"):
         model = rl.models.EASE(dtype=dtype)
         result[f"{dtype}_fit_seconds"] = round(_median_seconds(lambda: model.fit(train), repeats), 3)
+        # One BLAS thread: the dtypes' own cost, less disturbed by other jobs on a shared machine.
+        with threadpool_limits(1, "blas"):
+            result[f"{dtype}_fit_seconds_1_thread"] = round(
+                _median_seconds(lambda: model.fit(train), repeats), 3)
         result[f"{dtype}_max_score_error"] = float(np.abs(model.score_items(users) - reference).max())
         result[f"{dtype}_precision@10"] = rl.evaluate(model, train, test, k=10, n_bootstrap=0).summary["precision@10"]
     return result

@@ -75,9 +75,12 @@ def write_report(document: dict, markdown_path: Path, plot_path: Path) -> None:
     dtypes = _by_case(results, "ease_dtype")
     if dtypes:
         sections.append("### EASE in float32 and float64 (80/20 random holdout, seed 42)\n\n" + _table(
-            ["dataset", "items", "reference", "float32 fit s", "float64 fit s", "float32 max score error",
+            ["dataset", "items", "regularization", "reference", "float32 fit s", "float64 fit s",
+             "float32 fit s, 1 thread", "float64 fit s, 1 thread", "float32 max score error",
              "float64 max score error", "float32 precision@10", "float64 precision@10"],
-            [[r["dataset"], r["n_items"], r["reference"], r["float32_fit_seconds"], r["float64_fit_seconds"],
+            [[r["dataset"], r["n_items"], r.get("regularization"), r["reference"], r["float32_fit_seconds"],
+              r["float64_fit_seconds"], r.get("float32_fit_seconds_1_thread"),
+              r.get("float64_fit_seconds_1_thread"),
               f"{r['float32_max_score_error']:.2e}", f"{r['float64_max_score_error']:.2e}",
               r["float32_precision@10"], r["float64_precision@10"]] for r in dtypes]))
 
