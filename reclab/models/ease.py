@@ -164,11 +164,9 @@ class EASE(Recommender):
         self.weights_ = inverse
         self.inverse_diagonal_ = diagonal
 
-    def _interactions(self, users: np.ndarray) -> sp.csr_matrix:
-        return interaction_matrix(self.seen_[users], self.binarize, self.weights_.dtype)
-
     def _score(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray(self._interactions(users) @ self.weights_, dtype=np.float32)
+        rows = interaction_matrix(self.seen_[users], self.binarize, self.weights_.dtype)
+        return np.asarray(rows @ self.weights_, dtype=np.float32)
 
     def _item_similarities(self, items: np.ndarray) -> np.ndarray:
         scale = np.sqrt(self.inverse_diagonal_)
