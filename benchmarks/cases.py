@@ -229,6 +229,56 @@ def ranking_model(model: str, dataset: str) -> dict:
             **{key: report.summary[key] for key in ("precision@10", "recall@10", "ndcg@10", "coverage@10")}}
 
 
+def ease_large(n_items: int, n_ratings: int) -> dict:
+    """EASE's fit time and the process's peak memory on a synthetic long-tail catalog of
+    ``n_items`` items (one fit: the n_items^3 inversion dominates; float32 matrix n_items^2 x 4 bytes)."""
+    import reclab as rl
+
+    from benchmarks.data import long_tail
+
+    data = rl.Interactions.from_matrix(long_tail(n_ratings, n_items=n_items))
+    model = rl.models.EASE()
+    started = time.perf_counter()
+    model.fit(data)
+    seconds = time.perf_counter() - started
+    return {"n_items": data.n_items, "n_users": data.n_users, "n_ratings": data.nnz,
+            "fit_seconds": round(seconds, 2), "matrix_mb": round(model.weights_.nbytes / 1e6, 1)}
+
+
+def ease_dtype(dataset: str, repeats: int = 3) -> dict:
+    """EASE in float32 against float64: median fit seconds, and the largest score difference from a
+    float64 reference (``numpy.linalg.inv`` on ml-100k; EASE's own float64 path on larger data,
+    whose dense inverse would not be much more exact), on the README's 80/20 seed-42 split."""
+    import reclab as rl
+
+    train, test = _movielens_split(dataset)
+    users = np.arange(train.n_users)
+    binary = rl.models.base.interaction_matrix(train.matrix)
+    if dataset == "ml-100k":
+        x = binary.toarray()
+        inverse = np.linalg.inv(x.T @ x + rl.models.EASE().regularization * np.eye(x.shape[1]))
+        weights = -inverse / np.diag(inverse)[None, :]
+        np.fill_diagonal(weights, 0.0)
+        reference, reference_name = x @ weights, "numpy.linalg.inv float64"
+    else:
+        reference = rl.models.EASE(dtype="float64").fit(train).score_items(users).astype(np.float64)
+        reference_name = "EASE float64"
+    from threadpoolctl import threadpool_limits
+
+    result = {"dataset": dataset, "n_items": train.n_items, "reference": reference_name,
+              "regularization": rl.models.EASE().regularization}
+    for dtype in ("float32", "float64"):
+        model = rl.models.EASE(dtype=dtype)
+        result[f"{dtype}_fit_seconds"] = round(_median_seconds(lambda: model.fit(train), repeats), 3)
+        # One BLAS thread: the dtypes' own cost, less disturbed by other jobs on a shared machine.
+        with threadpool_limits(1, "blas"):
+            result[f"{dtype}_fit_seconds_1_thread"] = round(
+                _median_seconds(lambda: model.fit(train), repeats), 3)
+        result[f"{dtype}_max_score_error"] = float(np.abs(model.score_items(users) - reference).max())
+        result[f"{dtype}_precision@10"] = rl.evaluate(model, train, test, k=10, n_bootstrap=0).summary["precision@10"]
+    return result
+
+
 def evaluate_large(n_ratings: int, factors: int) -> dict:
     """reclab.evaluate of precision@10 for every user of the 20M-rating matrix (random factors)."""
     import reclab as rl

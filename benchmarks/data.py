@@ -15,15 +15,15 @@ FULL_USERS = 138_000
 FULL_ITEMS = 27_000
 
 
-def long_tail(n_ratings: int, seed: int = 0, factors: int = 16) -> sp.csr_matrix:
+def long_tail(n_ratings: int, seed: int = 0, factors: int = 16, n_items: int = FULL_ITEMS) -> sp.csr_matrix:
     """A users x items CSR of ``n_ratings`` distinct implicit interactions (values 1..5).
 
     Item popularity is Zipf-like (exponent 1) and user activity lognormal, both long-tailed like
     MovieLens; the values come from a low-rank model so that ranking quality is meaningful.
+    ``n_items`` changes the catalog only (the users still scale with ``n_ratings``).
     """
     rng = np.random.default_rng(seed)
     n_users = max(1_000, round(FULL_USERS * n_ratings / FULL_RATINGS))
-    n_items = FULL_ITEMS
     item_weight = 1.0 / np.arange(1, n_items + 1) ** 0.9
     item_weight = rng.permutation(item_weight / item_weight.sum())
     user_weight = rng.lognormal(0.0, 1.0, n_users)

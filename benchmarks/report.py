@@ -67,9 +67,29 @@ def write_report(document: dict, markdown_path: Path, plot_path: Path) -> None:
     ranking = _by_case(results, "ranking_model")
     if ranking:
         sections.append("### Ranking models with their defaults (80/20 random holdout, seed 42)\n\n" + _table(
-            ["dataset", "model", "fit s", "evaluate s", "precision@10", "recall@10", "ndcg@10", "coverage@10"],
+            ["dataset", "model", "fit s", "evaluate s", "precision@10", "recall@10", "ndcg@10", "coverage@10",
+             "peak MB"],
             [[r["dataset"], r["model"], r["fit_seconds"], r["evaluate_seconds"], r["precision@10"],
-              r["recall@10"], r["ndcg@10"], r["coverage@10"]] for r in ranking]))
+              r["recall@10"], r["ndcg@10"], r["coverage@10"], _fmt(r["peak_rss_mb"], 0)] for r in ranking]))
+
+    dtypes = _by_case(results, "ease_dtype")
+    if dtypes:
+        sections.append("### EASE in float32 and float64 (80/20 random holdout, seed 42)\n\n" + _table(
+            ["dataset", "items", "regularization", "reference", "float32 fit s", "float64 fit s",
+             "float32 fit s, 1 thread", "float64 fit s, 1 thread", "float32 max score error",
+             "float64 max score error", "float32 precision@10", "float64 precision@10"],
+            [[r["dataset"], r["n_items"], r.get("regularization"), r["reference"], r["float32_fit_seconds"],
+              r["float64_fit_seconds"], r.get("float32_fit_seconds_1_thread"),
+              r.get("float64_fit_seconds_1_thread"),
+              f"{r['float32_max_score_error']:.2e}", f"{r['float64_max_score_error']:.2e}",
+              r["float32_precision@10"], r["float64_precision@10"]] for r in dtypes]))
+
+    large_ease = _by_case(results, "ease_large")
+    if large_ease:
+        sections.append("### EASE on a large synthetic catalog (float32)\n\n" + _table(
+            ["items", "users", "ratings", "fit s", "B MB", "peak MB"],
+            [[r["n_items"], r["n_users"], r["n_ratings"], r["fit_seconds"], r["matrix_mb"],
+              _fmt(r["peak_rss_mb"], 0)] for r in large_ease]))
 
     large = _by_case(results, "evaluate_large")
     if large:

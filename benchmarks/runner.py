@@ -77,8 +77,12 @@ def plan(suites: set[str], sizes: list[str], factors: list[int]) -> list[tuple[s
                                                        "iterations": 10})))
     if "ranking" in suites:
         for dataset in ("ml-100k", "ml-latest-small"):
-            for model in ("Popularity", "ItemKNN", "SVD", "ImplicitALS"):
+            for model in ("Popularity", "ItemKNN", "SVD", "ImplicitALS", "EASE", "RP3beta", "PureSVD"):
                 steps.append(("ranking_model", dict(model=model, dataset=dataset)))
+    if "ease" in suites:
+        for dataset in ("ml-100k", "ml-latest-small"):
+            steps.append(("ease_dtype", dict(dataset=dataset, repeats=3 if dataset == "ml-100k" else 1)))
+        steps.append(("ease_large", dict(n_items=20_000, n_ratings=1_000_000)))
     if "eval" in suites:
         steps.append(("evaluate_large", dict(n_ratings=SIZES["20M"], factors=64)))
     if "spark" in suites:
@@ -108,8 +112,8 @@ def environment() -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", default="als,rating,ranking,eval,spark,tuning,online",
-                        help="comma-separated: als, rating, ranking, eval, spark, tuning, online")
+    parser.add_argument("--suite", default="als,rating,ranking,ease,eval,spark,tuning,online",
+                        help="comma-separated: als, rating, ranking, ease, eval, spark, tuning, online")
     parser.add_argument("--sizes", default="1M,5M,20M", help="synthetic sizes for the als suite")
     parser.add_argument("--factors", default="64,128", help="factors for the als suite")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"), help="JSON result file")
@@ -117,7 +121,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     suites = set(args.suite.split(","))
-    unknown = suites - {"als", "rating", "ranking", "eval", "spark", "tuning", "online"}
+    unknown = suites - {"als", "rating", "ranking", "ease", "eval", "spark", "tuning", "online"}
     if unknown:
         parser.error(f"unknown suite(s) {sorted(unknown)}")
     sizes = args.sizes.split(",")

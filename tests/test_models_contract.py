@@ -19,6 +19,9 @@ FACTORIES = {
     "ImplicitALS": lambda: models.ImplicitALS(factors=8, iterations=3),
     "ContentKNN": lambda: models.ContentKNN(),
     "HybridALS": lambda: models.HybridALS(factors=8, iterations=3),
+    "EASE": lambda: models.EASE(regularization=5.0),
+    "RP3beta": lambda: models.RP3beta(neighbors=5),
+    "PureSVD": lambda: models.PureSVD(factors=4),
 }
 
 

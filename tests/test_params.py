@@ -181,6 +181,33 @@ def test_make_model_applies_fixed_params_seed_and_searched():
     assert type(model).__name__ == "Popularity"
 
 
+def test_every_model_class_is_a_pipeline_model_with_a_space_in_every_shipped_file():
+    # The vocabulary is reclab's model registry, so a new model needs no second list here.
+    from reclab import models
+
+    assert {"EASE", "RP3beta", "PureSVD", "SparkALS"} <= set(params.MODEL_NAMES)
+    assert set(models.__all__) - {"Recommender", "FactorModel", "clone", "load"} <= set(params.MODEL_NAMES)
+    for path in SHIPPED:
+        for name in ("EASE", "RP3beta", "PureSVD"):
+            loaded = params.load(path, {"model": name})
+            assert loaded["models"][name]["space"], f"{path.name}: {name} has no search space"
+            assert type(params.make_model(loaded)).__name__ == name
+
+
+def test_a_rating_model_tuned_for_ranking_warns_towards_puresvd(tmp_path):
+    import warnings
+
+    ranking = params.load(write(tmp_path, "model: SVD\n"))
+    with pytest.warns(UserWarning, match="model SVD is a rating predictor.*use model: PureSVD"):
+        params.make_model(ranking)
+    rmse = params.load(write(tmp_path, "model: SVD\ntune: {metric: rmse}\n", "rmse.yaml"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        params.make_model(rmse)                 # tuned for RMSE: what SVD is for
+        params.make_model(ranking, "Bias")      # a baseline beside the tuned model
+        params.make_model(params.load(write(tmp_path, "model: PureSVD\n", "pure.yaml")))
+
+
 def test_make_split_partitions_the_data_reproducibly():
     loaded = params.load(PROJECT / "params" / "default.yaml",
                          {"synthetic": {"n_users": 120, "n_items": 150, "n_ratings": 4000}})

@@ -1,24 +1,28 @@
 """Recommender models, all following the contract of :class:`reclab.models.base.Recommender`.
 
-``Popularity``, ``Bias``, ``ItemKNN`` and ``SVD`` are baselines; ``ExplicitALS`` and
-``ImplicitALS`` are the alternating least squares factor models; ``ContentKNN`` (content-based,
+``Popularity``, ``Bias``, ``ItemKNN`` and ``SVD`` are baselines (``SVD`` predicts ratings);
+``ExplicitALS`` and ``ImplicitALS`` are the alternating least squares factor models; ``EASE``,
+``RP3beta`` and ``PureSVD`` are the strong simple ranking models; ``ContentKNN`` (content-based,
 item features) and ``HybridALS`` (ImplicitALS with feature-mapped factors) also rank items nobody
 has rated. ``load`` rebuilds any of them from
 a file written by ``model.save(path)``; ``clone`` gives an unfitted copy with the same parameters.
 """
 
 from reclab.models.als import ExplicitALS, ImplicitALS
+from reclab.models.ease import EASE
 from reclab.models.base import FactorModel, Recommender, clone, load
 from reclab.models.bias import Bias
 from reclab.models.content import ContentKNN
 from reclab.models.hybrid import HybridALS
 from reclab.models.knn import ItemKNN
 from reclab.models.popularity import Popularity
+from reclab.models.puresvd import PureSVD
+from reclab.models.rp3beta import RP3beta
 from reclab.models.spark_als import SparkALS
 from reclab.models.svd import SVD
 
 __all__ = ["Recommender", "FactorModel", "clone", "load", "Popularity", "Bias", "ItemKNN", "SVD",
-           "ExplicitALS", "ImplicitALS", "ContentKNN", "HybridALS"]
+           "ExplicitALS", "ImplicitALS", "EASE", "RP3beta", "PureSVD", "ContentKNN", "HybridALS"]
 # SparkALS (Spark MLlib's ALS) keeps reclab's contract, so params files and models.load know it by
 # name; pyspark itself is imported only when one is fitted. It stays outside __all__ because its
 # contract checks need a Spark session: they live in tests/test_spark.py.

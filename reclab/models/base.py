@@ -49,8 +49,8 @@ from reclab.errors import ReclabError
 from reclab.normalize import BiasNormalizer
 from reclab.ranking import candidate_mask, top_n
 
-__all__ = ["Recommender", "FactorModel", "clone", "load", "check_int", "check_float",
-           "check_bool", "check_seed", "check_choice"]
+__all__ = ["Recommender", "FactorModel", "clone", "load", "registered_models", "interaction_matrix",
+           "check_int", "check_float", "check_bool", "check_seed", "check_choice"]
 
 _FORMAT = "reclab-model"
 _FORMAT_VERSION = 1
@@ -651,11 +651,26 @@ def load(path) -> Recommender:
     return model
 
 
+def registered_models() -> dict[str, type]:
+    """Every concrete reclab model class by name, in definition order: the classes :func:`load`
+    rebuilds (a subclass of :class:`Recommender` that implements ``_fit`` and whose name does not
+    start with ``_`` registers itself when it is defined)."""
+    return dict(_REGISTRY)
+
+
 def clone(model: Recommender) -> Recommender:
     """A new, unfitted model of the same class with the same parameters."""
     if not isinstance(model, Recommender):
         raise ReclabError(f"clone expects a reclab model, got {type(model).__name__}")
     return type(model)(**model.get_params())
+
+
+def interaction_matrix(matrix: sp.csr_matrix, binarize: bool = True, dtype=np.float64) -> sp.csr_matrix:
+    """``X`` as ranking models read the training data: the same sparsity as ``matrix`` (users x
+    items CSR), every stored entry 1.0 with ``binarize`` or its value (the rating) otherwise, in
+    ``dtype``. A new matrix; ``matrix`` is not changed."""
+    values = np.ones(matrix.nnz, dtype=dtype) if binarize else matrix.data.astype(dtype)
+    return sp.csr_matrix((values, matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 def _row_products(rows: np.ndarray, other: np.ndarray) -> np.ndarray:

@@ -23,6 +23,32 @@ def _cosine_rows(columns: sp.csc_matrix, norms: np.ndarray, items: np.ndarray,
     return np.divide(dots, denominator, out=np.zeros_like(dots), where=denominator > 0)
 
 
+def top_neighbors(similarity_rows, n_items: int, neighbors: int, above: float) -> sp.csr_matrix:
+    """Keep each item's ``neighbors`` most similar other items with similarity ``> above``.
+
+    ``similarity_rows(items)`` returns the dense (len(items), n_items) similarities of a block of
+    items to every item; blocks bound it to about ``_BLOCK_ELEMENTS`` entries. Ties go to the
+    lower item index (:func:`reclab.ranking.top_n`). Returns the float32 CSR matrix (n_items,
+    n_items) whose row ``i`` holds item ``i``'s kept neighbours, indices sorted.
+    """
+    block = max(1, _BLOCK_ELEMENTS // n_items)
+    rows, cols, values = [], [], []
+    for start in range(0, n_items, block):
+        items = np.arange(start, min(start + block, n_items))
+        similarities = similarity_rows(items)
+        itself = sp.csr_matrix((np.ones(items.size), items, np.arange(items.size + 1)),
+                               shape=(items.size, n_items))
+        ids, best = top_n(similarities, neighbors, exclude=itself)
+        keep = (ids >= 0) & (best > above)
+        rows.append(np.broadcast_to(items[:, None], ids.shape)[keep])
+        cols.append(ids[keep])
+        values.append(best[keep])
+    rows, cols, values = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+    similarity = sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=(n_items, n_items))
+    similarity.sort_indices()
+    return similarity
+
+
 class ItemKNN(Recommender):
     """Item-item nearest neighbours: recommend items similar to what the user rated.
 
@@ -75,23 +101,9 @@ class ItemKNN(Recommender):
     def _fit(self, train, report) -> None:
         columns = train.matrix.astype(np.float64).tocsc()
         norms = np.sqrt(np.asarray(columns.multiply(columns).sum(axis=0)).ravel())
-        n_items = train.n_items
-        block = max(1, _BLOCK_ELEMENTS // n_items)
-        rows, cols, values = [], [], []
-        for start in range(0, n_items, block):
-            items = np.arange(start, min(start + block, n_items))
-            similarities = _cosine_rows(columns, norms, items, float(self.shrinkage))
-            itself = sp.csr_matrix((np.ones(items.size), items, np.arange(items.size + 1)),
-                                   shape=(items.size, n_items))
-            ids, best = top_n(similarities, self.neighbors, exclude=itself)
-            keep = (ids >= 0) & (best > self.min_similarity)
-            rows.append(np.broadcast_to(items[:, None], ids.shape)[keep])
-            cols.append(ids[keep])
-            values.append(best[keep])
-        rows, cols, values = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
-        similarity = sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=(n_items, n_items))
-        similarity.sort_indices()
-        self.similarity_ = similarity
+        self.similarity_ = top_neighbors(
+            lambda items: _cosine_rows(columns, norms, items, float(self.shrinkage)),
+            train.n_items, self.neighbors, self.min_similarity)
         self.item_norms_ = norms
         self._cache_columns = columns
 
