@@ -29,7 +29,7 @@ def _print(*parts, **options) -> None:
 
 # -- reclab run -------------------------------------------------------------------------------
 def _progress(event: str, stage: str, number: int, seconds) -> None:
-    from reclab.pipeline import STAGES
+    from reclab.stages import STAGES
 
     if event == "start":
         _print(f"[{number}/{len(STAGES)}] {stage:<12}", end=" ")
