@@ -68,13 +68,20 @@ def stop_after(count: int, seen: list):
 def test_grid_enumerates_exactly_the_declared_grid(splits):
     train, valid = splits
     space = {"neighbors": [5, 10, 40], "shrinkage": [0.0, 25.0]}
-    result = tune(ItemKNN(), space, train, valid, method="grid")
-    assert [trial.params for trial in result.trials] == grid_points(space)
+    # The model's own point comes first; a grid point equal to it is not run twice.
+    result = tune(ItemKNN(neighbors=10, shrinkage=0.0), space, train, valid, method="grid")
+    start = {"neighbors": 10, "shrinkage": 0.0}
+    assert [trial.params for trial in result.trials] == \
+        [start] + [point for point in grid_points(space) if point != start]
     assert [trial.number for trial in result.trials] == list(range(6))
     assert all(trial.ok for trial in result.trials)
+    # Off the grid, the model's own point is one more trial.
+    result = tune(ItemKNN(neighbors=50, shrinkage=0.0), space, train, valid, method="grid")
+    assert [trial.params for trial in result.trials] == \
+        [{"neighbors": 50, "shrinkage": 0.0}] + grid_points(space)
     # An n_trials above the grid size runs the grid once; below it is refused.
-    assert len(tune(ItemKNN(), space, train, valid, method="grid", n_trials=50).trials) == 6
-    with pytest.raises(ReclabError, match=r"grid has 6 points but n_trials=4"):
+    assert len(tune(ItemKNN(), space, train, valid, method="grid", n_trials=50).trials) == 7
+    with pytest.raises(ReclabError, match=r"grid has 7 points \(start points included\) but n_trials=4"):
         tune(ItemKNN(), space, train, valid, method="grid", n_trials=4)
     with pytest.raises(ReclabError, match=r"needs a list of values.*\['factors', 'user_reg'\] are ranges"):
         tune(SVD(), SVD_SPACE, train, valid, method="grid")
@@ -96,8 +103,9 @@ def test_random_search_draws_the_seeded_sample_within_bounds(splits):
     train, valid = splits
     result = tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=8, seed=3)
     params = [trial.params for trial in result.trials]
-    assert params == sample(SVD_SPACE, 8, seed=3)
-    assert all(2 <= p["factors"] <= 30 and 0.1 <= p["user_reg"] <= 100.0 for p in params)
+    start = {name: SVD().get_params()[name] for name in SVD_SPACE}
+    assert params == [start] + sample(SVD_SPACE, 7, seed=3)   # the model's own point first
+    assert all(2 <= p["factors"] <= 30 and 0.1 <= p["user_reg"] <= 100.0 for p in params[1:])
     assert len({p["user_reg"] for p in params}) == 8
     again = tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=8, seed=3)
     assert_same_search(result, again)
@@ -115,7 +123,7 @@ def test_smbo_same_seed_gives_the_same_trials(splits, estimator):
     assert_same_search(first, second)
     assert len(first.trials) == 5 and first.method == "smbo"
     assert len({json.dumps(t.params) for t in first.trials}) == 5   # the surrogate proposes new points
-    for trial in first.trials:
+    for trial in first.trials[1:]:   # trial 0 is SVD's own point, which may lie outside the space
         assert 2 <= trial.params["factors"] <= 30 and trial.params["item_reg"] in (1.0, 25.0)
 
 
@@ -131,7 +139,7 @@ def test_smbo_runs_with_tree_surrogates(splits, estimator):
 # -- failures -------------------------------------------------------------------------------------
 def test_failing_trials_are_recorded_and_never_best(splits):
     train, valid = splits
-    result = tune(ItemKNN(), {"neighbors": [0, 10, -1, 30]}, train, valid, method="grid")
+    result = tune(ItemKNN(neighbors=0), {"neighbors": [0, 10, -1, 30]}, train, valid, method="grid")
     statuses = [trial.status for trial in result.trials]
     assert statuses == ["failed", "ok", "failed", "ok"]
     failed = result.trials[0]
@@ -148,7 +156,7 @@ def test_smbo_moves_on_after_failures_and_resumes_through_them(splits, tmp_path)
     # Early points include failures before any trial finished (told once one does).
     space = {"neighbors": [0, -5, 10, 40], "shrinkage": {"type": "real", "low": 0.0, "high": 50.0}}
     options = dict(method="smbo", n_trials=8, n_initial=3, estimator="ET", seed=2)
-    result = tune(ItemKNN(), space, train, valid, **options)
+    result = tune(ItemKNN(neighbors=0), space, train, valid, **options)
     assert len(result.trials) == 8
     failed = [trial for trial in result.trials if not trial.ok]
     assert failed and all(trial.params["neighbors"] <= 0 for trial in failed)
@@ -156,8 +164,10 @@ def test_smbo_moves_on_after_failures_and_resumes_through_them(splits, tmp_path)
     assert result.best_trial.ok and result.best_params["neighbors"] > 0
     path = tmp_path / "search.jsonl"
     with pytest.raises(Stop):
-        tune(ItemKNN(), space, train, valid, checkpoint=path, callbacks=[stop_after(2, [])], **options)
-    assert_same_search(tune(ItemKNN(), space, train, valid, checkpoint=path, **options), result)
+        tune(ItemKNN(neighbors=0), space, train, valid, checkpoint=path, callbacks=[stop_after(2, [])],
+             **options)
+    assert_same_search(tune(ItemKNN(neighbors=0), space, train, valid, checkpoint=path, **options),
+                       result)
 
 
 class _DivergingBias(Bias):
@@ -189,7 +199,7 @@ def test_all_trials_failing_raises_with_the_first_error(splits):
     train, valid = splits
     with pytest.raises(ReclabError, match=r"all 2 trials failed; the first error was: ReclabError: "
                                           r"ItemKNN parameter neighbors"):
-        tune(ItemKNN(), {"neighbors": [0, -1]}, train, valid, method="grid")
+        tune(ItemKNN(neighbors=0), {"neighbors": [0, -1]}, train, valid, method="grid")
 
 
 # -- bad arguments --------------------------------------------------------------------------------
@@ -383,9 +393,10 @@ def test_plots_return_figures_without_showing_them(splits):
 
 def test_trials_frame_has_one_row_per_trial(splits):
     train, valid = splits
-    result = tune(ItemKNN(), {"neighbors": [5, 0]}, train, valid, method="grid", k=(5, 10))
+    result = tune(ItemKNN(neighbors=5), {"neighbors": [5, 0]}, train, valid, method="grid", k=(5, 10))
     frame = result.trials_frame()
     assert list(frame.index) == [0, 1] and frame.index.name == "number"
-    assert list(frame.columns[:3]) == ["status", "score", "neighbors"]
+    assert list(frame.columns[:4]) == ["model", "status", "score", "neighbors"]
+    assert list(frame["model"]) == ["ItemKNN", "ItemKNN"]
     assert {"precision@5", "ndcg@10", "seconds", "error"} <= set(frame.columns)
     assert frame.loc[0, "precision@10"] == result.trials[0].score
