@@ -1082,7 +1082,7 @@ def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANC
         if log:
             wider = high * 4 if upper else low / 4
         else:
-            wider = high + (high - low) / 2 if upper else low - (high - low) / 2
+            wider = high + (high - low) if upper else low - (high - low)
         if isinstance(dimension, Integer):
             wider = max(1, int(round(wider))) if log else int(round(wider))
         else:
