@@ -492,9 +492,12 @@ def test_the_boundary_warning_fires_on_a_crafted_space(splits):
     inside = TuningResult(best_params={"neighbors": 40}, best_score=0.2, trials=(), method="random",
                           metric="precision@10", space=parse_space(space), best_model="ItemKNN")
     assert boundary_warnings(inside) == []
-    near = TuningResult(best_params={"neighbors": 6}, best_score=0.2, trials=(), method="random",
-                        metric="precision@10", space=parse_space(space), best_model="ItemKNN")
-    assert "near the lower bound 5" in boundary_warnings(near)[0]
+    space = {"user_reg": {"type": "real", "low": 1.0, "high": 1000.0, "prior": "log-uniform"}}
+    near = TuningResult(best_params={"user_reg": 1.1}, best_score=0.9, trials=(), method="random",
+                        metric="rmse", space=parse_space(space), best_model="SVD")
+    assert boundary_warnings(near) == [
+        "SVD: best user_reg = 1.1 is near the lower bound 1 of its space [1, 1000]; the optimum may "
+        "lie beyond it: widen the space (low: 0.25)"]
 
 
 def test_the_time_budget_stops_between_trials_with_a_valid_result(splits, tmp_path):
