@@ -17,6 +17,7 @@ FACTORIES = {
     "SVD": lambda: models.SVD(factors=4, seed=0),
     "ExplicitALS": lambda: models.ExplicitALS(factors=8, iterations=3),
     "ImplicitALS": lambda: models.ImplicitALS(factors=8, iterations=3),
+    "EASE": lambda: models.EASE(regularization=5.0),
 }
 
 
