@@ -23,6 +23,37 @@ Methods
     ``"ET"`` (extra trees), ``"GBRT"`` (gradient boosted quantile trees). The optimizer minimizes
     ``-score`` (``score`` for the lower-is-better metrics ``rmse`` and ``mae``).
 
+Start points
+------------
+Every search begins with the model's own parameters (its values of the searched parameters):
+trial 0 is the point the user started from, so the best on validation is never below it. Extra
+start points (``starts``) follow, then the method's own points (a grid point equal to a start
+point is not run twice). SMBO is told the start points that lie inside the space, as
+scikit-optimize's ``x0``; they count among its ``n_initial`` points. ``n_trials`` counts them.
+
+Validation folds
+----------------
+One validation split is a noisy objective: the differences between good points are often
+smaller than its noise. With ``folds=k``, each trial is scored on ``k`` disjoint per-user
+holdouts (:func:`reclab.split.validation_folds`: ``(train, valid)`` and ``k - 1`` more of the
+same size carved from ``train``, seeded by ``seed``), and its score is their mean;
+``Trial.fold_scores`` keeps each. The Gaussian-process surrogate models the objective as
+noisy (scikit-optimize's ``noise="gaussian"``, a fitted white-noise level); the tree surrogates
+average over leaves.
+
+Several models
+--------------
+``tune([m1, m2], [space1, space2], ...)`` searches each model in its own space under one budget
+of ``n_trials``: after the start points of every model, the models take turns (one grid point,
+random draw or SMBO proposal each; each model has its own SMBO optimizer and random stream). The
+best trial over all models wins; ``result.best_model`` names it and every trial names its model.
+
+Time budget
+-----------
+With ``time_budget`` (seconds), no trial starts once that much time has passed in the call: the
+search returns the trials finished so far (``result.stopped == "time_budget"``), a valid
+result, and with a checkpoint a later call continues it.
+
 Failed trials
 -------------
 A trial whose fit or evaluation raises an ``Exception``, or whose metric is NaN or infinite, is
@@ -39,8 +70,8 @@ same order, with the same scores when the model's fit is deterministic (reclab m
 their ``seed``; ``tune`` never changes a model's seed).
 
 ``checkpoint`` names a JSON-lines file: a header line identifying the search (method, space,
-metric, cut-offs, seed and SMBO settings, model class and fixed parameters, train and validation
-fingerprints), then one line per finished trial, appended and fsynced as the trial finishes.
+metric, cut-offs, seed and SMBO settings, model class and fixed parameters, start points,
+number of folds, train and validation fingerprints), then one line per finished trial, appended and fsynced as the trial finishes.
 Calling :func:`tune` again with the same file resumes: the header must match (otherwise a
 ``ReclabError`` names every difference), finished trials are read back instead of being run
 again, and the search continues exactly as an uninterrupted one would (SMBO replays its
