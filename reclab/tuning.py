@@ -50,9 +50,11 @@ best trial over all models wins; ``result.best_model`` names it and every trial 
 
 Time budget
 -----------
-With ``time_budget`` (seconds), no trial starts once that much time has passed in the call: the
-search returns the trials finished so far (``result.stopped == "time_budget"``), a valid
-result, and with a checkpoint a later call continues it.
+With ``time_budget`` (seconds), no trial starts that would end after the budget, at the mean
+duration of the trials run so far in the call (so a search overruns it by less than one trial,
+and only when a trial takes longer than the mean): the search returns the trials finished so
+far (``result.stopped == "time_budget"``), a valid result, and with a checkpoint a later call
+continues it.
 
 Failed trials
 -------------
@@ -589,8 +591,8 @@ class _Search:
     """Runs batches of points (restored from the checkpoint or evaluated), in trial order.
 
     A point is ``(model index, params)``. With a ``deadline`` (``time.perf_counter()`` value),
-    no trial starts after it: :meth:`run` keeps the trials finished so far and raises
-    :class:`_OutOfTime`.
+    no trial starts that would end after it at the mean duration of the trials run so far:
+    :meth:`run` keeps the trials finished so far and raises :class:`_OutOfTime`.
     """
 
     def __init__(self, job: _TrialJob, n_jobs: int, restored: dict, checkpoint, callbacks,
@@ -603,6 +605,7 @@ class _Search:
         self.deadline = deadline
         self.trials: list[Trial] = []
         self._pool = None
+        self._seconds: list[float] = []   # durations of the trials this call ran
 
     def __enter__(self):
         return self
@@ -624,13 +627,17 @@ class _Search:
         return self._pool
 
     def _finished(self, trial: Trial) -> None:
+        self._seconds.append(trial.seconds)
         if self.checkpoint is not None:
             self.checkpoint.append(trial)
         for callback in self.callbacks:
             callback(trial)
 
     def _out_of_time(self) -> bool:
-        return self.deadline is not None and time.perf_counter() >= self.deadline
+        if self.deadline is None:
+            return False
+        expected = float(np.mean(self._seconds)) if self._seconds else 0.0
+        return time.perf_counter() + expected >= self.deadline
 
     def run(self, points: list[tuple[int, dict]]) -> list[Trial]:
         """Trials of ``points`` (numbered after the trials so far), ordered by number."""
@@ -900,8 +907,8 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         :func:`reclab.split.validation_folds` (``train, valid`` first, then disjoint holdouts of
         the same size carved from ``train``), and its score is their mean.
     time_budget : float, optional
-        Seconds; no trial starts after this much time has passed in this call, and the search
-        returns what it found (``result.stopped == "time_budget"``).
+        Seconds; no trial starts that would end after them (at the mean trial duration so far),
+        and the search returns what it found (``result.stopped == "time_budget"``).
     progress : bool or file-like
         Show a progress bar (tqdm: trial i of n, the best score so far, the time left); True
         writes it to standard error, a file object to that file.
