@@ -84,8 +84,14 @@ def _setup(dataset: str, iterations: int, data_dir):
 
 
 def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: int = 3,
-        iterations: int = 5, datasets=DATASETS, data_dir=None) -> dict:
-    """Run every search and the test evaluations; return the figures as a dict."""
+        iterations: int = 5, datasets=DATASETS, data_dir=None, fold_settings=None,
+        partial=None) -> dict:
+    """Run every search and the test evaluations; return the figures as a dict.
+
+    ``fold_settings`` (default ``(1, folds)``) are the numbers of folds compared. ``partial``,
+    a JSON-lines path, gets one line per finished search, so that an interrupted benchmark
+    keeps what it measured (and :func:`from_partial` summarizes it).
+    """
     from reclab.evaluation import evaluate
     from reclab.models import clone
     from reclab.tuning import tune
@@ -95,8 +101,9 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
         from benchmarks.cases import Skip
 
         raise Skip("RECLAB_DATA_DIR is not set; point it at the MovieLens folder (../shared/data)")
+    fold_settings = list(fold_settings or (1, folds))
     out = {"protocol": {"seeds": seeds, "random_trials": random_trials, "smbo_trials": smbo_trials,
-                        "folds": [1, folds], "iterations": iterations, "n_initial": N_INITIAL,
+                        "folds": fold_settings, "iterations": iterations, "n_initial": N_INITIAL,
                         "metric": METRIC, "target_trials": TARGET_TRIALS},
            "datasets": {}}
     for dataset in datasets:
@@ -113,7 +120,7 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
             return test_cache[key]
 
         per_dataset = {"space": space, "grid": grid, "settings": {}}
-        for n_folds in (1, folds):
+        for n_folds in fold_settings:
             runs = {}
             for method in ("grid", "random", *(f"smbo-{e}" for e in SMBO)):
                 runs[method] = []
@@ -135,20 +142,56 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
                         "best_params": result.best_params,
                         "test_precision@10": test_precision(result.best_params),
                         "seconds": round(seconds, 1)})
+                    if partial is not None:
+                        with open(partial, "a", encoding="utf-8") as handle:
+                            handle.write(json.dumps({"dataset": dataset, "folds": n_folds,
+                                                     "method": method, "space": space,
+                                                     "protocol": out["protocol"],
+                                                     **runs[method][-1]}) + "\n")
                     print(f"{dataset} folds={n_folds} {method} seed={seed}: best valid "
                           f"{result.best_score:.4f}, test {runs[method][-1]['test_precision@10']:.4f}"
                           f" ({seconds:.0f} s)", flush=True)
-            per_dataset["settings"][f"folds={n_folds}"] = _summarize(runs, random_trials)
+            per_dataset["settings"][f"folds={n_folds}"] = _summarize(runs)
         out["datasets"][dataset] = per_dataset
-    out["passed"] = all(
-        setting["smbo_mean_trials_to_random_best"][estimator] is not None
-        and setting["smbo_mean_trials_to_random_best"][estimator] <= TARGET_TRIALS
-        for per_dataset in out["datasets"].values() for setting in per_dataset["settings"].values()
-        for estimator in ("GP",))
+    out["passed"] = _passed(out)
     return out
 
 
-def _summarize(runs: dict, random_trials: int) -> dict:
+def from_partial(paths) -> dict:
+    """The result dict of :func:`run` from the JSON-lines files it wrote as it went (searches
+    of one data set and fold setting are summarized when random search has at least one seed)."""
+    records = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
+               if line.strip()]
+    out = {"protocol": {**records[0]["protocol"],
+                        "folds": sorted({record["folds"] for record in records}),
+                        "seeds": max(record["seed"] for record in records) + 1},
+           "datasets": {}}
+    for dataset in dict.fromkeys(record["dataset"] for record in records):
+        mine = [record for record in records if record["dataset"] == dataset]
+        per_dataset = {"space": mine[0]["space"], "settings": {}}
+        for n_folds in sorted({record["folds"] for record in mine}):
+            runs: dict = {}
+            for record in mine:
+                if record["folds"] == n_folds:
+                    runs.setdefault(record["method"], []).append(
+                        {key: record[key] for key in ("seed", "curve", "best_valid", "best_params",
+                                                      "test_precision@10", "seconds")})
+            if "random" in runs:
+                per_dataset["settings"][f"folds={n_folds}"] = _summarize(runs)
+        out["datasets"][dataset] = per_dataset
+    out["passed"] = _passed(out)
+    return out
+
+
+def _passed(out: dict) -> bool:
+    return all(
+        setting["smbo_mean_trials_to_random_best"][estimator] is not None
+        and setting["smbo_mean_trials_to_random_best"][estimator] <= TARGET_TRIALS
+        for per_dataset in out["datasets"].values() for setting in per_dataset["settings"].values()
+        for estimator in ("GP",) if estimator in setting["smbo_mean_trials_to_random_best"])
+
+
+def _summarize(runs: dict) -> dict:
     """Per method: the runs, mean best validation and test precision; per SMBO surrogate: the
     mean number of trials to reach random search's full-budget best of the same seed (a search
     that never reaches it counts as its budget + 1, and is counted in ``..._never``)."""
@@ -161,13 +204,16 @@ def _summarize(runs: dict, random_trials: int) -> dict:
             np.mean([r["test_precision@10"] for r in method_runs]))
     for estimator in SMBO:
         needed, never = [], 0
-        for run in runs[f"smbo-{estimator}"]:
+        for run in runs.get(f"smbo-{estimator}", []):
+            if run["seed"] not in random_best:
+                continue
             target = random_best[run["seed"]]
             reached = [i + 1 for i, best in enumerate(run["curve"]) if best >= target]
             needed.append(reached[0] if reached else len(run["curve"]) + 1)
             never += not reached
-        summary["smbo_mean_trials_to_random_best"][estimator] = float(np.mean(needed))
-        summary["smbo_never_reached"][estimator] = never
+        if needed:
+            summary["smbo_mean_trials_to_random_best"][estimator] = float(np.mean(needed))
+            summary["smbo_never_reached"][estimator] = never
     return summary
 
 
@@ -215,11 +261,11 @@ def markdown(result: dict) -> str:
                       "|---|---|---|---|---|"]
             for method, runs in summary["runs"].items():
                 estimator = method.split("-")[1] if method.startswith("smbo") else None
-                reach = "" if estimator is None else (
+                reach = "" if summary["smbo_mean_trials_to_random_best"].get(estimator) is None else (
                     f"{summary['smbo_mean_trials_to_random_best'][estimator]:.1f}"
                     + (f" ({summary['smbo_never_reached'][estimator]} never)"
                        if summary["smbo_never_reached"][estimator] else ""))
-                lines.append(f"| {method} | {len(runs[0]['curve'])} | "
+                lines.append(f"| {method} | {len(runs[0]['curve'])} x {len(runs)} seeds | "
                              f"{summary['mean_best_valid'][method]:.4f} | "
                              f"{summary['mean_test_precision@10'][method]:.4f} | {reach} |")
             lines.append("")
@@ -240,12 +286,21 @@ def main(argv=None) -> int:
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="instead of running: combine the result files of runs on separate "
                              "data sets (run in parallel) into --out")
+    parser.add_argument("--fold-settings", default=None,
+                        help="comma-separated numbers of folds to compare (default: 1,--folds)")
+    parser.add_argument("--partial", default=None,
+                        help="JSON-lines file that gets each finished search at once")
+    parser.add_argument("--from-partial", nargs="+", default=None, metavar="JSONL",
+                        help="instead of running: summarize --partial files into --out")
     args = parser.parse_args(argv)
 
     from benchmarks.runner import environment
     from reclab._io import atomic_write
 
-    if args.merge:
+    if args.from_partial:
+        result = from_partial(args.from_partial)
+        result["wall_seconds"] = None
+    elif args.merge:
         parts = [json.loads(Path(path).read_text())["result"] for path in args.merge]
         result = {**parts[0], "datasets": {name: value for part in parts
                                            for name, value in part["datasets"].items()},
@@ -253,8 +308,9 @@ def main(argv=None) -> int:
                   "wall_seconds": [part["wall_seconds"] for part in parts]}
     else:
         started = time.perf_counter()
+        settings = [int(n) for n in args.fold_settings.split(",")] if args.fold_settings else None
         result = run(args.seeds, args.random_trials, args.smbo_trials, args.folds, args.iterations,
-                     args.datasets.split(","), args.data_dir)
+                     args.datasets.split(","), args.data_dir, settings, args.partial)
         result["wall_seconds"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -780,11 +780,14 @@ class StageRun:
                          for part in ("train", "valid", "test"))
 
     def load_best(self) -> dict:
-        """``{"model", "params", "metric", "score"}`` logged by the ``tune`` stage."""
+        """``{"model", "params", "metric", "score", "warnings"}`` logged by the ``tune`` stage.
+
+        The model must be one that these parameters tune (``model``, or one of ``tune.models``).
+        """
         with tempfile.TemporaryDirectory() as folder:
             local = self._download("tune", "best_params.json", folder)
             best = json.loads(local.read_text(encoding="utf-8"))
-        if best["model"] != self.params["model"]:
+        if best["model"] not in params_module.tuned_models(self.params):
             raise ReclabError(f"the tune stage of pipeline {self.parent_run_id} tuned "
                               f"{best['model']!r} but model is {self.params['model']!r}; start a "
                               f"new pipeline to work with {self.params['model']!r}")
