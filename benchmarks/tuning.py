@@ -85,13 +85,15 @@ def _setup(dataset: str, iterations: int, data_dir):
 
 def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: int = 3,
         iterations: int = 5, datasets=DATASETS, data_dir=None, fold_settings=None,
-        partial=None) -> dict:
+        partial=None, methods=None) -> dict:
     """Run every search and the test evaluations; return the figures as a dict.
 
     ``fold_settings`` (default ``(1, folds)``) are the numbers of folds compared. ``partial``,
     a JSON-lines path, gets one line per finished search, so that an interrupted benchmark
-    keeps what it measured (and :func:`from_partial` summarizes it).
+    keeps what it measured (and :func:`from_partial` summarizes it). ``methods`` limits the
+    methods run (default: grid, random and SMBO with each surrogate).
     """
+    methods = list(methods or ("grid", "random", *(f"smbo-{e}" for e in SMBO)))
     from reclab.evaluation import evaluate
     from reclab.models import clone
     from reclab.tuning import tune
@@ -122,7 +124,7 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
         per_dataset = {"space": space, "grid": grid, "settings": {}}
         for n_folds in fold_settings:
             runs = {}
-            for method in ("grid", "random", *(f"smbo-{e}" for e in SMBO)):
+            for method in methods:
                 runs[method] = []
                 for seed in range(1 if method == "grid" else seeds):
                     started = time.perf_counter()
@@ -247,8 +249,8 @@ def plot(result: dict):
             ax.set_ylim(bottom=low)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Tuning ImplicitALS: mean best-so-far over {result['protocol']['seeds']} seeds "
-                 f"(band: range over seeds; legend: mean test {METRIC} of the chosen points)")
+    fig.suptitle(f"Tuning ImplicitALS: mean best-so-far validation {METRIC}\n(band: range over "
+                 f"seeds; legend: mean test {METRIC} of the chosen points)")
     return fig
 
 
@@ -288,6 +290,8 @@ def main(argv=None) -> int:
                              "data sets (run in parallel) into --out")
     parser.add_argument("--fold-settings", default=None,
                         help="comma-separated numbers of folds to compare (default: 1,--folds)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated subset of grid, random, smbo-GP, smbo-RF, smbo-ET")
     parser.add_argument("--partial", default=None,
                         help="JSON-lines file that gets each finished search at once")
     parser.add_argument("--from-partial", nargs="+", default=None, metavar="JSONL",
@@ -310,7 +314,8 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         settings = [int(n) for n in args.fold_settings.split(",")] if args.fold_settings else None
         result = run(args.seeds, args.random_trials, args.smbo_trials, args.folds, args.iterations,
-                     args.datasets.split(","), args.data_dir, settings, args.partial)
+                     args.datasets.split(","), args.data_dir, settings, args.partial,
+                     args.methods.split(",") if args.methods else None)
         result["wall_seconds"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
