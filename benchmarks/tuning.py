@@ -162,8 +162,14 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
 def from_partial(paths) -> dict:
     """The result dict of :func:`run` from the JSON-lines files it wrote as it went (searches
     of one data set and fold setting are summarized when random search has at least one seed)."""
-    records = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
-               if line.strip()]
+    records, seen = [], set()
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            record = json.loads(line) if line.strip() else None
+            key = record and (record["dataset"], record["folds"], record["method"], record["seed"])
+            if record and key not in seen:   # a search run by two processes counts once
+                seen.add(key)
+                records.append(record)
     out = {"protocol": {**records[0]["protocol"],
                         "folds": sorted({record["folds"] for record in records}),
                         "seeds": max(record["seed"] for record in records) + 1},
@@ -199,7 +205,8 @@ def _summarize(runs: dict) -> dict:
     that never reaches it counts as its budget + 1, and is counted in ``..._never``)."""
     random_best = {run["seed"]: run["best_valid"] for run in runs["random"]}
     summary = {"runs": runs, "mean_best_valid": {}, "mean_test_precision@10": {},
-               "smbo_mean_trials_to_random_best": {}, "smbo_never_reached": {}}
+               "smbo_mean_trials_to_random_best": {}, "smbo_never_reached": {},
+               "smbo_seeds_within_target": {}}
     for method, method_runs in runs.items():
         summary["mean_best_valid"][method] = float(np.mean([r["best_valid"] for r in method_runs]))
         summary["mean_test_precision@10"][method] = float(
@@ -216,6 +223,8 @@ def _summarize(runs: dict) -> dict:
         if needed:
             summary["smbo_mean_trials_to_random_best"][estimator] = float(np.mean(needed))
             summary["smbo_never_reached"][estimator] = never
+            summary["smbo_seeds_within_target"][estimator] = \
+                f"{sum(n <= TARGET_TRIALS for n in needed)}/{len(needed)}"
     return summary
 
 
@@ -259,8 +268,10 @@ def markdown(result: dict) -> str:
     for dataset, per_dataset in result["datasets"].items():
         for setting, summary in per_dataset["settings"].items():
             lines += [f"### {dataset}, {setting}", "",
-                      "| method | trials | mean best validation | mean test precision@10 | mean trials to random's best |",
-                      "|---|---|---|---|---|"]
+                      "| method | trials | mean best validation | mean test precision@10 | "
+                      "mean trials to random's best (never = budget + 1) | seeds within "
+                      f"{TARGET_TRIALS} trials |",
+                      "|---|---|---|---|---|---|"]
             for method, runs in summary["runs"].items():
                 estimator = method.split("-")[1] if method.startswith("smbo") else None
                 reach = "" if summary["smbo_mean_trials_to_random_best"].get(estimator) is None else (
@@ -269,7 +280,8 @@ def markdown(result: dict) -> str:
                        if summary["smbo_never_reached"][estimator] else ""))
                 lines.append(f"| {method} | {len(runs[0]['curve'])} x {len(runs)} seeds | "
                              f"{summary['mean_best_valid'][method]:.4f} | "
-                             f"{summary['mean_test_precision@10'][method]:.4f} | {reach} |")
+                             f"{summary['mean_test_precision@10'][method]:.4f} | {reach} | "
+                             f"{summary['smbo_seeds_within_target'].get(estimator, '')} |")
             lines.append("")
     return "\n".join(lines)
 
