@@ -264,7 +264,12 @@ def plot(result: dict):
 
 
 def markdown(result: dict) -> str:
-    lines = []
+    protocol = result["protocol"]
+    lines = [f"Tuning ImplicitALS ({protocol['iterations']} sweeps) over the parameter files' "
+             f"space for validation {METRIC}; every search starts from the model's own point; "
+             f"SMBO with {protocol['n_initial']} initial points. Test {METRIC}: the chosen point "
+             f"refitted on train + validation. Searches of one seed and fold setting share the "
+             f"seed; grid search is seed-independent (one run).", ""]
     for dataset, per_dataset in result["datasets"].items():
         for setting, summary in per_dataset["settings"].items():
             lines += [f"### {dataset}, {setting}", "",
