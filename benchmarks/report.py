@@ -108,7 +108,7 @@ def write_report(document: dict, markdown_path: Path, plot_path: Path) -> None:
     tuning = _by_case(results, "tuning")
     for r in tuning:
         shown = {k: v for k, v in r.items() if not isinstance(v, (list, dict)) and not k.startswith("arg_")}
-        sections.append("### Tuning ImplicitALS on ML-100k\n\n" + _table(["figure", "value"],
+        sections.append("### Tuning ImplicitALS (detail: benchmarks/results/tuning.md)\n\n" + _table(["figure", "value"],
                                                                            [[k, v] for k, v in shown.items()]))
 
     online = _by_case(results, "online_simulation")

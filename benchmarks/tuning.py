@@ -1,24 +1,30 @@
-"""Tuning benchmark: does SMBO with 30 trials find what a 100-point random search finds?
+"""Tuning benchmark: grid, random and SMBO (GP, RF, ET) at equal trial budgets, over seeds.
 
-Protocol (the done-when figure of issue 5):
+Protocol (the done-when figures of issue 15):
 
-- MovieLens 100k; ``train, test = random_holdout(data, 0.2, seed=42)``; the validation split is
-  carved from the training part, ``fit, valid = random_holdout(train, 0.2, seed=43)``.
-- ``ImplicitALS(seed=0)`` tuned over ``SPACE`` (factors, regularization, alpha, iterations) for
-  validation precision@10: SMBO (Gaussian process, 10 initial points, 30 trials, seed 0) and a
-  random search (100 trials, seed 0). Neither search sees the test split.
-- Pass when SMBO's best validation precision@10 is >= 99% of the random search's, and the
-  SMBO-tuned model, refitted on the whole training part (fit + valid), reaches test
-  precision@10 >= 0.35.
+- Data and split exactly as the pipeline makes them from ``params/<dataset>.yaml``: k-core,
+  test held out first, validation carved from the rest (:func:`reclab.params.make_split`).
+- ``ImplicitALS`` over the parameter file's ImplicitALS space (factors, regularization, alpha),
+  with cheap fixed settings (``--iterations``, default 5 sweeps instead of the file's 15), so
+  that the whole benchmark stays within a shared 2-core machine's means. Every search starts
+  from the model's own parameters (trial 0), as :func:`reclab.tune` does.
+- Methods at equal budgets: ``random`` (``--random-trials``, default 100), ``grid`` (a
+  factors x regularization x alpha grid of the same size, seed-independent: run once),
+  ``smbo-GP``, ``smbo-RF``, ``smbo-ET`` (``--smbo-trials``, default 40, 10 initial points),
+  each over ``--seeds`` seeds (default 5), with ``folds=1`` (the single validation split) and
+  ``--folds`` (default 3) validation folds.
+- Figures: the mean best-so-far validation curve of each method with a band (the range across
+  seeds) in ``benchmarks/results/tuning.png``; the test precision@10 of each method's chosen
+  point (refitted on train + validation); the trial at which SMBO first reaches the best of
+  random search's full budget with the same seed and folds (target: within 30, on average).
 
-Run it alone (a few minutes on 2 cores; ALS uses every core, so trials run one at a time)::
+Run it alone, niced, with ALS limited to one thread per process if the machine is shared::
 
-    RECLAB_DATA_DIR=../shared/data python -m benchmarks.tuning            # -> benchmarks/results/tuning.json
-    python -m benchmarks.tuning --smbo-trials 10 --random-trials 20 --out /tmp/tuning.json   # a quick look
+    RECLAB_DATA_DIR=../shared/data nice python -m benchmarks.tuning            # -> results/tuning.json, .png, .md
+    python -m benchmarks.tuning --seeds 2 --random-trials 20 --smbo-trials 10 --out /tmp/t.json   # a quick look
 
-``--checkpoint-dir`` keeps each search's JSON-lines checkpoint there, so an interrupted run
-resumes where it stopped. ``python -m benchmarks --suite tuning`` runs :func:`run` as one case of
-the benchmark suite.
+``python -m benchmarks --suite tuning`` runs :func:`run` with the defaults as one case of the
+benchmark suite.
 """
 
 from __future__ import annotations
@@ -30,127 +36,313 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 RESULTS = Path(__file__).resolve().parent / "results"
-SPLIT_SEED = 42
-VALID_SEED = 43
-SEARCH_SEED = 0
-MODEL_SEED = 0
+ROOT = Path(__file__).resolve().parent.parent
 METRIC = "precision@10"
-SPACE = {
-    # ImplicitALS's regularization acts on a loss summed over every user-item pair, so useful
-    # values are large (the default is 20); alpha beyond 10 only overweights the observed pairs.
-    "factors": {"type": "int", "low": 16, "high": 256, "prior": "log-uniform"},
-    "regularization": {"type": "real", "low": 1.0, "high": 200.0, "prior": "log-uniform"},
-    "alpha": {"type": "real", "low": 0.1, "high": 10.0, "prior": "log-uniform"},
-    "iterations": {"type": "int", "low": 5, "high": 30},
-}
-RATIO_TARGET = 0.99
-TEST_TARGET = 0.35
+TARGET_TRIALS = 30
+DATASETS = ("ml-100k", "ml-latest-small")
+SMBO = ("GP", "RF", "ET")
+N_INITIAL = 10
 
 
-def _search(model, train, valid, method: str, n_trials: int, checkpoint_dir) -> tuple:
-    from reclab.tuning import tune
+def _grid(space: dict, size: int) -> dict:
+    """A grid of about ``size`` points over a space's ranges: geometric for log-uniform ranges."""
+    names = list(space)
+    per = max(2, round(size ** (1 / len(names))))
+    counts = [per] * len(names)
+    while np.prod(counts) > size and max(counts) > 2:   # shrink to at most ``size`` points
+        counts[int(np.argmax(counts))] -= 1
+    grid = {}
+    for name, count in zip(names, counts):
+        spec = space[name]
+        values = (np.geomspace if spec.get("prior") == "log-uniform" else np.linspace)(
+            spec["low"], spec["high"], count)
+        grid[name] = sorted({int(round(v)) for v in values}) if spec["type"] == "int" \
+            else [float(f"{v:.4g}") for v in values]
+    return grid
 
-    checkpoint = None
-    if checkpoint_dir is not None:
-        checkpoint = Path(checkpoint_dir) / f"tuning-{method}-{n_trials}.jsonl"
-    started = time.perf_counter()
-    result = tune(model, SPACE, train, valid, method=method, n_trials=n_trials, metric=METRIC,
-                  seed=SEARCH_SEED, estimator="GP", n_initial=10, checkpoint=checkpoint)
-    return result, time.perf_counter() - started
+
+def _curve(result) -> list:
+    """Best validation score so far after each trial (failed trials count as nothing)."""
+    scores = np.array([t.score if t.ok else np.nan for t in result.trials], dtype=float)
+    return np.fmax.accumulate(np.nan_to_num(scores, nan=-np.inf)).tolist()
 
 
-def _trials(result) -> list[dict]:
-    return [{"number": t.number, "params": t.params, "score": t.score if t.ok else None,
-             "status": t.status, "seconds": round(t.seconds, 3)} for t in result.trials]
+def _setup(dataset: str, iterations: int, data_dir):
+    from reclab import params as params_module
+    from reclab import preprocess
+
+    params = params_module.load(ROOT / "params" / f"{dataset}.yaml",
+                                {"models.ImplicitALS.params.iterations": iterations,
+                                 **({"data_dir": str(data_dir)} if data_dir else {})})
+    data = preprocess.kcore(params_module.load_data(params), **params["kcore"])
+    train, valid, test = params_module.make_split(params, data)
+    model = params_module.make_model(params, "ImplicitALS")
+    return params, model, params["models"]["ImplicitALS"]["space"], train, valid, test
 
 
-def run(smbo_trials: int = 30, random_trials: int = 100, data_dir=None, checkpoint_dir=None) -> dict:
-    """Run both searches and the test evaluation; return the figures as a dict.
+def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: int = 3,
+        iterations: int = 5, datasets=DATASETS, data_dir=None, fold_settings=None,
+        partial=None, methods=None) -> dict:
+    """Run every search and the test evaluations; return the figures as a dict.
 
-    Scalars are the headline figures (the benchmark report tabulates them); ``*_trials`` lists
-    and ``*_best_params`` dicts give the detail.
+    ``fold_settings`` (default ``(1, folds)``) are the numbers of folds compared. ``partial``,
+    a JSON-lines path, gets one line per finished search, so that an interrupted benchmark
+    keeps what it measured (and :func:`from_partial` summarizes it). ``methods`` limits the
+    methods run (default: grid, random and SMBO with each surrogate).
     """
-    import reclab.datasets
-    from reclab import split
+    methods = list(methods or ("grid", "random", *(f"smbo-{e}" for e in SMBO)))
     from reclab.evaluation import evaluate
-    from reclab.models import ImplicitALS, clone
+    from reclab.models import clone
+    from reclab.tuning import tune
 
     data_dir = data_dir or os.environ.get("RECLAB_DATA_DIR")
     if not data_dir:
         from benchmarks.cases import Skip
 
         raise Skip("RECLAB_DATA_DIR is not set; point it at the MovieLens folder (../shared/data)")
-    data = reclab.datasets.load("ml-100k", data_dir=data_dir, download=False)
-    train, test = split.random_holdout(data, test_frac=0.2, seed=SPLIT_SEED)
-    fit, valid = split.random_holdout(train, test_frac=0.2, seed=VALID_SEED)
-    model = ImplicitALS(seed=MODEL_SEED)
+    fold_settings = list(fold_settings or (1, folds))
+    out = {"protocol": {"seeds": seeds, "random_trials": random_trials, "smbo_trials": smbo_trials,
+                        "folds": fold_settings, "iterations": iterations, "n_initial": N_INITIAL,
+                        "metric": METRIC, "target_trials": TARGET_TRIALS},
+           "datasets": {}}
+    for dataset in datasets:
+        params, model, space, train, valid, test = _setup(dataset, iterations, data_dir)
+        fit = train.union(valid)
+        grid = _grid(space, random_trials)
+        test_cache: dict = {}
 
-    smbo_result, smbo_seconds = _search(model, fit, valid, "smbo", smbo_trials, checkpoint_dir)
-    random_result, random_seconds = _search(model, fit, valid, "random", random_trials, checkpoint_dir)
-    ratio = smbo_result.best_score / random_result.best_score
-    within = [t.number for t in smbo_result.trials
-              if t.ok and t.score >= RATIO_TARGET * random_result.best_score]
+        def test_precision(best_params: dict) -> float:
+            key = json.dumps(best_params, sort_keys=True)
+            if key not in test_cache:
+                tuned = clone(model).set_params(**best_params).fit(fit)
+                test_cache[key] = evaluate(tuned, fit, test, k=10, n_bootstrap=0).summary[METRIC]
+            return test_cache[key]
 
-    started = time.perf_counter()
-    tuned = clone(model).set_params(**smbo_result.best_params).fit(train)
-    test_precision = evaluate(tuned, train, test, k=10, n_bootstrap=0).summary[METRIC]
-    refit_seconds = time.perf_counter() - started
-    random_tuned = clone(model).set_params(**random_result.best_params).fit(train)
-    random_test_precision = evaluate(random_tuned, train, test, k=10, n_bootstrap=0).summary[METRIC]
+        per_dataset = {"space": space, "grid": grid, "settings": {}}
+        for n_folds in fold_settings:
+            runs = {}
+            for method in methods:
+                runs[method] = []
+                for seed in range(1 if method == "grid" else seeds):
+                    started = time.perf_counter()
+                    if method == "grid":
+                        result = tune(model, grid, train, valid, method="grid", seed=seed,
+                                      folds=n_folds)
+                    elif method == "random":
+                        result = tune(model, space, train, valid, method="random",
+                                      n_trials=random_trials, seed=seed, folds=n_folds)
+                    else:
+                        result = tune(model, space, train, valid, method="smbo",
+                                      n_trials=smbo_trials, seed=seed, folds=n_folds,
+                                      estimator=method.split("-")[1], n_initial=N_INITIAL)
+                    seconds = time.perf_counter() - started
+                    runs[method].append({
+                        "seed": seed, "curve": _curve(result), "best_valid": result.best_score,
+                        "best_params": result.best_params,
+                        "test_precision@10": test_precision(result.best_params),
+                        "seconds": round(seconds, 1)})
+                    if partial is not None:
+                        with open(partial, "a", encoding="utf-8") as handle:
+                            handle.write(json.dumps({"dataset": dataset, "folds": n_folds,
+                                                     "method": method, "space": space,
+                                                     "protocol": out["protocol"],
+                                                     **runs[method][-1]}) + "\n")
+                    print(f"{dataset} folds={n_folds} {method} seed={seed}: best valid "
+                          f"{result.best_score:.4f}, test {runs[method][-1]['test_precision@10']:.4f}"
+                          f" ({seconds:.0f} s)", flush=True)
+            per_dataset["settings"][f"folds={n_folds}"] = _summarize(runs)
+        out["datasets"][dataset] = per_dataset
+    out["passed"] = _passed(out)
+    return out
 
-    return {
-        "dataset": "ml-100k",
-        "metric": METRIC,
-        "smbo_trials": smbo_trials,
-        "random_trials": random_trials,
-        "smbo_best_valid": round(smbo_result.best_score, 6),
-        "random_best_valid": round(random_result.best_score, 6),
-        "smbo_over_random": round(ratio, 4),
-        "smbo_reaches_99pct": bool(ratio >= RATIO_TARGET),
-        "smbo_trial_of_best": smbo_result.best_trial.number,
-        "smbo_first_trial_within_99pct_of_random": within[0] if within else None,
-        "test_precision@10": round(test_precision, 6),
-        "test_precision_ok": bool(test_precision >= TEST_TARGET),
-        "random_tuned_test_precision@10": round(random_test_precision, 6),
-        "smbo_failed_trials": sum(not t.ok for t in smbo_result.trials),
-        "random_failed_trials": sum(not t.ok for t in random_result.trials),
-        "smbo_seconds": round(smbo_seconds, 1),
-        "random_seconds": round(random_seconds, 1),
-        "refit_and_test_seconds": round(refit_seconds, 1),
-        "passed": bool(ratio >= RATIO_TARGET and test_precision >= TEST_TARGET),
-        "smbo_best_params": smbo_result.best_params,
-        "random_best_params": random_result.best_params,
-        "space": SPACE,
-        "protocol": {"split_seed": SPLIT_SEED, "valid_seed": VALID_SEED, "search_seed": SEARCH_SEED,
-                     "model_seed": MODEL_SEED, "estimator": "GP", "n_initial": 10,
-                     "valid_frac_of_train": 0.2, "test_frac": 0.2},
-        "smbo_trials_detail": _trials(smbo_result),
-        "random_trials_detail": _trials(random_result),
-    }
+
+def from_partial(paths) -> dict:
+    """The result dict of :func:`run` from the JSON-lines files it wrote as it went (searches
+    of one data set and fold setting are summarized when random search has at least one seed)."""
+    records, seen = [], set()
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            record = json.loads(line) if line.strip() else None
+            key = record and (record["dataset"], record["folds"], record["method"], record["seed"])
+            if record and key not in seen:   # a search run by two processes counts once
+                seen.add(key)
+                records.append(record)
+    out = {"protocol": {**records[0]["protocol"],
+                        "folds": sorted({record["folds"] for record in records}),
+                        "seeds": max(record["seed"] for record in records) + 1},
+           "datasets": {}}
+    for dataset in dict.fromkeys(record["dataset"] for record in records):
+        mine = [record for record in records if record["dataset"] == dataset]
+        per_dataset = {"space": mine[0]["space"], "settings": {}}
+        for n_folds in sorted({record["folds"] for record in mine}):
+            runs: dict = {}
+            for record in mine:
+                if record["folds"] == n_folds:
+                    runs.setdefault(record["method"], []).append(
+                        {key: record[key] for key in ("seed", "curve", "best_valid", "best_params",
+                                                      "test_precision@10", "seconds")})
+            if "random" in runs:
+                per_dataset["settings"][f"folds={n_folds}"] = _summarize(runs)
+        out["datasets"][dataset] = per_dataset
+    out["passed"] = _passed(out)
+    return out
+
+
+def _passed(out: dict) -> bool:
+    return all(
+        setting["smbo_mean_trials_to_random_best"][estimator] is not None
+        and setting["smbo_mean_trials_to_random_best"][estimator] <= TARGET_TRIALS
+        for per_dataset in out["datasets"].values() for setting in per_dataset["settings"].values()
+        for estimator in ("GP",) if estimator in setting["smbo_mean_trials_to_random_best"])
+
+
+def _summarize(runs: dict) -> dict:
+    """Per method: the runs, mean best validation and test precision; per SMBO surrogate: the
+    mean number of trials to reach random search's full-budget best of the same seed (a search
+    that never reaches it counts as its budget + 1, and is counted in ``..._never``)."""
+    random_best = {run["seed"]: run["best_valid"] for run in runs["random"]}
+    summary = {"runs": runs, "mean_best_valid": {}, "mean_test_precision@10": {},
+               "smbo_mean_trials_to_random_best": {}, "smbo_never_reached": {},
+               "smbo_seeds_within_target": {}}
+    for method, method_runs in runs.items():
+        summary["mean_best_valid"][method] = float(np.mean([r["best_valid"] for r in method_runs]))
+        summary["mean_test_precision@10"][method] = float(
+            np.mean([r["test_precision@10"] for r in method_runs]))
+    for estimator in SMBO:
+        needed, never = [], 0
+        for run in runs.get(f"smbo-{estimator}", []):
+            if run["seed"] not in random_best:
+                continue
+            target = random_best[run["seed"]]
+            reached = [i + 1 for i, best in enumerate(run["curve"]) if best >= target]
+            needed.append(reached[0] if reached else len(run["curve"]) + 1)
+            never += not reached
+        if needed:
+            summary["smbo_mean_trials_to_random_best"][estimator] = float(np.mean(needed))
+            summary["smbo_never_reached"][estimator] = never
+            summary["smbo_seeds_within_target"][estimator] = \
+                f"{sum(n <= TARGET_TRIALS for n in needed)}/{len(needed)}"
+    return summary
+
+
+def plot(result: dict):
+    """Mean best-so-far validation precision@10 against the trial, a band over the seeds, one
+    panel per data set and fold setting."""
+    from matplotlib.figure import Figure
+
+    datasets = list(result["datasets"])
+    settings = list(next(iter(result["datasets"].values()))["settings"])
+    fig = Figure(figsize=(6 * len(settings), 4 * len(datasets)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(datasets), len(settings), squeeze=False))
+    for row, dataset in enumerate(datasets):
+        for column, setting in enumerate(settings):
+            ax = axes[row, column]
+            summary = result["datasets"][dataset]["settings"][setting]
+            for position, (method, runs) in enumerate(summary["runs"].items()):
+                curves = np.array([run["curve"] for run in runs])
+                trials = np.arange(1, curves.shape[1] + 1)
+                mean = curves.mean(axis=0)
+                ax.plot(trials, mean, color=f"C{position}", lw=1.8,
+                        label=f"{method} (test {summary['mean_test_precision@10'][method]:.3f})")
+                if len(runs) > 1:
+                    ax.fill_between(trials, curves.min(axis=0), curves.max(axis=0),
+                                    color=f"C{position}", alpha=0.15)
+            ax.axvline(TARGET_TRIALS, color="0.5", ls=":", lw=1)
+            ax.set(title=f"{dataset}, {setting}", xlabel="trial",
+                   ylabel=f"best validation {METRIC} so far")
+            low = min(min(run["curve"][min(len(run["curve"]) - 1, 4)] for run in runs)
+                      for runs in summary["runs"].values())
+            ax.set_ylim(bottom=low)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"Tuning ImplicitALS: mean best-so-far validation {METRIC}\n(band: range over "
+                 f"seeds; legend: mean test {METRIC} of the chosen points)")
+    return fig
+
+
+def markdown(result: dict) -> str:
+    protocol = result["protocol"]
+    lines = [f"Tuning ImplicitALS ({protocol['iterations']} sweeps) over the parameter files' "
+             f"space for validation {METRIC}; every search starts from the model's own point; "
+             f"SMBO with {protocol['n_initial']} initial points. Test {METRIC}: the chosen point "
+             f"refitted on train + validation. Searches of one seed and fold setting share the "
+             f"seed; grid search is seed-independent (one run).", ""]
+    for dataset, per_dataset in result["datasets"].items():
+        for setting, summary in per_dataset["settings"].items():
+            lines += [f"### {dataset}, {setting}", "",
+                      "| method | trials | mean best validation | mean test precision@10 | "
+                      "mean trials to random's best (never = budget + 1) | seeds within "
+                      f"{TARGET_TRIALS} trials |",
+                      "|---|---|---|---|---|---|"]
+            for method, runs in summary["runs"].items():
+                estimator = method.split("-")[1] if method.startswith("smbo") else None
+                reach = "" if summary["smbo_mean_trials_to_random_best"].get(estimator) is None else (
+                    f"{summary['smbo_mean_trials_to_random_best'][estimator]:.1f}"
+                    + (f" ({summary['smbo_never_reached'][estimator]} never)"
+                       if summary["smbo_never_reached"][estimator] else ""))
+                lines.append(f"| {method} | {len(runs[0]['curve'])} x {len(runs)} seeds | "
+                             f"{summary['mean_best_valid'][method]:.4f} | "
+                             f"{summary['mean_test_precision@10'][method]:.4f} | {reach} | "
+                             f"{summary['smbo_seeds_within_target'].get(estimator, '')} |")
+            lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tuning", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smbo-trials", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--random-trials", type=int, default=100)
+    parser.add_argument("--smbo-trials", type=int, default=40)
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--data-dir", default=None, help="MovieLens folder (default $RECLAB_DATA_DIR)")
-    parser.add_argument("--checkpoint-dir", default=None, help="keep resumable search checkpoints here")
     parser.add_argument("--out", default=str(RESULTS / "tuning.json"), help="JSON result file")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="instead of running: combine the result files of runs on separate "
+                             "data sets (run in parallel) into --out")
+    parser.add_argument("--fold-settings", default=None,
+                        help="comma-separated numbers of folds to compare (default: 1,--folds)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated subset of grid, random, smbo-GP, smbo-RF, smbo-ET")
+    parser.add_argument("--partial", default=None,
+                        help="JSON-lines file that gets each finished search at once")
+    parser.add_argument("--from-partial", nargs="+", default=None, metavar="JSONL",
+                        help="instead of running: summarize --partial files into --out")
     args = parser.parse_args(argv)
 
-    from benchmarks.__main__ import environment
+    from benchmarks.runner import environment
     from reclab._io import atomic_write
 
-    result = run(args.smbo_trials, args.random_trials, args.data_dir, args.checkpoint_dir)
+    if args.from_partial:
+        result = from_partial(args.from_partial)
+        result["wall_seconds"] = None
+    elif args.merge:
+        parts = [json.loads(Path(path).read_text())["result"] for path in args.merge]
+        result = {**parts[0], "datasets": {name: value for part in parts
+                                           for name, value in part["datasets"].items()},
+                  "passed": all(part["passed"] for part in parts),
+                  "wall_seconds": [part["wall_seconds"] for part in parts]}
+    else:
+        started = time.perf_counter()
+        settings = [int(n) for n in args.fold_settings.split(",")] if args.fold_settings else None
+        result = run(args.seeds, args.random_trials, args.smbo_trials, args.folds, args.iterations,
+                     args.datasets.split(","), args.data_dir, settings, args.partial,
+                     args.methods.split(",") if args.methods else None)
+        result["wall_seconds"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out, "w") as handle:
-        handle.write(json.dumps({"environment": environment(), "result": result}, indent=2) + "\n")
-    shown = {key: value for key, value in result.items() if not isinstance(value, (list, dict))}
-    print(json.dumps(shown, indent=2))
-    print(f"wrote {out}")
+        handle.write(json.dumps({"environment": environment(), "result": result}, indent=1) + "\n")
+    plot(result).savefig(out.with_suffix(".png"), dpi=110)
+    with atomic_write(out.with_suffix(".md"), "w") as handle:
+        handle.write(markdown(result) + "\n")
+    print(markdown(result))
+    print(f"wrote {out}, {out.with_suffix('.png')} and {out.with_suffix('.md')}")
     return 0 if result["passed"] else 1
 
 

@@ -28,15 +28,26 @@ def _print(*parts, **options) -> None:
 
 
 # -- reclab run -------------------------------------------------------------------------------
+_BAR = {"width": 0}   # length of the tuning progress line shown in place, 0 when none is
+
+
 def _progress(event: str, stage: str, number: int, seconds) -> None:
     from reclab.stages import STAGES
 
+    head = f"[{number}/{len(STAGES)}] {stage:<12}"
     if event == "start":
-        _print(f"[{number}/{len(STAGES)}] {stage:<12}", end=" ")
-    elif event == "done":
-        _print(f"{seconds:7.1f} s")
+        _print(head, end=" ")
+    elif event == "trial":   # ``seconds`` holds the text of the tuning progress bar
+        line = f"{head} {seconds}"
+        _print("\r" + line.ljust(_BAR["width"]), end="")
+        _BAR["width"] = len(line)
     else:
-        _print(f"{seconds:7.1f} s  FAILED")
+        ending = f"{seconds:7.1f} s" + ("" if event == "done" else "  FAILED")
+        if _BAR["width"]:   # overwrite the progress line
+            _print("\r" + f"{head} {ending}".ljust(_BAR["width"]))
+            _BAR["width"] = 0
+        else:
+            _print(ending)
 
 
 def _with_interval(metrics: dict, key: str) -> str:
@@ -84,6 +95,8 @@ def _print_summary(result, uri: str) -> None:
         shown = ", ".join(f"{name}={_short(value)}" for name, value in best["params"].items())
         _print(f"Best {best['model']} parameters ({best['metric']} on validation = "
                f"{best['score']:.4f}): {shown or '(no search space)'}")
+        for warning in best.get("warnings", []):
+            _print(f"WARNING: {warning}")
     rows, models = _metric_rows(summary["metrics"])
     if rows:
         model = best["model"] if best else "model"

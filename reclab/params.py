@@ -26,12 +26,19 @@ Schema (defaults in brackets)::
       <Name>:
         params: {arg: value}        fixed constructor arguments [{}]
         space: {arg: spec}          search space of stage 2, in reclab.space format [{}]
+        starts: [{arg: value}]      extra start points of the search, tried right after the
+                                    model's own parameters (missing args: the model's values) [[]]
     tune:
       method: str                   "grid" | "random" | "smbo" ["smbo"]
       n_trials: int                 trials of random / smbo search, >= 1 (grid runs its grid) [20]
       metric: str                   validation metric to maximize ["precision@10"]
       n_initial: int                smbo: random trials before the surrogate model is used [10]
       estimator: str                smbo surrogate: "GP" | "RF" | "ET" | "GBRT" ["GP"]
+      folds: int                    validation folds each trial is scored on (their mean is the
+                                    objective; reclab.split.validation_folds), >= 1 [3]
+      models: [str]                 models to search, each in its own space, under one trial
+                                    budget; the best on validation goes on to stage 3 [[]: `model`]
+      time_budget: float | null     seconds after which no new trial starts [null: no limit]
     k: [int]                        cut-offs K of the metrics (one int is one cut-off) [[5, 10, 20]]
     evaluation:
       relevance_threshold: float | null   only test ratings >= this are relevant [null: all]
@@ -83,7 +90,9 @@ dump(params) -> str
 load_data(params), make_split(params, data), make_model(params, name=None, searched=None),
 make_world(params, data)
     The objects the parameters describe, for the stage notebooks.
-tune_options(params), evaluation_options(params) -> dict
+tuned_models(params) -> list
+    The names of the models stage 2 searches.
+tune_search(params), tune_options(params), evaluation_options(params) -> dict
     Keyword arguments of ``tune`` and ``evaluate``.
 """
 
@@ -103,8 +112,8 @@ from reclab.errors import ReclabError
 from reclab.models.base import registered_models
 
 __all__ = ["MODEL_NAMES", "DEFAULTS", "load", "loads", "notebook_overrides", "parse_assignments", "validate",
-           "flatten", "dump", "load_data", "make_split", "make_model", "make_world", "tune_options",
-           "evaluation_options"]
+           "flatten", "dump", "load_data", "make_split", "make_model", "make_world", "tuned_models",
+           "tune_search", "tune_options", "evaluation_options"]
 
 # Every model reclab.models.load can rebuild, so that a new model class is a valid `model:` at once.
 MODEL_NAMES = tuple(registered_models())
@@ -126,7 +135,7 @@ DEFAULTS = {
     "model": "ImplicitALS",
     "models": {},
     "tune": {"method": "smbo", "n_trials": 20, "metric": "precision@10", "n_initial": 10,
-             "estimator": "GP"},
+             "estimator": "GP", "folds": 3, "models": [], "time_budget": None},
     "k": [5, 10, 20],
     "evaluation": {"relevance_threshold": None, "n_bootstrap": 1000},
     "n_recommendations": 10,
@@ -222,14 +231,23 @@ def _model_entries(value, source):
     for name, entry in value.items():
         key = f"models.{name}"
         entry = _mapping({} if entry is None else entry, key, source)
-        _known_keys(entry, key, source, ("params", "space"))
+        _known_keys(entry, key, source, ("params", "space", "starts"))
         params = _mapping(entry.get("params") or {}, f"{key}.params", source)
         space = _mapping(entry.get("space") or {}, f"{key}.space", source)
         overlap = sorted(set(params) & set(space))
         if overlap:
             raise _fail(source, f"{key}.params.{overlap[0]}",
                         "is both a fixed parameter and in the search space; keep it in one of them")
-        entries[name] = {"params": params, "space": space}
+        starts = entry.get("starts") or []
+        if not isinstance(starts, list):
+            raise _fail(source, f"{key}.starts", f"must be a list of parameter mappings, got {starts!r}")
+        starts = [_mapping(point, f"{key}.starts", source) for point in starts]
+        for point in starts:
+            outside = sorted(set(point) - set(space))
+            if outside:
+                raise _fail(source, f"{key}.starts", f"sets {outside[0]!r}, which is not in "
+                                                     f"{key}.space {sorted(space)}")
+        entries[name] = {"params": params, "space": space, "starts": starts}
     return entries
 
 
@@ -281,6 +299,11 @@ def validate(params: Mapping, source: str = "parameters") -> dict:
             "n_initial": _int(merged["tune"]["n_initial"], "tune.n_initial", source, low=1),
             "estimator": _str(merged["tune"]["estimator"], "tune.estimator", source,
                               ("GP", "RF", "ET", "GBRT")),
+            "folds": _int(merged["tune"]["folds"], "tune.folds", source, low=1),
+            "models": _names(merged["tune"]["models"], "tune.models", source),
+            "time_budget": (None if merged["tune"]["time_budget"] is None else
+                            _float(merged["tune"]["time_budget"], "tune.time_budget", source,
+                                   low=1.0)),
         },
         "k": _cutoffs(merged["k"], source),
         "evaluation": {
@@ -303,9 +326,10 @@ def validate(params: Mapping, source: str = "parameters") -> dict:
         },
     }
     _check_backend(out, source)
-    out["models"].setdefault(out["model"], {"params": {}, "space": {}})
-    for name in out["baselines"]:
-        out["models"].setdefault(name, {"params": {}, "space": {}})
+    if len(set(out["tune"]["models"])) < len(out["tune"]["models"]):
+        raise _fail(source, "tune.models", f"lists a model twice: {out['tune']['models']}")
+    for name in [out["model"], *out["baselines"], *out["tune"]["models"]]:
+        out["models"].setdefault(name, {"params": {}, "space": {}, "starts": []})
     _check_space(out, source)
     return out
 
@@ -377,7 +401,11 @@ def _check_space(params: dict, source: str) -> None:
             if unknown:
                 raise _fail(source, f"models.{name}.{part}.{unknown[0]}",
                             f"is not a parameter of {name}; its parameters are {names}")
-    name = params["model"]
+    for name in tuned_models(params):
+        _check_tuned_space(params, name, source)
+
+
+def _check_tuned_space(params: dict, name: str, source: str) -> None:
     space = params["models"][name]["space"]
     if not space:
         return
@@ -641,6 +669,26 @@ def make_world(params: Mapping, data):
     return online.World.from_model(make_model(params, params["online"]["world_model"]).fit(data), data)
 
 
+def tuned_models(params: Mapping) -> list[str]:
+    """Names of the models stage 2 searches: ``tune.models``, or else ``[model]``."""
+    return list(params["tune"]["models"]) or [params["model"]]
+
+
+def tune_search(params: Mapping) -> dict:
+    """Keyword arguments ``model``, ``space`` and ``starts`` of :func:`reclab.tuning.tune`.
+
+    One tuned model gives a model and its space; several (``tune.models``) give lists, one
+    entry per model, searched under one trial budget.
+    """
+    names = tuned_models(params)
+    models = [make_model(params, name) for name in names]
+    spaces = [params["models"][name]["space"] for name in names]
+    starts = [params["models"][name].get("starts", []) for name in names]
+    if len(names) == 1:
+        return {"model": models[0], "space": spaces[0], "starts": starts[0]}
+    return {"model": models, "space": spaces, "starts": starts}
+
+
 def tune_options(params: Mapping) -> dict:
     """Keyword arguments of :func:`reclab.tuning.tune` from ``tune``, ``seed`` and
     ``evaluation.relevance_threshold`` (a grid search runs its whole grid: ``n_trials`` None).
@@ -653,7 +701,8 @@ def tune_options(params: Mapping) -> dict:
     return {"method": tune["method"],
             "n_trials": None if tune["method"] == "grid" else tune["n_trials"],
             "metric": tune["metric"], "seed": params["seed"], "n_initial": tune["n_initial"],
-            "estimator": tune["estimator"], "n_jobs": 1,
+            "estimator": tune["estimator"], "n_jobs": 1, "folds": tune["folds"],
+            "time_budget": tune["time_budget"],
             "relevance_threshold": params["evaluation"]["relevance_threshold"]}
 
 

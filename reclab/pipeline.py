@@ -133,6 +133,27 @@ def parse_stages(stages: Sequence[str] | None, params: Mapping | None = None) ->
     return [stage for stage in STAGES if stage in chosen]
 
 
+class _TrialProgress:
+    """A papermill ``stderr_file`` that passes the tuning progress bar on as ``progress("trial",
+    stage, number, text)``.
+
+    reclab.tuning's bar (tqdm, on the notebook's standard error) writes lines beginning with
+    "tuning"; every other standard-error text stays in the executed notebook only.
+    """
+
+    def __init__(self, progress, stage: str, number: int):
+        self.progress, self.stage, self.number = progress, stage, number
+
+    def write(self, text: str) -> None:
+        bars = [piece.strip() for piece in re.split(r"[\r\n]", text)
+                if piece.strip().startswith("tuning")]
+        if bars:
+            self.progress("trial", self.stage, self.number, bars[-1])
+
+    def flush(self) -> None:
+        pass
+
+
 def _kernel_manager_class(stderr):
     """A kernel manager whose ``python3`` kernel is ``sys.executable`` (see the module docstring)
     and whose standard error goes to the open binary file ``stderr``.
@@ -268,7 +289,9 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         relative paths in notebooks mean the same as in JupyterLab.
     progress : callable, optional
         ``progress(event, stage, number, seconds)`` with event ``"start"`` (seconds None),
-        ``"done"`` or ``"failed"``; number is the stage's position 1..6.
+        ``"done"`` or ``"failed"``; number is the stage's position 1..6. While a search runs,
+        event ``"trial"`` passes, in place of the seconds, the text of its progress bar (trial i
+        of n, the best score so far, the time left) after each trial.
     execution_timeout : float, optional
         Seconds a single cell may run (default: no limit).
 
@@ -350,6 +373,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
                     kernel_name="python3", cwd=str(notebooks), progress_bar=False,
                     start_timeout=_KERNEL_START_TIMEOUT,
                     log_output=False, execution_timeout=execution_timeout,
+                    stderr_file=_TrialProgress(progress, stage, number) if progress else None,
                     kernel_manager_class=_kernel_manager_class(kernel_log))
             stage_run = tracking.find_stage_run(stage, params["experiment"], run_id, uri=uri)
             if stage_run is None:

@@ -547,9 +547,14 @@ class StageRun:
         self.set_tags(tags, run_id=self.parent_run_id)
         return tags
 
-    def log_best(self, best_params: Mapping, best_score: float, metric: str, model_name: str) -> None:
+    def log_best(self, best_params: Mapping, best_score: float, metric: str, model_name: str,
+                 warnings=()) -> None:
         """Log the tuning result: ``best_params.json`` and params ``best.<name>``, metric
         ``best_<metric>``.
+
+        ``warnings`` (:func:`reclab.tuning.boundary_warnings`) go into ``best_params.json`` and,
+        joined, into tag ``reclab.boundary_warning`` of this run and of the pipeline run, so that
+        ``reclab run``'s summary and the MLflow UI show them.
 
         The params ``best.<name>`` also go to the pipeline run, so that pipelines compare on
         the values tuning chose (MLflow UI, ``reclab compare``), not only on their search
@@ -557,8 +562,12 @@ class StageRun:
         seed, so the same search) leaves the pipeline's values as the first one logged them.
         """
         record = {"model": model_name, "params": dict(best_params), "metric": metric,
-                  "score": float(best_score)}
+                  "score": float(best_score), "warnings": list(warnings)}
         self.log_dict(record, "best_params.json")
+        if warnings:
+            tag = {"reclab.boundary_warning": " ".join(warnings)[:4000]}
+            self.set_tags(tag)
+            self.set_tags(tag, run_id=self.parent_run_id)
         self.log_params(best_params, prefix="best.")
         self.log_metrics({f"best_{metric}": best_score})
         logged = self.client.get_run(self.parent_run_id).data.params
@@ -582,7 +591,9 @@ class StageRun:
         -------
         callable
             ``callback(trial)`` for a :class:`reclab.tuning.Trial`. A failed trial's run is
-            FAILED, with its error in tag ``reclab.error``.
+            FAILED, with its error in tag ``reclab.error``. The run names its model (param
+            ``model``, tag ``reclab.model``) and, with several folds, logs the score on each
+            (``<metric>_fold_0``, ...) and their standard deviation (``<metric>_std``).
         """
         stage_run = self.client.get_run(self.run_id)
         tags = {_PARENT: self.run_id, **{key: value for key, value in stage_run.data.tags.items()
@@ -592,9 +603,15 @@ class StageRun:
             run = self.client.create_run(
                 self.experiment_id, run_name=f"{stage_run.info.run_name}/trial-{trial.number:03d}",
                 tags={**tags, "reclab.trial": str(trial.number),
+                      **({"reclab.model": trial.model} if trial.model else {}),
                       **({"reclab.restored_from": restored_from} if restored_from else {})})
-            _log_params(self.client, run.info.run_id, dict(trial.params))
+            _log_params(self.client, run.info.run_id,
+                        {**({"model": trial.model} if trial.model else {}), **trial.params})
             values = {**trial.metrics, metric: trial.score, "seconds": trial.seconds}
+            if len(trial.fold_scores) > 1:   # the per-fold scores and their spread
+                values.update({f"{metric}_fold_{fold}": score
+                               for fold, score in enumerate(trial.fold_scores)})
+                values[f"{metric}_std"] = trial.score_std
             self.log_metrics(values, run_id=run.info.run_id)
             self.log_metrics({metric: trial.score}, step=trial.number)
             if trial.error:
@@ -763,11 +780,14 @@ class StageRun:
                          for part in ("train", "valid", "test"))
 
     def load_best(self) -> dict:
-        """``{"model", "params", "metric", "score"}`` logged by the ``tune`` stage."""
+        """``{"model", "params", "metric", "score", "warnings"}`` logged by the ``tune`` stage.
+
+        The model must be one that these parameters tune (``model``, or one of ``tune.models``).
+        """
         with tempfile.TemporaryDirectory() as folder:
             local = self._download("tune", "best_params.json", folder)
             best = json.loads(local.read_text(encoding="utf-8"))
-        if best["model"] != self.params["model"]:
+        if best["model"] not in params_module.tuned_models(self.params):
             raise ReclabError(f"the tune stage of pipeline {self.parent_run_id} tuned "
                               f"{best['model']!r} but model is {self.params['model']!r}; start a "
                               f"new pipeline to work with {self.params['model']!r}")

@@ -23,6 +23,39 @@ Methods
     ``"ET"`` (extra trees), ``"GBRT"`` (gradient boosted quantile trees). The optimizer minimizes
     ``-score`` (``score`` for the lower-is-better metrics ``rmse`` and ``mae``).
 
+Start points
+------------
+Every search begins with the model's own parameters (its values of the searched parameters):
+trial 0 is the point the user started from, so the best on validation is never below it. Extra
+start points (``starts``) follow, then the method's own points (a grid point equal to a start
+point is not run twice). SMBO is told the start points that lie inside the space, as
+scikit-optimize's ``x0``; they count among its ``n_initial`` points. ``n_trials`` counts them.
+
+Validation folds
+----------------
+One validation split is a noisy objective: the differences between good points are often
+smaller than its noise. With ``folds=k``, each trial is scored on ``k`` disjoint per-user
+holdouts (:func:`reclab.split.validation_folds`: ``(train, valid)`` and ``k - 1`` more of the
+same size carved from ``train``, seeded by ``seed``), and its score is their mean;
+``Trial.fold_scores`` keeps each. The Gaussian-process surrogate models the objective as
+noisy (scikit-optimize's ``noise="gaussian"``, a fitted white-noise level); the tree surrogates
+average over leaves.
+
+Several models
+--------------
+``tune([m1, m2], [space1, space2], ...)`` searches each model in its own space under one budget
+of ``n_trials``: after the start points of every model, the models take turns (one grid point,
+random draw or SMBO proposal each; each model has its own SMBO optimizer and random stream). The
+best trial over all models wins; ``result.best_model`` names it and every trial names its model.
+
+Time budget
+-----------
+With ``time_budget`` (seconds), no trial starts that would end after the budget, at the mean
+duration of the trials run so far in the call (so a search overruns it by less than one trial,
+and only when a trial takes longer than the mean): the search returns the trials finished so
+far (``result.stopped == "time_budget"``), a valid result, and with a checkpoint a later call
+continues it.
+
 Failed trials
 -------------
 A trial whose fit or evaluation raises an ``Exception``, or whose metric is NaN or infinite, is
@@ -39,8 +72,8 @@ same order, with the same scores when the model's fit is deterministic (reclab m
 their ``seed``; ``tune`` never changes a model's seed).
 
 ``checkpoint`` names a JSON-lines file: a header line identifying the search (method, space,
-metric, cut-offs, seed and SMBO settings, model class and fixed parameters, train and validation
-fingerprints), then one line per finished trial, appended and fsynced as the trial finishes.
+metric, cut-offs, seed and SMBO settings, model class and fixed parameters, start points,
+number of folds, train and validation fingerprints), then one line per finished trial, appended and fsynced as the trial finishes.
 Calling :func:`tune` again with the same file resumes: the header must match (otherwise a
 ``ReclabError`` names every difference), finished trials are read back instead of being run
 again, and the search continues exactly as an uninterrupted one would (SMBO replays its
@@ -84,6 +117,7 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from skopt.space import Integer, Real
 
 from reclab._validate import check_choice, check_cutoffs, check_int, check_seed, check_threshold
 from reclab.data import Interactions, check_interactions
@@ -94,7 +128,7 @@ from reclab.models.base import Recommender, clone
 from reclab.space import grid_points, parse_space, sample, space_to_dict, to_python
 
 __all__ = ["METHODS", "ESTIMATORS", "LOWER_IS_BETTER", "Trial", "TuningResult", "tune",
-           "plot_convergence", "plot_objective"]
+           "boundary_warnings", "plot_convergence", "plot_objective"]
 
 METHODS = ("grid", "random", "smbo")
 ESTIMATORS = ("GP", "RF", "ET", "GBRT")
@@ -118,14 +152,20 @@ class Trial:
         The searched parameters of this trial (plain Python scalars); the model's other
         parameters are those of the model given to :func:`tune`.
     score : float
-        The tuned metric on the validation split; NaN for a failed trial.
+        The tuned metric on the validation split (with ``folds > 1``: its mean over the folds);
+        NaN for a failed trial.
     metrics : dict of str -> float
-        Every metric of the validation report (``report.summary``); empty for a failed trial.
+        Every metric of the validation report (``report.summary``; means over the folds); empty
+        for a failed trial.
     seconds : float
-        Wall time of fit plus evaluation.
+        Wall time of fit plus evaluation (of every fold).
     status : {"ok", "failed"}
     error : str or None
         ``"ExceptionType: message"`` of a failed trial (or why its metric was not finite).
+    model : str
+        Name of the model class of this trial (the searches of ``tune([...], [...])`` differ).
+    fold_scores : tuple of float
+        The tuned metric on each validation fold, in fold order.
     """
 
     number: int
@@ -135,15 +175,25 @@ class Trial:
     seconds: float
     status: str
     error: str | None = None
+    model: str | None = None
+    fold_scores: tuple = ()
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def score_std(self) -> float:
+        """Standard deviation (ddof 1) of the per-fold scores; NaN with fewer than two folds."""
+        if len(self.fold_scores) < 2:
+            return float("nan")
+        return float(np.std(self.fold_scores, ddof=1))
+
     def to_record(self) -> dict:
         """JSON-ready form (NaN as null), as written to checkpoints."""
-        return {"kind": "trial", "number": self.number, "params": dict(self.params),
-                "score": _finite_or_none(self.score),
+        return {"kind": "trial", "number": self.number, "model": self.model,
+                "params": dict(self.params), "score": _finite_or_none(self.score),
+                "fold_scores": [_finite_or_none(value) for value in self.fold_scores],
                 "metrics": {name: _finite_or_none(value) for name, value in self.metrics.items()},
                 "seconds": self.seconds, "status": self.status, "error": self.error}
 
@@ -153,7 +203,8 @@ class Trial:
                    score=_none_to_nan(record["score"]),
                    metrics={name: _none_to_nan(value) for name, value in record["metrics"].items()},
                    seconds=float(record["seconds"]), status=str(record["status"]),
-                   error=record["error"])
+                   error=record["error"], model=record.get("model"),
+                   fold_scores=tuple(_none_to_nan(value) for value in record.get("fold_scores", ())))
 
 
 @dataclass(frozen=True, repr=False)
@@ -173,10 +224,18 @@ class TuningResult:
     greater_is_better : bool
         False for ``rmse`` / ``mae``.
     space : dict of str -> skopt.space.Dimension
-        The parsed search space.
+        The parsed search space of the best model.
     seed : int
     estimator : str
         SMBO surrogate (recorded for every method; used by :func:`plot_objective`).
+    best_model : str
+        Class name of the best trial's model.
+    spaces : dict of str -> dict
+        Each searched model's name -> its parsed space.
+    folds : int
+        Validation folds each trial was scored on.
+    stopped : str or None
+        Why the search ended before ``n_trials`` (``"time_budget"``), else None.
     """
 
     best_params: dict
@@ -188,10 +247,15 @@ class TuningResult:
     space: dict = field(default_factory=dict, repr=False)
     seed: int = 0
     estimator: str = "GP"
+    best_model: str = ""
+    spaces: dict = field(default_factory=dict, repr=False)
+    folds: int = 1
+    stopped: str | None = None
 
     def __repr__(self) -> str:
         failed = sum(not trial.ok for trial in self.trials)
         return (f"TuningResult(method={self.method!r}, metric={self.metric!r}, "
+                f"best_model={self.best_model!r}, "
                 f"best_score={self.best_score:.6g}, best_params={self.best_params}, "
                 f"trials={len(self.trials)}{f' ({failed} failed)' if failed else ''})")
 
@@ -203,19 +267,28 @@ class TuningResult:
     def trials_frame(self) -> pd.DataFrame:
         """One row per trial, indexed by ``number``.
 
-        Columns: ``status``, ``score``, one per searched parameter, one per validation metric,
-        ``seconds``, ``error``.
+        Columns: ``model``, ``status``, ``score``; with ``folds > 1`` ``score_std`` (the spread
+        over the folds) and ``fold_0``, ``fold_1``, ... (the score on each fold); one per searched
+        parameter (of every model), one per validation metric, ``seconds``, ``error``.
         """
-        params = list(self.space) or sorted({name for trial in self.trials for name in trial.params})
+        spaces = self.spaces or {self.best_model: self.space}
+        params = list(dict.fromkeys(name for space in spaces.values() for name in space)) \
+            or sorted({name for trial in self.trials for name in trial.params})
         metrics = list(dict.fromkeys(name for trial in self.trials for name in trial.metrics))
+        folds = [f"fold_{fold}" for fold in range(self.folds)] if self.folds > 1 else []
         rows = []
         for trial in self.trials:
-            row = {"number": trial.number, "status": trial.status, "score": trial.score}
+            row = {"number": trial.number, "model": trial.model, "status": trial.status,
+                   "score": trial.score}
+            if folds:
+                scores = list(trial.fold_scores) + [np.nan] * (len(folds) - len(trial.fold_scores))
+                row.update({"score_std": trial.score_std, **dict(zip(folds, scores))})
             row.update({name: trial.params.get(name) for name in params})
             row.update({name: trial.metrics.get(name, np.nan) for name in metrics})
             row.update({"seconds": trial.seconds, "error": trial.error})
             rows.append(row)
-        columns = ["number", "status", "score", *params, *metrics, "seconds", "error"]
+        columns = ["number", "model", "status", "score", *(["score_std", *folds] if folds else []),
+                   *params, *metrics, "seconds", "error"]
         return pd.DataFrame(rows, columns=columns).set_index("number")
 
 
@@ -297,36 +370,45 @@ def _check_space_for_model(parsed: dict, model: Recommender) -> None:
 # -- one trial --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _TrialJob:
-    """Everything a trial needs; shipped once to each worker process when ``n_jobs > 1``."""
+    """Everything a trial needs; shipped once to each worker process when ``n_jobs > 1``.
 
-    model: Recommender
-    train: Interactions
-    valid: Interactions
+    ``models`` are the searched models (a trial names one by its index); ``folds`` the
+    ``(fit, holdout)`` pairs every trial is scored on.
+    """
+
+    models: tuple
+    folds: tuple
     metric: str
     k: tuple
     relevance_threshold: float | None
 
-    def run(self, number: int, params: dict) -> Trial:
+    def run(self, number: int, index: int, params: dict) -> Trial:
+        model = self.models[index]
+        name = type(model).__name__
         start = time.perf_counter()
+        reports = []
         try:
-            candidate = clone(self.model).set_params(**params)
-            candidate.fit(self.train)
-            report = evaluate(candidate, self.train, self.valid, k=self.k,
-                              relevance_threshold=self.relevance_threshold, n_bootstrap=0)
-            metrics = {name: float(value) for name, value in report.summary.items()}
+            for fit, holdout in self.folds:
+                candidate = clone(model).set_params(**params)
+                candidate.fit(fit)
+                report = evaluate(candidate, fit, holdout, k=self.k,
+                                  relevance_threshold=self.relevance_threshold, n_bootstrap=0)
+                reports.append({name_: float(value) for name_, value in report.summary.items()})
         except Exception as error:  # a bad point or a numerical failure; the search goes on
             return Trial(number, params, float("nan"), {}, time.perf_counter() - start, "failed",
-                         f"{type(error).__name__}: {error}")
+                         f"{type(error).__name__}: {error}", name)
         seconds = time.perf_counter() - start
-        if self.metric not in metrics:
+        if self.metric not in reports[0]:
             # Not a property of the point: every trial would miss it, so stop the search.
             raise ReclabError(f"metric {self.metric!r} is not in the evaluation report of "
-                              f"{type(self.model).__name__}; the report has {sorted(metrics)}")
+                              f"{name}; the report has {sorted(reports[0])}")
+        metrics = {key: float(np.mean([report[key] for report in reports])) for key in reports[0]}
+        fold_scores = tuple(report[self.metric] for report in reports)
         score = metrics[self.metric]
         if not math.isfinite(score):
             return Trial(number, params, float("nan"), metrics, seconds, "failed",
-                         f"{self.metric} is {score!r}")
-        return Trial(number, params, score, metrics, seconds, "ok", None)
+                         f"{self.metric} is {score!r}", name, fold_scores)
+        return Trial(number, params, score, metrics, seconds, "ok", None, name, fold_scores)
 
 
 _WORKER_JOB: list = []
@@ -357,8 +439,8 @@ def _init_worker(job: _TrialJob, threads: int) -> None:
     _WORKER_JOB[:] = [job]
 
 
-def _run_in_worker(number: int, params: dict) -> Trial:
-    return _WORKER_JOB[0].run(number, params)
+def _run_in_worker(number: int, index: int, params: dict) -> Trial:
+    return _WORKER_JOB[0].run(number, index, params)
 
 
 # -- checkpoint ---------------------------------------------------------------------------------------
@@ -501,17 +583,29 @@ def _process_context():
     return multiprocessing.get_context("spawn")
 
 
-class _Search:
-    """Runs batches of points (restored from the checkpoint or evaluated), in trial order."""
+class _OutOfTime(Exception):
+    """Raised between trials when the search's ``time_budget`` is spent."""
 
-    def __init__(self, job: _TrialJob, n_jobs: int, restored: dict, checkpoint, callbacks):
+
+class _Search:
+    """Runs batches of points (restored from the checkpoint or evaluated), in trial order.
+
+    A point is ``(model index, params)``. With a ``deadline`` (``time.perf_counter()`` value),
+    no trial starts that would end after it at the mean duration of the trials run so far:
+    :meth:`run` keeps the trials finished so far and raises :class:`_OutOfTime`.
+    """
+
+    def __init__(self, job: _TrialJob, n_jobs: int, restored: dict, checkpoint, callbacks,
+                 deadline: float | None = None):
         self.job = job
         self.n_jobs = n_jobs
         self.restored = restored
         self.checkpoint = checkpoint
         self.callbacks = callbacks
+        self.deadline = deadline
         self.trials: list[Trial] = []
         self._pool = None
+        self._seconds: list[float] = []   # durations of the trials this call ran
 
     def __enter__(self):
         return self
@@ -519,7 +613,8 @@ class _Search:
     def __exit__(self, exc_type, exc_value, traceback):
         if self._pool is not None:
             # After an error (a callback stopping the search, Ctrl-C) do not wait for running fits.
-            self._pool.shutdown(wait=exc_type is None, cancel_futures=True)
+            self._pool.shutdown(wait=exc_type is None or exc_type is _OutOfTime,
+                                cancel_futures=True)
         if self.checkpoint is not None:
             self.checkpoint.close()
 
@@ -532,34 +627,45 @@ class _Search:
         return self._pool
 
     def _finished(self, trial: Trial) -> None:
+        self._seconds.append(trial.seconds)
         if self.checkpoint is not None:
             self.checkpoint.append(trial)
         for callback in self.callbacks:
             callback(trial)
 
-    def run(self, points: list[dict]) -> list[Trial]:
+    def _out_of_time(self) -> bool:
+        if self.deadline is None:
+            return False
+        expected = float(np.mean(self._seconds)) if self._seconds else 0.0
+        return time.perf_counter() + expected >= self.deadline
+
+    def run(self, points: list[tuple[int, dict]]) -> list[Trial]:
         """Trials of ``points`` (numbered after the trials so far), ordered by number."""
         first = len(self.trials)
         done: dict[int, Trial] = {}
         pending = []
-        for number, params in enumerate(points, start=first):
+        for number, (index, params) in enumerate(points, start=first):
             previous = self.restored.get(number)
+            name = type(self.job.models[index]).__name__
             if previous is None:
-                pending.append((number, params))
-            elif previous.params != params:
-                raise ReclabError(f"checkpoint trial {number} has parameters {previous.params} but the "
-                                  f"search now proposes {params}: the search is not reproducing its "
+                pending.append((number, index, params))
+            elif previous.params != params or previous.model not in (None, name):
+                raise ReclabError(f"checkpoint trial {number} has {previous.model or 'model'} "
+                                  f"parameters {previous.params} but the search now proposes "
+                                  f"{name} {params}: the search is not reproducing its "
                                   f"recorded sequence (another scikit-optimize or reclab version?); "
                                   f"start a new checkpoint")
             else:
                 done[number] = previous
         if self.n_jobs == 1:
-            for number, params in pending:
-                done[number] = self.job.run(number, params)
+            for number, index, params in pending:
+                if self._out_of_time():
+                    break
+                done[number] = self.job.run(number, index, params)
                 self._finished(done[number])
-        elif pending:
+        elif pending and not self._out_of_time():
             pool = self._executor()
-            futures = [pool.submit(_run_in_worker, number, params) for number, params in pending]
+            futures = [pool.submit(_run_in_worker, *point) for point in pending]
             try:
                 for future in concurrent.futures.as_completed(futures):
                     trial = future.result()
@@ -569,7 +675,12 @@ class _Search:
                 for future in futures:
                     future.cancel()
                 raise
-        batch = [done[number] for number in range(first, first + len(points))]
+        batch = []
+        for number in range(first, first + len(points)):
+            if number not in done:   # only when out of time: keep the finished prefix
+                self.trials.extend(batch)
+                raise _OutOfTime()
+            batch.append(done[number])
         self.trials.extend(batch)
         return batch
 
@@ -608,45 +719,153 @@ def _optimizer(space: dict, estimator: str, n_initial: int, seed: int, **options
                      random_state=seed, **options)
 
 
-def _run_smbo(search: _Search, space: dict, n_trials: int, seed: int, estimator: str,
-              n_initial: int, n_jobs: int, sign: float) -> None:
-    optimizer = _optimizer(space, estimator, n_initial, seed)
-    names = list(space)
-    worst = None          # worst objective of the finished trials so far
-    waiting = []          # failed points asked before any trial finished
-    untold = None         # the last batch, told just before the next ask (never after the last)
+class _Surrogate:
+    """One model's SMBO optimizer, and the trials it has not been told yet.
+
+    Points are told just before the next ask (never after the last trial, which would only fit
+    the surrogate for nothing). A failed point is told the worst objective among this model's
+    finished trials so far, so that the surrogate moves away from it without its scale being
+    distorted; failed points before any trial finished wait and are told that value once one
+    does (untold, the optimizer stays in its random initial phase and simply draws again).
+    """
+
+    def __init__(self, space: dict, estimator: str, n_initial: int, seed: int, sign: float):
+        self.optimizer = _optimizer(space, estimator, n_initial, seed)
+        self.names = list(space)
+        self.sign = sign
+        self.worst = None     # worst objective of the finished trials so far
+        self.waiting = []     # failed points told before any trial finished
+        self.untold = []      # (point, trial) pairs run since the last ask
+
+    def contains(self, params: dict) -> bool:
+        return [params[name] for name in self.names] in self.optimizer.space
+
+    def point(self, params: dict) -> list:
+        return [params[name] for name in self.names]
+
+    def _tell(self) -> None:
+        if not self.untold:
+            return
+        asked = [list(x) for x, _ in self.untold]
+        batch = [trial for _, trial in self.untold]
+        self.untold = []
+        objectives = [self.sign * trial.score for trial in batch if trial.ok]
+        if objectives:
+            self.worst = max(objectives if self.worst is None else [self.worst, *objectives])
+        if self.worst is None:
+            self.waiting.extend(asked)
+            return
+        values = [self.sign * trial.score if trial.ok else self.worst for trial in batch]
+        self.optimizer.tell(self.waiting + asked, [self.worst] * len(self.waiting) + values)
+        self.waiting = []
+
+    def ask(self, size: int, n_jobs: int) -> list[list]:
+        self._tell()
+        return [self.optimizer.ask()] if n_jobs == 1 else self.optimizer.ask(n_points=size)
+
+
+def _run_smbo(search: _Search, spaces: list, n_trials: int, seed: int, estimator: str,
+              n_initial: int, n_jobs: int, sign: float, starts: list) -> None:
+    """SMBO of each model in its own space, in rounds: each model (in order) proposes
+    ``n_jobs`` points and the round's trials run as one batch, until ``n_trials`` trials."""
+    surrogates = [_Surrogate(space, estimator, n_initial, seed, sign) for space in spaces]
+    for (index, params), trial in zip(starts, search.run(starts[:n_trials])):
+        surrogate = surrogates[index]
+        if surrogate.contains(params):   # a start point outside the space is not told
+            surrogate.untold.append((surrogate.point(params), trial))
     while len(search.trials) < n_trials:
-        if untold is not None:
-            asked, batch = untold
-            objectives = [sign * trial.score for trial in batch if trial.ok]
-            if objectives:
-                worst = max(objectives if worst is None else [worst, *objectives])
-            if worst is None:
-                # Nothing finished yet: no scale for a penalty. Untold points keep the optimizer in
-                # its random initial phase, so it simply draws again.
-                waiting.extend(asked)
-            else:
-                values = [sign * trial.score if trial.ok else worst for trial in batch]
-                optimizer.tell([list(x) for x in waiting + list(asked)],
-                               [worst] * len(waiting) + values)
-                waiting = []
-        size = min(n_jobs, n_trials - len(search.trials))
-        asked = [optimizer.ask()] if n_jobs == 1 else optimizer.ask(n_points=size)
-        untold = asked, search.run([dict(zip(names, map(to_python, x))) for x in asked])
+        points, asked = [], []
+        for index, surrogate in enumerate(surrogates):
+            size = min(n_jobs, n_trials - len(search.trials) - len(points))
+            if size <= 0:
+                break
+            for x in surrogate.ask(size, n_jobs):
+                asked.append((index, x))
+                points.append((index, dict(zip(surrogate.names, map(to_python, x)))))
+        for (index, x), trial in zip(asked, search.run(points)):
+            surrogates[index].untold.append((x, trial))
+
+
+def _round_robin(streams: list, n: int) -> list:
+    """``n`` points taken from the streams in turn (one from each stream per round), skipping
+    exhausted streams."""
+    streams = [list(stream) for stream in streams]
+    taken, position = [], [0] * len(streams)
+    while len(taken) < n and any(p < len(stream) for p, stream in zip(position, streams)):
+        for index, stream in enumerate(streams):
+            if len(taken) < n and position[index] < len(stream):
+                taken.append(stream[position[index]])
+                position[index] += 1
+    return taken
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _check_models(models: list, spaces: list) -> list:
+    for model in models:
+        if not isinstance(model, Recommender):
+            raise ReclabError(f"model must be a reclab model (reclab.models) or a list of them, "
+                              f"got {type(model).__name__}")
+    if len(spaces) != len(models):
+        raise ReclabError(f"{len(models)} models need {len(models)} search spaces (one per model, "
+                          f"in the same order), got {len(spaces)}")
+    names = [type(model).__name__ for model in models]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ReclabError(f"models lists {twice[0]} twice; search each model class once (its "
+                          f"space can hold every value worth trying)")
+    parsed = [parse_space(space) for space in spaces]
+    for model, space in zip(models, parsed):
+        _check_space_for_model(space, model)
+    return parsed
+
+
+def _start_points(models: list, spaces: list, starts) -> list[tuple[int, dict]]:
+    """``(model index, params)`` of every start point: each model's own parameters first, then
+    the extra ones (each completed with the model's own values), without repeats."""
+    if starts is None or (isinstance(starts, (list, tuple)) and len(starts) == 0):
+        starts = [[] for _ in models]
+    elif len(models) == 1 and isinstance(starts, (list, tuple)) and all(
+            isinstance(point, Mapping) for point in starts):
+        starts = [starts]
+    if not isinstance(starts, (list, tuple)) or len(starts) != len(models) or not all(
+            isinstance(points, (list, tuple)) and all(isinstance(p, Mapping) for p in points)
+            for points in starts):
+        raise ReclabError(f"starts must be a list of parameter dicts (one model) or one such list "
+                          f"per model, got {starts!r}")
+    out = []
+    for index, (model, space, extra) in enumerate(zip(models, spaces, starts)):
+        given = {name: to_python(model.get_params()[name]) for name in space}
+        seen = []
+        for point in [{}, *extra]:
+            unknown = sorted(set(point) - set(space))
+            if unknown:
+                raise ReclabError(f"start point {dict(point)} of {type(model).__name__} sets "
+                                  f"{unknown}, which {'are' if len(unknown) > 1 else 'is'} not in "
+                                  f"its search space {list(space)}")
+            params = {name: to_python(point.get(name, given[name])) for name in space}
+            if params not in seen:
+                seen.append(params)
+                out.append((index, params))
+    return out
 
 
 def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None = None,
          metric: str = "precision@10", seed: int = 0, k=None, estimator: str = "GP",
          n_initial: int = 10, n_jobs: int = 1, callbacks=(), checkpoint=None,
-         relevance_threshold: float | None = None) -> TuningResult:
-    """Search a model's hyperparameters on a validation split.
+         relevance_threshold: float | None = None, starts=None, folds: int = 1,
+         time_budget: float | None = None, progress=False) -> TuningResult:
+    """Search a model's hyperparameters (or several models' and pick one) on validation data.
 
     Parameters
     ----------
-    model : reclab model
-        Supplies the class and the fixed parameters; it is cloned for every trial, never fitted
-        or changed.
-    space : mapping
+    model : reclab model or list of reclab models
+        Supplies the class, the fixed parameters and the start point; it is cloned for every
+        trial, never fitted or changed. A list searches each model in its own space (``space``
+        then a list of the same length), under one trial budget: see "Several models".
+    space : mapping, or list of mappings
         Search space in :mod:`reclab.space` format (data or scikit-optimize dimensions); every
         key must be a parameter of ``model``.
     train, valid : Interactions
@@ -655,21 +874,21 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
     method : {"grid", "random", "smbo"}
         See the module docstring.
     n_trials : int, optional
-        Number of trials, >= 1. Default: 30 for random and SMBO, the whole grid for grid (an
-        explicit value below the grid size is an error).
+        Number of trials, >= 1, start points included. Default: 30 for random and SMBO; for
+        grid the start points and the whole grid (an explicit value below that is an error).
     metric : str
         Validation metric, a key of ``evaluate(...).summary``: ``"precision@10"``, ``"ndcg@10"``,
         ..., maximized; ``"rmse"`` and ``"mae"`` (rating models) are minimized.
     seed : int
-        Seed of random sampling and of the SMBO optimizer (not of the model: set the model's own
-        ``seed`` parameter).
+        Seed of random sampling, of the SMBO optimizer and of the validation folds (not of the
+        model: set the model's own ``seed`` parameter).
     k : int or sequence of int, optional
         Cut-offs of the validation report; default the metric's cut-off (10 for rmse / mae). Must
         include the metric's cut-off. Every metric at every cut-off is kept in ``Trial.metrics``.
     estimator : {"GP", "RF", "ET", "GBRT"}
         SMBO surrogate model.
     n_initial : int
-        SMBO random points before the surrogate is used, >= 1.
+        SMBO points before the surrogate is used (start points count), >= 1.
     n_jobs : int
         Trials evaluated at once, in worker processes (see the module docstring).
     callbacks : callable or sequence of callables
@@ -679,6 +898,20 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         resumed.
     relevance_threshold : float, optional
         Passed to ``evaluate``: only validation ratings at or above it are relevant.
+    starts : list of dict, optional
+        Extra start points (parameter dicts; a missing parameter takes the model's value),
+        evaluated after the model's own parameters and before the search proper; with a list of
+        models, one such list per model.
+    folds : int
+        Validation folds, >= 1: each trial is scored on the ``(fit, holdout)`` pairs of
+        :func:`reclab.split.validation_folds` (``train, valid`` first, then disjoint holdouts of
+        the same size carved from ``train``), and its score is their mean.
+    time_budget : float, optional
+        Seconds; no trial starts that would end after them (at the mean trial duration so far),
+        and the search returns what it found (``result.stopped == "time_budget"``).
+    progress : bool or file-like
+        Show a progress bar (tqdm: trial i of n, the best score so far, the time left); True
+        writes it to standard error, a file object to that file.
 
     Returns
     -------
@@ -698,13 +931,14 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
     ...          "regularization": {"type": "real", "low": 1.0e-2, "high": 1.0e3,
     ...                             "prior": "log-uniform"}}
     >>> model = rl.models.ImplicitALS(seed=0)                                  # doctest: +SKIP
-    >>> result = rl.tune(model, space, fit, valid, method="smbo", n_trials=30)  # doctest: +SKIP
+    >>> result = rl.tune(model, space, fit, valid, method="smbo", n_trials=30, folds=3)  # doctest: +SKIP
     >>> tuned = rl.models.clone(model).set_params(**result.best_params).fit(train)  # doctest: +SKIP
     """
-    if not isinstance(model, Recommender):
-        raise ReclabError(f"model must be a reclab model (reclab.models), got {type(model).__name__}")
-    parsed = parse_space(space)
-    _check_space_for_model(parsed, model)
+    several = isinstance(model, (list, tuple))
+    models = _as_list(model)
+    if not models:
+        raise ReclabError("model is an empty list; give a reclab model or a list of them")
+    spaces = _check_models(models, _as_list(space) if several else [space])
     method = check_choice("method", method, METHODS)
     metric, cut = _check_metric(metric)
     ks = _check_k(k, cut)
@@ -714,6 +948,10 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
     estimator = estimator.upper()
     n_initial = check_int("n_initial", n_initial, low=1)
     n_jobs = check_int("n_jobs", n_jobs, low=1)
+    folds = check_int("folds", folds, low=1)
+    if time_budget is not None and (isinstance(time_budget, bool) or not isinstance(
+            time_budget, (int, float)) or not time_budget > 0):
+        raise ReclabError(f"time_budget must be a number of seconds > 0 or None, got {time_budget!r}")
     callbacks = _check_callbacks(callbacks)
     train, valid = _check_data(train, "train"), _check_data(valid, "valid")
     if train.shape != valid.shape or not np.array_equal(train.user_ids, valid.user_ids) \
@@ -721,59 +959,182 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         raise ReclabError(f"train {train.shape} and valid {valid.shape} must share users and items "
                           f"(the same ids, as reclab.split produces)")
     check_threshold(relevance_threshold)  # not converted: the checkpoint header records it as given
+    started = _start_points(models, spaces, starts)
 
     points = None
     if method == "grid":
-        points = grid_points(parsed)
-        if n_trials is not None and check_int("n_trials", n_trials, low=1) < len(points):
-            raise ReclabError(f"the grid has {len(points)} points but n_trials={n_trials}; a grid search "
-                              f"evaluates every point: pass n_trials=None (or >= {len(points)}), shrink "
-                              f"the grid, or use method 'random' or 'smbo'")
-        n_trials = len(points)
+        points = [(index, params) for index, space in enumerate(spaces)
+                  for params in grid_points(space) if (index, params) not in started]
+        size = len(started) + len(points)
+        if n_trials is not None and check_int("n_trials", n_trials, low=1) < size:
+            raise ReclabError(f"the grid has {size} points (start points included) but n_trials="
+                              f"{n_trials}; a grid search evaluates every point: pass n_trials=None "
+                              f"(or >= {size}), shrink the grid, or use method 'random' or 'smbo'")
+        n_trials = size
     else:
         n_trials = _DEFAULT_N_TRIALS if n_trials is None else check_int("n_trials", n_trials, low=1)
 
-    job = _TrialJob(model, train, valid, metric, ks, relevance_threshold)
+    from reclab.split import validation_folds
+
+    job = _TrialJob(tuple(models), tuple(validation_folds(train, valid, folds, seed)), metric, ks,
+                    relevance_threshold)
     store = None
     restored: dict[int, Trial] = {}
     if checkpoint is not None:
-        store = _Checkpoint(checkpoint, _header(model, parsed, method, metric, ks, relevance_threshold,
-                                                seed, estimator, n_initial, n_jobs, train, valid))
+        store = _Checkpoint(checkpoint, _header(models, spaces, method, metric, ks,
+                                                relevance_threshold, seed, estimator, n_initial,
+                                                n_jobs, train, valid, folds, started))
         restored = store.open()
     sign = 1.0 if metric in LOWER_IS_BETTER else -1.0   # objective = sign * score, minimized
-    with _Search(job, n_jobs, restored, store, callbacks) as search:
-        if method == "grid":
-            search.run(points)
-        elif method == "random":
-            search.run(sample(parsed, n_trials, seed))
-        else:
-            _run_smbo(search, parsed, n_trials, seed, estimator, n_initial, n_jobs, sign)
+    bar = _ProgressBar(progress, n_trials, metric, sign, time_budget)
+    deadline = None if time_budget is None else time.perf_counter() + float(time_budget)
+    stopped = None
+    with _Search(job, n_jobs, restored, store, (*callbacks, bar.update), deadline) as search, bar:
+        try:
+            if method == "grid":
+                search.run(started + points)
+            elif method == "random":
+                remaining = max(0, n_trials - len(started))
+                shares = [len(range(index, remaining, len(spaces))) for index in range(len(spaces))]
+                streams = [[(index, params) for params in sample(space, share, seed)]
+                           for index, (space, share) in enumerate(zip(spaces, shares))]
+                search.run((started + _round_robin(streams, remaining))[:n_trials])
+            else:
+                _run_smbo(search, spaces, n_trials, seed, estimator, n_initial, n_jobs, sign,
+                          started)
+        except _OutOfTime:
+            stopped = "time_budget"
     trials = tuple(search.trials)
 
     finished = [trial for trial in trials if trial.ok]
     if not finished:
+        if not trials:
+            raise ReclabError(f"no trial finished within time_budget={time_budget} s; give the "
+                              f"search more time")
         raise ReclabError(f"all {len(trials)} trials failed; the first error was: {trials[0].error}")
     best = _best(finished, greater_is_better=sign < 0)
+    names = [type(model).__name__ for model in models]
     return TuningResult(best_params=dict(best.params), best_score=best.score, trials=trials,
-                        method=method, metric=metric, greater_is_better=sign < 0, space=parsed,
-                        seed=seed, estimator=estimator)
+                        method=method, metric=metric, greater_is_better=sign < 0,
+                        space=spaces[names.index(best.model)], seed=seed, estimator=estimator,
+                        best_model=best.model, spaces=dict(zip(names, spaces)), folds=folds,
+                        stopped=stopped)
 
 
-def _header(model, parsed, method, metric, ks, relevance_threshold, seed, estimator, n_initial,
-            n_jobs, train, valid) -> dict:
-    """What identifies a search: a checkpoint resumes only a search with the same header."""
-    fixed = {name: value for name, value in model.get_params().items() if name not in parsed}
+class _ProgressBar:
+    """tqdm bar of a search: trial i of n, the best score so far, the time left.
+
+    "Time left" is tqdm's estimate from the mean trial time, capped by the time budget.
+    """
+
+    def __init__(self, progress, n_trials: int, metric: str, sign: float, time_budget):
+        self.bar = None
+        self.metric, self.sign, self.best = metric, sign, None
+        self.end = None if time_budget is None else time.perf_counter() + float(time_budget)
+        if progress is False or progress is None:
+            return
+        from tqdm import tqdm   # plain text: Jupyter shows it in place, reclab run in its log
+
+        self.bar = tqdm(total=n_trials, desc="tuning", unit="trial", dynamic_ncols=True,
+                        file=None if progress is True else progress, mininterval=0)
+
+    def update(self, trial: Trial) -> None:
+        if self.bar is None:
+            return
+        if trial.ok and (self.best is None or self.sign * trial.score < self.sign * self.best):
+            self.best = trial.score
+        shown = {f"best {self.metric}": "-" if self.best is None else f"{self.best:.4f}"}
+        if self.end is not None:
+            shown["budget left"] = f"{max(0.0, self.end - time.perf_counter()):.0f} s"
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _header(models, spaces, method, metric, ks, relevance_threshold, seed, estimator, n_initial,
+            n_jobs, train, valid, folds, starts) -> dict:
+    """What identifies a search: a checkpoint resumes only a search with the same header.
+
+    One model's header holds its class, fixed parameters and space as such; a list of models
+    holds lists of them.
+    """
+    described = [(f"{type(model).__module__}.{type(model).__qualname__}",
+                  {name: value for name, value in model.get_params().items() if name not in space},
+                  space_to_dict(space)) for model, space in zip(models, spaces)]
+    classes, fixed, data = (list(part) for part in zip(*described))
+    if len(models) == 1:
+        classes, fixed, data = classes[0], fixed[0], data[0]
     header = {"kind": "header", "format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION,
-              "method": method, "space": space_to_dict(parsed), "metric": metric, "k": list(ks),
+              "method": method, "space": data, "metric": metric, "k": list(ks),
               "relevance_threshold": relevance_threshold,
-              "model": f"{type(model).__module__}.{type(model).__qualname__}", "model_params": fixed,
-              "train": train.fingerprint(), "valid": valid.fingerprint()}
-    if method in ("random", "smbo"):
+              "model": classes, "model_params": fixed,
+              "train": train.fingerprint(), "valid": valid.fingerprint(),
+              "folds": folds, "starts": [[index, params] for index, params in starts]}
+    if method in ("random", "smbo") or folds > 1:
         header["seed"] = seed
     if method == "smbo":
         # n_jobs changes SMBO's sequence (batches of asked points); not that of grid or random.
         header.update(estimator=estimator, n_initial=n_initial, n_jobs=n_jobs)
     return header
+
+
+# -- is the space right? -----------------------------------------------------------------------------
+BOUNDARY_TOLERANCE = 0.03
+
+
+def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANCE) -> list[str]:
+    """Warnings for each best parameter value at (or near, or beyond) a bound of its range.
+
+    A value whose position in its range, ``(v - low) / (high - low)`` (in ``log v`` for a
+    log-uniform range), is within ``tolerance`` of 0 or 1 suggests that the optimum lies at or
+    beyond that bound: the space should be widened there. Categorical parameters have no bounds.
+
+    Returns
+    -------
+    list of str
+        One sentence per such parameter of the best model, naming the value, the bound and a
+        wider bound to try; empty when every best value lies inside its range.
+    """
+    result = _check_result(result)
+    warnings = []
+    for name, dimension in result.space.items():
+        if not isinstance(dimension, (Integer, Real)) or name not in result.best_params:
+            continue
+        value, low, high = result.best_params[name], dimension.low, dimension.high
+        log = dimension.prior == "log-uniform"
+        if log and value <= 0:
+            position = -1.0
+        else:
+            scale = (lambda x: math.log(x)) if log else (lambda x: x)
+            position = (scale(value) - scale(low)) / (scale(high) - scale(low))
+        if tolerance < position < 1.0 - tolerance:
+            continue
+        upper = position >= 1.0 - tolerance
+        bound = high if upper else low
+        if log:
+            wider = high * 4 if upper else low / 4
+        else:
+            wider = high + (high - low) if upper else low - (high - low)
+        if isinstance(dimension, Integer):
+            wider = max(1, int(round(wider))) if log else int(round(wider))
+        else:
+            wider = float(f"{wider:.3g}")
+        where = ("beyond" if position > 1 or position < 0 else "at" if value == bound else "near")
+        warnings.append(f"{result.best_model}: best {name} = {_short(value)} is {where} the "
+                        f"{'upper' if upper else 'lower'} bound {_short(bound)} of its space "
+                        f"[{_short(low)}, {_short(high)}]; the optimum may lie beyond it: widen the "
+                        f"space ({'high' if upper else 'low'}: {_short(wider)})")
+    return warnings
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 # -- plots ---------------------------------------------------------------------------------------------
@@ -814,14 +1175,23 @@ def plot_convergence(result: TuningResult):
     ok = np.isfinite(scores)
     better = np.fmax if result.greater_is_better else np.fmin
     best = better.accumulate(np.where(ok, scores, np.nan))
-    ax.scatter(numbers_[ok], scores[ok], s=18, color="0.55", label="trial", zorder=2)
+    names = list(dict.fromkeys(trial.model for trial in result.trials))
+    if len(names) > 1:   # one colour per model, so that the plot says which model each trial was
+        models = np.array([trial.model for trial in result.trials])
+        for position, name in enumerate(names):
+            mine = ok & (models == name)
+            ax.scatter(numbers_[mine], scores[mine], s=18, color=f"C{position + 1}",
+                       label=f"{name} trial", zorder=2)
+    else:
+        ax.scatter(numbers_[ok], scores[ok], s=18, color="0.55", label="trial", zorder=2)
     ax.step(numbers_, best, where="post", color="C0", lw=2, label="best so far", zorder=3)
     if (~ok).any():
         ax.scatter(numbers_[~ok], np.zeros((~ok).sum()), marker="x", color="C3", label="failed",
                    transform=ax.get_xaxis_transform(), clip_on=False, zorder=4)
     ax.set_xlabel("trial")
     ax.set_ylabel(result.metric + ("" if result.greater_is_better else " (lower is better)"))
-    ax.set_title(f"{result.method} search: best {result.metric} = {result.best_score:.4g}")
+    ax.set_title(f"{result.method} search: best {result.metric} = {result.best_score:.4g}"
+                 + (f" ({result.best_model})" if len(names) > 1 else ""))
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     return fig
@@ -842,15 +1212,23 @@ def plot_objective(result: TuningResult, n_points: int = 20, n_samples: int = 15
     For grid and random results: one scatter plot of score against each parameter (log axis for
     log-uniform ranges), the best trial as a red star.
 
+    With several models searched, the plot is of the best model's space and trials.
+
     Returns
     -------
     matplotlib.figure.Figure
         Not shown.
     """
     result = _check_result(result)
-    finished = [trial for trial in result.trials if trial.ok]
+    mine = [trial for trial in result.trials
+            if trial.model in (None, result.best_model or trial.model)]
+    finished = [trial for trial in mine if trial.ok]
     names = list(result.space)
     if result.method == "smbo":
+        from skopt.space import Space
+
+        inside = Space(list(result.space.values()))   # start points may lie outside the space
+        finished = [trial for trial in finished if [trial.params[name] for name in names] in inside]
         from skopt.plots import plot_objective as skopt_plot_objective
 
         if len(finished) < 2:
@@ -897,8 +1275,9 @@ def plot_objective(result: TuningResult, n_points: int = 20, n_samples: int = 15
         if hasattr(dimension, "categories"):
             labels = [str(value) for value in dimension.categories]
             where = {str(value): index for index, value in enumerate(dimension.categories)}
-            values = [where[str(value)] for value in values]
-            best_value = where[str(best_value)]
+            # A start point's value outside the list is drawn one step past its end.
+            values = [where.get(str(value), len(labels)) for value in values]
+            best_value = where.get(str(best_value), len(labels))
             ax.set_xticks(range(len(labels)), labels)
         elif dimension.prior == "log-uniform":
             ax.set_xscale("log")
@@ -907,7 +1286,7 @@ def plot_objective(result: TuningResult, n_points: int = 20, n_samples: int = 15
         ax.set_xlabel(name)
         ax.set_ylabel(result.metric)
         ax.grid(alpha=0.3)
-    failed = len(result.trials) - len(finished)
+    failed = len(mine) - len(finished)
     fig.suptitle(f"{result.method} search: {result.metric} of {len(finished)} finished trials"
                  + (f" ({failed} failed, not shown)" if failed else ""))
     return fig

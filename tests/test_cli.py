@@ -189,3 +189,23 @@ def test_ui_links_open_the_runs_table_of_each_experiment_with_runs(tmp_path, sto
     assert tracking.ui_path(used) == f"/#/experiments/{used}/runs?workflowType=machine_learning"
     assert tracking.ui_path(used, "abc") == (f"/#/experiments/{used}/runs/abc"
                                              f"?workflowType=machine_learning")
+
+
+def test_run_shows_the_tuning_progress_bar_in_place_and_nothing_else_of_stderr(capsys):
+    from reclab import pipeline
+    from reclab.cli import _progress
+
+    events = []
+    echo = pipeline._TrialProgress(lambda *event: events.append(event), "tune", 2)
+    echo.write("/some/module.py:3: UserWarning: unrelated\n")
+    echo.write("\rtuning:  50%|#####     | 1/2 [00:01<00:01, best precision@10=0.2100]")
+    assert events == [("trial", "tune", 2,
+                       "tuning:  50%|#####     | 1/2 [00:01<00:01, best precision@10=0.2100]")]
+    _progress("start", "tune", 2, None)
+    _progress(*events[0])
+    _progress("done", "tune", 2, 3.5)
+    out = capsys.readouterr().out
+    assert "\r[2/5] tune         tuning:  50%" in out and "best precision@10=0.2100" in out
+    assert out.endswith("\r" + "[2/5] tune             3.5 s".ljust(len(
+        "[2/5] tune         " + events[0][3])) + "\n")
+    assert "UserWarning" not in out

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import papermill
 import pytest
@@ -24,6 +25,7 @@ from mlflow import MlflowClient
 from reclab import params as params_module
 from reclab import pipeline, postprocess, tracking
 from reclab.errors import ReclabError
+from reclab.models import ImplicitALS
 
 PROJECT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = PROJECT / "notebooks"
@@ -41,7 +43,7 @@ models:
     space:
       factors: {type: int, low: 4, high: 16}
       regularization: {type: real, low: 0.1, high: 100.0, prior: log-uniform}
-tune: {method: random, n_trials: 3, metric: ndcg@10}
+tune: {method: random, n_trials: 3, metric: ndcg@10, folds: 2}
 k: [5, 10]
 evaluation: {n_bootstrap: 100}
 n_recommendations: 5
@@ -115,9 +117,13 @@ def test_five_stage_runs_under_one_finished_parent(pipeline_run, store, client):
     assert [run.data.tags["reclab.stage"] for run in runs] == FIVE
     assert all(run.info.status == "FINISHED" for run in runs)
     assert all(run.data.tags["mlflow.parentRunId"] == result.run_id for run in runs)
-    assert [event[:3] for event in events] == [
+    assert [event[:3] for event in events if event[0] != "trial"] == [
         (kind, stage, number) for number, stage in enumerate(FIVE, 1)
         for kind in ("start", "done")]
+    # While stage 2 runs, its progress bar comes through: trial i of n and the best so far.
+    bars = [event[3] for event in events if event[0] == "trial"]
+    assert {event[1] for event in events if event[0] == "trial"} == {"tune"}
+    assert any("3/3" in bar and "best ndcg@10=" in bar for bar in bars)
     assert set(result.seconds) == set(FIVE)
     assert result.summary["status"] == "FINISHED"
 
@@ -136,8 +142,15 @@ def test_trials_are_nested_under_the_tune_run(pipeline_run, store, client):
     assert len(trials) == 3
     for trial in trials:
         assert trial.info.status == "FINISHED"
-        assert 4 <= int(trial.data.params["factors"]) <= 16
+        assert trial.data.tags["reclab.model"] == trial.data.params["model"] == "ImplicitALS"
+        if trial.data.tags["reclab.trial"] == "0":   # the model's own parameters come first
+            assert int(trial.data.params["factors"]) == ImplicitALS().factors
+        else:
+            assert 4 <= int(trial.data.params["factors"]) <= 16
         assert 0.0 < trial.data.metrics["ndcg_at_10"] <= 1.0
+        folds = [trial.data.metrics[f"ndcg_at_10_fold_{fold}"] for fold in (0, 1)]
+        assert trial.data.metrics["ndcg_at_10"] == pytest.approx(np.mean(folds))
+        assert trial.data.metrics["ndcg_at_10_std"] == pytest.approx(np.std(folds, ddof=1))
     best = max(trial.data.metrics["ndcg_at_10"] for trial in trials)
     assert tune.data.metrics["best_ndcg_at_10"] == pytest.approx(best)
     assert result.summary["best"]["score"] == pytest.approx(best)
@@ -146,7 +159,7 @@ def test_trials_are_nested_under_the_tune_run(pipeline_run, store, client):
 def test_metrics_are_plausible_with_intervals_and_baselines(pipeline_run, store, client):
     result, _ = pipeline_run
     metrics = latest_by_stage(client, result.run_id, store["uri"])["evaluate"].data.metrics
-    for prefix in ("", "Popularity/", "Bias/"):
+    for prefix in ("", "Popularity/", "Bias/", "untuned/"):
         for name in ("precision", "recall", "ndcg", "map", "mrr", "hit_rate"):
             for k in (5, 10):
                 key = f"{prefix}{name}_at_{k}"
@@ -156,6 +169,9 @@ def test_metrics_are_plausible_with_intervals_and_baselines(pipeline_run, store,
     assert metrics["recall_at_10"] >= metrics["recall_at_5"]
     assert 0.5 < metrics["Bias/rmse"] < 2.0      # a rating model on 1-5 stars
     assert metrics["n_evaluated"] > 100
+    # The untuned model (ImplicitALS with its own parameters) is compared like the baselines.
+    assert metrics["vs_untuned/ndcg_at_10_difference"] == pytest.approx(
+        metrics["ndcg_at_10"] - metrics["untuned/ndcg_at_10"])
     parent = client.get_run(result.run_id).data.metrics
     assert parent["precision_at_10"] == metrics["precision_at_10"]
     assert result.summary["metrics"]["precision_at_10"] == metrics["precision_at_10"]

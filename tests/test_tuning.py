@@ -17,7 +17,7 @@ import reclab.datasets
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
 from reclab.models import SVD, Bias, ItemKNN, clone
-from reclab.space import grid_points, sample
+from reclab.space import grid_points, parse_space, sample
 from reclab.tuning import TuningResult, plot_convergence, plot_objective, tune
 
 matplotlib.use("Agg")
@@ -68,13 +68,20 @@ def stop_after(count: int, seen: list):
 def test_grid_enumerates_exactly_the_declared_grid(splits):
     train, valid = splits
     space = {"neighbors": [5, 10, 40], "shrinkage": [0.0, 25.0]}
-    result = tune(ItemKNN(), space, train, valid, method="grid")
-    assert [trial.params for trial in result.trials] == grid_points(space)
+    # The model's own point comes first; a grid point equal to it is not run twice.
+    result = tune(ItemKNN(neighbors=10, shrinkage=0.0), space, train, valid, method="grid")
+    start = {"neighbors": 10, "shrinkage": 0.0}
+    assert [trial.params for trial in result.trials] == \
+        [start] + [point for point in grid_points(space) if point != start]
     assert [trial.number for trial in result.trials] == list(range(6))
     assert all(trial.ok for trial in result.trials)
+    # Off the grid, the model's own point is one more trial.
+    result = tune(ItemKNN(neighbors=50, shrinkage=0.0), space, train, valid, method="grid")
+    assert [trial.params for trial in result.trials] == \
+        [{"neighbors": 50, "shrinkage": 0.0}] + grid_points(space)
     # An n_trials above the grid size runs the grid once; below it is refused.
-    assert len(tune(ItemKNN(), space, train, valid, method="grid", n_trials=50).trials) == 6
-    with pytest.raises(ReclabError, match=r"grid has 6 points but n_trials=4"):
+    assert len(tune(ItemKNN(), space, train, valid, method="grid", n_trials=50).trials) == 7
+    with pytest.raises(ReclabError, match=r"grid has 7 points \(start points included\) but n_trials=4"):
         tune(ItemKNN(), space, train, valid, method="grid", n_trials=4)
     with pytest.raises(ReclabError, match=r"needs a list of values.*\['factors', 'user_reg'\] are ranges"):
         tune(SVD(), SVD_SPACE, train, valid, method="grid")
@@ -96,8 +103,9 @@ def test_random_search_draws_the_seeded_sample_within_bounds(splits):
     train, valid = splits
     result = tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=8, seed=3)
     params = [trial.params for trial in result.trials]
-    assert params == sample(SVD_SPACE, 8, seed=3)
-    assert all(2 <= p["factors"] <= 30 and 0.1 <= p["user_reg"] <= 100.0 for p in params)
+    start = {name: SVD().get_params()[name] for name in SVD_SPACE}
+    assert params == [start] + sample(SVD_SPACE, 7, seed=3)   # the model's own point first
+    assert all(2 <= p["factors"] <= 30 and 0.1 <= p["user_reg"] <= 100.0 for p in params[1:])
     assert len({p["user_reg"] for p in params}) == 8
     again = tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=8, seed=3)
     assert_same_search(result, again)
@@ -115,7 +123,7 @@ def test_smbo_same_seed_gives_the_same_trials(splits, estimator):
     assert_same_search(first, second)
     assert len(first.trials) == 5 and first.method == "smbo"
     assert len({json.dumps(t.params) for t in first.trials}) == 5   # the surrogate proposes new points
-    for trial in first.trials:
+    for trial in first.trials[1:]:   # trial 0 is SVD's own point, which may lie outside the space
         assert 2 <= trial.params["factors"] <= 30 and trial.params["item_reg"] in (1.0, 25.0)
 
 
@@ -131,7 +139,7 @@ def test_smbo_runs_with_tree_surrogates(splits, estimator):
 # -- failures -------------------------------------------------------------------------------------
 def test_failing_trials_are_recorded_and_never_best(splits):
     train, valid = splits
-    result = tune(ItemKNN(), {"neighbors": [0, 10, -1, 30]}, train, valid, method="grid")
+    result = tune(ItemKNN(neighbors=0), {"neighbors": [0, 10, -1, 30]}, train, valid, method="grid")
     statuses = [trial.status for trial in result.trials]
     assert statuses == ["failed", "ok", "failed", "ok"]
     failed = result.trials[0]
@@ -148,7 +156,7 @@ def test_smbo_moves_on_after_failures_and_resumes_through_them(splits, tmp_path)
     # Early points include failures before any trial finished (told once one does).
     space = {"neighbors": [0, -5, 10, 40], "shrinkage": {"type": "real", "low": 0.0, "high": 50.0}}
     options = dict(method="smbo", n_trials=8, n_initial=3, estimator="ET", seed=2)
-    result = tune(ItemKNN(), space, train, valid, **options)
+    result = tune(ItemKNN(neighbors=0), space, train, valid, **options)
     assert len(result.trials) == 8
     failed = [trial for trial in result.trials if not trial.ok]
     assert failed and all(trial.params["neighbors"] <= 0 for trial in failed)
@@ -156,8 +164,10 @@ def test_smbo_moves_on_after_failures_and_resumes_through_them(splits, tmp_path)
     assert result.best_trial.ok and result.best_params["neighbors"] > 0
     path = tmp_path / "search.jsonl"
     with pytest.raises(Stop):
-        tune(ItemKNN(), space, train, valid, checkpoint=path, callbacks=[stop_after(2, [])], **options)
-    assert_same_search(tune(ItemKNN(), space, train, valid, checkpoint=path, **options), result)
+        tune(ItemKNN(neighbors=0), space, train, valid, checkpoint=path, callbacks=[stop_after(2, [])],
+             **options)
+    assert_same_search(tune(ItemKNN(neighbors=0), space, train, valid, checkpoint=path, **options),
+                       result)
 
 
 class _DivergingBias(Bias):
@@ -189,7 +199,7 @@ def test_all_trials_failing_raises_with_the_first_error(splits):
     train, valid = splits
     with pytest.raises(ReclabError, match=r"all 2 trials failed; the first error was: ReclabError: "
                                           r"ItemKNN parameter neighbors"):
-        tune(ItemKNN(), {"neighbors": [0, -1]}, train, valid, method="grid")
+        tune(ItemKNN(neighbors=0), {"neighbors": [0, -1]}, train, valid, method="grid")
 
 
 # -- bad arguments --------------------------------------------------------------------------------
@@ -383,9 +393,155 @@ def test_plots_return_figures_without_showing_them(splits):
 
 def test_trials_frame_has_one_row_per_trial(splits):
     train, valid = splits
-    result = tune(ItemKNN(), {"neighbors": [5, 0]}, train, valid, method="grid", k=(5, 10))
+    result = tune(ItemKNN(neighbors=5), {"neighbors": [5, 0]}, train, valid, method="grid", k=(5, 10))
     frame = result.trials_frame()
     assert list(frame.index) == [0, 1] and frame.index.name == "number"
-    assert list(frame.columns[:3]) == ["status", "score", "neighbors"]
+    assert list(frame.columns[:4]) == ["model", "status", "score", "neighbors"]
+    assert list(frame["model"]) == ["ItemKNN", "ItemKNN"]
     assert {"precision@5", "ndcg@10", "seconds", "error"} <= set(frame.columns)
     assert frame.loc[0, "precision@10"] == result.trials[0].score
+
+
+# -- start points, folds, several models, boundaries, time budget (issue 15) ---------------------
+def test_the_model_s_own_point_is_trial_zero_then_the_extra_start_points(splits):
+    train, valid = splits
+    model = SVD(factors=5, user_reg=3.0, item_reg=25.0)
+    starts = [{"factors": 20}, {"factors": 5}]   # completed with the model's values; a repeat is dropped
+    for method in ("random", "smbo"):
+        result = tune(model, SVD_SPACE, train, valid, method=method, n_trials=6, n_initial=3,
+                      estimator="ET", seed=4, starts=starts)
+        assert [trial.params for trial in result.trials[:2]] == [
+            {"factors": 5, "user_reg": 3.0, "item_reg": 25.0},
+            {"factors": 20, "user_reg": 3.0, "item_reg": 25.0}]
+        assert result.trials[2].params not in [t.params for t in result.trials[:2]]
+        assert result.best_score >= result.trials[0].score   # never below the starting point
+    with pytest.raises(ReclabError, match=r"start point \{'factor': 20\} of SVD sets \['factor'\]"):
+        tune(model, SVD_SPACE, train, valid, method="random", n_trials=3, starts=[{"factor": 20}])
+
+
+def test_validation_folds_are_disjoint_equal_sized_and_deterministic(splits):
+    from reclab.split import validation_folds
+
+    train, valid = splits
+    folds = validation_folds(train, valid, n_folds=3, seed=0)
+    assert folds[0] == (train, valid) and len(folds) == 3
+    everything = train.union(valid)
+    pairs = []
+    for fit, holdout in folds:
+        assert fit.union(holdout).fingerprint() == everything.fingerprint()   # a partition
+        assert fit.nnz == train.nnz                # every fold fits on as much as train
+        assert np.all(holdout.user_counts() <= valid.user_counts())
+        coo = holdout.matrix.tocoo()
+        pairs.append(set(zip(coo.row.tolist(), coo.col.tolist())))
+    assert all(not (pairs[a] & pairs[b]) for a in range(3) for b in range(a + 1, 3))
+    again = validation_folds(train, valid, n_folds=3, seed=0)
+    assert [h.fingerprint() for _, h in again] == [h.fingerprint() for _, h in folds]
+    other = validation_folds(train, valid, n_folds=3, seed=1)
+    assert other[1][1].fingerprint() != folds[1][1].fingerprint()
+
+
+def test_folds_score_each_trial_on_every_fold_and_average(splits):
+    from reclab.split import validation_folds
+
+    train, valid = splits
+    result = tune(ItemKNN(neighbors=10), {"neighbors": [10, 30]}, train, valid, method="grid",
+                  folds=3, seed=2)
+    folds = validation_folds(train, valid, n_folds=3, seed=2)
+    for trial in result.trials:
+        expected = [evaluate(ItemKNN(neighbors=trial.params["neighbors"]).fit(fit), fit, holdout,
+                             k=10, n_bootstrap=0).summary["precision@10"] for fit, holdout in folds]
+        assert trial.fold_scores == tuple(expected)
+        assert trial.score == pytest.approx(np.mean(expected), abs=1e-12)
+    frame = result.trials_frame()
+    assert {"score_std", "fold_0", "fold_1", "fold_2"} <= set(frame.columns)
+    assert frame.loc[0, "score_std"] == pytest.approx(np.std(result.trials[0].fold_scores, ddof=1))
+
+
+def test_a_model_list_yields_trials_of_every_listed_model(splits):
+    train, valid = splits
+    models = [ItemKNN(neighbors=10), SVD(factors=5)]
+    spaces = [{"neighbors": {"type": "int", "low": 5, "high": 60}}, SVD_SPACE]
+    for method in ("random", "smbo"):
+        result = tune(models, spaces, train, valid, method=method, n_trials=7, n_initial=2,
+                      estimator="ET", seed=1)
+        assert [trial.model for trial in result.trials] == ["ItemKNN", "SVD"] * 3 + ["ItemKNN"]
+        assert result.trials[0].params == {"neighbors": 10}
+        assert set(result.trials[1].params) == set(SVD_SPACE)
+        best = result.best_trial
+        assert (result.best_model, result.best_params) == (best.model, best.params)
+        assert result.space == result.spaces[best.model]
+        assert set(result.trials_frame()["model"]) == {"ItemKNN", "SVD"}
+        assert len(plot_convergence(result).axes[0].collections) >= 2   # one colour per model
+    with pytest.raises(ReclabError, match=r"2 models need 2 search spaces"):
+        tune(models, spaces[:1], train, valid)
+    with pytest.raises(ReclabError, match=r"models lists SVD twice"):
+        tune([SVD(), SVD()], [SVD_SPACE, SVD_SPACE], train, valid)
+
+
+def test_the_boundary_warning_fires_on_a_crafted_space(splits):
+    from reclab.tuning import boundary_warnings
+
+    train, valid = splits
+    # More neighbors help on this data, so a space capped at 3 has its best at the cap.
+    result = tune(ItemKNN(neighbors=3), {"neighbors": {"type": "int", "low": 1, "high": 3}}, train,
+                  valid, method="random", n_trials=4, seed=0)
+    assert result.best_params == {"neighbors": 3}
+    [warning] = boundary_warnings(result)
+    assert "ItemKNN: best neighbors = 3 is at the upper bound 3" in warning and "(high: 5)" in warning
+    space = {"neighbors": {"type": "int", "low": 5, "high": 400, "prior": "log-uniform"}}
+    inside = TuningResult(best_params={"neighbors": 40}, best_score=0.2, trials=(), method="random",
+                          metric="precision@10", space=parse_space(space), best_model="ItemKNN")
+    assert boundary_warnings(inside) == []
+    space = {"user_reg": {"type": "real", "low": 1.0, "high": 1000.0, "prior": "log-uniform"}}
+    near = TuningResult(best_params={"user_reg": 1.1}, best_score=0.9, trials=(), method="random",
+                        metric="rmse", space=parse_space(space), best_model="SVD")
+    assert boundary_warnings(near) == [
+        "SVD: best user_reg = 1.1 is near the lower bound 1 of its space [1, 1000]; the optimum may "
+        "lie beyond it: widen the space (low: 0.25)"]
+
+
+def test_the_time_budget_stops_between_trials_with_a_valid_result(splits, tmp_path):
+    train, valid = splits
+    options = dict(method="random", n_trials=5, seed=3)
+    path = tmp_path / "search.jsonl"
+
+    def slow(trial):
+        time.sleep(1.2)   # every trial "ends" after the 1 s budget, so no second trial starts
+
+    result = tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, callbacks=[slow],
+                  time_budget=1.0, **options)
+    assert result.stopped == "time_budget" and len(result.trials) == 1
+    assert result.best_params == result.trials[0].params and result.best_trial.ok
+    # The stopped search is a prefix: resuming it without a budget finishes the same search.
+    full = tune(SVD(), SVD_SPACE, train, valid, **options)
+    assert full.stopped is None
+    assert_same_search(tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, **options), full)
+    with pytest.raises(ReclabError, match=r"time_budget must be a number of seconds > 0"):
+        tune(SVD(), SVD_SPACE, train, valid, time_budget=0, **options)
+
+
+@pytest.mark.parametrize("method", ["random", "smbo"])
+def test_resume_with_folds_equals_an_uninterrupted_search(splits, tmp_path, method):
+    train, valid = splits
+    options = dict(method=method, n_trials=5, n_initial=2, estimator="ET", seed=6, folds=2)
+    full = tune(SVD(), SVD_SPACE, train, valid, **options)
+    assert all(len(trial.fold_scores) == 2 for trial in full.trials)
+    path = tmp_path / "search.jsonl"
+    with pytest.raises(Stop):
+        tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, callbacks=[stop_after(3, [])], **options)
+    resumed = tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, **options)
+    assert_same_search(resumed, full)
+    assert [t.fold_scores for t in resumed.trials] == [t.fold_scores for t in full.trials]
+    with pytest.raises(ReclabError, match=r"folds is 2 in the checkpoint but 3 now"):
+        tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, **{**options, "folds": 3})
+
+
+def test_the_progress_bar_counts_trials_and_shows_the_best(splits):
+    import io
+
+    train, valid = splits
+    out = io.StringIO()
+    result = tune(ItemKNN(neighbors=10), {"neighbors": [10, 30]}, train, valid, method="grid",
+                  progress=out)
+    text = out.getvalue()
+    assert "2/2" in text and f"best precision@10={result.best_score:.4f}" in text
