@@ -700,3 +700,108 @@ def test_reclab_never_runs_code_from_a_file():
     found = [hit for path in sources
              for hit in unsafe_calls(path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE.parent)))]
     assert found == [], "unsafe calls:\n" + "\n".join(found)
+
+
+# -- issue 17: what a hostile-but-realistic user breaks ---------------------------------------------
+from fractions import Fraction
+
+from reclab.tracking import load_interactions, save_interactions
+
+_ID_DTYPES = ("int64", "int32", "uint8", "uint64", "Int64", "UInt64", "object-int", "str", "string")
+_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+def _id_column(values: list[int], dtype: str):
+    if dtype in ("str", "string"):
+        return pd.Series([f"id{value}" for value in values], dtype=object if dtype == "str" else "string")
+    if dtype == "object-int":
+        return pd.Series(values, dtype=object)
+    return pd.Series(values, dtype=dtype)
+
+
+@st.composite
+def id_lists(draw, dtype: str, n: int):
+    bounds = {"int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31 - 1), "uint8": (0, 255),
+              "uint64": (0, 2**64 - 1), "Int64": (-2**63, 2**63 - 1), "UInt64": (0, 2**64 - 1),
+              "object-int": (0, 2**64 - 1), "str": (0, 10**30), "string": (-10**30, 10**30)}[dtype]
+    edge = st.sampled_from([bounds[0], bounds[1], max(bounds[0], min(bounds[1], 2**63))])
+    return draw(st.lists(st.one_of(st.integers(*bounds), edge), min_size=n, max_size=n))
+
+
+@SETTINGS
+@given(data=st.data(), user_dtype=st.sampled_from(_ID_DTYPES), item_dtype=st.sampled_from(_ID_DTYPES),
+       unit=st.sampled_from(sorted(_UNITS)), zone=st.sampled_from([None, "UTC", "Asia/Kolkata"]))
+def test_ids_of_every_dtype_and_timestamps_of_every_unit_round_trip_exactly(
+        data, user_dtype, item_dtype, unit, zone, tmp_path_factory):
+    n = data.draw(st.integers(1, 12))
+    users = data.draw(id_lists(user_dtype, n))
+    items = data.draw(id_lists(item_dtype, n))
+    # Ticks of the unit from 1900 to 2200 (ns is int64: 1677-2262).
+    ticks = data.draw(st.lists(st.integers(-70 * 365 * 86400 * _UNITS[unit], 230 * 365 * 86400 * _UNITS[unit]),
+                               min_size=n, max_size=n))
+    times = pd.Series(np.array(ticks, dtype=f"datetime64[{unit}]"))
+    if zone is not None:
+        times = times.dt.tz_localize("UTC").dt.tz_convert(zone)
+    frame = pd.DataFrame({"user": _id_column(users, user_dtype), "item": _id_column(items, item_dtype),
+                          "rating": np.arange(n, dtype=float), "time": times})
+    got = Interactions.from_frame(frame, timestamp="time")
+    path = tmp_path_factory.mktemp("npz") / "data.npz"
+    save_interactions(path, got)
+    for data_ in (got, load_interactions(path)):
+        out = data_.to_frame()
+        expected = {}
+        for row in range(n):   # the latest row of each (user, item) pair is kept
+            key = (frame["user"][row], frame["item"][row])
+            if key not in expected or ticks[row] >= expected[key][1]:
+                expected[key] = (row, ticks[row])
+        assert len(out) == len(expected)
+        for user, item, rating, seconds in out[["user", "item", "rating", "timestamp"]].itertuples(index=False):
+            key = (user if user_dtype not in ("str", "string") else str(user),
+                   item if item_dtype not in ("str", "string") else str(item))
+            # Exact values, not wrapped, rounded or retyped: the same Python int or str.
+            assert type(key[0]) is (str if user_dtype in ("str", "string") else int) or np.issubdtype(
+                type(key[0]), np.integer)
+            row, tick = expected[(int(key[0]) if user_dtype not in ("str", "string") else key[0],
+                                  int(key[1]) if item_dtype not in ("str", "string") else key[1])]
+            assert rating == row
+            exact = Fraction(tick, _UNITS[unit])
+            if abs(tick) <= 2**53:
+                assert seconds == float(exact)          # correctly rounded float64 seconds
+            else:                                       # ns beyond 2**53 ticks: within one ulp
+                assert abs(Fraction(seconds) - exact) <= Fraction(math.ulp(seconds))
+        if user_dtype not in ("str", "string"):
+            assert sorted(int(value) for value in data_.user_ids) == sorted({int(v) for v in users})
+            assert data_.user_index(data_.user_ids).tolist() == list(range(data_.n_users))
+
+
+def test_a_datetime_column_is_read_in_its_own_unit():
+    for unit in _UNITS:
+        times = pd.Series(pd.to_datetime(["2020-01-01 00:00:00", "2020-01-01 00:00:01"]).astype(f"datetime64[{unit}]"))
+        frame = pd.DataFrame({"user": [1, 2], "item": [1, 1], "rating": [1.0, 2.0], "time": times})
+        assert Interactions.from_frame(frame, timestamp="time").timestamps.tolist() == [1577836800.0,
+                                                                                        1577836801.0]
+
+
+def test_unsigned_ids_above_2_63_keep_their_values_and_are_found():
+    ids = np.array([2**64 - 1, 2**63, 3], dtype=np.uint64)
+    data = Interactions.from_frame(pd.DataFrame({"user": ids, "item": [1, 2, 3], "rating": [1.0, 2.0, 3.0]}))
+    assert data.to_frame()["user"].tolist() == [3, 2**63, 2**64 - 1]
+    assert data.user_index(2**64 - 1) == 2
+    with pytest.raises(ReclabError, match=r"unknown user id\(s\) \[-1\]"):
+        data.user_index(-1)
+    # int64 ids against a uint64 query near 2**63 would compare as equal float64 values.
+    small = Interactions.from_frame(pd.DataFrame({"user": [2**63 - 1], "item": [1], "rating": [1.0]}))
+    with pytest.raises(ReclabError, match="unknown user id"):
+        small.user_index(np.array([2**63], dtype=np.uint64))
+    with pytest.raises(ReclabError, match="do not fit in 64 bits"):
+        Interactions.from_frame(pd.DataFrame({"user": pd.Series([-1, 2**64 - 1], dtype=object),
+                                              "item": [1, 2], "rating": [1.0, 2.0]}))
+
+
+def test_a_uint64_index_above_2_63_is_named_as_given():
+    data = _small()
+    model = models.Popularity().fit(data)
+    with pytest.raises(ReclabError, match=r"\[18446744073709551615\]"):
+        model.recommend(np.array([2**64 - 1], dtype=np.uint64))
+    with pytest.raises(ReclabError, match=r"\[18446744073709551615\]"):
+        data.restrict(users=np.array([2**64 - 1], dtype=np.uint64))

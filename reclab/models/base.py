@@ -108,8 +108,10 @@ def _check_indices(values, size: int, role: str, owner: str) -> np.ndarray:
         shown = array.reshape(-1)[:10].tolist()
         raise ReclabError(f"{plural} must be integer {role} indices 0..{size - 1}, got {array.dtype} "
                           f"values {shown}; map original ids with data.{role}_index(ids)")
-    array = array.astype(np.int64, copy=False).reshape(-1)
+    array = array.reshape(-1)
+    # Compared before the cast to int64, which would wrap a uint64 index above 2**63 to a negative one.
     bad = array[(array < 0) | (array >= size)]
+    array = array.astype(np.int64, copy=False)
     if bad.size:
         raise ReclabError(f"unknown {role} indices {np.unique(bad)[:10].tolist()} for {owner}: valid "
                           f"{role} indices are 0..{size - 1} ({size} {plural} in the training data); "
