@@ -805,3 +805,45 @@ def test_a_uint64_index_above_2_63_is_named_as_given():
         model.recommend(np.array([2**64 - 1], dtype=np.uint64))
     with pytest.raises(ReclabError, match=r"\[18446744073709551615\]"):
         data.restrict(users=np.array([2**64 - 1], dtype=np.uint64))
+
+
+@pytest.mark.parametrize("content", [
+    b"my notes\nsecond line\nthird line, without a newline",          # the last line was cut off
+    b"one line of notes, without a newline",                           # was emptied and overwritten
+    b'{"format": "reclab-tuning-checkpoint", "kind": "header", "metric": "other"}',
+])
+def test_a_file_that_is_not_a_checkpoint_is_left_byte_identical(tmp_path, content):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(ReclabError, match="not"):
+        rl.tune(models.SVD(), SPACE, TRAIN, TEST, method="grid", metric="ndcg@2", k=(2,), checkpoint=path)
+    assert path.read_bytes() == content
+
+
+def test_a_checkpoint_cut_inside_its_header_is_still_resumed(tmp_path):
+    path = tmp_path / "search.jsonl"
+    options = dict(method="grid", metric="ndcg@2", k=(2,), checkpoint=path)
+    first = rl.tune(models.SVD(), SPACE, TRAIN, TEST, **options)
+    header = path.read_bytes().split(b"\n")[0]
+    path.write_bytes(header[:len(header) // 2])                        # killed while writing it
+    assert rl.tune(models.SVD(), SPACE, TRAIN, TEST, **options).best_score == first.best_score
+    assert path.read_bytes().split(b"\n")[0] == header
+
+
+@pytest.mark.parametrize("score", ["99", "Infinity", "-0.5", '"0.5"'])
+def test_an_edited_checkpoint_score_is_refused_like_a_computed_one(tmp_path, score):
+    path = tmp_path / "search.jsonl"
+    options = dict(method="grid", metric="ndcg@2", k=(2,), checkpoint=path)
+    rl.tune(models.SVD(), SPACE, TRAIN, TEST, **options)
+    lines = path.read_text().splitlines()
+    lines[1] = re.sub(r'("score"|"ndcg@2"): [-0-9.e]+', rf"\1: {score}", lines[1])
+    path.write_text("\n".join(lines) + "\n")
+    before = path.read_bytes()
+    with pytest.raises(ReclabError, match=r"line 2 .*(outside \[0.0, 1.0\]|ndcg@2 is|not a trial record)"):
+        rl.tune(models.SVD(), SPACE, TRAIN, TEST, **options)
+    assert path.read_bytes() == before
+
+
+def test_a_checkpoint_path_that_is_a_folder_is_named(tmp_path):
+    with pytest.raises(ReclabError, match=rf"checkpoint '{re.escape(str(tmp_path))}' is a folder"):
+        rl.tune(models.SVD(), SPACE, TRAIN, TEST, method="grid", checkpoint=tmp_path)
