@@ -964,7 +964,9 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
             raise ReclabError(f"n must be >= 1, got {int(lengths.min())}")
         if not len(users):
             return pd.DataFrame({"user": [], "item": [], "rank": [], "score": [], "title": []})
-        ids, scores = self.model_.recommend(indices, n=int(lengths.max()), filter_seen=True)
+        # Rows beyond the catalog would only be padding, which is dropped below: cap the length.
+        ids, scores = self.model_.recommend(indices, n=int(min(lengths.max(), self.model_.n_items_)),
+                                            filter_seen=True)
         rows_user, rows_item, rows_rank, rows_score = [], [], [], []
         for row, (user, length) in enumerate(zip(users, lengths)):
             keep = ids[row, :length] >= 0

@@ -535,6 +535,10 @@ def test_every_truncation_of_a_model_file_is_refused(saved, tmp_path):
             models.load(damaged)
 
 
+def _set(arrays: dict, **values) -> None:
+    arrays.update({name: np.asarray(value) for name, value in values.items()})
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda meta, arrays: meta["attributes"].update({"__class__": "int"}) or arrays.update(__class__=np.int64(1)),
      "'__class__', which is not a learned attribute"),
@@ -549,6 +553,22 @@ def test_every_truncation_of_a_model_file_is_refused(saved, tmp_path):
     (lambda meta, arrays: arrays.update({"seen_.indptr": np.array([0, 99, 1, 2, 3])}),
      "seen_ with inconsistent arrays"),
     (lambda meta, arrays: meta.update(params=[1, 2]), "must be JSON objects"),
+    # Issue 17: files fit could not have made (invalid parameters, shapes or arrays that disagree).
+    (lambda meta, arrays: meta["params"].update(factors=-1), "invalid parameters for SVD: SVD parameter factors"),
+    (lambda meta, arrays: meta["params"].update(user_reg="a lot"), "invalid parameters for SVD"),
+    (lambda meta, arrays: _set(arrays, user_factors_=np.zeros((TRAIN.n_users, 2), np.float32)),
+     "user_factors_ has shape"),
+    (lambda meta, arrays: _set(arrays, item_factors_=np.zeros((TRAIN.n_items + 3, 1), np.float32)),
+     "item_factors_ has shape"),
+    (lambda meta, arrays: _set(arrays, item_bias_=np.zeros(2, np.float32)), "item_bias_ has shape"),
+    (lambda meta, arrays: _set(arrays, n_items_=np.int64(TRAIN.n_items + 1)), "seen_ has shape"),
+    (lambda meta, arrays: _set(arrays, n_users_=np.int64(0)), "n_users_, n_items_ (integers >= 1)"),
+    (lambda meta, arrays: _set(arrays, rating_range_=np.zeros(5, np.float32)), "rating_range_ has shape"),
+    # The arrays of an SVD under the name of another class.
+    (lambda meta, arrays: meta.update({"class": "Popularity", "params": {}}),
+     "does not hold a usable Popularity (AttributeError"),
+    (lambda meta, arrays: meta.update({"class": "ItemKNN", "params": models.ItemKNN().get_params()}),
+     "does not hold a usable ItemKNN (AttributeError"),
 ])
 def test_a_crafted_model_file_with_a_matching_digest_is_refused(saved, tmp_path, change, message):
     path, meta, arrays = saved
@@ -847,3 +867,146 @@ def test_an_edited_checkpoint_score_is_refused_like_a_computed_one(tmp_path, sco
 def test_a_checkpoint_path_that_is_a_folder_is_named(tmp_path):
     with pytest.raises(ReclabError, match=rf"checkpoint '{re.escape(str(tmp_path))}' is a folder"):
         rl.tune(models.SVD(), SPACE, TRAIN, TEST, method="grid", checkpoint=tmp_path)
+
+
+def test_import_reclab_with_an_unwritable_home_falls_back_to_a_temporary_cache(tmp_path):
+    """numba caches kernels next to the source or under the home folder; with neither writable
+    (a shared read-only install, a locked-down home) ``import reclab`` used to fail."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    # root writes everywhere: run the import as user nobody (setpriv, from util-linux), to whom
+    # neither the reclab folder nor the home folder is writable.
+    prefix = []
+    if os.getuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot run the import as a user who cannot write")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    elif os.access(PACKAGE, os.W_OK):
+        pytest.skip("the reclab folder is writable by this user, so numba can always cache next to it")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o555)
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env["HOME"] = str(home)
+    code = ("import warnings, numpy as np\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import reclab\n"
+            "print([str(w.message) for w in caught])\n"
+            "print(reclab.ranking.top_n(np.array([[1.0, 3.0, 2.0]], np.float32), 2)[0].tolist())\n")
+    done = subprocess.run([*prefix, sys.executable, "-c", code], env=env, cwd="/", capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warning, ranked = done.stdout.splitlines()[-2:]
+    assert "numba cannot cache reclab's compiled kernels" in warning and "reclab-numba-cache-" in warning
+    assert ranked == "[[1, 2]]"
+
+
+
+def test_a_failed_fit_leaves_the_model_unfitted(tmp_path):
+    model = models.SVD(factors=1, seed=0).fit(TRAIN)
+    model.set_params(factors=-1)
+    with pytest.raises(ReclabError, match="factors must be an integer >= 1, got -1"):
+        model.fit(TRAIN)
+    for call in (lambda: model.recommend(0, n=1), lambda: model.save(tmp_path / "m.npz")):
+        with pytest.raises(ReclabError, match="SVD is not fitted"):
+            call()
+    assert not (tmp_path / "m.npz").exists()
+    with pytest.raises(ReclabError, match="fit expects a reclab Interactions"):
+        models.SVD(factors=1, seed=0).fit(TRAIN).fit("not data")
+
+
+def test_svd_on_one_user_data_names_what_would_work():
+    one_user = Interactions.from_frame(pd.DataFrame({"user": [1, 1], "item": [1, 2], "rating": [1.0, 2.0]}))
+    with pytest.raises(ReclabError, match="SVD needs at least 2 users and 2 items.*1 user.*use Bias or Popularity"):
+        models.SVD(factors=1).fit(one_user)
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permission bits: use /sys)."""
+    import os
+
+    if os.getuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    return folder
+
+
+def test_saving_into_an_unwritable_folder_or_onto_a_folder_names_the_target(tmp_path):
+    model = models.SVD(factors=1, seed=0).fit(TRAIN)
+    target = _unwritable_folder(tmp_path) / "svd.npz"
+    with pytest.raises(OSError, match=rf"cannot write '{re.escape(str(target))}': Permission denied"):
+        model.save(target)
+    with pytest.raises(IsADirectoryError, match=rf"cannot write '{re.escape(str(tmp_path))}': it is a folder"):
+        model.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_are_written_with_the_umask_mode_not_0600(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        model_file = POPULARITY.save(tmp_path / "model.npz")
+        split_file = save_interactions(tmp_path / "train.npz", TRAIN)
+        os.umask(0o077)
+        private = save_interactions(tmp_path / "private.npz", TRAIN)
+    finally:
+        os.umask(previous)
+    assert [oct(path.stat().st_mode & 0o777) for path in (model_file, split_file, private)] == \
+        ["0o644", "0o644", "0o600"]
+
+
+def test_list_lengths_and_cut_offs_beyond_the_catalog_allocate_nothing_large():
+    with pytest.raises(ReclabError, match=rf"n=1000000000000 is more than the {TRAIN.n_items} items"):
+        SVD_MODEL.recommend(0, n=10**12)
+    # A cut-off beyond the catalog is computed on the whole catalog: precision keeps dividing by k.
+    report = rl.evaluate(POPULARITY, TRAIN, TEST, k=(TRAIN.n_items, 10**9), n_bootstrap=0)
+    whole = report.summary
+    for name in ("recall", "ndcg", "map", "mrr", "hit_rate", "coverage"):
+        assert whole[f"{name}@{10**9}"] == whole[f"{name}@{TRAIN.n_items}"]
+    assert whole[f"precision@{10**9}"] == pytest.approx(whole[f"precision@{TRAIN.n_items}"] * TRAIN.n_items / 10**9)
+    assert report.curve("precision").index.max() == TRAIN.n_items
+
+
+def _laughs(levels: int, key: str = "experiment") -> str:
+    """A YAML 'billion laughs': ``levels`` nested aliases of 9, the last under ``key``."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level in range(1, levels + 1):
+        name = key if level == levels else f"l{level}"
+        lines.append(f"{name}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bombs_in_a_known_key_are_refused_with_a_short_message():
+    from reclab import params
+
+    for levels in (3, 7, 9):     # 9**7 values made a 34 MB message, 9**9 a 3 GB MemoryError
+        with pytest.raises(ReclabError) as caught:
+            params.loads(_laughs(levels), "bomb.yaml")
+        assert len(str(caught.value)) < 2500
+        if levels > 3:
+            assert "more than 100,000 values once YAML aliases" in str(caught.value)
+    # The same bomb as one --set value (a YAML flow mapping).
+    with pytest.raises(ReclabError, match=r"--set .*: the values stand for more than 100,000") as caught:
+        params.parse_assignments(["k={" + _laughs(7, "x").replace("\n", ", ") + "}"])
+    assert len(str(caught.value)) < 2500
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("seed=2020-01-01", "key 'seed' must be an integer, got datetime.date(2020, 1, 1)"),
+    ("experiment=2020-01-01", "key 'experiment' must be a non-empty string, got datetime.date"),
+    ("k=&x [*x]", "a value contains itself"),
+])
+def test_command_line_values_get_the_errors_file_values_get(assignment, message):
+    from reclab import params
+
+    with pytest.raises(ReclabError, match=re.escape(message)):
+        params.loads("seed: 1\n", "p.yaml", params.parse_assignments([assignment]))
+    key, _, value = assignment.partition("=")
+    with pytest.raises(ReclabError, match=re.escape(message)):
+        params.loads(f"{key}: {value}\n", "p.yaml")

@@ -70,6 +70,10 @@ class SVD(FactorModel):
 
     def _fit(self, train, report) -> None:
         limit = min(train.shape)
+        if limit < 2:
+            raise ReclabError(f"SVD needs at least 2 users and 2 items (factors must be smaller than "
+                              f"both), but the training data has {train.n_users} user(s) x "
+                              f"{train.n_items} item(s); use Bias or Popularity for such data")
         if self.factors >= limit:
             raise ReclabError(f"SVD factors={self.factors} must be smaller than min(n_users, n_items)"
                               f" = {limit} of the training data; use factors <= {limit - 1}")
