@@ -179,6 +179,7 @@ def _prepare_sqlite_store(uri: str) -> None:
     folder = _sqlite_folder(uri)
     if folder is None or uri in _PREPARED_STORES:
         return
+    _check_sqlite_file(uri, folder / Path(unquote(uri[len("sqlite:///"):])).name)
     try:
         import fcntl
     except ImportError:   # Windows: no flock; MLflow builds the schema unguarded there
@@ -197,10 +198,39 @@ def _prepare_sqlite_store(uri: str) -> None:
         if lock is not None and fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         MlflowClient(tracking_uri=uri)   # opening the store creates / upgrades the schema
+    except mlflow.exceptions.MlflowException as error:
+        raise ReclabError(f"MLflow store {uri} cannot be opened: {str(error).splitlines()[0]}") from None
     finally:
         if lock is not None:
             lock.close()   # releases the lock
     _PREPARED_STORES.add(uri)
+
+
+def _check_sqlite_file(uri: str, path: Path) -> None:
+    """Refuse, naming the store and the cause, what MLflow would otherwise fail on with SQLAlchemy
+    tracebacks (after minutes of retries): a database file that is not SQLite (left untouched),
+    a folder in its place, or a new store in a folder that cannot be written."""
+    if path.is_dir():
+        raise ReclabError(f"MLflow store {uri}: {str(path)!r} is a folder, not a database file")
+    if path.is_file():
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(16)
+        except OSError as error:
+            raise ReclabError(f"MLflow store {uri} cannot be read: {error.strerror}") from None
+        if header and header != b"SQLite format 3\x00":
+            raise ReclabError(f"MLflow store {uri}: {str(path)!r} is not an SQLite database (corrupt, or "
+                              f"another kind of file); it was left as it is. Point MLFLOW_TRACKING_URI "
+                              f"(or --tracking-uri) to another file")
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise ReclabError(f"MLflow store {uri} cannot be created: folder {str(path.parent)!r}: "
+                          f"{error.strerror}; point MLFLOW_TRACKING_URI (or --tracking-uri) to a "
+                          f"writable folder") from None
 
 
 def _client(uri: str | None) -> MlflowClient:
@@ -1032,6 +1062,32 @@ def fail_stage(parent_run_id: str, stage: str, notebook, message: str,
     client.set_terminated(run_id, status=status)
     client.set_terminated(parent_run_id, status=status)
     return run_id
+
+
+def end_unfinished_pipeline(parent_run_id: str, message: str, uri: str | None = None,
+                            status: str = "FAILED") -> None:
+    """Mark a pipeline run still RUNNING, and its stage and trial runs still RUNNING, ``status``
+    (FAILED, or KILLED when interrupted), with ``message`` as tag ``reclab.error``.
+
+    For a runner that leaves outside a stage's own error handling (an unwritable output folder,
+    a store error while logging, a signal between stages); a run already ended is left as it is.
+    """
+    client = _client(uri)
+    parent = client.get_run(parent_run_id)
+    if parent.info.status != "RUNNING":
+        return
+    text = message if len(message) <= 4000 else message[:3990] + " [...]"
+    pending = [parent_run_id]
+    while pending:   # the pipeline run, its stage runs, their trial runs
+        run_id = pending.pop()
+        children = client.search_runs([parent.info.experiment_id], max_results=1000,
+                                      filter_string=f"tags.`{_PARENT}` = '{run_id}' and "
+                                                    f"attributes.status = 'RUNNING'")
+        pending.extend(child.info.run_id for child in children)
+        if run_id != parent_run_id:
+            client.set_terminated(run_id, status=status)
+    client.set_tag(parent_run_id, "reclab.error", text)
+    client.set_terminated(parent_run_id, status=status)
 
 
 def end_pipeline(parent_run_id: str, summary: str | None = None, uri: str | None = None) -> None:

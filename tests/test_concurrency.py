@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from reclab import pipeline, tracking
+from reclab.errors import ReclabError
 
 RECLAB = Path(sys.executable).parent / "reclab"
 # As small as the schema allows while every stage still has something to do: 2 ALS iterations,
@@ -254,3 +255,68 @@ def test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes(tmp_p
         pipeline.STAGES, "FINISHED")
     assert 0.0 <= parent.data.metrics["ndcg_at_10"] <= 1.0
     assert not processes_with(marker)
+
+
+# -- every other way out of a pipeline (issue 17): no run left RUNNING ------------------------
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permission bits: /sys)."""
+    if os.getuid() == 0:
+        return Path("/sys/reclab-output")
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    return folder / "out"
+
+
+def _raise_at(event: str, stage: str, error: BaseException):
+    def progress(what, name, number, seconds):
+        if (what, name) == (event, stage):
+            raise error
+    return progress
+
+
+@pytest.mark.parametrize("way_out, expected, status", [
+    ("unwritable output folder", "cannot write the output folder", "FAILED"),
+    ("Ctrl-C or SIGTERM before the first stage", "interrupted: stopped by SIGTERM", "KILLED"),
+    ("an error outside any stage", "RuntimeError: the progress display broke", "FAILED"),
+])
+def test_a_pipeline_that_ends_before_or_between_stages_leaves_no_run_running(tmp_path, way_out,
+                                                                              expected, status):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = dict(params_file=tiny_params(tmp_path, n_trials=2), tracking_uri=uri,
+                   output_dir=tmp_path / "out")
+    if way_out == "unwritable output folder":
+        options["output_dir"] = _unwritable_folder(tmp_path)
+        raised = pytest.raises(ReclabError, match=f"{expected} '{options['output_dir']}'")
+    elif way_out.startswith("Ctrl-C"):
+        options["progress"] = _raise_at("start", "preprocess", KeyboardInterrupt("stopped by SIGTERM"))
+        raised = pytest.raises(KeyboardInterrupt)
+    else:
+        options["progress"] = _raise_at("start", "preprocess", RuntimeError("the progress display broke"))
+        raised = pytest.raises(RuntimeError)
+    with raised:
+        pipeline.run_pipeline(**options)
+    runs = pipeline_runs(MlflowClient(uri), "concurrency")
+    assert [(run.info.status, expected in run.data.tags.get("reclab.error", "")) for run in runs] == \
+        [(status, True)]
+
+
+def test_reclab_run_names_a_bad_output_folder_or_store_without_a_traceback(tmp_path, capsys):
+    from reclab import cli
+
+    params = str(tiny_params(tmp_path, n_trials=2))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    output = _unwritable_folder(tmp_path)
+    assert cli.main(["run", "-p", params, "--output", str(output), "--tracking-uri", uri]) == 2
+    assert f"reclab run: cannot write the output folder '{output}'" in capsys.readouterr().err
+    assert [run.info.status for run in pipeline_runs(MlflowClient(uri), "concurrency")] == ["FAILED"]
+
+    corrupt = tmp_path / "corrupt" / "mlflow.db"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(bytes(range(256)) * 16)
+    for store, message in ((f"sqlite:///{corrupt}", "is not an SQLite database"),
+                           ("sqlite:///" + str(_unwritable_folder(tmp_path).parent / "mlflow.db"),
+                            "cannot be created: folder")):
+        assert cli.main(["run", "-p", params, "--tracking-uri", store]) == 2
+        err = capsys.readouterr().err
+        assert f"reclab run: MLflow store {store}" in err and message in err and "Traceback" not in err
+    assert corrupt.read_bytes() == bytes(range(256)) * 16
