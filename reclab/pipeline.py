@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from reclab import params as params_module
+from reclab._io import atomic_write
 from reclab.errors import ReclabError
 
 __all__ = ["NOTEBOOKS", "STAGES", "PipelineError", "PipelineResult", "run_pipeline", "notebooks_dir",
@@ -376,7 +377,8 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
     params_path = output / "params.yaml"
     try:
         output.mkdir(parents=True, exist_ok=True)
-        params_path.write_text(params_text, encoding="utf-8")
+        with atomic_write(params_path, "w") as handle:   # kernels read it: never half-written
+            handle.write(params_text)
     except OSError as error:
         raise ReclabError(f"cannot write the output folder {str(output)!r}: {error.strerror}; pass a "
                           f"writable folder (--output)") from None

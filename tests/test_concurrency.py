@@ -320,3 +320,27 @@ def test_reclab_run_names_a_bad_output_folder_or_store_without_a_traceback(tmp_p
         err = capsys.readouterr().err
         assert f"reclab run: MLflow store {store}" in err and message in err and "Traceback" not in err
     assert corrupt.read_bytes() == bytes(range(256)) * 16
+
+
+def test_a_full_output_folder_fails_the_stage_and_says_the_notebook_is_partial(tmp_path):
+    """papermill writes the executed notebook before the kernel starts: on a full disk that
+    write stops part-way, and the stage fails pointing at a file that is not a notebook."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if os.getuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(full)],
+                                          capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs as a full output folder")
+    try:
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        with pytest.raises(pipeline.PipelineError) as caught:
+            pipeline.run_pipeline(tiny_params(tmp_path, n_trials=2), stages=["preprocess"],
+                                  output_dir=full, tracking_uri=uri)
+        executed = full / pipeline.NOTEBOOKS["preprocess"]
+        assert caught.value.notebook == executed and caught.value.notebook_partial
+        assert "is partial: it could not be written in full" in caught.value.message
+        assert executed.stat().st_size > 0
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+    runs = pipeline_runs(MlflowClient(uri), "concurrency")
+    assert [run.info.status for run in runs] == ["FAILED"]
+    assert "is partial" in runs[0].data.tags["reclab.error"]

@@ -215,6 +215,9 @@ def test_pyfunc_model_predicts_original_ids_and_titles(store, params_file, split
     seen = set(fit.item_ids[fit.matrix[fit.user_index(users[:1])[0]].indices])
     assert not seen & set(first["item"])
     assert len(loaded.predict(pd.DataFrame({"user": users[:1]}))) == 10   # n is optional
+    # A length beyond the catalog gives every unseen item (it raised MemoryError for 10**12).
+    unseen = fit.n_items - fit.user_counts()[fit.user_index(users[:1])[0]]
+    assert len(loaded.predict(pd.DataFrame({"user": users[:1], "n": [10**12]}))) == unseen
     with pytest.raises(Exception, match="unknown user id"):
         loaded.predict(pd.DataFrame({"user": [10**9]}))
     # the reclab model file is there too, for the later stages
