@@ -31,6 +31,7 @@ first to open a new database builds MLflow's schema while the others wait on a f
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -447,7 +448,24 @@ def start_stage(stage: str, params_file, overrides: Mapping | None = None,
     run = client.create_run(exp, run_name=_run_name(params, f"{STAGES.index(stage) + 1}-{stage}"),
                             tags=tags)
     _log_params(client, run.info.run_id, params_module.flatten(params))
+    if interactive:
+        # A notebook opened alone has no runner to end its runs: when its kernel exits before
+        # stage.finish() (an error in a cell, then the kernel shut down), end them here.
+        atexit.register(_end_if_running, client.tracking_uri, run.info.run_id, parent_run_id)
     return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive)
+
+
+def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
+    """At exit: mark a stage run and its pipeline run KILLED if they are still RUNNING."""
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        for target in (run_id, parent_run_id):
+            if client.get_run(target).info.status == "RUNNING":
+                client.set_tag(target, "reclab.error", "interrupted: the process running the stage "
+                                                       "exited before the stage finished")
+                client.set_terminated(target, status="KILLED")
+    except Exception:   # at exit, a store that cannot be reached cannot be helped
+        pass
 
 
 class StageRun:
