@@ -267,6 +267,15 @@ def _unwritable_folder(tmp_path: Path) -> Path:
     return folder / "out"
 
 
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """One store for the tests below (each in an experiment of its own): building a new store's
+    schema takes seconds."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    tracking.experiment_id("concurrency", uri)
+    return uri
+
+
 def _raise_at(event: str, stage: str, error: BaseException):
     def progress(what, name, number, seconds):
         if (what, name) == (event, stage):
@@ -279,11 +288,11 @@ def _raise_at(event: str, stage: str, error: BaseException):
     ("Ctrl-C or SIGTERM before the first stage", "interrupted: stopped by SIGTERM", "KILLED"),
     ("an error outside any stage", "RuntimeError: the progress display broke", "FAILED"),
 ])
-def test_a_pipeline_that_ends_before_or_between_stages_leaves_no_run_running(tmp_path, way_out,
-                                                                              expected, status):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_a_pipeline_that_ends_before_or_between_stages_leaves_no_run_running(tmp_path, shared_store,
+                                                                              way_out, expected, status):
+    uri, experiment = shared_store, f"way-out-{status}-{len(expected)}"
     options = dict(params_file=tiny_params(tmp_path, n_trials=2), tracking_uri=uri,
-                   output_dir=tmp_path / "out")
+                   output_dir=tmp_path / "out", overrides={"experiment": experiment})
     if way_out == "unwritable output folder":
         options["output_dir"] = _unwritable_folder(tmp_path)
         raised = pytest.raises(ReclabError, match=f"{expected} '{options['output_dir']}'")
@@ -295,20 +304,20 @@ def test_a_pipeline_that_ends_before_or_between_stages_leaves_no_run_running(tmp
         raised = pytest.raises(RuntimeError)
     with raised:
         pipeline.run_pipeline(**options)
-    runs = pipeline_runs(MlflowClient(uri), "concurrency")
+    runs = pipeline_runs(MlflowClient(uri), experiment)
     assert [(run.info.status, expected in run.data.tags.get("reclab.error", "")) for run in runs] == \
         [(status, True)]
 
 
-def test_reclab_run_names_a_bad_output_folder_or_store_without_a_traceback(tmp_path, capsys):
+def test_reclab_run_names_a_bad_output_folder_or_store_without_a_traceback(tmp_path, shared_store, capsys):
     from reclab import cli
 
     params = str(tiny_params(tmp_path, n_trials=2))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    output = _unwritable_folder(tmp_path)
-    assert cli.main(["run", "-p", params, "--output", str(output), "--tracking-uri", uri]) == 2
+    uri, output = shared_store, _unwritable_folder(tmp_path)
+    assert cli.main(["run", "-p", params, "--output", str(output), "--tracking-uri", uri,
+                     "--set", "experiment=cli-output"]) == 2
     assert f"reclab run: cannot write the output folder '{output}'" in capsys.readouterr().err
-    assert [run.info.status for run in pipeline_runs(MlflowClient(uri), "concurrency")] == ["FAILED"]
+    assert [run.info.status for run in pipeline_runs(MlflowClient(uri), "cli-output")] == ["FAILED"]
 
     corrupt = tmp_path / "corrupt" / "mlflow.db"
     corrupt.parent.mkdir()
@@ -322,7 +331,7 @@ def test_reclab_run_names_a_bad_output_folder_or_store_without_a_traceback(tmp_p
     assert corrupt.read_bytes() == bytes(range(256)) * 16
 
 
-def test_a_full_output_folder_fails_the_stage_and_says_the_notebook_is_partial(tmp_path):
+def test_a_full_output_folder_fails_the_stage_and_says_the_notebook_is_partial(tmp_path, shared_store):
     """papermill writes the executed notebook before the kernel starts: on a full disk that
     write stops part-way, and the stage fails pointing at a file that is not a notebook."""
     full = tmp_path / "full"
@@ -331,16 +340,16 @@ def test_a_full_output_folder_fails_the_stage_and_says_the_notebook_is_partial(t
                                           capture_output=True).returncode != 0:
         pytest.skip("needs root to mount a small tmpfs as a full output folder")
     try:
-        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        uri = shared_store
         with pytest.raises(pipeline.PipelineError) as caught:
-            pipeline.run_pipeline(tiny_params(tmp_path, n_trials=2), stages=["preprocess"],
-                                  output_dir=full, tracking_uri=uri)
+            pipeline.run_pipeline(tiny_params(tmp_path, n_trials=2), {"experiment": "full-disk"},
+                                  stages=["preprocess"], output_dir=full, tracking_uri=uri)
         executed = full / pipeline.NOTEBOOKS["preprocess"]
         assert caught.value.notebook == executed and caught.value.notebook_partial
         assert "is partial: it could not be written in full" in caught.value.message
         assert executed.stat().st_size > 0
     finally:
         subprocess.run(["umount", str(full)], check=True)
-    runs = pipeline_runs(MlflowClient(uri), "concurrency")
+    runs = pipeline_runs(MlflowClient(uri), "full-disk")
     assert [run.info.status for run in runs] == ["FAILED"]
     assert "is partial" in runs[0].data.tags["reclab.error"]
