@@ -964,6 +964,12 @@ def test_files_are_written_with_the_umask_mode_not_0600(tmp_path):
 def test_list_lengths_and_cut_offs_beyond_the_catalog_allocate_nothing_large():
     with pytest.raises(ReclabError, match=rf"n=1000000000000 is more than the {TRAIN.n_items} items"):
         SVD_MODEL.recommend(0, n=10**12)
+    # Stage 4's tables (n_recommendations: 1000000000 in a parameter file) list every candidate.
+    from reclab.postprocess import recommendations_table, similar_items_table
+
+    table = recommendations_table(SVD_MODEL, TRAIN, TRAIN.user_ids[:1], n=10**9)
+    assert len(table) == TRAIN.n_items - TRAIN.user_counts()[0]
+    assert len(similar_items_table(SVD_MODEL, TRAIN, TRAIN.item_ids[0], n=10**9)) == TRAIN.n_items - 1
     # A cut-off beyond the catalog is computed on the whole catalog: precision keeps dividing by k.
     report = rl.evaluate(POPULARITY, TRAIN, TEST, k=(TRAIN.n_items, 10**9), n_bootstrap=0)
     whole = report.summary
