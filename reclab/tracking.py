@@ -342,10 +342,15 @@ def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "recla
     exp = experiment_id(params["experiment"], uri)
     tags = {"reclab.pipeline": runner, **_environment_tags()}
     run = client.create_run(exp, run_name=_run_name(params), tags=tags)
-    _log_params(client, run.info.run_id, params_module.flatten(params))
-    client.log_text(run.info.run_id, params_text or params_module.dump(params), "params.yaml")
-    client.set_tag(run.info.run_id, _NOTE,
-                   f"Pipeline {_run_name(params)} (seed {params['seed']}), started by {runner}.")
+    try:
+        _log_params(client, run.info.run_id, params_module.flatten(params))
+        client.log_text(run.info.run_id, params_text or params_module.dump(params), "params.yaml")
+        client.set_tag(run.info.run_id, _NOTE,
+                       f"Pipeline {_run_name(params)} (seed {params['seed']}), started by {runner}.")
+    except BaseException:   # the caller never gets the id: end the run here, not RUNNING forever
+        with contextlib.suppress(Exception):
+            client.set_terminated(run.info.run_id, status="FAILED")
+        raise
     return run.info.run_id
 
 
@@ -447,16 +452,19 @@ def start_stage(stage: str, params_file, overrides: Mapping | None = None,
     tags = {_PARENT: parent_run_id, "reclab.stage": stage, **_environment_tags()}
     run = client.create_run(exp, run_name=_run_name(params, f"{STAGES.index(stage) + 1}-{stage}"),
                             tags=tags)
-    _log_params(client, run.info.run_id, params_module.flatten(params))
     if interactive:
         # A notebook opened alone has no runner to end its runs: when its kernel exits before
         # stage.finish() (an error in a cell, then the kernel shut down), end them here.
         atexit.register(_end_if_running, client.tracking_uri, run.info.run_id, parent_run_id)
+    _log_params(client, run.info.run_id, params_module.flatten(params))
     return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive)
 
 
 def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
     """At exit: mark a stage run and its pipeline run KILLED if they are still RUNNING."""
+    folder = _sqlite_folder(uri)
+    if folder is not None and not (folder / Path(unquote(uri[len("sqlite:///"):])).name).is_file():
+        return   # the store is gone (a temporary one): nothing to end, and no retries to wait for
     try:
         client = MlflowClient(tracking_uri=uri)
         for target in (run_id, parent_run_id):
