@@ -756,9 +756,11 @@ def test_ids_of_every_dtype_and_timestamps_of_every_unit_round_trip_exactly(
     n = data.draw(st.integers(1, 12))
     users = data.draw(id_lists(user_dtype, n))
     items = data.draw(id_lists(item_dtype, n))
-    # Ticks of the unit from 1900 to 2200 (ns is int64: 1677-2262).
+    # Ticks of the unit from 1900 to 2200 (ns is int64: 1677-2262), at least 1 ms apart: float64
+    # seconds (the container's unit) resolve about 1 us there, so closer ticks would be one instant
+    # and the kept duplicate would be the last row rather than the latest tick.
     ticks = data.draw(st.lists(st.integers(-70 * 365 * 86400 * _UNITS[unit], 230 * 365 * 86400 * _UNITS[unit]),
-                               min_size=n, max_size=n))
+                               min_size=n, max_size=n, unique_by=lambda tick: tick // max(1, _UNITS[unit] // 1000)))
     times = pd.Series(np.array(ticks, dtype=f"datetime64[{unit}]"))
     if zone is not None:
         times = times.dt.tz_localize("UTC").dt.tz_convert(zone)
