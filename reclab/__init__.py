@@ -7,8 +7,12 @@
 >>> report = rl.evaluate(model, train, test, k=10)
 """
 
-from reclab import (datasets, metrics, models, normalize, online, postprocess, preprocess, ranking, space,
-                    spark, split, tuning)
+from reclab._numba_cache import ensure_cache_folder
+
+ensure_cache_folder()   # before any kernel is defined: a read-only home must not break the import
+
+from reclab import (datasets, metrics, models, normalize, online, postprocess, preprocess, ranking,
+                    space, spark, split, tuning)
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import Comparison, EvaluationReport, compare, evaluate, ranking_metrics

@@ -9,7 +9,9 @@ and only then replaces the target.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -29,6 +31,28 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _target_error(error: OSError, path: Path) -> OSError:
+    return type(error)(error.errno, f"cannot write {str(path)!r}: {error.strerror}", str(path))
+
+
+def _file_mode(path: Path) -> int:
+    """Permission bits for ``path``: its current ones, or 0666 less the process umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:   # Linux: read without changing it
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -65,19 +89,33 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None,
         raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    if partial_suffix is None:
-        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-        temp = Path(temp_name)
-        handle = os.fdopen(fd, mode, encoding=(encoding or "utf-8") if mode == "w" else None)
-    else:
-        temp = path.with_name(path.name + partial_suffix)
-        handle = open(temp, mode, encoding=(encoding or "utf-8") if mode == "w" else None)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {str(path)!r}: it is a folder", str(path))
+    try:
+        if partial_suffix is None:
+            fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+            temp = Path(temp_name)
+            handle = os.fdopen(fd, mode, encoding=(encoding or "utf-8") if mode == "w" else None)
+        else:
+            temp = path.with_name(path.name + partial_suffix)
+            handle = open(temp, mode, encoding=(encoding or "utf-8") if mode == "w" else None)
+    except OSError as error:
+        # Name the target, not the hidden temporary file the user never asked for.
+        raise _target_error(error, path) from None
     try:
         with handle:
+            # mkstemp makes the file 0600 whatever the umask; a file reclab writes gets the mode
+            # any new file would (the target's own mode when it exists), so that other users of
+            # a shared store can read it like the rest.
+            if os.chmod in os.supports_fd:
+                os.chmod(handle.fileno(), _file_mode(path))
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        try:
+            os.replace(temp, path)
+        except OSError as error:
+            raise _target_error(error, path) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()

@@ -143,7 +143,8 @@ def _run(args) -> int:
     except pipeline.PipelineError as error:
         _print(f"\nreclab run: stage {error.stage!r} failed: {error.message}", file=sys.stderr)
         if error.notebook is not None:
-            _print(f"  executed notebook (with the error): {error.notebook}", file=sys.stderr)
+            what = "partial: it could not be written in full" if error.notebook_partial else "with the error"
+            _print(f"  executed notebook ({what}): {error.notebook}", file=sys.stderr)
         _print(f"  resume after fixing it: reclab run --resume {error.run_id}", file=sys.stderr)
         return 1
     finally:

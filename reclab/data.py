@@ -160,12 +160,32 @@ def _check_ids(values: pd.Series, role: str) -> np.ndarray:
             f"(for example convert them all with .astype(str))"
         )
     if kind in ("integer",):
-        return values.to_numpy(dtype=np.int64)
+        return _integer_ids(values, role)
     if kind in ("floating", "mixed-integer-float"):
         return values.to_numpy(dtype=np.float64)
     if kind in ("string", "unicode"):
         return values.astype(str).to_numpy(dtype=object)
     raise ReclabError(f"{role} ids must be integers or strings, got values of kind {kind!r}")
+
+
+def _integer_ids(values: pd.Series, role: str) -> np.ndarray:
+    """Integer ids with their exact values: int64, or uint64 when some id is above 2**63 - 1.
+
+    A plain ``to_numpy(int64)`` would wrap unsigned ids above 2**63 - 1 to negative ones.
+    """
+    if pd.api.types.is_unsigned_integer_dtype(values):
+        ids = values.to_numpy(dtype=np.uint64)
+        return ids if ids.size and ids.max() > np.iinfo(np.int64).max else ids.astype(np.int64)
+    if pd.api.types.is_signed_integer_dtype(values):
+        return values.to_numpy(dtype=np.int64)
+    # Python ints in an object column: exact in int64, or in uint64 when all are >= 0.
+    for dtype in (np.int64, np.uint64):
+        try:
+            return values.to_numpy(dtype=dtype)
+        except OverflowError:
+            continue
+    raise ReclabError(f"{role} ids {values.min()!r} .. {values.max()!r} do not fit in 64 bits (int64, or "
+                      f"uint64 when none is negative); use ids in that range or convert them to strings")
 
 
 def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
@@ -224,7 +244,16 @@ def _check_timestamps(values: pd.Series, column: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(values):
         if values.isna().any():
             raise ReclabError(f"timestamp column {column!r} has missing values")
-        return values.astype("int64").to_numpy(dtype=np.float64) / 1e9
+        # Integers in the column's own unit (s, ms, us or ns; UTC for a time zone-aware column),
+        # so that no unit is assumed. Up to 2**53 ticks the division is exact then rounded once;
+        # beyond (ns after mid-April 1970), whole seconds and the rest are converted apart.
+        per_second = int(np.timedelta64(1, "s") // np.timedelta64(1, values.dt.unit))
+        ticks = values.astype("int64").to_numpy()
+        seconds = ticks / per_second
+        large = np.abs(ticks) > 2**53
+        whole, rest = np.divmod(ticks[large], per_second)
+        seconds[large] = whole.astype(np.float64) + rest / per_second
+        return seconds
     numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
     if not np.isfinite(numeric).all():
         position = int(np.flatnonzero(~np.isfinite(numeric))[0])
@@ -241,8 +270,9 @@ def _check_indices(indices, size: int, role: str) -> np.ndarray:
     if indices.size and (indices.dtype == bool or indices.dtype.kind not in "iu"):
         raise ReclabError(f"{role} indices must be integers in [0, {size}), got {indices.dtype} values "
                           f"{indices.reshape(-1)[:5].tolist()}; map original ids with {role}_index(ids)")
-    indices = indices.astype(np.int64)
+    # Compared before the cast to int64, which would wrap a uint64 index above 2**63 to a negative one.
     bad = indices[(indices < 0) | (indices >= size)]
+    indices = indices.astype(np.int64)
     if bad.size:
         raise ReclabError(f"{role} indices {bad[:10].tolist()} are out of range; {role} indices lie in "
                           f"[0, {size})")
@@ -253,13 +283,21 @@ def _lookup(ids: np.ndarray, query, role: str) -> np.ndarray:
     query = np.asarray(query)
     scalar = query.ndim == 0
     flat = query.reshape(-1)
+    fits = np.ones(flat.shape, dtype=bool)
+    if ids.dtype.kind in "iu" and flat.dtype.kind in "iu" and ids.dtype != flat.dtype:
+        # int64 against uint64 would compare as float64, where ids near 2**63 collide: compare
+        # in the ids' own type, and call a query id outside its range unknown.
+        fits = flat >= 0 if ids.dtype.kind == "u" else flat <= np.iinfo(ids.dtype).max
+        flat_ids = np.where(fits, flat, 0).astype(ids.dtype)
+    else:
+        flat_ids = flat
     try:
-        position = np.searchsorted(ids, flat)
+        position = np.searchsorted(ids, flat_ids)
     except TypeError as error:
         raise ReclabError(f"{role} ids {flat[:5].tolist()} are not of the type of the known ids "
                           f"({ids[:3].tolist()} ...)") from error
     position = np.clip(position, 0, len(ids) - 1)
-    found = ids[position] == flat
+    found = (ids[position] == flat_ids) & fits
     if not np.all(found):
         missing = flat[~found]
         raise ReclabError(

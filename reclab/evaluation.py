@@ -117,7 +117,8 @@ class EvaluationReport:
             Any of ``"precision"``, ``"recall"``, ``"ndcg"``, ``"map"``, ``"mrr"``,
             ``"hit_rate"``, ``"coverage"``.
         ks : iterable of int, optional
-            Cutoffs, each in ``1..max(k)``; default every cutoff ``1..max(k)``.
+            Cutoffs, each in ``1..min(max(k), n_items)`` (the lists stop at the catalog); default
+            every one of them.
 
         Returns
         -------
@@ -346,9 +347,13 @@ def _report(users, ids, relevant, n_skipped, ks, test, threshold, n_bootstrap, s
     hits = _hits(users, ids, relevant)
     hits.flags.writeable = False
     per_user = {"user": users, "user_id": test.user_ids[users], "n_relevant": n_relevant}
-    cut_columns = np.asarray(ks) - 1
+    # ids may stop at the catalog size (see evaluate): a cut-off beyond it has the hits of the
+    # whole list, and precision still divides them by k.
+    cut_columns = np.minimum(ks, ids.shape[1]) - 1
     for name in RANKING_METRICS:
         values = metric_at_every_k(name, hits, n_relevant)[:, cut_columns]
+        if name == "precision":
+            values = np.cumsum(hits, axis=1, dtype=np.int64)[:, cut_columns] / np.asarray(ks, np.float64)
         for j, cut in enumerate(ks):
             per_user[f"{name}@{cut}"] = values[:, j]
     per_user = pd.DataFrame(per_user)
@@ -360,7 +365,7 @@ def _report(users, ids, relevant, n_skipped, ks, test, threshold, n_bootstrap, s
     if candidates is not None:   # distinct recommended items over the candidates, not the catalog
         coverage = coverage * (test.n_items / len(candidates))
     coverage.flags.writeable = False
-    summary.update({f"coverage@{cut}": float(coverage[cut - 1]) for cut in ks})
+    summary.update({f"coverage@{cut}": float(coverage[column]) for cut, column in zip(ks, cut_columns)})
     if rating is not None:
         truth, predicted, pair_users = rating
         summary["rmse"] = rmse(truth, predicted)
@@ -472,9 +477,11 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
     if evaluated.size == 0:
         raise _no_relevant_error(considered.size, threshold)
 
-    max_k = ks[-1]
+    # A list holds each item at most once: ranks beyond the catalog would only be padding, so
+    # they are never computed (k=10**6 would otherwise allocate users x 10**6 first).
+    width = min(ks[-1], test.n_items)
     ties = None if candidates is None else np.random.default_rng([seed, 1])
-    ids = np.empty((evaluated.size, max_k), dtype=np.int64)
+    ids = np.empty((evaluated.size, width), dtype=np.int64)
     for start in range(0, evaluated.size, batch_size):
         batch = evaluated[start:start + batch_size]
         scores = model.score_items(batch)
@@ -483,9 +490,9 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
                               f"{batch.size} users; expected ({batch.size}, {test.n_items}). Was the "
                               f"model fitted on this train split?")
         if candidates is None:
-            ids[start:start + batch.size], _ = top_n(scores, max_k, exclude=train.matrix[batch])
+            ids[start:start + batch.size], _ = top_n(scores, width, exclude=train.matrix[batch])
         else:
-            ids[start:start + batch.size] = _top_candidates(scores, max_k, train.matrix[batch], candidates, ties)
+            ids[start:start + batch.size] = _top_candidates(scores, width, train.matrix[batch], candidates, ties)
 
     rating = _rating_errors(model, test, considered) if _predicts_ratings(model) and not test.implicit else None
     return _report(evaluated, ids, relevant, considered.size - evaluated.size, ks, test, threshold,

@@ -149,7 +149,63 @@ _FREE = {"synthetic", "models"}
 
 # -- checks of one value ----------------------------------------------------------------------
 def _fail(source: str, key: str, message: str) -> ReclabError:
-    return ReclabError(f"{source}: key {key!r} {message}")
+    return ReclabError(_shortened(f"{source}: key {key!r} {message}"))
+
+
+# A parameter file has tens of values; YAML aliases can make a 1 KB file stand for billions
+# ("billion laughs"): values are counted with each alias expanded, and refused beyond this.
+_MAX_VALUES = 100_000
+_MAX_MESSAGE = 2000
+
+
+def _shortened(message: str) -> str:
+    """A message of at most about ``_MAX_MESSAGE`` characters (a long value is cut in the middle)."""
+    if len(message) <= _MAX_MESSAGE:
+        return message
+    half = _MAX_MESSAGE // 2
+    return f"{message[:half]} [... {len(message) - 2 * half} characters ...] {message[-half:]}"
+
+
+def _check_expansion(value, source: str) -> None:
+    """Refuse a value that contains itself (a YAML anchor used inside its own value) or that
+    stands for more than ``_MAX_VALUES`` values once its aliases are expanded.
+
+    Shared nodes are counted once per use but visited once, so this takes time proportional to
+    the file, not to the expansion.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise ReclabError(f"{source}: a value contains itself (a YAML anchor used inside its own "
+                              f"value, such as '&a [*a]'); write the value out")
+        open_nodes.add(key)
+        total = 1
+        for child in (node.values() if isinstance(node, dict) else node):
+            total += size(child)
+            if total > _MAX_VALUES:
+                raise ReclabError(f"{source}: the values stand for more than {_MAX_VALUES:,} values once "
+                                  f"YAML aliases (*name) are expanded; a parameter file needs far fewer "
+                                  f"(nested aliases?)")
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(value)
+    except RecursionError:
+        raise ReclabError(f"{source}: values are nested too deeply") from None
+
+
+def _shown(value) -> str:
+    """``value`` as JSON for a message (any value, not only JSON ones), shortened."""
+    return _shortened(json.dumps(value, default=str))
 
 
 def _int(value, key, source, low=None):
@@ -458,6 +514,9 @@ def parse_assignments(assignments) -> dict:
             out[key] = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as error:
             raise ReclabError(f"--set {assignment!r}: the value is not valid YAML ({error})") from None
+        except RecursionError:
+            raise ReclabError(f"--set {assignment!r}: the value is nested too deeply") from None
+        _check_expansion(out[key], f"--set {assignment!r}")
     return out
 
 
@@ -519,9 +578,14 @@ def loads(text: str, source: str, overrides: Mapping | None = None) -> dict:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ReclabError(f"{source}: not valid YAML: {error}") from None
+    except RecursionError:
+        raise ReclabError(f"{source}: values are nested too deeply") from None
+    _check_expansion(raw, source)
     params = validate({} if raw is None else raw, source)
     if overrides:
-        shown = " ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
+        # Values from the command line or a notebook: checked as the file's are.
+        _check_expansion(dict(overrides), "the overrides (--set or notebook parameters)")
+        shown = " ".join(f"{key}={_shown(value)}" for key, value in overrides.items())
         where = f"{source} with --set {shown}"
         params = validate(_apply_overrides(params, _implied(overrides), where), where)
     return params

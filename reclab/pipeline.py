@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from reclab import params as params_module
+from reclab._io import atomic_write
 from reclab.errors import ReclabError
 from reclab.stages import NOTEBOOKS, STAGES
 
@@ -67,11 +68,26 @@ class PipelineError(ReclabError):
         The executed notebook, with the error in its failing cell.
     run_id : str
         The pipeline (parent) run id, for ``reclab run --resume``.
+    notebook_partial : bool
+        True when ``notebook`` is not a whole notebook (writing it failed, for example on a
+        full disk): it holds the start of the executed notebook only.
     """
 
-    def __init__(self, stage: str, message: str, notebook: Path | None, run_id: str):
+    def __init__(self, stage: str, message: str, notebook: Path | None, run_id: str,
+                 notebook_partial: bool = False):
         self.stage, self.message, self.notebook, self.run_id = stage, message, notebook, run_id
+        self.notebook_partial = notebook_partial
         super().__init__(f"stage {stage!r} failed: {message}")
+
+
+def _is_whole_notebook(path: Path) -> bool:
+    """Whether ``path`` holds a whole notebook (JSON), not the start of one."""
+    import json
+
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass
@@ -304,8 +320,37 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
     PipelineError
         A stage failed; its run and the pipeline run are marked FAILED.
     ReclabError
-        Bad parameters, stages or notebooks (before anything runs).
+        Bad parameters, stages or notebooks (before anything runs), or an output folder that
+        cannot be written.
+
+    Notes
+    -----
+    Whatever ends the call after the pipeline run started (a stage failure, an unwritable output
+    folder, a store error while logging, Ctrl-C or SIGTERM between stages), the pipeline run and
+    its stage runs are not left RUNNING.
     """
+    from reclab import tracking
+
+    begun: list[tuple[str, str]] = []   # (pipeline run id, store) once the run exists
+    try:
+        return _run_pipeline(begun, params_file, overrides, stages, resume, output_dir, tracking_uri,
+                             notebooks, progress, execution_timeout)
+    except BaseException as error:
+        if begun:
+            interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+            message = (f"interrupted: {str(error) or 'stopped by the user (Ctrl-C)'}" if interrupted
+                       else _error_message(error))
+            try:
+                tracking.end_unfinished_pipeline(begun[0][0], message, begun[0][1],
+                                                 status="KILLED" if interrupted else "FAILED")
+            except Exception as store_error:   # the store itself may be what failed
+                error.add_note(f"the pipeline run {begun[0][0]} could not be marked ended: "
+                               f"{_error_message(store_error)}")
+        raise
+
+
+def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_dir, tracking_uri,
+                  notebooks, progress, execution_timeout) -> PipelineResult:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -342,7 +387,9 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
     params_text = params_module.dump(params)
     if run_id is None:
         run_id = tracking.start_pipeline(params, uri, params_text=params_text)
+        begun.append((run_id, uri))
     else:
+        begun.append((run_id, uri))
         for run in tracking.stage_runs(run_id, uri):
             if run.info.status == "RUNNING":
                 # Left RUNNING by a process killed outright; a tune run's checkpoint is still
@@ -353,9 +400,14 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         tracking.reopen_pipeline(run_id, uri)
     output = Path(output_dir) if output_dir is not None else (
         tracking.project_root() / "outputs" / run_id)
-    output.mkdir(parents=True, exist_ok=True)
     params_path = output / "params.yaml"
-    params_path.write_text(params_text, encoding="utf-8")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with atomic_write(params_path, "w") as handle:   # kernels read it: never half-written
+            handle.write(params_text)
+    except OSError as error:
+        raise ReclabError(f"cannot write the output folder {str(output)!r}: {error.strerror}; pass a "
+                          f"writable folder (--output)") from None
     result = PipelineResult(run_id=run_id, output_dir=output)
     for stage in chosen:
         number = STAGES.index(stage) + 1
@@ -383,11 +435,15 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
             seconds = time.perf_counter() - started
             result.seconds[stage] = seconds
             message = _error_message(error)
+            partial = executed.is_file() and not _is_whole_notebook(executed)
+            if partial:
+                message += (f" (the executed notebook {str(executed)!r} is partial: it could not be "
+                            f"written in full)")
             tracking.fail_stage(run_id, stage, executed if executed.is_file() else None, message, uri)
             if progress:
                 progress("failed", stage, number, seconds)
             raise PipelineError(stage, message, executed if executed.is_file() else None,
-                                run_id) from None
+                                run_id, partial) from None
         except BaseException as error:
             # Ctrl-C, SIGTERM (``reclab run`` raises KeyboardInterrupt for it) or an error that
             # is no stage failure (a bug here): papermill has stopped the kernel on the way out.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from reclab._validate import check_int
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.models.base import Recommender
@@ -57,7 +58,8 @@ def recommendations_table(model, data: Interactions, users, n: int = 10) -> pd.D
     """
     _check(model, data)
     user_ids = np.atleast_1d(np.asarray(users))
-    ids, scores = model.recommend(data.user_index(user_ids), n=n)
+    # Beyond the catalog a list holds only padding, which is dropped below.
+    ids, scores = model.recommend(data.user_index(user_ids), n=min(check_int("n", n, low=1), data.n_items))
     rows, ranks = np.nonzero(ids >= 0)
     items = ids[rows, ranks]
     return pd.DataFrame({
@@ -185,7 +187,7 @@ def similar_items_table(model, data: Interactions, item, n: int = 10) -> pd.Data
     """
     _check(model, data)
     item_index = int(data.item_index([item])[0])
-    ids, scores = model.similar_items(item_index, n=n)
+    ids, scores = model.similar_items(item_index, n=min(check_int("n", n, low=1), data.n_items))
     real = ids >= 0
     ids, scores = ids[real], scores[real]
     table = pd.DataFrame({

@@ -31,6 +31,7 @@ first to open a new database builds MLflow's schema while the others wait on a f
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -179,6 +180,7 @@ def _prepare_sqlite_store(uri: str) -> None:
     folder = _sqlite_folder(uri)
     if folder is None or uri in _PREPARED_STORES:
         return
+    _check_sqlite_file(uri, folder / Path(unquote(uri[len("sqlite:///"):])).name)
     try:
         import fcntl
     except ImportError:   # Windows: no flock; MLflow builds the schema unguarded there
@@ -197,10 +199,39 @@ def _prepare_sqlite_store(uri: str) -> None:
         if lock is not None and fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         MlflowClient(tracking_uri=uri)   # opening the store creates / upgrades the schema
+    except mlflow.exceptions.MlflowException as error:
+        raise ReclabError(f"MLflow store {uri} cannot be opened: {str(error).splitlines()[0]}") from None
     finally:
         if lock is not None:
             lock.close()   # releases the lock
     _PREPARED_STORES.add(uri)
+
+
+def _check_sqlite_file(uri: str, path: Path) -> None:
+    """Refuse, naming the store and the cause, what MLflow would otherwise fail on with SQLAlchemy
+    tracebacks (after minutes of retries): a database file that is not SQLite (left untouched),
+    a folder in its place, or a new store in a folder that cannot be written."""
+    if path.is_dir():
+        raise ReclabError(f"MLflow store {uri}: {str(path)!r} is a folder, not a database file")
+    if path.is_file():
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(16)
+        except OSError as error:
+            raise ReclabError(f"MLflow store {uri} cannot be read: {error.strerror}") from None
+        if header and header != b"SQLite format 3\x00":
+            raise ReclabError(f"MLflow store {uri}: {str(path)!r} is not an SQLite database (corrupt, or "
+                              f"another kind of file); it was left as it is. Point MLFLOW_TRACKING_URI "
+                              f"(or --tracking-uri) to another file")
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise ReclabError(f"MLflow store {uri} cannot be created: folder {str(path.parent)!r}: "
+                          f"{error.strerror}; point MLFLOW_TRACKING_URI (or --tracking-uri) to a "
+                          f"writable folder") from None
 
 
 def _client(uri: str | None) -> MlflowClient:
@@ -311,10 +342,15 @@ def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "recla
     exp = experiment_id(params["experiment"], uri)
     tags = {"reclab.pipeline": runner, **_environment_tags()}
     run = client.create_run(exp, run_name=_run_name(params), tags=tags)
-    _log_params(client, run.info.run_id, params_module.flatten(params))
-    client.log_text(run.info.run_id, params_text or params_module.dump(params), "params.yaml")
-    client.set_tag(run.info.run_id, _NOTE,
-                   f"Pipeline {_run_name(params)} (seed {params['seed']}), started by {runner}.")
+    try:
+        _log_params(client, run.info.run_id, params_module.flatten(params))
+        client.log_text(run.info.run_id, params_text or params_module.dump(params), "params.yaml")
+        client.set_tag(run.info.run_id, _NOTE,
+                       f"Pipeline {_run_name(params)} (seed {params['seed']}), started by {runner}.")
+    except BaseException:   # the caller never gets the id: end the run here, not RUNNING forever
+        with contextlib.suppress(Exception):
+            client.set_terminated(run.info.run_id, status="FAILED")
+        raise
     return run.info.run_id
 
 
@@ -416,8 +452,28 @@ def start_stage(stage: str, params_file, overrides: Mapping | None = None,
     tags = {_PARENT: parent_run_id, "reclab.stage": stage, **_environment_tags()}
     run = client.create_run(exp, run_name=_run_name(params, f"{STAGES.index(stage) + 1}-{stage}"),
                             tags=tags)
+    if interactive:
+        # A notebook opened alone has no runner to end its runs: when its kernel exits before
+        # stage.finish() (an error in a cell, then the kernel shut down), end them here.
+        atexit.register(_end_if_running, client.tracking_uri, run.info.run_id, parent_run_id)
     _log_params(client, run.info.run_id, params_module.flatten(params))
     return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive)
+
+
+def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
+    """At exit: mark a stage run and its pipeline run KILLED if they are still RUNNING."""
+    folder = _sqlite_folder(uri)
+    if folder is not None and not (folder / Path(unquote(uri[len("sqlite:///"):])).name).is_file():
+        return   # the store is gone (a temporary one): nothing to end, and no retries to wait for
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        for target in (run_id, parent_run_id):
+            if client.get_run(target).info.status == "RUNNING":
+                client.set_tag(target, "reclab.error", "interrupted: the process running the stage "
+                                                       "exited before the stage finished")
+                client.set_terminated(target, status="KILLED")
+    except Exception:   # at exit, a store that cannot be reached cannot be helped
+        pass
 
 
 class StageRun:
@@ -1009,7 +1065,9 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
             raise ReclabError(f"n must be >= 1, got {int(lengths.min())}")
         if not len(users):
             return pd.DataFrame({"user": [], "item": [], "rank": [], "score": [], "title": []})
-        ids, scores = self.model_.recommend(indices, n=int(lengths.max()), filter_seen=True)
+        # Rows beyond the catalog would only be padding, which is dropped below: cap the length.
+        ids, scores = self.model_.recommend(indices, n=int(min(lengths.max(), self.model_.n_items_)),
+                                            filter_seen=True)
         rows_user, rows_item, rows_rank, rows_score = [], [], [], []
         for row, (user, length) in enumerate(zip(users, lengths)):
             keep = ids[row, :length] >= 0
@@ -1075,6 +1133,32 @@ def fail_stage(parent_run_id: str, stage: str, notebook, message: str,
     client.set_terminated(run_id, status=status)
     client.set_terminated(parent_run_id, status=status)
     return run_id
+
+
+def end_unfinished_pipeline(parent_run_id: str, message: str, uri: str | None = None,
+                            status: str = "FAILED") -> None:
+    """Mark a pipeline run still RUNNING, and its stage and trial runs still RUNNING, ``status``
+    (FAILED, or KILLED when interrupted), with ``message`` as tag ``reclab.error``.
+
+    For a runner that leaves outside a stage's own error handling (an unwritable output folder,
+    a store error while logging, a signal between stages); a run already ended is left as it is.
+    """
+    client = _client(uri)
+    parent = client.get_run(parent_run_id)
+    if parent.info.status != "RUNNING":
+        return
+    text = message if len(message) <= 4000 else message[:3990] + " [...]"
+    pending = [parent_run_id]
+    while pending:   # the pipeline run, its stage runs, their trial runs
+        run_id = pending.pop()
+        children = client.search_runs([parent.info.experiment_id], max_results=1000,
+                                      filter_string=f"tags.`{_PARENT}` = '{run_id}' and "
+                                                    f"attributes.status = 'RUNNING'")
+        pending.extend(child.info.run_id for child in children)
+        if run_id != parent_run_id:
+            client.set_terminated(run_id, status=status)
+    client.set_tag(parent_run_id, "reclab.error", text)
+    client.set_terminated(parent_run_id, status=status)
 
 
 def end_pipeline(parent_run_id: str, summary: str | None = None, uri: str | None = None) -> None:

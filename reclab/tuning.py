@@ -367,6 +367,18 @@ def _check_space_for_model(parsed: dict, model: Recommender) -> None:
             f"its parameters are {sorted(params)}" + (f" ({', '.join(hints)})" if hints else ""))
 
 
+def _score_problem(metric: str, score) -> str | None:
+    """Why ``score`` cannot be a value of ``metric`` (None when it can): every metric is a finite
+    number, rmse and mae >= 0, the ranking metrics and coverage in [0, 1]. Computed scores and
+    scores read back from a checkpoint both pass here."""
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        return f"{metric} is {score!r}"
+    low, high = (0.0, math.inf) if metric in LOWER_IS_BETTER else (0.0, 1.0)
+    if not low <= score <= high:
+        return f"{metric} is {score!r}, outside [{low}, {high}]"
+    return None
+
+
 # -- one trial --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _TrialJob:
@@ -405,9 +417,9 @@ class _TrialJob:
         metrics = {key: float(np.mean([report[key] for report in reports])) for key in reports[0]}
         fold_scores = tuple(report[self.metric] for report in reports)
         score = metrics[self.metric]
-        if not math.isfinite(score):
-            return Trial(number, params, float("nan"), metrics, seconds, "failed",
-                         f"{self.metric} is {score!r}", name, fold_scores)
+        problem = _score_problem(self.metric, score)
+        if problem is not None:
+            return Trial(number, params, float("nan"), metrics, seconds, "failed", problem, name, fold_scores)
         return Trial(number, params, score, metrics, seconds, "ok", None, name, fold_scores)
 
 
@@ -482,19 +494,29 @@ class _Checkpoint:
 
         The file is locked before it is read, so that two searches never share it. A file killed
         while its header or a trial was being written ends in a line without its newline: that
-        line is cut off, and the next record is appended where it began.
+        line is cut off, and the next record is appended where it began. Nothing is cut or
+        written before the file is known to be this search's checkpoint (its complete lines are
+        this search's header and trial records, or it holds only the start of that header).
         """
+        if self.path.is_dir():
+            raise ReclabError(f"checkpoint {str(self.path)!r} is a folder; pass a file path")
         if not self.path.parent.is_dir():
             raise ReclabError(f"checkpoint folder {str(self.path.parent)!r} does not exist; create it "
                               f"or pass another checkpoint path")
-        handle = open(self.path, "a+b")   # created if missing, never truncated by opening
+        try:
+            handle = open(self.path, "a+b")   # created if missing, never truncated by opening
+        except OSError as error:
+            raise ReclabError(f"cannot open checkpoint {str(self.path)!r}: {error.strerror}") from None
         try:
             _lock(handle, self.path)
             handle.seek(0)
             content = handle.read()
             complete = content[:content.rfind(b"\n") + 1]
-            if len(complete) < len(content):
-                handle.truncate(len(complete))
+            header = (json.dumps(self.header, allow_nan=False) + "\n").encode("utf-8")
+            if not complete and content and not header.startswith(content):
+                raise ReclabError(f"{str(self.path)!r} is not a reclab tuning checkpoint (it holds "
+                                  f"{len(content)} bytes that are not the start of this search's header, "
+                                  f"and no complete line); pass another checkpoint path")
             try:
                 lines = complete.decode("utf-8").splitlines()
             except UnicodeDecodeError as error:
@@ -502,9 +524,7 @@ class _Checkpoint:
                 raise ReclabError(f"checkpoint {str(self.path)!r} line {line} is not UTF-8 text; it was "
                                   f"not written by reclab.tune (pass another checkpoint path)") from None
             restored: dict[int, Trial] = {}
-            if not lines:
-                self._write(handle, self.header)
-            else:
+            if lines:
                 self._check_header(self._parse(lines[0], 1))
                 for number, line in enumerate(lines[1:], start=2):
                     record = self._parse(line, number)
@@ -513,7 +533,13 @@ class _Checkpoint:
                     except (KeyError, TypeError, ValueError) as error:
                         raise ReclabError(f"checkpoint {str(self.path)!r} line {number} is not a trial "
                                           f"record ({error}); it was not written by reclab.tune") from None
+                    self._check_score(trial, record["score"], number)
                     restored[trial.number] = trial
+            if len(complete) < len(content):
+                handle.truncate(len(complete))
+                handle.seek(0, os.SEEK_END)
+            if not lines:
+                self._write(handle, self.header)
         except BaseException:
             handle.close()
             raise
@@ -525,6 +551,17 @@ class _Checkpoint:
         handle.write((json.dumps(record, allow_nan=False) + "\n").encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
+
+    def _check_score(self, trial: Trial, recorded, number: int) -> None:
+        """A recorded score passes the checks a computed one does (an edited file could claim any)."""
+        metric = self.header["metric"]
+        problem = (_score_problem(metric, recorded) if trial.status == "ok" else
+                   None if trial.status == "failed" else f"status {trial.status!r} is not 'ok' or 'failed'")
+        if problem is None and trial.ok and trial.metrics.get(metric) != trial.score:
+            problem = f"its score {trial.score!r} is not its {metric} {trial.metrics.get(metric)!r}"
+        if problem is not None:
+            raise ReclabError(f"checkpoint {str(self.path)!r} line {number} (trial {trial.number}): "
+                              f"{problem}; it was not written by reclab.tune (pass another checkpoint path)")
 
     def _parse(self, line: str, number: int) -> dict:
         try:

@@ -162,6 +162,12 @@ def check_n_larger_than_catalog_is_padded(make, data, tmp_path):
     for bad in (0, -3, 2.5, "10"):
         with pytest.raises(ReclabError, match="n must be an integer >= 1"):
             model.recommend(3, n=bad)
+    # Beyond the catalog and 1024: refused before the (users, n) output is allocated.
+    for method, first in (("recommend", 3), ("similar_items", 0)):
+        if method == "similar_items" and not has_similarities(model):
+            continue
+        with pytest.raises(ReclabError, match=rf"n=1000000000000 is more than the {data.n_items} items"):
+            getattr(model, method)(first, n=10**12)
 
 
 def check_batch_equals_one_by_one(make, data, tmp_path):

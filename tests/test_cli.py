@@ -205,7 +205,7 @@ def test_run_shows_the_tuning_progress_bar_in_place_and_nothing_else_of_stderr(c
     _progress(*events[0])
     _progress("done", "tune", 2, 3.5)
     out = capsys.readouterr().out
-    assert "\r[2/5] tune         tuning:  50%" in out and "best precision@10=0.2100" in out
-    assert out.endswith("\r" + "[2/5] tune             3.5 s".ljust(len(
-        "[2/5] tune         " + events[0][3])) + "\n")
+    assert "\r[2/6] tune         tuning:  50%" in out and "best precision@10=0.2100" in out
+    assert out.endswith("\r" + "[2/6] tune             3.5 s".ljust(len(
+        "[2/6] tune         " + events[0][3])) + "\n")
     assert "UserWarning" not in out

@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from reclab import pipeline, tracking
+from reclab.errors import ReclabError
 
 RECLAB = Path(sys.executable).parent / "reclab"
 # The stages of a pipeline whose parameters leave stage 6 (online) disabled, as these do.
@@ -256,3 +257,101 @@ def test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes(tmp_p
         FIVE, "FINISHED")
     assert 0.0 <= parent.data.metrics["ndcg_at_10"] <= 1.0
     assert not processes_with(marker)
+
+
+# -- every other way out of a pipeline (issue 17): no run left RUNNING ------------------------
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permission bits: /sys)."""
+    if os.getuid() == 0:
+        return Path("/sys/reclab-output")
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    return folder / "out"
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """One store for the tests below (each in an experiment of its own): building a new store's
+    schema takes seconds."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    tracking.experiment_id("concurrency", uri)
+    return uri
+
+
+def _raise_at(event: str, stage: str, error: BaseException):
+    def progress(what, name, number, seconds):
+        if (what, name) == (event, stage):
+            raise error
+    return progress
+
+
+@pytest.mark.parametrize("way_out, expected, status", [
+    ("unwritable output folder", "cannot write the output folder", "FAILED"),
+    ("Ctrl-C or SIGTERM before the first stage", "interrupted: stopped by SIGTERM", "KILLED"),
+    ("an error outside any stage", "RuntimeError: the progress display broke", "FAILED"),
+])
+def test_a_pipeline_that_ends_before_or_between_stages_leaves_no_run_running(tmp_path, shared_store,
+                                                                              way_out, expected, status):
+    uri, experiment = shared_store, f"way-out-{status}-{len(expected)}"
+    options = dict(params_file=tiny_params(tmp_path, n_trials=2), tracking_uri=uri,
+                   output_dir=tmp_path / "out", overrides={"experiment": experiment})
+    if way_out == "unwritable output folder":
+        options["output_dir"] = _unwritable_folder(tmp_path)
+        raised = pytest.raises(ReclabError, match=f"{expected} '{options['output_dir']}'")
+    elif way_out.startswith("Ctrl-C"):
+        options["progress"] = _raise_at("start", "preprocess", KeyboardInterrupt("stopped by SIGTERM"))
+        raised = pytest.raises(KeyboardInterrupt)
+    else:
+        options["progress"] = _raise_at("start", "preprocess", RuntimeError("the progress display broke"))
+        raised = pytest.raises(RuntimeError)
+    with raised:
+        pipeline.run_pipeline(**options)
+    runs = pipeline_runs(MlflowClient(uri), experiment)
+    assert [(run.info.status, expected in run.data.tags.get("reclab.error", "")) for run in runs] == \
+        [(status, True)]
+
+
+def test_reclab_run_names_a_bad_output_folder_or_store_without_a_traceback(tmp_path, shared_store, capsys):
+    from reclab import cli
+
+    params = str(tiny_params(tmp_path, n_trials=2))
+    uri, output = shared_store, _unwritable_folder(tmp_path)
+    assert cli.main(["run", "-p", params, "--output", str(output), "--tracking-uri", uri,
+                     "--set", "experiment=cli-output"]) == 2
+    assert f"reclab run: cannot write the output folder '{output}'" in capsys.readouterr().err
+    assert [run.info.status for run in pipeline_runs(MlflowClient(uri), "cli-output")] == ["FAILED"]
+
+    corrupt = tmp_path / "corrupt" / "mlflow.db"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(bytes(range(256)) * 16)
+    for store, message in ((f"sqlite:///{corrupt}", "is not an SQLite database"),
+                           ("sqlite:///" + str(_unwritable_folder(tmp_path).parent / "mlflow.db"),
+                            "cannot be created: folder")):
+        assert cli.main(["run", "-p", params, "--tracking-uri", store]) == 2
+        err = capsys.readouterr().err
+        assert f"reclab run: MLflow store {store}" in err and message in err and "Traceback" not in err
+    assert corrupt.read_bytes() == bytes(range(256)) * 16
+
+
+def test_a_full_output_folder_fails_the_stage_and_says_the_notebook_is_partial(tmp_path, shared_store):
+    """papermill writes the executed notebook before the kernel starts: on a full disk that
+    write stops part-way, and the stage fails pointing at a file that is not a notebook."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if os.getuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(full)],
+                                          capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs as a full output folder")
+    try:
+        uri = shared_store
+        with pytest.raises(pipeline.PipelineError) as caught:
+            pipeline.run_pipeline(tiny_params(tmp_path, n_trials=2), {"experiment": "full-disk"},
+                                  stages=["preprocess"], output_dir=full, tracking_uri=uri)
+        executed = full / pipeline.NOTEBOOKS["preprocess"]
+        assert caught.value.notebook == executed and caught.value.notebook_partial
+        assert "is partial: it could not be written in full" in caught.value.message
+        assert executed.stat().st_size > 0
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+    runs = pipeline_runs(MlflowClient(uri), "full-disk")
+    assert [run.info.status for run in runs] == ["FAILED"]
+    assert "is partial" in runs[0].data.tags["reclab.error"]

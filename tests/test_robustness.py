@@ -535,6 +535,10 @@ def test_every_truncation_of_a_model_file_is_refused(saved, tmp_path):
             models.load(damaged)
 
 
+def _set(arrays: dict, **values) -> None:
+    arrays.update({name: np.asarray(value) for name, value in values.items()})
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda meta, arrays: meta["attributes"].update({"__class__": "int"}) or arrays.update(__class__=np.int64(1)),
      "'__class__', which is not a learned attribute"),
@@ -549,6 +553,22 @@ def test_every_truncation_of_a_model_file_is_refused(saved, tmp_path):
     (lambda meta, arrays: arrays.update({"seen_.indptr": np.array([0, 99, 1, 2, 3])}),
      "seen_ with inconsistent arrays"),
     (lambda meta, arrays: meta.update(params=[1, 2]), "must be JSON objects"),
+    # Issue 17: files fit could not have made (invalid parameters, shapes or arrays that disagree).
+    (lambda meta, arrays: meta["params"].update(factors=-1), "invalid parameters for SVD: SVD parameter factors"),
+    (lambda meta, arrays: meta["params"].update(user_reg="a lot"), "invalid parameters for SVD"),
+    (lambda meta, arrays: _set(arrays, user_factors_=np.zeros((TRAIN.n_users, 2), np.float32)),
+     "user_factors_ has shape"),
+    (lambda meta, arrays: _set(arrays, item_factors_=np.zeros((TRAIN.n_items + 3, 1), np.float32)),
+     "item_factors_ has shape"),
+    (lambda meta, arrays: _set(arrays, item_bias_=np.zeros(2, np.float32)), "item_bias_ has shape"),
+    (lambda meta, arrays: _set(arrays, n_items_=np.int64(TRAIN.n_items + 1)), "seen_ has shape"),
+    (lambda meta, arrays: _set(arrays, n_users_=np.int64(0)), "n_users_, n_items_ (integers >= 1)"),
+    (lambda meta, arrays: _set(arrays, rating_range_=np.zeros(5, np.float32)), "rating_range_ has shape"),
+    # The arrays of an SVD under the name of another class.
+    (lambda meta, arrays: meta.update({"class": "Popularity", "params": {}}),
+     "does not hold a usable Popularity (AttributeError"),
+    (lambda meta, arrays: meta.update({"class": "ItemKNN", "params": models.ItemKNN().get_params()}),
+     "does not hold a usable ItemKNN (AttributeError"),
 ])
 def test_a_crafted_model_file_with_a_matching_digest_is_refused(saved, tmp_path, change, message):
     path, meta, arrays = saved
@@ -700,3 +720,301 @@ def test_reclab_never_runs_code_from_a_file():
     found = [hit for path in sources
              for hit in unsafe_calls(path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE.parent)))]
     assert found == [], "unsafe calls:\n" + "\n".join(found)
+
+
+# -- issue 17: what a hostile-but-realistic user breaks ---------------------------------------------
+from fractions import Fraction
+
+from reclab.tracking import load_interactions, save_interactions
+
+_ID_DTYPES = ("int64", "int32", "uint8", "uint64", "Int64", "UInt64", "object-int", "str", "string")
+_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+def _id_column(values: list[int], dtype: str):
+    if dtype in ("str", "string"):
+        return pd.Series([f"id{value}" for value in values], dtype=object if dtype == "str" else "string")
+    if dtype == "object-int":
+        return pd.Series(values, dtype=object)
+    return pd.Series(values, dtype=dtype)
+
+
+@st.composite
+def id_lists(draw, dtype: str, n: int):
+    bounds = {"int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31 - 1), "uint8": (0, 255),
+              "uint64": (0, 2**64 - 1), "Int64": (-2**63, 2**63 - 1), "UInt64": (0, 2**64 - 1),
+              "object-int": (0, 2**64 - 1), "str": (0, 10**30), "string": (-10**30, 10**30)}[dtype]
+    edge = st.sampled_from([bounds[0], bounds[1], max(bounds[0], min(bounds[1], 2**63))])
+    return draw(st.lists(st.one_of(st.integers(*bounds), edge), min_size=n, max_size=n))
+
+
+@SETTINGS
+@given(data=st.data(), user_dtype=st.sampled_from(_ID_DTYPES), item_dtype=st.sampled_from(_ID_DTYPES),
+       unit=st.sampled_from(sorted(_UNITS)), zone=st.sampled_from([None, "UTC", "Asia/Kolkata"]))
+def test_ids_of_every_dtype_and_timestamps_of_every_unit_round_trip_exactly(
+        data, user_dtype, item_dtype, unit, zone, tmp_path_factory):
+    n = data.draw(st.integers(1, 12))
+    users = data.draw(id_lists(user_dtype, n))
+    items = data.draw(id_lists(item_dtype, n))
+    # Ticks of the unit from 1900 to 2200 (ns is int64: 1677-2262), at least 1 ms apart: float64
+    # seconds (the container's unit) resolve about 1 us there, so closer ticks would be one instant
+    # and the kept duplicate would be the last row rather than the latest tick.
+    ticks = data.draw(st.lists(st.integers(-70 * 365 * 86400 * _UNITS[unit], 230 * 365 * 86400 * _UNITS[unit]),
+                               min_size=n, max_size=n, unique_by=lambda tick: tick // max(1, _UNITS[unit] // 1000)))
+    times = pd.Series(np.array(ticks, dtype=f"datetime64[{unit}]"))
+    if zone is not None:
+        times = times.dt.tz_localize("UTC").dt.tz_convert(zone)
+    frame = pd.DataFrame({"user": _id_column(users, user_dtype), "item": _id_column(items, item_dtype),
+                          "rating": np.arange(n, dtype=float), "time": times})
+    got = Interactions.from_frame(frame, timestamp="time")
+    path = tmp_path_factory.mktemp("npz") / "data.npz"
+    save_interactions(path, got)
+    for data_ in (got, load_interactions(path)):
+        out = data_.to_frame()
+        expected = {}
+        for row in range(n):   # the latest row of each (user, item) pair is kept
+            key = (frame["user"][row], frame["item"][row])
+            if key not in expected or ticks[row] >= expected[key][1]:
+                expected[key] = (row, ticks[row])
+        assert len(out) == len(expected)
+        for user, item, rating, seconds in out[["user", "item", "rating", "timestamp"]].itertuples(index=False):
+            key = (user if user_dtype not in ("str", "string") else str(user),
+                   item if item_dtype not in ("str", "string") else str(item))
+            # Exact values, not wrapped, rounded or retyped: the same Python int or str.
+            assert type(key[0]) is (str if user_dtype in ("str", "string") else int) or np.issubdtype(
+                type(key[0]), np.integer)
+            row, tick = expected[(int(key[0]) if user_dtype not in ("str", "string") else key[0],
+                                  int(key[1]) if item_dtype not in ("str", "string") else key[1])]
+            assert rating == row
+            exact = Fraction(tick, _UNITS[unit])
+            if abs(tick) <= 2**53:
+                assert seconds == float(exact)          # correctly rounded float64 seconds
+            else:                                       # ns beyond 2**53 ticks: within one ulp
+                assert abs(Fraction(seconds) - exact) <= Fraction(math.ulp(seconds))
+        if user_dtype not in ("str", "string"):
+            assert sorted(int(value) for value in data_.user_ids) == sorted({int(v) for v in users})
+            assert data_.user_index(data_.user_ids).tolist() == list(range(data_.n_users))
+
+
+def test_a_datetime_column_is_read_in_its_own_unit():
+    for unit in _UNITS:
+        times = pd.Series(pd.to_datetime(["2020-01-01 00:00:00", "2020-01-01 00:00:01"]).astype(f"datetime64[{unit}]"))
+        frame = pd.DataFrame({"user": [1, 2], "item": [1, 1], "rating": [1.0, 2.0], "time": times})
+        assert Interactions.from_frame(frame, timestamp="time").timestamps.tolist() == [1577836800.0,
+                                                                                        1577836801.0]
+
+
+def test_unsigned_ids_above_2_63_keep_their_values_and_are_found():
+    ids = np.array([2**64 - 1, 2**63, 3], dtype=np.uint64)
+    data = Interactions.from_frame(pd.DataFrame({"user": ids, "item": [1, 2, 3], "rating": [1.0, 2.0, 3.0]}))
+    assert data.to_frame()["user"].tolist() == [3, 2**63, 2**64 - 1]
+    assert data.user_index(2**64 - 1) == 2
+    with pytest.raises(ReclabError, match=r"unknown user id\(s\) \[-1\]"):
+        data.user_index(-1)
+    # int64 ids against a uint64 query near 2**63 would compare as equal float64 values.
+    small = Interactions.from_frame(pd.DataFrame({"user": [2**63 - 1], "item": [1], "rating": [1.0]}))
+    with pytest.raises(ReclabError, match="unknown user id"):
+        small.user_index(np.array([2**63], dtype=np.uint64))
+    with pytest.raises(ReclabError, match="do not fit in 64 bits"):
+        Interactions.from_frame(pd.DataFrame({"user": pd.Series([-1, 2**64 - 1], dtype=object),
+                                              "item": [1, 2], "rating": [1.0, 2.0]}))
+
+
+def test_a_uint64_index_above_2_63_is_named_as_given():
+    data = _small()
+    model = models.Popularity().fit(data)
+    with pytest.raises(ReclabError, match=r"\[18446744073709551615\]"):
+        model.recommend(np.array([2**64 - 1], dtype=np.uint64))
+    with pytest.raises(ReclabError, match=r"\[18446744073709551615\]"):
+        data.restrict(users=np.array([2**64 - 1], dtype=np.uint64))
+
+
+@pytest.mark.parametrize("content", [
+    b"my notes\nsecond line\nthird line, without a newline",          # the last line was cut off
+    b"one line of notes, without a newline",                           # was emptied and overwritten
+    b'{"format": "reclab-tuning-checkpoint", "kind": "header", "metric": "other"}',
+])
+def test_a_file_that_is_not_a_checkpoint_is_left_byte_identical(tmp_path, content):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(ReclabError, match="not"):
+        rl.tune(models.SVD(), SPACE, TRAIN, TEST, method="grid", metric="ndcg@2", k=(2,), checkpoint=path)
+    assert path.read_bytes() == content
+
+
+def test_a_checkpoint_cut_inside_its_header_is_still_resumed(tmp_path):
+    path = tmp_path / "search.jsonl"
+    options = dict(method="grid", metric="ndcg@2", k=(2,), checkpoint=path)
+    first = rl.tune(models.SVD(), SPACE, TRAIN, TEST, **options)
+    header = path.read_bytes().split(b"\n")[0]
+    path.write_bytes(header[:len(header) // 2])                        # killed while writing it
+    assert rl.tune(models.SVD(), SPACE, TRAIN, TEST, **options).best_score == first.best_score
+    assert path.read_bytes().split(b"\n")[0] == header
+
+
+@pytest.mark.parametrize("score", ["99", "Infinity", "-0.5", '"0.5"'])
+def test_an_edited_checkpoint_score_is_refused_like_a_computed_one(tmp_path, score):
+    path = tmp_path / "search.jsonl"
+    options = dict(method="grid", metric="ndcg@2", k=(2,), checkpoint=path)
+    rl.tune(models.SVD(), SPACE, TRAIN, TEST, **options)
+    lines = path.read_text().splitlines()
+    lines[1] = re.sub(r'("score"|"ndcg@2"): [-0-9.e]+', rf"\1: {score}", lines[1])
+    path.write_text("\n".join(lines) + "\n")
+    before = path.read_bytes()
+    with pytest.raises(ReclabError, match=r"line 2 .*(outside \[0.0, 1.0\]|ndcg@2 is|not a trial record)"):
+        rl.tune(models.SVD(), SPACE, TRAIN, TEST, **options)
+    assert path.read_bytes() == before
+
+
+def test_a_checkpoint_path_that_is_a_folder_is_named(tmp_path):
+    with pytest.raises(ReclabError, match=rf"checkpoint '{re.escape(str(tmp_path))}' is a folder"):
+        rl.tune(models.SVD(), SPACE, TRAIN, TEST, method="grid", checkpoint=tmp_path)
+
+
+def test_import_reclab_with_an_unwritable_home_falls_back_to_a_temporary_cache(tmp_path):
+    """numba caches kernels next to the source or under the home folder; with neither writable
+    (a shared read-only install, a locked-down home) ``import reclab`` used to fail."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    # root writes everywhere: run the import as user nobody (setpriv, from util-linux), to whom
+    # neither the reclab folder nor the home folder is writable.
+    prefix = []
+    if os.getuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot run the import as a user who cannot write")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    elif os.access(PACKAGE, os.W_OK):
+        pytest.skip("the reclab folder is writable by this user, so numba can always cache next to it")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o555)
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env["HOME"] = str(home)
+    code = ("import warnings, numpy as np\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import reclab\n"
+            "print([str(w.message) for w in caught])\n"
+            "print(reclab.ranking.top_n(np.array([[1.0, 3.0, 2.0]], np.float32), 2)[0].tolist())\n")
+    done = subprocess.run([*prefix, sys.executable, "-c", code], env=env, cwd="/", capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warning, ranked = done.stdout.splitlines()[-2:]
+    assert "numba cannot cache reclab's compiled kernels" in warning and "reclab-numba-cache-" in warning
+    assert ranked == "[[1, 2]]"
+
+
+
+def test_a_failed_fit_leaves_the_model_unfitted(tmp_path):
+    model = models.SVD(factors=1, seed=0).fit(TRAIN)
+    model.set_params(factors=-1)
+    with pytest.raises(ReclabError, match="factors must be an integer >= 1, got -1"):
+        model.fit(TRAIN)
+    for call in (lambda: model.recommend(0, n=1), lambda: model.save(tmp_path / "m.npz")):
+        with pytest.raises(ReclabError, match="SVD is not fitted"):
+            call()
+    assert not (tmp_path / "m.npz").exists()
+    with pytest.raises(ReclabError, match="fit expects a reclab Interactions"):
+        models.SVD(factors=1, seed=0).fit(TRAIN).fit("not data")
+
+
+def test_svd_on_one_user_data_names_what_would_work():
+    one_user = Interactions.from_frame(pd.DataFrame({"user": [1, 1], "item": [1, 2], "rating": [1.0, 2.0]}))
+    with pytest.raises(ReclabError, match="SVD needs at least 2 users and 2 items.*1 user.*use Bias or Popularity"):
+        models.SVD(factors=1).fit(one_user)
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permission bits: use /sys)."""
+    import os
+
+    if os.getuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    return folder
+
+
+def test_saving_into_an_unwritable_folder_or_onto_a_folder_names_the_target(tmp_path):
+    model = models.SVD(factors=1, seed=0).fit(TRAIN)
+    target = _unwritable_folder(tmp_path) / "svd.npz"
+    with pytest.raises(OSError, match=rf"cannot write '{re.escape(str(target))}': Permission denied"):
+        model.save(target)
+    with pytest.raises(IsADirectoryError, match=rf"cannot write '{re.escape(str(tmp_path))}': it is a folder"):
+        model.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_are_written_with_the_umask_mode_not_0600(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        model_file = POPULARITY.save(tmp_path / "model.npz")
+        split_file = save_interactions(tmp_path / "train.npz", TRAIN)
+        os.umask(0o077)
+        private = save_interactions(tmp_path / "private.npz", TRAIN)
+    finally:
+        os.umask(previous)
+    assert [oct(path.stat().st_mode & 0o777) for path in (model_file, split_file, private)] == \
+        ["0o644", "0o644", "0o600"]
+
+
+def test_list_lengths_and_cut_offs_beyond_the_catalog_allocate_nothing_large():
+    with pytest.raises(ReclabError, match=rf"n=1000000000000 is more than the {TRAIN.n_items} items"):
+        SVD_MODEL.recommend(0, n=10**12)
+    # Stage 4's tables (n_recommendations: 1000000000 in a parameter file) list every candidate.
+    from reclab.postprocess import recommendations_table, similar_items_table
+
+    table = recommendations_table(SVD_MODEL, TRAIN, TRAIN.user_ids[:1], n=10**9)
+    assert len(table) == TRAIN.n_items - TRAIN.user_counts()[0]
+    assert len(similar_items_table(SVD_MODEL, TRAIN, TRAIN.item_ids[0], n=10**9)) == TRAIN.n_items - 1
+    # A cut-off beyond the catalog is computed on the whole catalog: precision keeps dividing by k.
+    report = rl.evaluate(POPULARITY, TRAIN, TEST, k=(TRAIN.n_items, 10**9), n_bootstrap=0)
+    whole = report.summary
+    for name in ("recall", "ndcg", "map", "mrr", "hit_rate", "coverage"):
+        assert whole[f"{name}@{10**9}"] == whole[f"{name}@{TRAIN.n_items}"]
+    assert whole[f"precision@{10**9}"] == pytest.approx(whole[f"precision@{TRAIN.n_items}"] * TRAIN.n_items / 10**9)
+    assert report.curve("precision").index.max() == TRAIN.n_items
+
+
+def _laughs(levels: int, key: str = "experiment") -> str:
+    """A YAML 'billion laughs': ``levels`` nested aliases of 9, the last under ``key``."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level in range(1, levels + 1):
+        name = key if level == levels else f"l{level}"
+        lines.append(f"{name}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bombs_in_a_known_key_are_refused_with_a_short_message():
+    from reclab import params
+
+    for levels in (3, 7, 9):     # 9**7 values made a 34 MB message, 9**9 a 3 GB MemoryError
+        with pytest.raises(ReclabError) as caught:
+            params.loads(_laughs(levels), "bomb.yaml")
+        assert len(str(caught.value)) < 2500
+        if levels > 3:
+            assert "more than 100,000 values once YAML aliases" in str(caught.value)
+    # The same bomb as one --set value (a YAML flow mapping).
+    with pytest.raises(ReclabError, match=r"--set .*: the values stand for more than 100,000") as caught:
+        params.parse_assignments(["k={" + _laughs(7, "x").replace("\n", ", ") + "}"])
+    assert len(str(caught.value)) < 2500
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("seed=2020-01-01", "key 'seed' must be an integer, got datetime.date(2020, 1, 1)"),
+    ("experiment=2020-01-01", "key 'experiment' must be a non-empty string, got datetime.date"),
+    ("k=&x [*x]", "a value contains itself"),
+])
+def test_command_line_values_get_the_errors_file_values_get(assignment, message):
+    from reclab import params
+
+    with pytest.raises(ReclabError, match=re.escape(message)):
+        params.loads("seed: 1\n", "p.yaml", params.parse_assignments([assignment]))
+    key, _, value = assignment.partition("=")
+    with pytest.raises(ReclabError, match=re.escape(message)):
+        params.loads(f"{key}: {value}\n", "p.yaml")

@@ -215,6 +215,9 @@ def test_pyfunc_model_predicts_original_ids_and_titles(store, params_file, split
     seen = set(fit.item_ids[fit.matrix[fit.user_index(users[:1])[0]].indices])
     assert not seen & set(first["item"])
     assert len(loaded.predict(pd.DataFrame({"user": users[:1]}))) == 10   # n is optional
+    # A length beyond the catalog gives every unseen item (it raised MemoryError for 10**12).
+    unseen = fit.n_items - fit.user_counts()[fit.user_index(users[:1])[0]]
+    assert len(loaded.predict(pd.DataFrame({"user": users[:1], "n": [10**12]}))) == unseen
     with pytest.raises(Exception, match="unknown user id"):
         loaded.predict(pd.DataFrame({"user": [10**9]}))
     # the reclab model file is there too, for the later stages
@@ -308,3 +311,24 @@ def test_pipelines_logging_the_same_dataset_at_once_all_succeed(store, params_fi
         logged = client.get_run(stage.run_id).inputs.dataset_inputs
         assert [(entry.dataset.name, entry.dataset.digest) for entry in logged] == \
             [("synthetic/train", train.fingerprint()[:16])]
+
+
+def test_a_notebook_process_that_exits_mid_stage_leaves_no_run_running(store, params_file):
+    """A stage notebook opened alone (no ``reclab run`` to end its runs) whose cell raised and
+    whose kernel then exited: its stage and pipeline runs are marked KILLED at exit (issue 17)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom reclab import tracking\n"
+            "stage = tracking.start_stage('preprocess', sys.argv[1])\n"
+            "print(stage.run_id, stage.parent_run_id)\n"
+            "raise RuntimeError('a cell failed')\n")
+    done = subprocess.run([sys.executable, "-c", code, str(params_file)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1 and "a cell failed" in done.stderr
+    run_id, parent_id = done.stdout.split()
+    client = MlflowClient()
+    for target in (run_id, parent_id):
+        run = client.get_run(target)
+        assert run.info.status == "KILLED"
+        assert "exited before the stage finished" in run.data.tags["reclab.error"]

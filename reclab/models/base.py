@@ -59,6 +59,8 @@ _FORMAT_VERSION = 1
 _USER_BATCH = 2048
 # Pairs predicted at once: bounds the (batch, factors) gathers in predict().
 _PAIR_BATCH = 1 << 16
+# Longest list recommend() / similar_items() pad beyond a small catalog (n=10 on 4 items is fine).
+_MAX_PADDING = 1024
 
 # Every concrete model class, by name: load() rebuilds only these, never an arbitrary import path.
 _REGISTRY: dict[str, type] = {}
@@ -108,8 +110,10 @@ def _check_indices(values, size: int, role: str, owner: str) -> np.ndarray:
         shown = array.reshape(-1)[:10].tolist()
         raise ReclabError(f"{plural} must be integer {role} indices 0..{size - 1}, got {array.dtype} "
                           f"values {shown}; map original ids with data.{role}_index(ids)")
-    array = array.astype(np.int64, copy=False).reshape(-1)
+    array = array.reshape(-1)
+    # Compared before the cast to int64, which would wrap a uint64 index above 2**63 to a negative one.
     bad = array[(array < 0) | (array >= size)]
+    array = array.astype(np.int64, copy=False)
     if bad.size:
         raise ReclabError(f"unknown {role} indices {np.unique(bad)[:10].tolist()} for {owner}: valid "
                           f"{role} indices are 0..{size - 1} ({size} {plural} in the training data); "
@@ -240,6 +244,16 @@ class Recommender:
         self._check_fitted()
         return _check_indices(items, self.n_items_, "item", type(self).__name__)
 
+    def _check_length(self, n) -> int:
+        """A list length ``n >= 1``; beyond ``max(n_items_, _MAX_PADDING)`` it is refused: the
+        rest of such a list could only be padding, and an absurd length (``10**12``) would be
+        allocated before anything else could fail."""
+        n = check_int("n", n, low=1)
+        if n > max(self.n_items_, _MAX_PADDING):
+            raise ReclabError(f"n={n} is more than the {self.n_items_} items {type(self).__name__} was "
+                              f"trained on; a list holds each item at most once (use n <= {self.n_items_})")
+        return n
+
     # -- fitting ---------------------------------------------------------------------------------
     def fit(self, train, callback=None, progress: bool = False) -> "Recommender":
         """Learn from training interactions; return ``self``.
@@ -266,13 +280,15 @@ class Recommender:
             fit leaves the model unfitted (no partial learned state).
         """
         name = type(self).__name__
+        # Before any check: a fit refused for a bad parameter must not leave the previous fit
+        # serving (and being saved next to the new parameters).
+        self._clear_learned()
         train = _check_train(train, name)
         self._validate_params()
         if callback is not None and not callable(callback):
             raise ReclabError(f"callback must be callable as callback(iteration, seconds, loss), "
                               f"got {callback!r}")
         progress = check_bool("progress", progress, model=self)
-        self._clear_learned()
         try:
             self.n_users_, self.n_items_ = (int(size) for size in train.shape)
             self.seen_ = train.matrix
@@ -348,7 +364,7 @@ class Recommender:
             User indices.
         n : int
             List length, >= 1. When fewer than ``n`` candidates remain the tail is padded with
-            item ``-1`` and score ``-inf``.
+            item ``-1`` and score ``-inf``. A length beyond both the catalog and 1024 is refused.
         filter_seen : bool
             Leave out each user's training items (``seen_``).
         candidates : array-like of int or bool, optional
@@ -363,7 +379,7 @@ class Recommender:
         """
         scalar = np.ndim(users) == 0
         users = self._validate_users(users)
-        n = check_int("n", n, low=1)
+        n = self._check_length(n)
         filter_seen = check_bool("filter_seen", filter_seen, model=self)
         if candidates is not None and np.asarray(candidates).dtype != bool:
             candidates = self._validate_items(candidates)   # names bad indices like everywhere else
@@ -394,7 +410,8 @@ class Recommender:
         items : int or array-like of int, shape (m,)
             Item indices.
         n : int
-            List length, >= 1 (padded with ``-1`` / ``-inf`` beyond the catalog).
+            List length, >= 1 (padded with ``-1`` / ``-inf`` beyond the catalog; a length beyond
+            both the catalog and 1024 is refused).
 
         Returns
         -------
@@ -404,7 +421,7 @@ class Recommender:
         """
         scalar = np.ndim(items) == 0
         items = self._validate_items(items)
-        n = check_int("n", n, low=1)
+        n = self._check_length(n)
         ids = np.empty((items.size, n), dtype=np.int64)
         scores = np.empty((items.size, n), dtype=np.float32)
         for start in range(0, items.size, _USER_BATCH):
@@ -648,6 +665,7 @@ def load(path) -> Recommender:
         else:
             raise ReclabError(f"{path} stores attribute {name} with unknown kind {kind!r}")
         setattr(model, name, value)
+    _check_loaded(path, model)
     return model
 
 
@@ -656,6 +674,58 @@ def registered_models() -> dict[str, type]:
     rebuilds (a subclass of :class:`Recommender` that implements ``_fit`` and whose name does not
     start with ``_`` registers itself when it is defined)."""
     return dict(_REGISTRY)
+
+
+def _check_loaded(path: Path, model: Recommender) -> None:
+    """The loaded model is one ``fit`` could have made: valid parameters, and learned arrays whose
+    names and shapes agree with each other and with the class.
+
+    Like :func:`_check_layout`, for a file whose digest was recomputed after an edit: without
+    this, it would load and fail later with an ``AttributeError`` or a broadcast error.
+    """
+    name = type(model).__name__
+    try:
+        model._validate_params()
+    except ReclabError as error:
+        raise ReclabError(f"{path} holds invalid parameters for {name}: {error}") from None
+    learned = {key: getattr(model, key) for key in model._learned_names()}
+    sizes = [learned.get("n_users_"), learned.get("n_items_")]
+    if not all(isinstance(size, int) and size >= 1 for size in sizes) or not sp.issparse(learned.get("seen_")):
+        raise ReclabError(f"{path} does not record n_users_, n_items_ (integers >= 1) and seen_ (sparse), "
+                          f"which every fitted {name} has; the file was not written by reclab")
+    n_users, n_items = sizes
+    expected = {"seen_": (n_users, n_items)}
+    for key, value in learned.items():
+        # Per-user and per-item arrays have one row per user or item.
+        if key.startswith("user_") and hasattr(value, "shape"):
+            expected[key] = (n_users,) + tuple(value.shape[1:])
+        elif key.startswith("item_") and hasattr(value, "shape"):
+            expected[key] = (n_items,) + tuple(value.shape[1:])
+    if isinstance(model, FactorModel) and "item_factors_" in learned:
+        expected["user_factors_"] = (n_users, learned["item_factors_"].shape[-1])
+    if model.predicts_ratings:
+        expected["rating_range_"] = (2,)
+    for key, shape in expected.items():
+        got = getattr(learned.get(key), "shape", None)
+        if got != shape:
+            raise ReclabError(f"{path}: {name} attribute {key} has shape {got}, expected {shape} for "
+                              f"{n_users} users and {n_items} items; the file was altered")
+    # Whatever else the class needs (a missing array of another model class, a factor width
+    # that disagrees with the biases): score one user, and predict and compare for one pair.
+    try:
+        scores = model.score_items([0])
+        if scores.shape != (1, n_items):
+            raise ValueError(f"scores of shape {scores.shape}, expected (1, {n_items})")
+        if model.predicts_ratings:
+            model.predict(0, 0)
+        model.similar_items(0, n=1)
+    except TypeError as error:
+        if "has no item similarities" not in str(error):
+            raise ReclabError(f"{path} does not hold a usable {name} ({type(error).__name__}: "
+                              f"{error}); the file was altered") from None
+    except (AttributeError, IndexError, ValueError, KeyError) as error:
+        raise ReclabError(f"{path} does not hold a usable {name} ({type(error).__name__}: {error}); "
+                          f"the file was altered or written for another model class") from None
 
 
 def clone(model: Recommender) -> Recommender:

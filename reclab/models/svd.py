@@ -110,6 +110,10 @@ def truncated_svd(matrix, factors: int, seed: int, owner: str):
         If ``factors >= min(m, n)``.
     """
     limit = min(matrix.shape)
+    if limit < 2:
+        raise ReclabError(f"{owner} needs at least 2 users and 2 items (factors must be smaller than "
+                          f"both), but the training data has {matrix.shape[0]} user(s) x "
+                          f"{matrix.shape[1]} item(s); use Bias or Popularity for such data")
     if factors >= limit:
         raise ReclabError(f"{owner} factors={factors} must be smaller than min(n_users, n_items) = "
                           f"{limit} of the training data; use factors <= {limit - 1}")
