@@ -172,6 +172,9 @@ class Recommender:
     #: True for models that score items from ``item_features`` (so items without training
     #: interactions are scored, not ranked last; see Notes).
     uses_item_features = False
+    # Learned arrays named user_* / item_* whose rows are not one per user / item (load checks
+    # the others' shapes against n_users_ / n_items_).
+    _not_per_row: tuple = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -697,6 +700,8 @@ def _check_loaded(path: Path, model: Recommender) -> None:
     expected = {"seen_": (n_users, n_items)}
     for key, value in learned.items():
         # Per-user and per-item arrays have one row per user or item.
+        if key in model._not_per_row:
+            continue
         if key.startswith("user_") and hasattr(value, "shape"):
             expected[key] = (n_users,) + tuple(value.shape[1:])
         elif key.startswith("item_") and hasattr(value, "shape"):

@@ -89,6 +89,7 @@ class HybridALS(FactorModel):
     """
 
     uses_item_features = True
+    _not_per_row = ("item_feature_map_", "user_feature_map_")   # features x factors
 
     def __init__(self, factors: int = 64, regularization: float = 20.0, alpha: float = 1.0,
                  iterations: int = 15, cg_steps: int = 3, use_cg: bool = True, dtype: str = "float32",
