@@ -73,7 +73,7 @@ __all__ = [
     "StageRun", "TuningCheckpoint", "FitLogger", "find_stage_run", "stage_runs", "log_notebook", "fail_stage",
     "end_pipeline", "pipeline_summary", "pipeline_state", "reopen_pipeline", "load_interactions",
     "save_interactions", "metric_key", "RecommenderPyfunc", "run_table", "load_report",
-    "ui_path", "experiments_with_runs",
+    "ui_path", "experiments_with_runs", "open_pipeline",
 ]
 _NOTE = "mlflow.note.content"
 _PARENT = "mlflow.parentRunId"
@@ -82,6 +82,8 @@ _PACKAGES = ("numpy", "scipy", "pandas", "numba", "scikit-learn", "scikit-optimi
              "papermill", "matplotlib", "pyyaml", "pyspark")
 # MLflow params are limited to 6000 characters; longer values are cut with a marker.
 _MAX_PARAM = 6000
+# Where `reclab ui` serves a local store by default (its --host and --port).
+_UI_ADDRESS = "http://127.0.0.1:5000"
 
 
 # -- store ------------------------------------------------------------------------------------
@@ -359,7 +361,7 @@ def _pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mappin
     return params_module.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
 
 
-def start_stage(stage: str, params_file, overrides: Mapping | None = None,
+def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
                 parent_run_id: str | None = None, uri: str | None = None) -> "StageRun":
     """Start the nested run of one stage (called at the top of each stage notebook).
 
@@ -367,14 +369,17 @@ def start_stage(stage: str, params_file, overrides: Mapping | None = None,
     ----------
     stage : str
         One of :data:`STAGES`.
-    params_file : str or os.PathLike
-        Parameter file of a new pipeline (always validated; also names the experiment).
+    params_file : str or os.PathLike, optional
+        Parameter file of a new pipeline (always validated; also names the experiment). None
+        (the notebooks' default) is the project's ``params/default.yaml``, whatever the current
+        folder (papermill runs a notebook in the folder it was started from).
     overrides : mapping, optional
         ``{dotted key: value}`` on top (see :func:`reclab.params.notebook_overrides`).
     parent_run_id : str, optional
         The pipeline run (``reclab run`` passes it). When None the notebook was opened alone:
-        ``preprocess`` starts a new pipeline; a later stage joins the pipeline of the latest
-        finished run of the stage before it in the experiment.
+        ``preprocess`` starts a new pipeline; a later stage continues the latest pipeline of
+        the experiment only while it is open (see :func:`open_pipeline`), else it stops with a
+        message that names that pipeline and how to choose one.
     uri : str, optional
         Tracking URI (see :func:`tracking_uri`).
 
@@ -384,27 +389,39 @@ def start_stage(stage: str, params_file, overrides: Mapping | None = None,
         Its ``params`` are those of the pipeline: ``params_file`` for a new pipeline (and under
         ``reclab run``, which passes the pipeline's own file), else the joined pipeline run's
         ``params.yaml``; ``overrides`` on top in every case.
+
+    Notes
+    -----
+    A stage run in a pipeline that already has a finished run of the same stage supersedes it:
+    the earlier run gets tag ``reclab.superseded_by`` (and a note saying so), and the finished
+    runs of the later stages, made from it, get tag ``reclab.outdated``. The later stages read
+    the newest finished run of each stage.
     """
     if stage not in STAGES:
         raise ReclabError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
-    params = params_module.load(params_file, overrides)
+    file_given = params_file is not None
+    if not file_given:
+        from reclab.pipeline import default_params_file
+
+        params_file = default_params_file()
     client = _client(uri)
+    if parent_run_id and not file_given:   # given only the pipeline: that pipeline's parameters
+        params = _pipeline_params(client, parent_run_id, overrides)
+    else:
+        params = params_module.load(params_file, overrides)
     exp = experiment_id(params["experiment"], uri)
     interactive = not parent_run_id
+    joined = "given"
     if interactive:
-        position = STAGES.index(stage)
-        if position == 0:
+        if STAGES.index(stage) == 0:
             parent_run_id = start_pipeline(params, uri, runner="notebook")
+            joined = "new"
         else:
-            earlier = STAGES[position - 1]
-            found = find_stage_run(earlier, params["experiment"], uri=uri)
-            if found is None:
-                raise ReclabError(f"no finished {earlier!r} run in MLflow experiment "
-                                  f"{params['experiment']!r} at {tracking_uri(uri)}; run "
-                                  f"the {earlier} notebook (or `reclab run`) first")
-            parent_run_id = found.data.tags[_PARENT]
+            parent_run_id = open_pipeline(stage, params, overrides, uri,
+                                          compare_file=file_given)
             params = _pipeline_params(client, parent_run_id, overrides)
             client.update_run(parent_run_id, status="RUNNING")
+            joined = "continued"
     else:
         try:
             parent = client.get_run(parent_run_id)
@@ -417,7 +434,79 @@ def start_stage(stage: str, params_file, overrides: Mapping | None = None,
     run = client.create_run(exp, run_name=_run_name(params, f"{STAGES.index(stage) + 1}-{stage}"),
                             tags=tags)
     _log_params(client, run.info.run_id, params_module.flatten(params))
-    return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive)
+    if joined != "new":
+        _supersede(client, stage, parent_run_id, run.info.run_id, uri)
+    return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive, joined)
+
+
+def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
+                  uri: str | None = None, compare_file: bool = False) -> str:
+    """The pipeline that stage ``stage``, opened alone, continues: its run id.
+
+    It is the pipeline of the latest finished run of the stage before ``stage`` in experiment
+    ``params["experiment"]``, and only while that pipeline is open: it has no finished
+    ``stage`` run yet, no ``reclab run`` is driving it, and its parameters agree with what the
+    notebook was given (``overrides``; with ``compare_file``, also every parameter of
+    ``params``, read from an explicit parameter file).
+
+    Raises
+    ------
+    ReclabError
+        No such pipeline, or the latest one is not open: the message names it, says why, and
+        how to choose (``parent_run_id``, or a new pipeline from stage 1).
+    """
+    experiment = params["experiment"]
+    earlier = STAGES[STAGES.index(stage) - 1]
+    found = find_stage_run(earlier, experiment, uri=uri)
+    if found is None:
+        raise ReclabError(f"no finished {earlier!r} run in MLflow experiment {experiment!r} at "
+                          f"{tracking_uri(uri)}; run the {earlier} notebook (or `reclab run`) first")
+    client = _client(uri)
+    pipeline_id = found.data.tags[_PARENT]
+    parent = client.get_run(pipeline_id)
+    name = f"{parent.info.run_name!r} (run {pipeline_id})"
+    choose = (f"to run {stage!r} in it anyway (superseding its earlier {stage!r} run), pass "
+              f"parent_run_id={pipeline_id!r}; for a new pipeline run the notebooks from "
+              f"01_preprocess (or `reclab run`)")
+    if find_stage_run(stage, experiment, pipeline_id, uri=uri) is not None:
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, already has a "
+                          f"finished {stage!r} stage, so a notebook opened alone does not join it; "
+                          + choose)
+    if parent.info.status == "RUNNING" and parent.data.tags.get("reclab.pipeline") == "reclab run":
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, is being run "
+                          f"by `reclab run` (or was killed: then `reclab run --resume "
+                          f"{pipeline_id}`); {choose}")
+    theirs = params_module.flatten(_pipeline_params(client, pipeline_id, None))
+    mine = params_module.flatten(params)
+    keys = (mine if compare_file else
+            {key for key in mine for given in (overrides or {})
+             if key == given or key.startswith(given + ".")})
+    differ = sorted(key for key in keys if key != "experiment" and theirs.get(key) != mine[key])
+    if differ:
+        shown = ", ".join(f"{key}={mine[key]!r} (pipeline: {theirs.get(key)!r})" for key in differ[:5])
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, was made with "
+                          f"other parameters than this notebook's: {shown}; " + choose)
+    return pipeline_id
+
+
+def _supersede(client: MlflowClient, stage: str, parent_run_id: str, run_id: str,
+               uri: str | None) -> None:
+    """Mark the earlier finished runs of ``stage`` in the pipeline as superseded by ``run_id``,
+    and the finished runs of the later stages as outdated (see :func:`start_stage`)."""
+    later = STAGES[STAGES.index(stage) + 1:]
+    for run in stage_runs(parent_run_id, uri):
+        tags = run.data.tags
+        if (run.info.run_id == run_id or run.info.status != "FINISHED"
+                or "reclab.superseded_by" in tags):
+            continue
+        if tags["reclab.stage"] == stage:
+            client.set_tag(run.info.run_id, "reclab.superseded_by", run_id)
+            note = tags.get(_NOTE, "")
+            client.set_tag(run.info.run_id, _NOTE,
+                           f"**Superseded** by run {run_id} of the same stage.\n\n{note}")
+        elif tags["reclab.stage"] in later and "reclab.outdated" not in tags:
+            client.set_tag(run.info.run_id, "reclab.outdated",
+                           f"made from a {stage!r} run superseded by {run_id}; run this stage again")
 
 
 class StageRun:
@@ -434,8 +523,9 @@ class StageRun:
     """
 
     def __init__(self, client: MlflowClient, run_id: str, parent_run_id: str, experiment_id_: str,
-                 stage: str, params: dict, interactive: bool):
+                 stage: str, params: dict, interactive: bool, joined: str = "given"):
         self.client = client
+        self.joined = joined
         self.run_id = run_id
         self.parent_run_id = parent_run_id
         self.experiment_id = experiment_id_
@@ -445,8 +535,33 @@ class StageRun:
         self._tracking_uri = client.tracking_uri
 
     def __repr__(self) -> str:
-        return (f"StageRun(stage={self.stage!r}, run_id={self.run_id!r}, "
-                f"parent_run_id={self.parent_run_id!r})")
+        return self._describe_pipeline()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<p>{html.escape(self._describe_pipeline()).replace(chr(10), '<br>')}" \
+               f"<br><a href=\"{html.escape(self.pipeline_url())}\" target=\"_blank\">" \
+               f"open the pipeline in the MLflow UI</a></p>"
+
+    def pipeline_url(self) -> str:
+        """Address of the pipeline run in the MLflow UI: the tracking server itself, or for a
+        local store the address ``reclab ui`` serves by default."""
+        uri = self._tracking_uri
+        base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else _UI_ADDRESS
+        return base + ui_path(self.experiment_id, self.parent_run_id)
+
+    def _describe_pipeline(self) -> str:
+        """Which pipeline this stage belongs to, in words (the first output of every notebook)."""
+        how = {"new": "a new pipeline, started by this notebook",
+               "continued": "continued: the latest pipeline of the experiment, still open",
+               "given": "the pipeline given as parent_run_id"}[self.joined]
+        name = _run_name(self.params)
+        lines = [f"Stage {self.stage!r} (run {self.run_id}) of pipeline {name!r} "
+                 f"(run {self.parent_run_id}): {how}.",
+                 f"Experiment {self.params['experiment']!r}, store {self._tracking_uri}.",
+                 f"MLflow UI (`reclab ui` for a local store): {self.pipeline_url()}"]
+        return "\n".join(lines)
 
     # -- writing ----------------------------------------------------------------------------------
     def log_params(self, values: Mapping, prefix: str = "") -> None:

@@ -377,8 +377,7 @@ def bias_postprocess(store, tmp_path_factory):
     executed = folder / "04_postprocess.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOKS / "04_postprocess.ipynb"), str(executed),
-        parameters={"params_file": str(PROJECT / "params" / "default.yaml"),
-                    "experiment": "pipeline-bias", "tracking_uri": uri},
+        parameters={"experiment": "pipeline-bias", "tracking_uri": uri},
         kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
     return {"pipeline_id": pipeline_id, "train_run_id": stage.run_id, "model": model,
             "data": fit_data, "executed": nbformat.read(executed, as_version=4)}
