@@ -56,8 +56,9 @@ $(BENCH_STAMP): requirements-bench.lock pyproject.toml
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
+# Jupyter refuses to run as root unless told to (containers and CI machines run as root).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 notebooks/
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 ui: $(STAMP)
 	$(VENV)/bin/reclab ui

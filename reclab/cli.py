@@ -29,12 +29,15 @@ def _print(*parts, **options) -> None:
 
 # -- reclab run -------------------------------------------------------------------------------
 def _progress(event: str, stage: str, number: int, seconds) -> None:
-    if event == "start":
-        _print(f"[{number}/5] {stage:<12}", end=" ")
+    # One line per event: what the stage's kernel prints comes between start and end.
+    if event == "kept":
+        _print(f"[{number}/5] {stage:<12} kept: finished before, not run again")
+    elif event == "start":
+        _print(f"[{number}/5] {stage:<12} running")
     elif event == "done":
-        _print(f"{seconds:7.1f} s")
+        _print(f"[{number}/5] {stage:<12} {seconds:7.1f} s")
     else:
-        _print(f"{seconds:7.1f} s  FAILED")
+        _print(f"[{number}/5] {stage:<12} {seconds:7.1f} s  FAILED")
 
 
 def _with_interval(metrics: dict, key: str) -> str:
@@ -121,18 +124,41 @@ def _run(args) -> int:
     try:
         result = pipeline.run_pipeline(
             params_file=args.params, overrides=overrides, stages=args.stages, resume=args.resume,
-            output_dir=args.output, tracking_uri=uri, progress=_progress)
+            output_dir=args.output, tracking_uri=uri, progress=_progress,
+            kernel_output=_KernelOutput(sys.stdout))
     except pipeline.PipelineError as error:
         _print(f"\nreclab run: stage {error.stage!r} failed: {error.message}", file=sys.stderr)
         if error.notebook is not None:
             _print(f"  executed notebook (with the error): {error.notebook}", file=sys.stderr)
         _print(f"  resume after fixing it: reclab run --resume {error.run_id}", file=sys.stderr)
+        _print("  (a resumed pipeline keeps its parameters; to change them, start a new pipeline "
+               "with -p/--set)", file=sys.stderr)
         return 1
     finally:
         if on_main_thread:   # None: the previous handler was not set from Python
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     _print_summary(result, uri)
     return 0
+
+
+class _KernelOutput:
+    """What a stage's kernel prints, written to ``stream`` as it comes, each line indented
+    under its stage's progress line (a progress bar's carriage returns included)."""
+
+    def __init__(self, stream):
+        self.stream, self.at_line_start = stream, True
+
+    def write(self, text: str) -> None:
+        out = []
+        for char in text:
+            if self.at_line_start and char not in "\n":
+                out.append("    ")
+            out.append(char)
+            self.at_line_start = char in "\r\n"
+        self.stream.write("".join(out))
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class _Terminated(KeyboardInterrupt):
@@ -189,6 +215,9 @@ def _ui(args) -> int:
            os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
     process = subprocess.Popen(command, env=env, start_new_session=True)
     interrupted = False
+    # SIGTERM stops the UI as Ctrl-C does: the server's process group goes with it.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         if _wait_listening(args.host, args.port, process, 120):
             _print(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)")
@@ -201,15 +230,18 @@ def _ui(args) -> int:
         interrupted = True
     finally:
         _stop_group(process)
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     if interrupted:
         _print("\nMLflow UI stopped.")
     return 0
 
 
 def _stop_group(process) -> None:
-    """Stop the server's process group: SIGINT (a clean shutdown), then SIGTERM, then SIGKILL,
-    each given some seconds to empty the group."""
-    for sig, seconds in ((signal.SIGINT, 15), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+    """Stop the server's process group: SIGTERM (uvicorn shuts down cleanly; SIGINT would make
+    ``mlflow server`` print a KeyboardInterrupt traceback), then SIGKILL, each given some
+    seconds to empty the group."""
+    for sig, seconds in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
@@ -285,9 +317,19 @@ def _print_paired(run_ids, metric: str, uri) -> None:
 
 
 # -- entry point ------------------------------------------------------------------------------
+def _installed_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("reclab")
+    except metadata.PackageNotFoundError:   # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reclab", description="Reproducible recommender experiments: "
                                      "run the notebook pipeline, browse and compare runs.")
+    parser.add_argument("--version", action="version", version=f"reclab {_installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="execute the stage notebooks with papermill")

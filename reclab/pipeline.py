@@ -241,7 +241,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
                  stages: Sequence[str] | None = None, resume: str | None = None,
                  output_dir=None, tracking_uri: str | None = None, notebooks=None,
                  progress: Callable[[str, str, int, float | None], None] | None = None,
-                 execution_timeout: float | None = None) -> PipelineResult:
+                 execution_timeout: float | None = None, kernel_output=None) -> PipelineResult:
     """Execute the stage notebooks of one pipeline, in order.
 
     Parameters
@@ -266,9 +266,14 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         relative paths in notebooks mean the same as in JupyterLab.
     progress : callable, optional
         ``progress(event, stage, number, seconds)`` with event ``"start"`` (seconds None),
-        ``"done"`` or ``"failed"``; number is the stage's position 1..5.
+        ``"done"`` or ``"failed"``; number is the stage's position 1..5. Resuming, each stage
+        that finished before and is not run again is reported first as ``"kept"``.
     execution_timeout : float, optional
         Seconds a single cell may run (default: no limit).
+    kernel_output : text file, optional
+        Where the stage kernels' standard output and error (what cells print, progress bars)
+        are written while they run, such as ``sys.stdout`` under ``reclab run``; default:
+        only into the executed notebooks.
 
     Returns
     -------
@@ -331,6 +336,10 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
     params_path = output / "params.yaml"
     params_path.write_text(params_text, encoding="utf-8")
     result = PipelineResult(run_id=run_id, output_dir=output)
+    if progress:
+        for stage in finished:
+            if stage not in chosen:
+                progress("kept", stage, STAGES.index(stage) + 1, None)
     for stage in chosen:
         number = STAGES.index(stage) + 1
         executed = output / NOTEBOOKS[stage]
@@ -347,6 +356,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
                     kernel_name="python3", cwd=str(notebooks), progress_bar=False,
                     start_timeout=_KERNEL_START_TIMEOUT,
                     log_output=False, execution_timeout=execution_timeout,
+                    stdout_file=kernel_output, stderr_file=kernel_output,
                     kernel_manager_class=_kernel_manager_class(kernel_log))
             stage_run = tracking.find_stage_run(stage, params["experiment"], run_id, uri=uri)
             if stage_run is None:

@@ -58,7 +58,7 @@ with warnings.catch_warnings():
     import mlflow.pyfunc
     from mlflow import MlflowClient
     from mlflow.entities import Dataset as _DatasetEntity
-    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+    from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, Metric, Param, RunTag
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
@@ -82,6 +82,8 @@ _PACKAGES = ("numpy", "scipy", "pandas", "numba", "scikit-learn", "scikit-optimi
              "papermill", "matplotlib", "pyyaml", "pyspark")
 # MLflow params are limited to 6000 characters; longer values are cut with a marker.
 _MAX_PARAM = 6000
+# Figures that the pipeline run carries as well as their stage run (see StageRun.log_figure).
+_HEADLINE_FIGURES = ("convergence", "precision_recall_at_k")
 # Where `reclab ui` serves a local store by default (its --host and --port).
 _UI_ADDRESS = "http://127.0.0.1:5000"
 
@@ -571,10 +573,12 @@ class StageRun:
                                         if isinstance(value, (list, tuple, dict)) else value)
                      for key, value in values.items()})
 
-    def log_metrics(self, values: Mapping, step: int = 0, run_id: str | None = None) -> None:
-        """Log metrics; ``@`` in names becomes ``_at_``. Non-finite values are skipped."""
+    def log_metrics(self, values: Mapping, step: int = 0, run_id: str | None = None,
+                    model_id: str | None = None) -> None:
+        """Log metrics; ``@`` in names becomes ``_at_``. Non-finite values are skipped. With
+        ``model_id`` they are also the metrics of that MLflow logged model."""
         now = int(time.time() * 1000)
-        metrics = [Metric(metric_key(key), float(value), now, int(step))
+        metrics = [Metric(metric_key(key), float(value), now, int(step), model_id=model_id)
                    for key, value in values.items() if value is not None and np.isfinite(float(value))]
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(run_id or self.run_id, metrics=metrics[start:start + 1000],
@@ -590,10 +594,14 @@ class StageRun:
         self.client.set_tag(run_id or self.run_id, _NOTE, text)
 
     def log_figure(self, figure, name: str) -> str:
-        """Log a matplotlib figure as ``figures/<name>.png``; returns the artifact path."""
+        """Log a matplotlib figure as ``figures/<name>.png``; returns the artifact path. The
+        headline figures (tuning convergence, precision and recall at K) also go to the pipeline
+        run, so that MLflow's Compare page shows them side by side."""
         path = f"figures/{name}.png"
-        self.client.log_figure(self.run_id, figure, path, save_kwargs={"dpi": 110,
-                                                                       "bbox_inches": "tight"})
+        for run_id in (self.run_id, self.parent_run_id) if name in _HEADLINE_FIGURES else (
+                self.run_id,):
+            self.client.log_figure(run_id, figure, path, save_kwargs={"dpi": 110,
+                                                                      "bbox_inches": "tight"})
         return path
 
     def log_table(self, frame: pd.DataFrame, name: str, index: bool = False) -> str:
@@ -784,7 +792,7 @@ class StageRun:
         values = report.mlflow_metrics()
         suffix = "" if model_name is None else f"_{model_name}"
         if model_name is None:
-            self.log_metrics(values)
+            self.log_metrics(values, model_id=self._logged_model_id())
             self.log_metrics(values, run_id=self.parent_run_id)
             # What reclab compare needs to pair two runs' per-user values (load_report).
             self.set_tags({"reclab.test_fingerprint": report.test_fingerprint,
@@ -826,7 +834,9 @@ class StageRun:
             users = data.user_ids[:max(1, n_example_users)]
             example = pd.DataFrame({"user": users, "n": np.full(len(users), 5, dtype=np.int64)})
             local = folder / "model"
-            with warnings.catch_warnings(), _quiet_mlflow_log():
+            # Saving checks the input example against the model, which MLflow loads back with
+            # a download progress bar (red stderr in a notebook).
+            with warnings.catch_warnings(), _quiet_mlflow_log(), _no_progress_bars():
                 # Hints about integer columns and type hints, about a signature given explicitly.
                 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
                 warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
@@ -839,7 +849,34 @@ class StageRun:
                     metadata={"reclab_version": _version("reclab"),
                               "model_class": type(model).__name__})
             self.client.log_artifacts(self.run_id, str(local), "model")
+            self._log_logged_model(model, local)
         return f"runs:/{self.run_id}/model"
+
+    def _log_logged_model(self, model, local: Path) -> str:
+        """The saved pyfunc model in ``local`` as an MLflow logged model named after the model
+        class, made by this run (the runs table's Models column links to it); its id is tag
+        ``reclab.model_id`` of this run, and the evaluate stage logs the test metrics to it.
+
+        Not named ``model`` like the run's artifact folder: MLflow 3 would then resolve
+        ``runs:/<id>/model`` through the logged model, with the default tracking URI rather
+        than the run's store.
+        """
+        params = {name: str(value) for name, value in model.get_params().items()}
+        logged = self.client.create_logged_model(
+            self.experiment_id, name=type(model).__name__, source_run_id=self.run_id, params=params,
+            model_type=type(model).__name__, tags={"reclab.pipeline_run": self.parent_run_id})
+        self.client.log_model_artifacts(logged.model_id, str(local))
+        self.client.finalize_logged_model(logged.model_id, "READY")
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, 0)])
+        self.set_tags({"reclab.model_id": logged.model_id})
+        return logged.model_id
+
+    def _logged_model_id(self) -> str | None:
+        """Id of the logged model of this pipeline's train stage (None: no such stage or an
+        older run without one)."""
+        train = find_stage_run("train", self.params["experiment"], self.parent_run_id,
+                               uri=self._tracking_uri)
+        return None if train is None else train.data.tags.get("reclab.model_id")
 
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -1097,8 +1134,24 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
 
 # -- what the pipeline runner needs -----------------------------------------------------------
 def log_notebook(run_id: str, path, uri: str | None = None) -> None:
-    """Log an executed notebook as ``notebook/<file name>`` of ``run_id``."""
-    _client(uri).log_artifact(run_id, str(path), "notebook")
+    """Log an executed notebook as ``notebook/<file name>`` of ``run_id``, and rendered as
+    HTML (``notebook/<stem>.html``, which MLflow's artifact viewer shows as a page)."""
+    client = _client(uri)
+    client.log_artifact(run_id, str(path), "notebook")
+    with tempfile.TemporaryDirectory() as folder:
+        client.log_artifact(run_id, str(_notebook_html(path, folder)), "notebook")
+
+
+def _notebook_html(path, folder) -> Path:
+    """The executed notebook ``path`` rendered by nbconvert (its HTML exporter, figures
+    embedded) into ``folder``; returns the HTML file."""
+    import nbconvert
+    import nbformat
+
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(str(path), as_version=4))
+    html = Path(folder) / f"{Path(path).stem}.html"
+    html.write_text(body, encoding="utf-8")
+    return html
 
 
 def fail_stage(parent_run_id: str, stage: str, notebook, message: str,

@@ -16,7 +16,7 @@ import reclab as rl
 from helpers import FOUR_PIPELINES, FOUR_PIPELINES_EXPERIMENT, QUIET, SMALL_PIPELINE
 
 # Test files whose tests read the session fixture four_pipelines: one xdist worker runs them all.
-FOUR_PIPELINES_FILES = ("test_browser.py", "test_concurrency.py")
+FOUR_PIPELINES_FILES = ("test_browser.py", "test_concurrency.py", "test_readme.py")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -78,7 +78,8 @@ def four_pipelines(tmp_path_factory):
     pipelines of one seed share their test split. Run once per session: the concurrency test
     checks that everything was logged, the browser test compares two of them in the MLflow UI.
 
-    Returns ``{"folder", "uri", "runs": {(model, seed): pipeline run id}, "seconds"}``.
+    Returns ``{"folder", "uri", "runs": {(model, seed): pipeline run id}, "stdout": {(model,
+    seed): what reclab run printed}, "seconds"}``.
     """
     folder = tmp_path_factory.mktemp("four-pipelines")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -93,9 +94,10 @@ def four_pipelines(tmp_path_factory):
             [str(reclab), "run", "--output", str(folder / f"out-{model}-{seed}"),
              *[item for value in settings for item in ("--set", value)]],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=folder)
-    runs = {}
+    runs, printed = {}, {}
     for key, process in processes.items():
         out, err = process.communicate(timeout=1200)
         assert process.returncode == 0, (key, out[-2000:], err[-3000:])
-        runs[key] = re.search(r"MLflow run id: (\w+)", out).group(1)
-    return {"folder": folder, "uri": uri, "runs": runs, "seconds": time.monotonic() - started}
+        runs[key], printed[key] = re.search(r"MLflow run id: (\w+)", out).group(1), out
+    return {"folder": folder, "uri": uri, "runs": runs, "stdout": printed,
+            "seconds": time.monotonic() - started}

@@ -42,6 +42,6 @@ SMALL_PIPELINE = ["synthetic.n_users=150", "synthetic.n_items=200", "synthetic.n
                   "evaluation.n_bootstrap=20", "n_recommendations=5", "baselines=[Popularity]",
                   "models.ImplicitALS.params.iterations=4"]
 FOUR_PIPELINES = (("ImplicitALS", 11), ("SVD", 11), ("ImplicitALS", 12), ("SVD", 12))
-FOUR_PIPELINES_EXPERIMENT = "four-pipelines"
+FOUR_PIPELINES_EXPERIMENT = "reclab"   # the default experiment, as the README example reads it
 # Nothing here needs the network; MLflow would otherwise report usage.
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}

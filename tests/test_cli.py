@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
+    """Ctrl-C (SIGINT) or SIGTERM stop ``reclab ui`` and its server quietly: no traceback, no
+    server left on the port."""
     port = free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # As from a terminal: SIGINT at its default (a shell's background job would ignore it, and
@@ -133,16 +137,24 @@ def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path):
         assert url == f"http://127.0.0.1:{port}", process.stderr.read() if url is None else url
         with urllib.request.urlopen(url, timeout=30) as response:
             assert response.status == 200
-        process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
-        assert process.returncode == 0
+        process.send_signal(stop)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err[-3000:]
         assert "MLflow UI stopped." in out
+        assert "Traceback" not in err, err[-3000:]
         with socket.socket() as probe:   # the server is gone: the port is free again
             probe.bind(("127.0.0.1", port))
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_version_names_the_installed_reclab(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"reclab {metadata.version('reclab')}"
 
 
 def test_ui_refuses_a_busy_port(tmp_path, capsys):

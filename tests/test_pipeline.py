@@ -179,7 +179,7 @@ def test_executed_notebooks_and_figures_are_artifacts(pipeline_run, store, clien
     for stage, run in runs.items():
         name = pipeline.NOTEBOOKS[stage]
         listed = [item.path for item in client.list_artifacts(run.info.run_id, "notebook")]
-        assert listed == [f"notebook/{name}"]
+        assert listed == [f"notebook/{name.replace('.ipynb', '.html')}", f"notebook/{name}"]
         local = client.download_artifacts(run.info.run_id, f"notebook/{name}",
                                           str(store["folder"]))
         executed = nbformat.read(local, as_version=4)
