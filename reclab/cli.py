@@ -7,6 +7,7 @@ run ids (the message names what is wrong; no traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -238,22 +239,46 @@ def _ui(args) -> int:
 
 
 def _stop_group(process) -> None:
-    """Stop the server's process group: SIGTERM (uvicorn shuts down cleanly; SIGINT would make
-    ``mlflow server`` print a KeyboardInterrupt traceback), then SIGKILL, each given some
-    seconds to empty the group."""
-    for sig, seconds in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+    """Stop the server's process group quietly and completely.
+
+    First SIGTERM to the leader's children (uvicorn, which shuts down cleanly; ``mlflow
+    server``, waiting for it, then exits by itself: a SIGINT would make it print a
+    KeyboardInterrupt traceback). Whatever is left then gets SIGINT, SIGTERM and SIGKILL in
+    turn, each given some seconds to empty the group.
+    """
+    for child in _children(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+    if _wait_group_gone(process, 20):
+        return
+    for sig, seconds in ((signal.SIGINT, 15), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
             return   # the whole group is gone
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            process.poll()   # reap the leader, or the group never looks empty
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
+        if _wait_group_gone(process, seconds):
+            return
+
+
+def _wait_group_gone(process, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        process.poll()   # reap the leader, or the group never looks empty
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _children(pid: int) -> list[int]:
+    """Child process ids of ``pid`` (Linux /proc; empty elsewhere)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 # -- reclab compare ---------------------------------------------------------------------------
