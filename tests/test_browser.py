@@ -312,7 +312,9 @@ def test_mlflow_ui_shows_both_runs_and_precision_at_10(chromium, store, tmp_path
     status, out = server.stop()
     assert status == 0, out
     assert "MLflow UI stopped." in out
-    with socket.socket() as probe:   # the server is gone: its port is free again
+    with socket.socket() as probe:   # the server is gone: nothing listens on its port
+        # (SO_REUSEADDR: a closed connection's TIME_WAIT on the port is no server)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", server.port))
     print(f"pipelines {store['seconds']:.0f} s, UI up {served:.0f} s later, browser {browsed:.0f} s; "
           f"requests kept from leaving the machine: {len(outside)}")

@@ -142,7 +142,9 @@ def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
         assert process.returncode == 0, err[-3000:]
         assert "MLflow UI stopped." in out
         assert "Traceback" not in err, err[-3000:]
-        with socket.socket() as probe:   # the server is gone: the port is free again
+        with socket.socket() as probe:   # the server is gone: nothing listens on its port
+            # (SO_REUSEADDR: a closed connection's TIME_WAIT on the port is no server)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", port))
     finally:
         if process.poll() is None:
