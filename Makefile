@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 export RECLAB_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install run test test-fast bench lab ui clean
+.PHONY: install run test test-fast chromium bench lab ui clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,24 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/reclab run -p params/default.yaml
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# The browser test drives Debian's Chromium (never a browser a test tool downloads): installed here
+# when missing and this user can (root with apt-get), otherwise one line says what to run.
+CHROMIUM := $(shell command -v chromium 2>/dev/null)
+
+chromium:
+ifeq ($(CHROMIUM),)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser test (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "the browser test needs Debian's chromium: run 'sudo apt-get install -y chromium', then 'make test'" >&2; \
+	  exit 1; \
+	fi
+endif
+
+test: $(STAMP) chromium
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not spark and not browser"
@@ -40,8 +56,9 @@ $(BENCH_STAMP): requirements-bench.lock pyproject.toml
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
+# Jupyter refuses to run as root unless told to (containers and CI machines run as root).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 notebooks/
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 ui: $(STAMP)
 	$(VENV)/bin/reclab ui

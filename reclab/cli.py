@@ -7,6 +7,7 @@ run ids (the message names what is wrong; no traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -35,19 +36,28 @@ def _progress(event: str, stage: str, number: int, seconds) -> None:
     from reclab.stages import STAGES
 
     head = f"[{number}/{len(STAGES)}] {stage:<12}"
-    if event == "start":
-        _print(head, end=" ")
-    elif event == "trial":   # ``seconds`` holds the text of the tuning progress bar
-        line = f"{head} {seconds}"
+    if event == "trial":   # ``seconds`` holds the text of the tuning progress bar: redrawn in place
+        line = f"    {seconds}"
         _print("\r" + line.ljust(_BAR["width"]), end="")
         _BAR["width"] = len(line)
+        return
+    _end_bar()
+    # One line per event: what the stage's kernel prints comes between start and end.
+    if event == "kept":
+        _print(f"{head} kept: finished before, not run again")
+    elif event == "start":
+        _print(f"{head} running")
+    elif event == "done":
+        _print(f"{head} {seconds:7.1f} s")
     else:
-        ending = f"{seconds:7.1f} s" + ("" if event == "done" else "  FAILED")
-        if _BAR["width"]:   # overwrite the progress line
-            _print("\r" + f"{head} {ending}".ljust(_BAR["width"]))
-            _BAR["width"] = 0
-        else:
-            _print(ending)
+        _print(f"{head} {seconds:7.1f} s  FAILED")
+
+
+def _end_bar() -> None:
+    """End the line of an in-place progress bar before anything else is printed."""
+    if _BAR["width"]:
+        _print()
+        _BAR["width"] = 0
 
 
 def _with_interval(metrics: dict, key: str) -> str:
@@ -139,19 +149,44 @@ def _run(args) -> int:
     try:
         result = pipeline.run_pipeline(
             params_file=args.params, overrides=overrides, stages=args.stages, resume=args.resume,
-            output_dir=args.output, tracking_uri=uri, progress=_progress)
+            output_dir=args.output, tracking_uri=uri, progress=_progress,
+            kernel_output=_KernelOutput(sys.stdout))
     except pipeline.PipelineError as error:
         _print(f"\nreclab run: stage {error.stage!r} failed: {error.message}", file=sys.stderr)
         if error.notebook is not None:
             what = "partial: it could not be written in full" if error.notebook_partial else "with the error"
             _print(f"  executed notebook ({what}): {error.notebook}", file=sys.stderr)
         _print(f"  resume after fixing it: reclab run --resume {error.run_id}", file=sys.stderr)
+        _print("  (a resumed pipeline keeps its parameters; to change them, start a new pipeline "
+               "with -p/--set)", file=sys.stderr)
         return 1
     finally:
         if on_main_thread:   # None: the previous handler was not set from Python
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     _print_summary(result, uri)
     return 0
+
+
+class _KernelOutput:
+    """What a stage's kernel prints, written to ``stream`` as it comes, each line indented
+    under its stage's progress line (a progress bar's carriage returns included)."""
+
+    def __init__(self, stream):
+        self.stream, self.at_line_start = stream, True
+
+    def write(self, text: str) -> None:
+        if text:
+            _end_bar()
+        out = []
+        for char in text:
+            if self.at_line_start and char not in "\n":
+                out.append("    ")
+            out.append(char)
+            self.at_line_start = char in "\r\n"
+        self.stream.write("".join(out))
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class _Terminated(KeyboardInterrupt):
@@ -208,6 +243,9 @@ def _ui(args) -> int:
            os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
     process = subprocess.Popen(command, env=env, start_new_session=True)
     interrupted = False
+    # SIGTERM stops the UI as Ctrl-C does: the server's process group goes with it.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         if _wait_listening(args.host, args.port, process, 120):
             _print(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)")
@@ -220,27 +258,54 @@ def _ui(args) -> int:
         interrupted = True
     finally:
         _stop_group(process)
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     if interrupted:
         _print("\nMLflow UI stopped.")
     return 0
 
 
 def _stop_group(process) -> None:
-    """Stop the server's process group: SIGINT (a clean shutdown), then SIGTERM, then SIGKILL,
-    each given some seconds to empty the group."""
+    """Stop the server's process group quietly and completely.
+
+    First SIGTERM to the leader's children (uvicorn, which shuts down cleanly; ``mlflow
+    server``, waiting for it, then exits by itself: a SIGINT would make it print a
+    KeyboardInterrupt traceback). Whatever is left then gets SIGINT, SIGTERM and SIGKILL in
+    turn, each given some seconds to empty the group.
+    """
+    for child in _children(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+    if _wait_group_gone(process, 20):
+        return
     for sig, seconds in ((signal.SIGINT, 15), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
             return   # the whole group is gone
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            process.poll()   # reap the leader, or the group never looks empty
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
+        if _wait_group_gone(process, seconds):
+            return
+
+
+def _wait_group_gone(process, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        process.poll()   # reap the leader, or the group never looks empty
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _children(pid: int) -> list[int]:
+    """Child process ids of ``pid`` (Linux /proc; empty elsewhere)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 # -- reclab compare ---------------------------------------------------------------------------
@@ -304,9 +369,19 @@ def _print_paired(run_ids, metric: str, uri) -> None:
 
 
 # -- entry point ------------------------------------------------------------------------------
+def _installed_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("reclab")
+    except metadata.PackageNotFoundError:   # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reclab", description="Reproducible recommender experiments: "
                                      "run the notebook pipeline, browse and compare runs.")
+    parser.add_argument("--version", action="version", version=f"reclab {_installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="execute the stage notebooks with papermill")

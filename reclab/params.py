@@ -233,6 +233,14 @@ def _bool(value, key, source):
     return value
 
 
+def _dataset_names() -> tuple[str, ...]:
+    """``"synthetic"`` and the MovieLens names that :func:`reclab.datasets.load` knows: a typo
+    fails when the parameters are read, before any stage runs."""
+    from reclab.datasets import NAMES
+
+    return ("synthetic", *NAMES)
+
+
 def _str(value, key, source, choices=None):
     if not isinstance(value, str) or not value:
         raise _fail(source, key, f"must be a non-empty string, got {value!r} ({type(value).__name__})")
@@ -333,7 +341,7 @@ def validate(params: Mapping, source: str = "parameters") -> dict:
     merged = _merge(copy.deepcopy(DEFAULTS), raw, source)
     out = {
         "experiment": _str(merged["experiment"], "experiment", source),
-        "dataset": _str(merged["dataset"], "dataset", source),
+        "dataset": _str(merged["dataset"], "dataset", source, _dataset_names()),
         "data_dir": None if merged["data_dir"] is None else _str(merged["data_dir"], "data_dir", source),
         "synthetic": _synthetic_args(merged["synthetic"], source),
         "seed": _int(merged["seed"], "seed", source, low=0),

@@ -151,23 +151,28 @@ def parse_stages(stages: Sequence[str] | None, params: Mapping | None = None) ->
 
 class _TrialProgress:
     """A papermill ``stderr_file`` that passes the tuning progress bar on as ``progress("trial",
-    stage, number, text)``.
+    stage, number, text)`` and every other line to ``forward`` (the kernel output, or nowhere).
 
     reclab.tuning's bar (tqdm, on the notebook's standard error) writes lines beginning with
-    "tuning"; every other standard-error text stays in the executed notebook only.
+    "tuning"; every other standard-error text is forwarded as it comes (and is in the executed
+    notebook in any case).
     """
 
-    def __init__(self, progress, stage: str, number: int):
-        self.progress, self.stage, self.number = progress, stage, number
+    def __init__(self, progress, stage: str, number: int, forward=None):
+        self.progress, self.stage, self.number, self.forward = progress, stage, number, forward
 
     def write(self, text: str) -> None:
-        bars = [piece.strip() for piece in re.split(r"[\r\n]", text)
-                if piece.strip().startswith("tuning")]
+        pieces = [piece for piece in re.split(r"[\r\n]", text) if piece.strip()]
+        bars = [piece.strip() for piece in pieces if piece.strip().startswith("tuning")]
         if bars:
             self.progress("trial", self.stage, self.number, bars[-1])
+        others = [piece for piece in pieces if not piece.strip().startswith("tuning")]
+        if others and self.forward is not None:
+            self.forward.write("\n".join(others) + "\n")
 
     def flush(self) -> None:
-        pass
+        if self.forward is not None:
+            self.forward.flush()
 
 
 def _kernel_manager_class(stderr):
@@ -279,7 +284,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
                  stages: Sequence[str] | None = None, resume: str | None = None,
                  output_dir=None, tracking_uri: str | None = None, notebooks=None,
                  progress: Callable[[str, str, int, float | None], None] | None = None,
-                 execution_timeout: float | None = None) -> PipelineResult:
+                 execution_timeout: float | None = None, kernel_output=None) -> PipelineResult:
     """Execute the stage notebooks of one pipeline, in order.
 
     Parameters
@@ -307,9 +312,14 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         ``progress(event, stage, number, seconds)`` with event ``"start"`` (seconds None),
         ``"done"`` or ``"failed"``; number is the stage's position 1..6. While a search runs,
         event ``"trial"`` passes, in place of the seconds, the text of its progress bar (trial i
-        of n, the best score so far, the time left) after each trial.
+        of n, the best score so far, the time left) after each trial. Resuming, each stage that
+        finished before and is not run again is reported first as ``"kept"``.
     execution_timeout : float, optional
         Seconds a single cell may run (default: no limit).
+    kernel_output : text file, optional
+        Where the stage kernels' standard output and error (what cells print, progress bars)
+        are written while they run, such as ``sys.stdout`` under ``reclab run``; default:
+        only into the executed notebooks.
 
     Returns
     -------
@@ -409,6 +419,10 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
         raise ReclabError(f"cannot write the output folder {str(output)!r}: {error.strerror}; pass a "
                           f"writable folder (--output)") from None
     result = PipelineResult(run_id=run_id, output_dir=output)
+    if progress:
+        for stage in finished:
+            if stage not in chosen:
+                progress("kept", stage, STAGES.index(stage) + 1, None)
     for stage in chosen:
         number = STAGES.index(stage) + 1
         executed = output / NOTEBOOKS[stage]
@@ -425,7 +439,9 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
                     kernel_name="python3", cwd=str(notebooks), progress_bar=False,
                     start_timeout=_KERNEL_START_TIMEOUT,
                     log_output=False, execution_timeout=execution_timeout,
-                    stderr_file=_TrialProgress(progress, stage, number) if progress else None,
+                    stdout_file=kernel_output,
+                    stderr_file=(_TrialProgress(progress, stage, number, kernel_output) if progress
+                                 else kernel_output),
                     kernel_manager_class=_kernel_manager_class(kernel_log))
             stage_run = tracking.find_stage_run(stage, params["experiment"], run_id, uri=uri)
             if stage_run is None:

@@ -59,7 +59,7 @@ with warnings.catch_warnings():
     import mlflow.pyfunc
     from mlflow import MlflowClient
     from mlflow.entities import Dataset as _DatasetEntity
-    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+    from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, Metric, Param, RunTag
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
@@ -74,7 +74,7 @@ __all__ = [
     "StageRun", "TuningCheckpoint", "FitLogger", "find_stage_run", "stage_runs", "log_notebook", "fail_stage",
     "end_pipeline", "pipeline_summary", "pipeline_state", "reopen_pipeline", "load_interactions",
     "save_interactions", "metric_key", "RecommenderPyfunc", "run_table", "load_report",
-    "ui_path", "experiments_with_runs",
+    "ui_path", "experiments_with_runs", "open_pipeline",
 ]
 _NOTE = "mlflow.note.content"
 _PARENT = "mlflow.parentRunId"
@@ -83,6 +83,10 @@ _PACKAGES = ("numpy", "scipy", "pandas", "numba", "scikit-learn", "scikit-optimi
              "papermill", "matplotlib", "pyyaml", "pyspark")
 # MLflow params are limited to 6000 characters; longer values are cut with a marker.
 _MAX_PARAM = 6000
+# Figures that the pipeline run carries as well as their stage run (see StageRun.log_figure).
+_HEADLINE_FIGURES = ("convergence", "precision_recall_at_k")
+# Where `reclab ui` serves a local store by default (its --host and --port).
+_UI_ADDRESS = "http://127.0.0.1:5000"
 
 
 # -- store ------------------------------------------------------------------------------------
@@ -395,7 +399,7 @@ def _pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mappin
     return params_module.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
 
 
-def start_stage(stage: str, params_file, overrides: Mapping | None = None,
+def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
                 parent_run_id: str | None = None, uri: str | None = None) -> "StageRun":
     """Start the nested run of one stage (called at the top of each stage notebook).
 
@@ -403,14 +407,17 @@ def start_stage(stage: str, params_file, overrides: Mapping | None = None,
     ----------
     stage : str
         One of :data:`STAGES`.
-    params_file : str or os.PathLike
-        Parameter file of a new pipeline (always validated; also names the experiment).
+    params_file : str or os.PathLike, optional
+        Parameter file of a new pipeline (always validated; also names the experiment). None
+        (the notebooks' default) is the project's ``params/default.yaml``, whatever the current
+        folder (papermill runs a notebook in the folder it was started from).
     overrides : mapping, optional
         ``{dotted key: value}`` on top (see :func:`reclab.params.notebook_overrides`).
     parent_run_id : str, optional
         The pipeline run (``reclab run`` passes it). When None the notebook was opened alone:
-        ``preprocess`` starts a new pipeline; a later stage joins the pipeline of the latest
-        finished run of the stage before it in the experiment.
+        ``preprocess`` starts a new pipeline; a later stage continues the latest pipeline of
+        the experiment only while it is open (see :func:`open_pipeline`), else it stops with a
+        message that names that pipeline and how to choose one.
     uri : str, optional
         Tracking URI (see :func:`tracking_uri`).
 
@@ -420,27 +427,39 @@ def start_stage(stage: str, params_file, overrides: Mapping | None = None,
         Its ``params`` are those of the pipeline: ``params_file`` for a new pipeline (and under
         ``reclab run``, which passes the pipeline's own file), else the joined pipeline run's
         ``params.yaml``; ``overrides`` on top in every case.
+
+    Notes
+    -----
+    A stage run in a pipeline that already has a finished run of the same stage supersedes it:
+    the earlier run gets tag ``reclab.superseded_by`` (and a note saying so), and the finished
+    runs of the later stages, made from it, get tag ``reclab.outdated``. The later stages read
+    the newest finished run of each stage.
     """
     if stage not in STAGES:
         raise ReclabError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
-    params = params_module.load(params_file, overrides)
+    file_given = params_file is not None
+    if not file_given:
+        from reclab.pipeline import default_params_file
+
+        params_file = default_params_file()
     client = _client(uri)
+    if parent_run_id and not file_given:   # given only the pipeline: that pipeline's parameters
+        params = _pipeline_params(client, parent_run_id, overrides)
+    else:
+        params = params_module.load(params_file, overrides)
     exp = experiment_id(params["experiment"], uri)
     interactive = not parent_run_id
+    joined = "given"
     if interactive:
-        position = STAGES.index(stage)
-        if position == 0:
+        if STAGES.index(stage) == 0:
             parent_run_id = start_pipeline(params, uri, runner="notebook")
+            joined = "new"
         else:
-            earlier = STAGES[position - 1]
-            found = find_stage_run(earlier, params["experiment"], uri=uri)
-            if found is None:
-                raise ReclabError(f"no finished {earlier!r} run in MLflow experiment "
-                                  f"{params['experiment']!r} at {tracking_uri(uri)}; run "
-                                  f"the {earlier} notebook (or `reclab run`) first")
-            parent_run_id = found.data.tags[_PARENT]
+            parent_run_id = open_pipeline(stage, params, overrides, uri,
+                                          compare_file=file_given)
             params = _pipeline_params(client, parent_run_id, overrides)
             client.update_run(parent_run_id, status="RUNNING")
+            joined = "continued"
     else:
         try:
             parent = client.get_run(parent_run_id)
@@ -457,7 +476,79 @@ def start_stage(stage: str, params_file, overrides: Mapping | None = None,
         # stage.finish() (an error in a cell, then the kernel shut down), end them here.
         atexit.register(_end_if_running, client.tracking_uri, run.info.run_id, parent_run_id)
     _log_params(client, run.info.run_id, params_module.flatten(params))
-    return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive)
+    if joined != "new":
+        _supersede(client, stage, parent_run_id, run.info.run_id, uri)
+    return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive, joined)
+
+
+def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
+                  uri: str | None = None, compare_file: bool = False) -> str:
+    """The pipeline that stage ``stage``, opened alone, continues: its run id.
+
+    It is the pipeline of the latest finished run of the stage before ``stage`` in experiment
+    ``params["experiment"]``, and only while that pipeline is open: it has no finished
+    ``stage`` run yet, no ``reclab run`` is driving it, and its parameters agree with what the
+    notebook was given (``overrides``; with ``compare_file``, also every parameter of
+    ``params``, read from an explicit parameter file).
+
+    Raises
+    ------
+    ReclabError
+        No such pipeline, or the latest one is not open: the message names it, says why, and
+        how to choose (``parent_run_id``, or a new pipeline from stage 1).
+    """
+    experiment = params["experiment"]
+    earlier = STAGES[STAGES.index(stage) - 1]
+    found = find_stage_run(earlier, experiment, uri=uri)
+    if found is None:
+        raise ReclabError(f"no finished {earlier!r} run in MLflow experiment {experiment!r} at "
+                          f"{tracking_uri(uri)}; run the {earlier} notebook (or `reclab run`) first")
+    client = _client(uri)
+    pipeline_id = found.data.tags[_PARENT]
+    parent = client.get_run(pipeline_id)
+    name = f"{parent.info.run_name!r} (run {pipeline_id})"
+    choose = (f"to run {stage!r} in it anyway (superseding its earlier {stage!r} run), pass "
+              f"parent_run_id={pipeline_id!r}; for a new pipeline run the notebooks from "
+              f"01_preprocess (or `reclab run`)")
+    if find_stage_run(stage, experiment, pipeline_id, uri=uri) is not None:
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, already has a "
+                          f"finished {stage!r} stage, so a notebook opened alone does not join it; "
+                          + choose)
+    if parent.info.status == "RUNNING" and parent.data.tags.get("reclab.pipeline") == "reclab run":
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, is being run "
+                          f"by `reclab run` (or was killed: then `reclab run --resume "
+                          f"{pipeline_id}`); {choose}")
+    theirs = params_module.flatten(_pipeline_params(client, pipeline_id, None))
+    mine = params_module.flatten(params)
+    keys = (mine if compare_file else
+            {key for key in mine for given in (overrides or {})
+             if key == given or key.startswith(given + ".")})
+    differ = sorted(key for key in keys if key != "experiment" and theirs.get(key) != mine[key])
+    if differ:
+        shown = ", ".join(f"{key}={mine[key]!r} (pipeline: {theirs.get(key)!r})" for key in differ[:5])
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, was made with "
+                          f"other parameters than this notebook's: {shown}; " + choose)
+    return pipeline_id
+
+
+def _supersede(client: MlflowClient, stage: str, parent_run_id: str, run_id: str,
+               uri: str | None) -> None:
+    """Mark the earlier finished runs of ``stage`` in the pipeline as superseded by ``run_id``,
+    and the finished runs of the later stages as outdated (see :func:`start_stage`)."""
+    later = STAGES[STAGES.index(stage) + 1:]
+    for run in stage_runs(parent_run_id, uri):
+        tags = run.data.tags
+        if (run.info.run_id == run_id or run.info.status != "FINISHED"
+                or "reclab.superseded_by" in tags):
+            continue
+        if tags["reclab.stage"] == stage:
+            client.set_tag(run.info.run_id, "reclab.superseded_by", run_id)
+            note = tags.get(_NOTE, "")
+            client.set_tag(run.info.run_id, _NOTE,
+                           f"**Superseded** by run {run_id} of the same stage.\n\n{note}")
+        elif tags["reclab.stage"] in later and "reclab.outdated" not in tags:
+            client.set_tag(run.info.run_id, "reclab.outdated",
+                           f"made from a {stage!r} run superseded by {run_id}; run this stage again")
 
 
 def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
@@ -490,8 +581,9 @@ class StageRun:
     """
 
     def __init__(self, client: MlflowClient, run_id: str, parent_run_id: str, experiment_id_: str,
-                 stage: str, params: dict, interactive: bool):
+                 stage: str, params: dict, interactive: bool, joined: str = "given"):
         self.client = client
+        self.joined = joined
         self.run_id = run_id
         self.parent_run_id = parent_run_id
         self.experiment_id = experiment_id_
@@ -501,8 +593,33 @@ class StageRun:
         self._tracking_uri = client.tracking_uri
 
     def __repr__(self) -> str:
-        return (f"StageRun(stage={self.stage!r}, run_id={self.run_id!r}, "
-                f"parent_run_id={self.parent_run_id!r})")
+        return self._describe_pipeline()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<p>{html.escape(self._describe_pipeline()).replace(chr(10), '<br>')}" \
+               f"<br><a href=\"{html.escape(self.pipeline_url())}\" target=\"_blank\">" \
+               f"open the pipeline in the MLflow UI</a></p>"
+
+    def pipeline_url(self) -> str:
+        """Address of the pipeline run in the MLflow UI: the tracking server itself, or for a
+        local store the address ``reclab ui`` serves by default."""
+        uri = self._tracking_uri
+        base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else _UI_ADDRESS
+        return base + ui_path(self.experiment_id, self.parent_run_id)
+
+    def _describe_pipeline(self) -> str:
+        """Which pipeline this stage belongs to, in words (the first output of every notebook)."""
+        how = {"new": "a new pipeline, started by this notebook",
+               "continued": "continued: the latest pipeline of the experiment, still open",
+               "given": "the pipeline given as parent_run_id"}[self.joined]
+        name = _run_name(self.params)
+        lines = [f"Stage {self.stage!r} (run {self.run_id}) of pipeline {name!r} "
+                 f"(run {self.parent_run_id}): {how}.",
+                 f"Experiment {self.params['experiment']!r}, store {self._tracking_uri}.",
+                 f"MLflow UI (`reclab ui` for a local store): {self.pipeline_url()}"]
+        return "\n".join(lines)
 
     # -- writing ----------------------------------------------------------------------------------
     def log_params(self, values: Mapping, prefix: str = "") -> None:
@@ -512,10 +629,12 @@ class StageRun:
                                         if isinstance(value, (list, tuple, dict)) else value)
                      for key, value in values.items()})
 
-    def log_metrics(self, values: Mapping, step: int = 0, run_id: str | None = None) -> None:
-        """Log metrics; ``@`` in names becomes ``_at_``. Non-finite values are skipped."""
+    def log_metrics(self, values: Mapping, step: int = 0, run_id: str | None = None,
+                    model_id: str | None = None) -> None:
+        """Log metrics; ``@`` in names becomes ``_at_``. Non-finite values are skipped. With
+        ``model_id`` they are also the metrics of that MLflow logged model."""
         now = int(time.time() * 1000)
-        metrics = [Metric(metric_key(key), float(value), now, int(step))
+        metrics = [Metric(metric_key(key), float(value), now, int(step), model_id=model_id)
                    for key, value in values.items() if value is not None and np.isfinite(float(value))]
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(run_id or self.run_id, metrics=metrics[start:start + 1000],
@@ -531,10 +650,14 @@ class StageRun:
         self.client.set_tag(run_id or self.run_id, _NOTE, text)
 
     def log_figure(self, figure, name: str) -> str:
-        """Log a matplotlib figure as ``figures/<name>.png``; returns the artifact path."""
+        """Log a matplotlib figure as ``figures/<name>.png``; returns the artifact path. The
+        headline figures (tuning convergence, precision and recall at K) also go to the pipeline
+        run, so that MLflow's Compare page shows them side by side."""
         path = f"figures/{name}.png"
-        self.client.log_figure(self.run_id, figure, path, save_kwargs={"dpi": 110,
-                                                                       "bbox_inches": "tight"})
+        for run_id in (self.run_id, self.parent_run_id) if name in _HEADLINE_FIGURES else (
+                self.run_id,):
+            self.client.log_figure(run_id, figure, path, save_kwargs={"dpi": 110,
+                                                                      "bbox_inches": "tight"})
         return path
 
     def log_table(self, frame: pd.DataFrame, name: str, index: bool = False) -> str:
@@ -742,7 +865,7 @@ class StageRun:
         values = report.mlflow_metrics()
         suffix = "" if model_name is None else f"_{model_name}"
         if model_name is None:
-            self.log_metrics(values)
+            self.log_metrics(values, model_id=self._logged_model_id())
             self.log_metrics(values, run_id=self.parent_run_id)
             # What reclab compare needs to pair two runs' per-user values (load_report).
             self.set_tags({"reclab.test_fingerprint": report.test_fingerprint,
@@ -784,7 +907,9 @@ class StageRun:
             users = data.user_ids[:max(1, n_example_users)]
             example = pd.DataFrame({"user": users, "n": np.full(len(users), 5, dtype=np.int64)})
             local = folder / "model"
-            with warnings.catch_warnings(), _quiet_mlflow_log():
+            # Saving checks the input example against the model, which MLflow loads back with
+            # a download progress bar (red stderr in a notebook).
+            with warnings.catch_warnings(), _quiet_mlflow_log(), _no_progress_bars():
                 # Hints about integer columns and type hints, about a signature given explicitly.
                 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
                 warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
@@ -797,7 +922,34 @@ class StageRun:
                     metadata={"reclab_version": _version("reclab"),
                               "model_class": type(model).__name__})
             self.client.log_artifacts(self.run_id, str(local), "model")
+            self._log_logged_model(model, local)
         return f"runs:/{self.run_id}/model"
+
+    def _log_logged_model(self, model, local: Path) -> str:
+        """The saved pyfunc model in ``local`` as an MLflow logged model named after the model
+        class, made by this run (the runs table's Models column links to it); its id is tag
+        ``reclab.model_id`` of this run, and the evaluate stage logs the test metrics to it.
+
+        Not named ``model`` like the run's artifact folder: MLflow 3 would then resolve
+        ``runs:/<id>/model`` through the logged model, with the default tracking URI rather
+        than the run's store.
+        """
+        params = {name: str(value) for name, value in model.get_params().items()}
+        logged = self.client.create_logged_model(
+            self.experiment_id, name=type(model).__name__, source_run_id=self.run_id, params=params,
+            model_type=type(model).__name__, tags={"reclab.pipeline_run": self.parent_run_id})
+        self.client.log_model_artifacts(logged.model_id, str(local))
+        self.client.finalize_logged_model(logged.model_id, "READY")
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, 0)])
+        self.set_tags({"reclab.model_id": logged.model_id})
+        return logged.model_id
+
+    def _logged_model_id(self) -> str | None:
+        """Id of the logged model of this pipeline's train stage (None: no such stage or an
+        older run without one)."""
+        train = find_stage_run("train", self.params["experiment"], self.parent_run_id,
+                               uri=self._tracking_uri)
+        return None if train is None else train.data.tags.get("reclab.model_id")
 
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -1085,8 +1237,24 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
 
 # -- what the pipeline runner needs -----------------------------------------------------------
 def log_notebook(run_id: str, path, uri: str | None = None) -> None:
-    """Log an executed notebook as ``notebook/<file name>`` of ``run_id``."""
-    _client(uri).log_artifact(run_id, str(path), "notebook")
+    """Log an executed notebook as ``notebook/<file name>`` of ``run_id``, and rendered as
+    HTML (``notebook/<stem>.html``, which MLflow's artifact viewer shows as a page)."""
+    client = _client(uri)
+    client.log_artifact(run_id, str(path), "notebook")
+    with tempfile.TemporaryDirectory() as folder:
+        client.log_artifact(run_id, str(_notebook_html(path, folder)), "notebook")
+
+
+def _notebook_html(path, folder) -> Path:
+    """The executed notebook ``path`` rendered by nbconvert (its HTML exporter, figures
+    embedded) into ``folder``; returns the HTML file."""
+    import nbconvert
+    import nbformat
+
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(str(path), as_version=4))
+    html = Path(folder) / f"{Path(path).stem}.html"
+    html.write_text(body, encoding="utf-8")
+    return html
 
 
 def fail_stage(parent_run_id: str, stage: str, notebook, message: str,

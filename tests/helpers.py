@@ -1,4 +1,5 @@
-"""Plain helpers shared by several test files: reference definitions and crafted files."""
+"""Plain helpers shared by several test files: reference definitions, crafted files, and the
+settings of the session's four pipelines (conftest.py)."""
 
 import math
 import zipfile
@@ -33,3 +34,14 @@ def crafted_zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
             info.external_attr = unix_mode << 16
             archive.writestr(info, content)
     return path
+
+
+# params/default.yaml made small: 2 random-search trials on 150 users, 20 bootstrap replicates.
+SMALL_PIPELINE = ["synthetic.n_users=150", "synthetic.n_items=200", "synthetic.n_ratings=6000",
+                  "tune.method=random", "tune.n_trials=2", "tune.metric=ndcg@10", "k=[5, 10]",
+                  "evaluation.n_bootstrap=20", "n_recommendations=5", "baselines=[Popularity]",
+                  "models.ImplicitALS.params.iterations=4"]
+FOUR_PIPELINES = (("ImplicitALS", 11), ("SVD", 11), ("ImplicitALS", 12), ("SVD", 12))
+FOUR_PIPELINES_EXPERIMENT = "reclab"   # the default experiment, as the README example reads it
+# Nothing here needs the network; MLflow would otherwise report usage.
+QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}

@@ -1,16 +1,17 @@
 """Two pipeline runs compared in the MLflow UI, in a real browser.
 
-Two real ``reclab run`` pipelines on small synthetic data (ImplicitALS and SVD; the same seed, so
-the same test split) go into a temporary SQLite store. ``reclab ui`` serves that store on a free
-loopback port; headless Chromium (Debian's ``chromium`` package, driven by Playwright) opens the
-experiment page and the run comparison page, and both must show the two runs by name and
-``precision_at_10`` with the values MLflow holds. Screenshots are kept in
-``test-artifacts/browser/`` (git-ignored). The server is then stopped as Ctrl-C would stop it.
-``reclab compare`` prints the same two runs side by side, with the paired comparison.
+Two of the session's four ``reclab run`` pipelines (fixture ``four_pipelines`` of conftest.py,
+small synthetic data; ImplicitALS and SVD with the same seed, so the same test split) are in a
+temporary SQLite store. ``reclab ui`` serves that store on a free loopback port; headless
+Chromium (Debian's ``chromium`` package, driven by Playwright) opens the experiment page and the
+run comparison page, and both must show the two runs by name and ``precision_at_10`` with the
+values MLflow holds. Screenshots are kept in ``test-artifacts/browser/`` (git-ignored). The
+server is then stopped as Ctrl-C would stop it. ``reclab compare`` prints the same two runs side
+by side, with the paired comparison.
 
 The browser is always the system's Chromium: a missing one fails the test with the command that
-installs it (``.ci/run`` does), never a silent skip and never a browser downloaded by Playwright.
-The page and the server talk only to 127.0.0.1.
+installs it (``make test`` and ``.ci/run`` do), never a silent skip and never a browser downloaded
+by Playwright. The page and the server talk only to 127.0.0.1.
 """
 
 import contextlib
@@ -33,6 +34,7 @@ import pytest
 from mlflow import MlflowClient
 from playwright.sync_api import expect, sync_playwright
 
+from helpers import FOUR_PIPELINES_EXPERIMENT, QUIET
 from reclab.cli import main
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -40,17 +42,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PROJECT = Path(__file__).resolve().parent.parent
 RECLAB = Path(sys.executable).parent / "reclab"
 ARTIFACTS = PROJECT / "test-artifacts" / "browser"
-EXPERIMENT = "browser-test"
-# params/default.yaml made small: 2 random-search trials on 150 users, 50 bootstrap replicates.
-SMALL = ["experiment=" + EXPERIMENT, "synthetic.n_users=150", "synthetic.n_items=200",
-         "synthetic.n_ratings=6000", "tune.method=random", "tune.n_trials=2", "k=[5, 10]",
-         "evaluation.n_bootstrap=50", "n_recommendations=5",
-         "models.ImplicitALS.params.iterations=4"]
+EXPERIMENT = FOUR_PIPELINES_EXPERIMENT
+SEED = 11   # both pipelines of this seed: one test split
 MODELS = ("ImplicitALS", "SVD")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# Nothing here needs the network; MLflow would otherwise report usage from server and browser.
-QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 TIMEOUT_MS = 90_000   # Playwright timeouts (ms): a loaded 2-core machine renders the UI slowly
 
 
@@ -67,24 +63,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def reclab_runs(folder: Path, uri: str) -> dict:
-    """One pipeline per model through the real command, at the same time (reclab serializes
-    what must be serialized in a shared SQLite store); returns their run ids by model."""
-    processes = {}
-    for model in MODELS:
-        settings = [item for value in [*SMALL, f"model={model}"] for item in ("--set", value)]
-        processes[model] = subprocess.Popen(
-            [str(RECLAB), "run", "--tracking-uri", uri, "--output", str(folder / model), *settings],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder,
-            env={**os.environ, **QUIET})
-    runs = {}
-    for model, process in processes.items():
-        out, _ = process.communicate(timeout=900)
-        assert process.returncode == 0, out[-4000:]
-        runs[model] = re.search(r"MLflow run id: (\w+)", out).group(1)
-    return runs
 
 
 class UiServer:
@@ -178,14 +156,12 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """Two finished pipelines in one store, and ``reclab ui`` serving it (it boots while the
-    tests that need no browser run)."""
-    folder = tmp_path_factory.mktemp("browser")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    started = time.monotonic()
-    runs = reclab_runs(folder, uri)
-    pipelines = time.monotonic() - started
+def store(four_pipelines):
+    """Two finished pipelines of one seed in the session's store, and ``reclab ui`` serving it
+    (it boots while the tests that need no browser run)."""
+    folder, uri = four_pipelines["folder"], four_pipelines["uri"]
+    runs = {model: four_pipelines["runs"][model, SEED] for model in MODELS}
+    pipelines = four_pipelines["seconds"]
     server = UiServer(uri, folder)
     try:
         client = MlflowClient(tracking_uri=uri)
@@ -336,7 +312,9 @@ def test_mlflow_ui_shows_both_runs_and_precision_at_10(chromium, store, tmp_path
     status, out = server.stop()
     assert status == 0, out
     assert "MLflow UI stopped." in out
-    with socket.socket() as probe:   # the server is gone: its port is free again
+    with socket.socket() as probe:   # the server is gone: nothing listens on its port
+        # (SO_REUSEADDR: a closed connection's TIME_WAIT on the port is no server)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", server.port))
     print(f"pipelines {store['seconds']:.0f} s, UI up {served:.0f} s later, browser {browsed:.0f} s; "
           f"requests kept from leaving the machine: {len(outside)}")

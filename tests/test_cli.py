@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
+    """Ctrl-C (SIGINT) or SIGTERM stop ``reclab ui`` and its server quietly: no traceback, no
+    server left on the port."""
     port = free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # As from a terminal: SIGINT at its default (a shell's background job would ignore it, and
@@ -133,16 +137,26 @@ def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path):
         assert url == f"http://127.0.0.1:{port}", process.stderr.read() if url is None else url
         with urllib.request.urlopen(url, timeout=30) as response:
             assert response.status == 200
-        process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
-        assert process.returncode == 0
+        process.send_signal(stop)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err[-3000:]
         assert "MLflow UI stopped." in out
-        with socket.socket() as probe:   # the server is gone: the port is free again
+        assert "Traceback" not in err, err[-3000:]
+        with socket.socket() as probe:   # the server is gone: nothing listens on its port
+            # (SO_REUSEADDR: a closed connection's TIME_WAIT on the port is no server)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", port))
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_version_names_the_installed_reclab(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"reclab {metadata.version('reclab')}"
 
 
 def test_ui_refuses_a_busy_port(tmp_path, capsys):
@@ -191,21 +205,25 @@ def test_ui_links_open_the_runs_table_of_each_experiment_with_runs(tmp_path, sto
                                              f"?workflowType=machine_learning")
 
 
-def test_run_shows_the_tuning_progress_bar_in_place_and_nothing_else_of_stderr(capsys):
+def test_run_shows_the_tuning_progress_bar_in_place_and_the_rest_of_stderr_as_lines(capsys):
+    import io
+
     from reclab import pipeline
     from reclab.cli import _progress
 
-    events = []
-    echo = pipeline._TrialProgress(lambda *event: events.append(event), "tune", 2)
+    events, forwarded = [], io.StringIO()
+    echo = pipeline._TrialProgress(lambda *event: events.append(event), "tune", 2, forwarded)
     echo.write("/some/module.py:3: UserWarning: unrelated\n")
     echo.write("\rtuning:  50%|#####     | 1/2 [00:01<00:01, best precision@10=0.2100]")
     assert events == [("trial", "tune", 2,
                        "tuning:  50%|#####     | 1/2 [00:01<00:01, best precision@10=0.2100]")]
+    # Everything else the kernel writes to stderr goes on to the kernel output, the bar does not.
+    assert forwarded.getvalue() == "/some/module.py:3: UserWarning: unrelated\n"
     _progress("start", "tune", 2, None)
+    _progress(*events[0])
     _progress(*events[0])
     _progress("done", "tune", 2, 3.5)
     out = capsys.readouterr().out
-    assert "\r[2/6] tune         tuning:  50%" in out and "best precision@10=0.2100" in out
-    assert out.endswith("\r" + "[2/6] tune             3.5 s".ljust(len(
-        "[2/6] tune         " + events[0][3])) + "\n")
-    assert "UserWarning" not in out
+    bar = "    " + events[0][3]
+    assert out == ("[2/6] tune         running\n" + "\r" + bar + "\r" + bar + "\n"
+                   + "[2/6] tune             3.5 s\n")

@@ -2,7 +2,7 @@
 
 Real processes throughout: several processes open a new ``mlflow.db`` at the same moment (MLflow
 builds its schema on first use, which races without reclab's lock), four ``reclab run`` pipelines
-run at once on one new store, and a ``reclab run`` stopped by SIGTERM in the middle of a stage
+run at once on one new store (the session fixture ``four_pipelines`` of conftest.py), and a ``reclab run`` stopped by SIGTERM in the middle of a stage
 leaves no run RUNNING and no kernel behind, and is resumed to the end.
 """
 
@@ -15,9 +15,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 from mlflow import MlflowClient
 
+from helpers import FOUR_PIPELINES, FOUR_PIPELINES_EXPERIMENT
 from reclab import pipeline, tracking
 from reclab.errors import ReclabError
 
@@ -133,31 +135,22 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
 
 # -- four pipelines at once -------------------------------------------------------------------
 @pytest.mark.slow
-def test_four_pipelines_at_once_on_one_new_store_all_finish_with_everything_logged(tmp_path):
+def test_four_pipelines_at_once_on_one_new_store_all_finish_with_everything_logged(four_pipelines):
+    """The session's four pipelines (conftest.py), started at the same moment on a new store."""
     n_trials = 2
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    params = tiny_params(tmp_path, n_trials)
-    env = environment(uri, str(tmp_path))
-    seeds = (11, 12, 13, 14)
-    processes = [subprocess.Popen([str(RECLAB), "run", "-p", str(params), "--set", f"seed={seed}",
-                                   "--output", str(tmp_path / f"out-{seed}")],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                  cwd=tmp_path)
-                 for seed in seeds]
-    outputs = [process.communicate(timeout=900) for process in processes]
-    for process, (stdout, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, (stdout[-2000:], stderr[-3000:])
-
+    uri, folder = four_pipelines["uri"], four_pipelines["folder"]
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("concurrency")
-    assert experiment.artifact_location.startswith((tmp_path / "mlruns").as_uri())
-    parents = pipeline_runs(client, "concurrency")
-    assert sorted(int(run.data.params["seed"]) for run in parents) == list(seeds)
+    experiment = client.get_experiment_by_name(FOUR_PIPELINES_EXPERIMENT)
+    assert experiment.artifact_location.startswith((folder / "mlruns").as_uri())
+    parents = pipeline_runs(client, FOUR_PIPELINES_EXPERIMENT)
+    assert sorted(run.info.run_id for run in parents) == sorted(four_pipelines["runs"].values())
+    assert sorted((run.data.params["model"], int(run.data.params["seed"])) for run in parents) == \
+        sorted(FOUR_PIPELINES)
     every_run = client.search_runs([experiment.experiment_id], max_results=1000)
     # one parent, five stages and the trials per pipeline: nothing lost, nothing extra
-    assert len(every_run) == len(seeds) * (1 + len(FIVE) + n_trials)
+    assert len(every_run) == len(FOUR_PIPELINES) * (1 + len(FIVE) + n_trials)
     assert {run.info.status for run in every_run} == {"FINISHED"}
-    fingerprints = set()
+    fingerprints = {}
     for parent in parents:
         assert 0.0 <= parent.data.metrics["precision_at_10"] <= 1.0
         stages = tracking.stage_runs(parent.info.run_id, uri)
@@ -165,7 +158,10 @@ def test_four_pipelines_at_once_on_one_new_store_all_finish_with_everything_logg
         by_stage = {run.data.tags["reclab.stage"]: run for run in stages}
         for stage, run in by_stage.items():
             listed = {item.path for item in client.list_artifacts(run.info.run_id, "notebook")}
-            assert listed == {f"notebook/{pipeline.NOTEBOOKS[stage]}"}, (stage, listed)
+            notebook = pipeline.NOTEBOOKS[stage]
+            # the executed notebook, and rendered as a page for MLflow's artifact viewer
+            assert listed == {f"notebook/{notebook}",
+                              f"notebook/{notebook.replace('.ipynb', '.html')}"}, (stage, listed)
             assert run.data.params["seed"] == parent.data.params["seed"]
         tune = by_stage["tune"]
         trials = client.search_runs([experiment.experiment_id],
@@ -181,14 +177,40 @@ def test_four_pipelines_at_once_on_one_new_store_all_finish_with_everything_logg
         assert {item.path for item in client.list_artifacts(by_stage["preprocess"].info.run_id,
                                                             "split")} == {
             "split/train.npz", "split/valid.npz", "split/test.npz"}
+        # the trained model is an MLflow logged model of the train run, with the test metrics
+        (logged,) = [found for found in client.search_logged_models([experiment.experiment_id])
+                     if found.source_run_id == train]
+        assert logged.name == parent.data.params["model"] and logged.status == "READY"
+        assert by_stage["train"].data.tags["reclab.model_id"] == logged.model_id
+        assert {metric.key: metric.value for metric in logged.metrics}["precision_at_10"] == \
+            parent.data.metrics["precision_at_10"]
+        # the pipeline run carries the headline figures beside the test metrics
+        assert {item.path for item in client.list_artifacts(parent.info.run_id, "figures")} == {
+            "figures/convergence.png", "figures/precision_recall_at_k.png"}
         metrics = by_stage["evaluate"].data.metrics
         for key in ("precision_at_10", "recall_at_10", "ndcg_at_10", "Popularity/ndcg_at_10"):
             assert 0.0 <= metrics[key] <= 1.0, key
         assert metrics["precision_at_10"] == parent.data.metrics["precision_at_10"]
-        fingerprints.add(parent.data.tags["reclab.split_fingerprint"])
-    assert len(fingerprints) == len(seeds)   # four different pipelines, not one logged four times
-    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        fingerprints.setdefault(parent.data.params["seed"], set()).add(
+            parent.data.tags["reclab.split_fingerprint"])
+    # one split per seed, the same in both of its pipelines, and the two seeds' splits differ:
+    # four pipelines, not one logged four times
+    assert [len(found) for found in fingerprints.values()] == [1, 1]
+    assert len(set.union(*fingerprints.values())) == 2
+    with sqlite3.connect(folder / "mlflow.db") as database:
         assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_what_the_stage_kernels_print_reaches_the_terminal_while_they_run(four_pipelines):
+    """``reclab run`` writes each kernel's output under its stage's line as it comes."""
+    for printed in four_pipelines["stdout"].values():
+        lines = printed.splitlines()
+        start = lines.index("[1/5] preprocess   running")
+        end = next(number for number, line in enumerate(lines) if line.startswith("[1/5] preprocess ")
+                   and line.endswith(" s"))
+        assert any(line.startswith("    split fingerprint ") for line in lines[start:end]), printed
+        tune = lines.index("[2/5] tune         running")
+        assert any(line.startswith("    best ndcg@10 = ") for line in lines[tune:]), printed
 
 
 # -- SIGTERM in the middle of a stage, then --resume ------------------------------------------
@@ -249,6 +271,9 @@ def test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes(tmp_p
                               str(tmp_path / "resumed")], capture_output=True, text=True, env=env,
                              cwd=tmp_path, timeout=900)
     assert resumed.returncode == 0, (resumed.stdout[-2000:], resumed.stderr[-3000:])
+    # it says what it kept and what the tune stage restored
+    assert "[1/5] preprocess   kept: finished before, not run again" in resumed.stdout
+    assert f"continues tune run {tune.info.run_id}: " in resumed.stdout, resumed.stdout[-3000:]
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED"
     assert "reclab.error" not in parent.data.tags
@@ -355,3 +380,24 @@ def test_a_full_output_folder_fails_the_stage_and_says_the_notebook_is_partial(t
     runs = pipeline_runs(MlflowClient(uri), "full-disk")
     assert [run.info.status for run in runs] == ["FAILED"]
     assert "is partial" in runs[0].data.tags["reclab.error"]
+
+
+def test_train_notebooks_show_a_training_curve_only_for_iterative_models_and_no_download_bars(
+        four_pipelines):
+    client = MlflowClient(four_pipelines["uri"])
+    for (model, seed), run_id in four_pipelines["runs"].items():
+        executed = nbformat.read(four_pipelines["folder"] / f"out-{model}-{seed}" / "03_train.ipynb",
+                                 as_version=4)
+        streams = [output for cell in executed.cells if cell.cell_type == "code"
+                   for output in cell.outputs if output.output_type == "stream"]
+        errors = "".join(output.text for output in streams if output.name == "stderr")
+        assert "Downloading artifacts" not in errors, (model, errors)
+        printed = "".join(output.text for output in streams)
+        train = tracking.find_stage_run("train", FOUR_PIPELINES_EXPERIMENT, run_id,
+                                        uri=four_pipelines["uri"])
+        figures = {item.path for item in client.list_artifacts(train.info.run_id, "figures")}
+        if model == "SVD":   # fitted in closed form: no iterations, no empty axes
+            assert "SVD is fitted in closed form, without iterations: no training curve" in printed
+            assert "figures/training_curve.png" not in figures
+        else:
+            assert "figures/training_curve.png" in figures

@@ -272,3 +272,11 @@ def test_shipped_files_are_plain_yaml_mappings():
     for path in SHIPPED:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         assert isinstance(raw, dict) and set(raw) <= set(params.DEFAULTS)
+
+
+def test_an_unknown_dataset_fails_when_read_naming_the_known_ones(tmp_path):
+    """A typo such as ml-100K fails before any stage runs (no FAILED pipeline to resume)."""
+    with pytest.raises(ReclabError, match=r"'dataset' must be one of \['synthetic', 'ml-100k'.*"
+                                          r"got 'ml-100K'"):
+        params.load(write(tmp_path, "dataset: ml-100K\n"))
+    assert params.load(write(tmp_path, "dataset: ml-100k\n"))["dataset"] == "ml-100k"

@@ -198,7 +198,7 @@ def test_executed_notebooks_and_figures_are_artifacts(pipeline_run, store, clien
     for stage, run in runs.items():
         name = pipeline.NOTEBOOKS[stage]
         listed = [item.path for item in client.list_artifacts(run.info.run_id, "notebook")]
-        assert listed == [f"notebook/{name}"]
+        assert listed == [f"notebook/{name.replace('.ipynb', '.html')}", f"notebook/{name}"]
         local = client.download_artifacts(run.info.run_id, f"notebook/{name}",
                                           str(store["folder"]))
         executed = nbformat.read(local, as_version=4)
@@ -427,8 +427,7 @@ def bias_postprocess(store, tmp_path_factory):
     executed = folder / "04_postprocess.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOKS / "04_postprocess.ipynb"), str(executed),
-        parameters={"params_file": str(PROJECT / "params" / "default.yaml"),
-                    "experiment": "pipeline-bias", "tracking_uri": uri},
+        parameters={"experiment": "pipeline-bias", "tracking_uri": uri},
         kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
     return {"pipeline_id": pipeline_id, "train_run_id": stage.run_id, "model": model,
             "data": fit_data, "executed": nbformat.read(executed, as_version=4)}

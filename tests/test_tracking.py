@@ -100,11 +100,13 @@ def test_stage_opened_alone_starts_and_joins_a_pipeline(store, params_file, spli
     assert client.get_run(first.parent_run_id).data.tags["reclab.split_fingerprint"] == \
         tags["reclab.split_fingerprint"]
 
-    # the next stage, opened alone, joins that pipeline with its parameters and reads its split
-    second = tracking.start_stage("tune", PROJECT / "params" / "default.yaml",
-                                  overrides={"experiment": "unit", "k": [10]})
-    assert second.parent_run_id == first.parent_run_id
-    assert second.params["model"] == "Bias" and second.params["k"] == [10]
+    # the next stage, opened alone, joins that open pipeline with its parameters and reads its
+    # split; given other parameters than the pipeline's, it refuses (test_notebooks_alone.py)
+    with pytest.raises(ReclabError, match=r"other parameters than this notebook's: k='\[10\]'"):
+        tracking.start_stage("tune", overrides={"experiment": "unit", "k": [10]})
+    second = tracking.start_stage("tune", overrides={"experiment": "unit", "k": [5, 10]})
+    assert second.parent_run_id == first.parent_run_id and second.joined == "continued"
+    assert second.params["model"] == "Bias" and second.params["k"] == [5, 10]
     back = second.load_split()
     assert [part.fingerprint() for part in back] == [part.fingerprint() for part in (train, valid, test)]
     run = client.get_run(second.run_id)
