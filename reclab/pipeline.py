@@ -45,7 +45,7 @@ from typing import Callable, Mapping, Sequence
 from reclab import params as params_module
 from reclab._io import atomic_write
 from reclab.errors import ReclabError
-from reclab.stages import NOTEBOOKS, STAGES
+from reclab.stages import NOTEBOOKS, STAGES, default_params_file, notebooks_dir
 
 __all__ = ["NOTEBOOKS", "STAGES", "PipelineError", "PipelineResult", "run_pipeline", "notebooks_dir",
            "default_params_file", "parse_stages"]
@@ -110,16 +110,6 @@ class PipelineResult:
     output_dir: Path
     seconds: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
-
-
-def notebooks_dir() -> Path:
-    """The folder of the stage notebooks: ``notebooks/`` of the project reclab is installed from."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
-
-
-def default_params_file() -> Path:
-    """``params/default.yaml`` beside the stage notebooks (see :func:`notebooks_dir`)."""
-    return notebooks_dir().parent / "params" / "default.yaml"
 
 
 def parse_stages(stages: Sequence[str] | None, params: Mapping | None = None) -> list[str]:
@@ -344,7 +334,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
     begun: list[tuple[str, str]] = []   # (pipeline run id, store) once the run exists
     try:
         return _run_pipeline(begun, params_file, overrides, stages, resume, output_dir, tracking_uri,
-                             notebooks, progress, execution_timeout)
+                             notebooks, progress, execution_timeout, kernel_output)
     except BaseException as error:
         if begun:
             interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
@@ -360,7 +350,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
 
 
 def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_dir, tracking_uri,
-                  notebooks, progress, execution_timeout) -> PipelineResult:
+                  notebooks, progress, execution_timeout, kernel_output) -> PipelineResult:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 

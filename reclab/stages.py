@@ -6,7 +6,9 @@ find stage runs, and ``pipeline`` runs the notebooks through ``tracking``, so ne
 (see docs/architecture.md). Adding a stage means one entry here and one notebook in ``notebooks/``.
 """
 
-__all__ = ["NOTEBOOKS", "STAGES"]
+from pathlib import Path
+
+__all__ = ["NOTEBOOKS", "STAGES", "default_params_file", "notebooks_dir"]
 
 #: Stage names, in pipeline order (their numbers are positions from 1).
 STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate", "online")
@@ -15,3 +17,13 @@ STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate", "online")
 NOTEBOOKS = {"preprocess": "01_preprocess.ipynb", "tune": "02_tune.ipynb", "train": "03_train.ipynb",
              "postprocess": "04_postprocess.ipynb", "evaluate": "05_evaluate.ipynb",
              "online": "06_online.ipynb"}
+
+
+def notebooks_dir() -> Path:
+    """The folder of the stage notebooks: ``notebooks/`` of the project reclab is installed from."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def default_params_file() -> Path:
+    """``params/default.yaml`` beside the stage notebooks (see :func:`notebooks_dir`)."""
+    return notebooks_dir().parent / "params" / "default.yaml"

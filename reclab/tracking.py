@@ -439,7 +439,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         raise ReclabError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
     file_given = params_file is not None
     if not file_given:
-        from reclab.pipeline import default_params_file
+        from reclab.stages import default_params_file
 
         params_file = default_params_file()
     client = _client(uri)

@@ -30,7 +30,21 @@ def example_with(*needles: str) -> str:
 
 
 def test_the_readme_has_its_python_examples():
-    assert len(python_examples()) == 2
+    assert len(python_examples()) == 4
+
+
+@pytest.mark.usefixtures("data_dir")   # the example loads ml-100k through RECLAB_DATA_DIR
+def test_the_cold_start_example_runs_as_written():
+    namespace = {}
+    exec(compile(example_with("cold_items"), "README.md", "exec"), namespace)
+    assert namespace["report"].summary["precision@10"] > 0.1    # cold items only; random is about 0.06
+
+
+def test_the_online_example_runs_as_written():
+    namespace = {}
+    exec(compile(example_with("rl.online.ab_test"), "README.md", "exec"), namespace)
+    assert namespace["ab"].p_value < 0.01
+    assert set(namespace["power"].users_needed) >= {"ab", "interleaving"}
 
 
 def test_the_model_loading_example_runs_as_written(four_pipelines, monkeypatch):
@@ -47,6 +61,7 @@ def test_the_model_loading_example_runs_as_written(four_pipelines, monkeypatch):
 def test_the_library_example_runs_as_written():
     namespace = {}
     exec(compile(example_with("import reclab as rl"), "README.md", "exec"), namespace)
-    report, result = namespace["report"], namespace["result"]
+    report, result, picked = namespace["report"], namespace["result"], namespace["picked"]
     assert 0.1 < report.summary["precision@10"] < 0.6
     assert len(result.trials) == 12 and set(result.best_params) == {"factors", "regularization"}
+    assert {trial.model for trial in picked.trials} == {"ImplicitALS", "EASE"}
