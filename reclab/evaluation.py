@@ -499,19 +499,21 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
                    n_bootstrap, seed, rating, candidates)
 
 
-def cold_candidates(train: Interactions, test: Interactions, max_train: int = 0) -> np.ndarray:
+def cold_candidates(train: Interactions, test: Interactions, max_train: int = 0,
+                    allow_empty: bool = False) -> np.ndarray:
     """Original ids of the test items with at most ``max_train`` training interactions.
 
     With ``max_train=0`` on a :func:`reclab.split.cold_items` split: the cold items, the candidate
     set of the cold-start protocol (``evaluate(..., candidates=cold_candidates(train, test))``).
     With a small ``max_train`` on any split: the items with few training interactions, whose
-    metrics say how a model does on the long tail.
+    metrics say how a model does on the long tail. When there is no such item, an error, or with
+    ``allow_empty=True`` an empty array (small or dense data may have no long tail).
     """
     train = check_interactions(train, "train")
     test = check_interactions(test, "test")
     max_train = _check_count(max_train, "max_train", 0)
     chosen = (train.item_counts() <= max_train) & (test.item_counts() > 0)
-    if not chosen.any():
+    if not chosen.any() and not allow_empty:
         raise ReclabError(f"no test item has at most {max_train} training interactions; raise max_train")
     return test.item_ids[chosen]
 

@@ -60,7 +60,7 @@ def test_the_model_loading_example_runs_as_written(four_pipelines, monkeypatch):
 @pytest.mark.usefixtures("data_dir")   # the example loads ml-100k through RECLAB_DATA_DIR
 def test_the_library_example_runs_as_written():
     namespace = {}
-    exec(compile(example_with("import reclab as rl"), "README.md", "exec"), namespace)
+    exec(compile(example_with("import reclab as rl", "rl.tune("), "README.md", "exec"), namespace)
     report, result, picked = namespace["report"], namespace["result"], namespace["picked"]
     assert 0.1 < report.summary["precision@10"] < 0.6
     assert len(result.trials) == 12 and set(result.best_params) == {"factors", "regularization"}
