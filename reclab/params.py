@@ -742,7 +742,10 @@ def make_world(params: Mapping, data):
 
 
 def tuned_models(params: Mapping) -> list[str]:
-    """Names of the models stage 2 searches: ``tune.models``, or else ``[model]``."""
+    """Names of the models stage 2 searches: ``tune.models``, or else ``[model]``; a backend other
+    than local searches its own model only (``backend: spark`` tunes SparkALS, see "Backends")."""
+    if params["backend"] != "local":
+        return [params["model"]]
     return list(params["tune"]["models"]) or [params["model"]]
 
 

@@ -1261,16 +1261,18 @@ def plot_objective(result: TuningResult, n_points: int = 20, n_samples: int = 15
             if trial.model in (None, result.best_model or trial.model)]
     finished = [trial for trial in mine if trial.ok]
     names = list(result.space)
+    inside = []
     if result.method == "smbo":
         from skopt.space import Space
 
-        inside = Space(list(result.space.values()))   # start points may lie outside the space
-        finished = [trial for trial in finished if [trial.params[name] for name in names] in inside]
+        space = Space(list(result.space.values()))   # start points may lie outside the space
+        inside = [trial for trial in finished if [trial.params[name] for name in names] in space]
+    # A surrogate needs two finished trials in the space; a search stopped earlier (a time
+    # budget, failed trials) gets the scatter plot of grid and random results instead.
+    if len(inside) >= 2:
         from skopt.plots import plot_objective as skopt_plot_objective
 
-        if len(finished) < 2:
-            raise ReclabError(f"plot_objective needs at least 2 finished trials to fit a surrogate, "
-                              f"got {len(finished)}")
+        finished = inside
         sign = -1.0 if result.greater_is_better else 1.0
         optimizer = _optimizer(result.space, result.estimator, 1, result.seed,
                                acq_optimizer="sampling", acq_optimizer_kwargs={"n_points": 100})

@@ -40,7 +40,7 @@ def crafted_zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
 SMALL_PIPELINE = ["synthetic.n_users=150", "synthetic.n_items=200", "synthetic.n_ratings=6000",
                   "tune.method=random", "tune.n_trials=2", "tune.metric=ndcg@10", "k=[5, 10]",
                   "evaluation.n_bootstrap=20", "n_recommendations=5", "baselines=[Popularity]",
-                  "models.ImplicitALS.params.iterations=4"]
+                  "models.ImplicitALS.params.iterations=4", "online.enabled=false"]
 FOUR_PIPELINES = (("ImplicitALS", 11), ("SVD", 11), ("ImplicitALS", 12), ("SVD", 12))
 FOUR_PIPELINES_EXPERIMENT = "reclab"   # the default experiment, as the README example reads it
 # Nothing here needs the network; MLflow would otherwise report usage.

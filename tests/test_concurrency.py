@@ -205,8 +205,8 @@ def test_what_the_stage_kernels_print_reaches_the_terminal_while_they_run(four_p
     """``reclab run`` writes each kernel's output under its stage's line as it comes."""
     for printed in four_pipelines["stdout"].values():
         lines = printed.splitlines()
-        start = lines.index("[1/5] preprocess   running")
-        end = next(number for number, line in enumerate(lines) if line.startswith("[1/5] preprocess ")
+        start = lines.index("[1/6] preprocess   running")
+        end = next(number for number, line in enumerate(lines) if line.startswith("[1/6] preprocess ")
                    and line.endswith(" s"))
         assert any(line.startswith("    split fingerprint ") for line in lines[start:end]), printed
         tune = lines.index("[2/5] tune         running")
@@ -272,7 +272,7 @@ def test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes(tmp_p
                              cwd=tmp_path, timeout=900)
     assert resumed.returncode == 0, (resumed.stdout[-2000:], resumed.stderr[-3000:])
     # it says what it kept and what the tune stage restored
-    assert "[1/5] preprocess   kept: finished before, not run again" in resumed.stdout
+    assert "[1/6] preprocess   kept: finished before, not run again" in resumed.stdout
     assert f"continues tune run {tune.info.run_id}: " in resumed.stdout, resumed.stdout[-3000:]
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED"

@@ -502,7 +502,8 @@ def test_ml_latest_small_pipeline_on_spark(tmp_path, monkeypatch, shared_path):
     shared_path("ml-latest-small/ratings.csv")  # the pipeline reads it through RECLAB_DATA_DIR
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = pipeline.run_pipeline(params_file=PROJECT / "params" / "ml-latest-small.yaml",
-                                   overrides={"backend": "spark", "tune.n_trials": 3,
+                                   overrides={"backend": "spark", "tune.n_trials": 3, "tune.folds": 1,
+                                              "tune.time_budget": None,
                                               "tune.n_initial": 3, "k": [5, 10],
                                               "evaluation.n_bootstrap": 200, **SPARK_SMALL},
                                    tracking_uri=uri, output_dir=tmp_path / "out")
