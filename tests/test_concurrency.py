@@ -209,7 +209,7 @@ def test_what_the_stage_kernels_print_reaches_the_terminal_while_they_run(four_p
         end = next(number for number, line in enumerate(lines) if line.startswith("[1/6] preprocess ")
                    and line.endswith(" s"))
         assert any(line.startswith("    split fingerprint ") for line in lines[start:end]), printed
-        tune = lines.index("[2/5] tune         running")
+        tune = lines.index("[2/6] tune         running")
         assert any(line.startswith("    best ndcg@10 = ") for line in lines[tune:]), printed
 
 
