@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from reclab.errors import ReclabError
+from reclab.stages import STAGES
 
 __all__ = ["main"]
 
@@ -33,8 +34,6 @@ _BAR = {"width": 0}   # length of the tuning progress line shown in place, 0 whe
 
 
 def _progress(event: str, stage: str, number: int, seconds) -> None:
-    from reclab.stages import STAGES
-
     head = f"[{number}/{len(STAGES)}] {stage:<12}"
     if event == "trial":   # ``seconds`` holds the text of the tuning progress bar: redrawn in place
         line = f"    {seconds}"
