@@ -228,7 +228,7 @@ def _ui(args) -> int:
         raise ReclabError(f"port {args.port} on {args.host} is in use; choose another with --port")
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
                "--host", args.host, "--port", str(args.port), "--workers", "1"]
-    folder = tracking._sqlite_folder(uri)
+    folder = tracking.sqlite_folder(uri)
     if folder is not None:
         command += ["--default-artifact-root", (folder / "mlruns").as_uri()]
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"

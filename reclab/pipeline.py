@@ -23,7 +23,7 @@ FAILED and goes on too. No run is left RUNNING, except by a process killed outri
 ``resume=<pipeline run id>`` continues a pipeline from its first unfinished stage; stage runs it
 finds still RUNNING (their process was killed outright) are marked KILLED first. A tune stage
 that was interrupted continues its search: every finished trial is in a checkpoint logged with
-the tune run (``tuning/checkpoint.jsonl``, see :meth:`reclab.tracking.StageRun.tuning_checkpoint`),
+the tune run (``tuning/checkpoint.jsonl``, see :func:`reclab.tracking.tuning_checkpoint`),
 so the resumed stage runs only the trials that had not finished, and ends with the same trials
 and best parameters as an uninterrupted search.
 
@@ -394,7 +394,7 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
             if run.info.status == "RUNNING":
                 # Left RUNNING by a process killed outright; a tune run's checkpoint is still
                 # found by the tune stage that runs now (it looks at every unfinished tune run).
-                tracking.fail_stage(run_id, run.data.tags["reclab.stage"], None,
+                tracking.fail_stage(run_id, run.data.tags[tracking.TAG_STAGE], None,
                                     "interrupted: the run was still RUNNING when the pipeline was "
                                     "resumed (its process was killed)", uri, status="KILLED")
         tracking.reopen_pipeline(run_id, uri)

@@ -87,7 +87,7 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
     for seed, model in ((0, Popularity()), (1, Bias())):
         run_id = tracking.start_pipeline(params.load(params_file, {"seed": seed}))
         stage = tracking.start_stage("evaluate", params_file, {"seed": seed}, parent_run_id=run_id)
-        stage.log_report(evaluate(model.fit(fit), fit, test, k=(5, 10), n_bootstrap=50))
+        tracking.log_report(stage, evaluate(model.fit(fit), fit, test, k=(5, 10), n_bootstrap=50))
         stage.finish()
         ids.append(run_id)
     assert main(["compare", *ids]) == 0
@@ -177,12 +177,12 @@ def test_compare_shows_each_pipelines_tuned_values(tmp_path, store, capsys):
     for model, best in (("Bias", {"user_reg": 5.0}), ("SVD", {"factors": 8, "user_reg": 20.0})):
         run_id = tracking.start_pipeline(params.load(params_file, {"model": model}))
         stage = tracking.start_stage("tune", params_file, {"model": model}, parent_run_id=run_id)
-        stage.log_best(best, 0.1, "ndcg@10", model)
+        tracking.log_best(stage, best, 0.1, "ndcg@10", model)
         stage.finish()
         ids.append(run_id)
     # A tune stage run again in a pipeline: MLflow params cannot change, the first values stay.
     again = tracking.start_stage("tune", params_file, {"model": "SVD"}, parent_run_id=ids[1])
-    again.log_best({"factors": 16, "user_reg": 20.0}, 0.2, "ndcg@10", "SVD")
+    tracking.log_best(again, {"factors": 16, "user_reg": 20.0}, 0.2, "ndcg@10", "SVD")
     assert MlflowClient().get_run(again.run_id).data.params["best.factors"] == "16"
     assert MlflowClient().get_run(ids[1]).data.params["best.factors"] == "8"
 

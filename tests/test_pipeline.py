@@ -414,15 +414,15 @@ def bias_postprocess(store, tmp_path_factory):
     config, pipeline_id = stage.params, stage.parent_run_id
     data = params_module.load_data(config)
     train, valid, test = params_module.make_split(config, data)
-    stage.log_split(data, train, valid, test)
+    tracking.log_split(stage, data, train, valid, test)
     stage.finish()
     stage = tracking.start_stage("tune", params_file, parent_run_id=pipeline_id, uri=uri)
-    stage.log_best({"user_reg": 5.0}, 0.05, "ndcg@10", "Bias")
+    tracking.log_best(stage, {"user_reg": 5.0}, 0.05, "ndcg@10", "Bias")
     stage.finish()
     stage = tracking.start_stage("train", params_file, parent_run_id=pipeline_id, uri=uri)
     fit_data = train.union(valid)
     model = params_module.make_model(config, "Bias", {"user_reg": 5.0}).fit(fit_data)
-    stage.log_model(model, fit_data)
+    tracking.log_model(stage, model, fit_data)
     stage.finish()
     executed = folder / "04_postprocess.ipynb"
     papermill.execute_notebook(

@@ -93,7 +93,7 @@ def test_stage_opened_alone_starts_and_joins_a_pipeline(store, params_file, spli
     parent = client.get_run(first.parent_run_id)
     assert parent.data.tags["reclab.pipeline"] == "notebook"
     assert parent.info.run_name == "synthetic/Bias/grid"
-    tags = first.log_split(data, train, valid, test)
+    tags = tracking.log_split(first, data, train, valid, test)
     first.finish("preprocessed")
     assert client.get_run(first.run_id).info.status == "FINISHED"
     assert client.get_run(first.run_id).data.tags["mlflow.note.content"] == "preprocessed"
@@ -107,7 +107,7 @@ def test_stage_opened_alone_starts_and_joins_a_pipeline(store, params_file, spli
     second = tracking.start_stage("tune", overrides={"experiment": "unit", "k": [5, 10]})
     assert second.parent_run_id == first.parent_run_id and second.joined == "continued"
     assert second.params["model"] == "Bias" and second.params["k"] == [5, 10]
-    back = second.load_split()
+    back = tracking.load_split(second)
     assert [part.fingerprint() for part in back] == [part.fingerprint() for part in (train, valid, test)]
     run = client.get_run(second.run_id)
     assert run.data.tags["reclab.stage"] == "tune"
@@ -118,18 +118,18 @@ def test_stage_opened_alone_starts_and_joins_a_pipeline(store, params_file, spli
     assert {entry.dataset.name for entry in logged} == {"synthetic/train", "synthetic/valid",
                                                          "synthetic/test"}
     with pytest.raises(ReclabError, match="no finished 'tune' stage"):
-        second.load_best()
+        tracking.load_best(second)
 
 
 def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
     data, train, valid, test = split
     first = tracking.start_stage("preprocess", params_file)
-    first.log_split(data, train, valid, test)
+    tracking.log_split(first, data, train, valid, test)
     first.finish()
     stage = tracking.start_stage("tune", params_file, parent_run_id=first.parent_run_id)
     result = tune(Bias(), {"user_reg": [1.0, 10.0]}, train, valid, method="grid",
-                  metric="ndcg@10", callbacks=[stage.trial_logger("ndcg@10")])
-    stage.log_best(result.best_params, result.best_score, result.metric, "Bias")
+                  metric="ndcg@10", callbacks=[tracking.trial_logger(stage, "ndcg@10")])
+    tracking.log_best(stage, result.best_params, result.best_score, result.metric, "Bias")
     stage.finish()
     client = MlflowClient()
     trials = client.search_runs([stage.experiment_id],
@@ -145,13 +145,13 @@ def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
     history = client.get_metric_history(stage.run_id, "ndcg_at_10")
     assert sorted(point.step for point in history) == [0, 1]
     reader = tracking.start_stage("train", params_file, parent_run_id=first.parent_run_id)
-    best = reader.load_best()
+    best = tracking.load_best(reader)
     assert best == {"model": "Bias", "params": result.best_params, "metric": "ndcg@10",
                     "score": result.best_score, "warnings": []}
     other = tracking.start_stage("train", params_file, overrides={"model": "SVD"},
                                  parent_run_id=first.parent_run_id)
     with pytest.raises(ReclabError, match="tuned 'Bias' but model is 'SVD'"):
-        other.load_best()
+        tracking.load_best(other)
 
 
 def test_report_metrics_use_at_keys_with_intervals_on_stage_and_pipeline(store, params_file, split):
@@ -160,8 +160,8 @@ def test_report_metrics_use_at_keys_with_intervals_on_stage_and_pipeline(store, 
         params.load(params_file)))
     fit = train.union(valid)
     report = evaluate(Bias().fit(fit), fit, test, k=(5, 10), n_bootstrap=50)
-    stage.log_report(report)
-    stage.log_report(evaluate(Popularity().fit(fit), fit, test, k=(5, 10), n_bootstrap=50),
+    tracking.log_report(stage, report)
+    tracking.log_report(stage, evaluate(Popularity().fit(fit), fit, test, k=(5, 10), n_bootstrap=50),
                      "Popularity")
     client = MlflowClient()
     metrics = client.get_run(stage.run_id).data.metrics
@@ -181,7 +181,7 @@ def test_fit_logger_records_the_training_curve(store, params_file, split):
 
     stage = tracking.start_stage("train", params_file, parent_run_id=tracking.start_pipeline(
         params.load(params_file)))
-    curve = stage.fit_logger()
+    curve = tracking.fit_logger(stage)
     ExplicitALS(factors=4, iterations=3, seed=0).fit(split[1], callback=curve)
     frame = curve.frame()
     assert list(frame["iteration"]) == [1, 2, 3]
@@ -196,7 +196,7 @@ def test_pyfunc_model_predicts_original_ids_and_titles(store, params_file, split
     model = Bias().fit(fit)
     stage = tracking.start_stage("train", params_file, parent_run_id=tracking.start_pipeline(
         params.load(params_file)))
-    uri = stage.log_model(model, fit)
+    uri = tracking.log_model(stage, model, fit)
     assert uri == f"runs:/{stage.run_id}/model"
     loaded = mlflow.pyfunc.load_model(uri)
     signature = loaded.metadata.signature

@@ -28,123 +28,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from reclab.data.features import check_features, features_from_frame, readonly
 from reclab.errors import ReclabError
 
-__all__ = ["Interactions", "check_interactions", "genre_features", "indicator_features"]
+__all__ = ["Interactions", "check_interactions"]
 
 _MIXED_KINDS = ("mixed", "mixed-integer")
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    """A read-only array with these values; a writeable input is copied, never frozen in place."""
-    if array.flags.writeable:
-        array = np.array(array, copy=True, order="C")
-        array.flags.writeable = False
-    return array
-
-
-def _check_features(features, names, n_rows: int, role: str):
-    """Content features of users or items as (read-only CSR float32, names as a str array), or (None, None).
-
-    ``features`` is a scipy.sparse matrix or a 2-D array with one row per {role} index; ``names``
-    one string per column (default ``f0, f1, ...``). Wrong shapes and NaN or infinite values raise
-    ``ReclabError`` naming them.
-    """
-    if features is None:
-        if names is not None:
-            raise ReclabError(f"{role}_feature_names given without {role}_features")
-        return None, None
-    try:
-        matrix = sp.csr_matrix(features, dtype=np.float32, copy=True)
-        matrix.check_format(full_check=True)   # a crafted file must not make scipy read out of bounds
-    except (TypeError, ValueError) as error:
-        raise ReclabError(f"{role}_features must be a 2-D numeric array or scipy.sparse matrix with one row "
-                          f"per {role}, got {type(features).__name__}: {error}") from None
-    if matrix.shape[0] != n_rows:
-        raise ReclabError(f"{role}_features has {matrix.shape[0]} rows, expected {n_rows} (one per {role}, "
-                          f"in {role} index order)")
-    matrix.sum_duplicates()
-    matrix.sort_indices()
-    if not np.isfinite(matrix.data).all():
-        entry = int(np.flatnonzero(~np.isfinite(matrix.data))[0])
-        row = int(np.searchsorted(matrix.indptr, entry, side="right") - 1)
-        column = int(matrix.indices[entry])
-        raise ReclabError(f"{role}_features has {int((~np.isfinite(matrix.data)).sum())} NaN or infinite "
-                          f"value(s), the first at {role} index {row}, feature {column}; features must be "
-                          f"finite numbers")
-    if names is None:
-        names = [f"f{column}" for column in range(matrix.shape[1])]
-    names = np.asarray([str(name) for name in names], dtype=str) if len(names) else np.array([], dtype="<U1")
-    if names.shape != (matrix.shape[1],):
-        raise ReclabError(f"{role}_feature_names has {names.size} names for {matrix.shape[1]} feature columns")
-    for name in ("data", "indices", "indptr"):
-        setattr(matrix, name, _readonly(getattr(matrix, name)))
-    return matrix, _readonly(names)
-
-
-def _features_from_frame(frame, ids: np.ndarray, role: str):
-    """A feature table indexed by original id -> (CSR rows aligned with ``ids``, column names).
-
-    Ids without a row get all-zero features; ids the interactions do not know, duplicate ids,
-    non-numeric columns and NaN values raise ``ReclabError`` naming them.
-    """
-    if frame is None:
-        return None, None
-    if not isinstance(frame, pd.DataFrame):
-        raise ReclabError(f"{role}_features must be a pandas DataFrame indexed by {role} id, "
-                          f"got {type(frame).__name__}")
-    if frame.index.has_duplicates:
-        raise ReclabError(f"{role}_features has duplicate {role} ids "
-                          f"{frame.index[frame.index.duplicated()][:10].tolist()}; one row per {role}")
-    for column in frame.columns:
-        if not (pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column])):
-            raise ReclabError(f"{role}_features column {column!r} is not numeric ({frame[column].dtype}); "
-                              f"encode it first, for example with pandas.get_dummies")
-    values = frame.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        row, column = np.argwhere(~np.isfinite(values))[0]
-        raise ReclabError(f"{role}_features has a NaN or infinite value at {role} id {frame.index[row]!r}, "
-                          f"column {frame.columns[column]!r}; features must be finite numbers")
-    index = frame.index.to_numpy()
-    if len(index):
-        try:
-            position = np.clip(np.searchsorted(ids, index), 0, len(ids) - 1)
-            known = ids[position] == index
-        except TypeError:
-            known = np.zeros(len(index), dtype=bool)
-        if not known.all():
-            unknown = index[~known]
-            raise ReclabError(f"{role}_features has {len(unknown)} {role} id(s) not in the interactions, "
-                              f"{unknown[:10].tolist()}{' ...' if len(unknown) > 10 else ''}; keep only rows "
-                              f"of known {role}s (known ids look like {ids[:3].tolist()})")
-    else:
-        position = np.zeros(0, dtype=np.int64)
-    rows = sp.coo_matrix(values).tocsr()
-    # Row r of the table goes to index position[r]; a permutation-like selection matrix does it.
-    place = sp.csr_matrix((np.ones(len(index)), (position, np.arange(len(index)))),
-                          shape=(len(ids), len(index)))
-    return place @ rows, [str(column) for column in frame.columns]
-
-
-def indicator_features(rows, labels, n_rows: int, prefix: str):
-    """0/1 features from (row, label) pairs: ``(CSR float32 (n_rows, n_labels), names)``.
-
-    Columns are the distinct labels, sorted, named ``f"{prefix}={label}"``; a label given twice for
-    one row is still one indicator; rows without a pair are all zero.
-    """
-    labels, columns = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
-    matrix = sp.csr_matrix((np.ones(len(columns), np.float32), (np.asarray(rows, np.int64), columns)),
-                           shape=(n_rows, len(labels)))
-    matrix.data[:] = 1.0
-    return matrix, [f"{prefix}={label}" for label in labels]
-
-
-def genre_features(genres: pd.Series):
-    """Genre indicators (``genre=Drama``) from genre names joined with ``'|'``, one string per row
-    (missing or empty: no genre), as :func:`indicator_features`."""
-    exploded = genres.reset_index(drop=True).fillna("").astype(str).str.split("|").explode()
-    exploded = exploded[exploded != ""]
-    return indicator_features(exploded.index.to_numpy(), exploded.to_numpy(), len(genres), "genre")
 
 
 def _check_ids(values: pd.Series, role: str) -> np.ndarray:
@@ -338,16 +227,16 @@ class Interactions:
         # A new CSR object over read-only copies, so the caller's matrix is never changed.
         matrix = sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=matrix.shape)
         for name in ("data", "indices", "indptr"):
-            setattr(matrix, name, _readonly(getattr(matrix, name)))
+            setattr(matrix, name, readonly(getattr(matrix, name)))
         self._matrix = matrix
-        self._user_ids = _readonly(np.asarray(user_ids))
-        self._item_ids = _readonly(np.asarray(item_ids))
-        self._timestamps = None if timestamps is None else _readonly(np.asarray(timestamps, np.float64))
+        self._user_ids = readonly(np.asarray(user_ids))
+        self._item_ids = readonly(np.asarray(item_ids))
+        self._timestamps = None if timestamps is None else readonly(np.asarray(timestamps, np.float64))
         self._items = items
-        self._truth = None if truth is None else {k: _readonly(np.asarray(v)) for k, v in truth.items()}
-        self._item_features, self._item_feature_names = _check_features(
+        self._truth = None if truth is None else {k: readonly(np.asarray(v)) for k, v in truth.items()}
+        self._item_features, self._item_feature_names = check_features(
             item_features, item_feature_names, matrix.shape[1], "item")
-        self._user_features, self._user_feature_names = _check_features(
+        self._user_features, self._user_feature_names = check_features(
             user_features, user_feature_names, matrix.shape[0], "user")
         self._fingerprint = None
 
@@ -420,8 +309,8 @@ class Interactions:
             (values[order].astype(np.float32), i.astype(np.int32), indptr),
             shape=(len(user_ids), len(item_ids)),
         )
-        item_matrix, item_names = _features_from_frame(item_features, item_ids, "item")
-        user_matrix, user_names = _features_from_frame(user_features, user_ids, "user")
+        item_matrix, item_names = features_from_frame(item_features, item_ids, "item")
+        user_matrix, user_names = features_from_frame(user_features, user_ids, "user")
         return cls(matrix, user_ids, item_ids,
                    None if times is None else times[order],
                    cls._align_items(items, item_ids), truth,

@@ -1,0 +1,90 @@
+"""The ``.npz`` file of :class:`~reclab.data.Interactions`: one file, written atomically and read
+with ``allow_pickle=False``.
+
+The pipeline's preprocess stage logs its split in this format (``split/train.npz``, ...; see
+:mod:`reclab.tracking.artifacts`). Keys of the archive: ``indptr``, ``indices``, ``data`` and
+``shape`` (the CSR matrix), ``user_ids`` / ``item_ids`` (text ids as fixed-width unicode),
+``timestamps`` when present, ``item_columns`` and ``item.<column>`` (the text columns of
+``items``), and ``item_features.{data,indices,indptr,shape,names}`` / ``user_features.*``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from reclab._io import atomic_write
+from reclab.data.interactions import Interactions
+
+__all__ = ["id_array", "load_interactions", "save_interactions", "text_array"]
+
+
+def text_array(values) -> np.ndarray:
+    """Strings as a fixed-width unicode array (object arrays would need pickle)."""
+    return np.asarray([str(value) for value in values], dtype=str) if len(values) else np.array(
+        [], dtype="<U1")
+
+
+def id_array(ids: np.ndarray) -> np.ndarray:
+    """Ids as an array ``np.savez`` stores without pickle: text ids (object arrays) as fixed-width
+    unicode, numeric ids as they are."""
+    return text_array(ids) if ids.dtype == object else np.asarray(ids)
+
+
+def save_interactions(path, data: Interactions) -> Path:
+    """Write ``data`` to one ``.npz`` file (atomically, no pickle): the CSR arrays, the ids, the
+    timestamps, the text columns of ``data.items`` and the user / item features (CSR arrays and
+    names, under ``item_features.*`` / ``user_features.*``)."""
+    matrix = data.matrix
+    arrays = {"indptr": matrix.indptr, "indices": matrix.indices, "data": matrix.data,
+              "shape": np.asarray(matrix.shape, dtype=np.int64),
+              "user_ids": id_array(data.user_ids), "item_ids": id_array(data.item_ids)}
+    if data.timestamps is not None:
+        arrays["timestamps"] = np.asarray(data.timestamps)
+    if data.items is not None:
+        columns = [str(column) for column in data.items.columns]
+        arrays["item_columns"] = text_array(columns)
+        for column in columns:
+            arrays[f"item.{column}"] = text_array(data.items[column].fillna("").astype(str))
+    for role in ("item", "user"):
+        features = getattr(data, f"{role}_features")
+        if features is not None:
+            for part in ("data", "indices", "indptr"):
+                arrays[f"{role}_features.{part}"] = getattr(features, part)
+            arrays[f"{role}_features.shape"] = np.asarray(features.shape, dtype=np.int64)
+            arrays[f"{role}_features.names"] = text_array(getattr(data, f"{role}_feature_names"))
+    path = Path(path)
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def load_interactions(path) -> Interactions:
+    """Read a file written by :func:`save_interactions` (``allow_pickle=False``)."""
+    with np.load(path, allow_pickle=False) as archive:
+        shape = tuple(int(size) for size in archive["shape"])
+        matrix = sp.csr_matrix((archive["data"], archive["indices"], archive["indptr"]), shape=shape)
+        user_ids, item_ids = archive["user_ids"], archive["item_ids"]
+        timestamps = archive["timestamps"] if "timestamps" in archive.files else None
+        items = None
+        if "item_columns" in archive.files:
+            items = pd.DataFrame({str(column): archive[f"item.{column}"].astype(object)
+                                  for column in archive["item_columns"]}, index=item_ids)
+        features = {}
+        for role in ("item", "user"):
+            if f"{role}_features.shape" in archive.files:
+                features[f"{role}_features"] = sp.csr_matrix(
+                    tuple(archive[f"{role}_features.{part}"] for part in ("data", "indices", "indptr")),
+                    shape=tuple(int(size) for size in archive[f"{role}_features.shape"]))
+                features[f"{role}_feature_names"] = archive[f"{role}_features.names"].tolist()
+    if user_ids.dtype.kind == "U":
+        user_ids = user_ids.astype(object)
+    if item_ids.dtype.kind == "U":
+        item_ids = item_ids.astype(object)
+        if items is not None:
+            items.index = item_ids
+    return Interactions.from_matrix(matrix, user_ids=user_ids, item_ids=item_ids,
+                                    timestamps=timestamps, items=items, **features)

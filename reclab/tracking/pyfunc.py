@@ -1,0 +1,141 @@
+"""The MLflow pyfunc model of a fitted reclab model: how the train stage saves it and how MLflow
+serves it (``mlflow.pyfunc.load_model("runs:/<train run>/model")``)."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
+
+from reclab._io import atomic_write
+from reclab.data import Interactions
+from reclab.data.npz import id_array, text_array
+from reclab.errors import ReclabError
+from reclab.tracking.environment import package_version
+from reclab.tracking.store import no_progress_bars, quiet_mlflow_log
+
+__all__ = ["RecommenderPyfunc", "save_pyfunc_model"]
+
+
+def save_pyfunc_model(path, model, model_file, data: Interactions, n_example_users: int = 3) -> Path:
+    """Save ``model`` as an MLflow pyfunc model in the new folder ``path``; return it.
+
+    The model is saved from code (a three-line module that builds :class:`RecommenderPyfunc`), not
+    as a pickle of a live object; its artifacts are the reclab model file ``model_file`` and the
+    id / title catalog of ``data`` (what the model was fitted on). The signature and an input
+    example of the first ``n_example_users`` users go with it, and pip requirements pinned to the
+    installed versions.
+    """
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as folder:
+        catalog = Path(folder) / "catalog.npz"
+        _save_catalog(catalog, data)
+        code = Path(folder) / "reclab_pyfunc.py"
+        # Models from code: MLflow stores this file, not a pickle of a live object.
+        code.write_text("import mlflow.models\n"
+                        "from reclab.tracking import RecommenderPyfunc\n\n"
+                        "mlflow.models.set_model(RecommenderPyfunc())\n", encoding="utf-8")
+        users = data.user_ids[:max(1, n_example_users)]
+        example = pd.DataFrame({"user": users, "n": np.full(len(users), 5, dtype=np.int64)})
+        # Saving checks the input example against the model, which MLflow loads back with
+        # a download progress bar (red stderr in a notebook).
+        with warnings.catch_warnings(), quiet_mlflow_log(), no_progress_bars():
+            # Hints about integer columns and type hints, about a signature given explicitly.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+            mlflow.pyfunc.save_model(
+                str(path), python_model=str(code),
+                artifacts={"model": str(model_file), "catalog": str(catalog)},
+                signature=_signature(data), input_example=example,
+                pip_requirements=[f"{name}=={package_version(name)}"
+                                  for name in ("numpy", "scipy", "pandas", "numba", "mlflow")],
+                metadata={"reclab_version": package_version("reclab"),
+                          "model_class": type(model).__name__})
+    return path
+
+
+def _save_catalog(path: Path, data: Interactions) -> None:
+    """Ids and titles the pyfunc model maps indices with (the model file holds the rest)."""
+    arrays = {"user_ids": id_array(data.user_ids), "item_ids": id_array(data.item_ids),
+              "titles": text_array(data.titles(np.arange(data.n_items)))}
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _id_type(ids: np.ndarray) -> str:
+    return "string" if ids.dtype == object or ids.dtype.kind == "U" else (
+        "long" if ids.dtype.kind in "iu" else "double")
+
+
+def _signature(data: Interactions) -> ModelSignature:
+    inputs = Schema([ColSpec(_id_type(data.user_ids), "user"), ColSpec("long", "n", required=False)])
+    outputs = Schema([ColSpec(_id_type(data.user_ids), "user"), ColSpec(_id_type(data.item_ids), "item"),
+                      ColSpec("long", "rank"), ColSpec("float", "score"), ColSpec("string", "title")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
+    """A reclab model served through MLflow's pyfunc interface.
+
+    ``load_context`` reads the reclab model file (``artifacts["model"]``) and the id / title
+    catalog (``artifacts["catalog"]``); nothing is unpickled.
+
+    ``predict`` takes a DataFrame with a ``user`` column (original user ids) and an optional
+    ``n`` column (list length per row, default 10) and returns a DataFrame with one row per
+    recommendation: ``user``, ``item`` (original ids), ``rank`` (1 = best), ``score`` (float32
+    model score) and ``title``; each user's training items are left out. An unknown user raises
+    ``ValueError`` naming it.
+    """
+
+    def load_context(self, context) -> None:
+        from reclab.models import load
+
+        self.model_ = load(context.artifacts["model"])
+        with np.load(context.artifacts["catalog"], allow_pickle=False) as archive:
+            self.user_ids_ = archive["user_ids"]
+            self.item_ids_ = archive["item_ids"]
+            self.titles_ = archive["titles"]
+        self.user_lookup_ = {value: index for index, value in enumerate(self.user_ids_.tolist())}
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        frame = pd.DataFrame(model_input)
+        if "user" not in frame.columns:
+            raise ReclabError(f"input needs a 'user' column of user ids; columns are "
+                              f"{list(frame.columns)}")
+        users = frame["user"].tolist()
+        unknown = [user for user in users if user not in self.user_lookup_]
+        if unknown:
+            raise ReclabError(f"unknown user id(s) {unknown[:10]}; the model knows "
+                              f"{len(self.user_lookup_)} users, e.g. {self.user_ids_[:3].tolist()}")
+        indices = np.asarray([self.user_lookup_[user] for user in users], dtype=np.int64)
+        if "n" in frame.columns:
+            lengths = frame["n"].fillna(10).astype(np.int64).to_numpy()
+        else:
+            lengths = np.full(len(users), 10, dtype=np.int64)
+        if len(users) and lengths.min() < 1:
+            raise ReclabError(f"n must be >= 1, got {int(lengths.min())}")
+        if not len(users):
+            return pd.DataFrame({"user": [], "item": [], "rank": [], "score": [], "title": []})
+        # Rows beyond the catalog would only be padding, which is dropped below: cap the length.
+        ids, scores = self.model_.recommend(indices, n=int(min(lengths.max(), self.model_.n_items_)),
+                                            filter_seen=True)
+        rows_user, rows_item, rows_rank, rows_score = [], [], [], []
+        for row, (user, length) in enumerate(zip(users, lengths)):
+            keep = ids[row, :length] >= 0
+            items = ids[row, :length][keep]
+            rows_user.extend([user] * items.size)
+            rows_item.append(items)
+            rows_rank.append(np.arange(1, items.size + 1))
+            rows_score.append(scores[row, :length][keep])
+        items = np.concatenate(rows_item)
+        return pd.DataFrame({"user": rows_user, "item": self.item_ids_[items],
+                             "rank": np.concatenate(rows_rank).astype(np.int64),
+                             "score": np.concatenate(rows_score).astype(np.float32),
+                             "title": self.titles_[items].astype(str)})

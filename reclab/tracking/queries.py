@@ -1,0 +1,204 @@
+"""Reading runs back: the stage runs of a pipeline, what ``reclab run`` prints and ``--resume``
+needs, the tables of ``reclab compare``, and addresses in the MLflow UI."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from reclab.errors import ReclabError
+from reclab.stages import STAGES
+from reclab.tracking.layout import (BEST_PARAMS_FILE, PARAMS_FILE, PER_USER_TABLE, TAG_K, TAG_NOTE,
+                                    TAG_PARENT, TAG_PIPELINE, TAG_RELEVANCE_THRESHOLD, TAG_STAGE,
+                                    TAG_TEST_FINGERPRINT)
+from reclab.tracking.store import download, open_client, tracking_uri
+
+__all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "load_report", "pipeline_state",
+           "pipeline_summary", "run_table", "stage_runs", "ui_path"]
+
+# Where `reclab ui` serves a local store by default (its --host and --port).
+UI_ADDRESS = "http://127.0.0.1:5000"
+
+
+def stage_runs(parent_run_id: str, uri: str | None = None) -> list:
+    """Stage runs of a pipeline (every attempt), oldest first."""
+    client = open_client(uri)
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'",
+                              order_by=["attributes.start_time ASC"], max_results=1000)
+    return [run for run in runs if TAG_STAGE in run.data.tags]
+
+
+def find_stage_run(stage: str, experiment: str, parent_run_id: str | None = None,
+                   uri: str | None = None, status: str | None = "FINISHED"):
+    """The latest run of ``stage`` (with ``status``; None for any) in experiment ``experiment``,
+    within pipeline ``parent_run_id`` when given; None when there is none."""
+    if stage not in STAGES:
+        raise ReclabError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
+    client = open_client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    conditions = [f"tags.`{TAG_STAGE}` = '{stage}'"]
+    if parent_run_id:
+        conditions.append(f"tags.`{TAG_PARENT}` = '{parent_run_id}'")
+    if status:
+        conditions.append(f"attributes.status = '{status}'")
+    runs = client.search_runs([found.experiment_id], filter_string=" and ".join(conditions),
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def pipeline_state(parent_run_id: str, uri: str | None = None) -> dict:
+    """What ``--resume`` needs of a pipeline run: ``{"params_text": str, "finished": [stage,
+    ...]}``, its ``params.yaml`` text and the stages that have a finished run."""
+    client = open_client(uri)
+    try:
+        parent = client.get_run(parent_run_id)
+    except mlflow.exceptions.MlflowException:
+        raise ReclabError(f"no MLflow run {parent_run_id!r} at {tracking_uri(uri)}") from None
+    if TAG_PIPELINE not in parent.data.tags:
+        raise ReclabError(f"run {parent_run_id} is not a reclab pipeline run (no reclab.pipeline "
+                          f"tag); pass the id of the parent run")
+    with tempfile.TemporaryDirectory() as folder:
+        text = download(client, parent_run_id, PARAMS_FILE, folder).read_text(encoding="utf-8")
+    finished = sorted({run.data.tags[TAG_STAGE] for run in stage_runs(parent_run_id, uri)
+                       if run.info.status == "FINISHED"}, key=STAGES.index)
+    return {"params_text": text, "finished": finished}
+
+
+def pipeline_summary(parent_run_id: str, uri: str | None = None) -> dict:
+    """What ``reclab run`` prints at the end, read back from MLflow.
+
+    Returns
+    -------
+    dict
+        ``run_id``, ``run_name``, ``experiment_id``, ``status``, ``stages`` (list of
+        ``(stage, run_id, status, seconds)``), ``best`` (tune's best_params.json or None),
+        ``metrics`` (evaluate run's metrics, a dict), ``online`` (the description of the online
+        stage's run, its A/B result; None without one), ``tracking_uri``.
+    """
+    client = open_client(uri)
+    parent = client.get_run(parent_run_id)
+    latest = {}
+    for run in stage_runs(parent_run_id, uri):
+        latest[run.data.tags[TAG_STAGE]] = run
+    stages = []
+    for stage in STAGES:
+        run = latest.get(stage)
+        if run is not None:
+            seconds = ((run.info.end_time or run.info.start_time) - run.info.start_time) / 1000.0
+            stages.append((stage, run.info.run_id, run.info.status, seconds))
+    best = None
+    if "tune" in latest and latest["tune"].info.status == "FINISHED":
+        with tempfile.TemporaryDirectory() as folder, contextlib.suppress(Exception):
+            best = json.loads(download(client, latest["tune"].info.run_id, BEST_PARAMS_FILE,
+                                        folder).read_text(encoding="utf-8"))
+    metrics = dict(latest["evaluate"].data.metrics) if "evaluate" in latest else {}
+    online = latest["online"].data.tags.get(TAG_NOTE) if "online" in latest else None
+    return {"run_id": parent_run_id, "run_name": parent.info.run_name,
+            "experiment_id": parent.info.experiment_id, "status": parent.info.status,
+            "stages": stages, "best": best, "metrics": metrics, "online": online,
+            "tracking_uri": tracking_uri(uri)}
+
+
+def _evaluate_run(client: MlflowClient, run_id: str, uri: str | None):
+    """``run_id`` itself if it is an evaluate run, else its pipeline's latest finished evaluate
+    run, else None."""
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise ReclabError(f"no MLflow run {run_id!r} at {tracking_uri(uri)}") from None
+    if run.data.tags.get(TAG_STAGE) == "evaluate":
+        return run
+    if TAG_PIPELINE in run.data.tags:
+        return find_stage_run("evaluate", client.get_experiment(run.info.experiment_id).name,
+                              run_id, uri=uri)
+    return None
+
+
+def load_report(run_id: str, uri: str | None = None):
+    """The model's :class:`~reclab.evaluation.EvaluationReport` logged by an evaluate run (or by
+    the evaluate stage of pipeline run ``run_id``), rebuilt from its per-user table, so that
+    :func:`reclab.evaluation.compare` can pair two runs. Intervals are not restored and
+    ``curve()`` is not available. None when the run has no evaluation."""
+    from reclab.evaluation import EvaluationReport
+
+    client = open_client(uri)
+    run = _evaluate_run(client, run_id, uri)
+    if run is None or TAG_TEST_FINGERPRINT not in run.data.tags:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        per_user = pd.read_csv(download(client, run.info.run_id, PER_USER_TABLE, folder))
+    metrics, tags = run.data.metrics, run.data.tags
+    threshold = tags[TAG_RELEVANCE_THRESHOLD]
+    summary = {name: float(per_user[name].mean()) for name in per_user.columns if "@" in name}
+    return EvaluationReport(
+        summary=summary, per_user=per_user, n_evaluated=int(metrics.get("n_evaluated", len(per_user))),
+        n_skipped=int(metrics.get("n_skipped", 0)), k=tuple(json.loads(tags[TAG_K])),
+        intervals={}, relevance_threshold=None if threshold == "None" else float(threshold),
+        n_bootstrap=0, seed=0, test_fingerprint=tags[TAG_TEST_FINGERPRINT])
+
+
+def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parameters and metrics of runs side by side (for ``reclab compare``).
+
+    A pipeline run is shown with its own parameters and the metrics of its ``evaluate`` stage.
+
+    Returns
+    -------
+    (params, metrics) : two DataFrames
+        Indexed by parameter / metric name, one column per run (its run name and short id).
+    """
+    client = open_client(uri)
+    params, metrics, columns = {}, {}, []
+    for run_id in run_ids:
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            raise ReclabError(f"no MLflow run {run_id!r} at {tracking_uri(uri)}") from None
+        values = dict(run.data.metrics)
+        evaluate = _evaluate_run(client, run_id, uri) if TAG_PIPELINE in run.data.tags else None
+        if evaluate is not None:
+            values = {**dict(evaluate.data.metrics), **values}
+        column = f"{run.info.run_name} ({run_id[:8]})"
+        columns.append(column)
+        params[column] = dict(run.data.params)
+        metrics[column] = values
+    return (pd.DataFrame(params).reindex(columns=columns).sort_index(),
+            pd.DataFrame(metrics).reindex(columns=columns).sort_index())
+
+
+def ui_path(experiment_id: str, run_id: str | None = None) -> str:
+    """Where an experiment's runs table (or one run's page) is in the MLflow UI: the part of
+    the address after ``http://host:port``.
+
+    MLflow 3's UI opens an experiment on its GenAI overview (traces, token costs) unless the
+    address says ``workflowType=machine_learning``: a new browser starts its "GenAI / Model
+    training" switch at GenAI. reclab's runs are in the runs table of "Model training".
+    """
+    path = f"/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
+    return path + "?workflowType=machine_learning"
+
+
+def experiments_with_runs(uri: str | None = None, limit: int = 10) -> list[tuple[str, str]]:
+    """``(experiment id, name)`` of the active experiments that hold runs, the most recently
+    created first, at most ``limit`` of them (``reclab ui`` prints their addresses).
+
+    Opening a new local SQLite store here creates its schema (see
+    :func:`reclab.tracking.store.prepare_sqlite_store`), so call this before starting a server on it.
+    """
+    client = open_client(uri)
+    found = []
+    for experiment in client.search_experiments(order_by=["creation_time DESC"], max_results=200):
+        if client.search_runs([experiment.experiment_id], max_results=1):
+            found.append((experiment.experiment_id, experiment.name))
+            if len(found) >= limit:
+                break
+    return found

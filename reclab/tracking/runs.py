@@ -1,0 +1,351 @@
+"""The life of a pipeline's runs: started (the pipeline, each stage), continued when a notebook is
+opened alone, superseded when a stage runs again, ended (finished, failed or interrupted).
+
+A pipeline is one parent run (tag ``reclab.pipeline``), each stage a nested run (tags
+``mlflow.parentRunId`` and ``reclab.stage``, one of :data:`reclab.stages.STAGES`), each tuning
+trial a run nested under the ``tune`` run. Every run is created and ended explicitly through an
+:class:`mlflow.MlflowClient` with its run id, so no global "active run" exists and library code
+never starts a run by itself (any fluent ``mlflow.log_*`` call would silently start one).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import unquote
+
+import mlflow
+from mlflow import MlflowClient
+
+from reclab import params as params_module
+from reclab.errors import ReclabError
+from reclab.stages import STAGES, default_params_file
+from reclab.tracking.environment import environment_tags
+from reclab.tracking.layout import (NOTEBOOK_DIR, PARAMS_FILE, TAG_ERROR, TAG_NOTE, TAG_OUTDATED,
+                                    TAG_PARENT, TAG_PIPELINE, TAG_STAGE, TAG_SUPERSEDED_BY, run_name)
+from reclab.tracking.queries import find_stage_run, stage_runs
+from reclab.tracking.stage_run import StageRun
+from reclab.tracking.store import (download, experiment_id, log_run_params, open_client,
+                                   sqlite_folder, tracking_uri)
+
+__all__ = ["end_pipeline", "end_unfinished_pipeline", "fail_stage", "log_notebook", "open_pipeline",
+           "reopen_pipeline", "start_pipeline", "start_stage"]
+
+
+def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "reclab run",
+                   params_text: str | None = None) -> str:
+    """Create the parent run of a pipeline and return its id.
+
+    Parameters
+    ----------
+    params : dict
+        Validated parameters (:func:`reclab.params.load`); logged flattened, and as
+        ``params.yaml`` (``params_text``, or :func:`reclab.params.dump` of ``params``).
+    uri : str, optional
+        Tracking URI (see :func:`~reclab.tracking.store.tracking_uri`).
+    runner : str
+        Value of tag ``reclab.pipeline``: who drives the stages (``"reclab run"`` or
+        ``"notebook"``).
+    """
+    client = open_client(uri)
+    exp = experiment_id(params["experiment"], uri)
+    tags = {TAG_PIPELINE: runner, **environment_tags()}
+    run = client.create_run(exp, run_name=run_name(params), tags=tags)
+    try:
+        log_run_params(client, run.info.run_id, params_module.flatten(params))
+        client.log_text(run.info.run_id, params_text or params_module.dump(params), PARAMS_FILE)
+        client.set_tag(run.info.run_id, TAG_NOTE,
+                       f"Pipeline {run_name(params)} (seed {params['seed']}), started by {runner}.")
+    except BaseException:   # the caller never gets the id: end the run here, not RUNNING forever
+        with contextlib.suppress(Exception):
+            client.set_terminated(run.info.run_id, status="FAILED")
+        raise
+    return run.info.run_id
+
+
+def _pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mapping | None) -> dict:
+    """The parameters of a pipeline run (its ``params.yaml``), with ``overrides`` on top."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            text = download(client, parent_run_id, PARAMS_FILE, folder).read_text(encoding="utf-8")
+        except (mlflow.exceptions.MlflowException, OSError):
+            raise ReclabError(f"run {parent_run_id} has no params.yaml artifact; is it a reclab "
+                              f"pipeline run?") from None
+    return params_module.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
+
+
+def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
+                parent_run_id: str | None = None, uri: str | None = None) -> StageRun:
+    """Start the nested run of one stage (called at the top of each stage notebook).
+
+    Parameters
+    ----------
+    stage : str
+        One of :data:`STAGES`.
+    params_file : str or os.PathLike, optional
+        Parameter file of a new pipeline (always validated; also names the experiment). None
+        (the notebooks' default) is the project's ``params/default.yaml``, whatever the current
+        folder (papermill runs a notebook in the folder it was started from).
+    overrides : mapping, optional
+        ``{dotted key: value}`` on top (see :func:`reclab.params.notebook_overrides`).
+    parent_run_id : str, optional
+        The pipeline run (``reclab run`` passes it). When None the notebook was opened alone:
+        ``preprocess`` starts a new pipeline; a later stage continues the latest pipeline of
+        the experiment only while it is open (see :func:`open_pipeline`), else it stops with a
+        message that names that pipeline and how to choose one.
+    uri : str, optional
+        Tracking URI (see :func:`~reclab.tracking.store.tracking_uri`).
+
+    Returns
+    -------
+    StageRun
+        Its ``params`` are those of the pipeline: ``params_file`` for a new pipeline (and under
+        ``reclab run``, which passes the pipeline's own file), else the joined pipeline run's
+        ``params.yaml``; ``overrides`` on top in every case.
+
+    Notes
+    -----
+    A stage run in a pipeline that already has a finished run of the same stage supersedes it:
+    the earlier run gets tag ``reclab.superseded_by`` (and a note saying so), and the finished
+    runs of the later stages, made from it, get tag ``reclab.outdated``. The later stages read
+    the newest finished run of each stage.
+    """
+    if stage not in STAGES:
+        raise ReclabError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
+    file_given = params_file is not None
+    if not file_given:
+        params_file = default_params_file()
+    client = open_client(uri)
+    if parent_run_id and not file_given:   # given only the pipeline: that pipeline's parameters
+        params = _pipeline_params(client, parent_run_id, overrides)
+    else:
+        params = params_module.load(params_file, overrides)
+    exp = experiment_id(params["experiment"], uri)
+    interactive = not parent_run_id
+    joined = "given"
+    if interactive:
+        if STAGES.index(stage) == 0:
+            parent_run_id = start_pipeline(params, uri, runner="notebook")
+            joined = "new"
+        else:
+            parent_run_id = open_pipeline(stage, params, overrides, uri,
+                                          compare_file=file_given)
+            params = _pipeline_params(client, parent_run_id, overrides)
+            client.update_run(parent_run_id, status="RUNNING")
+            joined = "continued"
+    else:
+        try:
+            parent = client.get_run(parent_run_id)
+        except mlflow.exceptions.MlflowException:
+            raise ReclabError(f"no pipeline run {parent_run_id!r} at {tracking_uri(uri)}") from None
+        if parent.info.experiment_id != exp:
+            raise ReclabError(f"pipeline run {parent_run_id} belongs to experiment id "
+                              f"{parent.info.experiment_id}, not to {params['experiment']!r} ({exp})")
+    tags = {TAG_PARENT: parent_run_id, TAG_STAGE: stage, **environment_tags()}
+    run = client.create_run(exp, run_name=run_name(params, f"{STAGES.index(stage) + 1}-{stage}"),
+                            tags=tags)
+    if interactive:
+        # A notebook opened alone has no runner to end its runs: when its kernel exits before
+        # stage.finish() (an error in a cell, then the kernel shut down), end them here.
+        atexit.register(_end_if_running, client.tracking_uri, run.info.run_id, parent_run_id)
+    log_run_params(client, run.info.run_id, params_module.flatten(params))
+    if joined != "new":
+        _supersede(client, stage, parent_run_id, run.info.run_id, uri)
+    return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive, joined)
+
+
+def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
+                  uri: str | None = None, compare_file: bool = False) -> str:
+    """The pipeline that stage ``stage``, opened alone, continues: its run id.
+
+    It is the pipeline of the latest finished run of the stage before ``stage`` in experiment
+    ``params["experiment"]``, and only while that pipeline is open: it has no finished
+    ``stage`` run yet, no ``reclab run`` is driving it, and its parameters agree with what the
+    notebook was given (``overrides``; with ``compare_file``, also every parameter of
+    ``params``, read from an explicit parameter file).
+
+    Raises
+    ------
+    ReclabError
+        No such pipeline, or the latest one is not open: the message names it, says why, and
+        how to choose (``parent_run_id``, or a new pipeline from stage 1).
+    """
+    experiment = params["experiment"]
+    earlier = STAGES[STAGES.index(stage) - 1]
+    found = find_stage_run(earlier, experiment, uri=uri)
+    if found is None:
+        raise ReclabError(f"no finished {earlier!r} run in MLflow experiment {experiment!r} at "
+                          f"{tracking_uri(uri)}; run the {earlier} notebook (or `reclab run`) first")
+    client = open_client(uri)
+    pipeline_id = found.data.tags[TAG_PARENT]
+    parent = client.get_run(pipeline_id)
+    name = f"{parent.info.run_name!r} (run {pipeline_id})"
+    choose = (f"to run {stage!r} in it anyway (superseding its earlier {stage!r} run), pass "
+              f"parent_run_id={pipeline_id!r}; for a new pipeline run the notebooks from "
+              f"01_preprocess (or `reclab run`)")
+    if find_stage_run(stage, experiment, pipeline_id, uri=uri) is not None:
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, already has a "
+                          f"finished {stage!r} stage, so a notebook opened alone does not join it; "
+                          + choose)
+    if parent.info.status == "RUNNING" and parent.data.tags.get(TAG_PIPELINE) == "reclab run":
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, is being run "
+                          f"by `reclab run` (or was killed: then `reclab run --resume "
+                          f"{pipeline_id}`); {choose}")
+    theirs = params_module.flatten(_pipeline_params(client, pipeline_id, None))
+    mine = params_module.flatten(params)
+    keys = (mine if compare_file else
+            {key for key in mine for given in (overrides or {})
+             if key == given or key.startswith(given + ".")})
+    differ = sorted(key for key in keys if key != "experiment" and theirs.get(key) != mine[key])
+    if differ:
+        shown = ", ".join(f"{key}={mine[key]!r} (pipeline: {theirs.get(key)!r})" for key in differ[:5])
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, was made with "
+                          f"other parameters than this notebook's: {shown}; " + choose)
+    return pipeline_id
+
+
+def _supersede(client: MlflowClient, stage: str, parent_run_id: str, run_id: str,
+               uri: str | None) -> None:
+    """Mark the earlier finished runs of ``stage`` in the pipeline as superseded by ``run_id``,
+    and the finished runs of the later stages as outdated (see :func:`start_stage`)."""
+    later = STAGES[STAGES.index(stage) + 1:]
+    for run in stage_runs(parent_run_id, uri):
+        tags = run.data.tags
+        if (run.info.run_id == run_id or run.info.status != "FINISHED"
+                or TAG_SUPERSEDED_BY in tags):
+            continue
+        if tags[TAG_STAGE] == stage:
+            client.set_tag(run.info.run_id, TAG_SUPERSEDED_BY, run_id)
+            note = tags.get(TAG_NOTE, "")
+            client.set_tag(run.info.run_id, TAG_NOTE,
+                           f"**Superseded** by run {run_id} of the same stage.\n\n{note}")
+        elif tags[TAG_STAGE] in later and TAG_OUTDATED not in tags:
+            client.set_tag(run.info.run_id, TAG_OUTDATED,
+                           f"made from a {stage!r} run superseded by {run_id}; run this stage again")
+
+
+def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
+    """At exit: mark a stage run and its pipeline run KILLED if they are still RUNNING."""
+    folder = sqlite_folder(uri)
+    if folder is not None and not (folder / Path(unquote(uri[len("sqlite:///"):])).name).is_file():
+        return   # the store is gone (a temporary one): nothing to end, and no retries to wait for
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        for target in (run_id, parent_run_id):
+            if client.get_run(target).info.status == "RUNNING":
+                client.set_tag(target, TAG_ERROR, "interrupted: the process running the stage "
+                                                       "exited before the stage finished")
+                client.set_terminated(target, status="KILLED")
+    except Exception:   # at exit, a store that cannot be reached cannot be helped
+        pass
+
+
+def log_notebook(run_id: str, path, uri: str | None = None) -> None:
+    """Log an executed notebook as ``notebook/<file name>`` of ``run_id``, and rendered as
+    HTML (``notebook/<stem>.html``, which MLflow's artifact viewer shows as a page)."""
+    client = open_client(uri)
+    client.log_artifact(run_id, str(path), NOTEBOOK_DIR)
+    with tempfile.TemporaryDirectory() as folder:
+        client.log_artifact(run_id, str(_notebook_html(path, folder)), NOTEBOOK_DIR)
+
+
+def _notebook_html(path, folder) -> Path:
+    """The executed notebook ``path`` rendered by nbconvert (its HTML exporter, figures
+    embedded) into ``folder``; returns the HTML file."""
+    import nbconvert
+    import nbformat
+
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(str(path), as_version=4))
+    html = Path(folder) / f"{Path(path).stem}.html"
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def fail_stage(parent_run_id: str, stage: str, notebook, message: str,
+               uri: str | None = None, status: str = "FAILED") -> str | None:
+    """Mark a stage and its pipeline FAILED after a notebook raised (or KILLED, interrupted).
+
+    The stage's RUNNING run (or, when the notebook failed before starting one, a new run for
+    the record) gets the executed notebook with the error, tag ``reclab.error`` and ``status``;
+    so do the pipeline run and any trial run still RUNNING under the stage run. Returns the
+    stage run id.
+
+    ``status="KILLED"`` is for an interruption (Ctrl-C, SIGTERM): when the stage then has no
+    RUNNING run (its kernel had not started one yet, or had just finished it), no run is made
+    for the record; only the pipeline run is marked, and None is returned.
+    """
+    if status not in ("FAILED", "KILLED"):
+        raise ReclabError(f"status must be 'FAILED' or 'KILLED', got {status!r}")
+    client = open_client(uri)
+    parent = client.get_run(parent_run_id)
+    runs = [run for run in stage_runs(parent_run_id, uri)
+            if run.data.tags.get(TAG_STAGE) == stage and run.info.status == "RUNNING"]
+    text = message if len(message) <= 4000 else message[:3990] + " [...]"
+    if runs:
+        run_id = runs[-1].info.run_id
+    elif status == "KILLED":
+        client.set_tag(parent_run_id, TAG_ERROR, text)
+        client.set_terminated(parent_run_id, status=status)
+        return None
+    else:
+        run_id = client.create_run(parent.info.experiment_id,
+                                   run_name=f"{parent.info.run_name}/{STAGES.index(stage) + 1}-{stage}",
+                                   tags={TAG_PARENT: parent_run_id, TAG_STAGE: stage}).info.run_id
+    if notebook is not None and Path(notebook).is_file():
+        client.log_artifact(run_id, str(notebook), NOTEBOOK_DIR)
+    for target in (run_id, parent_run_id):
+        client.set_tag(target, TAG_ERROR, text)
+    what = "failed" if status == "FAILED" else "was interrupted"
+    client.set_tag(run_id, TAG_NOTE, f"Stage {stage} {what}:\n\n```\n{text}\n```")
+    # A kernel stopped while logging a tuning trial leaves that trial's run RUNNING.
+    for trial in client.search_runs([parent.info.experiment_id], max_results=1000,
+                                    filter_string=f"tags.`{TAG_PARENT}` = '{run_id}' and "
+                                                  f"attributes.status = 'RUNNING'"):
+        client.set_terminated(trial.info.run_id, status=status)
+    client.set_terminated(run_id, status=status)
+    client.set_terminated(parent_run_id, status=status)
+    return run_id
+
+
+def end_unfinished_pipeline(parent_run_id: str, message: str, uri: str | None = None,
+                            status: str = "FAILED") -> None:
+    """Mark a pipeline run still RUNNING, and its stage and trial runs still RUNNING, ``status``
+    (FAILED, or KILLED when interrupted), with ``message`` as tag ``reclab.error``.
+
+    For a runner that leaves outside a stage's own error handling (an unwritable output folder,
+    a store error while logging, a signal between stages); a run already ended is left as it is.
+    """
+    client = open_client(uri)
+    parent = client.get_run(parent_run_id)
+    if parent.info.status != "RUNNING":
+        return
+    text = message if len(message) <= 4000 else message[:3990] + " [...]"
+    pending = [parent_run_id]
+    while pending:   # the pipeline run, its stage runs, their trial runs
+        run_id = pending.pop()
+        children = client.search_runs([parent.info.experiment_id], max_results=1000,
+                                      filter_string=f"tags.`{TAG_PARENT}` = '{run_id}' and "
+                                                    f"attributes.status = 'RUNNING'")
+        pending.extend(child.info.run_id for child in children)
+        if run_id != parent_run_id:
+            client.set_terminated(run_id, status=status)
+    client.set_tag(parent_run_id, TAG_ERROR, text)
+    client.set_terminated(parent_run_id, status=status)
+
+
+def end_pipeline(parent_run_id: str, summary: str | None = None, uri: str | None = None) -> None:
+    """Mark the pipeline run FINISHED, with ``summary`` as its description."""
+    client = open_client(uri)
+    if summary:
+        client.set_tag(parent_run_id, TAG_NOTE, summary)
+    if TAG_ERROR in client.get_run(parent_run_id).data.tags:   # a resumed pipeline succeeded
+        client.delete_tag(parent_run_id, TAG_ERROR)
+    client.set_terminated(parent_run_id, status="FINISHED")
+
+
+def reopen_pipeline(parent_run_id: str, uri: str | None = None) -> None:
+    """Set a pipeline run back to RUNNING, as ``--resume`` continues it."""
+    open_client(uri).update_run(parent_run_id, status="RUNNING")
