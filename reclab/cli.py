@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import math
 import os
 import signal
 import socket
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from reclab.errors import ReclabError
 from reclab.stages import STAGES
+from reclab.summary import render_summary
 
 __all__ = ["main"]
 
@@ -59,74 +59,18 @@ def _end_bar() -> None:
         _BAR["width"] = 0
 
 
-def _with_interval(metrics: dict, key: str) -> str:
-    if key not in metrics:
-        return ""
-    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
-    shown = f"{metrics[key]:.4f}"
-    return shown + (f" [{low:.4f}, {high:.4f}]" if low is not None and high is not None else "")
-
-
-def _metric_rows(metrics: dict) -> tuple[list, list]:
-    """Rows (metric, model value [CI], baseline values [CI] ...) of the headline test metrics:
-    precision, recall, nDCG and MAP at every K, then rmse / mae; and the header."""
-    models = [""] + sorted({key.split("/", 1)[0] for key in metrics if "/" in key
-                            and not key.startswith("vs_")})
-    cutoffs = sorted({int(key.rsplit("_at_", 1)[1]) for key in metrics
-                      if key.startswith("precision_at_") and "_ci_" not in key})
-    names = [f"{name}_at_{k}" for name in ("precision", "recall", "ndcg", "map") for k in cutoffs]
-    names += [name for name in ("rmse", "mae")
-              if name in metrics or any(f"{model}/{name}" in metrics for model in models[1:])]
-    rows = [[name.replace("_at_", "@")]
-            + [_with_interval(metrics, f"{model}/{name}" if model else name) for model in models]
-            for name in names]
-    return rows, models
-
-
-def _table(rows, header) -> str:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths)).rstrip()]
-    lines.append("  ".join("-" * width for width in widths))
-    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-              for row in rows]
-    return "\n".join(lines)
-
-
 def _print_summary(result, uri: str) -> None:
     from reclab import tracking
 
     summary = result.summary
     _print()
-    _print(f"Pipeline {summary['run_name']}: {summary['status']} in "
-           f"{sum(result.seconds.values()):.1f} s")
-    best = summary.get("best")
-    if best:
-        shown = ", ".join(f"{name}={_short(value)}" for name, value in best["params"].items())
-        _print(f"Best {best['model']} parameters ({best['metric']} on validation = "
-               f"{best['score']:.4f}): {shown or '(no search space)'}")
-        for warning in best.get("warnings", []):
-            _print(f"WARNING: {warning}")
-    rows, models = _metric_rows(summary["metrics"])
-    if rows:
-        model = best["model"] if best else "model"
-        _print()
-        _print("Test metrics (95% bootstrap confidence intervals over users):")
-        _print(_table(rows, ["metric", model, *models[1:]]))
-    if summary.get("online"):
-        _print()
-        _print(summary["online"])
+    _print(render_summary(summary, seconds=sum(result.seconds.values())))
     _print()
     _print(f"MLflow run id: {summary['run_id']}  (experiment id {summary['experiment_id']}, "
            f"store {uri})")
     _print(f"Executed notebooks: {result.output_dir}")
     _print(f"Open the MLflow UI: make ui  (or: reclab ui), then http://127.0.0.1:5000"
            f"{tracking.ui_path(summary['experiment_id'], summary['run_id'])}")
-
-
-def _short(value) -> str:
-    if isinstance(value, float) and math.isfinite(value):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _run(args) -> int:

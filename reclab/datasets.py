@@ -325,35 +325,15 @@ def _verify_file(path: Path, name: str, spec: _Dataset) -> None:
 
 
 # -- download ---------------------------------------------------------------------------------
-class _ProgressBar:
-    """A one-line download bar on stderr (no dependency, redrawn at most once per percent)."""
-
-    def __init__(self, label: str, total: int, enabled: bool):
-        self.label, self.total, self.enabled, self._last = label, total, enabled, -1
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        percent = int(100 * done / self.total) if self.total else 0
-        if percent != self._last:
-            self._last = percent
-            filled = percent * 30 // 100
-            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {percent:3d}% "
-                             f"{done / 1e6:.1f}/{self.total / 1e6:.1f} MB")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self._last >= 0:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 def _download(url: str, destination: Path, name: str, spec: _Dataset, progress: bool | None) -> None:
     """Fetch ``url`` to ``destination`` through ``<destination>.part``, renamed only once verified."""
+    from tqdm import tqdm   # here: only a download needs it, not every import of reclab
+
     destination.parent.mkdir(parents=True, exist_ok=True)
     if progress is None:
         progress = sys.stderr is not None and sys.stderr.isatty()
-    bar = _ProgressBar(f"{name}.zip", spec.size, bool(progress))
+    bar = tqdm(total=spec.size, desc=f"{name}.zip", unit="B", unit_scale=True, file=sys.stderr,
+               disable=not progress)
     digest = _Digest()
     announced = None
     try:
@@ -364,7 +344,7 @@ def _download(url: str, destination: Path, name: str, spec: _Dataset, progress: 
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
-                    bar.update(digest.size)
+                    bar.update(len(chunk))
             # A connection closed early ends the stream without an exception, so the byte count
             # is what tells a cut download from a complete one.
             if announced is not None and digest.size != int(announced):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import numbers
 
 import numpy as np
@@ -11,11 +10,12 @@ import scipy.sparse as sp
 from reclab._validate import check_int
 from reclab.data import Interactions
 from reclab.errors import ReclabError
+from reclab.estimator import Estimator
 
 __all__ = ["BiasNormalizer"]
 
 
-class BiasNormalizer:
+class BiasNormalizer(Estimator):
     """Global mean plus regularized item and user biases (Koren's baseline predictor).
 
     The baseline of user ``u`` and item ``i`` is ``b_ui = mu + b_u + b_i``, with ``mu`` the mean
@@ -27,6 +27,8 @@ class BiasNormalizer:
     (Koren, "Factor in the neighbors", TKDD 2010, section 2.1). The regularization shrinks the
     biases of users and items with few ratings towards 0. ``transform`` replaces every rating by
     its residual ``r_ui - b_ui``; ``inverse_transform`` adds the baseline back.
+
+    ``get_params`` / ``set_params`` / ``repr`` are the models' (:class:`reclab.estimator.Estimator`).
 
     Parameters
     ----------
@@ -55,25 +57,6 @@ class BiasNormalizer:
         self.user_reg = user_reg
         self.item_reg = item_reg
         self.iterations = iterations
-
-    # -- scikit-learn parameter protocol ----------------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor arguments, by name."""
-        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
-
-    def set_params(self, **params) -> "BiasNormalizer":
-        """Set constructor arguments by name; unknown names raise ``ReclabError``."""
-        known = self.get_params()
-        for name, value in params.items():
-            if name not in known:
-                raise ReclabError(f"unknown parameter {name!r} for BiasNormalizer; "
-                                  f"parameters are {sorted(known)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"BiasNormalizer({args})"
 
     # -- fitting -----------------------------------------------------------------------------
     def _validate(self) -> None:

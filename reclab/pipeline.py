@@ -46,6 +46,7 @@ from reclab import params as params_module
 from reclab._io import atomic_write
 from reclab.errors import ReclabError
 from reclab.stages import NOTEBOOKS, STAGES, default_params_file, notebooks_dir
+from reclab.summary import render_summary
 
 __all__ = ["NOTEBOOKS", "STAGES", "PipelineError", "PipelineResult", "run_pipeline", "notebooks_dir",
            "default_params_file", "parse_stages"]
@@ -466,27 +467,6 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
         if progress:
             progress("done", stage, number, result.seconds[stage])
     result.summary = tracking.pipeline_summary(run_id, uri)
-    tracking.end_pipeline(run_id, _describe(result.summary), uri)
+    tracking.end_pipeline(run_id, render_summary(result.summary, markdown=True), uri)
     result.summary["status"] = "FINISHED"
     return result
-
-
-def _describe(summary: dict) -> str:
-    """Markdown description of a pipeline run: best parameters and the headline metrics."""
-    lines = [f"**{summary['run_name']}**", ""]
-    best = summary.get("best")
-    if best:
-        shown = ", ".join(f"{name}={value}" for name, value in best["params"].items())
-        lines.append(f"Best {best['model']} parameters ({best['metric']} on validation "
-                     f"{best['score']:.4f}): {shown}")
-        lines.append("")
-    metrics = summary.get("metrics", {})
-    rows = [(key, metrics[key], metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high"))
-            for key in sorted(metrics) if "/" not in key and "_ci_" not in key
-            and key.split("_at_")[0] in ("precision", "recall", "ndcg", "map", "rmse")]
-    if rows:
-        lines += ["| metric | test value | 95% CI |", "|---|---|---|"]
-        for key, value, low, high in rows:
-            interval = f"[{low:.4f}, {high:.4f}]" if low is not None and high is not None else ""
-            lines.append(f"| {key} | {value:.4f} | {interval} |")
-    return "\n".join(lines)

@@ -146,7 +146,7 @@ def test_seen_items_are_never_hits():
     report = evaluate(model, train, test, k=3, n_bootstrap=0)
     row = report.per_user.iloc[0]
     assert report.n_evaluated == 1 and report.n_skipped == 2
-    # list [2, 3, 4]: only item 2 is a hit; item 0 stays relevant (DESIGN) but is never a candidate
+    # list [2, 3, 4]: only item 2 is a hit; item 0 stays relevant (docs/architecture.md, Metrics) but is never a candidate
     assert row["precision@3"] * 3 == pytest.approx(1)
     assert row["recall@3"] == pytest.approx(1 / 2)
     assert row["mrr@3"] == pytest.approx(1)

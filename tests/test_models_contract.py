@@ -8,7 +8,8 @@ import pytest
 import reclab.models as models
 from model_contract import CHECKS, contract_data
 from reclab.errors import ReclabError
-from reclab.models.base import FactorModel, _digest, check_float, check_int, check_seed
+from reclab.models.base import FactorModel, check_float, check_int, check_seed
+from reclab.models.persistence import digest as _digest
 
 FACTORIES = {
     "Popularity": lambda: models.Popularity(),

@@ -81,7 +81,7 @@ def test_estimator_contract(synthetic):
     assert np.array_equal(first, normalizer.user_bias_)
     assert normalizer.get_params()["user_reg"] == 5.0
     assert normalizer.set_params(iterations=1) is normalizer and normalizer.iterations == 1
-    with pytest.raises(ReclabError, match=r"unknown parameter 'reg' for BiasNormalizer; parameters are"):
+    with pytest.raises(ReclabError, match=r"unknown parameter \['reg'\] for BiasNormalizer; valid parameters are"):
         normalizer.set_params(reg=1.0)
 
 

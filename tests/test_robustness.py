@@ -32,7 +32,7 @@ import reclab as rl
 from helpers import crafted_zip
 from reclab import Interactions, ReclabError, datasets, metrics, models, split
 from reclab.datasets import _extract_zip
-from reclab.models.base import _digest
+from reclab.models.persistence import digest as _digest
 from reclab.normalize import BiasNormalizer
 from reclab.preprocess import kcore
 from reclab.ranking import top_n

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from reclab.models import _als_kernels as kernels
 from reclab.models.base import (FactorModel, check_bool, check_choice, check_float, check_int,
                                 check_seed)
+from reclab.models.baseline import RatingBaseline
 
 __all__ = ["ImplicitALS", "ExplicitALS"]
 
@@ -236,7 +237,7 @@ def _implicit_loss(users: _Rows, user_factors, item_factors, regularization: flo
     return float(data.sum() + regularization * penalty)
 
 
-class ExplicitALS(FactorModel):
+class ExplicitALS(RatingBaseline, FactorModel):
     """Biased matrix factorization of explicit ratings by ALS with weighted-lambda regularization.
 
     Ratings are first normalized by the baseline ``mu + b_u + b_i`` of
@@ -319,11 +320,10 @@ class ExplicitALS(FactorModel):
         self.seed = seed
 
     def _validate_params(self) -> None:
+        super()._validate_params()   # user_reg, item_reg (RatingBaseline)
         check_int("factors", self.factors, low=1, model=self)
         check_float("regularization", self.regularization, low=0.0, model=self)
         check_int("iterations", self.iterations, low=1, model=self)
-        check_float("user_reg", self.user_reg, low=0.0, model=self)
-        check_float("item_reg", self.item_reg, low=0.0, model=self)
         check_int("num_threads", self.num_threads, low=0, model=self)
         check_seed(self.seed, model=self)
 

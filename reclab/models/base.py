@@ -6,7 +6,8 @@ names end in ``_`` (``user_factors_``, ``item_bias_``) that never exist before `
 
 What is shared lives here, once: parameter handling, user/item validation (the one place where
 unknown users and items are handled), top-N recommendation with seen-item filtering, item
-similarities, rating prediction with clipping, fit progress reporting, and saving/loading.
+similarities, rating prediction with clipping, fit progress reporting, and saving (the file
+format and ``load`` are in :mod:`reclab.models.persistence`).
 
 Writing a model
 ---------------
@@ -29,31 +30,22 @@ A subclass implements only how it learns and scores:
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
-import numbers
 import sys
 import time
-import zipfile
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from reclab._io import atomic_write
 # Re-exported: model authors check their parameters with these (see the module docstring).
 from reclab._validate import check_bool, check_choice, check_float, check_int, check_seed
 from reclab.errors import ReclabError
-from reclab.normalize import BiasNormalizer
+from reclab.estimator import Estimator
+from reclab.models.persistence import load, register, registered_models, save_model
 from reclab.ranking import candidate_mask, top_n
 
 __all__ = ["Recommender", "FactorModel", "clone", "load", "registered_models", "interaction_matrix",
            "check_int", "check_float", "check_bool", "check_seed", "check_choice"]
-
-_FORMAT = "reclab-model"
-_FORMAT_VERSION = 1
 # Users scored at once by recommend(): bounds the dense (batch, n_items) float32 score block
 # (2048 x 27k items is ~220 MB).
 _USER_BATCH = 2048
@@ -61,10 +53,6 @@ _USER_BATCH = 2048
 _PAIR_BATCH = 1 << 16
 # Longest list recommend() / similar_items() pad beyond a small catalog (n=10 on 4 items is fine).
 _MAX_PADDING = 1024
-
-# Every concrete model class, by name: load() rebuilds only these, never an arbitrary import path.
-_REGISTRY: dict[str, type] = {}
-
 
 # -- fit progress -----------------------------------------------------------------------------------
 class _Report:
@@ -121,7 +109,7 @@ def _check_indices(values, size: int, role: str, owner: str) -> np.ndarray:
     return array
 
 
-class Recommender:
+class Recommender(Estimator):
     """Base class of every reclab model: fit on interactions, then score, rank and save.
 
     Users and items are internal indices (``0..n_users_-1``, ``0..n_items_-1``); an
@@ -180,47 +168,28 @@ class Recommender:
         super().__init_subclass__(**kwargs)
         # Only concrete models (those that learn something) can be saved, so only they are loadable.
         if not cls.__name__.startswith("_") and cls._fit is not Recommender._fit:
-            _REGISTRY[cls.__name__] = cls
-
-    # -- parameters (scikit-learn contract) -----------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        names = []
-        for name, parameter in signature.parameters.items():
-            if name == "self":
-                continue
-            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-                raise TypeError(f"{cls.__name__}.__init__ must list its parameters explicitly, "
-                                f"not *{name}")
-            names.append(name)
-        return names
-
-    def get_params(self, deep: bool = True) -> dict:
-        """Parameters of this model, by name, as passed to ``__init__`` (``deep`` is accepted for
-        scikit-learn compatibility; reclab models have no nested estimators)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params) -> "Recommender":
-        """Set parameters by name and return ``self``; unknown names raise ``ReclabError``.
-
-        Parameters are only stored here; they are validated by the next ``fit``.
-        """
-        valid = self._param_names()
-        unknown = sorted(set(params) - set(valid))
-        if unknown:
-            raise ReclabError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {unknown} for "
-                              f"{type(self).__name__}; valid parameters are {valid}")
-        for name, value in params.items():
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+            register(cls)
 
     def _validate_params(self) -> None:
         """Check every parameter (called by ``fit``); raise ``ReclabError`` naming a bad one."""
+
+    def _learned_shapes(self, learned: dict, n_users: int, n_items: int) -> dict:
+        """The shape each learned array must have, by name, for ``n_users`` x ``n_items`` training
+        data (checked by :func:`reclab.models.persistence.load`): ``seen_``, one row per user or
+        item for arrays named ``user_*`` / ``item_*`` (except ``_not_per_row``), and
+        ``rating_range_`` for rating models."""
+        expected = {"seen_": (n_users, n_items)}
+        for key, value in learned.items():
+            # Per-user and per-item arrays have one row per user or item.
+            if key in self._not_per_row:
+                continue
+            if key.startswith("user_") and hasattr(value, "shape"):
+                expected[key] = (n_users,) + tuple(value.shape[1:])
+            elif key.startswith("item_") and hasattr(value, "shape"):
+                expected[key] = (n_items,) + tuple(value.shape[1:])
+        if self.predicts_ratings:
+            expected["rating_range_"] = (2,)
+        return expected
 
     # -- learned state ---------------------------------------------------------------------------
     def _learned_names(self) -> list[str]:
@@ -306,17 +275,6 @@ class Recommender:
 
     def _fit(self, train, report) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _fit(train, report)")
-
-    def _fit_baseline(self, train, iterations: int = 3) -> BiasNormalizer:
-        """Fit the rating baseline ``mu + b_u + b_i`` with this model's ``user_reg`` and
-        ``item_reg`` (:class:`reclab.normalize.BiasNormalizer`, ``iterations`` alternating passes;
-        3, as in ``Bias()``), keep it as ``global_mean_``, ``user_bias_`` and ``item_bias_``
-        (float32), and return the normalizer. For the models that learn biases."""
-        normalizer = BiasNormalizer(self.user_reg, self.item_reg, iterations).fit(train)
-        self.global_mean_ = float(normalizer.global_mean_)
-        self.user_bias_ = normalizer.user_bias_.astype(np.float32)
-        self.item_bias_ = normalizer.item_bias_.astype(np.float32)
-        return normalizer
 
     # -- scoring and ranking -----------------------------------------------------------------------
     def score_items(self, users) -> np.ndarray:
@@ -503,234 +461,7 @@ class Recommender:
         its folder must exist (``ReclabError`` otherwise).
         """
         self._check_fitted()
-        arrays, kinds = {}, {}
-        for name in self._learned_names():
-            value = getattr(self, name)
-            if sp.issparse(value):
-                value = value.tocsr()
-                kinds[name] = "csr"
-                arrays[f"{name}.data"] = np.asarray(value.data)
-                arrays[f"{name}.indices"] = np.asarray(value.indices)
-                arrays[f"{name}.indptr"] = np.asarray(value.indptr)
-                arrays[f"{name}.shape"] = np.asarray(value.shape, dtype=np.int64)
-            elif isinstance(value, np.ndarray):
-                kinds[name] = "array"
-                arrays[name] = value
-            elif isinstance(value, (bool, np.bool_)):
-                kinds[name], arrays[name] = "bool", np.asarray(value, dtype=bool)
-            elif isinstance(value, numbers.Integral):
-                kinds[name], arrays[name] = "int", np.asarray(value, dtype=np.int64)
-            elif isinstance(value, numbers.Real):
-                kinds[name], arrays[name] = "float", np.asarray(value, dtype=np.float64)
-            else:
-                raise TypeError(f"cannot save learned attribute {name} of type {type(value).__name__}")
-        # Tuners hand out numpy scalars (np.int64 is not JSON); store the plain Python value.
-        params = {name: value.item() if isinstance(value, np.generic) else value
-                  for name, value in self.get_params().items()}
-        try:
-            json.dumps(params, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            raise ReclabError(f"cannot save {type(self).__name__}: parameters {params} are not "
-                              f"JSON-serializable ({error})") from None
-        meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "class": type(self).__name__,
-                "params": params, "attributes": kinds, "reclab_version": _reclab_version()}
-        meta["sha256"] = _digest(meta, arrays)
-        path = Path(path)
-        if not path.parent.is_dir():
-            raise ReclabError(f"cannot save {type(self).__name__} to {path}: folder {str(path.parent)!r} "
-                              f"does not exist; create it first")
-        with atomic_write(path, "wb") as handle:
-            np.savez(handle, __meta__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-        return path
-
-
-def _reclab_version() -> str:
-    try:
-        return metadata.version("reclab")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _digest(meta: dict, arrays: dict) -> str:
-    """sha256 of the metadata (without the digest itself) and every array's name, dtype, shape, bytes."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode())
-    for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
-        digest.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
-
-
-_KIND_ARRAYS = {"csr": (".data", ".indices", ".indptr", ".shape"), "array": ("",), "bool": ("",),
-                "int": ("",), "float": ("",)}
-
-
-def _check_layout(path: Path, params, kinds, arrays: dict) -> None:
-    """The metadata describes exactly the stored arrays, and only learned attributes.
-
-    The sha256 proves a file is intact, not that its writer was reclab: a file crafted with a
-    matching digest must still fail here with a clear error, never set arbitrary attributes
-    (``__class__``, a method, a parameter) on the model.
-    """
-    if not isinstance(params, dict) or not isinstance(kinds, dict):
-        raise ReclabError(f"{path} is not a reclab model file (params and attributes must be JSON objects)")
-    expected = set()
-    for name, kind in kinds.items():
-        if not (isinstance(name, str) and name.isidentifier() and name.endswith("_")
-                and not name.startswith("_")):
-            raise ReclabError(f"{path} stores {name!r}, which is not a learned attribute (a name "
-                              f"ending in '_'); the file was not written by reclab")
-        if kind not in _KIND_ARRAYS:
-            raise ReclabError(f"{path} stores attribute {name} with unknown kind {kind!r}")
-        expected.update(name + suffix for suffix in _KIND_ARRAYS[kind])
-    if expected != set(arrays):
-        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
-        raise ReclabError(f"{path} does not hold the arrays its metadata lists (missing {missing}, "
-                          f"unexpected {extra}); the file was not written by reclab")
-    for name, kind in kinds.items():
-        if kind in ("bool", "int", "float") and arrays[name].shape != ():
-            raise ReclabError(f"{path} stores {kind} attribute {name} with shape {arrays[name].shape}, "
-                              f"expected a scalar")
-
-
-def load(path) -> Recommender:
-    """Load a model written by ``Recommender.save`` (no pickle: ``allow_pickle=False``).
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    ReclabError
-        If the file is not a reclab model, was truncated or altered (sha256 mismatch), names a
-        model class that reclab does not know, or holds arrays that do not match its metadata
-        (a crafted file: only learned attributes, ending in ``_``, are ever set).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("not an .npz archive")
-        with archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
-        raise ReclabError(f"{path} is not a readable reclab model file (truncated or corrupt?): "
-                          f"{error}") from None
-    try:
-        meta = json.loads(str(arrays.pop("__meta__")))
-        kind, version, class_name = meta["format"], meta["version"], meta["class"]
-        params, kinds, expected = meta["params"], meta["attributes"], meta["sha256"]
-    except (KeyError, TypeError, ValueError):
-        raise ReclabError(f"{path} is not a reclab model file (no valid __meta__ entry)") from None
-    if kind != _FORMAT or not isinstance(version, int) or version > _FORMAT_VERSION:
-        raise ReclabError(f"{path} has format {kind!r} version {version!r}; this reclab reads "
-                          f"{_FORMAT!r} up to version {_FORMAT_VERSION}")
-    if _digest(meta, arrays) != expected:
-        raise ReclabError(f"{path} failed its sha256 check: the file was altered or damaged")
-    _check_layout(path, params, kinds, arrays)
-    cls = _REGISTRY.get(class_name)
-    if cls is None:
-        raise ReclabError(f"{path} holds a {class_name!r} model, which is not a known reclab model "
-                          f"class; known: {sorted(_REGISTRY)}")
-    valid = cls._param_names()
-    if sorted(params) != sorted(valid):
-        raise ReclabError(f"{path} has parameters {sorted(params)} but {class_name} takes {valid}")
-    model = cls(**params)
-    for name, kind in kinds.items():
-        if kind == "csr":
-            try:
-                shape = tuple(int(size) for size in arrays[f"{name}.shape"])
-                value = sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"],
-                                       arrays[f"{name}.indptr"]), shape=shape)
-                # The constructor checks only lengths; scipy's C++ routines trust the rest, so an
-                # index pointer or index out of range would read past the arrays later.
-                value.check_format(full_check=True)
-            except (TypeError, ValueError) as error:
-                raise ReclabError(f"{path} stores sparse attribute {name} with inconsistent arrays: "
-                                  f"{error}") from None
-            for part in ("data", "indices", "indptr"):
-                _readonly(getattr(value, part))
-        elif kind == "array":
-            value = arrays[name]
-        elif kind == "bool":
-            value = bool(arrays[name])
-        elif kind == "int":
-            value = int(arrays[name])
-        elif kind == "float":
-            value = float(arrays[name])
-        else:
-            raise ReclabError(f"{path} stores attribute {name} with unknown kind {kind!r}")
-        setattr(model, name, value)
-    _check_loaded(path, model)
-    return model
-
-
-def registered_models() -> dict[str, type]:
-    """Every concrete reclab model class by name, in definition order: the classes :func:`load`
-    rebuilds (a subclass of :class:`Recommender` that implements ``_fit`` and whose name does not
-    start with ``_`` registers itself when it is defined)."""
-    return dict(_REGISTRY)
-
-
-def _check_loaded(path: Path, model: Recommender) -> None:
-    """The loaded model is one ``fit`` could have made: valid parameters, and learned arrays whose
-    names and shapes agree with each other and with the class.
-
-    Like :func:`_check_layout`, for a file whose digest was recomputed after an edit: without
-    this, it would load and fail later with an ``AttributeError`` or a broadcast error.
-    """
-    name = type(model).__name__
-    try:
-        model._validate_params()
-    except ReclabError as error:
-        raise ReclabError(f"{path} holds invalid parameters for {name}: {error}") from None
-    learned = {key: getattr(model, key) for key in model._learned_names()}
-    sizes = [learned.get("n_users_"), learned.get("n_items_")]
-    if not all(isinstance(size, int) and size >= 1 for size in sizes) or not sp.issparse(learned.get("seen_")):
-        raise ReclabError(f"{path} does not record n_users_, n_items_ (integers >= 1) and seen_ (sparse), "
-                          f"which every fitted {name} has; the file was not written by reclab")
-    n_users, n_items = sizes
-    expected = {"seen_": (n_users, n_items)}
-    for key, value in learned.items():
-        # Per-user and per-item arrays have one row per user or item.
-        if key in model._not_per_row:
-            continue
-        if key.startswith("user_") and hasattr(value, "shape"):
-            expected[key] = (n_users,) + tuple(value.shape[1:])
-        elif key.startswith("item_") and hasattr(value, "shape"):
-            expected[key] = (n_items,) + tuple(value.shape[1:])
-    if isinstance(model, FactorModel) and "item_factors_" in learned:
-        expected["user_factors_"] = (n_users, learned["item_factors_"].shape[-1])
-    if model.predicts_ratings:
-        expected["rating_range_"] = (2,)
-    for key, shape in expected.items():
-        got = getattr(learned.get(key), "shape", None)
-        if got != shape:
-            raise ReclabError(f"{path}: {name} attribute {key} has shape {got}, expected {shape} for "
-                              f"{n_users} users and {n_items} items; the file was altered")
-    # Whatever else the class needs (a missing array of another model class, a factor width
-    # that disagrees with the biases): score one user, and predict and compare for one pair.
-    try:
-        scores = model.score_items([0])
-        if scores.shape != (1, n_items):
-            raise ValueError(f"scores of shape {scores.shape}, expected (1, {n_items})")
-        if model.predicts_ratings:
-            model.predict(0, 0)
-        model.similar_items(0, n=1)
-    except TypeError as error:
-        if "has no item similarities" not in str(error):
-            raise ReclabError(f"{path} does not hold a usable {name} ({type(error).__name__}: "
-                              f"{error}); the file was altered") from None
-    except (AttributeError, IndexError, ValueError, KeyError) as error:
-        raise ReclabError(f"{path} does not hold a usable {name} ({type(error).__name__}: {error}); "
-                          f"the file was altered or written for another model class") from None
+        return save_model(self, path)
 
 
 def clone(model: Recommender) -> Recommender:
@@ -782,6 +513,12 @@ class FactorModel(Recommender):
 
     _learns_biases = False
 
+    def _learned_shapes(self, learned: dict, n_users: int, n_items: int) -> dict:
+        expected = super()._learned_shapes(learned, n_users, n_items)
+        if "item_factors_" in learned:
+            expected["user_factors_"] = (n_users, learned["item_factors_"].shape[-1])
+        return expected
+
     def _item_offset(self) -> np.ndarray | None:
         """Per-item term added to every user's scores, shape (n_items_,), or None."""
         return self.item_bias_ if self._learns_biases else None
@@ -814,3 +551,4 @@ class FactorModel(Recommender):
     def _item_similarities(self, items: np.ndarray) -> np.ndarray:
         normalized = self._normalized_item_factors()
         return _row_products(normalized[items], normalized)
+

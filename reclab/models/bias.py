@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from reclab.models.base import Recommender, check_float, check_int
+from reclab.models.base import Recommender, check_int
+from reclab.models.baseline import RatingBaseline
 
 __all__ = ["Bias"]
 
 
-class Bias(Recommender):
+class Bias(RatingBaseline, Recommender):
     """Rating baseline ``r_hat(u, i) = mu + b_u + b_i``.
 
     ``mu`` is the mean training rating; the biases are the regularized least squares estimates of
@@ -25,10 +26,9 @@ class Bias(Recommender):
 
     Parameters
     ----------
-    user_reg : float, >= 0
-        Shrinkage of user biases, in pseudo-ratings.
-    item_reg : float, >= 0
-        Shrinkage of item biases, in pseudo-ratings.
+    user_reg, item_reg : float, >= 0
+        Shrinkage of the user and item biases, in pseudo-ratings
+        (:class:`~reclab.models.baseline.RatingBaseline`).
     iterations : int, >= 1
         Alternating passes.
 
@@ -53,8 +53,7 @@ class Bias(Recommender):
         self.iterations = iterations
 
     def _validate_params(self) -> None:
-        check_float("user_reg", self.user_reg, low=0.0, model=self)
-        check_float("item_reg", self.item_reg, low=0.0, model=self)
+        super()._validate_params()   # user_reg, item_reg (RatingBaseline)
         check_int("iterations", self.iterations, low=1, model=self)
 
     def _fit(self, train, report) -> None:

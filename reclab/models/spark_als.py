@@ -12,6 +12,7 @@ import numpy as np
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.models.base import FactorModel, check_bool, check_float, check_int, check_seed
+from reclab.models.baseline import RatingBaseline
 from reclab.spark import (check_columns, check_master, collect, get_session, index_table, interaction_columns,
                           is_spark_frame, sql_functions, to_interactions, to_spark)
 
@@ -24,7 +25,7 @@ _DEFAULT_BLOCKS = 10
 _SCORE_CHUNK_ELEMENTS = 1 << 22
 
 
-class SparkALS(FactorModel):
+class SparkALS(RatingBaseline, FactorModel):
     """Alternating least squares trained by Spark MLlib (``pyspark.ml.recommendation.ALS``).
 
     The same model contract as every reclab model; only the training runs in Spark. Users and
@@ -131,6 +132,7 @@ class SparkALS(FactorModel):
         return not self.implicit
 
     def _validate_params(self) -> None:
+        super()._validate_params()   # user_reg, item_reg (RatingBaseline)
         check_int("factors", self.factors, low=1, model=self)
         # Spark solves each least-squares problem by Cholesky, which needs a positive definite
         # system: with no regularization a user with fewer ratings than factors fails.
@@ -138,8 +140,6 @@ class SparkALS(FactorModel):
         check_int("iterations", self.iterations, low=1, model=self)
         check_bool("implicit", self.implicit, model=self)
         check_float("alpha", self.alpha, low=0.0, model=self)
-        check_float("user_reg", self.user_reg, low=0.0, model=self)
-        check_float("item_reg", self.item_reg, low=0.0, model=self)
         check_seed(self.seed, model=self)
         check_master(self.master, owner=type(self).__name__)
         if self.num_blocks is not None:

@@ -6,12 +6,13 @@ import numpy as np
 from scipy.sparse.linalg import svds
 
 from reclab.errors import ReclabError
-from reclab.models.base import FactorModel, check_float, check_int, check_seed
+from reclab.models.base import FactorModel, check_int, check_seed
+from reclab.models.baseline import RatingBaseline
 
 __all__ = ["SVD", "truncated_svd"]
 
 
-class SVD(FactorModel):
+class SVD(RatingBaseline, FactorModel):
     """Biased truncated SVD: ``r_hat(u, i) = mu + b_u + b_i + p_u . q_i``.
 
     The baseline ``mu + b_u + b_i`` is fitted exactly as by ``Bias(user_reg, item_reg)``. The
@@ -68,9 +69,8 @@ class SVD(FactorModel):
         self.seed = seed
 
     def _validate_params(self) -> None:
+        super()._validate_params()   # user_reg, item_reg (RatingBaseline)
         check_int("factors", self.factors, low=1, model=self)
-        check_float("user_reg", self.user_reg, low=0.0, model=self)
-        check_float("item_reg", self.item_reg, low=0.0, model=self)
         check_seed(self.seed, model=self)
 
     def _fit(self, train, report) -> None:

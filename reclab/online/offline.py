@@ -1,0 +1,108 @@
+"""Offline precision next to simulated online click-through rate (see :mod:`reclab.online`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import pandas as pd
+from scipy import stats
+
+from reclab._validate import check_int
+from reclab.data import Interactions
+from reclab.evaluation import evaluate
+from reclab.online.abtest import ab_test
+from reclab.online.common import result_axes
+from reclab.online.world import World
+
+__all__ = ["OfflineOnline", "offline_vs_online", "plot_offline_online"]
+
+
+@dataclass(frozen=True, eq=False)
+class OfflineOnline:
+    """What :func:`offline_vs_online` measured.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per model (index: name): ``precision@K`` (offline, on the test split), ``ctr``
+        with ``ctr_ci_low`` / ``ctr_ci_high`` (simulated), ``expected_ctr`` (the world's exact
+        value), ``offline_rank`` and ``online_rank`` (1 = best).
+    spearman : float
+        Spearman rank correlation of offline precision@K and simulated CTR.
+    spearman_p_value : float
+        Its two-sided p-value (scipy; few models make it rough).
+    spearman_expected : float
+        The same with the exact expected CTR (no simulation noise).
+    metric : str
+        ``"precision@K"``.
+    """
+
+    table: pd.DataFrame
+    spearman: float
+    spearman_p_value: float
+    spearman_expected: float
+    metric: str
+
+
+def offline_vs_online(world: World, models: Mapping, train: Interactions, test: Interactions,
+                      k: int = 10, n_users: int = 5000, n: int = 10, seed: int = 0,
+                      relevance_threshold=None) -> OfflineOnline:
+    """Offline precision@``k`` next to simulated online click-through rate, for many models.
+
+    Offline: :func:`reclab.evaluation.evaluate` of each model on ``test`` (seen = ``train``).
+    Online: one :func:`ab_test` with every model as an arm (``n_users`` visits in all).
+
+    Parameters
+    ----------
+    world : World
+        On the users and items of ``train`` and ``test``.
+    models : mapping of str -> fitted model
+        At least two (three or more make a rank correlation worth reading).
+    train, test : reclab.Interactions
+    k : int
+        Cut-off of the offline precision.
+    n_users, n, seed
+        As in :func:`ab_test`.
+    relevance_threshold : float, optional
+        As in :func:`reclab.evaluation.evaluate`.
+
+    Returns
+    -------
+    OfflineOnline
+    """
+    online = ab_test(world, models, n_users=n_users, n=n, seed=seed)
+    k = check_int("k", k, low=1)
+    metric = f"precision@{k}"
+    offline = {name: evaluate(model, train, test, k=k, relevance_threshold=relevance_threshold,
+                              n_bootstrap=0).summary[metric] for name, model in models.items()}
+    table = pd.DataFrame({metric: pd.Series(offline)}).join(
+        online.table[["ctr", "ctr_ci_low", "ctr_ci_high", "expected_ctr"]])
+    table.index.name = "model"
+    table["offline_rank"] = table[metric].rank(ascending=False, method="min").astype(int)
+    table["online_rank"] = table["ctr"].rank(ascending=False, method="min").astype(int)
+    rho, p = stats.spearmanr(table[metric], table["ctr"])
+    rho_expected, _ = stats.spearmanr(table[metric], table["expected_ctr"])
+    return OfflineOnline(table=table, spearman=float(rho), spearman_p_value=float(p),
+                         spearman_expected=float(rho_expected), metric=metric)
+
+
+def plot_offline_online(result: OfflineOnline):
+    """Simulated CTR (with its 95% interval) against offline precision@K, one point per model.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not shown.
+    """
+    fig, ax = result_axes(result, OfflineOnline, "plot_offline_online", (7, 4.5))
+    table = result.table
+    ax.errorbar(table[result.metric], table["ctr"], fmt="o", capsize=3,
+                yerr=[table["ctr"] - table["ctr_ci_low"], table["ctr_ci_high"] - table["ctr"]])
+    for name, row in table.iterrows():
+        ax.annotate(str(name), (row[result.metric], row["ctr"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    ax.set(xlabel=f"offline {result.metric} (test split)", ylabel="simulated online CTR",
+           title=f"Offline vs online: Spearman {result.spearman:+.2f}")
+    ax.grid(alpha=0.3)
+    return fig

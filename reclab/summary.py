@@ -1,0 +1,123 @@
+"""The end-of-run summary of a pipeline, rendered once for both places that show it: the terminal
+(``reclab run``, :mod:`reclab.cli`) and the pipeline run's Markdown description in MLflow
+(:mod:`reclab.pipeline`).
+
+The summary itself (a dict) is read back from MLflow by :func:`reclab.tracking.pipeline_summary`;
+this module only turns it into text and imports nothing of reclab.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["render_summary", "metric_rows"]
+
+#: Headline ranking metrics shown at every cut-off K, then the rating errors.
+RANKING = ("precision", "recall", "ndcg", "map")
+ERRORS = ("rmse", "mae")
+
+
+def _with_interval(metrics: dict, key: str) -> str:
+    if key not in metrics:
+        return ""
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    shown = f"{metrics[key]:.4f}"
+    return shown + (f" [{low:.4f}, {high:.4f}]" if low is not None and high is not None else "")
+
+
+def metric_rows(metrics: dict, keys: bool = False) -> tuple[list, list]:
+    """Rows (metric, model value [CI], baseline values [CI] ...) of the headline test metrics, and
+    the baselines.
+
+    Parameters
+    ----------
+    metrics : dict
+        The evaluate run's MLflow metrics: ``precision_at_10``, ``precision_at_10_ci_low``, ...
+        for the model, ``<baseline>/precision_at_10``, ... for each baseline.
+    keys : bool
+        Name the rows by their MLflow keys (``precision_at_10``) instead of ``precision@10``.
+
+    Returns
+    -------
+    rows : list of list of str
+        Precision, recall, nDCG and MAP at every K, then rmse and mae where logged.
+    models : list of str
+        ``""`` (the model) then the baselines, sorted: the columns after the metric name.
+    """
+    models = [""] + sorted({key.split("/", 1)[0] for key in metrics if "/" in key
+                            and not key.startswith("vs_")})
+    cutoffs = sorted({int(key.rsplit("_at_", 1)[1]) for key in metrics
+                      if key.startswith("precision_at_") and "_ci_" not in key})
+    names = [f"{name}_at_{k}" for name in RANKING for k in cutoffs]
+    names += [name for name in ERRORS
+              if name in metrics or any(f"{model}/{name}" in metrics for model in models[1:])]
+    rows = [[name if keys else name.replace("_at_", "@")]
+            + [_with_interval(metrics, f"{model}/{name}" if model else name) for model in models]
+            for name in names]
+    return rows, models
+
+
+def _text_table(rows, header) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+              for row in rows]
+    return "\n".join(lines)
+
+
+def _markdown_table(rows, header) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _short(value) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render_summary(summary: dict, seconds: float | None = None, markdown: bool = False) -> str:
+    """The summary as text: a title, the best parameters of tuning, the test metrics with their
+    intervals next to the baselines', and the online stage's result.
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`reclab.tracking.pipeline_summary` of the pipeline run.
+    seconds : float, optional
+        Wall time of the stages run, for the terminal's title line.
+    markdown : bool
+        Markdown for the MLflow run description (bold run name as the title, metrics by their
+        MLflow keys, a Markdown table) instead of plain text for the terminal.
+
+    Returns
+    -------
+    str
+        Blocks separated by a blank line, without a trailing newline.
+    """
+    if markdown:
+        blocks = [f"**{summary['run_name']}**"]
+    else:
+        took = "" if seconds is None else f" in {seconds:.1f} s"
+        blocks = [f"Pipeline {summary['run_name']}: {summary['status']}{took}"]
+    best = summary.get("best")
+    if best:
+        shown = ", ".join(f"{name}={_short(value)}" for name, value in best["params"].items())
+        lines = [f"Best {best['model']} parameters ({best['metric']} on validation = "
+                 f"{best['score']:.4f}): {shown or '(no search space)'}"]
+        lines += [f"WARNING: {warning}" for warning in best.get("warnings", [])]
+        if markdown:
+            blocks += lines
+        else:   # the terminal keeps them under the title line
+            blocks[0] += "\n" + "\n".join(lines)
+    rows, models = metric_rows(summary.get("metrics", {}), keys=markdown)
+    if rows:
+        header = ["metric", best["model"] if best else "model", *models[1:]]
+        table = _markdown_table(rows, header) if markdown else _text_table(rows, header)
+        blocks.append("Test metrics (95% bootstrap confidence intervals over users):"
+                      + ("\n\n" if markdown else "\n") + table)
+    if summary.get("online"):
+        blocks.append(summary["online"])
+    return "\n\n".join(blocks)
