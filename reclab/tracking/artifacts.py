@@ -54,7 +54,7 @@ __all__ = ["FitLogger", "TuningCheckpoint", "fit_logger", "load_best", "load_mod
 def log_split(stage: StageRun, data: Interactions, train: Interactions, valid: Interactions,
               test: Interactions) -> dict:
     """Log the split: ``split/{train,valid,test}.npz`` (read by the later stages), the
-    three parts as MLflow dataset inputs, and the fingerprints as tags of this run and the
+    three parts as MLflow dataset inputs, and the fingerprints as tags of the stage's run and the
     pipeline run.
 
     Returns
@@ -88,7 +88,7 @@ def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: s
     ``best_<metric>``.
 
     ``warnings`` (:func:`reclab.tuning.boundary_warnings`) go into ``best_params.json`` and,
-    joined, into tag ``reclab.boundary_warning`` of this run and of the pipeline run, so that
+    joined, into tag ``reclab.boundary_warning`` of the stage's run and of the pipeline run, so that
     ``reclab run``'s summary and the MLflow UI show them.
 
     The params ``best.<name>`` also go to the pipeline run, so that pipelines compare on
@@ -113,7 +113,7 @@ def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: s
 
 def trial_logger(stage: StageRun, metric: str, restored_from: str | None = None):
     """A callback for :func:`reclab.tuning.tune`: one run per finished trial, nested under
-    this (tune) run, with the trial's parameters, score and validation metrics.
+    the stage's (tune) run, with the trial's parameters, score and validation metrics.
 
     Parameters
     ----------
@@ -159,18 +159,18 @@ def trial_logger(stage: StageRun, metric: str, restored_from: str | None = None)
 
 
 def tuning_checkpoint(stage: StageRun) -> TuningCheckpoint:
-    """The checkpoint file of this tune stage's search, continuing an interrupted one.
+    """The checkpoint file of the tune stage's search, continuing an interrupted one.
 
     The file (see ``checkpoint`` of :func:`reclab.tuning.tune`) lives in a temporary folder
     of this process, removed when the ``with`` block ends, and is logged as artifact
-    ``tuning/checkpoint.jsonl`` of this run after every trial (:meth:`TuningCheckpoint.save`
+    ``tuning/checkpoint.jsonl`` of the stage's run after every trial (:meth:`TuningCheckpoint.save`
     is the ``tune`` callback that does it), so that it outlives a kernel that fails or is
-    killed. When this pipeline has an unfinished
+    killed. When the stage's pipeline has an unfinished
     (FAILED, KILLED or still RUNNING) tune run with such an artifact, the latest one is
     downloaded first: ``tune`` then reads its finished trials back and runs only the rest.
-    The restored trials are logged again as runs nested under this run (tag
-    ``reclab.restored_from``), so that this run holds the whole search; tag
-    ``reclab.resumed_from`` of this run names the run they come from.
+    The restored trials are logged again as runs nested under the stage's run (tag
+    ``reclab.restored_from``), so that the stage's run holds the whole search; tag
+    ``reclab.resumed_from`` of the stage's run names the run they come from.
 
     Examples
     --------
@@ -218,9 +218,9 @@ def log_report(stage: StageRun, report, model_name: str | None = None) -> None:
     """Log an :class:`~reclab.evaluation.EvaluationReport`.
 
     The tuned model's report (``model_name`` None) gives metrics ``precision_at_10``,
-    ``precision_at_10_ci_low``, ... on this run and on the pipeline run (so that pipelines
+    ``precision_at_10_ci_low``, ... on the stage's run and on the pipeline run (so that pipelines
     compare in the MLflow UI); a baseline's report gives ``<model_name>/precision_at_10``, ...
-    on this run only. The summary (with intervals) and the per-user table are logged as
+    on the stage's run only. The summary (with intervals) and the per-user table are logged as
     ``tables/summary[_<name>].csv`` and ``tables/per_user[_<name>].csv``.
     """
     values = report.mlflow_metrics()
@@ -256,7 +256,7 @@ def log_model(stage: StageRun, model, data: Interactions, n_example_users: int =
         ``runs:/<run id>/model``, the URI that ``mlflow.pyfunc.load_model`` takes.
     """
     with tempfile.TemporaryDirectory() as folder:
-        model_file = model.save(Path(folder) / "model.npz")
+        model_file = model.save(Path(folder) / Path(MODEL_FILE).name)
         stage.client.log_artifact(stage.run_id, str(model_file), MODEL_DIR)
         local = save_pyfunc_model(Path(folder) / PYFUNC_DIR, model, model_file, data, n_example_users)
         stage.client.log_artifacts(stage.run_id, str(local), PYFUNC_DIR)
@@ -266,8 +266,8 @@ def log_model(stage: StageRun, model, data: Interactions, n_example_users: int =
 
 def _log_logged_model(stage: StageRun, model, local: Path) -> str:
     """The saved pyfunc model in ``local`` as an MLflow logged model named after the model
-    class, made by this run (the runs table's Models column links to it); its id is tag
-    ``reclab.model_id`` of this run, and the evaluate stage logs the test metrics to it.
+    class, made by the stage's run (the runs table's Models column links to it); its id is tag
+    ``reclab.model_id`` of the stage's run, and the evaluate stage logs the test metrics to it.
 
     Not named ``model`` like the run's artifact folder: MLflow 3 would then resolve
     ``runs:/<id>/model`` through the logged model, with the default tracking URI rather
@@ -285,7 +285,7 @@ def _log_logged_model(stage: StageRun, model, local: Path) -> str:
 
 
 def _logged_model_id(stage: StageRun) -> str | None:
-    """Id of the logged model of this pipeline's train stage (None: no such stage or an
+    """Id of the logged model of the pipeline's train stage (None: no such stage or an
     older run without one)."""
     train = find_stage_run("train", stage.params["experiment"], stage.parent_run_id,
                            uri=stage.client.tracking_uri)
@@ -293,7 +293,7 @@ def _logged_model_id(stage: StageRun) -> str | None:
 
 
 def load_split(stage: StageRun) -> tuple[Interactions, Interactions, Interactions]:
-    """(train, valid, test) logged by this pipeline's ``preprocess`` stage."""
+    """(train, valid, test) logged by the pipeline's ``preprocess`` stage."""
     with tempfile.TemporaryDirectory() as folder:
         local = stage.download("preprocess", SPLIT_DIR, folder)
         return tuple(load_interactions(local / f"{part}.npz") for part in SPLIT_PARTS)
@@ -315,7 +315,7 @@ def load_best(stage: StageRun) -> dict:
 
 
 def load_trials(stage: StageRun) -> list:
-    """The trials of this pipeline's ``tune`` stage (:class:`reclab.tuning.Trial`, with typed
+    """The trials of the pipeline's ``tune`` stage (:class:`reclab.tuning.Trial`, with typed
     parameters), read from its checkpoint artifact ``tuning/checkpoint.jsonl``."""
     from reclab.tuning import Trial
 
@@ -335,7 +335,7 @@ def load_model(stage: StageRun):
 
 
 def model_uri(stage: StageRun) -> str:
-    """``runs:/<train run id>/model``: the pyfunc model of this pipeline's ``train`` stage."""
+    """``runs:/<train run id>/model``: the pyfunc model of the pipeline's ``train`` stage."""
     return f"runs:/{stage.earlier('train')}/{PYFUNC_DIR}"
 
 
