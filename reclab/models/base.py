@@ -18,7 +18,9 @@ A subclass implements only how it learns and scores:
 - ``_fit(self, train, report)``: learn from ``train`` (an :class:`~reclab.data.Interactions`) and
   set attributes ending in ``_``. ``fit`` has already set ``n_users_``, ``n_items_``, ``seen_``
   (and ``rating_range_`` for rating models). Iterative models call ``report(iteration, loss)``
-  after each iteration; ``report.wants_loss`` tells whether anyone will look at the loss.
+  after each iteration; ``report.wants_loss`` tells whether anyone will look at the loss. A model
+  whose iterations run in one opaque step (SparkALS) sets ``reports_each_iteration = False`` and
+  calls ``report(iterations, loss)`` once, at the end: no made-up per-iteration points.
 - ``_score(self, users)``: float32 scores (len(users), n_items) for validated user indices.
 - optionally ``_item_similarities(self, items)`` (enables ``similar_items``/``item_similarity``)
   and, with ``predicts_ratings = True``, ``_predict_pairs(self, users, items)``.
@@ -160,6 +162,9 @@ class Recommender(Estimator):
     #: True for models that score items from ``item_features`` (so items without training
     #: interactions are scored, not ranked last; see Notes).
     uses_item_features = False
+    #: False for iterative models that cannot observe their iterations (SparkALS runs them all in
+    #: one Spark job): ``fit`` then reports once, after the last iteration (see ``fit``).
+    reports_each_iteration = True
     # Learned arrays named user_* / item_* whose rows are not one per user / item (load checks
     # the others' shapes against n_users_ / n_items_).
     _not_per_row: tuple = ()
@@ -238,6 +243,8 @@ class Recommender(Estimator):
             For iterative models, called after each iteration as ``callback(iteration, seconds,
             loss)``: ``iteration`` counts from 1, ``seconds`` is that iteration's wall time,
             ``loss`` the training objective (float) or None when the model does not compute one.
+            A model with ``reports_each_iteration = False`` calls it once, after its last
+            iteration, with ``seconds`` the whole training time.
         progress : bool
             Print one line per iteration to stderr. Off by default.
 

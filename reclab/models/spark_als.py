@@ -95,9 +95,10 @@ class SparkALS(RatingBaseline, FactorModel):
     ratings by id before it solves): the tests check that the same ratings, arriving as
     Interactions or as a differently partitioned DataFrame, give the same bits.
 
-    ``fit`` reports progress per iteration only after Spark finishes, since Spark runs every
-    iteration in one job: the first callback call carries the whole training time, the others
-    about 0 s, and ``loss`` is None.
+    Spark runs every iteration in one job and exposes neither their times nor a loss, so ``fit``
+    reports one point, after the last iteration (``reports_each_iteration = False``):
+    ``callback(iterations, seconds, None)`` with ``seconds`` the whole training time (baseline,
+    Spark's ALS and collecting the factors). The training curve of a SparkALS is that one point.
 
     Examples
     --------
@@ -106,6 +107,8 @@ class SparkALS(RatingBaseline, FactorModel):
     >>> model = SparkALS(factors=10, regularization=0.1, num_blocks=2).fit(train)    # doctest: +SKIP
     >>> rl.spark.evaluate(model, train, test, k=10)["ndcg@10"]                 # doctest: +SKIP
     """
+
+    reports_each_iteration = False
 
     def __init__(self, factors: int = 10, regularization: float = 0.1, iterations: int = 10,
                  implicit: bool = False, alpha: float = 1.0, user_reg: float = 10.0,
@@ -221,8 +224,7 @@ class SparkALS(RatingBaseline, FactorModel):
         self.item_factors_ = _dense_factors(fitted.itemFactors, train.n_items, self.factors)
         self.user_ids_ = _savable_ids(train.user_ids)
         self.item_ids_ = _savable_ids(train.item_ids)
-        for iteration in range(1, self.iterations + 1):
-            report(iteration, None)
+        report(self.iterations, None)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         # In float64 rounded once to float32, the computation reclab.spark.evaluate does in Spark

@@ -1,0 +1,43 @@
+"""The end-of-run summary (reclab/summary.py): one renderer for the terminal and for MLflow."""
+
+from reclab.summary import render_summary
+
+SUMMARY = {
+    "run_name": "synthetic/ImplicitALS/random", "status": "FINISHED",
+    "best": {"model": "ImplicitALS", "metric": "precision@10", "score": 0.3, "warnings": ["at the bound"],
+             "params": {"factors": 32, "regularization": 0.0123456}},
+    "metrics": {"precision_at_10": 0.31, "precision_at_10_ci_low": 0.3, "precision_at_10_ci_high": 0.33,
+                "ndcg_at_10": 0.4, "Popularity/precision_at_10": 0.2, "Popularity/ndcg_at_10": 0.25,
+                "vs_Popularity/precision_at_10_p_value": 0.01},
+    "online": "A/B test, 500 users, top-10: CTR A 0.0100, B 0.0200"}
+
+
+def test_the_terminal_summary():
+    assert render_summary(SUMMARY, seconds=12.34).split("\n") == [
+        "Pipeline synthetic/ImplicitALS/random: FINISHED in 12.3 s",
+        "Best ImplicitALS parameters (precision@10 on validation = 0.3000): factors=32, regularization=0.01235",
+        "WARNING: at the bound",
+        "",
+        "Test metrics (95% bootstrap confidence intervals over users):",
+        "metric        ImplicitALS              Popularity",
+        "------------  -----------------------  ----------",
+        "precision@10  0.3100 [0.3000, 0.3300]  0.2000",
+        "recall@10",
+        "ndcg@10       0.4000                   0.2500",
+        "map@10",
+        "",
+        "A/B test, 500 users, top-10: CTR A 0.0100, B 0.0200"]
+
+
+def test_the_mlflow_description_is_the_same_summary_in_markdown():
+    text = render_summary(SUMMARY, markdown=True)
+    assert text.startswith("**synthetic/ImplicitALS/random**\n\nBest ImplicitALS parameters")
+    assert "| metric | ImplicitALS | Popularity |\n|---|---|---|\n" in text
+    assert "| precision_at_10 | 0.3100 [0.3000, 0.3300] | 0.2000 |" in text
+    assert text.endswith("A/B test, 500 users, top-10: CTR A 0.0100, B 0.0200")
+
+
+def test_a_summary_without_tuning_or_metrics_is_its_title():
+    bare = {"run_name": "run", "status": "FAILED", "metrics": {}}
+    assert render_summary(bare, seconds=1.0) == "Pipeline run: FAILED in 1.0 s"
+    assert render_summary(bare, markdown=True) == "**run**"
