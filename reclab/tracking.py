@@ -74,7 +74,7 @@ __all__ = [
     "StageRun", "TuningCheckpoint", "FitLogger", "find_stage_run", "stage_runs", "log_notebook", "fail_stage",
     "end_pipeline", "pipeline_summary", "pipeline_state", "reopen_pipeline", "load_interactions",
     "save_interactions", "metric_key", "RecommenderPyfunc", "run_table", "load_report",
-    "ui_path", "experiments_with_runs", "open_pipeline",
+    "ui_path", "experiments_with_runs", "open_pipeline", "save_metrics_view",
 ]
 _NOTE = "mlflow.note.content"
 _PARENT = "mlflow.parentRunId"
@@ -1465,16 +1465,18 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
 
 
 # -- the MLflow UI ----------------------------------------------------------------------------
-def ui_path(experiment_id: str, run_id: str | None = None) -> str:
+def ui_path(experiment_id: str, run_id: str | None = None, view: str | None = None) -> str:
     """Where an experiment's runs table (or one run's page) is in the MLflow UI: the part of
     the address after ``http://host:port``.
 
     MLflow 3's UI opens an experiment on its GenAI overview (traces, token costs) unless the
     address says ``workflowType=machine_learning``: a new browser starts its "GenAI / Model
     training" switch at GenAI. reclab's runs are in the runs table of "Model training".
+    ``view`` is the id of a saved view of the runs table (see :func:`save_metrics_view`), which
+    the address then opens.
     """
     path = f"/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
-    return path + "?workflowType=machine_learning"
+    return path + "?workflowType=machine_learning" + (f"&viewStateShareKey={view}" if view else "")
 
 
 def experiments_with_runs(uri: str | None = None, limit: int = 10) -> list[tuple[str, str]]:
@@ -1492,3 +1494,53 @@ def experiments_with_runs(uri: str | None = None, limit: int = 10) -> list[tuple
             if len(found) >= limit:
                 break
     return found
+
+
+# A saved view of the runs table is an experiment tag (MLflow's "Save view" writes the same): its
+# key is this prefix and the view's id, its value {"name", "createdAt", "updatedAt" (ms), "state"
+# (JSON text of the table's state: columns, sort order, filter)}; an address with
+# ``viewStateShareKey=<id>`` opens it.
+_VIEW_TAG = "mlflow.sharedViewState."
+METRICS_VIEW = "reclab-test-metrics"
+_VIEW_METRICS = ("precision", "recall", "ndcg", "map")
+
+
+def save_metrics_view(experiment_id: str, uri: str | None = None) -> str | None:
+    """Save (or refresh) the experiment's saved view ``reclab: test metrics`` in the MLflow UI
+    and return its id (:data:`METRICS_VIEW`; None when no pipeline run has test metrics).
+
+    The view is the runs table of the pipeline runs only (one row per pipeline; the stage and
+    trial runs are on each pipeline's page), with the columns model, dataset and the test
+    metrics at K = 10 (the largest K when 10 is not among them): precision, recall, nDCG and
+    MAP, and RMSE where logged; sorted by precision@K, best first (RMSE, lowest first, when
+    there is no ranking metric). The UI lists it under the experiment's saved views;
+    :func:`ui_path` with ``view=`` opens it.
+    """
+    client = _client(uri)
+    keys = set()
+    for run in client.search_runs([experiment_id], max_results=200,
+                                  order_by=["attributes.start_time DESC"]):
+        if "reclab.pipeline" in run.data.tags:
+            keys.update(run.data.metrics)
+    cutoffs = {int(key.rsplit("_at_", 1)[1]) for key in keys
+               if key.startswith("precision_at_") and key.rsplit("_at_", 1)[1].isdigit()}
+    if not cutoffs and "rmse" not in keys:
+        return None
+    cutoff = 10 if 10 in cutoffs else max(cutoffs, default=None)
+    metrics = [f"{name}_at_{cutoff}" for name in _VIEW_METRICS if f"{name}_at_{cutoff}" in keys]
+    metrics += [name for name in ("rmse",) if name in keys]
+    columns = ["params.`model`", "params.`dataset`",
+               *(f"metrics.`{name}`" for name in metrics)]
+    state = {"selectedColumns": columns, "orderByKey": f"metrics.`{metrics[0]}`",
+             "orderByAsc": metrics[0] == "rmse",
+             "searchFilter": "tags.`reclab.pipeline` IS NOT NULL"}   # pipeline runs only
+    key = _VIEW_TAG + METRICS_VIEW
+    now = int(time.time() * 1000)
+    earlier = client.get_experiment(experiment_id).tags.get(key)
+    created = now
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        created = int(json.loads(earlier)["createdAt"])
+    client.set_experiment_tag(experiment_id, key, json.dumps(
+        {"name": "reclab: test metrics", "createdAt": created, "updatedAt": now,
+         "state": json.dumps(state)}))
+    return METRICS_VIEW

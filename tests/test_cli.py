@@ -1,5 +1,6 @@
 """The `reclab` command: exit codes and messages of `run`, the MLflow UI, `compare`."""
 
+import json
 import os
 import signal
 import socket
@@ -203,6 +204,37 @@ def test_ui_links_open_the_runs_table_of_each_experiment_with_runs(tmp_path, sto
     assert tracking.ui_path(used) == f"/#/experiments/{used}/runs?workflowType=machine_learning"
     assert tracking.ui_path(used, "abc") == (f"/#/experiments/{used}/runs/abc"
                                              f"?workflowType=machine_learning")
+    assert tracking.ui_path(used, view="v") == (f"/#/experiments/{used}/runs"
+                                                f"?workflowType=machine_learning&viewStateShareKey=v")
+
+
+def test_ui_saves_a_view_of_the_pipelines_test_metrics(store):
+    """The saved view `reclab ui` opens: MLflow's own format (the experiment tag its "Save view"
+    writes), pipeline runs only, their test metrics at K = 10 as columns, best precision first."""
+    client = MlflowClient()
+    experiment = tracking.experiment_id("views")
+    assert tracking.save_metrics_view(experiment) is None   # no pipeline with test metrics yet
+    pipeline = client.create_run(experiment, tags={"reclab.pipeline": "reclab run"}).info.run_id
+    for key in ("precision_at_5", "precision_at_10", "ndcg_at_10", "recall_at_10", "map_at_10",
+                "precision_at_10_ci_low"):
+        client.log_metric(pipeline, key, 0.1)
+    client.log_metric(client.create_run(experiment).info.run_id, "precision_at_20", 0.3)   # no pipeline
+    view = tracking.save_metrics_view(experiment)
+    saved = json.loads(client.get_experiment(experiment).tags[f"mlflow.sharedViewState.{view}"])
+    assert saved["name"] == "reclab: test metrics" and saved["createdAt"] == saved["updatedAt"]
+    state = json.loads(saved["state"])
+    assert state == {"selectedColumns": ["params.`model`", "params.`dataset`",
+                                         "metrics.`precision_at_10`", "metrics.`recall_at_10`",
+                                         "metrics.`ndcg_at_10`", "metrics.`map_at_10`"],
+                     "orderByKey": "metrics.`precision_at_10`", "orderByAsc": False,
+                     "searchFilter": "tags.`reclab.pipeline` IS NOT NULL"}
+    assert [run.info.run_id for run in client.search_runs([experiment], state["searchFilter"])] == [
+        pipeline]
+    # Saved again (each `reclab ui`): the same view, created when it was first saved.
+    time.sleep(0.01)
+    assert tracking.save_metrics_view(experiment) == view
+    again = json.loads(client.get_experiment(experiment).tags[f"mlflow.sharedViewState.{view}"])
+    assert again["createdAt"] == saved["createdAt"] < again["updatedAt"]
 
 
 def test_run_shows_the_tuning_progress_bar_in_place_and_the_rest_of_stderr_as_lines(capsys):
