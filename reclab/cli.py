@@ -156,8 +156,8 @@ def _run(args) -> int:
             what = "partial: it could not be written in full" if error.notebook_partial else "with the error"
             _print(f"  executed notebook ({what}): {error.notebook}", file=sys.stderr)
         _print(f"  resume after fixing it: reclab run --resume {error.run_id}", file=sys.stderr)
-        _print("  (a resumed pipeline keeps its parameters; to change them, start a new pipeline "
-               "with -p/--set)", file=sys.stderr)
+        _print(f"  (a parameter that stage {error.stage!r} or a later one reads can be corrected "
+               f"there with --set KEY=VALUE)", file=sys.stderr)
         return 1
     finally:
         if on_main_thread:   # None: the previous handler was not set from Python

@@ -75,6 +75,7 @@ __all__ = [
     "end_pipeline", "pipeline_summary", "pipeline_state", "reopen_pipeline", "load_interactions",
     "save_interactions", "metric_key", "RecommenderPyfunc", "run_table", "load_report",
     "ui_path", "experiments_with_runs", "open_pipeline", "save_metrics_view",
+    "record_resume_changes",
 ]
 _NOTE = "mlflow.note.content"
 _PARENT = "mlflow.parentRunId"
@@ -1360,6 +1361,29 @@ def pipeline_state(parent_run_id: str, uri: str | None = None) -> dict:
 def reopen_pipeline(parent_run_id: str, uri: str | None = None) -> None:
     """Set a pipeline run back to RUNNING, as ``--resume`` continues it."""
     _client(uri).update_run(parent_run_id, status="RUNNING")
+
+
+def record_resume_changes(parent_run_id: str, params: Mapping, params_text: str,
+                          changes: Mapping, uri: str | None = None) -> None:
+    """Record parameters corrected on ``--resume``: ``params.yaml`` of the pipeline run replaced
+    by ``params_text``, tag ``reclab.resumed_with`` (``key: old -> new``, one line per key and
+    resume, added to any earlier ones), and the run name made from the new ``params``.
+
+    The pipeline run's MLflow params keep the values it started with (MLflow never changes a
+    logged param); the stage runs started after the resume log the corrected ones.
+    """
+    client = _client(uri)
+    run = client.get_run(parent_run_id)
+    lines = [f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items()]
+    earlier = run.data.tags.get("reclab.resumed_with")
+    client.set_tag(parent_run_id, "reclab.resumed_with", "\n".join([earlier, *lines] if earlier
+                                                                    else lines))
+    client.log_text(parent_run_id, params_text, "params.yaml")
+    client.set_tag(parent_run_id, _NOTE, run.data.tags.get(_NOTE, "") + "\n\nResumed with "
+                   + "; ".join(lines) + " (MLflow params keep the first values; params.yaml "
+                   "and the later stage runs hold these).")
+    if _run_name(params) != run.info.run_name:
+        client.update_run(parent_run_id, name=_run_name(params))
 
 
 def pipeline_summary(parent_run_id: str, uri: str | None = None) -> dict:

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from reclab import params, tracking
 from reclab.cli import main
+from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
 from reclab.models import Bias, Popularity
 
@@ -54,7 +55,7 @@ def test_bad_set_and_stage_and_resume_arguments_exit_2(tmp_path, store, capsys):
     assert "no MLflow run '0123'" in capsys.readouterr().err
 
 
-def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path):
+def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, capsys):
     params_file = tmp_path / "small.yaml"
     # valid for the parameter schema; the generator refuses it inside the notebook's kernel
     params_file.write_text("experiment: cli-test\n"
@@ -75,6 +76,55 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path):
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     assert client.get_run(run_id).info.status == "FAILED"
     assert "[1/6] preprocess" in completed.stdout and "FAILED" in completed.stdout
+
+    # The advice holds: resumed with the corrected value, the pipeline finishes, and says so.
+    uri = ["--tracking-uri", env["MLFLOW_TRACKING_URI"]]
+    assert "can be corrected there with --set KEY=VALUE" in completed.stderr
+    assert main(["run", "--resume", run_id, "--set", "experiment=elsewhere", *uri]) == 2
+    assert "stays in its experiment 'cli-test'" in capsys.readouterr().err
+    assert main(["run", "--resume", run_id, "--stages", "1", "--set", "synthetic.n_ratings=3000",
+                 "--output", str(tmp_path / "resumed"), *uri]) == 0
+    capsys.readouterr()
+    parent = client.get_run(run_id)
+    assert parent.info.status == "FINISHED" and "reclab.error" not in parent.data.tags
+    assert parent.data.tags["reclab.resumed_with"] == "synthetic.n_ratings: 10 -> 3000"
+    (tmp_path / "logged").mkdir()
+    logged = Path(client.download_artifacts(run_id, "params.yaml", str(tmp_path / "logged")))
+    assert params.loads(logged.read_text(), "params.yaml")["synthetic"]["n_ratings"] == 3000
+    assert parent.data.params["synthetic.n_ratings"] == "10"   # MLflow params are write-once
+    stage = tracking.find_stage_run("preprocess", "cli-test", run_id, uri=uri[1])
+    assert stage.data.params["synthetic.n_ratings"] == "3000"
+    # A value the finished preprocess stage used: refused, naming the stages to run again.
+    assert main(["run", "--resume", run_id, "--set", "seed=5", *uri]) == 2
+    error = capsys.readouterr().err
+    assert "--set seed=5: the finished 'preprocess' stage" in error and "seed=0" in error
+    assert f"reclab run --resume {run_id} --stages 1-" in error
+    assert client.get_run(run_id).data.tags["reclab.resumed_with"] == (
+        "synthetic.n_ratings: 10 -> 3000")
+
+
+def test_resume_corrects_only_values_no_kept_finished_stage_used():
+    """Each key counts as used from the first stage that reads it on; later stages use that
+    stage's results, so they must run again too."""
+    from reclab.pipeline import STAGES, _check_changes, _differences
+
+    before = params.validate({"tune": {"n_trials": 2}, "evaluation": {"n_bootstrap": 500}})
+    after = params.validate({"tune": {"n_trials": 3}, "evaluation": {"n_bootstrap": 7}})
+    changes = _differences(before, after)
+    assert changes == {"tune.n_trials": (2, 3), "evaluation.n_bootstrap": (500, 7)}
+    done, rest = ["preprocess"], list(STAGES[1:5])
+    _check_changes(changes, done, rest, "r", "evaluate")   # tune has not finished: allowed
+    _check_changes({"evaluation.n_bootstrap": (500, 7)}, list(STAGES[:4]), ["evaluate"], "r",
+                   "evaluate")
+    for key, kept in [("tune.n_trials", 2), ("evaluation.relevance_threshold", 2),
+                      ("n_recommendations", 4), ("k", 5), ("some.new_key", 1)]:
+        with pytest.raises(ReclabError, match=rf"--set {key}=.*--stages"):
+            _check_changes({key: (1, 2)}, list(STAGES[:kept]), list(STAGES[kept:5]), "r",
+                           "evaluate")
+    # Run again from the stage that reads it: allowed, whatever had finished.
+    _check_changes({"seed": (0, 1)}, list(STAGES[:5]), list(STAGES[:5]), "r", "evaluate")
+    with pytest.raises(ReclabError, match=r"--stages 2-5"):
+        _check_changes({"tune.n_trials": (2, 3)}, list(STAGES[:5]), ["evaluate"], "r", "evaluate")
 
 
 def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, capsys):
