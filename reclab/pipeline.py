@@ -464,7 +464,11 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
                                     "resumed (its process was killed)", uri, status="KILLED")
         tracking.reopen_pipeline(run_id, uri)
         if changes:
-            tracking.record_resume_changes(run_id, params, params_text, changes, uri)
+            # A search's identity (reclab.tuning's checkpoint header) is all it reads but the
+            # number of trials and the time budget, which only extend or cut it.
+            new_search = any(STAGES.index(_first_reader(key)) <= STAGES.index("tune")
+                             for key in changes if key not in ("tune.n_trials", "tune.time_budget"))
+            tracking.record_resume_changes(run_id, params, params_text, changes, uri, new_search)
     output = Path(output_dir) if output_dir is not None else (
         tracking.project_root() / "outputs" / run_id)
     params_path = output / "params.yaml"

@@ -809,6 +809,7 @@ class StageRun:
         is the ``tune`` callback that does it), so that it outlives a kernel that fails or is
         killed. When this pipeline has an unfinished
         (FAILED, KILLED or still RUNNING) tune run with such an artifact, the latest one is
+        (unless tagged ``reclab.checkpoint_outdated``: its search was changed on resume)
         downloaded first: ``tune`` then reads its finished trials back and runs only the rest.
         The restored trials are logged again as runs nested under this run (tag
         ``reclab.restored_from``), so that this run holds the whole search; tag
@@ -825,7 +826,8 @@ class StageRun:
         checkpoint = TuningCheckpoint(self, Path(tempfile.mkdtemp(prefix="reclab-tune-")))
         earlier = [run for run in reversed(stage_runs(self.parent_run_id, self._tracking_uri))
                    if run.data.tags.get("reclab.stage") == "tune" and run.info.run_id != self.run_id
-                   and run.info.status != "FINISHED"]
+                   and run.info.status != "FINISHED"
+                   and "reclab.checkpoint_outdated" not in run.data.tags]
         for run in earlier:
             listed = {item.path for item in self.client.list_artifacts(run.info.run_id, "tuning")}
             if "tuning/checkpoint.jsonl" not in listed:
@@ -1364,10 +1366,14 @@ def reopen_pipeline(parent_run_id: str, uri: str | None = None) -> None:
 
 
 def record_resume_changes(parent_run_id: str, params: Mapping, params_text: str,
-                          changes: Mapping, uri: str | None = None) -> None:
+                          changes: Mapping, uri: str | None = None,
+                          new_search: bool = False) -> None:
     """Record parameters corrected on ``--resume``: ``params.yaml`` of the pipeline run replaced
     by ``params_text``, tag ``reclab.resumed_with`` (``key: old -> new``, one line per key and
-    resume, added to any earlier ones), and the run name made from the new ``params``.
+    resume, added to any earlier ones), and the run name made from the new ``params``. With
+    ``new_search`` (the changes make another search), the unfinished tune runs get tag
+    ``reclab.checkpoint_outdated``: the tune stage then starts its search anew rather than
+    continuing theirs.
 
     The pipeline run's MLflow params keep the values it started with (MLflow never changes a
     logged param); the stage runs started after the resume log the corrected ones.
@@ -1384,6 +1390,9 @@ def record_resume_changes(parent_run_id: str, params: Mapping, params_text: str,
                    "and the later stage runs hold these).")
     if _run_name(params) != run.info.run_name:
         client.update_run(parent_run_id, name=_run_name(params))
+    for stage in stage_runs(parent_run_id, uri) if new_search else ():
+        if stage.data.tags["reclab.stage"] == "tune" and stage.info.status != "FINISHED":
+            client.set_tag(stage.info.run_id, "reclab.checkpoint_outdated", "; ".join(lines))
 
 
 def pipeline_summary(parent_run_id: str, uri: str | None = None) -> dict:

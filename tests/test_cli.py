@@ -103,6 +103,26 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, c
         "synthetic.n_ratings: 10 -> 3000")
 
 
+def test_resume_corrections_are_recorded_and_a_changed_search_starts_anew(store, tmp_path):
+    """What --resume --set leaves in MLflow: the new params.yaml, what changed, the run name; an
+    unfinished tune run whose search the change alters is no longer continued."""
+    client = MlflowClient()
+    before = params.validate({"experiment": "resumed", "tune": {"method": "random"}})
+    pipeline_id = tracking.start_pipeline(before)
+    tune = client.create_run(client.get_run(pipeline_id).info.experiment_id,
+                             tags={"mlflow.parentRunId": pipeline_id, "reclab.stage": "tune"})
+    client.set_terminated(tune.info.run_id, status="FAILED")
+    after = params.validate({"experiment": "resumed", "tune": {"method": "grid"}})
+    changes = {"tune.method": ("random", "grid")}
+    tracking.record_resume_changes(pipeline_id, after, params.dump(after), changes, new_search=True)
+    run = client.get_run(pipeline_id)
+    assert run.data.tags["reclab.resumed_with"] == "tune.method: 'random' -> 'grid'"
+    assert run.info.run_name == "synthetic/ImplicitALS/grid"
+    assert run.data.params["tune.method"] == "random"   # write-once
+    assert tracking.pipeline_state(pipeline_id)["params_text"] == params.dump(after)
+    assert "reclab.checkpoint_outdated" in client.get_run(tune.info.run_id).data.tags
+
+
 def test_resume_corrects_only_values_no_kept_finished_stage_used():
     """Each key counts as used from the first stage that reads it on; later stages use that
     stage's results, so they must run again too."""
