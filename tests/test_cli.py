@@ -21,6 +21,7 @@ from reclab.evaluation import evaluate
 from reclab.models import Bias, Popularity
 
 RECLAB = Path(sys.executable).parent / "reclab"
+RECLAB_PROJECT = Path(__file__).resolve().parent.parent
 SMALL = "experiment: cli-test\nsynthetic: {n_users: 100, n_items: 150, n_ratings: 3000}\n"
 
 
@@ -221,6 +222,16 @@ def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_make_lab_starts_jupyter_as_root_too():
+    """Jupyter refuses root without --allow-root; containers and CI machines run as root."""
+    dry = subprocess.run(["make", "-n", "lab"], cwd=RECLAB_PROJECT, capture_output=True, text=True,
+                         timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    (command,) = [line for line in dry.stdout.splitlines() if "jupyter lab" in line]
+    assert "--ip 127.0.0.1" in command and command.endswith("notebooks/")
+    assert ("--allow-root" in command) == (os.geteuid() == 0)
 
 
 def test_version_names_the_installed_reclab(capsys):
