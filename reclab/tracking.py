@@ -1543,7 +1543,7 @@ def save_metrics_view(experiment_id: str, uri: str | None = None) -> str | None:
     and return its id (:data:`METRICS_VIEW`; None when no pipeline run has test metrics).
 
     The view is the runs table of the pipeline runs only (one row per pipeline; the stage and
-    trial runs are on each pipeline's page), with the columns model, dataset and the test
+    trial runs are on each pipeline's page), with the columns model, dataset, seed and the test
     metrics at K = 10 (the largest K when 10 is not among them): precision, recall, nDCG and
     MAP, and RMSE where logged; sorted by precision@K, best first (RMSE, lowest first, when
     there is no ranking metric). The UI lists it under the experiment's saved views;
@@ -1562,7 +1562,7 @@ def save_metrics_view(experiment_id: str, uri: str | None = None) -> str | None:
     cutoff = 10 if 10 in cutoffs else max(cutoffs, default=None)
     metrics = [f"{name}_at_{cutoff}" for name in _VIEW_METRICS if f"{name}_at_{cutoff}" in keys]
     metrics += [name for name in ("rmse",) if name in keys]
-    columns = ["params.`model`", "params.`dataset`",
+    columns = ["params.`model`", "params.`dataset`", "params.`seed`",
                *(f"metrics.`{name}`" for name in metrics)]
     state = {"selectedColumns": columns, "orderByKey": f"metrics.`{metrics[0]}`",
              "orderByAsc": metrics[0] == "rmse",

@@ -304,7 +304,7 @@ def test_ui_saves_a_view_of_the_pipelines_test_metrics(store):
     saved = json.loads(client.get_experiment(experiment).tags[f"mlflow.sharedViewState.{view}"])
     assert saved["name"] == "reclab: test metrics" and saved["createdAt"] == saved["updatedAt"]
     state = json.loads(saved["state"])
-    assert state == {"selectedColumns": ["params.`model`", "params.`dataset`",
+    assert state == {"selectedColumns": ["params.`model`", "params.`dataset`", "params.`seed`",
                                          "metrics.`precision_at_10`", "metrics.`recall_at_10`",
                                          "metrics.`ndcg_at_10`", "metrics.`map_at_10`"],
                      "orderByKey": "metrics.`precision_at_10`", "orderByAsc": False,
