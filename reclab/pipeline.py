@@ -420,7 +420,7 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
     changes = {}
     if resume:
         if params_file is not None:
-            raise ReclabError("--resume continues a pipeline with its own parameters; drop -p/--set "
+            raise ReclabError("--resume continues a pipeline with its own parameters; drop -p "
                               "(correct single values with --set, or start a new pipeline without "
                               "--resume)")
         state = tracking.pipeline_state(resume, uri)
@@ -432,19 +432,20 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
         chosen = parse_stages(stages) if stages else [s for s in by_default if s not in finished][:1]
         if not stages and chosen:
             chosen = by_default[by_default.index(chosen[0]):]
-        changes = _differences(before, params)
-        _check_changes(changes, finished, chosen, resume, by_default[-1])
         run_id = resume
     else:
         if params_file is None:
             params_file = default_params_file()
         params = params_module.load(params_file, overrides)
-        if params["data_dir"] is not None:
-            # Kernels run in the notebooks folder: a path relative to here must stay valid there.
-            params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
         finished = []
         chosen = parse_stages(stages, params)
         run_id = None
+    if params["data_dir"] is not None:
+        # Kernels run in the notebooks folder: a path relative to here must stay valid there.
+        params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
+    if resume:
+        changes = _differences(before, params)
+        _check_changes(changes, finished, chosen, resume, by_default[-1])
     _check_backend(params["backend"])
     _plan(chosen, finished, resume)
     for stage in chosen:

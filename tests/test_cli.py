@@ -51,7 +51,7 @@ def test_bad_set_and_stage_and_resume_arguments_exit_2(tmp_path, store, capsys):
     assert main(["run", "-p", str(good), "--stages", "fit"]) == 2
     assert "unknown stage 'fit'" in capsys.readouterr().err
     assert main(["run", "-p", str(good), "--resume", "0123"]) == 2
-    assert "drop -p/--set" in capsys.readouterr().err
+    assert "drop -p (correct single values with --set" in capsys.readouterr().err
     assert main(["run", "--resume", "0123"]) == 2
     assert "no MLflow run '0123'" in capsys.readouterr().err
 
