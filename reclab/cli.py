@@ -100,8 +100,8 @@ def _run(args) -> int:
             what = "partial: it could not be written in full" if error.notebook_partial else "with the error"
             _print(f"  executed notebook ({what}): {error.notebook}", file=sys.stderr)
         _print(f"  resume after fixing it: reclab run --resume {error.run_id}", file=sys.stderr)
-        _print("  (a resumed pipeline keeps its parameters; to change them, start a new pipeline "
-               "with -p/--set)", file=sys.stderr)
+        _print(f"  (a parameter that stage {error.stage!r} or a later one reads can be corrected "
+               f"there with --set KEY=VALUE)", file=sys.stderr)
         return 1
     finally:
         if on_main_thread:   # None: the previous handler was not set from Python
@@ -179,6 +179,8 @@ def _ui(args) -> int:
     # Read before the server starts: on a new SQLite store this builds the schema under reclab's
     # lock, so that the server does not race a pipeline that starts meanwhile.
     experiments = tracking.experiments_with_runs(uri)
+    # Each experiment opens on its saved view "reclab: test metrics" (columns and sort order).
+    views = {experiment: tracking.save_metrics_view(experiment, uri) for experiment, _ in experiments}
     # The UI only browses runs: MLflow's background job runners (GenAI scorers) stay off unless
     # asked for. The server gets its own process group, so that stopping it stops every process
     # it started, whoever sent the Ctrl-C.
@@ -193,7 +195,8 @@ def _ui(args) -> int:
         if _wait_listening(args.host, args.port, process, 120):
             _print(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)")
             for experiment, name in experiments:
-                _print(f"  experiment {name!r}: {url}{tracking.ui_path(experiment)}")
+                _print(f"  experiment {name!r}: {url}"
+                       f"{tracking.ui_path(experiment, view=views[experiment])}")
         status = process.wait()
         if status != 0:
             raise ReclabError(f"mlflow server exited with status {status}")

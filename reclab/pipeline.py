@@ -256,6 +256,60 @@ def _error_message(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+# The first stage that reads each parameter (a top-level key, or a dotted key where one part of
+# it is read earlier than the rest); unknown keys count as read by stage 1. Every later stage
+# uses that stage's results, so a value changed on --resume needs that stage and the finished
+# stages after it to run again.
+_FIRST_READER = {"dataset": "preprocess", "data_dir": "preprocess", "synthetic": "preprocess",
+                 "seed": "preprocess", "kcore": "preprocess", "split": "preprocess",
+                 "model": "tune", "models": "tune", "tune": "tune", "backend": "tune",
+                 "evaluation.relevance_threshold": "tune", "n_recommendations": "postprocess",
+                 "k": "evaluate", "evaluation": "evaluate", "baselines": "evaluate",
+                 "online": "online"}
+
+
+def _differences(before: Mapping, after: Mapping, prefix: str = "") -> dict:
+    """``{dotted key: (value before, value after)}`` of the values that differ (nested)."""
+    out = {}
+    for key in [*before, *(key for key in after if key not in before)]:
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            out.update(_differences(old, new, f"{prefix}{key}."))
+        elif old != new:
+            out[f"{prefix}{key}"] = (old, new)
+    return out
+
+
+def _first_reader(key: str) -> str:
+    parts = key.split(".")
+    for length in range(len(parts), 0, -1):
+        found = _FIRST_READER.get(".".join(parts[:length]))
+        if found:
+            return found
+    return STAGES[0]
+
+
+def _check_changes(changes: Mapping, finished: Sequence[str], chosen: Sequence[str],
+                   resume: str, last: str) -> None:
+    """Refuse ``--resume --set`` values that a finished stage kept as it is has used: its
+    results (and everything made from them) would no longer match the pipeline's parameters."""
+    if "experiment" in changes:
+        raise ReclabError(f"--set experiment=...: pipeline {resume} stays in its experiment "
+                          f"{changes['experiment'][0]!r}; start a new pipeline for another one")
+    for key, (old, new) in changes.items():
+        reader = _first_reader(key)
+        used = [stage for stage in STAGES[STAGES.index(reader):]
+                if stage in finished and stage not in chosen]
+        if used:
+            end = max(STAGES.index(last), STAGES.index(used[-1])) + 1
+            raise ReclabError(
+                f"--set {key}={new!r}: the finished {used[0]!r} stage of pipeline {resume} used "
+                f"{key}={old!r}, and a resumed pipeline keeps what finished; run the stages that "
+                f"use it again (reclab run --resume {resume} --stages "
+                f"{STAGES.index(reader) + 1}-{end} --set {key}=...), or start a new pipeline "
+                f"with -p/--set")
+
+
 def _plan(stages: list[str], finished: Sequence[str], resume: str | None) -> list[str]:
     """Check that every chosen stage's predecessor runs before it or has finished."""
     for stage in stages:
@@ -282,7 +336,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
     ----------
     params_file : str or os.PathLike, optional
         YAML parameter file (see :mod:`reclab.params`); default :func:`default_params_file`.
-        Not allowed with ``resume`` (a resumed pipeline keeps its parameters).
+        Not allowed with ``resume`` (a resumed pipeline keeps its parameters file).
     overrides : mapping of str to value, optional
         ``{dotted key: value}`` on top of the file (``--set``).
     stages : sequence of str, optional
@@ -291,6 +345,11 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         when the parameters set ``online: {enabled: true}``; ``--stages 1-6`` always runs it.
     resume : str, optional
         Id of a pipeline run to continue: its stages that finished are not run again.
+        ``overrides`` correct its parameters, each only where no finished stage that is kept
+        has used it (see ``_FIRST_READER``; a key read by a finished stage needs ``stages``
+        from that stage on); the pipeline's ``params.yaml`` is then replaced and tag
+        ``reclab.resumed_with`` says what changed (MLflow params are write-once: the pipeline
+        run's keep their first values; the stage runs made now log the corrected ones).
     output_dir : str or os.PathLike, optional
         Where ``params.yaml`` and the executed notebooks go; default
         ``<project>/outputs/<pipeline run id>``.
@@ -359,12 +418,16 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
 
     notebooks = Path(notebooks) if notebooks is not None else notebooks_dir()
     uri = tracking.tracking_uri(tracking_uri)
+    changes = {}
     if resume:
-        if params_file is not None or overrides:
-            raise ReclabError("--resume continues a pipeline with its own parameters; drop -p/--set "
-                              "(or start a new pipeline without --resume)")
+        if params_file is not None:
+            raise ReclabError("--resume continues a pipeline with its own parameters; drop -p "
+                              "(correct single values with --set, or start a new pipeline without "
+                              "--resume)")
         state = tracking.pipeline_state(resume, uri)
-        params = params_module.loads(state["params_text"], f"params.yaml of run {resume}")
+        source = f"params.yaml of run {resume}"
+        before = params_module.loads(state["params_text"], source)
+        params = params_module.loads(state["params_text"], source, overrides) if overrides else before
         finished = state["finished"]
         by_default = parse_stages(None, params)
         chosen = parse_stages(stages) if stages else [s for s in by_default if s not in finished][:1]
@@ -375,12 +438,15 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
         if params_file is None:
             params_file = default_params_file()
         params = params_module.load(params_file, overrides)
-        if params["data_dir"] is not None:
-            # Kernels run in the notebooks folder: a path relative to here must stay valid there.
-            params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
         finished = []
         chosen = parse_stages(stages, params)
         run_id = None
+    if params["data_dir"] is not None:
+        # Kernels run in the notebooks folder: a path relative to here must stay valid there.
+        params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
+    if resume:
+        changes = _differences(before, params)
+        _check_changes(changes, finished, chosen, resume, by_default[-1])
     _check_backend(params["backend"])
     _plan(chosen, finished, resume)
     for stage in chosen:
@@ -399,6 +465,12 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
                                     "interrupted: the run was still RUNNING when the pipeline was "
                                     "resumed (its process was killed)", uri, status="KILLED")
         tracking.reopen_pipeline(run_id, uri)
+        if changes:
+            # A search's identity (reclab.tuning's checkpoint header) is all it reads but the
+            # number of trials and the time budget, which only extend or cut it.
+            new_search = any(STAGES.index(_first_reader(key)) <= STAGES.index("tune")
+                             for key in changes if key not in ("tune.n_trials", "tune.time_budget"))
+            tracking.record_resume_changes(run_id, params, params_text, changes, uri, new_search)
     output = Path(output_dir) if output_dir is not None else (
         tracking.project_root() / "outputs" / run_id)
     params_path = output / "params.yaml"

@@ -3,8 +3,11 @@
 Two of the session's four ``reclab run`` pipelines (fixture ``four_pipelines`` of conftest.py,
 small synthetic data; ImplicitALS and SVD with the same seed, so the same test split) are in a
 temporary SQLite store. ``reclab ui`` serves that store on a free loopback port; headless
-Chromium (Debian's ``chromium`` package, driven by Playwright) opens the experiment page and the
-run comparison page, and both must show the two runs by name and ``precision_at_10`` with the
+Chromium (Debian's ``chromium`` package, driven by Playwright) opens what a user looks at: the
+address ``reclab ui`` printed (the saved view of the pipelines' test metrics: ``precision_at_10``
+of every pipeline in one column, best first), the run comparison page (the two runs by name and
+``precision_at_10`` side by side), a figure of the pipeline run, the evaluate stage's notebook
+rendered as HTML, and the logged model with its source run and metrics; each must show the
 values MLflow holds. Screenshots are kept in ``test-artifacts/browser/`` (git-ignored). The
 server is then stopped as Ctrl-C would stop it. ``reclab compare`` prints the same two runs side
 by side, with the paired comparison.
@@ -35,6 +38,7 @@ from mlflow import MlflowClient
 from playwright.sync_api import expect, sync_playwright
 
 from helpers import FOUR_PIPELINES_EXPERIMENT, QUIET
+from reclab import tracking
 from reclab.cli import main
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -226,6 +230,7 @@ def test_compare_prints_both_runs_with_a_paired_comparison(store, capsys):
 
 def test_mlflow_ui_shows_both_runs_and_precision_at_10(chromium, store, tmp_path):
     server, runs, parents = store["server"], store["runs"], store["parents"]
+    client = MlflowClient(tracking_uri=store["uri"])
     names = [parents[model].info.run_name for model in MODELS]
     started = time.monotonic()
     links = server.wait_for_links(300)
@@ -233,7 +238,8 @@ def test_mlflow_ui_shows_both_runs_and_precision_at_10(chromium, store, tmp_path
         "".join(server.stdout) + "".join(server.errors)[-3000:])
     experiment_link = links.get(EXPERIMENT)
     assert experiment_link == (f"{links['ui']}/#/experiments/{store['experiment_id']}/runs"
-                               f"?workflowType=machine_learning"), links
+                               f"?workflowType=machine_learning&viewStateShareKey="
+                               f"{tracking.METRICS_VIEW}"), links
     with urllib.request.urlopen(links["ui"], timeout=60) as response:
         assert response.status == 200
     served = time.monotonic() - started
@@ -265,19 +271,23 @@ def test_mlflow_ui_shows_both_runs_and_precision_at_10(chromium, store, tmp_path
                 "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');")
             page = context.new_page()
 
-            # The experiment page, at the address `reclab ui` printed: the runs table.
+            # The address `reclab ui` printed: the runs table in the saved view of the test
+            # metrics, one row per pipeline, precision_at_10 a column, best first.
             page.goto(experiment_link)
             for name in names:
                 expect(page.get_by_text(name, exact=True).first).to_be_visible()
             assert "/runs" in page.url and "overview" not in page.url, page.url
-            # Its chart view: one bar chart per metric over the visible runs.
-            page.goto(experiment_link + "&compareRunsMode=CHART")
-            page.get_by_placeholder("Search metric charts").fill("precision_at_10")
-            card = page.get_by_test_id("experiment-view-compare-runs-card").filter(
-                has=page.get_by_role("heading", name="precision_at_10", exact=True))
-            expect(card).to_have_count(1)
-            for name in names:
-                expect(card.get_by_text(name, exact=True).first).to_be_visible()
+            expect(page.get_by_text("reclab: test metrics").first).to_be_visible()
+            column = page.locator("[role=gridcell][col-id='metrics.`precision_at_10`']")
+            pipelines = client.search_runs([store["experiment_id"]],
+                                           "tags.`reclab.pipeline` IS NOT NULL",
+                                           order_by=["metrics.`precision_at_10` DESC"])
+            expect(column).to_have_count(len(pipelines))
+            assert [float(text) for text in column.all_inner_texts()] == pytest.approx(
+                [run.data.metrics["precision_at_10"] for run in pipelines], rel=1e-9)
+            for header in ("metrics.`precision_at_10`", "metrics.`recall_at_10`",
+                           "metrics.`ndcg_at_10`", "params.`model`"):
+                expect(page.locator(f"[role=columnheader][col-id='{header}']")).to_be_visible()
             page.screenshot(path=ARTIFACTS / "experiment.png")
 
             # The run comparison page, as the runs table's "Compare" button opens it.
@@ -300,6 +310,40 @@ def test_mlflow_ui_shows_both_runs_and_precision_at_10(chromium, store, tmp_path
             page.locator("main").evaluate("main => main.scrollTo(0, 0)")   # the title in view
             expect(page.get_by_text("Comparing 2 Runs from 1 Experiment")).to_be_in_viewport()
             page.screenshot(path=ARTIFACTS / "compare.png")
+
+            # A figure of the pipeline run, in the artifact viewer.
+            page.set_viewport_size({"width": 1400, "height": 900})
+            first = runs[MODELS[0]]
+            page.goto(f"{links['ui']}/#/experiments/{store['experiment_id']}/runs/{first}"
+                      f"/artifacts/figures/precision_recall_at_k.png?workflowType=machine_learning")
+            image = page.locator("img[src^='blob:']").first
+            expect(image).to_be_visible()
+            assert image.evaluate("image => image.complete && image.naturalWidth") > 100
+            page.screenshot(path=ARTIFACTS / "figure.png")
+
+            # The evaluate stage's executed notebook, rendered (its HTML, not the JSON).
+            evaluate, train = (stage_run(client, store["experiment_id"], first, name)
+                               for name in ("evaluate", "train"))
+            page.goto(f"{links['ui']}/#/experiments/{store['experiment_id']}/runs/"
+                      f"{evaluate.info.run_id}/artifacts/notebook/05_evaluate.html"
+                      f"?workflowType=machine_learning")
+            notebook = page.frame_locator("iframe")
+            expect(notebook.get_by_role("heading", name="5 · Evaluation")).to_be_visible()
+            expect(notebook.locator("img[src^='data:image/png']").first).to_be_attached()
+            page.screenshot(path=ARTIFACTS / "notebook.png")
+
+            # The trained model: an MLflow logged model, linked to its train run and metrics.
+            model = client.search_logged_models(
+                [store["experiment_id"]],
+                filter_string=f"source_run_id = '{train.info.run_id}'")[0]
+            page.goto(f"{links['ui']}/#/experiments/{store['experiment_id']}/models/"
+                      f"{model.model_id}?workflowType=machine_learning")
+            expect(page.get_by_role("heading", name=MODELS[0])).to_be_visible()
+            expect(page.get_by_role("link", name=train.info.run_name).first).to_be_visible()
+            metric = page.get_by_role("row").filter(
+                has=page.get_by_role("cell", name="precision_at_10", exact=True))
+            expect(metric).to_contain_text(repr(parents[MODELS[0]].data.metrics["precision_at_10"]))
+            page.screenshot(path=ARTIFACTS / "model.png")
         except Exception:
             # What the page showed when it went wrong, beside the screenshots of a passing run.
             for number, open_page in enumerate(context.pages):
@@ -318,6 +362,13 @@ def test_mlflow_ui_shows_both_runs_and_precision_at_10(chromium, store, tmp_path
         probe.bind(("127.0.0.1", server.port))
     print(f"pipelines {store['seconds']:.0f} s, UI up {served:.0f} s later, browser {browsed:.0f} s; "
           f"requests kept from leaving the machine: {len(outside)}")
+
+
+def stage_run(client, experiment_id: str, parent_run_id: str, stage: str):
+    """The finished run of ``stage`` in pipeline ``parent_run_id``."""
+    return client.search_runs(
+        [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+        f"tags.`reclab.stage` = '{stage}' and attributes.status = 'FINISHED'")[0]
 
 
 def metric_keys(parents) -> list[str]:

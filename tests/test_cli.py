@@ -1,5 +1,6 @@
 """The `reclab` command: exit codes and messages of `run`, the MLflow UI, `compare`."""
 
+import json
 import os
 import signal
 import socket
@@ -15,10 +16,12 @@ from mlflow import MlflowClient
 
 from reclab import params, tracking
 from reclab.cli import main
+from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
 from reclab.models import Bias, Popularity
 
 RECLAB = Path(sys.executable).parent / "reclab"
+RECLAB_PROJECT = Path(__file__).resolve().parent.parent
 SMALL = "experiment: cli-test\nsynthetic: {n_users: 100, n_items: 150, n_ratings: 3000}\n"
 
 
@@ -48,12 +51,12 @@ def test_bad_set_and_stage_and_resume_arguments_exit_2(tmp_path, store, capsys):
     assert main(["run", "-p", str(good), "--stages", "fit"]) == 2
     assert "unknown stage 'fit'" in capsys.readouterr().err
     assert main(["run", "-p", str(good), "--resume", "0123"]) == 2
-    assert "drop -p/--set" in capsys.readouterr().err
+    assert "drop -p (correct single values with --set" in capsys.readouterr().err
     assert main(["run", "--resume", "0123"]) == 2
     assert "no MLflow run '0123'" in capsys.readouterr().err
 
 
-def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path):
+def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, capsys):
     params_file = tmp_path / "small.yaml"
     # valid for the parameter schema; the generator refuses it inside the notebook's kernel
     params_file.write_text("experiment: cli-test\n"
@@ -74,6 +77,75 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path):
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     assert client.get_run(run_id).info.status == "FAILED"
     assert "[1/6] preprocess" in completed.stdout and "FAILED" in completed.stdout
+
+    # The advice holds: resumed with the corrected value, the pipeline finishes, and says so.
+    uri = ["--tracking-uri", env["MLFLOW_TRACKING_URI"]]
+    assert "can be corrected there with --set KEY=VALUE" in completed.stderr
+    assert main(["run", "--resume", run_id, "--set", "experiment=elsewhere", *uri]) == 2
+    assert "stays in its experiment 'cli-test'" in capsys.readouterr().err
+    assert main(["run", "--resume", run_id, "--stages", "1", "--set", "synthetic.n_ratings=3000",
+                 "--output", str(tmp_path / "resumed"), *uri]) == 0
+    capsys.readouterr()
+    parent = client.get_run(run_id)
+    assert parent.info.status == "FINISHED" and "reclab.error" not in parent.data.tags
+    assert parent.data.tags["reclab.resumed_with"] == "synthetic.n_ratings: 10 -> 3000"
+    (tmp_path / "logged").mkdir()
+    logged = Path(client.download_artifacts(run_id, "params.yaml", str(tmp_path / "logged")))
+    assert params.loads(logged.read_text(), "params.yaml")["synthetic"]["n_ratings"] == 3000
+    assert parent.data.params["synthetic.n_ratings"] == "10"   # MLflow params are write-once
+    stage = tracking.find_stage_run("preprocess", "cli-test", run_id, uri=uri[1])
+    assert stage.data.params["synthetic.n_ratings"] == "3000"
+    # A value the finished preprocess stage used: refused, naming the stages to run again.
+    assert main(["run", "--resume", run_id, "--set", "seed=5", *uri]) == 2
+    error = capsys.readouterr().err
+    assert "--set seed=5: the finished 'preprocess' stage" in error and "seed=0" in error
+    assert f"reclab run --resume {run_id} --stages 1-" in error
+    assert client.get_run(run_id).data.tags["reclab.resumed_with"] == (
+        "synthetic.n_ratings: 10 -> 3000")
+
+
+def test_resume_corrections_are_recorded_and_a_changed_search_starts_anew(store, tmp_path):
+    """What --resume --set leaves in MLflow: the new params.yaml, what changed, the run name; an
+    unfinished tune run whose search the change alters is no longer continued."""
+    client = MlflowClient()
+    before = params.validate({"experiment": "resumed", "tune": {"method": "random"}})
+    pipeline_id = tracking.start_pipeline(before)
+    tune = client.create_run(client.get_run(pipeline_id).info.experiment_id,
+                             tags={"mlflow.parentRunId": pipeline_id, "reclab.stage": "tune"})
+    client.set_terminated(tune.info.run_id, status="FAILED")
+    after = params.validate({"experiment": "resumed", "tune": {"method": "grid"}})
+    changes = {"tune.method": ("random", "grid")}
+    tracking.record_resume_changes(pipeline_id, after, params.dump(after), changes, new_search=True)
+    run = client.get_run(pipeline_id)
+    assert run.data.tags["reclab.resumed_with"] == "tune.method: 'random' -> 'grid'"
+    assert run.info.run_name == "synthetic/ImplicitALS/grid"
+    assert run.data.params["tune.method"] == "random"   # write-once
+    assert tracking.pipeline_state(pipeline_id)["params_text"] == params.dump(after)
+    assert "reclab.checkpoint_outdated" in client.get_run(tune.info.run_id).data.tags
+
+
+def test_resume_corrects_only_values_no_kept_finished_stage_used():
+    """Each key counts as used from the first stage that reads it on; later stages use that
+    stage's results, so they must run again too."""
+    from reclab.pipeline import STAGES, _check_changes, _differences
+
+    before = params.validate({"tune": {"n_trials": 2}, "evaluation": {"n_bootstrap": 500}})
+    after = params.validate({"tune": {"n_trials": 3}, "evaluation": {"n_bootstrap": 7}})
+    changes = _differences(before, after)
+    assert changes == {"tune.n_trials": (2, 3), "evaluation.n_bootstrap": (500, 7)}
+    done, rest = ["preprocess"], list(STAGES[1:5])
+    _check_changes(changes, done, rest, "r", "evaluate")   # tune has not finished: allowed
+    _check_changes({"evaluation.n_bootstrap": (500, 7)}, list(STAGES[:4]), ["evaluate"], "r",
+                   "evaluate")
+    for key, kept in [("tune.n_trials", 2), ("evaluation.relevance_threshold", 2),
+                      ("n_recommendations", 4), ("k", 5), ("some.new_key", 1)]:
+        with pytest.raises(ReclabError, match=rf"--set {key}=.*--stages"):
+            _check_changes({key: (1, 2)}, list(STAGES[:kept]), list(STAGES[kept:5]), "r",
+                           "evaluate")
+    # Run again from the stage that reads it: allowed, whatever had finished.
+    _check_changes({"seed": (0, 1)}, list(STAGES[:5]), list(STAGES[:5]), "r", "evaluate")
+    with pytest.raises(ReclabError, match=r"--stages 2-5"):
+        _check_changes({"tune.n_trials": (2, 3)}, list(STAGES[:5]), ["evaluate"], "r", "evaluate")
 
 
 def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, capsys):
@@ -152,6 +224,16 @@ def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
             process.wait()
 
 
+def test_make_lab_starts_jupyter_as_root_too():
+    """Jupyter refuses root without --allow-root; containers and CI machines run as root."""
+    dry = subprocess.run(["make", "-n", "lab"], cwd=RECLAB_PROJECT, capture_output=True, text=True,
+                         timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    (command,) = [line for line in dry.stdout.splitlines() if "jupyter lab" in line]
+    assert "--ip 127.0.0.1" in command and command.endswith("notebooks/")
+    assert ("--allow-root" in command) == (os.geteuid() == 0)
+
+
 def test_version_names_the_installed_reclab(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["--version"])
@@ -203,6 +285,37 @@ def test_ui_links_open_the_runs_table_of_each_experiment_with_runs(tmp_path, sto
     assert tracking.ui_path(used) == f"/#/experiments/{used}/runs?workflowType=machine_learning"
     assert tracking.ui_path(used, "abc") == (f"/#/experiments/{used}/runs/abc"
                                              f"?workflowType=machine_learning")
+    assert tracking.ui_path(used, view="v") == (f"/#/experiments/{used}/runs"
+                                                f"?workflowType=machine_learning&viewStateShareKey=v")
+
+
+def test_ui_saves_a_view_of_the_pipelines_test_metrics(store):
+    """The saved view `reclab ui` opens: MLflow's own format (the experiment tag its "Save view"
+    writes), pipeline runs only, their test metrics at K = 10 as columns, best precision first."""
+    client = MlflowClient()
+    experiment = tracking.experiment_id("views")
+    assert tracking.save_metrics_view(experiment) is None   # no pipeline with test metrics yet
+    pipeline = client.create_run(experiment, tags={"reclab.pipeline": "reclab run"}).info.run_id
+    for key in ("precision_at_5", "precision_at_10", "ndcg_at_10", "recall_at_10", "map_at_10",
+                "precision_at_10_ci_low"):
+        client.log_metric(pipeline, key, 0.1)
+    client.log_metric(client.create_run(experiment).info.run_id, "precision_at_20", 0.3)   # no pipeline
+    view = tracking.save_metrics_view(experiment)
+    saved = json.loads(client.get_experiment(experiment).tags[f"mlflow.sharedViewState.{view}"])
+    assert saved["name"] == "reclab: test metrics" and saved["createdAt"] == saved["updatedAt"]
+    state = json.loads(saved["state"])
+    assert state == {"selectedColumns": ["params.`model`", "params.`dataset`", "params.`seed`",
+                                         "metrics.`precision_at_10`", "metrics.`recall_at_10`",
+                                         "metrics.`ndcg_at_10`", "metrics.`map_at_10`"],
+                     "orderByKey": "metrics.`precision_at_10`", "orderByAsc": False,
+                     "searchFilter": "tags.`reclab.pipeline` IS NOT NULL"}
+    assert [run.info.run_id for run in client.search_runs([experiment], state["searchFilter"])] == [
+        pipeline]
+    # Saved again (each `reclab ui`): the same view, created when it was first saved.
+    time.sleep(0.01)
+    assert tracking.save_metrics_view(experiment) == view
+    again = json.loads(client.get_experiment(experiment).tags[f"mlflow.sharedViewState.{view}"])
+    assert again["createdAt"] == saved["createdAt"] < again["updatedAt"]
 
 
 def test_run_shows_the_tuning_progress_bar_in_place_and_the_rest_of_stderr_as_lines(capsys):

@@ -56,6 +56,7 @@ def alone(tmp_path_factory):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     # The store comes from the environment, as a user's MLFLOW_TRACKING_URI would.
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)   # MLflow's default, as in JupyterLab
     executed = {}
     for stage, name in pipeline.NOTEBOOKS.items():
         given = ["-p", "params_file", str(params_file)] if stage == "preprocess" else []
@@ -97,6 +98,13 @@ def test_papermill_from_the_project_root_runs_the_five_notebooks_as_one_pipeline
     # nothing was written to the project's own store
     assert all(not (alone["folder"] / name).with_suffix(".db").exists()
                for name in pipeline.NOTEBOOKS.values())
+    # MLflow's artifact download bars (red standard error in JupyterLab) stay out of the
+    # notebooks, which download the earlier stages' artifacts without `reclab run` around them
+    for stage, notebook in alone["executed"].items():
+        errors = "".join(output.get("text", "") for cell in notebook.cells
+                         if cell.cell_type == "code" for output in cell.outputs
+                         if output.get("name") == "stderr")
+        assert "Downloading artifacts" not in errors, (stage, errors[:500])
 
 
 def test_the_first_output_names_the_pipeline_and_links_to_it(alone):

@@ -40,9 +40,11 @@ from reclab.tracking import layout
 from reclab.tracking.layout import *  # noqa: F401,F403  every tag and artifact name, as layout.__all__
 from reclab.tracking.pyfunc import RecommenderPyfunc
 from reclab.tracking.queries import (experiments_with_runs, find_stage_run, load_report,
-                                     pipeline_state, pipeline_summary, run_table, stage_runs, ui_path)
+                                     pipeline_state, pipeline_summary, run_table, save_metrics_view,
+                                     stage_runs, ui_path)
 from reclab.tracking.runs import (end_pipeline, end_unfinished_pipeline, fail_stage, log_notebook,
-                                  open_pipeline, reopen_pipeline, start_pipeline, start_stage)
+                                  open_pipeline, record_resume_changes, reopen_pipeline,
+                                  start_pipeline, start_stage)
 from reclab.tracking.stage_run import StageRun
 from reclab.tracking.store import experiment_id, project_root, sqlite_folder, tracking_uri
 
@@ -54,5 +56,5 @@ __all__ = [
     "RecommenderPyfunc", "run_table", "load_report", "ui_path", "experiments_with_runs",
     "open_pipeline", "log_split", "load_split", "log_best", "load_best", "trial_logger",
     "tuning_checkpoint", "load_trials", "fit_logger", "log_report", "log_model", "load_model",
-    "model_uri", *layout.__all__,
+    "model_uri", "save_metrics_view", "record_resume_changes", *layout.__all__,
 ]

@@ -33,7 +33,7 @@ from reclab import params as params_module
 from reclab._io import atomic_write
 from reclab.data import Interactions, load_interactions, save_interactions
 from reclab.errors import ReclabError
-from reclab.tracking.layout import (BEST_PARAMS_FILE, CHECKPOINT_DIR, CHECKPOINT_FILE, MODEL_DIR,
+from reclab.tracking.layout import (BEST_PARAMS_FILE, CHECKPOINT_DIR, TAG_CHECKPOINT_OUTDATED, CHECKPOINT_FILE, MODEL_DIR,
                                     MODEL_FILE, PYFUNC_DIR, SPLIT_DIR, SPLIT_PARTS,
                                     TAG_BOUNDARY_WARNING, TAG_DATA_FINGERPRINT, TAG_ERROR, TAG_K,
                                     TAG_MODEL, TAG_MODEL_ID, TAG_PACKAGE_VERSION_PREFIX, TAG_PARENT,
@@ -165,9 +165,9 @@ def tuning_checkpoint(stage: StageRun) -> TuningCheckpoint:
     of this process, removed when the ``with`` block ends, and is logged as artifact
     ``tuning/checkpoint.jsonl`` of the stage's run after every trial (:meth:`TuningCheckpoint.save`
     is the ``tune`` callback that does it), so that it outlives a kernel that fails or is
-    killed. When the stage's pipeline has an unfinished
-    (FAILED, KILLED or still RUNNING) tune run with such an artifact, the latest one is
-    downloaded first: ``tune`` then reads its finished trials back and runs only the rest.
+    killed. When the stage's pipeline has an unfinished (FAILED, KILLED or still RUNNING) tune
+    run with such an artifact (and no tag ``reclab.checkpoint_outdated``: a resume with corrected
+    values changed its search), the latest one is downloaded first: ``tune`` then reads its finished trials back and runs only the rest.
     The restored trials are logged again as runs nested under the stage's run (tag
     ``reclab.restored_from``), so that the stage's run holds the whole search; tag
     ``reclab.resumed_from`` of the stage's run names the run they come from.
@@ -183,7 +183,7 @@ def tuning_checkpoint(stage: StageRun) -> TuningCheckpoint:
     checkpoint = TuningCheckpoint(stage, Path(tempfile.mkdtemp(prefix="reclab-tune-")))
     earlier = [run for run in reversed(stage_runs(stage.parent_run_id, stage.client.tracking_uri))
                if run.data.tags.get(TAG_STAGE) == "tune" and run.info.run_id != stage.run_id
-               and run.info.status != "FINISHED"]
+               and run.info.status != "FINISHED" and TAG_CHECKPOINT_OUTDATED not in run.data.tags]
     for run in earlier:
         listed = {item.path for item in stage.client.list_artifacts(run.info.run_id, CHECKPOINT_DIR)}
         if CHECKPOINT_FILE not in listed:

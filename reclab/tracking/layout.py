@@ -18,7 +18,8 @@ __all__ = [
     "TAG_EXECUTABLE", "TAG_GIT_COMMIT", "TAG_INPUT_PREFIX", "TAG_K", "TAG_MODEL", "TAG_MODEL_ID",
     "TAG_NOTE", "TAG_ONLINE_WORLD", "TAG_OUTDATED", "TAG_PACKAGE_VERSION_PREFIX", "TAG_PARENT",
     "TAG_PIPELINE", "TAG_PIPELINE_RUN", "TAG_PYTHON", "TAG_RELEVANCE_THRESHOLD", "TAG_RESTORED_FROM",
-    "TAG_RESTORED_TRIALS", "TAG_RESUMED_FROM", "TAG_SOURCE_GIT_COMMIT", "TAG_SPLIT_FINGERPRINT",
+    "TAG_RESTORED_TRIALS", "TAG_RESUMED_FROM", "TAG_RESUMED_WITH", "TAG_CHECKPOINT_OUTDATED",
+    "TAG_SAVED_VIEW_PREFIX", "METRICS_VIEW", "TAG_SOURCE_GIT_COMMIT", "TAG_SPLIT_FINGERPRINT",
     "TAG_STAGE", "TAG_SUPERSEDED_BY", "TAG_TEST_FINGERPRINT", "TAG_TRIAL", "TAG_TUNING_SPLIT_FINGERPRINT",
     "TAG_VERSION", "metric_key", "run_name",
 ]
@@ -74,6 +75,10 @@ TAG_TUNING_SPLIT_FINGERPRINT = "reclab.tuning_split_fingerprint"
 TAG_BOUNDARY_WARNING = "reclab.boundary_warning"
 #: On a tune run that continued an interrupted search: the run it continued.
 TAG_RESUMED_FROM = "reclab.resumed_from"
+#: On a pipeline run resumed with corrected values: ``key: old -> new``, one line per key.
+TAG_RESUMED_WITH = "reclab.resumed_with"
+#: On an unfinished tune run whose search a corrected resume changed: its checkpoint is not read.
+TAG_CHECKPOINT_OUTDATED = "reclab.checkpoint_outdated"
 #: On that tune run: how many finished trials it read back.
 TAG_RESTORED_TRIALS = "reclab.restored_trials"
 #: On a trial run read back from a checkpoint: the tune run that ran the trial.
@@ -87,6 +92,13 @@ TAG_RELEVANCE_THRESHOLD = "reclab.relevance_threshold"
 TAG_K = "reclab.k"
 #: On an online run: where the simulated users' preferences come from.
 TAG_ONLINE_WORLD = "reclab.online.world"
+
+# -- the MLflow UI ----------------------------------------------------------------------------
+#: A saved view of an experiment's runs table is an experiment tag (MLflow's "Save view" writes the
+#: same): this prefix and the view's id; an address with ``viewStateShareKey=<id>`` opens it.
+TAG_SAVED_VIEW_PREFIX = "mlflow.sharedViewState."
+#: The id of reclab's saved view of the pipeline runs' test metrics.
+METRICS_VIEW = "reclab-test-metrics"
 
 # -- artifacts --------------------------------------------------------------------------------
 #: The pipeline run's parameter file.

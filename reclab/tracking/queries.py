@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+import time
 
 import mlflow
 import pandas as pd
@@ -15,7 +16,7 @@ from reclab.errors import ReclabError
 from reclab.stages import STAGES
 from reclab.tracking.layout import (BEST_PARAMS_FILE, PARAMS_FILE, PER_USER_TABLE, TAG_K, TAG_NOTE,
                                     TAG_PARENT, TAG_PIPELINE, TAG_RELEVANCE_THRESHOLD, TAG_STAGE,
-                                    TAG_TEST_FINGERPRINT)
+                                    TAG_TEST_FINGERPRINT, TAG_SAVED_VIEW_PREFIX, METRICS_VIEW)
 from reclab.tracking.store import download, open_client, tracking_uri
 
 __all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "load_report", "pipeline_state",
@@ -175,16 +176,18 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
             pd.DataFrame(metrics).reindex(columns=columns).sort_index())
 
 
-def ui_path(experiment_id: str, run_id: str | None = None) -> str:
+def ui_path(experiment_id: str, run_id: str | None = None, view: str | None = None) -> str:
     """Where an experiment's runs table (or one run's page) is in the MLflow UI: the part of
     the address after ``http://host:port``.
 
     MLflow 3's UI opens an experiment on its GenAI overview (traces, token costs) unless the
     address says ``workflowType=machine_learning``: a new browser starts its "GenAI / Model
     training" switch at GenAI. reclab's runs are in the runs table of "Model training".
+    ``view`` is the id of a saved view of the runs table (see :func:`save_metrics_view`), which
+    the address then opens.
     """
     path = f"/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
-    return path + "?workflowType=machine_learning"
+    return path + "?workflowType=machine_learning" + (f"&viewStateShareKey={view}" if view else "")
 
 
 def experiments_with_runs(uri: str | None = None, limit: int = 10) -> list[tuple[str, str]]:
@@ -202,3 +205,47 @@ def experiments_with_runs(uri: str | None = None, limit: int = 10) -> list[tuple
             if len(found) >= limit:
                 break
     return found
+
+
+_VIEW_METRICS = ("precision", "recall", "ndcg", "map")
+
+
+def save_metrics_view(experiment_id: str, uri: str | None = None) -> str | None:
+    """Save (or refresh) the experiment's saved view ``reclab: test metrics`` in the MLflow UI
+    and return its id (:data:`METRICS_VIEW`; None when no pipeline run has test metrics).
+
+    The view is the runs table of the pipeline runs only (one row per pipeline; the stage and
+    trial runs are on each pipeline's page), with the columns model, dataset, seed and the test
+    metrics at K = 10 (the largest K when 10 is not among them): precision, recall, nDCG and
+    MAP, and RMSE where logged; sorted by precision@K, best first (RMSE, lowest first, when
+    there is no ranking metric). The UI lists it under the experiment's saved views;
+    :func:`ui_path` with ``view=`` opens it.
+    """
+    client = open_client(uri)
+    keys = set()
+    for run in client.search_runs([experiment_id], max_results=200,
+                                  order_by=["attributes.start_time DESC"]):
+        if TAG_PIPELINE in run.data.tags:
+            keys.update(run.data.metrics)
+    cutoffs = {int(key.rsplit("_at_", 1)[1]) for key in keys
+               if key.startswith("precision_at_") and key.rsplit("_at_", 1)[1].isdigit()}
+    if not cutoffs and "rmse" not in keys:
+        return None
+    cutoff = 10 if 10 in cutoffs else max(cutoffs, default=None)
+    metrics = [f"{name}_at_{cutoff}" for name in _VIEW_METRICS if f"{name}_at_{cutoff}" in keys]
+    metrics += [name for name in ("rmse",) if name in keys]
+    columns = ["params.`model`", "params.`dataset`", "params.`seed`",
+               *(f"metrics.`{name}`" for name in metrics)]
+    state = {"selectedColumns": columns, "orderByKey": f"metrics.`{metrics[0]}`",
+             "orderByAsc": metrics[0] == "rmse",
+             "searchFilter": "tags.`reclab.pipeline` IS NOT NULL"}   # pipeline runs only
+    key = TAG_SAVED_VIEW_PREFIX + METRICS_VIEW
+    now = int(time.time() * 1000)
+    earlier = client.get_experiment(experiment_id).tags.get(key)
+    created = now
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        created = int(json.loads(earlier)["createdAt"])
+    client.set_experiment_tag(experiment_id, key, json.dumps(
+        {"name": "reclab: test metrics", "createdAt": created, "updatedAt": now,
+         "state": json.dumps(state)}))
+    return METRICS_VIEW

@@ -25,7 +25,8 @@ from reclab.errors import ReclabError
 from reclab.stages import STAGES, default_params_file
 from reclab.tracking.environment import environment_tags
 from reclab.tracking.layout import (NOTEBOOK_DIR, PARAMS_FILE, TAG_ERROR, TAG_NOTE, TAG_OUTDATED,
-                                    TAG_PARENT, TAG_PIPELINE, TAG_STAGE, TAG_SUPERSEDED_BY, run_name)
+                                    TAG_PARENT, TAG_PIPELINE, TAG_RESUMED_WITH, TAG_STAGE,
+                                    TAG_SUPERSEDED_BY, TAG_CHECKPOINT_OUTDATED, run_name)
 from reclab.tracking.queries import find_stage_run, stage_runs
 from reclab.tracking.stage_run import StageRun
 from reclab.tracking.store import (download, experiment_id, log_run_params, open_client,
@@ -349,3 +350,33 @@ def end_pipeline(parent_run_id: str, summary: str | None = None, uri: str | None
 def reopen_pipeline(parent_run_id: str, uri: str | None = None) -> None:
     """Set a pipeline run back to RUNNING, as ``--resume`` continues it."""
     open_client(uri).update_run(parent_run_id, status="RUNNING")
+
+
+def record_resume_changes(parent_run_id: str, params: Mapping, params_text: str,
+                          changes: Mapping, uri: str | None = None,
+                          new_search: bool = False) -> None:
+    """Record parameters corrected on ``--resume``: ``params.yaml`` of the pipeline run replaced
+    by ``params_text``, tag ``reclab.resumed_with`` (``key: old -> new``, one line per key and
+    resume, added to any earlier ones), and the run name made from the new ``params``. With
+    ``new_search`` (the changes make another search), the unfinished tune runs get tag
+    ``reclab.checkpoint_outdated``: the tune stage then starts its search anew rather than
+    continuing theirs.
+
+    The pipeline run's MLflow params keep the values it started with (MLflow never changes a
+    logged param); the stage runs started after the resume log the corrected ones.
+    """
+    client = open_client(uri)
+    run = client.get_run(parent_run_id)
+    lines = [f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items()]
+    earlier = run.data.tags.get(TAG_RESUMED_WITH)
+    client.set_tag(parent_run_id, TAG_RESUMED_WITH, "\n".join([earlier, *lines] if earlier
+                                                                    else lines))
+    client.log_text(parent_run_id, params_text, PARAMS_FILE)
+    client.set_tag(parent_run_id, TAG_NOTE, run.data.tags.get(TAG_NOTE, "") + "\n\nResumed with "
+                   + "; ".join(lines) + " (MLflow params keep the first values; params.yaml "
+                   "and the later stage runs hold these).")
+    if run_name(params) != run.info.run_name:
+        client.update_run(parent_run_id, name=run_name(params))
+    for stage in stage_runs(parent_run_id, uri) if new_search else ():
+        if stage.data.tags[TAG_STAGE] == "tune" and stage.info.status != "FINISHED":
+            client.set_tag(stage.info.run_id, TAG_CHECKPOINT_OUTDATED, "; ".join(lines))
