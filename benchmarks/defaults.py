@@ -52,8 +52,8 @@ COLD_SEED = 0
 METRIC = "precision@10"
 GRIDS = {
     "EASE": {"regularization": [100.0, 200.0, 400.0, 800.0, 1600.0]},
-    "RP3beta": {"alpha": [0.5, 0.75, 1.0], "beta": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-                "neighbors": [100, 200, 400]},
+    "RP3beta": {"alpha": [0.5, 0.75, 1.0], "beta": [0.5, 0.6, 0.7, 0.8], "neighbors": [400],
+                "smoothing": [0.0, 5.0, 20.0]},
     "PureSVD": {"factors": [10, 15, 20, 30, 50, 100]},
     "ContentKNN": {"rating_weight": [0.0, 0.25, 0.5, 1.0], "idf": [True, False],
                    "group_profiles": [True, False], "normalize_items": [True, False]},
