@@ -8,9 +8,11 @@ Protocol, on ML-100K and ml-latest-small:
   (``evaluate(..., candidates=cold item ids)``, ties broken at random, seed 0).
 
 Models at their defaults: ``ContentKNN`` (every feature, and ``feature_groups="genre,decade"``),
-``HybridALS``, ``ImplicitALS``, ``Popularity``, and a random ranking. The plain content profile of
-the issue (sum of the genre and decade vectors of the rated items, unweighted, cosine) is
-``ContentKNN(rating_weight=0, idf=False, feature_groups="genre,decade")``. Fit seconds are one
+``HybridALS``, ``ImplicitALS``, ``Popularity``, and a random ranking; ``ContentKNN`` also as the
+whole-profile cosine it was before per-group profiles (``rating_weight=0.5, group_profiles=False,
+normalize_items=True``). The plain content profile of the issue (sum of the genre and decade
+vectors of the rated items, unweighted, cosine) is ``ContentKNN(rating_weight=0, idf=False,
+feature_groups="genre,decade", group_profiles=False, normalize_items=True)``. Fit seconds are one
 wall-clock run each on a shared machine: indicative only.
 
     RECLAB_DATA_DIR=../shared/data python -m benchmarks.content     # -> benchmarks/results/content.{json,md}
@@ -53,8 +55,11 @@ def _models():
     return {
         "ContentKNN": lambda: rl.models.ContentKNN(),
         "ContentKNN(feature_groups='genre,decade')": lambda: rl.models.ContentKNN(feature_groups="genre,decade"),
+        "ContentKNN(whole-profile cosine)": lambda: rl.models.ContentKNN(rating_weight=0.5, group_profiles=False,
+                                                                         normalize_items=True),
         "plain content profile": lambda: rl.models.ContentKNN(rating_weight=0.0, idf=False,
-                                                              feature_groups="genre,decade"),
+                                                              feature_groups="genre,decade",
+                                                              group_profiles=False, normalize_items=True),
         "HybridALS": lambda: rl.models.HybridALS(),
         "ImplicitALS": lambda: rl.models.ImplicitALS(),
         "Popularity": lambda: rl.models.Popularity(),

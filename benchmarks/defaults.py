@@ -12,6 +12,11 @@ Protocol:
   (median; up to 0.011), several times the gaps between the best points (about 0.001).
 - EASE and PureSVD (``FOLDS`` 1) are scored on the single split
   ``fit, valid = random_holdout(train, 0.2, seed=43)``; their grids have one clear optimum.
+- ContentKNN (``COLD``) is chosen for cold items, on the cold-item protocol instead:
+  ``train, test = cold_items(data, 0.2, seed=0)`` (the cold split of ``benchmarks/content.py``);
+  ``train`` is restricted to its warm items (the test's cold items leave the id space), and
+  ``FOLDS["ContentKNN"]`` = 3 validation splits ``cold_items(warm train, 0.2, seed=43, 44, 45)``
+  are carved from it; each ranks only its own cold items (``candidates``).
 - Every point of ``GRIDS`` is fitted on each fold's ``fit`` part and scored by validation
   precision@10 (``reclab.evaluate``, seen items filtered); a point's score on a data set is the
   mean over its folds.
@@ -41,13 +46,17 @@ DATASETS = ("ml-100k", "ml-latest-small")
 SPLIT_SEED = 42
 VALID_SEED = 43
 VALID_SPLITS = 5
-FOLDS = {"EASE": 1, "RP3beta": 3, "PureSVD": 1}
+FOLDS = {"EASE": 1, "RP3beta": 3, "PureSVD": 1, "ContentKNN": 3}
+COLD = ("ContentKNN",)
+COLD_SEED = 0
 METRIC = "precision@10"
 GRIDS = {
     "EASE": {"regularization": [100.0, 200.0, 400.0, 800.0, 1600.0]},
-    "RP3beta": {"alpha": [0.5, 0.75, 1.0], "beta": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-                "neighbors": [100, 200, 400]},
+    "RP3beta": {"alpha": [0.5, 0.75, 1.0], "beta": [0.5, 0.6, 0.7, 0.8], "neighbors": [400],
+                "smoothing": [0.0, 5.0, 20.0]},
     "PureSVD": {"factors": [10, 15, 20, 30, 50, 100]},
+    "ContentKNN": {"rating_weight": [0.0, 0.25, 0.5, 1.0], "idf": [True, False],
+                   "group_profiles": [True, False], "normalize_items": [True, False]},
 }
 
 
@@ -67,6 +76,24 @@ def validation_folds(dataset: str, data_dir, folds: int) -> list:
     return rl.split.kfold(train, n_splits=VALID_SPLITS, seed=VALID_SEED)[:folds]
 
 
+def cold_validation_folds(dataset: str, data_dir, folds: int) -> list:
+    """``[(fit, valid, candidates), ...]``: cold-item validation splits carved from the cold split's train.
+
+    ``train, _ = cold_items(data, 0.2, seed=0)``, restricted to the items it has interactions
+    for; fold ``k`` is ``cold_items(that, 0.2, seed=43 + k)``, whose cold items (the
+    ``candidates``, original ids) are all that is ranked.
+    """
+    import numpy as np
+
+    import reclab as rl
+
+    data = rl.datasets.load(dataset, data_dir=data_dir, download=False)
+    train, _ = rl.split.cold_items(data, test_frac=0.2, seed=COLD_SEED)
+    warm = train.restrict(items=np.flatnonzero(train.item_counts() > 0))
+    splits = [rl.split.cold_items(warm, test_frac=0.2, seed=VALID_SEED + fold) for fold in range(folds)]
+    return [(fit, valid, rl.evaluation.cold_candidates(fit, valid)) for fit, valid in splits]
+
+
 def points(grid: dict) -> list[dict]:
     names = list(grid)
     return [dict(zip(names, values)) for values in itertools.product(*(grid[name] for name in names))]
@@ -84,15 +111,18 @@ def run(models=tuple(GRIDS), data_dir=None) -> dict:
     rows = []
     for dataset in DATASETS:
         for name in models:
-            splits = validation_folds(dataset, data_dir, FOLDS[name])
+            if name in COLD:
+                splits = cold_validation_folds(dataset, data_dir, FOLDS[name])
+            else:
+                splits = [split + (None,) for split in validation_folds(dataset, data_dir, FOLDS[name])]
             for params in points(GRIDS[name]):
                 seconds, precision, ndcg = [], [], []
-                for fit, valid in splits:
+                for fit, valid, candidates in splits:
                     model = getattr(rl.models, name)(**params)
                     started = time.perf_counter()
                     model.fit(fit)
                     seconds.append(time.perf_counter() - started)
-                    report = rl.evaluate(model, fit, valid, k=10, n_bootstrap=0)
+                    report = rl.evaluate(model, fit, valid, k=10, candidates=candidates, n_bootstrap=0)
                     precision.append(round(report.summary[METRIC], 6))
                     ndcg.append(report.summary["ndcg@10"])
                 row = {"dataset": dataset, "model": name, "params": params,
@@ -104,7 +134,8 @@ def run(models=tuple(GRIDS), data_dir=None) -> dict:
     chosen = {name: choose(rows, name) for name in models}
     return {"metric": METRIC, "protocol": {"split_seed": SPLIT_SEED, "valid_seed": VALID_SEED,
                                            "test_frac": 0.2, "valid_frac_of_train": 0.2,
-                                           "valid_splits": VALID_SPLITS,
+                                           "valid_splits": VALID_SPLITS, "cold_seed": COLD_SEED,
+                                           "cold": [name for name in models if name in COLD],
                                            "folds": {name: FOLDS[name] for name in models}},
             "grids": {name: GRIDS[name] for name in models}, "chosen": chosen, "rows": rows}
 
@@ -135,7 +166,7 @@ def merge(previous: dict, result: dict) -> dict:
     merged = dict(result)
     merged["protocol"] = dict(result["protocol"], folds={
         **{name: previous["protocol"].get("folds", {}).get(name, 1) for name in kept},
-        **result["protocol"]["folds"]})
+        **result["protocol"]["folds"]}, cold=[name for name in order if name in COLD])
     merged["grids"] = {**{name: previous["grids"][name] for name in kept}, **result["grids"]}
     merged["chosen"] = {name: previous["chosen"][name] if name in kept else result["chosen"][name]
                         for name in order}
@@ -150,10 +181,14 @@ def markdown(result: dict, environment: dict) -> str:
              "fit seconds are noisy). Validation precision@10 on folds carved from the README's 80/20 "
              "seed-42 training part; the test split is never used. One fold: `fit, valid = "
              "random_holdout(train, 0.2, seed=43)`; n folds: the first n of `kfold(train, 5, seed=43)` "
-             "(disjoint validation parts); a point's score is its mean over the folds.", "",
+             "(disjoint validation parts); a point's score is its mean over the folds. Models marked cold "
+             "are chosen on the cold-item protocol instead: n validation splits `cold_items(warm part of "
+             "train, 0.2, seed=43..)` carved from `train, _ = cold_items(data, 0.2, seed=0)`, ranking "
+             "only each split's cold items.", "",
              "| model | validation folds | measured |", "|---|---|---|"]
-    lines += [f"| {name} | {folds.get(name, 1)} | {result.get('measured', {}).get(name, environment['date'])} |"
-              for name in result["chosen"]]
+    cold = result["protocol"].get("cold", [])
+    lines += [f"| {name}{' (cold)' if name in cold else ''} | {folds.get(name, 1)} | "
+              f"{result.get('measured', {}).get(name, environment['date'])} |" for name in result["chosen"]]
     lines += ["", "### Chosen defaults (best mean validation precision@10 over both data sets)", "",
               "| model | default | " + " | ".join(f"{d} valid p@10 (grid best)" for d in DATASETS) + " |",
               "|---|---|" + "---|" * len(DATASETS)]
