@@ -63,7 +63,7 @@ with warnings.catch_warnings():
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
-from reclab import params as params_module
+from reclab.config import Config
 from reclab._io import atomic_write
 from reclab.data import Interactions
 from reclab.errors import ReclabError
@@ -334,8 +334,8 @@ def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "recla
     Parameters
     ----------
     params : dict
-        Validated parameters (:func:`reclab.params.load`); logged flattened, and as
-        ``params.yaml`` (``params_text``, or :func:`reclab.params.dump` of ``params``).
+        The pipeline's configuration (:meth:`reclab.config.Config.load`); logged flattened, and as
+        ``params.yaml`` (``params_text``, or its :meth:`~reclab.config.Config.dump`).
     uri : str, optional
         Tracking URI (see :func:`tracking_uri`).
     runner : str
@@ -347,8 +347,8 @@ def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "recla
     tags = {"reclab.pipeline": runner, **_environment_tags()}
     run = client.create_run(exp, run_name=_run_name(params), tags=tags)
     try:
-        _log_params(client, run.info.run_id, params_module.flatten(params))
-        client.log_text(run.info.run_id, params_text or params_module.dump(params), "params.yaml")
+        _log_params(client, run.info.run_id, params.flatten())
+        client.log_text(run.info.run_id, params_text or params.dump(), "params.yaml")
         client.set_tag(run.info.run_id, _NOTE,
                        f"Pipeline {_run_name(params)} (seed {params['seed']}), started by {runner}.")
     except BaseException:   # the caller never gets the id: end the run here, not RUNNING forever
@@ -396,7 +396,7 @@ def _pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mappin
         except (mlflow.exceptions.MlflowException, OSError):
             raise ReclabError(f"run {parent_run_id} has no params.yaml artifact; is it a reclab "
                               f"pipeline run?") from None
-    return params_module.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
+    return Config.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
 
 
 def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
@@ -412,7 +412,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         (the notebooks' default) is the project's ``params/default.yaml``, whatever the current
         folder (papermill runs a notebook in the folder it was started from).
     overrides : mapping, optional
-        ``{dotted key: value}`` on top (see :func:`reclab.params.notebook_overrides`).
+        ``{dotted key: value}`` on top (see :func:`reclab.config.notebook_overrides`).
     parent_run_id : str, optional
         The pipeline run (``reclab run`` passes it). When None the notebook was opened alone:
         ``preprocess`` starts a new pipeline; a later stage continues the latest pipeline of
@@ -446,7 +446,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
     if parent_run_id and not file_given:   # given only the pipeline: that pipeline's parameters
         params = _pipeline_params(client, parent_run_id, overrides)
     else:
-        params = params_module.load(params_file, overrides)
+        params = Config.load(params_file, overrides)
     exp = experiment_id(params["experiment"], uri)
     interactive = not parent_run_id
     joined = "given"
@@ -475,7 +475,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         # A notebook opened alone has no runner to end its runs: when its kernel exits before
         # stage.finish() (an error in a cell, then the kernel shut down), end them here.
         atexit.register(_end_if_running, client.tracking_uri, run.info.run_id, parent_run_id)
-    _log_params(client, run.info.run_id, params_module.flatten(params))
+    _log_params(client, run.info.run_id, params.flatten())
     if joined != "new":
         _supersede(client, stage, parent_run_id, run.info.run_id, uri)
     return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive, joined)
@@ -518,8 +518,8 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
         raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, is being run "
                           f"by `reclab run` (or was killed: then `reclab run --resume "
                           f"{pipeline_id}`); {choose}")
-    theirs = params_module.flatten(_pipeline_params(client, pipeline_id, None))
-    mine = params_module.flatten(params)
+    theirs = _pipeline_params(client, pipeline_id, None).flatten()
+    mine = params.flatten()
     keys = (mine if compare_file else
             {key for key in mine for given in (overrides or {})
              if key == given or key.startswith(given + ".")})
@@ -995,7 +995,7 @@ class StageRun:
         with tempfile.TemporaryDirectory() as folder:
             local = self._download("tune", "best_params.json", folder)
             best = json.loads(local.read_text(encoding="utf-8"))
-        if best["model"] not in params_module.tuned_models(self.params):
+        if best["model"] not in self.params.tuned_models():
             raise ReclabError(f"the tune stage of pipeline {self.parent_run_id} tuned "
                               f"{best['model']!r} but model is {self.params['model']!r}; start a "
                               f"new pipeline to work with {self.params['model']!r}")
