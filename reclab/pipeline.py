@@ -383,12 +383,12 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
         finished = []
         chosen = parse_stages(stages, config)
         run_id = None
-    if "preprocess" in chosen:   # the one stage that reads the data set
-        check_runnable(config, str(params_file) if not resume else f"params.yaml of run {resume}")
     _check_backend(config.backend)
     _plan(chosen, finished, resume)
     for stage in chosen:
         _check_notebook(notebooks / NOTEBOOKS[stage])
+    if "preprocess" in chosen:   # the one stage that reads the data set: its files, before any run
+        check_runnable(config, f"params.yaml of run {resume}" if resume else str(params_file))
     params_text = config.dump()
     if run_id is None:
         run_id = tracking.start_pipeline(config, uri, params_text=params_text)

@@ -283,3 +283,30 @@ def test_an_unknown_dataset_fails_when_read_naming_the_known_ones(tmp_path):
                                           r"got 'ml-100K'"):
         Config.load(write(tmp_path, "dataset: ml-100K\n"))
     assert Config.load(write(tmp_path, "dataset: ml-100k\n"))["dataset"] == "ml-100k"
+
+
+def test_split_k_is_now_held_out_per_user_and_the_old_name_is_still_read(tmp_path):
+    """Top-level `k` is the metric cut-offs; the count leave_k_out holds out per user has its own
+    name. Files and the params.yaml of earlier pipelines that say split.k still load."""
+    new = Config.load(write(tmp_path, "split: {method: leave_k_out, held_out_per_user: 3}\n"))
+    old = Config.load(write(tmp_path, "split: {method: leave_k_out, k: 3}\n", "old.yaml"))
+    assert new == old and new.split.held_out_per_user == 3 and "split.k" not in new.flatten()
+    with pytest.raises(ReclabError, match="'split.k' is the old name of 'split.held_out_per_user'"):
+        Config.load(write(tmp_path, "split: {k: 3, held_out_per_user: 3}\n", "both.yaml"))
+    data = config.load_data(Config.from_values({"synthetic": {"n_users": 60, "n_items": 80, "n_ratings": 2000}}))
+    train, valid, test = config.make_split(new, data)
+    assert test.user_counts().max() == 3 and valid.user_counts().max() == 3
+
+
+def test_vocabularies_and_defaults_come_from_the_modules_that_own_them():
+    from reclab import datasets, split, tuning
+
+    defaults = Config()
+    assert defaults.tune.n_trials is None and defaults.tune.method == "smbo"   # tune()'s own defaults
+    assert defaults.evaluation.n_bootstrap == 1000 and defaults.k == [5, 10, 20]
+    assert Config.from_values({"tune": {"metric": "coverage@10"}}).tune.metric == "coverage@10"
+    for key, values in (("dataset", datasets.NAMES), ("split.method", split.METHODS),
+                        ("tune.method", tuning.METHODS), ("tune.estimator", tuning.ESTIMATORS)):
+        section, _, name = key.rpartition(".")
+        fields = (Config.model_fields[section].annotation if section else Config).model_fields
+        assert set(values) <= set(fields[name].json_schema_extra["choices"]), key

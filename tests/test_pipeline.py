@@ -23,14 +23,14 @@ import pytest
 from mlflow import MlflowClient
 
 from reclab import pipeline, postprocess, tracking
-from reclab.config import Config, load_data, make_model, make_split
+from reclab.config import RUN_PARAMETERS, Config, load_data, make_model, make_split
 from reclab.errors import ReclabError
 from reclab.models import ImplicitALS
 
 PROJECT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = PROJECT / "notebooks"
-PARAMETERS = ("params_file", "dataset", "data_dir", "model", "method", "n_trials", "k", "seed",
-              "experiment", "tracking_uri", "parent_run_id")
+# What reclab run passes to every stage (each stage's configuration parameters: test_notebook_parameters.py).
+PARAMETERS = (*RUN_PARAMETERS, "experiment")
 SMALL = """\
 experiment: pipeline-test
 dataset: synthetic

@@ -8,6 +8,7 @@ Every error is a :class:`~reclab.errors.ReclabError` naming the dotted key and t
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 
@@ -114,8 +115,16 @@ def check_runnable(config, source: str) -> None:
     """
     if config.dataset == "synthetic":
         return
+    if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
+        raise fail(source, "data_dir", f"is {config.data_dir!r}, which is not a folder; name a folder that "
+                                       f"holds {config.dataset}/ or {config.dataset}.zip, or set data_dir: null")
     try:
-        datasets.fetch(config.dataset, data_dir=config.data_dir)
+        datasets.fetch(config.dataset, data_dir=config.data_dir, download=False)
+        return
     except ReclabError as error:
-        key = "data_dir" if config.data_dir is not None and "data_dir" in str(error) else "dataset"
-        raise fail(source, key, f"is {config[key]!r}, but its data cannot be had: {error}") from None
+        missing = str(error).partition(". ")[0]   # "<name> not found; looked in [...]"
+    try:
+        datasets.fetch(config.dataset, data_dir=config.data_dir)   # downloads it now, before any run
+    except ReclabError as error:
+        raise fail(source, "dataset", f"is {config.dataset!r}, whose files are neither found nor "
+                                      f"downloaded: {missing}; {error}") from None
