@@ -12,13 +12,6 @@ SMALL = "experiment: validation-test\nsynthetic: {n_users: 100, n_items: 150, n_
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
-
-
-@pytest.fixture
 def no_data(tmp_path, monkeypatch):
     """No MovieLens files anywhere, and no way to download them (a closed local port)."""
     empty = tmp_path / "empty"
@@ -32,7 +25,8 @@ def no_data(tmp_path, monkeypatch):
 def run(tmp_path, text, *extra):
     path = tmp_path / "p.yaml"
     path.write_text(SMALL + text, encoding="utf-8")
-    return main(["run", "-p", str(path), "--output", str(tmp_path / "out"), *extra]), path
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return main(["run", "-p", str(path), "--tracking-uri", store, "--output", str(tmp_path / "out"), *extra]), path
 
 
 def nothing_started(tmp_path):
@@ -40,7 +34,7 @@ def nothing_started(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_validation_of_a_dataset_typo_names_the_key_the_value_and_the_choices(tmp_path, store, capsys):
+def test_validation_of_a_dataset_typo_names_the_key_the_value_and_the_choices(tmp_path, capsys):
     code, path = run(tmp_path, "dataset: ml-100K\n")
     error = capsys.readouterr().err
     assert code == 2, error
@@ -49,7 +43,7 @@ def test_validation_of_a_dataset_typo_names_the_key_the_value_and_the_choices(tm
     nothing_started(tmp_path)
 
 
-def test_validation_of_missing_data_files_fails_before_any_run(tmp_path, store, no_data, capsys):
+def test_validation_of_missing_data_files_fails_before_any_run(tmp_path, no_data, capsys):
     code, path = run(tmp_path, "dataset: ml-100k\n")
     error = capsys.readouterr().err
     assert code == 2, error
@@ -63,7 +57,7 @@ def test_validation_of_missing_data_files_fails_before_any_run(tmp_path, store, 
     nothing_started(tmp_path)
 
 
-def test_validation_of_model_names_and_spaces_fails_before_any_run(tmp_path, store, capsys):
+def test_validation_of_model_names_and_spaces_fails_before_any_run(tmp_path, capsys):
     code, _ = run(tmp_path, "", "--set", "model=DeepNet")
     error = capsys.readouterr().err
     assert code == 2 and "key 'model' must be one of [" in error and "'ImplicitALS'" in error
