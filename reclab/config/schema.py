@@ -31,7 +31,6 @@ import json
 from typing import Annotated, Any, Mapping
 
 import yaml
-
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from reclab import datasets, split, tuning
@@ -82,7 +81,7 @@ def _none_is_empty(value):
 
 
 def _cutoffs(value):
-    """One int is one cut-off; a list is sorted and made unique (after its items are checked)."""
+    """One int is one cut-off (a list of them is sorted and made unique once its items are checked)."""
     return [value] if isinstance(value, int) and not isinstance(value, bool) else value
 
 
