@@ -3,7 +3,7 @@
 Protocol (the done-when figures of issue 15):
 
 - Data and split exactly as the pipeline makes them from ``params/<dataset>.yaml``: k-core,
-  test held out first, validation carved from the rest (:func:`reclab.params.make_split`).
+  test held out first, validation carved from the rest (:func:`reclab.config.make_split`).
 - ``ImplicitALS`` over the parameter file's ImplicitALS space (factors, regularization, alpha),
   with cheap fixed settings (``--iterations``, default 5 sweeps instead of the file's 15), so
   that the whole benchmark stays within a shared 2-core machine's means. Every search starts
@@ -71,16 +71,16 @@ def _curve(result) -> list:
 
 
 def _setup(dataset: str, iterations: int, data_dir):
-    from reclab import params as params_module
     from reclab import preprocess
+    from reclab.config import Config, load_data, make_model, make_split
 
-    params = params_module.load(ROOT / "params" / f"{dataset}.yaml",
-                                {"models.ImplicitALS.params.iterations": iterations,
-                                 **({"data_dir": str(data_dir)} if data_dir else {})})
-    data = preprocess.kcore(params_module.load_data(params), **params["kcore"])
-    train, valid, test = params_module.make_split(params, data)
-    model = params_module.make_model(params, "ImplicitALS")
-    return params, model, params["models"]["ImplicitALS"]["space"], train, valid, test
+    config = Config.load(ROOT / "params" / f"{dataset}.yaml",
+                         {"models.ImplicitALS.params.iterations": iterations,
+                          **({"data_dir": str(data_dir)} if data_dir else {})})
+    data = preprocess.kcore(load_data(config), **config.kcore.model_dump())
+    train, valid, test = make_split(config, data)
+    model = make_model(config, "ImplicitALS")
+    return config, model, config.models["ImplicitALS"].space, train, valid, test
 
 
 def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: int = 3,
@@ -109,7 +109,7 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
                         "metric": METRIC, "target_trials": TARGET_TRIALS},
            "datasets": {}}
     for dataset in datasets:
-        params, model, space, train, valid, test = _setup(dataset, iterations, data_dir)
+        _, model, space, train, valid, test = _setup(dataset, iterations, data_dir)
         fit = train.union(valid)
         grid = _grid(space, random_trials)
         test_cache: dict = {}

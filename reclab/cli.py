@@ -74,13 +74,13 @@ def _print_summary(result, uri: str) -> None:
 
 
 def _run(args) -> int:
-    from reclab import params as params_module
     from reclab import pipeline, tracking
+    from reclab.config import parse_assignments
 
     # An application's choice: MLflow's INFO lines and download progress bars are noise here.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    overrides = params_module.parse_assignments(args.set or [])
+    overrides = parse_assignments(args.set or [])
     uri = tracking.tracking_uri(args.tracking_uri)
     source = ("run " + args.resume if args.resume
               else str(args.params or pipeline.default_params_file()))

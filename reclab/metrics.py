@@ -46,10 +46,30 @@ __all__ = [
     "coverage_at_every_k",
     "rmse",
     "mae",
+    "RATING_METRICS",
+    "check_metric_name",
 ]
 
 #: Per-user ranking metrics, in the order reports list them.
 RANKING_METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
+#: Metrics of predicted ratings, on the rating scale (lower is better).
+RATING_METRICS = ("rmse", "mae")
+
+
+def check_metric_name(name) -> tuple[str, int | None]:
+    """``(name, cut-off)`` of a metric name as reports and MLflow spell it: a ranking metric or
+    coverage at a cut-off >= 1 (``"precision@10"``, ``"coverage@20"``; cut-off an int) or a rating
+    metric (``"rmse"``, ``"mae"``; cut-off None)."""
+    known = (f"{', '.join(RANKING_METRICS)} or coverage at a cut-off (e.g. 'precision@10'), or "
+             f"{' / '.join(repr(metric) for metric in RATING_METRICS)}")
+    if not isinstance(name, str):
+        raise ReclabError(f"metric must be a string such as 'precision@10' ({known}), got {name!r}")
+    if name in RATING_METRICS:
+        return name, None
+    base, at, cut = name.partition("@")
+    if not at or base not in (*RANKING_METRICS, "coverage") or not cut.isdigit() or int(cut) < 1:
+        raise ReclabError(f"unknown metric {name!r}; use {known}")
+    return name, int(cut)
 
 
 def _check_hits(hits) -> np.ndarray:

@@ -28,7 +28,11 @@ so the resumed stage runs only the trials that had not finished, and ends with t
 and best parameters as an uninterrupted search.
 
 ``backend: spark`` needs pyspark and Java (checked before anything runs); the stage kernels then
-train SparkALS in their own Spark session (see :mod:`reclab.params`, "Backends").
+train SparkALS in their own Spark session (see :mod:`reclab.config.schema`, "Backends").
+
+Everything that can be checked is checked before the pipeline run exists and any kernel starts:
+the configuration (dataset and model names, search spaces, backend), the data files of the data
+set (:func:`reclab.config.check_runnable`), the backend's needs and the notebooks' parameters.
 """
 
 from __future__ import annotations
@@ -42,17 +46,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from reclab import params as params_module
 from reclab._io import atomic_write
+from reclab.config import RUN_PARAMETERS, Config, check_runnable, notebook_overrides
 from reclab.errors import ReclabError
 from reclab.stages import NOTEBOOKS, STAGES, default_params_file, notebooks_dir
 from reclab.summary import render_summary
 
 __all__ = ["NOTEBOOKS", "STAGES", "PipelineError", "PipelineResult", "run_pipeline", "notebooks_dir",
-           "default_params_file", "parse_stages"]
+           "default_params_file", "parse_stages", "start_notebook"]
 
 # Parameters the pipeline passes to every stage notebook (each must be in its parameters cell).
-_PASSED = ("params_file", "experiment", "tracking_uri", "parent_run_id")
+_PASSED = (*RUN_PARAMETERS, "experiment")
 # Seconds a kernel may take to start; papermill's 60 s is tight on a loaded 2-core machine.
 _KERNEL_START_TIMEOUT = 300
 
@@ -113,14 +117,13 @@ class PipelineResult:
     summary: dict = field(default_factory=dict)
 
 
-def parse_stages(stages: Sequence[str] | None, params: Mapping | None = None) -> list[str]:
+def parse_stages(stages: Sequence[str] | None, config: Config | None = None) -> list[str]:
     """Stage names from ``--stages`` values: names, numbers (``2``) or ranges (``2-4``), given
     separately or comma-separated; None means all of :data:`STAGES`, in order, where stage 6
-    (``online``) is left out when ``params`` (validated parameters) do not set
-    ``online: {enabled: true}``."""
+    (``online``) is left out when ``config`` does not set ``online: {enabled: true}``."""
     if not stages:
         return [stage for stage in STAGES
-                if stage != "online" or params is None or params["online"]["enabled"]]
+                if stage != "online" or config is None or config.online.enabled]
     chosen = set()
     for value in stages:
         for token in str(value).replace(",", " ").split():
@@ -335,7 +338,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
     Parameters
     ----------
     params_file : str or os.PathLike, optional
-        YAML parameter file (see :mod:`reclab.params`); default :func:`default_params_file`.
+        YAML parameter file (see :mod:`reclab.config`); default :func:`default_params_file`.
         Not allowed with ``resume`` (a resumed pipeline keeps its parameters file).
     overrides : mapping of str to value, optional
         ``{dotted key: value}`` on top of the file (``--set``).
@@ -426,10 +429,10 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
                               "--resume)")
         state = tracking.pipeline_state(resume, uri)
         source = f"params.yaml of run {resume}"
-        before = params_module.loads(state["params_text"], source)
-        params = params_module.loads(state["params_text"], source, overrides) if overrides else before
+        before = Config.loads(state["params_text"], source)
+        config = Config.loads(state["params_text"], source, overrides) if overrides else before
         finished = state["finished"]
-        by_default = parse_stages(None, params)
+        by_default = parse_stages(None, config)
         chosen = parse_stages(stages) if stages else [s for s in by_default if s not in finished][:1]
         if not stages and chosen:
             chosen = by_default[by_default.index(chosen[0]):]
@@ -437,23 +440,25 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
     else:
         if params_file is None:
             params_file = default_params_file()
-        params = params_module.load(params_file, overrides)
+        config = Config.load(params_file, overrides)
         finished = []
-        chosen = parse_stages(stages, params)
+        chosen = parse_stages(stages, config)
         run_id = None
-    if params["data_dir"] is not None:
+    if config.data_dir is not None:
         # Kernels run in the notebooks folder: a path relative to here must stay valid there.
-        params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
+        config = config.model_copy(update={"data_dir": str(Path(config.data_dir).expanduser().resolve())})
     if resume:
-        changes = _differences(before, params)
+        changes = _differences(before.model_dump(), config.model_dump())
         _check_changes(changes, finished, chosen, resume, by_default[-1])
-    _check_backend(params["backend"])
+    _check_backend(config.backend)
     _plan(chosen, finished, resume)
     for stage in chosen:
         _check_notebook(notebooks / NOTEBOOKS[stage])
-    params_text = params_module.dump(params)
+    if "preprocess" in chosen:   # the one stage that reads the data set: its files, before any run
+        check_runnable(config, f"params.yaml of run {resume}" if resume else str(params_file))
+    params_text = config.dump()
     if run_id is None:
-        run_id = tracking.start_pipeline(params, uri, params_text=params_text)
+        run_id = tracking.start_pipeline(config, uri, params_text=params_text)
         begun.append((run_id, uri))
     else:
         begun.append((run_id, uri))
@@ -470,7 +475,7 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
             # number of trials and the time budget, which only extend or cut it.
             new_search = any(STAGES.index(_first_reader(key)) <= STAGES.index("tune")
                              for key in changes if key not in ("tune.n_trials", "tune.time_budget"))
-            tracking.record_resume_changes(run_id, params, params_text, changes, uri, new_search)
+            tracking.record_resume_changes(run_id, config, params_text, changes, uri, new_search)
     output = Path(output_dir) if output_dir is not None else (
         tracking.project_root() / "outputs" / run_id)
     params_path = output / "params.yaml"
@@ -497,7 +502,7 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
                 papermill.execute_notebook(
                     str(notebooks / NOTEBOOKS[stage]), str(executed),
                     parameters={"params_file": str(params_path.resolve()),
-                                "experiment": params["experiment"], "tracking_uri": uri,
+                                "experiment": config.experiment, "tracking_uri": uri,
                                 "parent_run_id": run_id},
                     kernel_name="python3", cwd=str(notebooks), progress_bar=False,
                     start_timeout=_KERNEL_START_TIMEOUT,
@@ -506,7 +511,7 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
                     stderr_file=(_TrialProgress(progress, stage, number, kernel_output) if progress
                                  else kernel_output),
                     kernel_manager_class=_kernel_manager_class(kernel_log))
-            stage_run = tracking.find_stage_run(stage, params["experiment"], run_id, uri=uri)
+            stage_run = tracking.find_stage_run(stage, config.experiment, run_id, uri=uri)
             if stage_run is None:
                 raise ReclabError(f"{NOTEBOOKS[stage]} ran to the end without finishing a "
                                   f"{stage!r} run (it must call stage.finish())")
@@ -542,3 +547,22 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
     tracking.end_pipeline(run_id, render_summary(result.summary, markdown=True), uri)
     result.summary["status"] = "FINISHED"
     return result
+
+
+def start_notebook(stage: str, parameters: Mapping):
+    """Start the run of stage notebook ``stage`` from the values of its ``parameters`` cell (the
+    notebook passes ``globals()``): the one line that begins every stage notebook.
+
+    Returns
+    -------
+    (reclab.tracking.StageRun, reclab.config.Config)
+        The stage's run, and the configuration of its pipeline (see
+        :func:`reclab.tracking.start_stage` for which pipeline and which parameters).
+    """
+    from reclab import tracking
+
+    run = tracking.start_stage(stage, parameters.get("params_file"),
+                               overrides=notebook_overrides(stage, parameters),
+                               parent_run_id=parameters.get("parent_run_id"),
+                               uri=parameters.get("tracking_uri"))
+    return run, run.params

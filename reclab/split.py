@@ -20,8 +20,12 @@ from reclab._validate import check_int, check_seed
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 
-__all__ = ["cold_items", "cold_users", "fingerprint", "kfold", "leave_k_out", "random_holdout", "temporal",
-           "validation_folds"]
+__all__ = ["METHODS", "cold_items", "cold_users", "fingerprint", "kfold", "leave_k_out", "random_holdout",
+           "temporal", "validation_folds"]
+
+#: The splits that hold out one test part, ``(train, test) = method(data, ...)``: the pipeline's
+#: ``split.method`` names one of them.
+METHODS = ("random_holdout", "leave_k_out", "temporal", "cold_items", "cold_users")
 
 
 # -- validation -------------------------------------------------------------------------------

@@ -123,7 +123,7 @@ from reclab._validate import check_choice, check_cutoffs, check_int, check_seed,
 from reclab.data import Interactions, check_interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
-from reclab.metrics import RANKING_METRICS
+from reclab.metrics import check_metric_name
 from reclab.models.base import Recommender, clone
 from reclab.space import grid_points, parse_space, sample, space_to_dict, to_python
 
@@ -307,19 +307,6 @@ def _none_to_nan(value) -> float:
 
 
 # -- argument checks ------------------------------------------------------------------------------
-def _check_metric(metric) -> tuple[str, int | None]:
-    """``(metric, cut-off)``; the cut-off is None for rmse / mae."""
-    known = f"{', '.join(RANKING_METRICS)} or coverage at a cut-off (e.g. 'precision@10'), or 'rmse' / 'mae'"
-    if not isinstance(metric, str):
-        raise ReclabError(f"metric must be a string such as 'precision@10' ({known}), got {metric!r}")
-    if metric in LOWER_IS_BETTER:
-        return metric, None
-    name, at, cut = metric.partition("@")
-    if not at or name not in (*RANKING_METRICS, "coverage") or not cut.isdigit() or int(cut) < 1:
-        raise ReclabError(f"unknown metric {metric!r}; use {known}")
-    return metric, int(cut)
-
-
 def _check_k(k, cut: int | None) -> tuple[int, ...]:
     if k is None:
         return (cut if cut is not None else 10,)
@@ -977,7 +964,7 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         raise ReclabError("model is an empty list; give a reclab model or a list of them")
     spaces = _check_models(models, _as_list(space) if several else [space])
     method = check_choice("method", method, METHODS)
-    metric, cut = _check_metric(metric)
+    metric, cut = check_metric_name(metric)
     ks = _check_k(k, cut)
     seed = check_seed(seed)
     if not isinstance(estimator, str) or estimator.upper() not in ESTIMATORS:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from reclab import params, tracking
+from reclab import tracking
+from reclab.config import Config, load_data, make_split
 from reclab.cli import main
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
@@ -151,13 +152,13 @@ def test_resume_corrects_only_values_no_kept_finished_stage_used():
 def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, capsys):
     params_file = tmp_path / "small.yaml"
     params_file.write_text(SMALL, encoding="utf-8")
-    loaded = params.load(params_file)
-    data = params.load_data(loaded)
-    train, valid, test = params.make_split(loaded, data)
+    loaded = Config.load(params_file)
+    data = load_data(loaded)
+    train, valid, test = make_split(loaded, data)
     fit = train.union(valid)
     ids = []
     for seed, model in ((0, Popularity()), (1, Bias())):
-        run_id = tracking.start_pipeline(params.load(params_file, {"seed": seed}))
+        run_id = tracking.start_pipeline(Config.load(params_file, {"seed": seed}))
         stage = tracking.start_stage("evaluate", params_file, {"seed": seed}, parent_run_id=run_id)
         tracking.log_report(stage, evaluate(model.fit(fit), fit, test, k=(5, 10), n_bootstrap=50))
         stage.finish()
@@ -257,7 +258,7 @@ def test_compare_shows_each_pipelines_tuned_values(tmp_path, store, capsys):
     params_file.write_text(SMALL, encoding="utf-8")
     ids = []
     for model, best in (("Bias", {"user_reg": 5.0}), ("SVD", {"factors": 8, "user_reg": 20.0})):
-        run_id = tracking.start_pipeline(params.load(params_file, {"model": model}))
+        run_id = tracking.start_pipeline(Config.load(params_file, {"model": model}))
         stage = tracking.start_stage("tune", params_file, {"model": model}, parent_run_id=run_id)
         tracking.log_best(stage, best, 0.1, "ndcg@10", model)
         stage.finish()

@@ -240,9 +240,9 @@ def test_feature_explanations_name_shared_features():
 
 
 def test_params_accept_cold_splits_and_feature_models(tmp_path):
-    from reclab.params import load, make_model, make_split
+    from reclab.config import Config, make_model, make_split
 
-    config = load(Path(__file__).resolve().parents[1] / "params" / "ml-latest-small-cold.yaml",
+    config = Config.load(Path(__file__).resolve().parents[1] / "params" / "ml-latest-small-cold.yaml",
                   overrides={"dataset": "synthetic", "split.method": "cold_users"})
     assert config["split"]["method"] == "cold_users" and config["model"] == "HybridALS"
     assert make_model(config, "ContentKNN").feature_groups == "genre,decade"

@@ -79,7 +79,7 @@ def pipelines(client, experiment=EXPERIMENT):
 def stage_output(notebook) -> dict:
     """The output of the cell that starts the stage run (the first thing a notebook shows)."""
     cell = next(cell for cell in notebook.cells
-                if cell.cell_type == "code" and "tracking.start_stage(" in cell.source)
+                if cell.cell_type == "code" and "start_notebook(" in cell.source)
     return next(output for output in cell.outputs if output.output_type == "execute_result")["data"]
 
 

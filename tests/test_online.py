@@ -177,18 +177,18 @@ def test_bad_inputs_say_what_is_wrong(world, models, split, synthetic_data):
 
 
 def test_stage_6_parameters_are_validated_and_make_the_aligned_world(synthetic_data):
-    from reclab import params
+    from reclab.config import Config, make_world
 
-    defaults = params.validate({})
-    assert defaults["online"] == {"enabled": False, "n_users": 5000, "n_simulations": 100,
+    defaults = Config.from_values({})
+    assert defaults["online"].model_dump() == {"enabled": False, "n_users": 5000, "n_simulations": 100,
                                   "world_model": "ItemKNN"}
     for key, value, message in (("online.enabled", "yes", "must be true or false"),
                                 ("online.n_users", 4, "must be >= 8"),
                                 ("online.world_model", "Oracle", "must be one of")):
         with pytest.raises(ReclabError, match=f"key '{key}' {message}"):
-            params.validate(params.loads("{}", "test.yaml", {key: value}))
-    config = params.validate({"kcore": {"min_user": 5, "min_item": 20}})
+            Config.loads("{}", "test.yaml", {key: value})
+    config = Config.from_values({"kcore": {"min_user": 5, "min_item": 20}})
     kept = rl.preprocess.kcore(synthetic_data, min_user=5, min_item=20)
-    world = params.make_world(config, kept)
+    world = make_world(config, kept)
     assert world.source == "truth" and world.utility.shape == kept.shape
     assert np.array_equal(world.utility, World.from_truth(synthetic_data).align(kept).utility)

@@ -1,4 +1,5 @@
-"""Parameter files: schema, defaults, --set overrides, validation messages, the shipped files."""
+"""Parameter files read into the typed configuration (reclab.config): schema, defaults, --set overrides,
+validation messages, the shipped files."""
 
 from pathlib import Path
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from reclab import params
+from reclab import config
+from reclab.config import Config
 from reclab.errors import ReclabError
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -23,7 +25,7 @@ def test_shipped_files_validate_and_cover_the_tuned_model():
     names = {path.name for path in SHIPPED}
     assert {"default.yaml", "ml-100k.yaml", "ml-latest-small.yaml"} <= names
     for path in SHIPPED:
-        loaded = params.load(path)
+        loaded = Config.load(path)
         entry = loaded["models"][loaded["model"]]
         assert entry["space"], f"{path.name}: the tuned model has no search space"
         # every model with a space in the file has a parseable space
@@ -35,29 +37,29 @@ def test_shipped_files_validate_and_cover_the_tuned_model():
 
 
 def test_shipped_files_tune_for_precision_at_10_and_know_spark_and_bias():
-    assert params.DEFAULTS["tune"]["metric"] == "precision@10"
+    assert Config().tune.metric == "precision@10"
     for path in SHIPPED:
-        loaded = params.load(path)
+        loaded = Config.load(path)
         assert loaded["tune"]["metric"] == "precision@10", path.name
         for name in ("Bias", "SparkALS"):
             assert loaded["models"][name]["space"], f"{path.name}: {name} has no search space"
-        spark = params.load(path, {"backend": "spark"})
+        spark = Config.load(path, {"backend": "spark"})
         assert spark["model"] == "SparkALS" and spark["backend"] == "spark"
-        assert params.make_model(spark).get_params()["implicit"] is True
-        assert params.load(path, {"model": "Bias"})["model"] == "Bias"
+        assert config.make_model(spark).get_params()["implicit"] is True
+        assert Config.load(path, {"model": "Bias"})["model"] == "Bias"
 
 
 def test_default_file_is_the_quick_synthetic_run():
-    loaded = params.load(PROJECT / "params" / "default.yaml")
+    loaded = Config.load(PROJECT / "params" / "default.yaml")
     assert loaded["dataset"] == "synthetic"
     assert loaded["tune"]["n_trials"] <= 10
     assert loaded["backend"] == "local"
 
 
 def test_empty_file_gives_every_default(tmp_path):
-    loaded = params.load(write(tmp_path, ""))
+    loaded = Config.load(write(tmp_path, ""))
     assert loaded["experiment"] == "reclab"
-    assert loaded["kcore"] == {"min_user": 5, "min_item": 5}
+    assert loaded["kcore"].model_dump() == {"min_user": 5, "min_item": 5}
     assert loaded["k"] == [5, 10, 20]
     assert loaded["split"]["method"] == "random_holdout"
     # the tuned model and the baselines always have an entry
@@ -65,8 +67,8 @@ def test_empty_file_gives_every_default(tmp_path):
 
 
 def test_sections_merge_key_by_key(tmp_path):
-    loaded = params.load(write(tmp_path, "kcore: {min_user: 3}\ntune: {n_trials: 4}\n"))
-    assert loaded["kcore"] == {"min_user": 3, "min_item": 5}
+    loaded = Config.load(write(tmp_path, "kcore: {min_user: 3}\ntune: {n_trials: 4}\n"))
+    assert loaded["kcore"].model_dump() == {"min_user": 3, "min_item": 5}
     assert loaded["tune"]["n_trials"] == 4 and loaded["tune"]["method"] == "smbo"
 
 
@@ -91,7 +93,7 @@ def test_sections_merge_key_by_key(tmp_path):
 def test_errors_name_the_key_and_the_file(tmp_path, text, key):
     path = write(tmp_path, text, "bad.yaml")
     with pytest.raises(ReclabError) as error:
-        params.load(path)
+        Config.load(path)
     message = str(error.value)
     assert repr(key) in message, message
     assert str(path) in message, message
@@ -100,72 +102,73 @@ def test_errors_name_the_key_and_the_file(tmp_path, text, key):
 def test_bad_search_space_is_refused_with_the_model_key(tmp_path):
     path = write(tmp_path, "models: {ImplicitALS: {space: {factors: {type: int, low: 64, high: 8}}}}\n")
     with pytest.raises(ReclabError, match=r"models\.ImplicitALS\.space.*low must be below high"):
-        params.load(path)
+        Config.load(path)
 
 
 def test_a_parameter_both_fixed_and_searched_is_refused(tmp_path):
     path = write(tmp_path, "models: {SVD: {params: {factors: 8}, space: {factors: [4, 8]}}}\n")
     with pytest.raises(ReclabError, match="both a fixed parameter and in the search space"):
-        params.load(path)
+        Config.load(path)
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ReclabError, match="not found"):
-        params.load(tmp_path / "absent.yaml")
+        Config.load(tmp_path / "absent.yaml")
     with pytest.raises(ReclabError, match="not valid YAML"):
-        params.load(write(tmp_path, "tune: {n_trials: [1, 2\n"))
+        Config.load(write(tmp_path, "tune: {n_trials: [1, 2\n"))
 
 
 def test_yaml_is_read_with_safe_load_only(tmp_path):
     path = write(tmp_path, "experiment: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ReclabError, match="not valid YAML"):
-        params.load(path)
+        Config.load(path)
 
 
 def test_assignments_are_yaml_typed():
-    parsed = params.parse_assignments(["tune.n_trials=5", "k=[5, 10]", "data_dir=null",
+    parsed = config.parse_assignments(["tune.n_trials=5", "k=[5, 10]", "data_dir=null",
                                        "experiment='007'", "split.test_frac=0.25", "seed=3"])
     assert parsed == {"tune.n_trials": 5, "k": [5, 10], "data_dir": None, "experiment": "007",
                       "split.test_frac": 0.25, "seed": 3}
     for bad in ["n_trials", "=5"]:
         with pytest.raises(ReclabError, match="key=value"):
-            params.parse_assignments([bad])
+            config.parse_assignments([bad])
 
 
 def test_overrides_reach_nested_keys_and_are_validated(tmp_path):
     path = write(tmp_path, "models: {SVD: {params: {factors: 8}}}\n")
-    loaded = params.load(path, params.parse_assignments(
+    loaded = Config.load(path, config.parse_assignments(
         ["tune.n_trials=3", "models.SVD.params.factors=16", "models.ItemKNN.params.neighbors=5",
          "k=10"]))
     assert loaded["tune"]["n_trials"] == 3
-    assert loaded["models"]["SVD"]["params"] == {"factors": 16}
-    assert loaded["models"]["ItemKNN"]["params"] == {"neighbors": 5}
+    assert loaded.models["SVD"].params == {"factors": 16}
+    assert loaded.models["ItemKNN"].params == {"neighbors": 5}
     assert loaded["k"] == [10]
     with pytest.raises(ReclabError) as error:
-        params.load(path, {"tune.n_trials": "ten"})
+        Config.load(path, {"tune.n_trials": "ten"})
     assert "'tune.n_trials'" in str(error.value) and "--set" in str(error.value)
     assert str(path) in str(error.value)
     with pytest.raises(ReclabError, match="unknown key 'tune.trials'"):
-        params.load(path, {"tune.trials": 3})
+        Config.load(path, {"tune.trials": 3})
     with pytest.raises(ReclabError, match="'seed' is not a section"):
-        params.load(path, {"seed.value": 3})
+        Config.load(path, {"seed.value": 3})
 
 
 def test_notebook_overrides_skip_none_and_map_names():
-    assert params.notebook_overrides() == {}
-    assert params.notebook_overrides(model="SVD", method="grid", n_trials=4, k=[5]) == {
+    assert config.notebook_overrides("tune", {"model": None, "k": [5]}) == {}   # stage 2 takes no k
+    assert config.notebook_overrides("preprocess", {"model": "SVD", "method": "grid", "n_trials": 4, "k": [5],
+                                                    "seed": None, "unrelated": 1}) == {
         "model": "SVD", "tune.method": "grid", "tune.n_trials": 4, "k": [5]}
 
 
 def test_dump_and_loads_round_trip():
-    loaded = params.load(PROJECT / "params" / "ml-100k.yaml", {"seed": 7})
-    again = params.loads(params.dump(loaded), "dumped")
+    loaded = Config.load(PROJECT / "params" / "ml-100k.yaml", {"seed": 7})
+    again = Config.loads(loaded.dump(), "dumped")
     assert again == loaded
 
 
 def test_flatten_gives_readable_keys_for_the_active_model_only():
-    loaded = params.load(PROJECT / "params" / "default.yaml")
-    flat = params.flatten(loaded)
+    loaded = Config.load(PROJECT / "params" / "default.yaml")
+    flat = loaded.flatten()
     assert flat["tune.n_trials"] == loaded["tune"]["n_trials"]
     assert flat["model"] == "ImplicitALS"
     assert "model.space.factors" in flat and "model.params.iterations" in flat
@@ -174,10 +177,10 @@ def test_flatten_gives_readable_keys_for_the_active_model_only():
 
 
 def test_make_model_applies_fixed_params_seed_and_searched():
-    loaded = params.load(PROJECT / "params" / "default.yaml", {"seed": 11})
-    model = params.make_model(loaded, "SVD", {"factors": 7})
+    loaded = Config.load(PROJECT / "params" / "default.yaml", {"seed": 11})
+    model = config.make_model(loaded, "SVD", {"factors": 7})
     assert model.get_params()["factors"] == 7 and model.get_params()["seed"] == 11
-    model = params.make_model(loaded, "Popularity")
+    model = config.make_model(loaded, "Popularity")
     assert type(model).__name__ == "Popularity"
 
 
@@ -185,35 +188,35 @@ def test_every_model_class_is_a_pipeline_model_with_a_space_in_every_shipped_fil
     # The vocabulary is reclab's model registry, so a new model needs no second list here.
     from reclab import models
 
-    assert {"EASE", "RP3beta", "PureSVD", "SparkALS"} <= set(params.MODEL_NAMES)
-    assert set(models.__all__) - {"Recommender", "FactorModel", "clone", "load"} <= set(params.MODEL_NAMES)
+    assert {"EASE", "RP3beta", "PureSVD", "SparkALS"} <= set(config.MODEL_NAMES)
+    assert set(models.__all__) - {"Recommender", "FactorModel", "clone", "load"} <= set(config.MODEL_NAMES)
     for path in SHIPPED:
         for name in ("EASE", "RP3beta", "PureSVD"):
-            loaded = params.load(path, {"model": name})
+            loaded = Config.load(path, {"model": name})
             assert loaded["models"][name]["space"], f"{path.name}: {name} has no search space"
-            assert type(params.make_model(loaded)).__name__ == name
+            assert type(config.make_model(loaded)).__name__ == name
 
 
 def test_a_rating_model_tuned_for_ranking_warns_towards_puresvd(tmp_path):
     import warnings
 
-    ranking = params.load(write(tmp_path, "model: SVD\n"))
+    ranking = Config.load(write(tmp_path, "model: SVD\n"))
     with pytest.warns(UserWarning, match="model SVD is a rating predictor.*use model: PureSVD"):
-        params.make_model(ranking)
-    rmse = params.load(write(tmp_path, "model: SVD\ntune: {metric: rmse}\n", "rmse.yaml"))
+        config.make_model(ranking)
+    rmse = Config.load(write(tmp_path, "model: SVD\ntune: {metric: rmse}\n", "rmse.yaml"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        params.make_model(rmse)                 # tuned for RMSE: what SVD is for
-        params.make_model(ranking, "Bias")      # a baseline beside the tuned model
-        params.make_model(params.load(write(tmp_path, "model: PureSVD\n", "pure.yaml")))
+        config.make_model(rmse)                 # tuned for RMSE: what SVD is for
+        config.make_model(ranking, "Bias")      # a baseline beside the tuned model
+        config.make_model(Config.load(write(tmp_path, "model: PureSVD\n", "pure.yaml")))
 
 
 def test_make_split_partitions_the_data_reproducibly():
-    loaded = params.load(PROJECT / "params" / "default.yaml",
+    loaded = Config.load(PROJECT / "params" / "default.yaml",
                          {"synthetic": {"n_users": 120, "n_items": 150, "n_ratings": 4000}})
-    data = params.load_data(loaded)
-    first = params.make_split(loaded, data)
-    second = params.make_split(loaded, data)
+    data = config.load_data(loaded)
+    first = config.make_split(loaded, data)
+    second = config.make_split(loaded, data)
     train, valid, test = first
     assert train.nnz + valid.nnz + test.nnz == data.nnz
     total = train.matrix + valid.matrix + test.matrix
@@ -223,60 +226,87 @@ def test_make_split_partitions_the_data_reproducibly():
 
 
 def test_backend_spark_and_model_sparkals_imply_each_other(tmp_path):
-    assert params.load(write(tmp_path, "backend: spark\n"))["model"] == "SparkALS"
-    assert params.load(write(tmp_path, "model: SparkALS\n"))["backend"] == "spark"
+    assert Config.load(write(tmp_path, "backend: spark\n"))["model"] == "SparkALS"
+    assert Config.load(write(tmp_path, "model: SparkALS\n"))["backend"] == "spark"
     local = write(tmp_path, "model: SVD\n", "local.yaml")
-    assert params.load(local, {"backend": "spark"})["model"] == "SparkALS"
-    assert params.load(local, {"model": "SparkALS"})["backend"] == "spark"
+    assert Config.load(local, {"backend": "spark"})["model"] == "SparkALS"
+    assert Config.load(local, {"model": "SparkALS"})["backend"] == "spark"
     spark = write(tmp_path, "backend: spark\n", "spark.yaml")
-    assert params.load(spark, {"backend": "local", "model": "SVD"})["backend"] == "local"
+    assert Config.load(spark, {"backend": "local", "model": "SVD"})["backend"] == "local"
     # a contradiction, in a file or on the command line, names both keys and the way out
     for path, overrides in ((write(tmp_path, "backend: spark\nmodel: SVD\n", "bad.yaml"), None),
                             (spark, {"model": "SVD"})):
         with pytest.raises(ReclabError) as error:
-            params.load(path, overrides)
+            Config.load(path, overrides)
         message = str(error.value)
         assert "key 'backend' is 'spark'" in message and "'SVD'" in message, message
         assert "set model: SparkALS" in message and str(path) in message, message
     with pytest.raises(ReclabError, match="key 'model' is 'SparkALS', which trains in Spark.*"
                                           "set backend: spark"):
-        params.load(spark, {"backend": "local"})
+        Config.load(spark, {"backend": "local"})
 
 
 def test_grid_search_of_a_range_is_refused_before_running(tmp_path):
     path = write(tmp_path, "models: {SVD: {space: {factors: [8, 16], user_reg: {type: real, low: 1.0, "
                            "high: 100.0, prior: log-uniform}}}}\nmodel: SVD\n")
-    assert params.load(path)["tune"]["method"] == "smbo"     # a range is fine for smbo
+    assert Config.load(path)["tune"]["method"] == "smbo"     # a range is fine for smbo
     with pytest.raises(ReclabError) as error:
-        params.load(path, {"tune.method": "grid"})
+        Config.load(path, {"tune.method": "grid"})
     message = str(error.value)
     assert "key 'models.SVD.space.user_reg'" in message and str(path) in message, message
     assert "is a real range from 1.0 to 100.0" in message, message
     assert "'grid' needs a list of values" in message and "user_reg: [1.0, 10.0, 100.0]" in message
     grid = write(tmp_path, "model: SVD\ntune: {method: grid}\n"
                            "models: {SVD: {space: {factors: [8, 16], user_reg: [1.0, 10.0]}}}\n", "grid.yaml")
-    assert params.tune_options(params.load(grid))["n_trials"] is None      # a grid runs whole
+    assert config.tune_options(Config.load(grid))["n_trials"] is None      # a grid runs whole
     with pytest.raises(ReclabError, match=r"key 'models\.ImplicitALS\.space\.factors' is an integer "
                                           r"range from 8 to 64.*factors: \[8, 23, 64\]"):
-        params.load(PROJECT / "params" / "default.yaml", {"tune.method": "grid"})
+        Config.load(PROJECT / "params" / "default.yaml", {"tune.method": "grid"})
 
 
 def test_tune_and_evaluation_options():
-    loaded = params.load(PROJECT / "params" / "default.yaml")
-    assert params.tune_options(loaded)["n_jobs"] == 1
-    options = params.evaluation_options(loaded)
+    loaded = Config.load(PROJECT / "params" / "default.yaml")
+    assert config.tune_options(loaded)["n_jobs"] == 1
+    options = config.evaluation_options(loaded)
     assert options["k"] == tuple(loaded["k"]) and options["seed"] == loaded["seed"]
 
 
 def test_shipped_files_are_plain_yaml_mappings():
     for path in SHIPPED:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        assert isinstance(raw, dict) and set(raw) <= set(params.DEFAULTS)
+        assert isinstance(raw, dict) and set(raw) <= set(Config.model_fields)
 
 
 def test_an_unknown_dataset_fails_when_read_naming_the_known_ones(tmp_path):
     """A typo such as ml-100K fails before any stage runs (no FAILED pipeline to resume)."""
     with pytest.raises(ReclabError, match=r"'dataset' must be one of \['synthetic', 'ml-100k'.*"
                                           r"got 'ml-100K'"):
-        params.load(write(tmp_path, "dataset: ml-100K\n"))
-    assert params.load(write(tmp_path, "dataset: ml-100k\n"))["dataset"] == "ml-100k"
+        Config.load(write(tmp_path, "dataset: ml-100K\n"))
+    assert Config.load(write(tmp_path, "dataset: ml-100k\n"))["dataset"] == "ml-100k"
+
+
+def test_split_k_is_now_held_out_per_user_and_the_old_name_is_still_read(tmp_path):
+    """Top-level `k` is the metric cut-offs; the count leave_k_out holds out per user has its own
+    name. Files and the params.yaml of earlier pipelines that say split.k still load."""
+    new = Config.load(write(tmp_path, "split: {method: leave_k_out, held_out_per_user: 3}\n"))
+    old = Config.load(write(tmp_path, "split: {method: leave_k_out, k: 3}\n", "old.yaml"))
+    assert new == old and new.split.held_out_per_user == 3 and "split.k" not in new.flatten()
+    with pytest.raises(ReclabError, match="'split.k' is the old name of 'split.held_out_per_user'"):
+        Config.load(write(tmp_path, "split: {k: 3, held_out_per_user: 3}\n", "both.yaml"))
+    data = config.load_data(Config.from_values({"synthetic": {"n_users": 60, "n_items": 80, "n_ratings": 2000}}))
+    train, valid, test = config.make_split(new, data)
+    assert test.user_counts().max() == 3 and valid.user_counts().max() == 3
+
+
+def test_vocabularies_and_defaults_come_from_the_modules_that_own_them():
+    from reclab import datasets, split, tuning
+
+    defaults = Config()
+    assert defaults.tune.n_trials is None and defaults.tune.method == "smbo"   # tune()'s own defaults
+    assert defaults.evaluation.n_bootstrap == 1000 and defaults.k == [5, 10, 20]
+    assert Config.from_values({"tune": {"metric": "coverage@10"}}).tune.metric == "coverage@10"
+    for key, values in (("dataset", datasets.NAMES), ("split.method", split.METHODS),
+                        ("tune.method", tuning.METHODS), ("tune.estimator", tuning.ESTIMATORS)):
+        section, _, name = key.rpartition(".")
+        fields = (Config.model_fields[section].annotation if section else Config).model_fields
+        assert set(values) <= set(fields[name].json_schema_extra["choices"]), key

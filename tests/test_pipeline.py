@@ -22,15 +22,15 @@ import papermill
 import pytest
 from mlflow import MlflowClient
 
-from reclab import params as params_module
 from reclab import pipeline, postprocess, tracking
+from reclab.config import RUN_PARAMETERS, Config, load_data, make_model, make_split
 from reclab.errors import ReclabError
 from reclab.models import ImplicitALS
 
 PROJECT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = PROJECT / "notebooks"
-PARAMETERS = ("params_file", "dataset", "data_dir", "model", "method", "n_trials", "k", "seed",
-              "experiment", "tracking_uri", "parent_run_id")
+# What reclab run passes to every stage (each stage's configuration parameters: test_notebook_parameters.py).
+PARAMETERS = (*RUN_PARAMETERS, "experiment")
 SMALL = """\
 experiment: pipeline-test
 dataset: synthetic
@@ -368,8 +368,8 @@ def test_stage_plan_and_notebook_parameters_are_checked_before_running(store, cl
         pipeline.parse_stages(["fit"])
     assert pipeline.parse_stages(["1-2", "evaluate"]) == ["preprocess", "tune", "evaluate"]
     # stage 6 runs by default only where the parameters enable it, and always when asked for
-    disabled = params_module.load(store["params"])
-    enabled = params_module.load(store["params"], {"online.enabled": True})
+    disabled = Config.load(store["params"])
+    enabled = Config.load(store["params"], {"online.enabled": True})
     assert pipeline.parse_stages(None, disabled) == FIVE
     assert pipeline.parse_stages(None, enabled) == list(pipeline.STAGES)
     assert pipeline.parse_stages(["1-6"], disabled) == list(pipeline.STAGES)
@@ -412,8 +412,8 @@ def bias_postprocess(store, tmp_path_factory):
     uri = store["uri"]
     stage = tracking.start_stage("preprocess", params_file, uri=uri)
     config, pipeline_id = stage.params, stage.parent_run_id
-    data = params_module.load_data(config)
-    train, valid, test = params_module.make_split(config, data)
+    data = load_data(config)
+    train, valid, test = make_split(config, data)
     tracking.log_split(stage, data, train, valid, test)
     stage.finish()
     stage = tracking.start_stage("tune", params_file, parent_run_id=pipeline_id, uri=uri)
@@ -421,7 +421,7 @@ def bias_postprocess(store, tmp_path_factory):
     stage.finish()
     stage = tracking.start_stage("train", params_file, parent_run_id=pipeline_id, uri=uri)
     fit_data = train.union(valid)
-    model = params_module.make_model(config, "Bias", {"user_reg": 5.0}).fit(fit_data)
+    model = make_model(config, "Bias", {"user_reg": 5.0}).fit(fit_data)
     tracking.log_model(stage, model, fit_data)
     stage.finish()
     executed = folder / "04_postprocess.ipynb"

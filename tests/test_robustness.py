@@ -992,17 +992,17 @@ def _laughs(levels: int, key: str = "experiment") -> str:
 
 
 def test_alias_bombs_in_a_known_key_are_refused_with_a_short_message():
-    from reclab import params
+    from reclab.config import Config, parse_assignments
 
     for levels in (3, 7, 9):     # 9**7 values made a 34 MB message, 9**9 a 3 GB MemoryError
         with pytest.raises(ReclabError) as caught:
-            params.loads(_laughs(levels), "bomb.yaml")
+            Config.loads(_laughs(levels), "bomb.yaml")
         assert len(str(caught.value)) < 2500
         if levels > 3:
             assert "more than 100,000 values once YAML aliases" in str(caught.value)
     # The same bomb as one --set value (a YAML flow mapping).
     with pytest.raises(ReclabError, match=r"--set .*: the values stand for more than 100,000") as caught:
-        params.parse_assignments(["k={" + _laughs(7, "x").replace("\n", ", ") + "}"])
+        parse_assignments(["k={" + _laughs(7, "x").replace("\n", ", ") + "}"])
     assert len(str(caught.value)) < 2500
 
 
@@ -1012,10 +1012,10 @@ def test_alias_bombs_in_a_known_key_are_refused_with_a_short_message():
     ("k=&x [*x]", "a value contains itself"),
 ])
 def test_command_line_values_get_the_errors_file_values_get(assignment, message):
-    from reclab import params
+    from reclab.config import Config, parse_assignments
 
     with pytest.raises(ReclabError, match=re.escape(message)):
-        params.loads("seed: 1\n", "p.yaml", params.parse_assignments([assignment]))
+        Config.loads("seed: 1\n", "p.yaml", parse_assignments([assignment]))
     key, _, value = assignment.partition("=")
     with pytest.raises(ReclabError, match=re.escape(message)):
-        params.loads(f"{key}: {value}\n", "p.yaml")
+        Config.loads(f"{key}: {value}\n", "p.yaml")

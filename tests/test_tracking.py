@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from reclab import params, tracking
+from reclab import tracking
+from reclab.config import Config, load_data, make_split
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
@@ -42,9 +43,9 @@ def params_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def split():
-    loaded = params.validate({"synthetic": {"n_users": 80, "n_items": 120, "n_ratings": 2500}})
-    data = params.load_data(loaded)
-    return (data, *params.make_split(loaded, data))
+    loaded = Config.from_values({"synthetic": {"n_users": 80, "n_items": 120, "n_ratings": 2500}})
+    data = load_data(loaded)
+    return (data, *make_split(loaded, data))
 
 
 def test_tracking_uri_precedence(tmp_path, monkeypatch):
@@ -157,7 +158,7 @@ def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
 def test_report_metrics_use_at_keys_with_intervals_on_stage_and_pipeline(store, params_file, split):
     data, train, valid, test = split
     stage = tracking.start_stage("evaluate", params_file, parent_run_id=tracking.start_pipeline(
-        params.load(params_file)))
+        Config.load(params_file)))
     fit = train.union(valid)
     report = evaluate(Bias().fit(fit), fit, test, k=(5, 10), n_bootstrap=50)
     tracking.log_report(stage, report)
@@ -180,7 +181,7 @@ def test_fit_logger_records_the_training_curve(store, params_file, split):
     from reclab.models import ExplicitALS
 
     stage = tracking.start_stage("train", params_file, parent_run_id=tracking.start_pipeline(
-        params.load(params_file)))
+        Config.load(params_file)))
     curve = tracking.fit_logger(stage)
     ExplicitALS(factors=4, iterations=3, seed=0).fit(split[1], callback=curve)
     frame = curve.frame()
@@ -195,7 +196,7 @@ def test_pyfunc_model_predicts_original_ids_and_titles(store, params_file, split
     fit = train.union(valid)
     model = Bias().fit(fit)
     stage = tracking.start_stage("train", params_file, parent_run_id=tracking.start_pipeline(
-        params.load(params_file)))
+        Config.load(params_file)))
     uri = tracking.log_model(stage, model, fit)
     assert uri == f"runs:/{stage.run_id}/model"
     loaded = mlflow.pyfunc.load_model(uri)
@@ -228,7 +229,7 @@ def test_pyfunc_model_predicts_original_ids_and_titles(store, params_file, split
 
 
 def test_failed_stage_marks_stage_and_pipeline_failed(store, params_file, tmp_path):
-    parent = tracking.start_pipeline(params.load(params_file))
+    parent = tracking.start_pipeline(Config.load(params_file))
     stage = tracking.start_stage("preprocess", params_file, parent_run_id=parent)
     notebook = tmp_path / "01_preprocess.ipynb"
     notebook.write_text("{}", encoding="utf-8")
@@ -254,8 +255,8 @@ def test_failed_stage_marks_stage_and_pipeline_failed(store, params_file, tmp_pa
 
 
 def test_run_table_and_bad_ids(store, params_file):
-    first = tracking.start_pipeline(params.load(params_file))
-    second = tracking.start_pipeline(params.load(params_file, {"seed": 5}))
+    first = tracking.start_pipeline(Config.load(params_file))
+    second = tracking.start_pipeline(Config.load(params_file, {"seed": 5}))
     table_params, table_metrics = tracking.run_table([first, second])
     assert table_params.shape[1] == 2
     assert table_params.loc["seed"].tolist() == ["0", "5"]
@@ -267,14 +268,14 @@ def test_run_table_and_bad_ids(store, params_file):
 
 
 def test_runs_record_versions_and_environment(store, params_file, tmp_path):
-    parent = tracking.start_pipeline(params.load(params_file))
+    parent = tracking.start_pipeline(Config.load(params_file))
     tags = MlflowClient().get_run(parent).data.tags
     assert tags["reclab.version"] and tags["version.numpy"] == np.__version__
     assert tags["version.mlflow"] == mlflow.__version__
     assert tags["reclab.executable"] == sys.executable
     (tmp_path / "download").mkdir()
     text = MlflowClient().download_artifacts(parent, "params.yaml", str(tmp_path / "download"))
-    assert params.load(text) == params.load(params_file)
+    assert Config.load(text) == Config.load(params_file)
 
 
 def test_metric_key():
@@ -290,7 +291,7 @@ def test_pipelines_logging_the_same_dataset_at_once_all_succeed(store, params_fi
 
     data, train, valid, test = split
     stages = [tracking.start_stage("preprocess", params_file,
-                                   parent_run_id=tracking.start_pipeline(params.load(params_file)))
+                                   parent_run_id=tracking.start_pipeline(Config.load(params_file)))
               for _ in range(6)]
     barrier = threading.Barrier(len(stages))
     errors = []

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 from mlflow.entities import LoggedModelOutput
 
-from reclab import params as params_module
 from reclab._io import atomic_write
 from reclab.data import Interactions, load_interactions, save_interactions
 from reclab.errors import ReclabError
@@ -307,7 +306,7 @@ def load_best(stage: StageRun) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         local = stage.download("tune", BEST_PARAMS_FILE, folder)
         best = json.loads(local.read_text(encoding="utf-8"))
-    if best["model"] not in params_module.tuned_models(stage.params):
+    if best["model"] not in stage.params.tuned_models():
         raise ReclabError(f"the tune stage of pipeline {stage.parent_run_id} tuned "
                           f"{best['model']!r} but model is {stage.params['model']!r}; start a "
                           f"new pipeline to work with {stage.params['model']!r}")

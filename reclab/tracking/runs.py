@@ -20,7 +20,7 @@ from urllib.parse import unquote
 import mlflow
 from mlflow import MlflowClient
 
-from reclab import params as params_module
+from reclab.config import Config
 from reclab.errors import ReclabError
 from reclab.stages import STAGES, default_params_file
 from reclab.tracking.environment import environment_tags
@@ -43,8 +43,8 @@ def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "recla
     Parameters
     ----------
     params : dict
-        Validated parameters (:func:`reclab.params.load`); logged flattened, and as
-        ``params.yaml`` (``params_text``, or :func:`reclab.params.dump` of ``params``).
+        The pipeline's configuration (:meth:`reclab.config.Config.load`); logged flattened, and as
+        ``params.yaml`` (``params_text``, or its :meth:`~reclab.config.Config.dump`).
     uri : str, optional
         Tracking URI (see :func:`~reclab.tracking.store.tracking_uri`).
     runner : str
@@ -56,8 +56,8 @@ def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "recla
     tags = {TAG_PIPELINE: runner, **environment_tags()}
     run = client.create_run(exp, run_name=run_name(params), tags=tags)
     try:
-        log_run_params(client, run.info.run_id, params_module.flatten(params))
-        client.log_text(run.info.run_id, params_text or params_module.dump(params), PARAMS_FILE)
+        log_run_params(client, run.info.run_id, params.flatten())
+        client.log_text(run.info.run_id, params_text or params.dump(), PARAMS_FILE)
         client.set_tag(run.info.run_id, TAG_NOTE,
                        f"Pipeline {run_name(params)} (seed {params['seed']}), started by {runner}.")
     except BaseException:   # the caller never gets the id: end the run here, not RUNNING forever
@@ -75,7 +75,7 @@ def _pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mappin
         except (mlflow.exceptions.MlflowException, OSError):
             raise ReclabError(f"run {parent_run_id} has no params.yaml artifact; is it a reclab "
                               f"pipeline run?") from None
-    return params_module.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
+    return Config.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
 
 
 def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
@@ -91,7 +91,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         (the notebooks' default) is the project's ``params/default.yaml``, whatever the current
         folder (papermill runs a notebook in the folder it was started from).
     overrides : mapping, optional
-        ``{dotted key: value}`` on top (see :func:`reclab.params.notebook_overrides`).
+        ``{dotted key: value}`` on top (see :func:`reclab.config.notebook_overrides`).
     parent_run_id : str, optional
         The pipeline run (``reclab run`` passes it). When None the notebook was opened alone:
         ``preprocess`` starts a new pipeline; a later stage continues the latest pipeline of
@@ -123,7 +123,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
     if parent_run_id and not file_given:   # given only the pipeline: that pipeline's parameters
         params = _pipeline_params(client, parent_run_id, overrides)
     else:
-        params = params_module.load(params_file, overrides)
+        params = Config.load(params_file, overrides)
     exp = experiment_id(params["experiment"], uri)
     interactive = not parent_run_id
     joined = "given"
@@ -152,7 +152,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         # A notebook opened alone has no runner to end its runs: when its kernel exits before
         # stage.finish() (an error in a cell, then the kernel shut down), end them here.
         atexit.register(_end_if_running, client.tracking_uri, run.info.run_id, parent_run_id)
-    log_run_params(client, run.info.run_id, params_module.flatten(params))
+    log_run_params(client, run.info.run_id, params.flatten())
     if joined != "new":
         _supersede(client, stage, parent_run_id, run.info.run_id, uri)
     return StageRun(client, run.info.run_id, parent_run_id, exp, stage, params, interactive, joined)
@@ -195,8 +195,8 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
         raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, is being run "
                           f"by `reclab run` (or was killed: then `reclab run --resume "
                           f"{pipeline_id}`); {choose}")
-    theirs = params_module.flatten(_pipeline_params(client, pipeline_id, None))
-    mine = params_module.flatten(params)
+    theirs = _pipeline_params(client, pipeline_id, None).flatten()
+    mine = params.flatten()
     keys = (mine if compare_file else
             {key for key in mine for given in (overrides or {})
              if key == given or key.startswith(given + ".")})

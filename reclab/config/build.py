@@ -1,0 +1,138 @@
+"""The objects a configuration describes, for the stage notebooks: the data, the split, the models,
+the simulated world, and the keyword arguments of ``tune`` and ``evaluate``."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+from reclab import datasets, models, online, split
+from reclab.config.checks import model_parameters
+from reclab.config.schema import MODEL_NAMES, Config
+from reclab.errors import ReclabError
+from reclab.metrics import RATING_METRICS
+
+__all__ = ["evaluation_options", "load_data", "make_model", "make_split", "make_world", "tune_options",
+           "tune_search"]
+
+
+def load_data(config: Config):
+    """The data set of ``config``: ``synthetic(seed=seed, **synthetic)`` or a MovieLens set
+    loaded with ``data_dir`` (:func:`reclab.datasets.load`)."""
+    if config.dataset == "synthetic":
+        return datasets.synthetic(seed=config.seed, **config.synthetic)
+    return datasets.load(config.dataset, data_dir=config.data_dir)
+
+
+def make_split(config: Config, data):
+    """``(train, valid, test)`` of ``data`` by ``split.method``.
+
+    Test is held out of ``data`` first; valid is then held out of the rest the same way (with
+    ``valid_frac`` for the fractional methods, and seed ``seed + 1``), so ``train``, ``valid``
+    and ``test`` partition ``data`` and tuning never sees the test split.
+    """
+    spec, seed = config.split, config.seed
+    if spec.method == "random_holdout":
+        rest, test = split.random_holdout(data, test_frac=spec.test_frac, seed=seed)
+        train, valid = split.random_holdout(rest, test_frac=spec.valid_frac, seed=seed + 1)
+    elif spec.method == "leave_k_out":
+        rest, test = split.leave_k_out(data, k=spec.held_out_per_user, seed=seed)
+        train, valid = split.leave_k_out(rest, k=spec.held_out_per_user, seed=seed + 1)
+    elif spec.method in ("cold_items", "cold_users"):
+        cold = getattr(split, spec.method)
+        rest, test = cold(data, test_frac=spec.test_frac, seed=seed)
+        train, valid = cold(rest, test_frac=spec.valid_frac, seed=seed + 1)
+    else:
+        rest, test = split.temporal(data, test_frac=spec.test_frac)
+        train, valid = split.temporal(rest, test_frac=spec.valid_frac)
+    return train, valid, test
+
+
+def make_model(config: Config, name: str | None = None, searched=None):
+    """An unfitted model: ``name`` (default the tuned ``model``) with its fixed ``params`` from
+    ``models.<name>.params``, the pipeline ``seed`` where the model takes a seed and the file
+    sets none, then ``searched`` (for example the best parameters of stage 2) on top.
+
+    Warns (``UserWarning``, shown in the stage notebook's output) when the tuned model is a rating
+    predictor (SVD, ExplicitALS, Bias) and ``tune.metric`` is a ranking metric: such a model's
+    top-N lists are poor, and the message points to PureSVD, EASE and ImplicitALS."""
+    name = config.model if name is None else name
+    cls = getattr(models, name, None)
+    if cls is None:
+        raise ReclabError(f"model {name!r} is not available in reclab.models; available: "
+                          f"{[n for n in MODEL_NAMES if hasattr(models, n)]}")
+    entry = config.models.get(name)
+    fixed = dict(entry.params) if entry is not None else {}
+    names = model_parameters(name)
+    unknown = sorted(set(fixed) - set(names))
+    if unknown:
+        raise ReclabError(f"models.{name}.params has {unknown[0]!r}, which {name} does not take; "
+                          f"its parameters are {names}")
+    if "seed" in names:
+        fixed.setdefault("seed", config.seed)
+    fixed.update(searched or {})
+    model = cls(**fixed)
+    metric = config.tune.metric
+    if name == config.model and model.predicts_ratings and metric not in RATING_METRICS:
+        warnings.warn(f"model {name} is a rating predictor: its top-N lists rank poorly (SVD: precision@10 "
+                      f"0.115 on MovieLens 100k, below Popularity's 0.192), yet this run tunes it for "
+                      f"{metric}; for ranking use model: PureSVD (the SVD of the interactions), EASE or "
+                      f"ImplicitALS", UserWarning, stacklevel=2)
+    return model
+
+
+def make_world(config: Config, data):
+    """The simulated world of stage 6 (:class:`reclab.online.World`) on the users and items of
+    ``data``, the interactions the models were fitted on (so its ``seen`` is theirs).
+
+    Synthetic data: the ground truth of the full data set (:meth:`World.from_truth`, with the
+    generator's ``mnar`` and ``taste_exposure``), aligned to ``data``'s ids. Real data: the
+    scores of ``online.world_model`` fitted on ``data`` (:meth:`World.from_model`), which
+    favours models like it.
+    """
+    if config.dataset == "synthetic":
+        defaults = inspect.signature(datasets.synthetic).parameters
+        weight = {name: config.synthetic.get(name, defaults[name].default)
+                  for name in ("mnar", "taste_exposure")}
+        world = online.World.from_truth(load_data(config), rating_weight=weight["mnar"],
+                                        interest_weight=weight["taste_exposure"])
+        return world.align(data)
+    return online.World.from_model(make_model(config, config.online.world_model).fit(data), data)
+
+
+def tune_search(config: Config) -> dict:
+    """Keyword arguments ``model``, ``space`` and ``starts`` of :func:`reclab.tuning.tune`.
+
+    One tuned model gives a model and its space; several (``tune.models``) give lists, one
+    entry per model, searched under one trial budget.
+    """
+    names = config.tuned_models()
+    tuned = [make_model(config, name) for name in names]
+    spaces = [config.models[name].space for name in names]
+    starts = [config.models[name].starts for name in names]
+    if len(names) == 1:
+        return {"model": tuned[0], "space": spaces[0], "starts": starts[0]}
+    return {"model": tuned, "space": spaces, "starts": starts}
+
+
+def tune_options(config: Config) -> dict:
+    """Keyword arguments of :func:`reclab.tuning.tune` from ``tune``, ``seed`` and
+    ``evaluation.relevance_threshold`` (a grid search runs its whole grid: ``n_trials`` None).
+
+    Trials run one at a time (``n_jobs=1``) on every backend: the ALS models already use every
+    core in one fit, SMBO stays fully sequential, and SparkALS trials share the kernel's one
+    Spark session (worker processes would each start a JVM of their own).
+    """
+    tune = config.tune
+    return {"method": tune.method, "n_trials": None if tune.method == "grid" else tune.n_trials,
+            "metric": tune.metric, "seed": config.seed, "n_initial": tune.n_initial,
+            "estimator": tune.estimator, "n_jobs": 1, "folds": tune.folds,
+            "time_budget": tune.time_budget,
+            "relevance_threshold": config.evaluation.relevance_threshold}
+
+
+def evaluation_options(config: Config) -> dict:
+    """Keyword arguments of :func:`reclab.evaluation.evaluate` from ``k``, ``evaluation`` and
+    ``seed``."""
+    return {"k": tuple(config.k), "relevance_threshold": config.evaluation.relevance_threshold,
+            "n_bootstrap": config.evaluation.n_bootstrap, "seed": config.seed}

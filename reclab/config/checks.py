@@ -1,0 +1,130 @@
+"""Rules of the configuration that span several keys, checked after the types (a typo in a model's
+parameter, a space that does not parse, a backend that contradicts the model), and the checks
+:func:`check_runnable` makes before a pipeline starts any kernel (the data files).
+
+Every error is a :class:`~reclab.errors.ReclabError` naming the dotted key and the source.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+
+from reclab import datasets, models
+from reclab import space as space_module
+from reclab.config.files import fail
+from reclab.errors import ReclabError
+
+__all__ = ["check", "check_runnable", "model_parameters"]
+
+
+def model_parameters(name: str) -> list[str]:
+    """The constructor arguments of model ``name``, sorted."""
+    return sorted(inspect.signature(getattr(models, name)).parameters)
+
+
+def check(config, source: str, backend_model: dict) -> None:
+    """Check the rules that span keys of a typed configuration (see the module docstring)."""
+    names = [name for name in inspect.signature(datasets.synthetic).parameters if name != "seed"]
+    unknown = sorted(set(config.synthetic) - set(names))
+    if unknown:
+        raise ReclabError(f"{source}: unknown key {'synthetic.' + unknown[0]!r}; known keys in 'synthetic' "
+                          f"are {sorted(names)}")
+    _check_backend(config, source, backend_model)
+    if len(set(config.tune.models)) < len(config.tune.models):
+        raise fail(source, "tune.models", f"lists a model twice: {config.tune.models}")
+    for name, entry in config.models.items():
+        key = f"models.{name}"
+        overlap = sorted(set(entry.params) & set(entry.space))
+        if overlap:
+            raise fail(source, f"{key}.params.{overlap[0]}",
+                       "is both a fixed parameter and in the search space; keep it in one of them")
+        for point in entry.starts:
+            outside = sorted(set(point) - set(entry.space))
+            if outside:
+                raise fail(source, f"{key}.starts", f"sets {outside[0]!r}, which is not in "
+                                                    f"{key}.space {sorted(entry.space)}")
+        if not hasattr(models, name):
+            continue
+        known = model_parameters(name)
+        for part in ("params", "space"):
+            unknown = sorted(set(getattr(entry, part)) - set(known))
+            if unknown:
+                raise fail(source, f"{key}.{part}.{unknown[0]}",
+                           f"is not a parameter of {name}; its parameters are {known}")
+    for name in config.tuned_models():
+        _check_tuned_space(config, name, source)
+
+
+def _check_backend(config, source: str, backend_model: dict) -> None:
+    backend, model = config.backend, config.model
+    needed = backend_model.get(backend)
+    if needed is not None and model != needed:
+        raise fail(source, "backend", f"is {backend!r}, which trains model {needed}, but key 'model' "
+                                      f"is {model!r}; set model: {needed} (or backend: local to "
+                                      f"train {model})")
+    if needed is None and model in backend_model.values():
+        wanted = next(name for name, trained in backend_model.items() if trained == model)
+        raise fail(source, "model", f"is {model!r}, which trains in {wanted.capitalize()}, but key "
+                                    f"'backend' is {backend!r}; set backend: {wanted} (or another "
+                                    f"model for backend {backend!r})")
+
+
+def _check_tuned_space(config, name: str, source: str) -> None:
+    space = config.models[name].space
+    if not space:
+        return
+    try:
+        parsed = space_module.parse_space(space)
+    except ValueError as error:
+        raise ReclabError(f"{source}: key 'models.{name}.space' is not a valid search space: "
+                          f"{error}") from None
+    if config.tune.method == "grid":
+        # tune() would refuse it too, but only inside the stage 2 kernel, after stage 1 ran.
+        for param, spec in space_module.space_to_dict(parsed).items():
+            if spec["type"] != "categorical":
+                raise fail(source, f"models.{name}.space.{param}",
+                           f"is {'an integer' if spec['type'] == 'int' else 'a real'} range from "
+                           f"{spec['low']} to {spec['high']}, but "
+                           f"tune.method 'grid' needs a list of values for every parameter (for "
+                           f"example {param}: {_example_grid(spec)}); write the values to try as a "
+                           f"list, or use tune.method 'random' or 'smbo', which sample ranges")
+
+
+def _example_grid(spec: dict) -> list:
+    """Three values spanning a range, as a hint in the grid error message."""
+    low, high = spec["low"], spec["high"]
+    log = spec.get("prior") == "log-uniform"
+    values = np.geomspace(low, high, 3) if log else np.linspace(low, high, 3)
+    if spec["type"] == "int":
+        return sorted({int(round(value)) for value in values})
+    return [float(f"{value:.3g}") for value in values]
+
+
+def check_runnable(config, source: str) -> None:
+    """What a pipeline needs before any kernel starts, beyond the configuration's own rules: the
+    data files of ``dataset`` are found (``data_dir``, then ``RECLAB_DATA_DIR``, then the cache) or
+    downloaded now, so that a missing data set fails before any MLflow run exists.
+
+    Raises
+    ------
+    ReclabError
+        Naming the key ``dataset`` (or ``data_dir``), its value and where the files were looked for.
+    """
+    if config.dataset == "synthetic":
+        return
+    if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
+        raise fail(source, "data_dir", f"is {config.data_dir!r}, which is not a folder; name a folder that "
+                                       f"holds {config.dataset}/ or {config.dataset}.zip, or set data_dir: null")
+    try:
+        datasets.fetch(config.dataset, data_dir=config.data_dir, download=False)
+        return
+    except ReclabError as error:
+        missing = str(error).partition(". ")[0]   # "<name> not found; looked in [...]"
+    try:
+        datasets.fetch(config.dataset, data_dir=config.data_dir)   # downloads it now, before any run
+    except ReclabError as error:
+        raise fail(source, "dataset", f"is {config.dataset!r}, whose files are neither found nor "
+                                      f"downloaded: {missing}; {error}") from None

@@ -1,0 +1,154 @@
+"""Parameter files and ``--set`` overrides as plain YAML values, before they are typed
+(:mod:`reclab.config.schema` types them).
+
+Errors are :class:`~reclab.errors.ReclabError` naming the file (or the ``--set`` override) and,
+where one is at fault, the dotted key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from reclab.errors import ReclabError
+
+__all__ = ["apply_overrides", "check_expansion", "fail", "parse_assignments", "read", "read_text", "shown"]
+
+# A parameter file has tens of values; YAML aliases can make a 1 KB file stand for billions
+# ("billion laughs"): values are counted with each alias expanded, and refused beyond this.
+_MAX_VALUES = 100_000
+_MAX_MESSAGE = 2000
+
+
+def fail(source: str, key: str, message: str) -> ReclabError:
+    """``ReclabError("<source>: key '<key>' <message>")``, shortened."""
+    return ReclabError(_shortened(f"{source}: key {key!r} {message}"))
+
+
+def _shortened(message: str) -> str:
+    """A message of at most about ``_MAX_MESSAGE`` characters (a long value is cut in the middle)."""
+    if len(message) <= _MAX_MESSAGE:
+        return message
+    half = _MAX_MESSAGE // 2
+    return f"{message[:half]} [... {len(message) - 2 * half} characters ...] {message[-half:]}"
+
+
+def shown(value) -> str:
+    """``value`` as JSON for a message (any value, not only JSON ones), shortened."""
+    return _shortened(json.dumps(value, default=str))
+
+
+def check_expansion(value, source: str) -> None:
+    """Refuse a value that contains itself (a YAML anchor used inside its own value) or that
+    stands for more than ``_MAX_VALUES`` values once its aliases are expanded.
+
+    Shared nodes are counted once per use but visited once, so this takes time proportional to
+    the file, not to the expansion.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise ReclabError(f"{source}: a value contains itself (a YAML anchor used inside its own "
+                              f"value, such as '&a [*a]'); write the value out")
+        open_nodes.add(key)
+        total = 1
+        for child in (node.values() if isinstance(node, dict) else node):
+            total += size(child)
+            if total > _MAX_VALUES:
+                raise ReclabError(f"{source}: the values stand for more than {_MAX_VALUES:,} values once "
+                                  f"YAML aliases (*name) are expanded; a parameter file needs far fewer "
+                                  f"(nested aliases?)")
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(value)
+    except RecursionError:
+        raise ReclabError(f"{source}: values are nested too deeply") from None
+
+
+def read(path) -> tuple[str, str]:
+    """``(text, source)`` of a parameter file; a missing or unreadable file is an error."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except FileNotFoundError:
+        raise ReclabError(f"parameter file {str(path)!r} not found") from None
+    except OSError as error:
+        raise ReclabError(f"parameter file {str(path)!r} cannot be read: {error}") from None
+
+
+def read_text(text: str, source: str) -> dict:
+    """The top-level mapping of YAML ``text`` (``yaml.safe_load``: no code in it is ever run);
+    an empty text is ``{}``."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ReclabError(f"{source}: not valid YAML: {error}") from None
+    except RecursionError:
+        raise ReclabError(f"{source}: values are nested too deeply") from None
+    check_expansion(raw, source)
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise fail(source, "(top level)", f"must be a mapping (key: value lines), got {raw!r} "
+                                          f"({type(raw).__name__})")
+    for name in raw:
+        if not isinstance(name, str):
+            raise fail(source, "(top level)", f"has a non-string key {name!r}; keys are names")
+    return dict(raw)
+
+
+def parse_assignments(assignments) -> dict:
+    """``["tune.n_trials=5", "k=[5,10]"]`` -> ``{"tune.n_trials": 5, "k": [5, 10]}``.
+
+    The value after the first ``=`` is read as YAML (``yaml.safe_load``), so numbers, lists,
+    ``null`` and ``true`` have their YAML types; quote a value to keep it a string.
+    """
+    out = {}
+    for assignment in assignments:
+        key, equals, text = str(assignment).partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise ReclabError(f"--set {assignment!r} must look like key=value, for example "
+                              f"tune.n_trials=5")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as error:
+            raise ReclabError(f"--set {assignment!r}: the value is not valid YAML ({error})") from None
+        except RecursionError:
+            raise ReclabError(f"--set {assignment!r}: the value is nested too deeply") from None
+        check_expansion(out[key], f"--set {assignment!r}")
+    return out
+
+
+def apply_overrides(values: dict, overrides: Mapping, source: str) -> dict:
+    """A copy of the nested ``values`` with each ``{dotted key: value}`` of ``overrides`` set."""
+    values = copy.deepcopy(values)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if not all(parts):
+            raise ReclabError(f"{source}: key {dotted!r} has an empty part; write dotted keys "
+                              f"like tune.n_trials")
+        node = values
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ReclabError(f"{source}: key {'.'.join(parts[:depth + 1])!r} is not a section "
+                                  f"(its value is {child!r}), so {dotted!r} cannot be set")
+            node = child
+        node[parts[-1]] = value
+    return values
