@@ -245,7 +245,7 @@ def test_params_accept_cold_splits_and_feature_models(tmp_path):
     config = Config.load(Path(__file__).resolve().parents[1] / "params" / "ml-latest-small-cold.yaml",
                   overrides={"dataset": "synthetic", "split.method": "cold_users"})
     assert config["split"]["method"] == "cold_users" and config["model"] == "HybridALS"
-    assert make_model(config, "ContentKNN").feature_groups == "genre,decade"
+    assert make_model(config, "HybridALS").iterations == 15   # the file's model parameters reach it
     data = rl.datasets.synthetic(seed=0, n_users=200, n_items=300, n_ratings=6000)
     train, valid, test = make_split(config, data)
     cold = test.user_counts() > 0
