@@ -30,6 +30,7 @@ benchmark suite.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -44,7 +45,12 @@ METRIC = "precision@10"
 TARGET_TRIALS = 30
 DATASETS = ("ml-100k", "ml-latest-small")
 SMBO = ("GP", "RF", "ET")
-N_INITIAL = 10
+#: SMBO's initial points, the start point included (as in the parameter files' ``tune.n_initial``).
+N_INITIAL = 6
+#: ``smbo-<estimator>-skopt``: scikit-optimize's own defaults (``gp_hedge``, ``xi=0.01``, random
+#: initial points) instead of :data:`reclab.tuning.SMBO_OPTIONS`, to measure what they change.
+SKOPT_DEFAULTS = {"acq_func": "gp_hedge", "acq_func_kwargs": {"xi": 0.01, "kappa": 1.96},
+                  "initial_point_generator": "random"}
 
 
 def _grid(space: dict, size: int) -> dict:
@@ -135,9 +141,10 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
                         result = tune(model, space, train, valid, method="random",
                                       n_trials=random_trials, seed=seed, folds=n_folds)
                     else:
-                        result = tune(model, space, train, valid, method="smbo",
-                                      n_trials=smbo_trials, seed=seed, folds=n_folds,
-                                      estimator=method.split("-")[1], n_initial=N_INITIAL)
+                        with _smbo_options(method):
+                            result = tune(model, space, train, valid, method="smbo",
+                                          n_trials=smbo_trials, seed=seed, folds=n_folds,
+                                          estimator=method.split("-")[1], n_initial=N_INITIAL)
                     seconds = time.perf_counter() - started
                     runs[method].append({
                         "seed": seed, "curve": _curve(result), "best_valid": result.best_score,
@@ -157,6 +164,20 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
         out["datasets"][dataset] = per_dataset
     out["passed"] = _passed(out)
     return out
+
+
+@contextlib.contextmanager
+def _smbo_options(method: str):
+    """``reclab.tuning.SMBO_OPTIONS`` for one SMBO method: scikit-optimize's defaults for
+    ``smbo-<estimator>-skopt``, reclab's own otherwise."""
+    from reclab import tuning
+
+    saved = tuning.SMBO_OPTIONS
+    tuning.SMBO_OPTIONS = SKOPT_DEFAULTS if method.endswith("-skopt") else saved
+    try:
+        yield
+    finally:
+        tuning.SMBO_OPTIONS = saved
 
 
 def from_partial(paths) -> dict:
@@ -211,9 +232,9 @@ def _summarize(runs: dict) -> dict:
         summary["mean_best_valid"][method] = float(np.mean([r["best_valid"] for r in method_runs]))
         summary["mean_test_precision@10"][method] = float(
             np.mean([r["test_precision@10"] for r in method_runs]))
-    for estimator in SMBO:
+    for estimator in [method[len("smbo-"):] for method in runs if method.startswith("smbo-")]:
         needed, never = [], 0
-        for run in runs.get(f"smbo-{estimator}", []):
+        for run in runs[f"smbo-{estimator}"]:
             if run["seed"] not in random_best:
                 continue
             target = random_best[run["seed"]]
@@ -278,7 +299,7 @@ def markdown(result: dict) -> str:
                       f"{TARGET_TRIALS} trials |",
                       "|---|---|---|---|---|---|"]
             for method, runs in summary["runs"].items():
-                estimator = method.split("-")[1] if method.startswith("smbo") else None
+                estimator = method[len("smbo-"):] if method.startswith("smbo") else None
                 reach = "" if summary["smbo_mean_trials_to_random_best"].get(estimator) is None else (
                     f"{summary['smbo_mean_trials_to_random_best'][estimator]:.1f}"
                     + (f" ({summary['smbo_never_reached'][estimator]} never)"

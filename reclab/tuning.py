@@ -17,11 +17,12 @@ Methods
     :func:`reclab.space.sample` with ``seed``. The first ``n`` trials of a longer search are the
     trials of a shorter one with the same seed. Discrete spaces may repeat a point.
 ``smbo``
-    Sequential model-based optimization with ``skopt.Optimizer``: ``n_initial`` random points,
-    then each point maximizes an acquisition function (``gp_hedge``) of a surrogate model of the
-    objective, ``estimator`` one of ``"GP"`` (Gaussian process), ``"RF"`` (random forest),
-    ``"ET"`` (extra trees), ``"GBRT"`` (gradient boosted quantile trees). The optimizer minimizes
-    ``-score`` (``score`` for the lower-is-better metrics ``rmse`` and ``mae``).
+    Sequential model-based optimization with ``skopt.Optimizer``: ``n_initial`` points of a
+    Latin hypercube, then each point maximizes the expected improvement (``SMBO_OPTIONS``) of a
+    surrogate model of the objective, ``estimator`` one of ``"GP"`` (Gaussian process), ``"RF"``
+    (random forest), ``"ET"`` (extra trees), ``"GBRT"`` (gradient boosted quantile trees). The
+    optimizer minimizes ``-score`` (``score`` for the lower-is-better metrics ``rmse`` and
+    ``mae``).
 
 Start points
 ------------
@@ -748,12 +749,23 @@ def _gbrt_surrogate(random_state):
                          random_state=random_state)
 
 
+#: SMBO's acquisition: expected improvement over the best score so far, with no required margin
+#: (``xi=0``). scikit-optimize's default, ``gp_hedge`` with ``xi=0.01``, asks EI and PI for an
+#: improvement of 0.01 *in the metric's units*: for precision@10 (about 0.2, good points within
+#: 0.005 of each other) no point promises that, so both pick by uncertainty alone and SMBO
+#: explores like random search (benchmarks/tuning.py measures it). ``xi=0`` does not depend on
+#: the metric's scale. The initial points are a Latin hypercube (spread over the space rather
+#: than drawn independently). Both are part of a checkpoint's identity.
+SMBO_OPTIONS = {"acq_func": "EI", "acq_func_kwargs": {"xi": 0.0},
+                "initial_point_generator": "lhs"}
+
+
 def _optimizer(space: dict, estimator: str, n_initial: int, seed: int, **options):
     from skopt import Optimizer
 
     base = _gbrt_surrogate(seed) if estimator == "GBRT" else estimator
     return Optimizer(list(space.values()), base_estimator=base, n_initial_points=n_initial,
-                     random_state=seed, **options)
+                     random_state=seed, **{**SMBO_OPTIONS, **options})
 
 
 class _Surrogate:
@@ -1117,7 +1129,8 @@ def _header(models, spaces, method, metric, ks, relevance_threshold, seed, estim
         header["seed"] = seed
     if method == "smbo":
         # n_jobs changes SMBO's sequence (batches of asked points); not that of grid or random.
-        header.update(estimator=estimator, n_initial=n_initial, n_jobs=n_jobs)
+        header.update(estimator=estimator, n_initial=n_initial, n_jobs=n_jobs,
+                      smbo_options=_normalized(SMBO_OPTIONS))
     return header
 
 
