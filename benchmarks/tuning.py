@@ -10,7 +10,8 @@ Protocol (the done-when figures of issue 15):
   from the model's own parameters (trial 0), as :func:`reclab.tune` does.
 - Methods at equal budgets: ``random`` (``--random-trials``, default 100), ``grid`` (a
   factors x regularization x alpha grid of the same size, seed-independent: run once),
-  ``smbo-GP``, ``smbo-RF``, ``smbo-ET`` (``--smbo-trials``, default 40, 10 initial points),
+  ``smbo-GP``, ``smbo-RF``, ``smbo-ET`` (``--smbo-trials``, default 40, 6 initial points,
+  :data:`reclab.tuning.SMBO_OPTIONS`; ``smbo-GP-skopt`` etc. with scikit-optimize's defaults),
   each over ``--seeds`` seeds (default 5), with ``folds=1`` (the single validation split) and
   ``--folds`` (default 3) validation folds.
 - Figures: the mean best-so-far validation curve of each method with a band (the range across
@@ -22,6 +23,8 @@ Run it alone, niced, with ALS limited to one thread per process if the machine i
 
     RECLAB_DATA_DIR=../shared/data nice python -m benchmarks.tuning            # -> results/tuning.json, .png, .md
     python -m benchmarks.tuning --seeds 2 --random-trials 20 --smbo-trials 10 --out /tmp/t.json   # a quick look
+    # the committed results/tuning.*: one process per data set and method (--partial), then --from-partial
+    python -m benchmarks.tuning --methods random,smbo-GP --fold-settings 1 --iterations 3 --smbo-trials 35
 
 ``python -m benchmarks --suite tuning`` runs :func:`run` with the defaults as one case of the
 benchmark suite.
@@ -256,7 +259,7 @@ def plot(result: dict):
 
     datasets = list(result["datasets"])
     settings = list(next(iter(result["datasets"].values()))["settings"])
-    fig = Figure(figsize=(6 * len(settings), 4 * len(datasets)), layout="constrained")
+    fig = Figure(figsize=(max(8, 6 * len(settings)), 4 * len(datasets)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(datasets), len(settings), squeeze=False))
     for row, dataset in enumerate(datasets):
         for column, setting in enumerate(settings):
