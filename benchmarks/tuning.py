@@ -171,16 +171,16 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
 
 @contextlib.contextmanager
 def _smbo_options(method: str):
-    """``reclab.tuning.SMBO_OPTIONS`` for one SMBO method: scikit-optimize's defaults for
-    ``smbo-<estimator>-skopt``, reclab's own otherwise."""
-    from reclab import tuning
+    """``reclab.tuning.SMBO_OPTIONS`` (read by ``reclab.tuning._search``) for one SMBO method:
+    scikit-optimize's defaults for ``smbo-<estimator>-skopt``, reclab's own otherwise."""
+    from reclab.tuning import _search
 
-    saved = tuning.SMBO_OPTIONS
-    tuning.SMBO_OPTIONS = SKOPT_DEFAULTS if method.endswith("-skopt") else saved
+    saved = _search.SMBO_OPTIONS
+    _search.SMBO_OPTIONS = SKOPT_DEFAULTS if method.endswith("-skopt") else saved
     try:
         yield
     finally:
-        tuning.SMBO_OPTIONS = saved
+        _search.SMBO_OPTIONS = saved
 
 
 def from_partial(paths) -> dict:
