@@ -10,7 +10,8 @@ Protocol (the done-when figures of issue 15):
   from the model's own parameters (trial 0), as :func:`reclab.tune` does.
 - Methods at equal budgets: ``random`` (``--random-trials``, default 100), ``grid`` (a
   factors x regularization x alpha grid of the same size, seed-independent: run once),
-  ``smbo-GP``, ``smbo-RF``, ``smbo-ET`` (``--smbo-trials``, default 40, 10 initial points),
+  ``smbo-GP``, ``smbo-RF``, ``smbo-ET`` (``--smbo-trials``, default 40, 6 initial points,
+  :data:`reclab.tuning.SMBO_OPTIONS`; ``smbo-GP-skopt`` etc. with scikit-optimize's defaults),
   each over ``--seeds`` seeds (default 5), with ``folds=1`` (the single validation split) and
   ``--folds`` (default 3) validation folds.
 - Figures: the mean best-so-far validation curve of each method with a band (the range across
@@ -22,6 +23,8 @@ Run it alone, niced, with ALS limited to one thread per process if the machine i
 
     RECLAB_DATA_DIR=../shared/data nice python -m benchmarks.tuning            # -> results/tuning.json, .png, .md
     python -m benchmarks.tuning --seeds 2 --random-trials 20 --smbo-trials 10 --out /tmp/t.json   # a quick look
+    # the committed results/tuning.*: one process per data set and method (--partial), then --from-partial
+    python -m benchmarks.tuning --methods random,smbo-GP --fold-settings 1 --iterations 3 --smbo-trials 35
 
 ``python -m benchmarks --suite tuning`` runs :func:`run` with the defaults as one case of the
 benchmark suite.
@@ -30,6 +33,7 @@ benchmark suite.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -44,7 +48,12 @@ METRIC = "precision@10"
 TARGET_TRIALS = 30
 DATASETS = ("ml-100k", "ml-latest-small")
 SMBO = ("GP", "RF", "ET")
-N_INITIAL = 10
+#: SMBO's initial points, the start point included (as in the parameter files' ``tune.n_initial``).
+N_INITIAL = 6
+#: ``smbo-<estimator>-skopt``: scikit-optimize's own defaults (``gp_hedge``, ``xi=0.01``, random
+#: initial points) instead of :data:`reclab.tuning.SMBO_OPTIONS`, to measure what they change.
+SKOPT_DEFAULTS = {"acq_func": "gp_hedge", "acq_func_kwargs": {"xi": 0.01, "kappa": 1.96},
+                  "initial_point_generator": "random"}
 
 
 def _grid(space: dict, size: int) -> dict:
@@ -135,9 +144,10 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
                         result = tune(model, space, train, valid, method="random",
                                       n_trials=random_trials, seed=seed, folds=n_folds)
                     else:
-                        result = tune(model, space, train, valid, method="smbo",
-                                      n_trials=smbo_trials, seed=seed, folds=n_folds,
-                                      estimator=method.split("-")[1], n_initial=N_INITIAL)
+                        with _smbo_options(method):
+                            result = tune(model, space, train, valid, method="smbo",
+                                          n_trials=smbo_trials, seed=seed, folds=n_folds,
+                                          estimator=method.split("-")[1], n_initial=N_INITIAL)
                     seconds = time.perf_counter() - started
                     runs[method].append({
                         "seed": seed, "curve": _curve(result), "best_valid": result.best_score,
@@ -157,6 +167,20 @@ def run(seeds: int = 5, random_trials: int = 100, smbo_trials: int = 40, folds: 
         out["datasets"][dataset] = per_dataset
     out["passed"] = _passed(out)
     return out
+
+
+@contextlib.contextmanager
+def _smbo_options(method: str):
+    """``reclab.tuning.SMBO_OPTIONS`` (read by ``reclab.tuning._search``) for one SMBO method:
+    scikit-optimize's defaults for ``smbo-<estimator>-skopt``, reclab's own otherwise."""
+    from reclab.tuning import _search
+
+    saved = _search.SMBO_OPTIONS
+    _search.SMBO_OPTIONS = SKOPT_DEFAULTS if method.endswith("-skopt") else saved
+    try:
+        yield
+    finally:
+        _search.SMBO_OPTIONS = saved
 
 
 def from_partial(paths) -> dict:
@@ -211,9 +235,9 @@ def _summarize(runs: dict) -> dict:
         summary["mean_best_valid"][method] = float(np.mean([r["best_valid"] for r in method_runs]))
         summary["mean_test_precision@10"][method] = float(
             np.mean([r["test_precision@10"] for r in method_runs]))
-    for estimator in SMBO:
+    for estimator in [method[len("smbo-"):] for method in runs if method.startswith("smbo-")]:
         needed, never = [], 0
-        for run in runs.get(f"smbo-{estimator}", []):
+        for run in runs[f"smbo-{estimator}"]:
             if run["seed"] not in random_best:
                 continue
             target = random_best[run["seed"]]
@@ -235,7 +259,7 @@ def plot(result: dict):
 
     datasets = list(result["datasets"])
     settings = list(next(iter(result["datasets"].values()))["settings"])
-    fig = Figure(figsize=(6 * len(settings), 4 * len(datasets)), layout="constrained")
+    fig = Figure(figsize=(max(8, 6 * len(settings)), 4 * len(datasets)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(datasets), len(settings), squeeze=False))
     for row, dataset in enumerate(datasets):
         for column, setting in enumerate(settings):
@@ -278,7 +302,7 @@ def markdown(result: dict) -> str:
                       f"{TARGET_TRIALS} trials |",
                       "|---|---|---|---|---|---|"]
             for method, runs in summary["runs"].items():
-                estimator = method.split("-")[1] if method.startswith("smbo") else None
+                estimator = method[len("smbo-"):] if method.startswith("smbo") else None
                 reach = "" if summary["smbo_mean_trials_to_random_best"].get(estimator) is None else (
                     f"{summary['smbo_mean_trials_to_random_best'][estimator]:.1f}"
                     + (f" ({summary['smbo_never_reached'][estimator]} never)"

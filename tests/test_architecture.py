@@ -126,7 +126,7 @@ def test_no_private_names_imported_across_modules():
 
 
 # Modules still longer than MAX_LINES, each being split (issue 16); the list only shrinks.
-LONG_MODULES = {"reclab.tuning"}
+LONG_MODULES: set = set()   # modules allowed past the limit (none today); a list that only shrinks
 MAX_LINES = 650   # "about 600": one screenful of a module's outline, its concern still one
 
 

@@ -1,0 +1,295 @@
+"""Running a search: the trial loop (checkpoint, callbacks, time budget, worker processes), the
+progress bar, and SMBO's optimizers (one per model) with their ask/tell bookkeeping."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import time
+
+import numpy as np
+
+from reclab.errors import ReclabError
+from reclab.space import to_python
+from reclab.tuning._objective import TrialJob, init_worker, run_in_worker
+from reclab.tuning._results import Trial
+
+
+def _process_context():
+    """Start worker processes clean (no inherited numba or BLAS threads) and quickly.
+
+    ``forkserver`` (POSIX) forks workers from a server process that imported reclab once, so a
+    worker starts in milliseconds instead of re-importing numpy, numba and scikit-optimize;
+    ``spawn`` elsewhere. A plain ``fork`` of this process could copy the thread pools of numba and
+    BLAS in a locked state.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        # Effective when this process first starts its fork server (it then serves every pool).
+        context.set_forkserver_preload(["__main__", "reclab.tuning"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+class OutOfTime(Exception):
+    """Raised between trials when the search's ``time_budget`` is spent."""
+
+
+class Search:
+    """Runs batches of points (restored from the checkpoint or evaluated), in trial order.
+
+    A point is ``(model index, params)``. With a ``deadline`` (``time.perf_counter()`` value),
+    no trial starts that would end after it at the mean duration of the trials run so far:
+    :meth:`run` keeps the trials finished so far and raises :class:`OutOfTime`.
+    """
+
+    def __init__(self, job: TrialJob, n_jobs: int, restored: dict, checkpoint, callbacks,
+                 deadline: float | None = None):
+        self.job = job
+        self.n_jobs = n_jobs
+        self.restored = restored
+        self.checkpoint = checkpoint
+        self.callbacks = callbacks
+        self.deadline = deadline
+        self.trials: list[Trial] = []
+        self._pool = None
+        self._seconds: list[float] = []   # durations of the trials this call ran
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if self._pool is not None:
+            # After an error (a callback stopping the search, Ctrl-C) do not wait for running fits.
+            self._pool.shutdown(wait=exc_type is None or exc_type is OutOfTime,
+                                cancel_futures=True)
+        if self.checkpoint is not None:
+            self.checkpoint.close()
+
+    def _executor(self):
+        if self._pool is None:
+            threads = max(1, (os.cpu_count() or 1) // self.n_jobs)
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.n_jobs, mp_context=_process_context(),
+                initializer=init_worker, initargs=(self.job, threads))
+        return self._pool
+
+    def _finished(self, trial: Trial) -> None:
+        self._seconds.append(trial.seconds)
+        if self.checkpoint is not None:
+            self.checkpoint.append(trial)
+        for callback in self.callbacks:
+            callback(trial)
+
+    def _out_of_time(self) -> bool:
+        if self.deadline is None:
+            return False
+        expected = float(np.mean(self._seconds)) if self._seconds else 0.0
+        return time.perf_counter() + expected >= self.deadline
+
+    def run(self, points: list[tuple[int, dict]]) -> list[Trial]:
+        """Trials of ``points`` (numbered after the trials so far), ordered by number."""
+        first = len(self.trials)
+        done: dict[int, Trial] = {}
+        pending = []
+        for number, (index, params) in enumerate(points, start=first):
+            previous = self.restored.get(number)
+            name = type(self.job.models[index]).__name__
+            if previous is None:
+                pending.append((number, index, params))
+            elif previous.params != params or previous.model not in (None, name):
+                raise ReclabError(f"checkpoint trial {number} has {previous.model or 'model'} "
+                                  f"parameters {previous.params} but the search now proposes "
+                                  f"{name} {params}: the search is not reproducing its "
+                                  f"recorded sequence (another scikit-optimize or reclab version?); "
+                                  f"start a new checkpoint")
+            else:
+                done[number] = previous
+        if self.n_jobs == 1:
+            for number, index, params in pending:
+                if self._out_of_time():
+                    break
+                done[number] = self.job.run(number, index, params)
+                self._finished(done[number])
+        elif pending and not self._out_of_time():
+            pool = self._executor()
+            futures = [pool.submit(run_in_worker, *point) for point in pending]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    trial = future.result()
+                    done[trial.number] = trial
+                    self._finished(trial)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        batch = []
+        for number in range(first, first + len(points)):
+            if number not in done:   # only when out of time: keep the finished prefix
+                self.trials.extend(batch)
+                raise OutOfTime()
+            batch.append(done[number])
+        self.trials.extend(batch)
+        return batch
+
+
+def round_robin(streams: list, n: int) -> list:
+    """``n`` points taken from the streams in turn (one from each stream per round), skipping
+    exhausted streams."""
+    streams = [list(stream) for stream in streams]
+    taken, position = [], [0] * len(streams)
+    while len(taken) < n and any(p < len(stream) for p, stream in zip(position, streams)):
+        for index, stream in enumerate(streams):
+            if len(taken) < n and position[index] < len(stream):
+                taken.append(stream[position[index]])
+                position[index] += 1
+    return taken
+
+
+class ProgressBar:
+    """tqdm bar of a search: trial i of n, the best score so far, the time left.
+
+    "Time left" is tqdm's estimate from the mean trial time, capped by the time budget.
+    """
+
+    def __init__(self, progress, n_trials: int, metric: str, sign: float, time_budget):
+        self.bar = None
+        self.metric, self.sign, self.best = metric, sign, None
+        self.end = None if time_budget is None else time.perf_counter() + float(time_budget)
+        if progress is False or progress is None:
+            return
+        from tqdm import tqdm   # plain text: Jupyter shows it in place, reclab run in its log
+
+        self.bar = tqdm(total=n_trials, desc="tuning", unit="trial", dynamic_ncols=True,
+                        file=None if progress is True else progress, mininterval=0)
+
+    def update(self, trial: Trial) -> None:
+        if self.bar is None:
+            return
+        if trial.ok and (self.best is None or self.sign * trial.score < self.sign * self.best):
+            self.best = trial.score
+        shown = {f"best {self.metric}": "-" if self.best is None else f"{self.best:.4f}"}
+        if self.end is not None:
+            shown["budget left"] = f"{max(0.0, self.end - time.perf_counter()):.0f} s"
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _gbrt_surrogate(random_state):
+    """skopt's GBRT surrogate, repaired for current scikit-learn and numpy.
+
+    skopt 0.10.2 lists ``BaseEstimator`` before ``RegressorMixin`` (scikit-learn >= 1.6 then
+    does not see a regressor) and calls ``np.in1d`` (removed in numpy 2.4).
+    """
+    from sklearn.ensemble import GradientBoostingRegressor
+    from skopt.learning import GradientBoostingQuantileRegressor
+
+    class _QuantileGBRT(GradientBoostingQuantileRegressor):
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.estimator_type = "regressor"
+            return tags
+
+        def predict(self, X, return_std=False, return_quantiles=False):
+            if return_std and not return_quantiles and {0.16, 0.5, 0.84} <= set(self.quantiles):
+                low, mean, high = (self.regressors_[self.quantiles.index(q)].predict(X)
+                                   for q in (0.16, 0.5, 0.84))
+                return mean, (high - low) / 2.0
+            return super().predict(X, return_std=return_std, return_quantiles=return_quantiles)
+
+    return _QuantileGBRT(base_estimator=GradientBoostingRegressor(n_estimators=30, loss="quantile"),
+                         random_state=random_state)
+
+
+#: SMBO's acquisition: expected improvement over the best score so far, with no required margin
+#: (``xi=0``). scikit-optimize's default, ``gp_hedge`` with ``xi=0.01``, asks EI and PI for an
+#: improvement of 0.01 *in the metric's units*: for precision@10 (about 0.2, good points within
+#: 0.005 of each other) no point promises that, so both pick by uncertainty alone and SMBO
+#: explores like random search (benchmarks/tuning.py measures it). ``xi=0`` does not depend on
+#: the metric's scale. The initial points are a Latin hypercube (spread over the space rather
+#: than drawn independently). Both are part of a checkpoint's identity.
+SMBO_OPTIONS = {"acq_func": "EI", "acq_func_kwargs": {"xi": 0.0},
+                "initial_point_generator": "lhs"}
+
+
+def make_optimizer(space: dict, estimator: str, n_initial: int, seed: int, **options):
+    from skopt import Optimizer
+
+    base = _gbrt_surrogate(seed) if estimator == "GBRT" else estimator
+    return Optimizer(list(space.values()), base_estimator=base, n_initial_points=n_initial,
+                     random_state=seed, **{**SMBO_OPTIONS, **options})
+
+
+class _Surrogate:
+    """One model's SMBO optimizer, and the trials it has not been told yet.
+
+    Points are told just before the next ask (never after the last trial, which would only fit
+    the surrogate for nothing). A failed point is told the worst objective among this model's
+    finished trials so far, so that the surrogate moves away from it without its scale being
+    distorted; failed points before any trial finished wait and are told that value once one
+    does (untold, the optimizer stays in its random initial phase and simply draws again).
+    """
+
+    def __init__(self, space: dict, estimator: str, n_initial: int, seed: int, sign: float):
+        self.optimizer = make_optimizer(space, estimator, n_initial, seed)
+        self.names = list(space)
+        self.sign = sign
+        self.worst = None     # worst objective of the finished trials so far
+        self.waiting = []     # failed points told before any trial finished
+        self.untold = []      # (point, trial) pairs run since the last ask
+
+    def contains(self, params: dict) -> bool:
+        return [params[name] for name in self.names] in self.optimizer.space
+
+    def point(self, params: dict) -> list:
+        return [params[name] for name in self.names]
+
+    def _tell(self) -> None:
+        if not self.untold:
+            return
+        asked = [list(x) for x, _ in self.untold]
+        batch = [trial for _, trial in self.untold]
+        self.untold = []
+        objectives = [self.sign * trial.score for trial in batch if trial.ok]
+        if objectives:
+            self.worst = max(objectives if self.worst is None else [self.worst, *objectives])
+        if self.worst is None:
+            self.waiting.extend(asked)
+            return
+        values = [self.sign * trial.score if trial.ok else self.worst for trial in batch]
+        self.optimizer.tell(self.waiting + asked, [self.worst] * len(self.waiting) + values)
+        self.waiting = []
+
+    def ask(self, size: int, n_jobs: int) -> list[list]:
+        self._tell()
+        return [self.optimizer.ask()] if n_jobs == 1 else self.optimizer.ask(n_points=size)
+
+
+def run_smbo(search: Search, spaces: list, n_trials: int, seed: int, estimator: str,
+             n_initial: int, n_jobs: int, sign: float, starts: list) -> None:
+    """SMBO of each model in its own space, in rounds: each model (in order) proposes
+    ``n_jobs`` points and the round's trials run as one batch, until ``n_trials`` trials."""
+    surrogates = [_Surrogate(space, estimator, n_initial, seed, sign) for space in spaces]
+    for (index, params), trial in zip(starts, search.run(starts[:n_trials])):
+        surrogate = surrogates[index]
+        if surrogate.contains(params):   # a start point outside the space is not told
+            surrogate.untold.append((surrogate.point(params), trial))
+    while len(search.trials) < n_trials:
+        points, asked = [], []
+        for index, surrogate in enumerate(surrogates):
+            size = min(n_jobs, n_trials - len(search.trials) - len(points))
+            if size <= 0:
+                break
+            for x in surrogate.ask(size, n_jobs):
+                asked.append((index, x))
+                points.append((index, dict(zip(surrogate.names, map(to_python, x)))))
+        for (index, x), trial in zip(asked, search.run(points)):
+            surrogates[index].untold.append((x, trial))
