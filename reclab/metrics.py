@@ -163,14 +163,7 @@ def precision_at_k(hits, k: int | None = None) -> np.ndarray:
     the list is padded with id -1 (padding is never a hit), so precision@k is the fraction of
     the k slots that hold a relevant item.
 
-    Parameters
-    ----------
-    hits : bool array, shape (m, K)
-    k : int, 1 <= k <= K, default K
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (m,)
+    ``hits`` and ``k`` as in the module docstring; one float64 value per user, shape (m,).
     """
     hits = _first_k(hits, k)
     return metric_at_every_k("precision", hits)[:, -1]
@@ -182,15 +175,8 @@ def recall_at_k(hits, n_relevant, k: int | None = None) -> np.ndarray:
     The denominator is the number of relevant items, not ``min(n_relevant, k)``, so recall@k is
     below 1 whenever a user has more than ``k`` relevant items.
 
-    Parameters
-    ----------
-    hits : bool array, shape (m, K)
-    n_relevant : int array, shape (m,), all >= 1
-    k : int, 1 <= k <= K, default K
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (m,)
+    ``hits``, ``n_relevant`` and ``k`` as in the module docstring; one float64 value per user,
+    shape (m,).
     """
     hits = _first_k(hits, k)
     return metric_at_every_k("recall", hits, n_relevant)[:, -1]
@@ -203,15 +189,8 @@ def ndcg_at_k(hits, n_relevant, k: int | None = None) -> np.ndarray:
     ``IDCG@k = sum over r = 1..min(n_relevant, k) of 1 / log2(r + 1)``, the DCG of a list with
     every relevant item at the top. Values lie in [0, 1].
 
-    Parameters
-    ----------
-    hits : bool array, shape (m, K)
-    n_relevant : int array, shape (m,), all >= 1
-    k : int, 1 <= k <= K, default K
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (m,)
+    ``hits``, ``n_relevant`` and ``k`` as in the module docstring; one float64 value per user,
+    shape (m,).
     """
     hits = _first_k(hits, k)
     return metric_at_every_k("ndcg", hits, n_relevant)[:, -1]
@@ -223,15 +202,8 @@ def map_at_k(hits, n_relevant, k: int | None = None) -> np.ndarray:
     ``AP@k = (sum over hit ranks r <= k of precision@r) / min(n_relevant, k)``, so a list whose
     first ``min(n_relevant, k)`` items are all relevant scores 1.
 
-    Parameters
-    ----------
-    hits : bool array, shape (m, K)
-    n_relevant : int array, shape (m,), all >= 1
-    k : int, 1 <= k <= K, default K
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (m,)
+    ``hits``, ``n_relevant`` and ``k`` as in the module docstring; one float64 value per user,
+    shape (m,).
     """
     hits = _first_k(hits, k)
     return metric_at_every_k("map", hits, n_relevant)[:, -1]
@@ -243,14 +215,7 @@ def mrr_at_k(hits, k: int | None = None) -> np.ndarray:
     ``RR@k = 1 / r`` where ``r`` is the rank of the first hit, or 0 when there is no hit in the
     top k.
 
-    Parameters
-    ----------
-    hits : bool array, shape (m, K)
-    k : int, 1 <= k <= K, default K
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (m,)
+    ``hits`` and ``k`` as in the module docstring; one float64 value per user, shape (m,).
     """
     hits = _first_k(hits, k)
     return metric_at_every_k("mrr", hits)[:, -1]
@@ -259,14 +224,7 @@ def mrr_at_k(hits, k: int | None = None) -> np.ndarray:
 def hit_rate_at_k(hits, k: int | None = None) -> np.ndarray:
     """hit_rate@k = 1 if any of the top k items is relevant, else 0.
 
-    Parameters
-    ----------
-    hits : bool array, shape (m, K)
-    k : int, 1 <= k <= K, default K
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (m,)
+    ``hits`` and ``k`` as in the module docstring; one float64 value per user, shape (m,).
     """
     hits = _first_k(hits, k)
     return metric_at_every_k("hit_rate", hits)[:, -1]
