@@ -1,7 +1,9 @@
 """Shared fixtures: the real MovieLens data (skipped with a reason when absent) and its standard
 split; four pipelines run at once, read by several test files. How the suite is spread over
 pytest-xdist workers (``make test`` runs two): one test file per worker at a time, so that module
-fixtures run once, and the files that read the session's four pipelines in the same worker."""
+fixtures run once, and the files that read the session's four pipelines in the same worker; a
+slow test that needs no module fixture is a unit of its own, and the units that take minutes are
+handed out first (longest first), so that both workers finish at about the same time."""
 
 import os
 import re
@@ -19,14 +21,39 @@ from helpers import FOUR_PIPELINES, FOUR_PIPELINES_EXPERIMENT, QUIET, SMALL_PIPE
 FOUR_PIPELINES_FILES = ("test_browser.py", "test_concurrency.py", "test_readme.py")
 
 
+# The work units that take minutes, longest first (measured with ``--durations``; a unit is a
+# group of the hook below). xdist hands units out in the order of the collection (``make test``
+# passes --no-loadscope-reorder; by default xdist orders them by their number of tests, which
+# left the longest units for last and one worker running them alone).
+LONGEST_FIRST = ("four_pipelines", "test_pipeline.py",
+                 "test_pipeline.py::test_ml_latest_small_pipeline_on_spark",
+                 "test_concurrency.py::test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes",
+                 "test_notebooks_alone.py", "test_pipeline.py::test_ml100k_pipeline", "test_cli.py",
+                 "test_spark.py", "test_tuning.py", "test_robustness.py")
+
+
+def _group(item) -> str:
+    """The xdist group of a test: the readers of four_pipelines together, a slow test that needs
+    no module fixture alone (``file::test``), every other test with its file (its module
+    fixtures then run in one worker only)."""
+    name = item.path.name
+    fixtures = item._fixtureinfo.name2fixturedefs.values()
+    if item.get_closest_marker("slow") and "four_pipelines" not in item.fixturenames and not any(
+            definition.scope in ("module", "class", "package")
+            for definitions in fixtures for definition in definitions):
+        return f"{name}::{item.originalname}"
+    return "four_pipelines" if name in FOUR_PIPELINES_FILES else name
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Group each test by its file for ``--dist loadgroup`` (a module's fixtures then run in one
-    worker only), and the readers of four_pipelines together."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group(
-            "four_pipelines" if name in FOUR_PIPELINES_FILES else name))
+    """Group each test for ``--dist loadgroup`` (:func:`_group`) and put the longest groups
+    first (:data:`LONGEST_FIRST`), the others in their collection order."""
+    groups = {item: _group(item) for item in items}
+    for item, group in groups.items():
+        item.add_marker(pytest.mark.xdist_group(group))
+    rank = {group: number for number, group in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(groups[item], len(rank)))   # stable: file order kept
 
 
 @pytest.fixture(scope="session")
