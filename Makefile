@@ -37,7 +37,7 @@ ifeq ($(CHROMIUM),)
 endif
 
 test: $(STAMP) chromium
-	$(PY) -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not spark and not browser"

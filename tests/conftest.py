@@ -21,39 +21,56 @@ from helpers import FOUR_PIPELINES, FOUR_PIPELINES_EXPERIMENT, QUIET, SMALL_PIPE
 FOUR_PIPELINES_FILES = ("test_browser.py", "test_concurrency.py", "test_readme.py")
 
 
-# The work units that take minutes, longest first (measured with ``--durations``; a unit is a
-# group of the hook below). xdist hands units out in the order of the collection (``make test``
-# passes --no-loadscope-reorder; by default xdist orders them by their number of tests, which
-# left the longest units for last and one worker running them alone).
+# Slow tests that need no module fixture: each is a work unit of its own (else one per file).
+ALONE = {"test_pipeline.py::test_ml100k_pipeline",
+         "test_pipeline.py::test_ml_latest_small_pipeline_on_spark",
+         "test_concurrency.py::test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes",
+         "test_concurrency.py::test_processes_opening_a_new_sqlite_store_at_once_all_succeed"}
+# The work units that take minutes, longest first (measured with ``--durations``): handed out
+# first, so that both workers end at about the same time (xdist's own order, by number of tests,
+# left them for last and one worker running them alone).
 LONGEST_FIRST = ("four_pipelines", "test_pipeline.py",
                  "test_pipeline.py::test_ml_latest_small_pipeline_on_spark",
                  "test_concurrency.py::test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes",
                  "test_notebooks_alone.py", "test_pipeline.py::test_ml100k_pipeline", "test_cli.py",
-                 "test_spark.py", "test_tuning.py", "test_robustness.py")
+                 "test_spark.py", "test_als.py", "test_tuning.py", "test_robustness.py")
 
 
-def _group(item) -> str:
-    """The xdist group of a test: the readers of four_pipelines together, a slow test that needs
-    no module fixture alone (``file::test``), every other test with its file (its module
-    fixtures then run in one worker only)."""
-    name = item.path.name
-    fixtures = item._fixtureinfo.name2fixturedefs.values()
-    if item.get_closest_marker("slow") and "four_pipelines" not in item.fixturenames and not any(
-            definition.scope in ("module", "class", "package")
-            for definitions in fixtures for definition in definitions):
-        return f"{name}::{item.originalname}"
-    return "four_pipelines" if name in FOUR_PIPELINES_FILES else name
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test id (``tests/test_x.py::test_y[param]``): the readers of
+    four_pipelines together, a test of :data:`ALONE` alone, every other test with its file (its
+    module fixtures then run in one worker only)."""
+    path, _, name = nodeid.partition("::")
+    test = f"{Path(path).name}::{name.partition('[')[0]}"
+    if test in ALONE:
+        return test
+    return "four_pipelines" if Path(path).name in FOUR_PIPELINES_FILES else Path(path).name
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (``make test``) in the work units of :func:`work_unit`, longest first.
+
+    xdist 3.8 groups by a suffix it writes to ``item._nodeid``, which pytest 9 no longer reads:
+    its own loadgroup ran every test as a unit of its own, so both workers ran the session's four
+    pipelines and every module's pipeline. Here the controller groups the test ids itself.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False   # keep the order of pytest_collection_modifyitems
+    return WorkUnitScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items):
-    """Group each test for ``--dist loadgroup`` (:func:`_group`) and put the longest groups
-    first (:data:`LONGEST_FIRST`), the others in their collection order."""
-    groups = {item: _group(item) for item in items}
-    for item, group in groups.items():
-        item.add_marker(pytest.mark.xdist_group(group))
-    rank = {group: number for number, group in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(groups[item], len(rank)))   # stable: file order kept
+    """The longest work units first (:data:`LONGEST_FIRST`), the others in collection order."""
+    rank = {unit: number for number, unit in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))   # stable
 
 
 @pytest.fixture(scope="session")
