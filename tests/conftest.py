@@ -1,7 +1,9 @@
 """Shared fixtures: the real MovieLens data (skipped with a reason when absent) and its standard
 split; four pipelines run at once, read by several test files. How the suite is spread over
 pytest-xdist workers (``make test`` runs two): one test file per worker at a time, so that module
-fixtures run once, and the files that read the session's four pipelines in the same worker."""
+fixtures run once, and the files that read the session's four pipelines in the same worker; a
+slow test that needs no module fixture is a unit of its own, and the units that take minutes are
+handed out first (longest first), so that both workers finish at about the same time."""
 
 import os
 import re
@@ -19,14 +21,56 @@ from helpers import FOUR_PIPELINES, FOUR_PIPELINES_EXPERIMENT, QUIET, SMALL_PIPE
 FOUR_PIPELINES_FILES = ("test_browser.py", "test_concurrency.py", "test_readme.py")
 
 
-@pytest.hookimpl(tryfirst=True)
+# Slow tests that need no module fixture: each is a work unit of its own (else one per file).
+ALONE = {"test_pipeline.py::test_ml100k_pipeline",
+         "test_pipeline.py::test_ml_latest_small_pipeline_on_spark",
+         "test_concurrency.py::test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes",
+         "test_concurrency.py::test_processes_opening_a_new_sqlite_store_at_once_all_succeed"}
+# The work units that take minutes, longest first (measured with ``--durations``): handed out
+# first, so that both workers end at about the same time (xdist's own order, by number of tests,
+# left them for last and one worker running them alone).
+LONGEST_FIRST = ("four_pipelines", "test_pipeline.py",
+                 "test_pipeline.py::test_ml_latest_small_pipeline_on_spark",
+                 "test_concurrency.py::test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes",
+                 "test_notebooks_alone.py", "test_pipeline.py::test_ml100k_pipeline", "test_cli.py",
+                 "test_spark.py", "test_als.py", "test_tuning.py", "test_robustness.py")
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test id (``tests/test_x.py::test_y[param]``): the readers of
+    four_pipelines together, a test of :data:`ALONE` alone, every other test with its file (its
+    module fixtures then run in one worker only)."""
+    path, _, name = nodeid.partition("::")
+    test = f"{Path(path).name}::{name.partition('[')[0]}"
+    if test in ALONE:
+        return test
+    return "four_pipelines" if Path(path).name in FOUR_PIPELINES_FILES else Path(path).name
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (``make test``) in the work units of :func:`work_unit`, longest first.
+
+    xdist 3.8 groups by a suffix it writes to ``item._nodeid``, which pytest 9 no longer reads:
+    its own loadgroup ran every test as a unit of its own, so both workers ran the session's four
+    pipelines and every module's pipeline. Here the controller groups the test ids itself.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False   # keep the order of pytest_collection_modifyitems
+    return WorkUnitScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items):
-    """Group each test by its file for ``--dist loadgroup`` (a module's fixtures then run in one
-    worker only), and the readers of four_pipelines together."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group(
-            "four_pipelines" if name in FOUR_PIPELINES_FILES else name))
+    """The longest work units first (:data:`LONGEST_FIRST`), the others in collection order."""
+    rank = {unit: number for number, unit in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))   # stable
 
 
 @pytest.fixture(scope="session")
