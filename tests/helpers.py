@@ -36,6 +36,34 @@ def crafted_zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
     return path
 
 
+# As small as the schema allows while every stage still has something to do: 2 ALS iterations,
+# a handful of random-search trials, 20 bootstrap replicates, one baseline; stage 6 off.
+TINY = """\
+experiment: %(experiment)s
+dataset: synthetic
+synthetic: {n_users: 100, n_items: 120, n_ratings: 3000}
+model: ImplicitALS
+models:
+  ImplicitALS:
+    params: {iterations: 2}
+    space:
+      factors: {type: int, low: 4, high: 8}
+      regularization: {type: real, low: 0.1, high: 10.0, prior: log-uniform}
+tune: {method: random, n_trials: %(n_trials)d, metric: ndcg@10}
+k: [5, 10]
+evaluation: {n_bootstrap: 20}
+n_recommendations: 5
+baselines: [Popularity]
+"""
+
+
+def tiny_params(folder: Path, experiment: str, n_trials: int = 2) -> Path:
+    """``folder/tiny.yaml``: :data:`TINY` in ``experiment`` with ``n_trials`` search trials."""
+    path = folder / "tiny.yaml"
+    path.write_text(TINY % {"experiment": experiment, "n_trials": n_trials}, encoding="utf-8")
+    return path
+
+
 # params/default.yaml made small: 2 random-search trials on 150 users, 20 bootstrap replicates.
 SMALL_PIPELINE = ["synthetic.n_users=150", "synthetic.n_items=200", "synthetic.n_ratings=6000",
                   "tune.method=random", "tune.n_trials=2", "tune.metric=ndcg@10", "k=[5, 10]",

@@ -19,40 +19,13 @@ import nbformat
 import pytest
 from mlflow import MlflowClient
 
-from helpers import FOUR_PIPELINES, FOUR_PIPELINES_EXPERIMENT
+from helpers import FOUR_PIPELINES, FOUR_PIPELINES_EXPERIMENT, tiny_params
 from reclab import pipeline, tracking
 from reclab.errors import ReclabError
 
 RECLAB = Path(sys.executable).parent / "reclab"
 # The stages of a pipeline whose parameters leave stage 6 (online) disabled, as these do.
 FIVE = [stage for stage in pipeline.STAGES if stage != "online"]
-# As small as the schema allows while every stage still has something to do: 2 ALS iterations,
-# a handful of random-search trials, 20 bootstrap replicates, one baseline.
-TINY = """\
-experiment: concurrency
-dataset: synthetic
-synthetic: {n_users: 100, n_items: 120, n_ratings: 3000}
-model: ImplicitALS
-models:
-  ImplicitALS:
-    params: {iterations: 2}
-    space:
-      factors: {type: int, low: 4, high: 8}
-      regularization: {type: real, low: 0.1, high: 10.0, prior: log-uniform}
-tune: {method: random, n_trials: %(n_trials)d, metric: ndcg@10}
-k: [5, 10]
-evaluation: {n_bootstrap: 20}
-n_recommendations: 5
-baselines: [Popularity]
-"""
-
-
-def tiny_params(folder: Path, n_trials: int) -> Path:
-    path = folder / "tiny.yaml"
-    path.write_text(TINY % {"n_trials": n_trials}, encoding="utf-8")
-    return path
-
-
 def environment(uri: str, marker: str) -> dict:
     """The test's store, and a marker that every child process (kernels too) inherits."""
     return {**os.environ, "MLFLOW_TRACKING_URI": uri, "RECLAB_TEST_MARKER": marker}
@@ -218,7 +191,7 @@ def test_what_the_stage_kernels_print_reaches_the_terminal_while_they_run(four_p
 def test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # enough trials that stage 2 is still searching when the signal comes
-    params = tiny_params(tmp_path, n_trials=60)
+    params = tiny_params(tmp_path, "concurrency", n_trials=60)
     marker = str(tmp_path)
     env = environment(uri, marker)
     process = subprocess.Popen([str(RECLAB), "run", "-p", str(params), "--output",
@@ -318,7 +291,7 @@ def _raise_at(event: str, stage: str, error: BaseException):
 def test_a_pipeline_that_ends_before_or_between_stages_leaves_no_run_running(tmp_path, shared_store,
                                                                               way_out, expected, status):
     uri, experiment = shared_store, f"way-out-{status}-{len(expected)}"
-    options = dict(params_file=tiny_params(tmp_path, n_trials=2), tracking_uri=uri,
+    options = dict(params_file=tiny_params(tmp_path, "concurrency"), tracking_uri=uri,
                    output_dir=tmp_path / "out", overrides={"experiment": experiment})
     if way_out == "unwritable output folder":
         options["output_dir"] = _unwritable_folder(tmp_path)
@@ -339,7 +312,7 @@ def test_a_pipeline_that_ends_before_or_between_stages_leaves_no_run_running(tmp
 def test_reclab_run_names_a_bad_output_folder_or_store_without_a_traceback(tmp_path, shared_store, capsys):
     from reclab import cli
 
-    params = str(tiny_params(tmp_path, n_trials=2))
+    params = str(tiny_params(tmp_path, "concurrency"))
     uri, output = shared_store, _unwritable_folder(tmp_path)
     assert cli.main(["run", "-p", params, "--output", str(output), "--tracking-uri", uri,
                      "--set", "experiment=cli-output"]) == 2
@@ -369,7 +342,7 @@ def test_a_full_output_folder_fails_the_stage_and_says_the_notebook_is_partial(t
     try:
         uri = shared_store
         with pytest.raises(pipeline.PipelineError) as caught:
-            pipeline.run_pipeline(tiny_params(tmp_path, n_trials=2), {"experiment": "full-disk"},
+            pipeline.run_pipeline(tiny_params(tmp_path, "concurrency"), {"experiment": "full-disk"},
                                   stages=["preprocess"], output_dir=full, tracking_uri=uri)
         executed = full / pipeline.NOTEBOOKS["preprocess"]
         assert caught.value.notebook == executed and caught.value.notebook_partial

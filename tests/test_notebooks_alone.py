@@ -21,38 +21,20 @@ import nbformat
 import pytest
 from mlflow import MlflowClient
 
+from helpers import tiny_params
 from reclab import pipeline, tracking
 from reclab.errors import ReclabError
 
 PROJECT = Path(__file__).resolve().parent.parent
 PAPERMILL = Path(sys.executable).parent / "papermill"
 EXPERIMENT = "notebooks-alone"
-# As small as the schema allows while every stage still has something to do.
-TINY = """\
-experiment: notebooks-alone
-dataset: synthetic
-synthetic: {n_users: 100, n_items: 120, n_ratings: 3000}
-model: ImplicitALS
-models:
-  ImplicitALS:
-    params: {iterations: 2}
-    space:
-      factors: {type: int, low: 4, high: 8}
-      regularization: {type: real, low: 0.1, high: 10.0, prior: log-uniform}
-tune: {method: random, n_trials: 2, metric: ndcg@10}
-k: [5, 10]
-evaluation: {n_bootstrap: 20}
-n_recommendations: 5
-baselines: [Popularity]
-"""
 
 
 @pytest.fixture(scope="module")
 def alone(tmp_path_factory):
     """The five notebooks run one by one with the papermill command, from the project root."""
     folder = tmp_path_factory.mktemp("papermill")
-    params_file = folder / "tiny.yaml"
-    params_file.write_text(TINY, encoding="utf-8")
+    params_file = tiny_params(folder, EXPERIMENT)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     # The store comes from the environment, as a user's MLFLOW_TRACKING_URI would.
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
