@@ -23,8 +23,10 @@ Run it alone, niced, with ALS limited to one thread per process if the machine i
 
     RECLAB_DATA_DIR=../shared/data nice python -m benchmarks.tuning            # -> results/tuning.json, .png, .md
     python -m benchmarks.tuning --seeds 2 --random-trials 20 --smbo-trials 10 --out /tmp/t.json   # a quick look
-    # the committed results/tuning.*: one process per data set and method (--partial), then --from-partial
-    python -m benchmarks.tuning --methods random,smbo-GP --fold-settings 1 --iterations 3 --smbo-trials 35
+    # the committed results/tuning.*: one process per data set and fold setting (1, then 3), each
+    # with --partial F-<data set>-<folds>.jsonl, then --from-partial F-*.jsonl to summarize them all
+    python -m benchmarks.tuning --methods random,smbo-GP --fold-settings 1 --iterations 3 --smbo-trials 35 \
+        --datasets ml-latest-small --partial F-ml-latest-small-1.jsonl --out /tmp/part.json
 
 ``python -m benchmarks --suite tuning`` runs :func:`run` with the defaults as one case of the
 benchmark suite.
@@ -252,6 +254,13 @@ def _summarize(runs: dict) -> dict:
     return summary
 
 
+def _setting_label(setting: str) -> str:
+    """``folds=1`` / ``folds=k`` spelled out: which validation objective the searches optimized."""
+    folds = int(setting.split("=")[1])
+    return (f"{setting}: one validation split" if folds == 1 else
+            f"{setting}: mean of {folds} validation holdouts")
+
+
 def plot(result: dict):
     """Mean best-so-far validation precision@10 against the trial, a band over the seeds, one
     panel per data set and fold setting."""
@@ -275,7 +284,7 @@ def plot(result: dict):
                     ax.fill_between(trials, curves.min(axis=0), curves.max(axis=0),
                                     color=f"C{position}", alpha=0.15)
             ax.axvline(TARGET_TRIALS, color="0.5", ls=":", lw=1)
-            ax.set(title=f"{dataset}, {setting}", xlabel="trial",
+            ax.set(title=f"{dataset}, {_setting_label(setting)}", xlabel="trial",
                    ylabel=f"best validation {METRIC} so far")
             low = min(min(run["curve"][min(len(run["curve"]) - 1, 4)] for run in runs)
                       for runs in summary["runs"].values())
@@ -296,7 +305,7 @@ def markdown(result: dict) -> str:
              f"seed; grid search is seed-independent (one run).", ""]
     for dataset, per_dataset in result["datasets"].items():
         for setting, summary in per_dataset["settings"].items():
-            lines += [f"### {dataset}, {setting}", "",
+            lines += [f"### {dataset}, {_setting_label(setting)}", "",
                       "| method | trials | mean best validation | mean test precision@10 | "
                       "mean trials to random's best (never = budget + 1) | seeds within "
                       f"{TARGET_TRIALS} trials |",
