@@ -92,7 +92,7 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, c
     assert parent.data.tags["reclab.resumed_with"] == "synthetic.n_ratings: 10 -> 3000"
     (tmp_path / "logged").mkdir()
     logged = Path(client.download_artifacts(run_id, "params.yaml", str(tmp_path / "logged")))
-    assert params.loads(logged.read_text(), "params.yaml")["synthetic"]["n_ratings"] == 3000
+    assert Config.loads(logged.read_text(), "params.yaml")["synthetic"]["n_ratings"] == 3000
     assert parent.data.params["synthetic.n_ratings"] == "10"   # MLflow params are write-once
     stage = tracking.find_stage_run("preprocess", "cli-test", run_id, uri=uri[1])
     assert stage.data.params["synthetic.n_ratings"] == "3000"
@@ -109,19 +109,19 @@ def test_resume_corrections_are_recorded_and_a_changed_search_starts_anew(store,
     """What --resume --set leaves in MLflow: the new params.yaml, what changed, the run name; an
     unfinished tune run whose search the change alters is no longer continued."""
     client = MlflowClient()
-    before = params.validate({"experiment": "resumed", "tune": {"method": "random"}})
+    before = Config.from_values({"experiment": "resumed", "tune": {"method": "random"}})
     pipeline_id = tracking.start_pipeline(before)
     tune = client.create_run(client.get_run(pipeline_id).info.experiment_id,
                              tags={"mlflow.parentRunId": pipeline_id, "reclab.stage": "tune"})
     client.set_terminated(tune.info.run_id, status="FAILED")
-    after = params.validate({"experiment": "resumed", "tune": {"method": "grid"}})
+    after = Config.from_values({"experiment": "resumed", "tune": {"method": "grid"}})
     changes = {"tune.method": ("random", "grid")}
-    tracking.record_resume_changes(pipeline_id, after, params.dump(after), changes, new_search=True)
+    tracking.record_resume_changes(pipeline_id, after, after.dump(), changes, new_search=True)
     run = client.get_run(pipeline_id)
     assert run.data.tags["reclab.resumed_with"] == "tune.method: 'random' -> 'grid'"
     assert run.info.run_name == "synthetic/ImplicitALS/grid"
     assert run.data.params["tune.method"] == "random"   # write-once
-    assert tracking.pipeline_state(pipeline_id)["params_text"] == params.dump(after)
+    assert tracking.pipeline_state(pipeline_id)["params_text"] == after.dump()
     assert "reclab.checkpoint_outdated" in client.get_run(tune.info.run_id).data.tags
 
 
@@ -130,9 +130,9 @@ def test_resume_corrects_only_values_no_kept_finished_stage_used():
     stage's results, so they must run again too."""
     from reclab.pipeline import STAGES, _check_changes, _differences
 
-    before = params.validate({"tune": {"n_trials": 2}, "evaluation": {"n_bootstrap": 500}})
-    after = params.validate({"tune": {"n_trials": 3}, "evaluation": {"n_bootstrap": 7}})
-    changes = _differences(before, after)
+    before = Config.from_values({"tune": {"n_trials": 2}, "evaluation": {"n_bootstrap": 500}})
+    after = Config.from_values({"tune": {"n_trials": 3}, "evaluation": {"n_bootstrap": 7}})
+    changes = _differences(before.model_dump(), after.model_dump())
     assert changes == {"tune.n_trials": (2, 3), "evaluation.n_bootstrap": (500, 7)}
     done, rest = ["preprocess"], list(STAGES[1:5])
     _check_changes(changes, done, rest, "r", "evaluate")   # tune has not finished: allowed

@@ -390,7 +390,7 @@ def test_stage_plan_and_notebook_parameters_are_checked_before_running(store, cl
                                           r"range.*'grid' needs a list of values"):
         pipeline.run_pipeline(params_file=store["params"], overrides={"tune.method": "grid"},
                               tracking_uri=store["uri"], output_dir=tmp_path)
-    with pytest.raises(ReclabError, match="drop -p/--set"):
+    with pytest.raises(ReclabError, match=r"drop -p \(correct single values with --set"):
         pipeline.run_pipeline(params_file=store["params"], resume="abc", tracking_uri=store["uri"])
     experiment = client.get_experiment_by_name("pipeline-test")
     after = len(client.search_runs([experiment.experiment_id])) if experiment else 0
