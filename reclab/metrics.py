@@ -308,13 +308,7 @@ def _check_pairs(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 def rmse(y_true, y_pred) -> float:
     """Root mean squared error, ``sqrt(mean((y_pred - y_true) ** 2))``, on the rating scale.
 
-    Parameters
-    ----------
-    y_true, y_pred : array of float, shape (n,), n >= 1, finite
-
-    Returns
-    -------
-    float
+    ``y_true`` and ``y_pred``: float arrays of one shape (n,), n >= 1, finite.
     """
     y_true, y_pred = _check_pairs(y_true, y_pred)
     return float(np.sqrt(np.mean((y_pred - y_true) ** 2)))
@@ -323,13 +317,7 @@ def rmse(y_true, y_pred) -> float:
 def mae(y_true, y_pred) -> float:
     """Mean absolute error, ``mean(|y_pred - y_true|)``, on the rating scale.
 
-    Parameters
-    ----------
-    y_true, y_pred : array of float, shape (n,), n >= 1, finite
-
-    Returns
-    -------
-    float
+    ``y_true`` and ``y_pred``: float arrays of one shape (n,), n >= 1, finite.
     """
     y_true, y_pred = _check_pairs(y_true, y_pred)
     return float(np.mean(np.abs(y_pred - y_true)))

@@ -305,9 +305,6 @@ class ExplicitALS(RatingBaseline, FactorModel):
     >>> model.predict([0, 0], [10, 20])                # doctest: +SKIP
     """
 
-    predicts_ratings = True
-    _learns_biases = True
-
     def __init__(self, factors: int = 24, regularization: float = 0.14, iterations: int = 8,
                  user_reg: float = 10.0, item_reg: float = 25.0, num_threads: int = 0,
                  seed: int = 0):

@@ -30,6 +30,11 @@ class RatingBaseline:
         :class:`reclab.normalize.BiasNormalizer`).
     """
 
+    #: It predicts ratings (on the rating scale, baseline included), and a factor model's learned
+    #: biases are part of its scores and of its saved file (``FactorModel._learns_biases``).
+    predicts_ratings = True
+    _learns_biases = True
+
     def _validate_params(self) -> None:
         super()._validate_params()
         check_float("user_reg", self.user_reg, low=0.0, model=self)

@@ -45,8 +45,6 @@ class Bias(RatingBaseline, Recommender):
     >>> model.predict([0, 1], [10, 20])                          # doctest: +SKIP
     """
 
-    predicts_ratings = True
-
     def __init__(self, user_reg: float = 10.0, item_reg: float = 25.0, iterations: int = 3):
         self.user_reg = user_reg
         self.item_reg = item_reg

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from reclab.models.als import ImplicitALS
-from reclab.models.base import FactorModel, check_float
+from reclab.models.base import check_float
 from reclab.models.content import require_features
 
 __all__ = ["HybridALS"]
@@ -34,9 +34,10 @@ def _blend(learned: np.ndarray, mapped: np.ndarray, counts: np.ndarray, shrinkag
     return ((1.0 - weight)[:, None] * learned + weight[:, None] * mapped).astype(learned.dtype)
 
 
-class HybridALS(FactorModel):
+class HybridALS(ImplicitALS):
     """Implicit ALS whose items (and users) with few or no interactions get factors from their features.
 
+    A subclass of :class:`ImplicitALS` (its parameters and their checks, plus two of its own).
     First :class:`ImplicitALS` is fitted on the interactions (same parameters, same kernels),
     giving item factors ``y_i`` and user factors ``x_u``. Then a ridge regression learns a linear
     map from an item's features ``f_i`` (``train.item_features``, plus a constant) to its factors,
@@ -96,15 +97,8 @@ class HybridALS(FactorModel):
                  iterations: int = 15, cg_steps: int = 3, use_cg: bool = True, dtype: str = "float32",
                  num_threads: int = 0, seed: int = 0, feature_regularization: float = 10.0,
                  shrinkage: float = 0.0):
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.iterations = iterations
-        self.cg_steps = cg_steps
-        self.use_cg = use_cg
-        self.dtype = dtype
-        self.num_threads = num_threads
-        self.seed = seed
+        super().__init__(factors, regularization, alpha, iterations, cg_steps, use_cg, dtype,
+                         num_threads, seed)
         self.feature_regularization = feature_regularization
         self.shrinkage = shrinkage
 
@@ -113,7 +107,7 @@ class HybridALS(FactorModel):
                               if name in ImplicitALS._param_names()})
 
     def _validate_params(self) -> None:
-        self._collaborative()._validate_params()
+        super()._validate_params()
         check_float("feature_regularization", self.feature_regularization, low=0.0, model=self)
         check_float("shrinkage", self.shrinkage, low=0.0, model=self)
 

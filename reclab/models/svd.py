@@ -58,9 +58,6 @@ class SVD(RatingBaseline, FactorModel):
     >>> model.predict(0, [1, 2, 3])                   # doctest: +SKIP
     """
 
-    predicts_ratings = True
-    _learns_biases = True
-
     def __init__(self, factors: int = 50, user_reg: float = 10.0, item_reg: float = 25.0,
                  seed: int = 0):
         self.factors = factors
