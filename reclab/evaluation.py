@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
 
 from reclab._validate import check_cutoffs, check_k, check_threshold
 from reclab.data import Interactions, check_interactions
@@ -617,6 +616,8 @@ def compare(report_a: EvaluationReport, report_b: EvaluationReport, metric: str 
     if np.all(difference == 0):
         p_value = 1.0  # identical per-user values: no evidence of a difference (scipy gives NaN)
     else:
+        from scipy import stats   # half a second to import: only where a comparison is made
+
         p_value = float(stats.wilcoxon(difference, zero_method="wilcox").pvalue)
     return Comparison(metric=metric, mean_a=float(values_a.mean()), mean_b=float(values_b.mean()),
                       difference=float(difference.mean()), ci_low=float(low[0]), ci_high=float(high[0]),

@@ -1,8 +1,10 @@
 """Hyperparameter search spaces declared as data (a YAML params file, a dict in a notebook).
 
 A search space maps each model parameter to the values a search may give it. It is written as
-plain data, so that it lives in parameter files next to the rest of an experiment, and is turned
-into scikit-optimize dimensions by :func:`parse_space`.
+plain data, so that it lives in parameter files next to the rest of an experiment, is checked in
+that form (:func:`space_to_dict`), and is turned into scikit-optimize dimensions by
+:func:`parse_space` only where a search runs: scikit-optimize imports scikit-learn and
+scipy.stats, about half a second that every stage kernel validating its configuration would pay.
 
 Schema
 ------
@@ -51,13 +53,16 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from typing import Mapping
+import sys
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
-from skopt.space import Categorical, Dimension, Integer, Real
 
 from reclab._validate import check_int, check_seed
 from reclab.errors import ReclabError
+
+if TYPE_CHECKING:
+    from skopt.space import Dimension
 
 __all__ = ["TYPES", "PRIORS", "parse_space", "space_to_dict", "grid_points", "grid_size", "sample",
            "to_python"]
@@ -132,10 +137,10 @@ def _check_values(name, values) -> list:
     return out
 
 
-def _from_spec(name, spec) -> Dimension:
-    """One dimension from its data form (a mapping or a list)."""
+def _check_spec(name, spec) -> dict:
+    """The checked data form of one entry (a mapping or a list): a mapping with every key."""
     if isinstance(spec, (list, tuple)):
-        return Categorical(_check_values(name, spec), name=name)
+        return {"type": "categorical", "values": _check_values(name, spec)}
     if not isinstance(spec, Mapping):
         raise _fail(name, f"must be a mapping such as {{type: int, low: 1, high: 10}}, a list of "
                           f"values, or a scikit-optimize dimension; got {spec!r}. A fixed value is "
@@ -152,7 +157,7 @@ def _from_spec(name, spec) -> Dimension:
     if kind == "categorical":
         if "values" not in spec:
             raise _fail(name, "type 'categorical' needs values: [...]")
-        return Categorical(_check_values(name, spec["values"]), name=name)
+        return {"type": "categorical", "values": _check_values(name, spec["values"])}
     missing = [key for key in ("low", "high") if key not in spec]
     if missing:
         raise _fail(name, f"type {kind!r} needs {' and '.join(missing)}")
@@ -167,13 +172,30 @@ def _from_spec(name, spec) -> Dimension:
     if prior == "log-uniform" and low <= 0:
         raise _fail(name, f"prior 'log-uniform' needs low > 0, got low={low!r}; raise low or use "
                           f"prior 'uniform'")
-    if kind == "int":
-        return Integer(low, high, prior=prior, name=name)
-    return Real(low, high, prior=prior, name=name)
+    return {"type": kind, "low": low, "high": high, "prior": prior}
+
+
+def _dimension(name, spec: dict) -> Dimension:
+    """The scikit-optimize dimension of a checked entry (:func:`_check_spec`)."""
+    from skopt.space import Categorical, Integer, Real
+
+    if spec["type"] == "categorical":
+        return Categorical(spec["values"], name=name)
+    kind = Integer if spec["type"] == "int" else Real
+    return kind(spec["low"], spec["high"], prior=spec["prior"], name=name)
+
+
+def _is_dimension(spec) -> bool:
+    """Whether ``spec`` is a scikit-optimize dimension; one can exist only once scikit-optimize is
+    imported, so data never imports it."""
+    skopt_space = sys.modules.get("skopt.space")
+    return skopt_space is not None and isinstance(spec, skopt_space.Dimension)
 
 
 def _to_spec(name, dimension: Dimension) -> dict:
     """The data form of a scikit-optimize dimension, refusing what the schema cannot hold."""
+    from skopt.space import Categorical, Integer, Real
+
     if isinstance(dimension, Categorical):
         prior = getattr(dimension, "prior", None)
         if prior is not None and not np.allclose(prior, 1.0 / len(dimension.categories)):
@@ -214,49 +236,51 @@ def parse_space(space) -> dict[str, Dimension]:
         Naming the parameter and what is wrong: unknown type or key, empty bounds, log-uniform
         with ``low <= 0``, a string where a number belongs, bad categorical values.
     """
+    return {name: _dimension(name, spec) for name, spec in space_to_dict(space).items()}
+
+
+def space_to_dict(space) -> dict[str, dict]:
+    """The checked data form of a search space, for logging (MLflow, JSON, YAML) and checkpoints.
+
+    Every entry comes out as a mapping (``{type: categorical, values: [...]}`` for a list, a
+    ``prior`` for every range), with plain Python scalars; ``parse_space(space_to_dict(s))`` gives
+    back the same space. Checks everything :func:`parse_space` checks (it raises the same
+    errors), without importing scikit-optimize for a space given as data.
+    """
     if not isinstance(space, Mapping):
         raise ReclabError(f"a search space must be a mapping of parameter name -> spec, got "
                           f"{type(space).__name__} {space!r}")
     if not space:
         raise ReclabError("the search space is empty; declare at least one parameter, for example "
                           "{'factors': {'type': 'int', 'low': 16, 'high': 256}}")
-    parsed = {}
+    checked = {}
     for name, spec in space.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise ReclabError(f"search space keys must be parameter names (identifiers), got {name!r}")
-        if isinstance(spec, Dimension):
+        if _is_dimension(spec):
             if spec.name is not None and spec.name != name:
                 raise _fail(name, f"the dimension is named {spec.name!r}; name it {name!r} or "
                                   f"leave its name unset")
             spec = _to_spec(name, spec)
-        parsed[name] = _from_spec(name, spec)
-    return parsed
+        checked[name] = _check_spec(name, spec)
+    return checked
 
 
-def space_to_dict(space) -> dict[str, dict]:
-    """The data form of a search space, for logging (MLflow, JSON, YAML) and checkpoints.
-
-    Every entry comes out as a mapping (``{type: categorical, values: [...]}`` for a list), with
-    plain Python scalars; ``parse_space(space_to_dict(s))`` gives back the same space.
-    """
-    parsed = parse_space(space)
-    return {name: _to_spec(name, dimension) for name, dimension in parsed.items()}
-
-
-def _grid_values(parsed: dict[str, Dimension]) -> list[list]:
-    ranges = [name for name, dimension in parsed.items() if not isinstance(dimension, Categorical)]
+def _grid_values(space: dict[str, dict]) -> list[list]:
+    """The value lists of a checked space (:func:`space_to_dict`) whose every entry is a list."""
+    ranges = [name for name, spec in space.items() if spec["type"] != "categorical"]
     if ranges:
         raise ReclabError(f"a grid search needs a list of values for every parameter; "
                           f"{ranges} {'is a range' if len(ranges) == 1 else 'are ranges'} "
-                          f"({', '.join(f'{n}: {space_to_dict({n: parsed[n]})[n]}' for n in ranges)}); "
+                          f"({', '.join(f'{n}: {space[n]}' for n in ranges)}); "
                           f"write them as lists such as factors: [32, 64, 128], or use method "
                           f"'random' or 'smbo'")
-    return [[to_python(value) for value in dimension.categories] for dimension in parsed.values()]
+    return [spec["values"] for spec in space.values()]
 
 
 def grid_size(space) -> int:
     """Number of points of the grid of a space whose every parameter is a list."""
-    return math.prod(len(values) for values in _grid_values(parse_space(space)))
+    return math.prod(len(values) for values in _grid_values(space_to_dict(space)))
 
 
 def grid_points(space) -> list[dict]:
@@ -270,10 +294,9 @@ def grid_points(space) -> list[dict]:
     ReclabError
         If a parameter is an ``int`` or ``real`` range (it has no grid).
     """
-    parsed = parse_space(space)
-    names = list(parsed)
-    return [dict(zip(names, combination))
-            for combination in itertools.product(*_grid_values(parsed))]
+    checked = space_to_dict(space)
+    return [dict(zip(checked, combination))
+            for combination in itertools.product(*_grid_values(checked))]
 
 
 def sample(space, n: int, seed: int = 0) -> list[dict]:

@@ -1,5 +1,5 @@
 """The layering of reclab's modules (docs/architecture.md): no import cycles, no private helper
-imported across modules.
+imported across modules, and what a stage kernel imports.
 
 The import graph is read from the source with ``ast``: every ``import`` and ``from ... import``,
 at module level or inside a function (a function-level import only hides a cycle until the
@@ -9,6 +9,8 @@ Importing ``reclab.models.base`` from outside ``reclab.models`` also runs the pa
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import reclab
@@ -136,3 +138,25 @@ def test_no_module_grows_past_about_600_lines():
     long = sorted(f"{name} ({lines} lines)" for name, lines in lengths.items()
                   if lines > MAX_LINES and name not in LONG_MODULES)
     assert not long, f"modules longer than {MAX_LINES} lines (split them by concern): " + ", ".join(long)
+
+
+# Imported by the stages that use them only (docs/architecture.md, "Layers"): together about half a
+# second of every stage kernel's start.
+STAGE_ONLY = ("skopt", "sklearn", "scipy.stats", "reclab.online")
+
+
+def test_a_stage_kernel_imports_no_search_or_statistics_library_it_does_not_use():
+    """What the train stage's first cells import, and its configuration checked (search spaces
+    included), in a new interpreter: no scikit-optimize, scikit-learn, scipy.stats or stage 6."""
+    code = ("import sys\n"
+            "import pandas, numpy\n"
+            "from matplotlib.figure import Figure\n"
+            "from reclab import tracking\n"
+            "from reclab.config import Config, make_model\n"
+            "from reclab.pipeline import start_notebook\n"
+            f"config = Config.load({str(PACKAGE.parent / 'params' / 'ml-100k.yaml')!r})\n"
+            "make_model(config, config.model)\n"
+            f"print(sorted(name for name in {STAGE_ONLY!r} if name in sys.modules))\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=300, check=True)
+    assert completed.stdout.strip() == "[]", completed.stdout + completed.stderr[-2000:]

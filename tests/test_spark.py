@@ -4,6 +4,8 @@ contract and ExplicitALS, reclab.spark.evaluate against reclab.evaluate, and the
 One session serves the whole module (starting it costs ~10 s); ML-100k fits take a few seconds.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -26,8 +28,7 @@ FACTORS, ITERATIONS, REGULARIZATION, BLOCKS = 10, 10, 0.1, 2
 
 @pytest.fixture(scope="module")
 def spark():
-    session = rs.get_session("local[2]", {"spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "4",
-                                          "spark.ui.enabled": "false"})
+    session = rs.get_session("local[2]", {"spark.driver.memory": "1g"})
     yield session
     session.stop()
 
@@ -47,10 +48,19 @@ def pairs_rmse(model, test):
 def test_get_session_reuses_the_active_session(spark):
     assert rs.get_session() is spark and rs.get_session("local[2]") is spark
     assert spark.conf.get("spark.ui.enabled") == "false"
+    # two shuffle partitions per local core, not Spark's 200 of a cluster
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "4"
     with pytest.raises(ReclabError, match="master 'local\\[2\\]' is already active"):
         rs.get_session("local[1]")
     with pytest.raises(ReclabError, match="master URL .* got 'nowhere'"):
         rs.get_session("nowhere")
+
+
+@pytest.mark.parametrize("master, partitions", [("local", "2"), ("local[3]", "6"), ("local[2, 4]", "4"),
+                                                ("local[*]", str(2 * (os.cpu_count() or 1))),
+                                                ("spark://host:7077", None), ("yarn", None)])
+def test_local_masters_get_two_shuffle_partitions_per_core(master, partitions):
+    assert rs._local_defaults(master).get("spark.sql.shuffle.partitions") == partitions
 
 
 # -- model contract on the tiny contract data -----------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import warnings
 
-from reclab import datasets, models, online, split
+from reclab import datasets, models, split
 from reclab.config.checks import model_parameters
 from reclab.config.schema import MODEL_NAMES, Config
 from reclab.errors import ReclabError
@@ -90,6 +90,8 @@ def make_world(config: Config, data):
     scores of ``online.world_model`` fitted on ``data`` (:meth:`World.from_model`), which
     favours models like it.
     """
+    from reclab import online   # scipy.stats: imported by stage 6 only, not by every stage kernel
+
     if config.dataset == "synthetic":
         defaults = inspect.signature(datasets.synthetic).parameters
         weight = {name: config.synthetic.get(name, defaults[name].default)

@@ -77,13 +77,13 @@ def _check_tuned_space(config, name: str, source: str) -> None:
     if not space:
         return
     try:
-        parsed = space_module.parse_space(space)
+        checked = space_module.space_to_dict(space)
     except ValueError as error:
         raise ReclabError(f"{source}: key 'models.{name}.space' is not a valid search space: "
                           f"{error}") from None
     if config.tune.method == "grid":
         # tune() would refuse it too, but only inside the stage 2 kernel, after stage 1 ran.
-        for param, spec in space_module.space_to_dict(parsed).items():
+        for param, spec in checked.items():
             if spec["type"] != "categorical":
                 raise fail(source, f"models.{name}.space.{param}",
                            f"is {'an integer' if spec['type'] == 'int' else 'a real'} range from "

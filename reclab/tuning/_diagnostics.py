@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from skopt.space import Integer, Real
 
 from reclab.errors import ReclabError
 from reclab.tuning._results import TuningResult
@@ -29,6 +28,8 @@ def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANC
         One sentence per such parameter of the best model, naming the value, the bound and a
         wider bound to try; empty when every best value lies inside its range.
     """
+    from skopt.space import Integer, Real   # a TuningResult's space holds its dimensions
+
     result = _check_result(result)
     warnings = []
     for name, dimension in result.space.items():
