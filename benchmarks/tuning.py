@@ -21,9 +21,8 @@ Protocol (the done-when figures of issue 15):
   Give SMBO more trials than the target (the committed run: 70) so that this count is measured
   rather than censored: a seed that never reaches it counts as the budget + 1 and is counted
   in ``never``, and :func:`_passed` holds only when every seed reached it.
-- Seeds: reclab's SMBO settings (:data:`reclab.tuning.SMBO_OPTIONS`) are chosen on the
-  development seeds 100-104 (``--first-seed 100``); the committed results use seeds 0-4, which
-  were never used to choose them.
+- Seeds: compare SMBO settings (:data:`reclab.tuning.SMBO_OPTIONS`) on the development seeds
+  100-104 (``--first-seed 100``), never on the reported seeds 0-4 of the committed results.
 
 Run it alone, niced, with ALS limited to one thread per process if the machine is shared::
 
