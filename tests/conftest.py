@@ -67,6 +67,26 @@ def pytest_xdist_make_scheduler(config, log):
     return WorkUnitScheduling(config, log)
 
 
+def pytest_configure(config):
+    """Compile reclab's numba kernels once, before any worker or stage kernel starts.
+
+    On a fresh clone numba's cache (``__pycache__`` beside the kernels) is empty: without this,
+    both workers and the kernels of the four pipelines started at once would each compile the
+    same kernels at the same moment, for seconds of CPU each, all writing the same cache files.
+    Here the xdist controller (or the only process) fits the compiled models once in their
+    default float32 form, with a training curve, and ranks; every later process loads them from
+    the cache.
+    """
+    if hasattr(config, "workerinput"):   # an xdist worker: the controller has done it
+        return
+    data = rl.datasets.synthetic(n_users=60, n_items=80, n_ratings=1500, seed=0)
+    for model in (rl.models.ImplicitALS(factors=4, iterations=1),
+                  rl.models.ImplicitALS(factors=4, iterations=1, use_cg=False),
+                  rl.models.ExplicitALS(factors=4, iterations=1)):
+        # a callback, so that the loss kernels of the training curve are compiled too
+        model.fit(data, callback=lambda *point: None).recommend([0, 1], n=5)
+
+
 def pytest_collection_modifyitems(items):
     """The longest work units first (:data:`LONGEST_FIRST`), the others in collection order."""
     rank = {unit: number for number, unit in enumerate(LONGEST_FIRST)}
