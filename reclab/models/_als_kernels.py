@@ -1,4 +1,5 @@
-"""numba kernels for alternating least squares (used by :mod:`reclab.models.als`).
+"""numba kernels for alternating least squares (used by :mod:`reclab.models.als`), and the score
+products of every factor model (:func:`row_products`, used by :mod:`reclab.models.base`).
 
 One half-sweep of ALS solves one small ridge problem per row of a CSR matrix (a user, or an item
 when the transposed matrix is passed), each independent of the others. The kernels run those
@@ -599,3 +600,23 @@ def dynamic_schedule():
     out one element at a time. The result does not depend on the schedule (rows are independent).
     """
     return numba.parallel_chunksize(1)
+
+
+@njit(parallel=_PARALLEL, cache=True)
+def row_products(rows, other_t, out):
+    """``out = rows @ other_t``: every factor model's scores (``p_u . q_i`` for all items).
+
+    ``rows`` (m, k), ``other_t`` (k, n_items) C-contiguous (the item factors transposed), ``out``
+    (m, n_items) zeros, all one dtype. Each output element is summed over the k factors in the
+    same order whatever m is and whichever thread computes its row, so that a user's scores do not
+    depend on which other users are scored with it (a BLAS library picks different kernels, with
+    different rounding, for different batch sizes and processors). The inner loop runs over items,
+    so it vectorizes without reassociation (no ``fastmath``).
+    """
+    for u in prange(rows.shape[0]):
+        row = out[u]
+        for c in range(rows.shape[1]):
+            weight = rows[u, c]
+            column = other_t[c]
+            for i in range(row.shape[0]):
+                row[i] += weight * column[i]

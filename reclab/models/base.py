@@ -43,6 +43,7 @@ import scipy.sparse as sp
 from reclab._validate import check_bool, check_choice, check_float, check_int, check_seed
 from reclab.errors import ReclabError
 from reclab.estimator import Estimator
+from reclab.models._als_kernels import row_products
 from reclab.models.persistence import load, register, registered_models, save_model
 from reclab.ranking import candidate_mask, top_n
 
@@ -487,15 +488,13 @@ def interaction_matrix(matrix: sp.csr_matrix, binarize: bool = True, dtype=np.fl
 
 
 def _row_products(rows: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``rows @ other.T``, with each output row independent of how many rows are computed.
-
-    BLAS computes a one-row product with a matrix-vector kernel whose rounding differs from the
-    matrix-matrix kernel used for batches; a single row is therefore doubled and then dropped, so
-    that ``recommend(u)`` and ``recommend([..., u, ...])`` agree to the last bit.
-    """
-    if rows.shape[0] == 1:
-        return (np.concatenate([rows, rows]) @ other.T)[:1]
-    return rows @ other.T
+    """``rows @ other.T`` in float32, each output row to the last bit independent of how many
+    rows are computed (:func:`reclab.models._als_kernels.row_products`): ``recommend(u)`` and
+    ``recommend([..., u, ...])`` agree on every processor."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    out = np.zeros((rows.shape[0], other.shape[0]), dtype=np.float32)
+    row_products(rows, np.ascontiguousarray(other.T, dtype=np.float32), out)
+    return out
 
 
 class FactorModel(Recommender):
