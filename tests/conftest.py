@@ -1,7 +1,7 @@
 """Shared fixtures: the real MovieLens data (skipped with a reason when absent) and its standard
-split; four pipelines run at once, read by several test files. How the suite is spread over
+split; three pipelines run at once, read by several test files. How the suite is spread over
 pytest-xdist workers (``make test`` runs two): one test file per worker at a time, so that module
-fixtures run once, and the files that read the session's four pipelines in the same worker; a
+fixtures run once, and the files that read the session's three pipelines in the same worker; a
 slow test that needs no module fixture is a unit of its own, and the units that take minutes are
 handed out first (longest first), so that both workers finish at about the same time."""
 
@@ -15,10 +15,16 @@ from pathlib import Path
 import pytest
 
 import reclab as rl
-from helpers import FOUR_PIPELINES, FOUR_PIPELINES_EXPERIMENT, QUIET, SMALL_PIPELINE
+from helpers import PIPELINES_AT_ONCE, AT_ONCE_EXPERIMENT, QUIET, SMALL_PIPELINE
 
-# Test files whose tests read the session fixture four_pipelines: one xdist worker runs them all.
-FOUR_PIPELINES_FILES = ("test_browser.py", "test_concurrency.py", "test_readme.py")
+# Every JVM the tests start (the Spark tests' session, the stage kernels of the Spark pipeline
+# test) lives for a minute or two of small jobs: the JIT's quick tier alone starts and warms up
+# about 30% cheaper in CPU (test_spark.py: 233 -> 167 core-seconds on 2 cores). Its frames are
+# larger, so Spark's recursive plan code needs a bigger thread stack. Not a setting for real data.
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -Xss16m")
+
+# Test files whose tests read the session fixture pipelines_at_once: one xdist worker runs them all.
+AT_ONCE_FILES = ("test_browser.py", "test_concurrency.py", "test_readme.py")
 
 
 # Slow tests that need no module fixture: each is a work unit of its own (else one per file).
@@ -29,7 +35,7 @@ ALONE = {"test_pipeline.py::test_ml100k_pipeline",
 # The work units that take minutes, longest first (measured with ``--durations``): handed out
 # first, so that both workers end at about the same time (xdist's own order, by number of tests,
 # left them for last and one worker running them alone).
-LONGEST_FIRST = ("four_pipelines", "test_pipeline.py",
+LONGEST_FIRST = ("pipelines_at_once", "test_pipeline.py",
                  "test_pipeline.py::test_ml_latest_small_pipeline_on_spark",
                  "test_concurrency.py::test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes",
                  "test_notebooks_alone.py", "test_pipeline.py::test_ml100k_pipeline", "test_cli.py",
@@ -38,13 +44,13 @@ LONGEST_FIRST = ("four_pipelines", "test_pipeline.py",
 
 def work_unit(nodeid: str) -> str:
     """The xdist work unit of a test id (``tests/test_x.py::test_y[param]``): the readers of
-    four_pipelines together, a test of :data:`ALONE` alone, every other test with its file (its
+    pipelines_at_once together, a test of :data:`ALONE` alone, every other test with its file (its
     module fixtures then run in one worker only)."""
     path, _, name = nodeid.partition("::")
     test = f"{Path(path).name}::{name.partition('[')[0]}"
     if test in ALONE:
         return test
-    return "four_pipelines" if Path(path).name in FOUR_PIPELINES_FILES else Path(path).name
+    return "pipelines_at_once" if Path(path).name in AT_ONCE_FILES else Path(path).name
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -52,7 +58,7 @@ def pytest_xdist_make_scheduler(config, log):
     """``--dist loadgroup`` (``make test``) in the work units of :func:`work_unit`, longest first.
 
     xdist 3.8 groups by a suffix it writes to ``item._nodeid``, which pytest 9 no longer reads:
-    its own loadgroup ran every test as a unit of its own, so both workers ran the session's four
+    its own loadgroup ran every test as a unit of its own, so both workers ran the session's
     pipelines and every module's pipeline. Here the controller groups the test ids itself.
     """
     if config.getvalue("dist") != "loadgroup":
@@ -71,7 +77,7 @@ def pytest_configure(config):
     """Compile reclab's numba kernels once, before any worker or stage kernel starts.
 
     On a fresh clone numba's cache (``__pycache__`` beside the kernels) is empty: without this,
-    both workers and the kernels of the four pipelines started at once would each compile the
+    both workers and the kernels of the three pipelines started at once would each compile the
     same kernels at the same moment, for seconds of CPU each, all writing the same cache files.
     Here the xdist controller (or the only process) fits the compiled models once in their
     default float32 form, with a training curve, and ranks; every later process loads them from
@@ -134,25 +140,25 @@ def synthetic_data():
     return rl.datasets.synthetic(seed=0)
 
 
-# -- four pipelines at once, read by several test files --------------------------------------
+# -- three pipelines at once, read by several test files -----------------------------------
 @pytest.fixture(scope="session")
-def four_pipelines(tmp_path_factory):
-    """Four ``reclab run`` pipelines started at the same moment on one new SQLite store (the
-    store from ``MLFLOW_TRACKING_URI``): ImplicitALS and SVD, each with seeds 11 and 12, so that
-    pipelines of one seed share their test split. Run once per session: the concurrency test
+def pipelines_at_once(tmp_path_factory):
+    """Three ``reclab run`` pipelines started at the same moment on one new SQLite store (the
+    store from ``MLFLOW_TRACKING_URI``): ImplicitALS and SVD with seed 11, which share their test
+    split, and SVD with seed 12, whose split differs. Run once per session: the concurrency test
     checks that everything was logged, the browser test compares two of them in the MLflow UI.
 
     Returns ``{"folder", "uri", "runs": {(model, seed): pipeline run id}, "stdout": {(model,
     seed): what reclab run printed}, "seconds"}``.
     """
-    folder = tmp_path_factory.mktemp("four-pipelines")
+    folder = tmp_path_factory.mktemp("pipelines-at-once")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     env = {**os.environ, **QUIET, "MLFLOW_TRACKING_URI": uri}
     reclab = Path(sys.executable).parent / "reclab"
     started = time.monotonic()
     processes = {}
-    for model, seed in FOUR_PIPELINES:
-        settings = [*SMALL_PIPELINE, f"experiment={FOUR_PIPELINES_EXPERIMENT}", f"model={model}",
+    for model, seed in PIPELINES_AT_ONCE:
+        settings = [*SMALL_PIPELINE, f"experiment={AT_ONCE_EXPERIMENT}", f"model={model}",
                     f"seed={seed}"]
         processes[model, seed] = subprocess.Popen(
             [str(reclab), "run", "--output", str(folder / f"out-{model}-{seed}"),

@@ -1,5 +1,5 @@
 """Plain helpers shared by several test files: reference definitions, crafted files, and the
-settings of the session's four pipelines (conftest.py)."""
+settings of the session's three pipelines (conftest.py)."""
 
 import math
 import zipfile
@@ -69,7 +69,7 @@ SMALL_PIPELINE = ["synthetic.n_users=150", "synthetic.n_items=200", "synthetic.n
                   "tune.method=random", "tune.n_trials=2", "tune.metric=ndcg@10", "k=[5, 10]",
                   "evaluation.n_bootstrap=20", "n_recommendations=5", "baselines=[Popularity]",
                   "models.ImplicitALS.params.iterations=4", "online.enabled=false"]
-FOUR_PIPELINES = (("ImplicitALS", 11), ("SVD", 11), ("ImplicitALS", 12), ("SVD", 12))
-FOUR_PIPELINES_EXPERIMENT = "reclab"   # the default experiment, as the README example reads it
+PIPELINES_AT_ONCE = (("ImplicitALS", 11), ("SVD", 11), ("SVD", 12))
+AT_ONCE_EXPERIMENT = "reclab"   # the default experiment, as the README example reads it
 # Nothing here needs the network; MLflow would otherwise report usage.
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}

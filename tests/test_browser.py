@@ -1,6 +1,6 @@
 """Two pipeline runs compared in the MLflow UI, in a real browser.
 
-Two of the session's four ``reclab run`` pipelines (fixture ``four_pipelines`` of conftest.py,
+Two of the session's three ``reclab run`` pipelines (fixture ``pipelines_at_once`` of conftest.py,
 small synthetic data; ImplicitALS and SVD with the same seed, so the same test split) are in a
 temporary SQLite store. ``reclab ui`` serves that store on a free loopback port; headless
 Chromium (Debian's ``chromium`` package, driven by Playwright) opens what a user looks at: the
@@ -37,7 +37,7 @@ import pytest
 from mlflow import MlflowClient
 from playwright.sync_api import expect, sync_playwright
 
-from helpers import FOUR_PIPELINES_EXPERIMENT, QUIET
+from helpers import AT_ONCE_EXPERIMENT, QUIET
 from reclab import tracking
 from reclab.cli import main
 
@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PROJECT = Path(__file__).resolve().parent.parent
 RECLAB = Path(sys.executable).parent / "reclab"
 ARTIFACTS = PROJECT / "test-artifacts" / "browser"
-EXPERIMENT = FOUR_PIPELINES_EXPERIMENT
+EXPERIMENT = AT_ONCE_EXPERIMENT
 SEED = 11   # both pipelines of this seed: one test split
 MODELS = ("ImplicitALS", "SVD")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -160,12 +160,12 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def store(four_pipelines):
+def store(pipelines_at_once):
     """Two finished pipelines of one seed in the session's store, and ``reclab ui`` serving it
     (it boots while the tests that need no browser run)."""
-    folder, uri = four_pipelines["folder"], four_pipelines["uri"]
-    runs = {model: four_pipelines["runs"][model, SEED] for model in MODELS}
-    pipelines = four_pipelines["seconds"]
+    folder, uri = pipelines_at_once["folder"], pipelines_at_once["uri"]
+    runs = {model: pipelines_at_once["runs"][model, SEED] for model in MODELS}
+    pipelines = pipelines_at_once["seconds"]
     server = UiServer(uri, folder)
     try:
         client = MlflowClient(tracking_uri=uri)

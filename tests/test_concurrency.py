@@ -1,8 +1,8 @@
 """Concurrent and interrupted pipelines against one local MLflow store (SQLite).
 
 Real processes throughout: several processes open a new ``mlflow.db`` at the same moment (MLflow
-builds its schema on first use, which races without reclab's lock), four ``reclab run`` pipelines
-run at once on one new store (the session fixture ``four_pipelines`` of conftest.py), and a ``reclab run`` stopped by SIGTERM in the middle of a stage
+builds its schema on first use, which races without reclab's lock), three ``reclab run`` pipelines
+run at once on one new store (the session fixture ``pipelines_at_once`` of conftest.py), and a ``reclab run`` stopped by SIGTERM in the middle of a stage
 leaves no run RUNNING and no kernel behind, and is resumed to the end.
 """
 
@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from mlflow import MlflowClient
 
-from helpers import FOUR_PIPELINES, FOUR_PIPELINES_EXPERIMENT, tiny_params
+from helpers import PIPELINES_AT_ONCE, AT_ONCE_EXPERIMENT, tiny_params
 from reclab import pipeline, tracking
 from reclab.errors import ReclabError
 
@@ -106,22 +106,22 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
     assert [exp.name for exp in client.search_experiments(order_by=["name"])] == ["Default", "race"]
 
 
-# -- four pipelines at once -------------------------------------------------------------------
+# -- three pipelines at once ------------------------------------------------------------------
 @pytest.mark.slow
-def test_four_pipelines_at_once_on_one_new_store_all_finish_with_everything_logged(four_pipelines):
-    """The session's four pipelines (conftest.py), started at the same moment on a new store."""
+def test_three_pipelines_at_once_on_one_new_store_all_finish_with_everything_logged(pipelines_at_once):
+    """The session's three pipelines (conftest.py), started at the same moment on a new store."""
     n_trials = 2
-    uri, folder = four_pipelines["uri"], four_pipelines["folder"]
+    uri, folder = pipelines_at_once["uri"], pipelines_at_once["folder"]
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(FOUR_PIPELINES_EXPERIMENT)
+    experiment = client.get_experiment_by_name(AT_ONCE_EXPERIMENT)
     assert experiment.artifact_location.startswith((folder / "mlruns").as_uri())
-    parents = pipeline_runs(client, FOUR_PIPELINES_EXPERIMENT)
-    assert sorted(run.info.run_id for run in parents) == sorted(four_pipelines["runs"].values())
+    parents = pipeline_runs(client, AT_ONCE_EXPERIMENT)
+    assert sorted(run.info.run_id for run in parents) == sorted(pipelines_at_once["runs"].values())
     assert sorted((run.data.params["model"], int(run.data.params["seed"])) for run in parents) == \
-        sorted(FOUR_PIPELINES)
+        sorted(PIPELINES_AT_ONCE)
     every_run = client.search_runs([experiment.experiment_id], max_results=1000)
     # one parent, five stages and the trials per pipeline: nothing lost, nothing extra
-    assert len(every_run) == len(FOUR_PIPELINES) * (1 + len(FIVE) + n_trials)
+    assert len(every_run) == len(PIPELINES_AT_ONCE) * (1 + len(FIVE) + n_trials)
     assert {run.info.status for run in every_run} == {"FINISHED"}
     fingerprints = {}
     for parent in parents:
@@ -166,17 +166,17 @@ def test_four_pipelines_at_once_on_one_new_store_all_finish_with_everything_logg
         assert metrics["precision_at_10"] == parent.data.metrics["precision_at_10"]
         fingerprints.setdefault(parent.data.params["seed"], set()).add(
             parent.data.tags["reclab.split_fingerprint"])
-    # one split per seed, the same in both of its pipelines, and the two seeds' splits differ:
-    # four pipelines, not one logged four times
+    # one split per seed, the same in both pipelines of seed 11, and the two seeds' splits differ:
+    # three pipelines, not one logged three times
     assert [len(found) for found in fingerprints.values()] == [1, 1]
     assert len(set.union(*fingerprints.values())) == 2
     with sqlite3.connect(folder / "mlflow.db") as database:
         assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_what_the_stage_kernels_print_reaches_the_terminal_while_they_run(four_pipelines):
+def test_what_the_stage_kernels_print_reaches_the_terminal_while_they_run(pipelines_at_once):
     """``reclab run`` writes each kernel's output under its stage's line as it comes."""
-    for printed in four_pipelines["stdout"].values():
+    for printed in pipelines_at_once["stdout"].values():
         lines = printed.splitlines()
         start = lines.index("[1/6] preprocess   running")
         end = next(number for number, line in enumerate(lines) if line.startswith("[1/6] preprocess ")
@@ -358,18 +358,18 @@ def test_a_full_output_folder_fails_the_stage_and_says_the_notebook_is_partial(t
 
 
 def test_train_notebooks_show_a_training_curve_only_for_iterative_models_and_no_download_bars(
-        four_pipelines):
-    client = MlflowClient(four_pipelines["uri"])
-    for (model, seed), run_id in four_pipelines["runs"].items():
-        executed = nbformat.read(four_pipelines["folder"] / f"out-{model}-{seed}" / "03_train.ipynb",
+        pipelines_at_once):
+    client = MlflowClient(pipelines_at_once["uri"])
+    for (model, seed), run_id in pipelines_at_once["runs"].items():
+        executed = nbformat.read(pipelines_at_once["folder"] / f"out-{model}-{seed}" / "03_train.ipynb",
                                  as_version=4)
         streams = [output for cell in executed.cells if cell.cell_type == "code"
                    for output in cell.outputs if output.output_type == "stream"]
         errors = "".join(output.text for output in streams if output.name == "stderr")
         assert "Downloading artifacts" not in errors, (model, errors)
         printed = "".join(output.text for output in streams)
-        train = tracking.find_stage_run("train", FOUR_PIPELINES_EXPERIMENT, run_id,
-                                        uri=four_pipelines["uri"])
+        train = tracking.find_stage_run("train", AT_ONCE_EXPERIMENT, run_id,
+                                        uri=pipelines_at_once["uri"])
         figures = {item.path for item in client.list_artifacts(train.info.run_id, "figures")}
         if model == "SVD":   # fitted in closed form: no iterations, no empty axes
             assert "SVD is fitted in closed form, without iterations: no training curve" in printed

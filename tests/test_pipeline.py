@@ -491,14 +491,12 @@ SPARK_SMALL = {"models.SparkALS.params": {"iterations": 5, "implicit": True, "ma
 
 @pytest.mark.slow
 @pytest.mark.spark
-def test_ml_latest_small_pipeline_on_spark(tmp_path, monkeypatch, shared_path):
+def test_ml_latest_small_pipeline_on_spark(tmp_path, shared_path):
     """backend: spark end to end (issue 9): SparkALS tuned, trained and evaluated in the stage
     kernels' own Spark sessions; stage 5's metrics computed in Spark equal reclab.evaluate's."""
     pytest.importorskip("pyspark", reason="backend spark needs pyspark and Java 17 "
                                           "(pip install 'reclab[spark]')")
-    # Three kernels each start a JVM for a minute of work: the JIT's quick tier alone starts and
-    # warms up 2-3x faster (the kernels inherit this environment). Not a setting for real data.
-    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
+    # The kernels' JVMs inherit the session's JAVA_TOOL_OPTIONS (conftest.py): the JIT's quick tier.
     shared_path("ml-latest-small/ratings.csv")  # the pipeline reads it through RECLAB_DATA_DIR
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = pipeline.run_pipeline(params_file=PROJECT / "params" / "ml-latest-small.yaml",

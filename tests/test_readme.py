@@ -2,7 +2,7 @@
 
 The examples are taken from README.md's ```python blocks and executed in order, each in a fresh
 namespace, on real data: the library example on MovieLens 100K (RECLAB_DATA_DIR, skipped with a
-reason when absent), the model-loading example against the session's four pipelines (conftest.py),
+reason when absent), the model-loading example against the session's three pipelines (conftest.py),
 whose experiment is the default one, ``reclab``. The shell examples (``make``, ``reclab run``,
 ``papermill``) are what the pipeline, CLI and notebook tests run.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import FOUR_PIPELINES_EXPERIMENT
+from helpers import AT_ONCE_EXPERIMENT
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -47,9 +47,9 @@ def test_the_online_example_runs_as_written():
     assert set(namespace["power"].users_needed) >= {"ab", "interleaving"}
 
 
-def test_the_model_loading_example_runs_as_written(four_pipelines, monkeypatch):
-    assert FOUR_PIPELINES_EXPERIMENT == "reclab"   # the example's experiment
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", four_pipelines["uri"])
+def test_the_model_loading_example_runs_as_written(pipelines_at_once, monkeypatch):
+    assert AT_ONCE_EXPERIMENT == "reclab"   # the example's experiment
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", pipelines_at_once["uri"])
     namespace = {}
     exec(compile(example_with("pyfunc.load_model"), "README.md", "exec"), namespace)
     predicted = namespace["model"].predict(pd.DataFrame({"user": [1, 2], "n": [10, 10]}))
