@@ -182,6 +182,9 @@ def _kernel_manager_class(stderr):
     TCP ports: jupyter_client picks free ports before the kernel binds them, so kernels started
     at the same moment by concurrent pipelines could pick the same port, and one would die
     with "Address already in use" (papermill issue #511).
+
+    The kernel process is ``reclab/_kernel.py``, ipykernel's launcher ending without the
+    interpreter's teardown of its modules (about a second of CPU per stage, see its docstring).
     """
     import tempfile
 
@@ -211,6 +214,14 @@ def _kernel_manager_class(stderr):
                 return super()._ip_default()
             self._ipc_folder = tempfile.mkdtemp(prefix="reclab-kernel-")
             return os.path.join(self._ipc_folder, "kernel")
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            # ipykernel's spec runs `-m ipykernel_launcher`; reclab/_kernel.py (by its path) is
+            # that launcher ending without the interpreter's teardown (see its docstring).
+            command = super().format_kernel_cmd(extra_arguments)
+            launcher = str(Path(__file__).with_name("_kernel.py"))
+            return [launcher if part == "ipykernel_launcher" else part
+                    for part in command if part != "-m"]
 
         async def start_kernel(self, **kw):
             kw.setdefault("stderr", stderr)

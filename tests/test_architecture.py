@@ -160,3 +160,16 @@ def test_a_stage_kernel_imports_no_search_or_statistics_library_it_does_not_use(
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                timeout=300, check=True)
     assert completed.stdout.strip() == "[]", completed.stdout + completed.stderr[-2000:]
+
+
+def test_the_stage_kernels_preload_no_search_or_statistics_library():
+    """reclab/_kernel.py imports PRELOADED into every stage kernel before its first cell: only what
+    every stage imports, never a library of STAGE_ONLY."""
+    code = ("import sys, runpy\n"
+            f"kernel = runpy.run_path({str(PACKAGE / '_kernel.py')!r})\n"
+            "kernel['preload']()\n"
+            "assert all(name in sys.modules for name in kernel['PRELOADED'])\n"
+            f"print(sorted(name for name in {STAGE_ONLY!r} if name in sys.modules))\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=300, check=True)
+    assert completed.stdout.strip() == "[]", completed.stdout + completed.stderr[-2000:]

@@ -134,6 +134,38 @@ def test_kernels_run_this_interpreter(pipeline_run, store):
         assert run.data.tags["reclab.executable"] == sys.executable
 
 
+def test_a_stage_kernel_starts_preloaded_and_runs_every_exit_handler_before_it_ends(tmp_path):
+    """The stage kernels' launcher (reclab/_kernel.py) ends the process without the interpreter's
+    teardown, but only after the exit handlers the notebook's code registered have run: an
+    ``atexit`` function, a temporary folder's finalizer."""
+    done, folder = tmp_path / "atexit-ran", tmp_path / "folder.txt"
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import atexit, pathlib, sys, tempfile\n"
+        f"print(sorted(set({pipeline_kernel_preloaded()!r}) - set(sys.modules)))\n"
+        "print(any(pathlib.Path(entry, '_kernel.py').is_file() for entry in sys.path))\n"
+        f"atexit.register(pathlib.Path({str(done)!r}).write_text, 'yes')\n"
+        "kept = tempfile.TemporaryDirectory()\n"
+        f"pathlib.Path({str(folder)!r}).write_text(kept.name)\n")]
+    nbformat.write(notebook, tmp_path / "in.ipynb")
+    with open(tmp_path / "kernel.log", "wb") as log:
+        papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"),
+                                   kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
+                                   kernel_manager_class=pipeline._kernel_manager_class(log))
+    printed = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"]
+    assert printed.splitlines() == ["[]", "False"]   # all preloaded; reclab/ not on sys.path
+    assert done.read_text() == "yes"
+    assert not Path(folder.read_text()).exists()
+
+
+def pipeline_kernel_preloaded():
+    import runpy
+    return runpy.run_path(str(Path(pipeline.__file__).with_name("_kernel.py")),
+                          run_name="reclab_kernel")["PRELOADED"]
+
+
 def test_trials_are_nested_under_the_tune_run(pipeline_run, store, client):
     result, _ = pipeline_run
     tune = latest_by_stage(client, result.run_id, store["uri"])["tune"]
