@@ -11,6 +11,11 @@ cuts both, and nothing else changes:
   (:func:`gc.freeze`): collections during the imports, and later ones walking the imported
   objects, were a quarter of the import time. The notebook's own import cell then finds them
   loaded. A module that fails to import here is left to fail there, with its error in the cell.
+- Its kernel reaps, at shutdown, the child processes that have ended but were never waited for
+  (pyspark never waits for the JVM of a Spark session): ipykernel's shutdown signals every child
+  in its process group until none is left, and counts such a "zombie" as alive, so each Spark
+  stage waited 2.5 s until jupyter_client gave up and sent SIGTERM (ipython/ipykernel#869 added
+  the signalling; posit-dev/positron#3381 reaps them the same way).
 - Registered first, its exit handler runs last (``atexit`` runs them last-in, first-out): after
   those of ipykernel, multiprocessing (child processes), ``weakref.finalize`` (temporary
   folders), logging and MLflow. It flushes the standard streams and ends the process at once.
@@ -42,6 +47,33 @@ def _end_without_teardown() -> None:
     os._exit(0)
 
 
+def living(children: list) -> list:
+    """The processes of ``children`` (``psutil.Process``) still running; those that ended but were
+    never waited for are waited for now (reaped), so they are gone rather than "zombies"."""
+    import psutil
+
+    alive = []
+    for child in children:
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child)
+                continue
+            os.waitpid(child.pid, os.WNOHANG)
+        except (psutil.NoSuchProcess, ChildProcessError):   # gone, or another process's child
+            pass
+    return alive
+
+
+def _kernel_class():
+    from ipykernel.ipkernel import IPythonKernel
+
+    class StageKernel(IPythonKernel):
+        def _process_children(self):
+            return living(super()._process_children())
+
+    return StageKernel
+
+
 def preload(names=PRELOADED) -> None:
     """Import ``names`` with the garbage collector paused, then freeze what they made."""
     import gc
@@ -69,4 +101,4 @@ if __name__ == "__main__":
 
     from ipykernel import kernelapp
 
-    kernelapp.launch_new_instance()
+    kernelapp.launch_new_instance(kernel_class=_kernel_class())

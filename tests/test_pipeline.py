@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -137,14 +138,17 @@ def test_kernels_run_this_interpreter(pipeline_run, store):
 def test_a_stage_kernel_starts_preloaded_and_runs_every_exit_handler_before_it_ends(tmp_path):
     """The stage kernels' launcher (reclab/_kernel.py) ends the process without the interpreter's
     teardown, but only after the exit handlers the notebook's code registered have run: an
-    ``atexit`` function, a temporary folder's finalizer."""
+    ``atexit`` function, a temporary folder's finalizer. A child process that ended but was never
+    waited for (as pyspark leaves its JVM) does not stop the kernel from ending by itself (ipykernel
+    would signal it until jupyter_client kills the kernel, and no exit handler would run)."""
     done, folder = tmp_path / "atexit-ran", tmp_path / "folder.txt"
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
     notebook.cells = [nbformat.v4.new_code_cell(
-        "import atexit, pathlib, sys, tempfile\n"
-        f"print(sorted(set({pipeline_kernel_preloaded()!r}) - set(sys.modules)))\n"
+        "import atexit, pathlib, subprocess, sys, tempfile\n"
+        "never_waited_for = subprocess.Popen(['true'])\n"
+        f"print(sorted(set({stage_kernel_module()['PRELOADED']!r}) - set(sys.modules)))\n"
         "print(any(pathlib.Path(entry, '_kernel.py').is_file() for entry in sys.path))\n"
         f"atexit.register(pathlib.Path({str(done)!r}).write_text, 'yes')\n"
         "kept = tempfile.TemporaryDirectory()\n"
@@ -160,10 +164,32 @@ def test_a_stage_kernel_starts_preloaded_and_runs_every_exit_handler_before_it_e
     assert not Path(folder.read_text()).exists()
 
 
-def pipeline_kernel_preloaded():
+def test_a_stage_kernel_reaps_the_children_that_ended_and_keeps_the_living():
+    """What a stage kernel's shutdown waits for (reclab/_kernel.py): children still running, not
+    the ones that ended unwaited for (pyspark's JVM), which it reaps instead."""
+    import psutil
+    living = stage_kernel_module()["living"]
+    ended, running = subprocess.Popen(["true"]), subprocess.Popen(["sleep", "60"])
+    try:
+        processes = [psutil.Process(ended.pid), psutil.Process(running.pid)]
+        for _ in range(500):
+            if processes[0].status() == psutil.STATUS_ZOMBIE:
+                break
+            time.sleep(0.01)
+        assert processes[0].status() == psutil.STATUS_ZOMBIE
+        assert living(processes) == [processes[1]]
+        assert not psutil.pid_exists(ended.pid)   # reaped: no longer in the process table
+    finally:
+        running.kill()
+        running.wait()
+
+
+def stage_kernel_module() -> dict:
+    """The names of reclab/_kernel.py (a script, run by its path), without running its main."""
     import runpy
     return runpy.run_path(str(Path(pipeline.__file__).with_name("_kernel.py")),
-                          run_name="reclab_kernel")["PRELOADED"]
+                          run_name="reclab_kernel")
+
 
 
 def test_trials_are_nested_under_the_tune_run(pipeline_run, store, client):
