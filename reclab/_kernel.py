@@ -9,13 +9,12 @@ cuts both, and nothing else changes:
 - It imports :data:`PRELOADED` (what every stage notebook's first cell imports, and the MLflow
   store every stage opens) with the cyclic garbage collector paused, then freezes those objects
   (:func:`gc.freeze`): collections during the imports, and later ones walking the imported
-  objects, were a quarter of the import time. The notebook's own import cell then finds them
+  objects, were about a fifth of the import time. The notebook's own import cell then finds them
   loaded. A module that fails to import here is left to fail there, with its error in the cell.
 - Its kernel reaps, at shutdown, the child processes that have ended but were never waited for
   (pyspark never waits for the JVM of a Spark session): ipykernel's shutdown signals every child
   in its process group until none is left, and counts such a "zombie" as alive, so each Spark
-  stage waited 2.5 s until jupyter_client gave up and sent SIGTERM (ipython/ipykernel#869 added
-  the signalling; posit-dev/positron#3381 reaps them the same way).
+  stage waited 2.5 s until jupyter_client gave up and sent SIGTERM.
 - Registered first, its exit handler runs last (``atexit`` runs them last-in, first-out): after
   those of ipykernel, multiprocessing (child processes), ``weakref.finalize`` (temporary
   folders), logging and MLflow. It flushes the standard streams and ends the process at once.

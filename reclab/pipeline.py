@@ -183,8 +183,9 @@ def _kernel_manager_class(stderr):
     at the same moment by concurrent pipelines could pick the same port, and one would die
     with "Address already in use" (papermill issue #511).
 
-    The kernel process is ``reclab/_kernel.py``, ipykernel's launcher ending without the
-    interpreter's teardown of its modules (about a second of CPU per stage, see its docstring).
+    The kernel process is ``reclab/_kernel.py``: ipykernel, started with what every stage imports
+    already imported, reaping ended child processes at shutdown, and ending without the
+    interpreter's teardown of its modules (see its docstring).
     """
     import tempfile
 
@@ -217,7 +218,7 @@ def _kernel_manager_class(stderr):
 
         def format_kernel_cmd(self, extra_arguments=None):
             # ipykernel's spec runs `-m ipykernel_launcher`; reclab/_kernel.py (by its path) is
-            # that launcher ending without the interpreter's teardown (see its docstring).
+            # that launcher, faster to start and to end (see its docstring).
             command = super().format_kernel_cmd(extra_arguments)
             launcher = str(Path(__file__).with_name("_kernel.py"))
             return [launcher if part == "ipykernel_launcher" else part
