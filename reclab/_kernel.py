@@ -19,7 +19,8 @@ cuts both, and nothing else changes:
   those of ipykernel, multiprocessing (child processes), ``weakref.finalize`` (temporary
   folders), logging and MLflow. It flushes the standard streams and ends the process at once.
 
-Measured on 2 cores (synthetic data, 150 users): a five-stage pipeline in 24 s rather than 35 s.
+Measured on 2 cores by ``benchmarks/pipeline.py`` (``benchmarks/results/pipeline.md``): a
+five-stage pipeline on small synthetic data in 24 s rather than 35 s.
 
 The kernel runs this file by its path (``python <...>/reclab/_kernel.py -f <connection file>``),
 not with ``-m reclab._kernel``, which would import the package, and with it modules that
