@@ -169,6 +169,10 @@ class _TrialProgress:
             self.forward.flush()
 
 
+# The stage kernels' launcher, run by its path (see its docstring).
+KERNEL_LAUNCHER = Path(__file__).with_name("_kernel.py")
+
+
 def _kernel_manager_class(stderr):
     """A kernel manager whose ``python3`` kernel is ``sys.executable`` (see the module docstring)
     and whose standard error goes to the open binary file ``stderr``.
@@ -217,12 +221,12 @@ def _kernel_manager_class(stderr):
             return os.path.join(self._ipc_folder, "kernel")
 
         def format_kernel_cmd(self, extra_arguments=None):
-            # ipykernel's spec runs `-m ipykernel_launcher`; reclab/_kernel.py (by its path) is
-            # that launcher, faster to start and to end (see its docstring).
+            # ipykernel's spec runs `python -m ipykernel_launcher ...`; reclab/_kernel.py (by its
+            # path) is that launcher, faster to start and to end (see its docstring).
             command = super().format_kernel_cmd(extra_arguments)
-            launcher = str(Path(__file__).with_name("_kernel.py"))
-            return [launcher if part == "ipykernel_launcher" else part
-                    for part in command if part != "-m"]
+            if command[1:3] == ["-m", "ipykernel_launcher"]:
+                return [command[0], str(KERNEL_LAUNCHER), *command[3:]]
+            return command
 
         async def start_kernel(self, **kw):
             kw.setdefault("stderr", stderr)

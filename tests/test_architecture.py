@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import reclab
+from reclab.pipeline import KERNEL_LAUNCHER
 
 PACKAGE = Path(reclab.__file__).resolve().parent
 
@@ -166,7 +167,7 @@ def test_the_stage_kernels_preload_no_search_or_statistics_library():
     """reclab/_kernel.py imports PRELOADED into every stage kernel before its first cell: only what
     every stage imports, never a library of STAGE_ONLY."""
     code = ("import sys, runpy\n"
-            f"kernel = runpy.run_path({str(PACKAGE / '_kernel.py')!r})\n"
+            f"kernel = runpy.run_path({str(KERNEL_LAUNCHER)!r})\n"
             "kernel['preload']()\n"
             "assert all(name in sys.modules for name in kernel['PRELOADED'])\n"
             f"print(sorted(name for name in {STAGE_ONLY!r} if name in sys.modules))\n")

@@ -184,8 +184,7 @@ def test_a_stage_kernel_reaps_the_children_that_ended_and_keeps_the_living():
 def stage_kernel_module() -> dict:
     """The names of reclab/_kernel.py (a script, run by its path), without running its main."""
     import runpy
-    return runpy.run_path(str(Path(pipeline.__file__).with_name("_kernel.py")),
-                          run_name="reclab_kernel")
+    return runpy.run_path(str(pipeline.KERNEL_LAUNCHER), run_name="reclab_kernel")
 
 
 def test_trials_are_nested_under_the_tune_run(pipeline_run, store, client):
