@@ -37,10 +37,12 @@ set (:func:`reclab.config.check_runnable`), the backend's needs and the notebook
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,9 +175,10 @@ class _TrialProgress:
 KERNEL_LAUNCHER = Path(__file__).with_name("_kernel.py")
 
 
-def _kernel_manager_class(stderr):
+def _kernel_manager_class(stderr, forks=None):
     """A kernel manager whose ``python3`` kernel is ``sys.executable`` (see the module docstring)
-    and whose standard error goes to the open binary file ``stderr``.
+    and whose standard error goes to the open binary file ``stderr``; with ``forks`` (a
+    :class:`reclab._kernel.ForkServer`), its kernels are forks of that server's process.
 
     An empty kernelspec search path leaves only ipykernel's built-in spec, which runs the current
     interpreter; a ``python3`` spec of the user or system is never consulted. The kernel's own
@@ -192,13 +195,36 @@ def _kernel_manager_class(stderr):
     interpreter's teardown of its modules (see its docstring).
     """
     import tempfile
+    import uuid
 
     import zmq
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.provisioning import LocalProvisioner
     from traitlets import default
 
+    class ForkingProvisioner(LocalProvisioner):
+        """jupyter_client's local provisioner, but a stage kernel is a fork of ``forks``."""
+
+        async def launch_kernel(self, cmd, **kwargs):
+            if forks is None or cmd[:2] != [sys.executable, str(KERNEL_LAUNCHER)]:
+                return await super().launch_kernel(cmd, **kwargs)
+            # Popen's defaults: this process's environment and working folder (papermill's
+            # cwd= changes the latter around the execution).
+            self.cwd = kwargs.get("cwd") or os.getcwd()
+            self.process = forks.launch(cmd[2:], kwargs.get("env") or os.environ, self.cwd,
+                                        kwargs.get("stdout"), kwargs.get("stderr"))
+            self.pid = self.pgid = self.process.pid   # the kernel leads its own session
+            return self.connection_info
+
     class ThisInterpreterKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw):
+            if self.provisioner is None:
+                self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+                self.provisioner = ForkingProvisioner(kernel_id=self.kernel_id,
+                                                      kernel_spec=self.kernel_spec, parent=self)
+            return await super()._async_pre_start_kernel(**kw)
+
         @default("kernel_spec_manager")
         def _kernel_spec_manager_default(self):
             return KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
@@ -238,6 +264,19 @@ def _kernel_manager_class(stderr):
                 shutil.rmtree(self._ipc_folder, ignore_errors=True)
 
     return ThisInterpreterKernelManager
+
+
+@contextlib.contextmanager
+def _fork_server():
+    """The pipeline's :class:`reclab._kernel.ForkServer` (its stage kernels are forks of one
+    preloaded process), or ``None`` where processes cannot fork (Windows)."""
+    if not hasattr(os, "fork"):
+        yield None
+        return
+    from reclab._kernel import ForkServer
+
+    with ForkServer() as forks:
+        yield forks
 
 
 def _check_notebook(path: Path, passed: Sequence[str] = _PASSED) -> None:
@@ -412,8 +451,10 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
 
     begun: list[tuple[str, str]] = []   # (pipeline run id, store) once the run exists
     try:
-        return _run_pipeline(begun, params_file, overrides, stages, resume, output_dir, tracking_uri,
-                             notebooks, progress, execution_timeout, kernel_output)
+        with contextlib.ExitStack() as cleanup:   # closes the stage kernels' fork server
+            return _run_pipeline(begun, cleanup, params_file, overrides, stages, resume, output_dir,
+                                 tracking_uri, notebooks, progress, execution_timeout,
+                                 kernel_output)
     except BaseException as error:
         if begun:
             interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
@@ -428,8 +469,9 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         raise
 
 
-def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_dir, tracking_uri,
-                  notebooks, progress, execution_timeout, kernel_output) -> PipelineResult:
+def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overrides, stages,
+                  resume, output_dir, tracking_uri, notebooks, progress, execution_timeout,
+                  kernel_output) -> PipelineResult:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -473,6 +515,8 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
     if "preprocess" in chosen:   # the one stage that reads the data set: its files, before any run
         check_runnable(config, f"params.yaml of run {resume}" if resume else str(params_file))
     params_text = config.dump()
+    # Checked: the stage kernels' server starts, and preloads while the pipeline run is created.
+    forks = cleanup.enter_context(_fork_server())
     if run_id is None:
         run_id = tracking.start_pipeline(config, uri, params_text=params_text)
         begun.append((run_id, uri))
@@ -526,7 +570,7 @@ def _run_pipeline(begun: list, params_file, overrides, stages, resume, output_di
                     stdout_file=kernel_output,
                     stderr_file=(_TrialProgress(progress, stage, number, kernel_output) if progress
                                  else kernel_output),
-                    kernel_manager_class=_kernel_manager_class(kernel_log))
+                    kernel_manager_class=_kernel_manager_class(kernel_log, forks))
             stage_run = tracking.find_stage_run(stage, config.experiment, run_id, uri=uri)
             if stage_run is None:
                 raise ReclabError(f"{NOTEBOOKS[stage]} ran to the end without finishing a "

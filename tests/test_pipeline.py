@@ -135,30 +135,69 @@ def test_kernels_run_this_interpreter(pipeline_run, store):
         assert run.data.tags["reclab.executable"] == sys.executable
 
 
-def test_a_stage_kernel_starts_preloaded_and_runs_every_exit_handler_before_it_ends(tmp_path):
-    """The stage kernels' launcher (reclab/_kernel.py) ends the process without the interpreter's
-    teardown, but only after the exit handlers the notebook's code registered have run: an
-    ``atexit`` function, a temporary folder's finalizer."""
-    done, folder = tmp_path / "atexit-ran", tmp_path / "folder.txt"
+def test_stage_kernels_are_forks_of_one_preloaded_server_and_run_every_exit_handler(tmp_path):
+    """A pipeline's stage kernels (reclab/_kernel.py) are forks of one server process that has
+    imported what every stage imports; each ends without the interpreter's teardown, but only
+    after the exit handlers the notebook's code registered have run: an ``atexit`` function, a
+    temporary folder's finalizer. The server reports each kernel's exit status."""
+    from reclab._kernel import ForkServer
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
     notebook.cells = [nbformat.v4.new_code_cell(
-        "import atexit, pathlib, sys, tempfile\n"
+        "import atexit, os, pathlib, sys, tempfile\n"
         f"print(sorted(set({stage_kernel_module()['PRELOADED']!r}) - set(sys.modules)))\n"
         "print(any(pathlib.Path(entry, '_kernel.py').is_file() for entry in sys.path))\n"
-        f"atexit.register(pathlib.Path({str(done)!r}).write_text, 'yes')\n"
+        "print(os.getppid(), os.getpid() == os.getpgid(0), pathlib.Path.cwd())\n"
+        "atexit.register(pathlib.Path('atexit-ran').write_text, 'yes')\n"
         "kept = tempfile.TemporaryDirectory()\n"
-        f"pathlib.Path({str(folder)!r}).write_text(kept.name)\n")]
+        "pathlib.Path('folder.txt').write_text(kept.name)\n")]
     nbformat.write(notebook, tmp_path / "in.ipynb")
-    with open(tmp_path / "kernel.log", "wb") as log:
-        papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"),
-                                   kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
-                                   kernel_manager_class=pipeline._kernel_manager_class(log))
-    printed = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"]
-    assert printed.splitlines() == ["[]", "False"]   # all preloaded; reclab/ not on sys.path
-    assert done.read_text() == "yes"
-    assert not Path(folder.read_text()).exists()
+    with ForkServer() as forks:
+        for name in ("one", "two"):
+            (tmp_path / name).mkdir()
+            with open(tmp_path / name / "kernel.log", "wb") as log:
+                papermill.execute_notebook(
+                    str(tmp_path / "in.ipynb"), str(tmp_path / name / "out.ipynb"),
+                    kernel_name="python3", progress_bar=False, cwd=str(tmp_path / name),
+                    kernel_manager_class=pipeline._kernel_manager_class(log, forks))
+        server = forks.process.pid
+        assert sorted(forks.returncodes.values()) == [0, 0]   # both kernels ended, reaped
+    assert forks.process.returncode == 0
+    for name in ("one", "two"):
+        printed = nbformat.read(tmp_path / name / "out.ipynb", as_version=4).cells[0].outputs[0]
+        # all preloaded; reclab/ not on sys.path; a child of the server leading its own session,
+        # in the folder papermill gave it
+        assert printed["text"].splitlines() == ["[]", "False", f"{server} True {tmp_path / name}"]
+        assert (tmp_path / name / "atexit-ran").read_text() == "yes"
+        assert not Path((tmp_path / name / "folder.txt").read_text()).exists()
+
+
+def test_a_forked_kernel_that_dies_is_seen_dead_and_ends_with_its_server(tmp_path):
+    """jupyter_client drives a forked kernel as its own child: a kernel killed outright reads as
+    dead with its signal; closing the server (or its process ending) ends the kernels it
+    started, as a pipeline process that dies ends them."""
+    import asyncio
+
+    import psutil
+    from reclab._kernel import ForkServer
+
+    async def start(manager_class):
+        manager = manager_class(kernel_name="python3")
+        await manager.start_kernel(cwd=str(tmp_path))
+        return manager
+
+    with open(tmp_path / "kernel.log", "wb") as log, ForkServer() as forks:
+        manager_class = pipeline._kernel_manager_class(log, forks)
+        killed, orphaned = (asyncio.run(start(manager_class)) for _ in range(2))
+        os.kill(killed.provisioner.pid, 9)
+        assert killed.provisioner.process.wait(timeout=30) == -9
+        assert not asyncio.run(killed.is_alive())
+        kernel = psutil.Process(orphaned.provisioner.pid)
+        assert kernel.ppid() == forks.process.pid and asyncio.run(orphaned.is_alive())
+        forks.process.kill()
+    assert psutil.wait_procs([kernel], timeout=30)[1] == []   # gone with its parent
+    assert orphaned.provisioner.process.poll() is not None
 
 
 def test_a_stage_kernel_reaps_the_children_that_ended_and_keeps_the_living():
