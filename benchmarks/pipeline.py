@@ -1,7 +1,8 @@
 """What a small pipeline costs in its stage kernels: ``reclab.pipeline.run_pipeline`` on small
-synthetic data, with reclab's stage-kernel launcher (``reclab/_kernel.py``: preloaded imports,
-ended children reaped, no interpreter teardown) and with ipykernel's own launcher, on the same
-parameters, alternating the two.
+synthetic data, with its stage kernels forked from one preloaded server (what ``reclab run``
+does: ``reclab._kernel.ForkServer``), each started by reclab's launcher (``reclab/_kernel.py``:
+imports preloaded in each kernel, ended children reaped, no interpreter teardown), and with
+ipykernel's own launcher, on the same parameters, taking turns.
 
 Protocol: ``params/default.yaml`` with :data:`SMALL` (150 users, 200 items, 6,000 ratings; 2
 random-search trials; stage 6 off), a new SQLite store per run, ``--repeats`` runs per launcher.
@@ -10,7 +11,7 @@ time of this process and its children (the kernels; ``resource.getrusage``). The
 the median over the runs. On such data nearly all of a stage's time is the kernel's fixed cost:
 start, imports, MLflow, exit.
 
-Run it alone (about 6 minutes on 2 cores with the default 3 repeats)::
+Run it alone (about 7 minutes on 2 cores with the default 3 repeats)::
 
     nice python -m benchmarks.pipeline                # -> results/pipeline.{json,md}
 """
@@ -18,6 +19,7 @@ Run it alone (about 6 minutes on 2 cores with the default 3 repeats)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -32,7 +34,9 @@ SMALL = {"synthetic.n_users": 150, "synthetic.n_items": 200, "synthetic.n_rating
          "tune.method": "random", "tune.n_trials": 2, "tune.metric": "ndcg@10", "k": [5, 10],
          "evaluation.n_bootstrap": 20, "n_recommendations": 5, "baselines": ["Popularity"],
          "models.ImplicitALS.params.iterations": 4, "online.enabled": False}
-LAUNCHERS = ("reclab", "ipykernel")
+LAUNCHERS = ("forked", "launcher", "ipykernel")
+NAMES = {"forked": "forked from reclab._kernel.ForkServer", "launcher": "reclab/_kernel.py",
+         "ipykernel": "ipykernel_launcher"}
 
 
 def _cpu_seconds() -> float:
@@ -41,16 +45,22 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _ipykernel_manager_class(reclab_manager_class):
-    """The pipeline's kernel manager, but starting ipykernel's own launcher."""
+def _manager_class(reclab_manager_class, launcher: str):
+    """The pipeline's kernel manager for ``launcher``: as it is (``forked``), or starting each
+    kernel as a process of its own, by reclab's launcher or ipykernel's."""
     from jupyter_client.manager import AsyncKernelManager
 
-    def manager_class(stderr):
-        class IPyKernelLauncher(reclab_manager_class(stderr)):
-            def format_kernel_cmd(self, extra_arguments=None):
-                return AsyncKernelManager.format_kernel_cmd(self, extra_arguments)
+    if launcher == "forked":
+        return reclab_manager_class
 
-        return IPyKernelLauncher
+    def manager_class(stderr, forks=None):
+        class OwnProcess(reclab_manager_class(stderr)):   # no fork server
+            def format_kernel_cmd(self, extra_arguments=None):
+                if launcher == "ipykernel":
+                    return AsyncKernelManager.format_kernel_cmd(self, extra_arguments)
+                return super().format_kernel_cmd(extra_arguments)
+
+        return OwnProcess
 
     return manager_class
 
@@ -58,10 +68,12 @@ def _ipykernel_manager_class(reclab_manager_class):
 def run_once(launcher: str) -> dict:
     from reclab import pipeline
 
-    manager = (pipeline._kernel_manager_class if launcher == "reclab"
-               else _ipykernel_manager_class(pipeline._kernel_manager_class))
+    manager = _manager_class(pipeline._kernel_manager_class, launcher)
+    no_server = contextlib.nullcontext(None)   # without the fork server, none starts
     with tempfile.TemporaryDirectory() as folder, \
-            mock.patch.object(pipeline, "_kernel_manager_class", manager):
+            mock.patch.object(pipeline, "_kernel_manager_class", manager), \
+            mock.patch.object(pipeline, "_fork_server",
+                              pipeline._fork_server if launcher == "forked" else lambda: no_server):
         cpu, started = _cpu_seconds(), time.perf_counter()
         result = pipeline.run_pipeline(overrides=SMALL, tracking_uri=f"sqlite:///{folder}/mlflow.db",
                                        output_dir=Path(folder) / "out")
@@ -83,8 +95,7 @@ def markdown(rows: list[dict], environment: dict) -> str:
                   for key in ("wall_seconds", "cpu_seconds")}
         per_stage = [statistics.median(row["stage_seconds"][stage] for row in mine)
                      for stage in stages]
-        name = "reclab/_kernel.py" if launcher == "reclab" else "ipykernel_launcher"
-        lines.append(f"| {name} | {median['wall_seconds']:.1f} | {median['cpu_seconds']:.1f} | "
+        lines.append(f"| {NAMES[launcher]} | {median['wall_seconds']:.1f} | {median['cpu_seconds']:.1f} | "
                      + " | ".join(f"{seconds:.1f}" for seconds in per_stage) + " |")
     return "\n".join(lines) + "\n"
 
