@@ -19,7 +19,7 @@ cuts both, and nothing else changes:
   those of ipykernel, multiprocessing (child processes), ``weakref.finalize`` (temporary
   folders), logging and MLflow. It flushes the standard streams and ends the process at once.
 
-- Under :class:`ForkServer` (what ``reclab run`` uses on POSIX), one process per pipeline
+- Under :class:`ForkServer` (what ``reclab run`` uses on Linux), one process per pipeline
   imports :data:`PRELOADED` once and every stage's kernel is a fork of it (``--fork-server``):
   a stage kernel then starts in a few hundredths of a second of CPU rather than the imports' 2-3
   s. The server ends when the pipeline closes its end of the channel, or its process dies; its
@@ -212,7 +212,8 @@ def _become_kernel(request: dict, fds: list, own: tuple) -> None:
 
 
 class ForkServer:
-    """Starts stage kernels as forks of one process that has imported :data:`PRELOADED` (POSIX).
+    """Starts stage kernels as forks of one process that has imported :data:`PRELOADED` (Linux:
+    it needs Unix sockets of type SOCK_SEQPACKET, and macOS libraries are not safe to fork).
 
     ``launch(argv, env, cwd, stdout, stderr)`` starts ``python _kernel.py <argv>`` that way and
     returns a :class:`ForkedKernel`, which jupyter_client drives like the ``subprocess.Popen`` of

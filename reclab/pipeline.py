@@ -269,8 +269,9 @@ def _kernel_manager_class(stderr, forks=None):
 @contextlib.contextmanager
 def _fork_server():
     """The pipeline's :class:`reclab._kernel.ForkServer` (its stage kernels are forks of one
-    preloaded process), or ``None`` where processes cannot fork (Windows)."""
-    if not hasattr(os, "fork"):
+    preloaded process) on Linux; elsewhere ``None``, and each kernel is a process of its own
+    (see :class:`reclab._kernel.ForkServer`)."""
+    if not sys.platform.startswith("linux"):
         yield None
         return
     from reclab._kernel import ForkServer

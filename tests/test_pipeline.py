@@ -29,6 +29,9 @@ from reclab.errors import ReclabError
 from reclab.models import ImplicitALS
 
 PROJECT = Path(__file__).resolve().parent.parent
+# The fork server of stage kernels runs on Linux only (reclab._kernel.ForkServer).
+LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="stage kernels are forked on Linux only")
 NOTEBOOKS = PROJECT / "notebooks"
 # What reclab run passes to every stage (each stage's configuration parameters: test_notebook_parameters.py).
 PARAMETERS = (*RUN_PARAMETERS, "experiment")
@@ -135,6 +138,7 @@ def test_kernels_run_this_interpreter(pipeline_run, store):
         assert run.data.tags["reclab.executable"] == sys.executable
 
 
+@LINUX_ONLY
 def test_stage_kernels_are_forks_of_one_preloaded_server_and_run_every_exit_handler(tmp_path):
     """A pipeline's stage kernels (reclab/_kernel.py) are forks of one server process that has
     imported what every stage imports; each ends without the interpreter's teardown, but only
@@ -173,6 +177,7 @@ def test_stage_kernels_are_forks_of_one_preloaded_server_and_run_every_exit_hand
         assert not Path((tmp_path / name / "folder.txt").read_text()).exists()
 
 
+@LINUX_ONLY
 def test_a_forked_kernel_that_dies_is_seen_dead_and_ends_with_its_server(tmp_path):
     """jupyter_client drives a forked kernel as its own child: a kernel killed outright reads as
     dead with its signal; closing the server (or its process ending) ends the kernels it
