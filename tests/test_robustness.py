@@ -881,12 +881,15 @@ def test_import_reclab_with_an_unwritable_home_falls_back_to_a_temporary_cache(t
     import sys
 
     # root writes everywhere: run the import as user nobody (setpriv, from util-linux), to whom
-    # neither the reclab folder nor the home folder is writable.
+    # neither the reclab folder nor the home folder is writable. nobody keeps the capability to
+    # read any file (CAP_DAC_READ_SEARCH, never to write one): a clone in a folder only root may
+    # enter (mktemp -d, /root) is still importable.
     prefix = []
     if os.getuid() == 0:
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv: cannot run the import as a user who cannot write")
-        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                  "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
     elif os.access(PACKAGE, os.W_OK):
         pytest.skip("the reclab folder is writable by this user, so numba can always cache next to it")
     home = tmp_path / "home"
