@@ -195,14 +195,18 @@ def test_a_forked_kernel_that_dies_is_seen_dead_and_ends_with_its_server(tmp_pat
     with open(tmp_path / "kernel.log", "wb") as log, ForkServer() as forks:
         manager_class = pipeline._kernel_manager_class(log, forks)
         killed, orphaned = (asyncio.run(start(manager_class)) for _ in range(2))
-        os.kill(killed.provisioner.pid, 9)
-        assert killed.provisioner.process.wait(timeout=30) == -9
-        assert not asyncio.run(killed.is_alive())
-        kernel = psutil.Process(orphaned.provisioner.pid)
-        assert kernel.ppid() == forks.process.pid and asyncio.run(orphaned.is_alive())
-        forks.process.kill()
-    assert psutil.wait_procs([kernel], timeout=30)[1] == []   # gone with its parent
-    assert orphaned.provisioner.process.poll() is not None
+        try:
+            os.kill(killed.provisioner.pid, 9)
+            assert killed.provisioner.process.wait(timeout=30) == -9
+            assert not asyncio.run(killed.is_alive())
+            kernel = psutil.Process(orphaned.provisioner.pid)
+            assert kernel.ppid() == forks.process.pid and asyncio.run(orphaned.is_alive())
+            forks.process.kill()
+            assert psutil.wait_procs([kernel], timeout=30)[1] == []   # gone with its parent
+            assert orphaned.provisioner.process.poll() is not None
+        finally:
+            for manager in (killed, orphaned):   # their connection files and socket folders
+                asyncio.run(manager.shutdown_kernel(now=True))
 
 
 def test_a_stage_kernel_reaps_the_children_that_ended_and_keeps_the_living():
