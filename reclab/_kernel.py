@@ -18,7 +18,6 @@ cuts both, and nothing else changes:
 - Registered first, its exit handler runs last (``atexit`` runs them last-in, first-out): after
   those of ipykernel, multiprocessing (child processes), ``weakref.finalize`` (temporary
   folders), logging and MLflow. It flushes the standard streams and ends the process at once.
-
 - Under :class:`ForkServer` (what ``reclab run`` uses on Linux), one process per pipeline
   imports :data:`PRELOADED` once and every stage's kernel is a fork of it (``--fork-server``):
   a stage kernel then starts in a few hundredths of a second of CPU rather than the imports' 2-3
@@ -80,6 +79,13 @@ def _kernel_class():
             return living(super()._process_children())
 
     return StageKernel
+
+
+def _run_kernel() -> None:
+    """ipykernel's kernel (as its own launcher starts it), with :func:`_kernel_class`."""
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance(kernel_class=_kernel_class())
 
 
 def preload(names=PRELOADED) -> None:
@@ -197,9 +203,7 @@ def _become_kernel(request: dict, fds: list, own: tuple) -> None:
         # process that asked for the kernel.
         os.environ["JPY_PARENT_PID"] = str(os.getppid())
         sys.argv = [__file__, *request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
-        from ipykernel import kernelapp
-
-        kernelapp.launch_new_instance(kernel_class=_kernel_class())
+        _run_kernel()
     except SystemExit:
         pass
     except BaseException:   # noqa: BLE001 - a forked child must never return into the server
@@ -221,7 +225,7 @@ class ForkServer:
     kernels, whose parent it is, end when it goes).
     """
 
-    def __init__(self, stderr=None):
+    def __init__(self):
         import subprocess
 
         self.channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -229,7 +233,7 @@ class ForkServer:
             self.process = subprocess.Popen(
                 [sys.executable, __file__, "--fork-server", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=stderr, start_new_session=True)
+                start_new_session=True)
         self.returncodes: dict = {}
         self._gone = self._started = False
 
@@ -282,7 +286,9 @@ class ForkServer:
         while pid not in self.returncodes:
             left = None if deadline is None else max(deadline - time.monotonic(), 0)
             if self._gone:   # its kernels were reaped by another parent: whether it runs is all
-                if not _running(pid):
+                import psutil
+
+                if not psutil.pid_exists(pid):
                     self.returncodes[pid] = -signal.SIGKILL
                 elif left == 0:
                     return None
@@ -330,16 +336,6 @@ def _descriptor(stream):
     raise ValueError(f"a forked kernel's output goes to a file or None, not {stream!r}")
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class ForkedKernel:
     """The part of :class:`subprocess.Popen` that jupyter_client uses, for a kernel that
     :class:`ForkServer` started (a child of the server, not of this process)."""
@@ -348,10 +344,6 @@ class ForkedKernel:
 
     def __init__(self, server: ForkServer, pid: int):
         self.server, self.pid = server, pid
-
-    @property
-    def returncode(self):
-        return self.server.returncodes.get(self.pid)
 
     def poll(self):
         return self.server.returncode(self.pid, timeout=0)
@@ -384,7 +376,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--fork-server"]:
         serve_forks(int(sys.argv[2]))
     preload()
-
-    from ipykernel import kernelapp
-
-    kernelapp.launch_new_instance(kernel_class=_kernel_class())
+    _run_kernel()
