@@ -127,6 +127,32 @@ def test_smbo_same_seed_gives_the_same_trials(splits, estimator):
         assert 2 <= trial.params["factors"] <= 30 and trial.params["item_reg"] in (1.0, 25.0)
 
 
+def test_smbo_surrogate_is_told_every_objective_capped_at_the_median_of_all_so_far():
+    from reclab.tuning._results import Trial
+    from reclab.tuning._search import SMBO_OPTIONS, _Surrogate
+
+    assert SMBO_OPTIONS["objective_cap"] == 0.5
+    space = parse_space({"x": {"type": "real", "low": 0.0, "high": 1.0}})
+    surrogate = _Surrogate(space, "GP", n_initial=2, seed=0, sign=-1.0)   # maximized: told -score
+
+    def run(x, score):
+        status = "failed" if math.isnan(score) else "ok"
+        surrogate.untold.append(([x], Trial(0, {"x": x}, score, {}, 0.0, status)))
+
+    run(0.1, 0.20)
+    run(0.9, 0.05)
+    surrogate.ask(1, 1)
+    assert surrogate.optimizer.yi == pytest.approx([-0.20, -0.125])   # median of -0.20 and -0.05
+    run(0.5, 0.22)
+    run(0.4, 0.21)
+    run(0.3, float("nan"))   # a failed trial is told the worst objective so far (-0.05)
+    proposed = surrogate.ask(1, 1)[0]
+    # Told anew, capped at the median of all five (-0.20): the poor and the failed point alike.
+    assert surrogate.optimizer.yi == pytest.approx([-0.20, -0.20, -0.22, -0.21, -0.20])
+    assert surrogate.objectives == pytest.approx([-0.20, -0.05, -0.22, -0.21, -0.05])
+    assert 0.0 <= proposed[0] <= 1.0
+
+
 @pytest.mark.parametrize("estimator", ["RF", "GBRT"])
 def test_smbo_runs_with_tree_surrogates(splits, estimator):
     train, valid = splits

@@ -22,7 +22,8 @@ Methods
     surrogate model of the objective, ``estimator`` one of ``"GP"`` (Gaussian process), ``"RF"``
     (random forest), ``"ET"`` (extra trees), ``"GBRT"`` (gradient boosted quantile trees). The
     optimizer minimizes ``-score`` (``score`` for the lower-is-better metrics ``rmse`` and
-    ``mae``).
+    ``mae``); its surrogate is told every value worse than the median of the trials so far as
+    that median (``SMBO_OPTIONS["objective_cap"]``), so that it models the better half in detail.
 
 Start points
 ------------
