@@ -272,7 +272,6 @@ class _Surrogate:
         self.cap = SMBO_OPTIONS.get("objective_cap")
         self.names = list(space)
         self.sign = sign
-        self.worst = None     # worst objective of the finished trials so far
         self.waiting = []     # failed points told before any trial finished
         self.untold = []      # (point, trial) pairs run since the last ask
         self.objectives = []  # every objective told, uncapped, in order
@@ -289,14 +288,14 @@ class _Surrogate:
         asked = [list(x) for x, _ in self.untold]
         batch = [trial for _, trial in self.untold]
         self.untold = []
-        objectives = [self.sign * trial.score for trial in batch if trial.ok]
-        if objectives:
-            self.worst = max(objectives if self.worst is None else [self.worst, *objectives])
-        if self.worst is None:
+        finished = [self.sign * trial.score for trial in batch if trial.ok]
+        if not finished and not self.objectives:
             self.waiting.extend(asked)
             return
-        values = [self.worst] * len(self.waiting) + [
-            self.sign * trial.score if trial.ok else self.worst for trial in batch]
+        # The worst finished objective so far (a failed point was told no worse than it).
+        worst = max(self.objectives + finished)
+        values = [worst] * len(self.waiting) + [
+            self.sign * trial.score if trial.ok else worst for trial in batch]
         self.objectives.extend(values)
         # The cap moves with every trial: the points told before are told anew, capped.
         told = capped(self.objectives, self.cap)
