@@ -17,7 +17,8 @@ Protocol (the done-when figures of issue 15):
 - Figures: the mean best-so-far validation curve of each method with a band (the range across
   seeds) in ``benchmarks/results/tuning.png``; the test precision@10 of each method's chosen
   point (refitted on train + validation); the trial at which SMBO first reaches the best of
-  random search's full budget with the same seed and folds (target: within 30, on average).
+  random search's full budget with the same seed and folds (target: within 30, on average; the
+  report gives the mean with its standard error over the seeds, and the median).
   Give SMBO more trials than the target (the committed run: 70) so that this count is measured
   rather than censored: a seed that never reaches it counts as the budget + 1 and is counted
   in ``never``, and :func:`_passed` holds only when every seed reached it.
@@ -247,10 +248,13 @@ def _passed(out: dict) -> bool:
 def _summarize(runs: dict) -> dict:
     """Per method: the runs, mean best validation and test precision; per SMBO surrogate: the
     mean number of trials to reach random search's full-budget best of the same seed (a search
-    that never reaches it counts as its budget + 1, and is counted in ``..._never``)."""
+    that never reaches it counts as its budget + 1, and is counted in ``..._never``), with its
+    median and the standard error of the mean over the seeds (how far the mean is from deciding
+    the target)."""
     random_best = {run["seed"]: run["best_valid"] for run in runs.get("random", [])}
     summary = {"runs": runs, "mean_best_valid": {}, "mean_test_precision@10": {},
-               "smbo_mean_trials_to_random_best": {}, "smbo_never_reached": {},
+               "smbo_mean_trials_to_random_best": {}, "smbo_median_trials_to_random_best": {},
+               "smbo_trials_standard_error": {}, "smbo_never_reached": {},
                "smbo_seeds_within_target": {}}
     for method, method_runs in runs.items():
         summary["mean_best_valid"][method] = float(np.mean([r["best_valid"] for r in method_runs]))
@@ -267,6 +271,9 @@ def _summarize(runs: dict) -> dict:
             never += not reached
         if needed:
             summary["smbo_mean_trials_to_random_best"][estimator] = float(np.mean(needed))
+            summary["smbo_median_trials_to_random_best"][estimator] = float(np.median(needed))
+            summary["smbo_trials_standard_error"][estimator] = (
+                float(np.std(needed, ddof=1) / np.sqrt(len(needed))) if len(needed) > 1 else None)
             summary["smbo_never_reached"][estimator] = never
             summary["smbo_seeds_within_target"][estimator] = \
                 f"{sum(n <= TARGET_TRIALS for n in needed)}/{len(needed)}"
@@ -330,19 +337,23 @@ def markdown(result: dict) -> str:
         for setting, summary in per_dataset["settings"].items():
             lines += [f"### {dataset}, {_setting_label(setting)}", "",
                       "| method | trials | mean best validation | mean test precision@10 | "
-                      "mean trials to random's best (never = budget + 1) | seeds within "
-                      f"{TARGET_TRIALS} trials |",
-                      "|---|---|---|---|---|---|"]
+                      "mean trials to random's best ± standard error (never = budget + 1) | "
+                      f"median | seeds within {TARGET_TRIALS} trials |",
+                      "|---|---|---|---|---|---|---|"]
             for method, runs in summary["runs"].items():
                 estimator = method[len("smbo-"):] if method.startswith("smbo") else None
-                reach = "" if summary["smbo_mean_trials_to_random_best"].get(estimator) is None else (
-                    f"{summary['smbo_mean_trials_to_random_best'][estimator]:.1f}"
-                    + (f" ({summary['smbo_never_reached'][estimator]} never)"
-                       if summary["smbo_never_reached"][estimator] else ""))
+                reach = median = ""
+                if summary["smbo_mean_trials_to_random_best"].get(estimator) is not None:
+                    error = summary["smbo_trials_standard_error"][estimator]
+                    reach = (f"{summary['smbo_mean_trials_to_random_best'][estimator]:.1f}"
+                             + ("" if error is None else f" ± {error:.1f}")
+                             + (f" ({summary['smbo_never_reached'][estimator]} never)"
+                                if summary["smbo_never_reached"][estimator] else ""))
+                    median = f"{summary['smbo_median_trials_to_random_best'][estimator]:.1f}"
                 lines.append(f"| {method} | {len(runs[0]['curve'])} x {len(runs)} seeds | "
                              f"{summary['mean_best_valid'][method]:.4f} | "
                              f"{summary['mean_test_precision@10'][method]:.4f} | {reach} | "
-                             f"{summary['smbo_seeds_within_target'].get(estimator, '')} |")
+                             f"{median} | {summary['smbo_seeds_within_target'].get(estimator, '')} |")
             lines.append("")
     return "\n".join(lines)
 
