@@ -234,8 +234,8 @@ def _gbrt_surrogate(random_state):
 #: rank (copula) transform of the objective did not (LCB with kappa 1 stays at one end of a ridge
 #: of equally good points: 2 of 5 seeds on ML-100k with one split never reached it in 70); nor
 #: did a minimum distance between trials, a GP that also sees each pair of parameters' sum and
-#: difference (for a diagonal ridge such as ImplicitALS's regularization and alpha), or
-#: Thompson sampling.
+#: difference (for a diagonal ridge such as ImplicitALS's regularization and alpha), Thompson
+#: sampling, or a margin in EI after 10 trials without improvement.
 SMBO_OPTIONS = {"acq_func": "EI", "acq_func_kwargs": {"xi": 0.0},
                 "initial_point_generator": "lhs", "objective_cap": 0.5}
 
