@@ -38,6 +38,10 @@ Run it alone, niced, with ALS limited to one thread per process if the machine i
     # (random search's runs do not depend on SMBO's settings: keep its partial file and rerun SMBO)
     python -m benchmarks.tuning --methods random,smbo-GP --fold-settings 1 --iterations 3 --smbo-trials 70 \
         --seeds 10 --datasets ml-latest-small --partial F-ml-latest-small-1.jsonl --out /tmp/part.json
+    # grid search and the tree surrogates on the first 5 seeds (the committed run), likewise
+    python -m benchmarks.tuning --methods grid,smbo-RF,smbo-ET --fold-settings 1,3 --iterations 3 \
+        --smbo-trials 70 --seeds 5 --datasets ml-latest-small --partial F-ml-latest-small-trees.jsonl \
+        --out /tmp/part.json
     # then run the SMBO searches that have not reached random's best on to 150 trials, and summarize
     python -m benchmarks.tuning --from-partial F-*.jsonl --continue-to 150 --partial F-continued.jsonl
     # the same on the development seeds, to compare SMBO settings
@@ -388,7 +392,8 @@ def plot(result: dict):
                 trials = np.arange(1, curves.shape[1] + 1)
                 mean = curves.mean(axis=0)
                 ax.plot(trials, mean, color=f"C{position}", lw=1.8,
-                        label=f"{method} (test {summary['mean_test_precision@10'][method]:.3f})")
+                        label=f"{method}, {len(runs)} seed{'s' if len(runs) > 1 else ''} "
+                              f"(test {summary['mean_test_precision@10'][method]:.3f})")
                 if len(runs) > 1:
                     ax.fill_between(trials, curves.min(axis=0), curves.max(axis=0),
                                     color=f"C{position}", alpha=0.15)
