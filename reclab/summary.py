@@ -107,6 +107,7 @@ def render_summary(summary: dict, seconds: float | None = None, markdown: bool =
         shown = ", ".join(f"{name}={_short(value)}" for name, value in best["params"].items())
         lines = [f"Best {best['model']} parameters ({best['metric']} on validation = "
                  f"{best['score']:.4f}): {shown or '(no search space)'}"]
+        lines += [f"CHOSEN: {best['note']}"] if best.get("note") else []
         lines += [f"WARNING: {warning}" for warning in best.get("warnings", [])]
         if markdown:
             blocks += lines

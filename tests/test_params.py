@@ -84,6 +84,8 @@ def test_sections_merge_key_by_key(tmp_path):
     ("model: DeepNet\n", "model"),
     ("backend: cluster\n", "backend"),
     ("tune: {metric: 'ndcg'}\n", "tune.metric"),
+    ("tune: {select: first}\n", "tune.select"),
+    ("tune: {select: one_se, folds: 1}\n", "tune"),
     ("baselines: Popularity\n", "baselines"),
     ("models: {SVD: {params: {factor: 3}}}\n", "models.SVD.params.factor"),
     ("models: {SVD: {weights: 3}}\n", "models.SVD.weights"),

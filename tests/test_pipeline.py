@@ -47,7 +47,7 @@ models:
     space:
       factors: {type: int, low: 4, high: 16}
       regularization: {type: real, low: 0.1, high: 100.0, prior: log-uniform}
-tune: {method: random, n_trials: 3, metric: ndcg@10, folds: 2}
+tune: {method: random, n_trials: 3, metric: ndcg@10, folds: 2, select: one_se}
 k: [5, 10]
 evaluation: {n_bootstrap: 100}
 n_recommendations: 5
@@ -252,9 +252,15 @@ def test_trials_are_nested_under_the_tune_run(pipeline_run, store, client):
         folds = [trial.data.metrics[f"ndcg_at_10_fold_{fold}"] for fold in (0, 1)]
         assert trial.data.metrics["ndcg_at_10"] == pytest.approx(np.mean(folds))
         assert trial.data.metrics["ndcg_at_10_std"] == pytest.approx(np.std(folds, ddof=1))
-    best = max(trial.data.metrics["ndcg_at_10"] for trial in trials)
-    assert tune.data.metrics["best_ndcg_at_10"] == pytest.approx(best)
-    assert result.summary["best"]["score"] == pytest.approx(best)
+    # tune.select: one_se: the best trial unless it leads trial 0 by at most one standard error
+    folds = {trial.data.tags["reclab.trial"]: np.array(
+        [trial.data.metrics[f"ndcg_at_10_fold_{fold}"] for fold in (0, 1)]) for trial in trials}
+    best = max(folds, key=lambda number: (folds[number].mean(), -int(number)))
+    lead = folds[best] - folds["0"]
+    chosen = best if lead.mean() > lead.std(ddof=1) / np.sqrt(2) else "0"
+    assert tune.data.metrics["best_ndcg_at_10"] == pytest.approx(folds[chosen].mean())
+    assert result.summary["best"]["score"] == pytest.approx(folds[chosen].mean())
+    assert (result.summary["best"]["note"] == "") == (chosen == best)
 
 
 def test_metrics_are_plausible_with_intervals_and_baselines(pipeline_run, store, client):
@@ -602,6 +608,7 @@ def test_ml_latest_small_pipeline_on_spark(tmp_path, shared_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = pipeline.run_pipeline(params_file=PROJECT / "params" / "ml-latest-small.yaml",
                                    overrides={"backend": "spark", "tune.n_trials": 3, "tune.folds": 1,
+                                              "tune.select": "best",
                                               "tune.time_budget": None,
                                               "tune.n_initial": 3, "k": [5, 10],
                                               "evaluation.n_bootstrap": 200, **SPARK_SMALL},

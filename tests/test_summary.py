@@ -5,6 +5,7 @@ from reclab.summary import render_summary
 SUMMARY = {
     "run_name": "synthetic/ImplicitALS/random", "status": "FINISHED",
     "best": {"model": "ImplicitALS", "metric": "precision@10", "score": 0.3, "warnings": ["at the bound"],
+             "note": "kept the start point",
              "params": {"factors": 32, "regularization": 0.0123456}},
     "metrics": {"precision_at_10": 0.31, "precision_at_10_ci_low": 0.3, "precision_at_10_ci_high": 0.33,
                 "ndcg_at_10": 0.4, "Popularity/precision_at_10": 0.2, "Popularity/ndcg_at_10": 0.25,
@@ -16,6 +17,7 @@ def test_the_terminal_summary():
     assert render_summary(SUMMARY, seconds=12.34).split("\n") == [
         "Pipeline synthetic/ImplicitALS/random: FINISHED in 12.3 s",
         "Best ImplicitALS parameters (precision@10 on validation = 0.3000): factors=32, regularization=0.01235",
+        "CHOSEN: kept the start point",
         "WARNING: at the bound",
         "",
         "Test metrics (95% bootstrap confidence intervals over users):",

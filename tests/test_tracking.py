@@ -148,7 +148,7 @@ def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
     reader = tracking.start_stage("train", params_file, parent_run_id=first.parent_run_id)
     best = tracking.load_best(reader)
     assert best == {"model": "Bias", "params": result.best_params, "metric": "ndcg@10",
-                    "score": result.best_score, "warnings": []}
+                    "score": result.best_score, "warnings": [], "note": ""}
     other = tracking.start_stage("train", params_file, overrides={"model": "SVD"},
                                  parent_run_id=first.parent_run_id)
     with pytest.raises(ReclabError, match="tuned 'Bias' but model is 'SVD'"):

@@ -18,7 +18,7 @@ from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
 from reclab.models import SVD, Bias, ItemKNN, clone
 from reclab.space import grid_points, parse_space, sample
-from reclab.tuning import TuningResult, plot_convergence, plot_objective, tune
+from reclab.tuning import Choice, Trial, TuningResult, choose, plot_convergence, plot_objective, tune
 
 matplotlib.use("Agg")
 
@@ -524,6 +524,15 @@ def test_the_boundary_warning_fires_on_a_crafted_space(splits):
     assert boundary_warnings(near) == [
         "SVD: best user_reg = 1.1 is near the lower bound 1 of its space [1, 1000]; the optimum may "
         "lie beyond it: widen the space (low: 0.25)"]
+    # A linear range: one width further, but a positive lower bound is never widened past 0.
+    for low, high, value, wider in ((4, 16, 4, "low: 2"), (10, 14, 10, "low: 6"),
+                                    (4, 16, 16, "high: 28"), (0, 8, 0, "low: -8")):
+        space = {"factors": {"type": "int", "low": low, "high": high}}
+        linear = TuningResult(best_params={"factors": value}, best_score=0.2, trials=(),
+                              method="random", metric="precision@10", space=parse_space(space),
+                              best_model="ImplicitALS")
+        [warning] = boundary_warnings(linear)
+        assert warning.endswith(f"widen the space ({wider})"), warning
 
 
 def test_the_time_budget_stops_between_trials_with_a_valid_result(splits, tmp_path):
@@ -571,3 +580,55 @@ def test_the_progress_bar_counts_trials_and_shows_the_best(splits):
                   progress=out)
     text = out.getvalue()
     assert "2/2" in text and f"best precision@10={result.best_score:.4f}" in text
+
+
+def _trial(number, fold_scores, model="ItemKNN"):
+    return Trial(number=number, params={"neighbors": 10 + number}, score=float(np.mean(fold_scores)),
+                 metrics={}, seconds=0.0, status="ok", model=model, fold_scores=tuple(fold_scores))
+
+
+def test_one_se_keeps_the_start_point_unless_the_best_leads_it_by_more_than_one_standard_error():
+    start = _trial(0, [0.20, 0.21, 0.22])
+    noisy = _trial(1, [0.21, 0.20, 0.235])   # leads by 0.005 on average, standard error 0.0076
+    clear = _trial(2, [0.215, 0.226, 0.233])   # leads by 0.018, standard error 0.0017
+    common = dict(method="random", metric="precision@10", folds=3, n_starts=1)
+    result = TuningResult(best_params=noisy.params, best_score=noisy.score,
+                          trials=(start, noisy, _trial(3, [0.1, 0.1, 0.1])), **common)
+    assert choose(result).trial == noisy and choose(result, "best").note == ""
+    kept = choose(result, "one_se")
+    assert kept.trial == start
+    assert "leads it by 0.0050 on average over the 3 folds, within one standard error (0.0076)" \
+        in kept.note
+    result = TuningResult(best_params=clear.params, best_score=clear.score,
+                          trials=(start, noisy, clear), **common)
+    assert choose(result, "one_se") == choose(result, "best") == Choice(clear)
+    # Lower is better (rmse): the lead is the start point's error minus the best trial's.
+    worse, better = _trial(0, [0.95, 0.93, 0.94]), _trial(1, [0.90, 0.91, 0.89])
+    result = TuningResult(best_params=better.params, best_score=better.score, trials=(worse, better),
+                          greater_is_better=False, **{**common, "metric": "rmse"})
+    assert choose(result, "one_se").trial == better
+    # The best trial is a start point: it is chosen (several starts: the best of them is compared).
+    result = TuningResult(best_params=start.params, best_score=start.score,
+                          trials=(start, noisy), **{**common, "n_starts": 2})
+    assert choose(result, "one_se").trial == noisy
+
+
+def test_one_se_on_a_search_compares_the_per_fold_scores_and_refuses_a_single_fold(splits):
+    train, valid = splits
+    space = {"neighbors": {"type": "int", "low": 2, "high": 200, "prior": "log-uniform"}}
+    result = tune(ItemKNN(neighbors=5), space, train, valid, method="random", n_trials=8, seed=0,
+                  folds=3)
+    assert result.n_starts == 1 and result.trials[0].params == {"neighbors": 5}
+    chosen = choose(result, "one_se")
+    start, best = result.trials[0], result.best_trial
+    lead = np.subtract(best.fold_scores, start.fold_scores)
+    beyond_noise = lead.mean() > lead.std(ddof=1) / math.sqrt(3)
+    assert chosen.trial == (best if beyond_noise else start)
+    assert (chosen.note == "") == beyond_noise
+    start, best = _trial(0, [0.2]), _trial(1, [0.3])
+    single = TuningResult(best_params=best.params, best_score=best.score, trials=(start, best),
+                          method="random", metric="precision@10", folds=1, n_starts=1)
+    with pytest.raises(ReclabError, match=r"'one_se' compares per-fold scores.*folds >= 2"):
+        choose(single, "one_se")
+    with pytest.raises(ReclabError, match=r"rule must be one of \['best', 'one_se'\]"):
+        choose(result, "first")

@@ -179,6 +179,16 @@ class Tune(Section):
     on to stage 3 (empty: ``model``)."""
     time_budget: float | None = Field(_TUNE["time_budget"], ge=1.0)
     """Seconds after which no new trial starts (null: no limit)."""
+    select: _one_of(tuning.SELECT_RULES) = "best"
+    """Which trial goes on to stage 3 (reclab.tuning.choose): 'best' on validation, or 'one_se': the
+    best unless it leads the start point by at most one standard error over the folds (needs folds >= 2)."""
+
+    @model_validator(mode="after")
+    def _select_needs_folds(self):
+        if self.select == "one_se" and self.folds < 2:
+            raise ValueError(f"select 'one_se' compares per-fold scores and needs folds >= 2, got "
+                             f"folds {self.folds}")
+        return self
 
 
 class Evaluation(Section):

@@ -82,9 +82,10 @@ def log_split(stage: StageRun, data: Interactions, train: Interactions, valid: I
 
 
 def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: str, model_name: str,
-             warnings=()) -> None:
+             warnings=(), note: str = "") -> None:
     """Log the tuning result: ``best_params.json`` and params ``best.<name>``, metric
-    ``best_<metric>``.
+    ``best_<metric>``. ``note`` (:attr:`reclab.tuning.Choice.note`: why these are not the best
+    trial's parameters) goes into ``best_params.json`` too.
 
     ``warnings`` (:func:`reclab.tuning.boundary_warnings`) go into ``best_params.json`` and,
     joined, into tag ``reclab.boundary_warning`` of the stage's run and of the pipeline run, so that
@@ -96,7 +97,7 @@ def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: s
     seed, so the same search) leaves the pipeline's values as the first one logged them.
     """
     record = {"model": model_name, "params": dict(best_params), "metric": metric,
-              "score": float(best_score), "warnings": list(warnings)}
+              "score": float(best_score), "warnings": list(warnings), "note": note}
     stage.log_dict(record, BEST_PARAMS_FILE)
     if warnings:
         tag = {TAG_BOUNDARY_WARNING: " ".join(warnings)[:4000]}
@@ -299,7 +300,7 @@ def load_split(stage: StageRun) -> tuple[Interactions, Interactions, Interaction
 
 
 def load_best(stage: StageRun) -> dict:
-    """``{"model", "params", "metric", "score", "warnings"}`` logged by the ``tune`` stage.
+    """``{"model", "params", "metric", "score", "warnings", "note"}`` logged by the ``tune`` stage.
 
     The model must be one that these parameters tune (``model``, or one of ``tune.models``).
     """

@@ -43,6 +43,10 @@ same size carved from ``train``, seeded by ``seed``), and its score is their mea
 noisy (scikit-optimize's ``noise="gaussian"``, a fitted white-noise level); the tree surrogates
 average over leaves.
 
+Even so, the best trial may lead the start point by less than the folds can tell apart:
+:func:`choose` with ``"one_se"`` then keeps the start point (the one-standard-error rule over the
+paired per-fold differences), and says why (``Choice.note``). The search itself is the same.
+
 Several models
 --------------
 ``tune([m1, m2], [space1, space2], ...)`` searches each model in its own space under one budget
@@ -122,16 +126,16 @@ from reclab.tuning._diagnostics import (BOUNDARY_TOLERANCE, boundary_warnings, p
                                         plot_objective)
 from reclab.tuning._objective import (TrialJob, check_callbacks, check_data,
                                       check_report_cutoffs, check_space_for_model)
-from reclab.tuning._results import (ESTIMATORS, LOWER_IS_BETTER, METHODS, Trial, TuningResult,
-                                    pick_best)
+from reclab.tuning._results import (ESTIMATORS, LOWER_IS_BETTER, METHODS, SELECT_RULES, Choice,
+                                    Trial, TuningResult, choose, pick_best)
 from reclab.tuning._search import SMBO_OPTIONS, OutOfTime, ProgressBar, Search, round_robin, run_smbo
 
 # The package's modules: _results (Trial, TuningResult), _objective (argument checks, one trial
 # over the validation folds), _search (the trial loop, time budget, progress bar, SMBO's
 # optimizers), _checkpoint (checkpoint and resume), _diagnostics (boundary warnings, plots).
 __all__ = ["METHODS", "ESTIMATORS", "LOWER_IS_BETTER", "SMBO_OPTIONS", "BOUNDARY_TOLERANCE",
-           "Trial", "TuningResult", "tune", "boundary_warnings", "plot_convergence",
-           "plot_objective"]
+           "SELECT_RULES", "Trial", "TuningResult", "Choice", "tune", "choose",
+           "boundary_warnings", "plot_convergence", "plot_objective"]
 
 _DEFAULT_N_TRIALS = 30
 
@@ -355,4 +359,4 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
                         method=method, metric=metric, greater_is_better=sign < 0,
                         space=spaces[names.index(best.model)], seed=seed, estimator=estimator,
                         best_model=best.model, spaces=dict(zip(names, spaces)), folds=folds,
-                        stopped=stopped)
+                        stopped=stopped, n_starts=len(started))

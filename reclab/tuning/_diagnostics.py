@@ -48,8 +48,10 @@ def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANC
         bound = high if upper else low
         if log:
             wider = high * 4 if upper else low / 4
-        else:
-            wider = high + (high - low) if upper else low - (high - low)
+        elif upper:
+            wider = high + (high - low)
+        else:   # a positive range stays positive (factors, regularization): halve its low bound
+            wider = low - (high - low) if low <= 0 or low > high - low else low / 2
         if isinstance(dimension, Integer):
             wider = max(1, int(round(wider))) if log else int(round(wider))
         else:

@@ -10,8 +10,12 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from reclab.errors import ReclabError
+
 METHODS = ("grid", "random", "smbo")
 ESTIMATORS = ("GP", "RF", "ET", "GBRT")
+#: Rules of :func:`choose`: which trial of a search goes on to training.
+SELECT_RULES = ("best", "one_se")
 #: Metrics where a smaller value is better; every other metric is maximized.
 LOWER_IS_BETTER = frozenset({"rmse", "mae"})
 
@@ -112,6 +116,9 @@ class TuningResult:
         Validation folds each trial was scored on.
     stopped : str or None
         Why the search ended before ``n_trials`` (``"time_budget"``), else None.
+    n_starts : int
+        The first ``n_starts`` trials are the start points (each model's own parameters, then
+        ``starts``), run before the search proper.
     """
 
     best_params: dict
@@ -127,6 +134,7 @@ class TuningResult:
     spaces: dict = field(default_factory=dict, repr=False)
     folds: int = 1
     stopped: str | None = None
+    n_starts: int = 0
 
     def __repr__(self) -> str:
         failed = sum(not trial.ok for trial in self.trials)
@@ -171,6 +179,47 @@ class TuningResult:
 def pick_best(finished: list, greater_is_better: bool) -> Trial:
     sign = -1.0 if greater_is_better else 1.0
     return min(finished, key=lambda trial: (sign * trial.score, trial.number))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The trial :func:`choose` picked, and why it is not the best one (empty when it is)."""
+
+    trial: Trial
+    note: str = ""
+
+
+def choose(result: TuningResult, rule: str = "best") -> Choice:
+    """The trial whose parameters go on to training.
+
+    ``"best"``: the best trial on validation (``result.best_trial``). ``"one_se"``: the best
+    trial, unless its lead over the best start point (a model's own parameters or a ``starts``
+    point), averaged over the validation folds, is at most one standard error of that mean
+    (the paired per-fold differences' standard deviation over the square root of their
+    number); then the start point. This is the one-standard-error rule (Breiman et al. 1984;
+    Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning*, 7.10) with the
+    start point as the preferred model: a change of parameters that the validation folds
+    cannot tell from noise is not made. It needs per-fold scores (``folds >= 2``).
+    """
+    if rule not in SELECT_RULES:
+        raise ReclabError(f"rule must be one of {list(SELECT_RULES)}, got {rule!r}")
+    best = result.best_trial
+    starts = [trial for trial in result.trials[:result.n_starts] if trial.ok]
+    if rule == "best" or not starts or best.number < result.n_starts:
+        return Choice(best)
+    if result.folds < 2:
+        raise ReclabError(f"rule 'one_se' compares per-fold scores, but the search was scored on "
+                          f"{result.folds} validation fold; tune with folds >= 2")
+    start = pick_best(starts, result.greater_is_better)
+    lead = np.subtract(best.fold_scores, start.fold_scores) * (
+        1.0 if result.greater_is_better else -1.0)
+    mean, error = float(lead.mean()), float(lead.std(ddof=1) / math.sqrt(lead.size))
+    if mean > error:
+        return Choice(best)
+    return Choice(start, f"kept the start point {start.model} {start.params} "
+                         f"({result.metric} {start.score:.4f}): the best trial, #{best.number} "
+                         f"({best.score:.4f}), leads it by {mean:.4f} on average over the "
+                         f"{lead.size} folds, within one standard error ({error:.4f})")
 
 
 def _finite_or_none(value):
