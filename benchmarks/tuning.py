@@ -38,7 +38,8 @@ Run it alone, niced, with ALS limited to one thread per process if the machine i
     # (random search's runs do not depend on SMBO's settings: keep its partial file and rerun SMBO)
     python -m benchmarks.tuning --methods random,smbo-GP --fold-settings 1 --iterations 3 --smbo-trials 70 \
         --seeds 10 --datasets ml-latest-small --partial F-ml-latest-small-1.jsonl --out /tmp/part.json
-    # grid search and the tree surrogates on the first 5 seeds (the committed run), likewise
+    # grid search and the tree surrogates (the committed run: these 5 seeds, then smbo-RF,smbo-ET
+    # alone with --first-seed 5 --seeds 5 for seeds 5-9), likewise
     python -m benchmarks.tuning --methods grid,smbo-RF,smbo-ET --fold-settings 1,3 --iterations 3 \
         --smbo-trials 70 --seeds 5 --datasets ml-latest-small --partial F-ml-latest-small-trees.jsonl \
         --out /tmp/part.json
