@@ -235,7 +235,9 @@ def _gbrt_surrogate(random_state):
 #: of equally good points: 2 of 5 seeds on ML-100k with one split never reached it in 70); nor
 #: did a minimum distance between trials, a GP that also sees each pair of parameters' sum and
 #: difference (for a diagonal ridge such as ImplicitALS's regularization and alpha), Thompson
-#: sampling, or a margin in EI after 10 trials without improvement.
+#: sampling, a margin in EI after 10 trials without improvement, a GP on the parameters rotated
+#: to the principal axes of the better half of the trials, a cap at the 75th percentile, or 4
+#: initial points instead of 6.
 SMBO_OPTIONS = {"acq_func": "EI", "acq_func_kwargs": {"xi": 0.0},
                 "initial_point_generator": "lhs", "objective_cap": 0.5}
 
