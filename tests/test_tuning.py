@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import matplotlib
 import numpy as np
@@ -632,3 +633,15 @@ def test_one_se_on_a_search_compares_the_per_fold_scores_and_refuses_a_single_fo
         choose(single, "one_se")
     with pytest.raises(ReclabError, match=r"rule must be one of \['best', 'one_se'\]"):
         choose(result, "first")
+
+
+def test_smbo_in_a_small_discrete_space_redraws_repeated_points_without_warning(splits):
+    train, valid = splits
+    space = {"neighbors": {"type": "int", "low": 2, "high": 7}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = tune(ItemKNN(neighbors=3), space, train, valid, method="smbo", n_trials=10,
+                      n_initial=3, seed=0)
+    assert len(result.trials) == 10 and all(trial.ok for trial in result.trials)
+    assert {trial.params["neighbors"] for trial in result.trials[1:]} <= set(range(2, 8))
+    assert not [w for w in caught if "has been evaluated at point" in str(w.message)]

@@ -7,6 +7,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -310,7 +311,12 @@ class _Surrogate:
 
     def ask(self, size: int, n_jobs: int) -> list[list]:
         self._tell()
-        return [self.optimizer.ask()] if n_jobs == 1 else self.optimizer.ask(n_points=size)
+        with warnings.catch_warnings():
+            # In a small discrete space the acquisition's best point may be one already run;
+            # scikit-optimize then draws a random point instead, as it should, and warns each time.
+            warnings.filterwarnings("ignore", message="The objective has been evaluated at point",
+                                    category=UserWarning)
+            return [self.optimizer.ask()] if n_jobs == 1 else self.optimizer.ask(n_points=size)
 
 
 def run_smbo(search: Search, spaces: list, n_trials: int, seed: int, estimator: str,
