@@ -10,6 +10,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from reclab._validate import check_choice
 from reclab.errors import ReclabError
 
 METHODS = ("grid", "random", "smbo")
@@ -201,8 +202,7 @@ def choose(result: TuningResult, rule: str = "best") -> Choice:
     start point as the preferred model: a change of parameters that the validation folds
     cannot tell from noise is not made. It needs per-fold scores (``folds >= 2``).
     """
-    if rule not in SELECT_RULES:
-        raise ReclabError(f"rule must be one of {list(SELECT_RULES)}, got {rule!r}")
+    check_choice("rule", rule, SELECT_RULES)
     best = result.best_trial
     starts = [trial for trial in result.trials[:result.n_starts] if trial.ok]
     if rule == "best" or not starts or best.number < result.n_starts:
