@@ -184,9 +184,10 @@ def test_runs_are_named_and_comparable(store):
         assert run.info.run_name == f"synthetic/{model}/random"
         assert run.data.params["model"] == model and run.data.params["tune.method"] == "random"
         # the tuned values are on the pipeline run, beside the search space
-        assert {key for key in run.data.params if key.startswith("best.")} == {
+        assert {key for key in run.data.params if key.startswith("best.")} == {"best.model"} | {
             "best." + key.rsplit(".", 1)[1] for key in run.data.params
             if key.startswith("model.space.")}
+        assert run.data.params["best.model"] == model
         assert 0.0 < run.data.metrics["precision_at_10"] <= 1.0
         note = run.data.tags["mlflow.note.content"]
         assert run.info.run_name in note and "precision_at_10" in note
@@ -286,7 +287,7 @@ def test_mlflow_ui_shows_both_runs_and_precision_at_10(chromium, store, tmp_path
             assert [float(text) for text in column.all_inner_texts()] == pytest.approx(
                 [run.data.metrics["precision_at_10"] for run in pipelines], rel=1e-9)
             for header in ("metrics.`precision_at_10`", "metrics.`recall_at_10`",
-                           "metrics.`ndcg_at_10`", "params.`model`"):
+                           "metrics.`ndcg_at_10`", "params.`model`", "params.`best.model`"):
                 expect(page.locator(f"[role=columnheader][col-id='{header}']")).to_be_visible()
             page.screenshot(path=ARTIFACTS / "experiment.png")
 

@@ -272,7 +272,7 @@ def test_compare_shows_each_pipelines_tuned_values(tmp_path, store, capsys):
     assert main(["compare", *ids]) == 0
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
             if line.startswith(("model ", "best."))}
-    assert rows == {"model": ["Bias", "SVD"], "best.factors": ["-", "8"],
+    assert rows == {"model": ["Bias", "SVD"], "best.model": ["Bias", "SVD"], "best.factors": ["-", "8"],
                     "best.user_reg": ["5.0", "20.0"]}
 
 
@@ -305,7 +305,8 @@ def test_ui_saves_a_view_of_the_pipelines_test_metrics(store):
     saved = json.loads(client.get_experiment(experiment).tags[f"mlflow.sharedViewState.{view}"])
     assert saved["name"] == "reclab: test metrics" and saved["createdAt"] == saved["updatedAt"]
     state = json.loads(saved["state"])
-    assert state == {"selectedColumns": ["params.`model`", "params.`dataset`", "params.`seed`",
+    assert state == {"selectedColumns": ["params.`model`", "params.`best.model`",
+                                         "params.`dataset`", "params.`seed`",
                                          "metrics.`precision_at_10`", "metrics.`recall_at_10`",
                                          "metrics.`ndcg_at_10`", "metrics.`map_at_10`"],
                      "orderByKey": "metrics.`precision_at_10`", "orderByAsc": False,

@@ -585,6 +585,10 @@ def test_ml100k_pipeline(tmp_path):
     assert 0.1 < metrics["precision_at_10"] < 0.6
     assert metrics["precision_at_10"] > metrics["Bias/precision_at_10"]
     assert metrics["n_evaluated"] > 900
+    # tuning searches ImplicitALS and EASE: the run is named after both, best.model is the chosen
+    parent = MlflowClient(tracking_uri=uri).get_run(result.run_id)
+    assert parent.info.run_name == "ml-100k/ImplicitALS+EASE/smbo"
+    assert parent.data.params["best.model"] in {"ImplicitALS", "EASE"}
     # ml-100k.yaml enables stage 6: real data has no truth, a fitted model stands in for it
     assert result.summary["online"].startswith("Simulated online test (model ItemKNN;")
 

@@ -283,6 +283,15 @@ def test_metric_key():
     assert tracking.metric_key("rmse") == "rmse"
 
 
+def test_run_name_names_every_model_that_tuning_searches():
+    shipped = PROJECT / "params" / "ml-100k.yaml"
+    assert tracking.run_name(Config.load(shipped)) == "ml-100k/ImplicitALS+EASE/smbo"
+    assert tracking.run_name(Config.load(shipped), "2-tune") == "ml-100k/ImplicitALS+EASE/smbo/2-tune"
+    # One model tuned: named after it; Spark searches its own model only.
+    assert tracking.run_name(Config.load(shipped, {"tune.models": []})) == "ml-100k/ImplicitALS/smbo"
+    assert tracking.run_name(Config.load(shipped, {"backend": "spark"})) == "ml-100k/SparkALS/smbo"
+
+
 def test_pipelines_logging_the_same_dataset_at_once_all_succeed(store, params_file, split):
     # Each pipeline's preprocess stage records the same split as MLflow dataset inputs; MLflow
     # looks a dataset up and inserts it when missing in one transaction, so runs racing on the

@@ -83,15 +83,16 @@ def log_split(stage: StageRun, data: Interactions, train: Interactions, valid: I
 
 def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: str, model_name: str,
              warnings=(), note: str = "") -> None:
-    """Log the tuning result: ``best_params.json`` and params ``best.<name>``, metric
-    ``best_<metric>``. ``note`` (:attr:`reclab.tuning.Choice.note`: why these are not the best
-    trial's parameters) goes into ``best_params.json`` too.
+    """Log the tuning result: ``best_params.json``, params ``best.model`` (the model chosen:
+    one of several when tuning searched several) and ``best.<name>``, metric ``best_<metric>``.
+    ``note`` (:attr:`reclab.tuning.Choice.note`: why these are not the best trial's parameters)
+    goes into ``best_params.json`` too.
 
     ``warnings`` (:func:`reclab.tuning.boundary_warnings`) go into ``best_params.json`` and,
     joined, into tag ``reclab.boundary_warning`` of the stage's run and of the pipeline run, so that
     ``reclab run``'s summary and the MLflow UI show them.
 
-    The params ``best.<name>`` also go to the pipeline run, so that pipelines compare on
+    The params ``best.*`` also go to the pipeline run, so that pipelines compare on
     the values tuning chose (MLflow UI, ``reclab compare``), not only on their search
     spaces. MLflow params cannot change: a tune stage run again in the same pipeline (same
     seed, so the same search) leaves the pipeline's values as the first one logged them.
@@ -103,11 +104,12 @@ def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: s
         tag = {TAG_BOUNDARY_WARNING: " ".join(warnings)[:4000]}
         stage.set_tags(tag)
         stage.set_tags(tag, run_id=stage.parent_run_id)
-    stage.log_params(best_params, prefix="best.")
+    chosen = {"model": model_name, **best_params}
+    stage.log_params(chosen, prefix="best.")
     stage.log_metrics({f"best_{metric}": best_score})
     logged = stage.client.get_run(stage.parent_run_id).data.params
     log_run_params(stage.client, stage.parent_run_id,
-                   {f"best.{name}": value for name, value in best_params.items()
+                   {f"best.{name}": value for name, value in chosen.items()
                     if f"best.{name}" not in logged})
 
 

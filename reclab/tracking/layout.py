@@ -9,7 +9,6 @@ every other module of the package can use it.
 
 from __future__ import annotations
 
-from typing import Mapping
 
 __all__ = [
     "BEST_PARAMS_FILE", "CHECKPOINT_DIR", "CHECKPOINT_FILE", "FIGURES_DIR", "MODEL_DIR", "MODEL_FILE",
@@ -125,10 +124,13 @@ PER_USER_TABLE = f"{TABLES_DIR}/per_user.csv"
 NOTEBOOK_DIR = "notebook"
 
 
-def run_name(params: Mapping, suffix: str | None = None) -> str:
+def run_name(params, suffix: str | None = None) -> str:
     """A pipeline run's name, ``<dataset>/<model>/<search method>``, and ``/<suffix>`` for its stage
-    runs (``1-preprocess``, ...)."""
-    name = f"{params['dataset']}/{params['model']}/{params['tune']['method']}"
+    runs (``1-preprocess``, ...). ``params`` is a :class:`reclab.config.Config`; ``<model>`` is
+    the models that stage 2 searches, joined by ``+`` (``ml-100k/ImplicitALS+EASE/smbo``), so that
+    a run whose tuning picked EASE is not named after ImplicitALS alone."""
+    models = "+".join(params.tuned_models())
+    name = f"{params['dataset']}/{models}/{params['tune']['method']}"
     return f"{name}/{suffix}" if suffix else name
 
 

@@ -234,7 +234,7 @@ def save_metrics_view(experiment_id: str, uri: str | None = None) -> str | None:
     cutoff = 10 if 10 in cutoffs else max(cutoffs, default=None)
     metrics = [f"{name}_at_{cutoff}" for name in _VIEW_METRICS if f"{name}_at_{cutoff}" in keys]
     metrics += [name for name in ("rmse",) if name in keys]
-    columns = ["params.`model`", "params.`dataset`", "params.`seed`",
+    columns = ["params.`model`", "params.`best.model`", "params.`dataset`", "params.`seed`",
                *(f"metrics.`{name}`" for name in metrics)]
     state = {"selectedColumns": columns, "orderByKey": f"metrics.`{metrics[0]}`",
              "orderByAsc": metrics[0] == "rmse",
