@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,16 +31,33 @@ def _print(*parts, **options) -> None:
 
 
 # -- reclab run -------------------------------------------------------------------------------
-_BAR = {"width": 0}   # length of the tuning progress line shown in place, 0 when none is
+# The tuning progress line: its length when shown in place (0 when none is); in a log, the tenth
+# of the trials it was last printed at.
+_BAR = {"width": 0, "tenth": -1}
+
+
+def _in_place() -> bool:
+    """Whether the tuning progress bar is redrawn in place (a terminal) rather than printed as
+    lines (a log file or pipe, where each redraw would pile up on one line)."""
+    return sys.stdout.isatty()
 
 
 def _progress(event: str, stage: str, number: int, seconds) -> None:
     head = f"[{number}/{len(STAGES)}] {stage:<12}"
-    if event == "trial":   # ``seconds`` holds the text of the tuning progress bar: redrawn in place
+    if event == "trial":   # ``seconds`` holds the text of the tuning progress bar
         line = f"    {seconds}"
-        _print("\r" + line.ljust(_BAR["width"]), end="")
-        _BAR["width"] = len(line)
+        if _in_place():
+            _print("\r" + line.ljust(_BAR["width"]), end="")
+            _BAR["width"] = len(line)
+            return
+        # In a log: one line at each tenth of the trials (tqdm's text: "... | i/n [...").
+        done = re.search(r"\|\s*(\d+)/(\d+)", seconds)
+        tenth = 10 * int(done[1]) // max(1, int(done[2])) if done else _BAR["tenth"] + 1
+        if tenth > _BAR["tenth"]:
+            _print(line)
+            _BAR["tenth"] = tenth
         return
+    _BAR["tenth"] = -1
     _end_bar()
     # One line per event: what the stage's kernel prints comes between start and end.
     if event == "kept":

@@ -320,11 +320,14 @@ def test_ui_saves_a_view_of_the_pipelines_test_metrics(store):
     assert again["createdAt"] == saved["createdAt"] < again["updatedAt"]
 
 
-def test_run_shows_the_tuning_progress_bar_in_place_and_the_rest_of_stderr_as_lines(capsys):
+def test_run_shows_the_tuning_progress_bar_in_place_and_the_rest_of_stderr_as_lines(capsys,
+                                                                                     monkeypatch):
     import io
 
-    from reclab import pipeline
+    from reclab import cli, pipeline
     from reclab.cli import _progress
+
+    monkeypatch.setattr(cli, "_in_place", lambda: True)   # a terminal
 
     events, forwarded = [], io.StringIO()
     echo = pipeline._TrialProgress(lambda *event: events.append(event), "tune", 2, forwarded)
@@ -342,3 +345,21 @@ def test_run_shows_the_tuning_progress_bar_in_place_and_the_rest_of_stderr_as_li
     bar = "    " + events[0][3]
     assert out == ("[2/6] tune         running\n" + "\r" + bar + "\r" + bar + "\n"
                    + "[2/6] tune             3.5 s\n")
+
+
+def test_run_prints_the_tuning_progress_as_a_line_per_tenth_of_the_trials_in_a_log(capsys):
+    """Redirected to a file, 40 redraws in place would be one line of 40 bars."""
+    from reclab.cli import _progress
+
+    def bar(done):
+        return f"tuning: {done * 100 // 40:3d}%|###| {done}/40 [00:01<00:01, best precision@10=0.2100]"
+
+    _progress("start", "tune", 2, None)
+    for done in range(41):
+        _progress("trial", "tune", 2, bar(done))
+    _progress("trial", "tune", 2, bar(40))   # tqdm draws the finished bar again when it closes
+    _progress("done", "tune", 2, 3.5)
+    lines = capsys.readouterr().out.splitlines()
+    assert "\r" not in "".join(lines)
+    assert lines == (["[2/6] tune         running"] + [f"    {bar(done)}" for done in range(0, 41, 4)]
+                     + ["[2/6] tune             3.5 s"])
