@@ -422,7 +422,8 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         ``"done"`` or ``"failed"``; number is the stage's position 1..6. While a search runs,
         event ``"trial"`` passes, in place of the seconds, the text of its progress bar (trial i
         of n, the best score so far, the time left) after each trial. Resuming, each stage that
-        finished before and is not run again is reported first as ``"kept"``.
+        finished before and is not run again is reported first as ``"kept"``; stage 6, left out
+        because the parameters do not enable it, is reported last as ``"off"``.
     execution_timeout : float, optional
         Seconds a single cell may run (default: no limit).
     kernel_output : text file, optional
@@ -604,6 +605,8 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         tracking.log_notebook(stage_run.info.run_id, executed, uri)
         if progress:
             progress("done", stage, number, result.seconds[stage])
+    if progress and not stages and not config.online.enabled:
+        progress("off", "online", STAGES.index("online") + 1, None)
     result.summary = tracking.pipeline_summary(run_id, uri)
     tracking.end_pipeline(run_id, render_summary(result.summary, markdown=True), uri)
     result.summary["status"] = "FINISHED"

@@ -184,6 +184,12 @@ def test_what_the_stage_kernels_print_reaches_the_terminal_while_they_run(pipeli
         assert any(line.startswith("    split fingerprint ") for line in lines[start:end]), printed
         tune = lines.index("[2/6] tune         running")
         assert any(line.startswith("    best ndcg@10 = ") for line in lines[tune:]), printed
+        # a pipe, not a terminal: the search's progress as lines, not redrawn in place
+        assert "\r" not in printed and any(line.startswith("    tuning: 100%|") for line in lines)
+        # online.enabled=false: stage 6 is said to be off, after stage 5
+        off = lines.index("[6/6] online       off: the parameters do not set online: {enabled: true} "
+                          "(--stages 6 runs it)")
+        assert off > lines.index("[5/6] evaluate     running")
 
 
 # -- SIGTERM in the middle of a stage, then --resume ------------------------------------------

@@ -123,7 +123,7 @@ def test_five_stage_runs_under_one_finished_parent(pipeline_run, store, client):
     assert all(run.data.tags["mlflow.parentRunId"] == result.run_id for run in runs)
     assert [event[:3] for event in events if event[0] != "trial"] == [
         (kind, stage, number) for number, stage in enumerate(FIVE, 1)
-        for kind in ("start", "done")]
+        for kind in ("start", "done")] + [("off", "online", 6)]   # online.enabled=false
     # While stage 2 runs, its progress bar comes through: trial i of n and the best so far.
     bars = [event[3] for event in events if event[0] == "trial"]
     assert {event[1] for event in events if event[0] == "trial"} == {"tune"}
@@ -642,7 +642,7 @@ def test_ml_latest_small_pipeline_on_spark(tmp_path, shared_path):
     assert "tables/spark_evaluate.csv" in tables
 
 
-def test_stage_5_reports_the_long_tail_items_beside_all_items(pipeline_run, store, client):
+def test_stage_5_reports_the_long_tail_items_beside_all_items(pipeline_run, store, client, tmp_path):
     """On a normal split, stage 5 also ranks only the test items with <= 5 training interactions
     (issue 19), for the model and every baseline, and logs the side-by-side table and plot."""
     result, _ = pipeline_run
@@ -651,5 +651,8 @@ def test_stage_5_reports_the_long_tail_items_beside_all_items(pipeline_run, stor
     for prefix in ("cold/", "cold/Popularity/", "cold/Bias/"):
         assert 0.0 <= metrics[f"{prefix}precision_at_10"] <= 1.0
         assert metrics[f"{prefix}n_candidates"] >= 1
-    tables = {item.path for item in client.list_artifacts(run.info.run_id, "tables")}
-    assert "tables/warm_cold.csv" in tables
+    table = pd.read_csv(client.download_artifacts(run.info.run_id, "tables/warm_cold.csv",
+                                                  str(tmp_path)), index_col=0)
+    assert list(table.columns) == ["all items", "items with <= 5 training interactions"]
+    assert table.loc["Popularity", "items with <= 5 training interactions"] == pytest.approx(
+        metrics["cold/Popularity/precision_at_10"])
