@@ -65,7 +65,8 @@ def _progress(event: str, stage: str, number: int, seconds) -> None:
     elif event == "start":
         _print(f"{head} running")
     elif event == "off":
-        _print(f"{head} off: the parameters do not set online: {{enabled: true}} (--stages 6 runs it)")
+        _print(f"{head} off: the parameters do not set online: {{enabled: true}} "
+               "(--stages 6 runs it)")
     elif event == "done":
         _print(f"{head} {seconds:7.1f} s")
     else:

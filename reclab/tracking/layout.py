@@ -9,7 +9,6 @@ every other module of the package can use it.
 
 from __future__ import annotations
 
-
 __all__ = [
     "BEST_PARAMS_FILE", "CHECKPOINT_DIR", "CHECKPOINT_FILE", "FIGURES_DIR", "MODEL_DIR", "MODEL_FILE",
     "NOTEBOOK_DIR", "PARAMS_FILE", "PER_USER_TABLE", "PYFUNC_DIR", "SPLIT_DIR", "SPLIT_PARTS",
