@@ -237,8 +237,8 @@ def _gbrt_surrogate(random_state):
 #: did a minimum distance between trials, a GP that also sees each pair of parameters' sum and
 #: difference (for a diagonal ridge such as ImplicitALS's regularization and alpha), Thompson
 #: sampling, a margin in EI after 10 trials without improvement, a GP on the parameters rotated
-#: to the principal axes of the better half of the trials, a cap at the 75th percentile, 4
-#: initial points instead of 6, or a GP whose prior mean is the cap rather than the mean of the
+#: to the principal axes of the better half of the trials, a cap at the 75th percentile, 4 or
+#: 10 initial points instead of 6, or a GP whose prior mean is the cap rather than the mean of the
 #: objectives told (its corner trials come early instead of late, and it stays at one end of
 #: the ridge), alone or with a minimum distance between trials.
 SMBO_OPTIONS = {"acq_func": "EI", "acq_func_kwargs": {"xi": 0.0},
