@@ -393,6 +393,50 @@ def test_stage_6_simulates_online_tests_and_logs_them(pipeline_run, store, clien
     assert "A/B ImplicitALS vs Popularity: lift" in result.summary["online"]
 
 
+# Tuning picks between two models, neither of them ``model``; stage 6 on.
+PICKED = """\
+experiment: picked
+dataset: synthetic
+synthetic: {n_users: 150, n_items: 200, n_ratings: 6000}
+model: ImplicitALS
+models:
+  EASE:
+    space: {regularization: {type: real, low: 10.0, high: 1000.0, prior: log-uniform}}
+  RP3beta:
+    space: {alpha: {type: real, low: 0.2, high: 1.5}, beta: {type: real, low: 0.0, high: 1.0}}
+tune: {method: random, n_trials: 4, metric: ndcg@10, models: [EASE, RP3beta]}
+k: [5, 10]
+evaluation: {n_bootstrap: 20}
+n_recommendations: 5
+baselines: [Popularity]
+online: {enabled: true, n_users: 300, n_simulations: 5}
+"""
+
+
+def test_every_stage_works_with_the_model_tuning_picked_not_the_model_named(tmp_path):
+    """With tune.models, stages 3-6 use the model tuning chose: stage 6's arms are named after it
+    and the offline-vs-online table refits each other trial as the model it tried."""
+    params_file = tmp_path / "picked.yaml"
+    params_file.write_text(PICKED, encoding="utf-8")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = pipeline.run_pipeline(params_file=params_file, tracking_uri=uri,
+                                   output_dir=tmp_path / "out")
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(result.run_id)
+    assert parent.info.run_name == "synthetic/EASE+RP3beta/random"
+    picked = parent.data.params["best.model"]
+    assert picked in {"EASE", "RP3beta"}
+    online = latest_by_stage(client, result.run_id, uri)["online"]
+    assert {key for key in online.data.metrics if key.startswith("ab.ctr.")} == {
+        f"ab.ctr.{arm}" for arm in ("Popularity", picked, "oracle")}
+    versus = pd.read_csv(client.download_artifacts(online.info.run_id, "tables/offline_vs_online.csv",
+                                                   str(tmp_path)), index_col=0)
+    # the 3 trials other than the chosen one, of both models, each refitted as its own model
+    trials = [name for name in versus.index if name.startswith("trial ")]
+    assert len(trials) == 3 and set(versus.index) - set(trials) == {"Popularity", "untuned", "tuned"}
+    assert f"A/B {picked} vs Popularity: lift" in result.summary["online"]
+
+
 def test_failed_tune_stage_resumes_its_search_and_gives_identical_results(pipeline_run, store,
                                                                           client, tmp_path):
     """Stage 2 fails after its second trial; --resume continues the search from the checkpoint
