@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import tempfile
 from pathlib import Path
 from typing import Mapping
@@ -253,13 +254,21 @@ def log_notebook(run_id: str, path, uri: str | None = None) -> None:
         client.log_artifact(run_id, str(_notebook_html(path, folder)), NOTEBOOK_DIR)
 
 
+@functools.cache
+def _html_exporter():
+    """nbconvert's HTML exporter, made once per process: a new one loads and compiles its
+    templates again, about as long as rendering a stage's notebook (0.1 s)."""
+    import nbconvert
+
+    return nbconvert.HTMLExporter()
+
+
 def _notebook_html(path, folder) -> Path:
     """The executed notebook ``path`` rendered by nbconvert (its HTML exporter, figures
     embedded) into ``folder``; returns the HTML file."""
-    import nbconvert
     import nbformat
 
-    body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(str(path), as_version=4))
+    body, _ = _html_exporter().from_notebook_node(nbformat.read(str(path), as_version=4))
     html = Path(folder) / f"{Path(path).stem}.html"
     html.write_text(body, encoding="utf-8")
     return html
