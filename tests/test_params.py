@@ -262,7 +262,7 @@ def test_grid_search_of_a_range_is_refused_before_running(tmp_path):
                            "models: {SVD: {space: {factors: [8, 16], user_reg: [1.0, 10.0]}}}\n", "grid.yaml")
     assert config.tune_options(Config.load(grid))["n_trials"] is None      # a grid runs whole
     with pytest.raises(ReclabError, match=r"key 'models\.ImplicitALS\.space\.factors' is an integer "
-                                          r"range from 8 to 64.*factors: \[8, 23, 64\]"):
+                                          r"range from 8 to 128.*factors: \[8, 32, 128\]"):
         Config.load(PROJECT / "params" / "default.yaml", {"tune.method": "grid"})
 
 
