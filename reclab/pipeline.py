@@ -235,6 +235,14 @@ def _kernel_manager_class(stderr, forks=None):
             # support); without, the kernel warns on stderr that it runs over plain TCP.
             return "auto" if zmq.has("curve") else "disabled"
 
+        @default("shutdown_wait_time")
+        def _shutdown_wait_time_default(self):
+            # A kernel asked to shut down gets half of this to end before jupyter_client sends
+            # SIGTERM: 2.5 s by default, which a kernel ending on a loaded machine once exceeded
+            # (the test suite, while three pipelines started at once beside it). Waiting is
+            # polling: a kernel that ends at once is not kept any longer.
+            return 10.0
+
         @default("transport")
         def _transport_default(self):
             return "ipc" if os.name == "posix" else "tcp"
