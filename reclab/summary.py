@@ -57,6 +57,19 @@ def metric_rows(metrics: dict, keys: bool = False) -> tuple[list, list]:
     return rows, models
 
 
+#: The column of the model ranking only the test items that training saw rarely or never (the
+#: evaluate stage's ``cold/`` metrics): not a model of its own, so the table says what it is.
+COLD_COLUMN = "cold items"
+
+
+def _cold_note(metrics: dict, model: str) -> str:
+    n, few = metrics.get("cold/n_candidates"), metrics.get("cold/max_train_interactions")
+    which = "test items" if n is None else f"{int(n):,} test items"
+    rare = ("" if few is None else " without training interactions" if few == 0
+            else f" with <= {int(few)} training interactions")
+    return f"{COLD_COLUMN}: {model} ranking only the {which}{rare}"
+
+
 def _text_table(rows, header) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths)).rstrip()]
@@ -113,12 +126,15 @@ def render_summary(summary: dict, seconds: float | None = None, markdown: bool =
             blocks += lines
         else:   # the terminal keeps them under the title line
             blocks[0] += "\n" + "\n".join(lines)
-    rows, models = metric_rows(summary.get("metrics", {}), keys=markdown)
+    metrics = summary.get("metrics", {})
+    rows, models = metric_rows(metrics, keys=markdown)
     if rows:
-        header = ["metric", best["model"] if best else "model", *models[1:]]
-        table = _markdown_table(rows, header) if markdown else _text_table(rows, header)
-        blocks.append("Test metrics (95% bootstrap confidence intervals over users):"
-                      + ("\n\n" if markdown else "\n") + table)
+        model = best["model"] if best else "model"
+        header = ["metric", model, *(COLD_COLUMN if name == "cold" else name for name in models[1:])]
+        parts = ["Test metrics (95% bootstrap confidence intervals over users):",
+                 _markdown_table(rows, header) if markdown else _text_table(rows, header)]
+        parts += [_cold_note(metrics, model)] if "cold" in models else []
+        blocks.append(("\n\n" if markdown else "\n").join(parts))
     if summary.get("online"):
         blocks.append(summary["online"])
     return "\n\n".join(blocks)

@@ -27,6 +27,7 @@ from mlflow import MlflowClient
 from reclab import pipeline, postprocess, tracking
 from reclab.config import RUN_PARAMETERS, Config, load_data, make_model, make_split
 from reclab.errors import ReclabError
+from reclab.summary import render_summary
 from reclab.models import ImplicitALS
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -706,3 +707,8 @@ def test_stage_5_reports_the_long_tail_items_beside_all_items(pipeline_run, stor
     assert list(table.columns) == ["all items", "items with <= 5 training interactions"]
     assert table.loc["Popularity", "items with <= 5 training interactions"] == pytest.approx(
         metrics["cold/Popularity/precision_at_10"])
+    # reclab run's summary names the column and says which items it ranks
+    assert metrics["cold/max_train_interactions"] == 5
+    note = (f"cold items: ImplicitALS ranking only the {int(metrics['cold/n_candidates']):,} test "
+            "items with <= 5 training interactions")
+    assert note in render_summary(result.summary).split("\n")
