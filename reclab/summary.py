@@ -63,11 +63,25 @@ COLD_COLUMN = "cold items"
 
 
 def _cold_note(metrics: dict, model: str) -> str:
+    """Which items the cold column ranks, and every model's precision there at the largest K
+    (the baselines' ``cold/<name>/`` metrics, as stage 5's warm/cold table)."""
     n, few = metrics.get("cold/n_candidates"), metrics.get("cold/max_train_interactions")
     which = "test items" if n is None else f"{int(n):,} test items"
     rare = ("" if few is None else " without training interactions" if few == 0
             else f" with <= {int(few)} training interactions")
-    return f"{COLD_COLUMN}: {model} ranking only the {which}{rare}"
+    note = f"{COLD_COLUMN}: {model} ranking only the {which}{rare}"
+    cutoffs = [int(key.rsplit("_at_", 1)[1]) for key in metrics
+               if key.startswith("cold/precision_at_") and "_ci_" not in key]
+    if not cutoffs:
+        return note
+    k = max(cutoffs)
+    others = sorted({key.split("/")[1] for key in metrics
+                     if key.count("/") == 2 and key.startswith("cold/")})
+    scores = [(model, metrics[f"cold/precision_at_{k}"])] + [
+        (name, metrics[f"cold/{name}/precision_at_{k}"]) for name in others
+        if f"cold/{name}/precision_at_{k}" in metrics]
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in scores)
+    return f"{note}; precision@{k} there: {shown}"
 
 
 def _text_table(rows, header) -> str:

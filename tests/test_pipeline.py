@@ -710,5 +710,7 @@ def test_stage_5_reports_the_long_tail_items_beside_all_items(pipeline_run, stor
     # reclab run's summary names the column and says which items it ranks
     assert metrics["cold/max_train_interactions"] == 5
     note = (f"cold items: ImplicitALS ranking only the {int(metrics['cold/n_candidates']):,} test "
-            "items with <= 5 training interactions")
+            f"items with <= 5 training interactions; precision@10 there: ImplicitALS "
+            f"{metrics['cold/precision_at_10']:.4f}, Bias {metrics['cold/Bias/precision_at_10']:.4f}, "
+            f"Popularity {metrics['cold/Popularity/precision_at_10']:.4f}")
     assert note in render_summary(result.summary).split("\n")
