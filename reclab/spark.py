@@ -39,9 +39,11 @@ includes uploading the ratings and collecting the factors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -68,6 +70,8 @@ _MASTER = re.compile(r"^(local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|local-cluster\
 #: is sized for clusters: on one machine it splits every shuffle of :func:`evaluate` into 200 tiny
 #: tasks (MovieLens latest-small on 2 cores: 27 s for the first evaluation, 12.6 s with 4).
 SHUFFLE_PARTITIONS_PER_LOCAL_CORE = 2
+#: The driver's Log4j 2 settings, errors only (its comments say why).
+LOG4J2 = Path(__file__).with_name("spark-log4j2.properties")
 
 
 # -- pyspark access ----------------------------------------------------------------------------
@@ -122,6 +126,33 @@ def _local_defaults(master: str) -> dict:
     return {"spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS_PER_LOCAL_CORE * cores)}
 
 
+def _driver_java_options() -> str:
+    """The driver JVM's options when none are given: :data:`LOG4J2`; and, on a machine without a
+    system BLAS or LAPACK, no attempt to load one, which would print its failure to load for every
+    session whose ALS solves (Spark's own Java implementation is then used, as it is anyway)."""
+    import ctypes.util
+
+    options = [f"-Dlog4j2.configurationFile={LOG4J2}"]
+    options += [f"-Ddev.ludovic.netlib.{name}.allowNative=false" for name in ("blas", "lapack")
+                if ctypes.util.find_library(name) is None]
+    return " ".join(options)
+
+
+@contextlib.contextmanager
+def _loopback_driver(master: str):
+    """While a ``local`` master's JVM starts: ``SPARK_LOCAL_IP`` 127.0.0.1 unless it is set, so
+    that the driver, alone on this machine, listens on the loopback address only (and Spark does
+    not warn, for every session, that the host name resolves to it)."""
+    own = re.fullmatch(r"local(\[.*\])?", master) is not None and "SPARK_LOCAL_IP" not in os.environ
+    if own:
+        os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    try:
+        yield
+    finally:
+        if own:
+            os.environ.pop("SPARK_LOCAL_IP", None)
+
+
 def get_session(master: str | None = None, config: Mapping[str, str] | None = None):
     """The SparkSession reclab uses: the active one, or a new one started with small settings.
 
@@ -132,9 +163,12 @@ def get_session(master: str | None = None, config: Mapping[str, str] | None = No
         the active session whatever its master, or starts ``local[*]`` (every local core).
     config : mapping of str to str, optional
         Settings for a new session, over :data:`DEFAULT_CONFIG` (UI off, console progress off,
-        log level ERROR, 2 GB driver memory) and, for a ``local`` master, 2 shuffle partitions
-        per core (:data:`SHUFFLE_PARTITIONS_PER_LOCAL_CORE`). Ignored when a session is already
-        active: Spark fixes most settings at start-up.
+        log level ERROR, 2 GB driver memory), the driver's Java options (:data:`LOG4J2`, errors
+        only, so that Spark's start-up messages stay out of a stage's output; no native BLAS
+        where the machine has none) and, for a ``local`` master, 2 shuffle partitions per core
+        (:data:`SHUFFLE_PARTITIONS_PER_LOCAL_CORE`) and a driver on the loopback address
+        (``SPARK_LOCAL_IP``, unless set). Ignored when a session is already active: Spark fixes
+        most settings at start-up.
 
     Returns
     -------
@@ -156,9 +190,12 @@ def get_session(master: str | None = None, config: Mapping[str, str] | None = No
     if session is None:
         start = master or "local[*]"
         builder = SparkSession.builder.master(start)
-        for key, value in {**DEFAULT_CONFIG, **_local_defaults(start), **dict(config or {})}.items():
+        settings = {**DEFAULT_CONFIG, **_local_defaults(start), **dict(config or {})}
+        settings.setdefault("spark.driver.extraJavaOptions", _driver_java_options())
+        for key, value in settings.items():
             builder = builder.config(key, str(value))
-        session = _quietly(builder.getOrCreate)
+        with _loopback_driver(start):
+            session = _quietly(builder.getOrCreate)
     running = session.sparkContext.master
     if master is not None and running != master:
         raise ReclabError(f"a SparkSession with master {running!r} is already active, but master "
