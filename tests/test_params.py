@@ -199,6 +199,26 @@ def test_every_model_class_is_a_pipeline_model_with_a_space_in_every_shipped_fil
             assert type(config.make_model(loaded)).__name__ == name
 
 
+def test_every_search_of_a_shipped_file_starts_inside_its_space():
+    """A search starts from the model's parameters (its trial 0): in every shipped file, each
+    searched value starts inside its range, not at a bound, where a search that keeps it would
+    warn that the space is too narrow (make run did, for ImplicitALS's 64 factors in [8, 64])."""
+    from reclab.space import parse_space
+    from reclab.tuning import TuningResult, boundary_warnings
+
+    for path in SHIPPED:
+        loaded = Config.load(path)
+        for name, entry in loaded.models.items():
+            if not entry.space:
+                continue
+            start = config.make_model(loaded, name).get_params()
+            space = parse_space(entry.space)
+            kept = TuningResult(best_params={key: start[key] for key in space}, best_score=0.2,
+                                trials=(), method="random", metric="precision@10", space=space,
+                                best_model=name)
+            assert boundary_warnings(kept) == [], path.name
+
+
 def test_a_rating_model_tuned_for_ranking_warns_towards_puresvd(tmp_path):
     import warnings
 

@@ -527,13 +527,23 @@ def test_the_boundary_warning_fires_on_a_crafted_space(splits):
         "lie beyond it: widen the space (low: 0.25)"]
     # A linear range: one width further, but a positive lower bound is never widened past 0.
     for low, high, value, wider in ((4, 16, 4, "low: 2"), (10, 14, 10, "low: 6"),
-                                    (4, 16, 16, "high: 28"), (0, 8, 0, "low: -8")):
+                                    (4, 16, 16, "high: 28"), (-8, 8, -8, "low: -24")):
         space = {"factors": {"type": "int", "low": low, "high": high}}
         linear = TuningResult(best_params={"factors": value}, best_score=0.2, trials=(),
                               method="random", metric="precision@10", space=parse_space(space),
                               best_model="ImplicitALS")
         [warning] = boundary_warnings(linear)
         assert warning.endswith(f"widen the space ({wider})"), warning
+    # A range from 0 ends where a non-negative parameter does: no warning at 0, one at the top.
+    space = {"shrinkage": {"type": "real", "low": 0.0, "high": 100.0}}
+    for value, warned in ((0.0, []), (1.0, []), (99.0, ["ItemKNN: best shrinkage = 99 is near the "
+                                                         "upper bound 100 of its space [0, 100]; the "
+                                                         "optimum may lie beyond it: widen the space "
+                                                         "(high: 200)"])):
+        at_zero = TuningResult(best_params={"shrinkage": value}, best_score=0.2, trials=(),
+                               method="random", metric="precision@10", space=parse_space(space),
+                               best_model="ItemKNN")
+        assert boundary_warnings(at_zero) == warned
 
 
 def test_the_time_budget_stops_between_trials_with_a_valid_result(splits, tmp_path):

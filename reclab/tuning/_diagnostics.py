@@ -20,7 +20,9 @@ def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANC
 
     A value whose position in its range, ``(v - low) / (high - low)`` (in ``log v`` for a
     log-uniform range), is within ``tolerance`` of 0 or 1 suggests that the optimum lies at or
-    beyond that bound: the space should be widened there. Categorical parameters have no bounds.
+    beyond that bound: the space should be widened there. Categorical parameters have no bounds,
+    and a lower bound of 0 is where every non-negative parameter ends (a shrinkage, RP3beta's
+    beta, a weight): a best value there is no sign of a space too narrow (it cannot be widened).
 
     Returns
     -------
@@ -45,13 +47,15 @@ def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANC
         if tolerance < position < 1.0 - tolerance:
             continue
         upper = position >= 1.0 - tolerance
+        if not upper and low == 0 and value >= 0:
+            continue
         bound = high if upper else low
         if log:
             wider = high * 4 if upper else low / 4
         elif upper:
             wider = high + (high - low)
         else:   # a positive range stays positive (factors, regularization): halve its low bound
-            wider = low - (high - low) if low <= 0 or low > high - low else low / 2
+            wider = low - (high - low) if low < 0 or low > high - low else low / 2
         if isinstance(dimension, Integer):
             wider = max(1, int(round(wider))) if log else int(round(wider))
         else:
