@@ -144,7 +144,8 @@ def render_summary(summary: dict, seconds: float | None = None, markdown: bool =
     rows, models = metric_rows(metrics, keys=markdown)
     if rows:
         model = best["model"] if best else "model"
-        header = ["metric", model, *(COLD_COLUMN if name == "cold" else name for name in models[1:])]
+        header = ["metric", model,
+                  *(COLD_COLUMN if name == "cold" else name for name in models[1:])]
         parts = ["Test metrics (95% bootstrap confidence intervals over users):",
                  _markdown_table(rows, header) if markdown else _text_table(rows, header)]
         parts += [_cold_note(metrics, model)] if "cold" in models else []

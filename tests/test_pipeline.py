@@ -696,7 +696,8 @@ def test_ml_latest_small_pipeline_on_spark(tmp_path, shared_path):
     # kernel's standard error: the stage's kernel log, which the notebook's output also shows
     # outside pytest (ipykernel watches that stream unless PYTEST_CURRENT_TEST is set).
     for stage in ("tune", "train", "evaluate"):
-        printed = (result.output_dir / f"{Path(pipeline.NOTEBOOKS[stage]).stem}.kernel.log").read_text()
+        log = result.output_dir / f"{Path(pipeline.NOTEBOOKS[stage]).stem}.kernel.log"
+        printed = log.read_text()
         assert "Using incubator modules" in printed   # the JVM's own line: the log is the JVM's
         for chatter in ("log4j", " WARN ", "log level", "netlib"):
             assert chatter not in printed, (stage, chatter, printed[-2000:])
@@ -720,6 +721,7 @@ def test_stage_5_reports_the_long_tail_items_beside_all_items(pipeline_run, stor
     assert metrics["cold/max_train_interactions"] == 5
     note = (f"cold items: ImplicitALS ranking only the {int(metrics['cold/n_candidates']):,} test "
             f"items with <= 5 training interactions; precision@10 there: ImplicitALS "
-            f"{metrics['cold/precision_at_10']:.4f}, Bias {metrics['cold/Bias/precision_at_10']:.4f}, "
+            f"{metrics['cold/precision_at_10']:.4f}, "
+            f"Bias {metrics['cold/Bias/precision_at_10']:.4f}, "
             f"Popularity {metrics['cold/Popularity/precision_at_10']:.4f}")
     assert note in render_summary(result.summary).split("\n")

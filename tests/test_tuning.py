@@ -536,10 +536,9 @@ def test_the_boundary_warning_fires_on_a_crafted_space(splits):
         assert warning.endswith(f"widen the space ({wider})"), warning
     # A range from 0 ends where a non-negative parameter does: no warning at 0, one at the top.
     space = {"shrinkage": {"type": "real", "low": 0.0, "high": 100.0}}
-    for value, warned in ((0.0, []), (1.0, []), (99.0, ["ItemKNN: best shrinkage = 99 is near the "
-                                                         "upper bound 100 of its space [0, 100]; the "
-                                                         "optimum may lie beyond it: widen the space "
-                                                         "(high: 200)"])):
+    near_top = ("ItemKNN: best shrinkage = 99 is near the upper bound 100 of its space [0, 100]; "
+                "the optimum may lie beyond it: widen the space (high: 200)")
+    for value, warned in ((0.0, []), (1.0, []), (99.0, [near_top])):
         at_zero = TuningResult(best_params={"shrinkage": value}, best_score=0.2, trials=(),
                                method="random", metric="precision@10", space=parse_space(space),
                                best_model="ItemKNN")

@@ -134,7 +134,7 @@ class StageRun:
         The headline figures (tuning convergence, precision and recall at K) also go to the
         pipeline run, so that MLflow's Compare page shows them side by side. Returns the logged
         image: a notebook cell that ends with this call shows exactly what was logged, without
-        rendering the figure again (each rendering of a stage's figure, about 0.1-0.3 s of CPU,
+        rendering the figure again (each rendering of a stage's figure, about 0.1-0.5 s of CPU,
         was done two or three times: once for the notebook, once per run)."""
         path = f"{FIGURES_DIR}/{name}.png"
         with tempfile.TemporaryDirectory() as folder:
