@@ -263,18 +263,28 @@ def validation_folds(train: Interactions, valid: Interactions, n_folds: int = 3,
                      seed: int = 0) -> list[tuple[Interactions, Interactions]]:
     """``n_folds`` (fit, holdout) pairs over ``train + valid`` with disjoint, equally sized holdouts.
 
-    Fold 0 is ``(train, valid)`` itself. Fold ``j >= 1`` holds out, for each user, as many of
-    the user's ``train`` interactions as ``valid`` holds for that user (``v_u``): those ranked
-    ``(j - 1) v_u`` to ``j v_u - 1`` in a seeded per-user shuffle of ``train``; it fits on every
-    other interaction of ``train + valid``. So every fold fits on as many interactions as
-    ``train`` (fewer only for a user whose ``train`` runs out), the holdouts of all folds are
-    disjoint, and the mean score over the folds estimates the same quantity as ``valid`` alone,
-    with less noise.
+    Fold 0 is ``(train, valid)`` itself. Every other fold holds out what ``valid`` holds out, so
+    that the mean score over the folds estimates the same quantity as ``valid`` alone, with less
+    noise:
+
+    - per-user interactions (``valid`` from :func:`random_holdout`, :func:`leave_k_out`,
+      :func:`temporal`): fold ``j >= 1`` holds out, for each user, as many of the user's
+      ``train`` interactions as ``valid`` holds for that user (``v_u``): those ranked
+      ``(j - 1) v_u`` to ``j v_u - 1`` in a seeded per-user shuffle of ``train``. Every fold
+      fits on as many interactions as ``train`` (fewer only for a user whose ``train`` runs out);
+    - whole users or items (``valid`` from :func:`cold_users` or :func:`cold_items`: none of its
+      users, or items, has a ``train`` interaction): fold ``j >= 1`` holds out every
+      interaction of as many other users (items) as ``valid`` has, the ``j``-th block of a
+      seeded shuffle of those with ``train`` interactions. A per-user holdout would be empty
+      for cold users and would hold warm items for cold ones.
+
+    Each fold fits on every other interaction of ``train + valid``; the holdouts of all folds are
+    disjoint.
 
     Parameters
     ----------
     train, valid : Interactions
-        Disjoint, over the same users and items (as :func:`random_holdout` makes them).
+        Disjoint, over the same users and items (as the splits here make them).
     n_folds : int
         >= 1; 1 returns ``[(train, valid)]``.
     seed : int
@@ -293,14 +303,42 @@ def validation_folds(train: Interactions, valid: Interactions, n_folds: int = 3,
     if n_folds == 1:
         return folds
     train.union(valid)   # refuses two splits that do not share their id space or overlap
-    rows = _rows(train)
-    rank = _rank_within_user(train, rows, rng.random(train.nnz))
-    size = valid.user_counts()[rows]
-    for fold in range(1, n_folds):
-        held = (rank >= (fold - 1) * size) & (rank < fold * size)
+    role = _cold_role(train, valid)
+    if role is None:
+        rows = _rows(train)
+        rank = _rank_within_user(train, rows, rng.random(train.nnz))
+        size = valid.user_counts()[rows]
+        held_by_fold = [(rank >= (fold - 1) * size) & (rank < fold * size)
+                        for fold in range(1, n_folds)]
+    else:
+        counts, held_out = ((train.user_counts(), valid.user_counts()) if role == "user"
+                            else (train.item_counts(), valid.item_counts()))
+        n_cold = int(np.count_nonzero(held_out))
+        warm = np.flatnonzero(counts)
+        if len(warm) < n_cold * (n_folds - 1):
+            raise ReclabError(f"{n_folds} validation folds of {n_cold} cold {role}s each need "
+                              f"{n_cold * (n_folds - 1)} other {role}s with training interactions; "
+                              f"train has {len(warm)}: use fewer folds")
+        order = rng.permutation(warm)
+        entity = _rows(train) if role == "user" else train.matrix.indices
+        held_by_fold = [np.isin(entity, order[(fold - 1) * n_cold:fold * n_cold])
+                        for fold in range(1, n_folds)]
+    for held in held_by_fold:
         rest, holdout = _split(train, held)
         folds.append((rest.union(valid), holdout))
     return folds
+
+
+def _cold_role(train: Interactions, valid: Interactions) -> str | None:
+    """``"user"`` when no user of ``valid`` has a ``train`` interaction (a :func:`cold_users`
+    split), ``"item"`` when no item of it has (:func:`cold_items`), else None."""
+    if valid.nnz == 0:
+        return None
+    for role, in_train, in_valid in (("user", train.user_counts(), valid.user_counts()),
+                                     ("item", train.item_counts(), valid.item_counts())):
+        if not np.any(in_train[in_valid > 0]):
+            return role
+    return None
 
 
 def fingerprint(train: Interactions, test: Interactions) -> str:

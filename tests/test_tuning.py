@@ -467,6 +467,37 @@ def test_validation_folds_are_disjoint_equal_sized_and_deterministic(splits):
     assert other[1][1].fingerprint() != folds[1][1].fingerprint()
 
 
+@pytest.mark.parametrize("method", ["cold_users", "cold_items"])
+def test_validation_folds_of_a_cold_split_hold_out_whole_users_or_items(method):
+    """On a cold split, every fold holds out what valid holds out: all interactions of as many
+    other users (items) as valid has, none of them in that fold's fit, disjoint across folds. A
+    per-user holdout would be empty for cold users (every trial failed) and warm for cold items."""
+    from reclab import split
+    from reclab.split import validation_folds
+
+    data = reclab.datasets.synthetic(n_users=200, n_items=150, n_ratings=5000, seed=0)
+    cold = getattr(split, method)
+    train, valid = cold(cold(data, test_frac=0.2, seed=0)[0], test_frac=0.2, seed=1)
+    counts = (lambda d: d.user_counts()) if method == "cold_users" else (lambda d: d.item_counts())
+    folds = validation_folds(train, valid, n_folds=3, seed=0)
+    assert folds[0] == (train, valid) and len(folds) == 3
+    held = []
+    for fit, holdout in folds:
+        assert fit.union(holdout).fingerprint() == train.union(valid).fingerprint()
+        entities = set(np.flatnonzero(counts(holdout)).tolist())
+        assert len(entities) == np.count_nonzero(counts(valid))
+        assert not np.any(counts(fit)[sorted(entities)])   # cold in this fold's fit
+        held.append(entities)
+    assert all(not (held[a] & held[b]) for a in range(3) for b in range(a + 1, 3))
+    again = validation_folds(train, valid, n_folds=3, seed=0)
+    assert [h.fingerprint() for _, h in again] == [h.fingerprint() for _, h in folds]
+    result = tune(ItemKNN(neighbors=10), {"neighbors": [10, 30]}, train, valid, method="grid",
+                  folds=3, seed=0)
+    assert all(trial.ok and len(trial.fold_scores) == 3 for trial in result.trials)
+    with pytest.raises(ReclabError, match=r"20 validation folds of \d+ cold .* use fewer folds"):
+        validation_folds(train, valid, n_folds=20, seed=0)
+
+
 def test_folds_score_each_trial_on_every_fold_and_average(splits):
     from reclab.split import validation_folds
 

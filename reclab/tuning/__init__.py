@@ -36,9 +36,10 @@ scikit-optimize's ``x0``; they count among its ``n_initial`` points. ``n_trials`
 Validation folds
 ----------------
 One validation split is a noisy objective: the differences between good points are often
-smaller than its noise. With ``folds=k``, each trial is scored on ``k`` disjoint per-user
-holdouts (:func:`reclab.split.validation_folds`: ``(train, valid)`` and ``k - 1`` more of the
-same size carved from ``train``, seeded by ``seed``), and its score is their mean;
+smaller than its noise. With ``folds=k``, each trial is scored on ``k`` disjoint holdouts
+(:func:`reclab.split.validation_folds`: ``(train, valid)`` and ``k - 1`` more of the same size
+carved from ``train``, seeded by ``seed``: per-user interactions, or whole users or items when
+``valid`` holds out cold ones), and its score is their mean;
 ``Trial.fold_scores`` keeps each. The Gaussian-process surrogate models the objective as
 noisy (scikit-optimize's ``noise="gaussian"``, a fitted white-noise level); the tree surrogates
 average over leaves.
