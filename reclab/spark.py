@@ -70,6 +70,8 @@ _MASTER = re.compile(r"^(local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|local-cluster\
 #: is sized for clusters: on one machine it splits every shuffle of :func:`evaluate` into 200 tiny
 #: tasks (MovieLens latest-small on 2 cores: 27 s for the first evaluation, 12.6 s with 4).
 SHUFFLE_PARTITIONS_PER_LOCAL_CORE = 2
+#: A ``local`` master (the driver alone on this machine); group 1 its number of cores.
+_LOCAL = re.compile(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?")
 #: The driver's Log4j 2 settings, errors only (its comments say why).
 LOG4J2 = Path(__file__).with_name("spark-log4j2.properties")
 
@@ -118,7 +120,7 @@ def check_master(master, owner: str = "get_session"):
 def _local_defaults(master: str) -> dict:
     """``spark.sql.shuffle.partitions`` of a ``local`` master, by its number of cores
     (:data:`SHUFFLE_PARTITIONS_PER_LOCAL_CORE` per core); nothing for a cluster."""
-    found = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master)
+    found = _LOCAL.fullmatch(master)
     if found is None:
         return {}
     cores = found.group(1) or "1"
@@ -143,7 +145,7 @@ def _loopback_driver(master: str):
     """While a ``local`` master's JVM starts: ``SPARK_LOCAL_IP`` 127.0.0.1 unless it is set, so
     that the driver, alone on this machine, listens on the loopback address only (and Spark does
     not warn, for every session, that the host name resolves to it)."""
-    own = re.fullmatch(r"local(\[.*\])?", master) is not None and "SPARK_LOCAL_IP" not in os.environ
+    own = _LOCAL.fullmatch(master) is not None and "SPARK_LOCAL_IP" not in os.environ
     if own:
         os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     try:

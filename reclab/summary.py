@@ -25,6 +25,12 @@ def _with_interval(metrics: dict, key: str) -> str:
     return shown + (f" [{low:.4f}, {high:.4f}]" if low is not None and high is not None else "")
 
 
+def _cutoffs(metrics: dict, prefix: str = "") -> list[int]:
+    """The cut-offs K, ascending, of the ``<prefix>precision_at_K`` metrics."""
+    return sorted({int(key.rsplit("_at_", 1)[1]) for key in metrics
+                   if key.startswith(f"{prefix}precision_at_") and "_ci_" not in key})
+
+
 def metric_rows(metrics: dict, keys: bool = False) -> tuple[list, list]:
     """Rows (metric, model value [CI], baseline values [CI] ...) of the headline test metrics, and
     the baselines.
@@ -46,8 +52,7 @@ def metric_rows(metrics: dict, keys: bool = False) -> tuple[list, list]:
     """
     models = [""] + sorted({key.split("/", 1)[0] for key in metrics if "/" in key
                             and not key.startswith("vs_")})
-    cutoffs = sorted({int(key.rsplit("_at_", 1)[1]) for key in metrics
-                      if key.startswith("precision_at_") and "_ci_" not in key})
+    cutoffs = _cutoffs(metrics)
     names = [f"{name}_at_{k}" for name in RANKING for k in cutoffs]
     names += [name for name in ERRORS
               if name in metrics or any(f"{model}/{name}" in metrics for model in models[1:])]
@@ -70,11 +75,10 @@ def _cold_note(metrics: dict, model: str) -> str:
     rare = ("" if few is None else " without training interactions" if few == 0
             else f" with <= {int(few)} training interactions")
     note = f"{COLD_COLUMN}: {model} ranking only the {which}{rare}"
-    cutoffs = [int(key.rsplit("_at_", 1)[1]) for key in metrics
-               if key.startswith("cold/precision_at_") and "_ci_" not in key]
+    cutoffs = _cutoffs(metrics, "cold/")
     if not cutoffs:
         return note
-    k = max(cutoffs)
+    k = cutoffs[-1]
     others = sorted({key.split("/")[1] for key in metrics
                      if key.count("/") == 2 and key.startswith("cold/")})
     scores = [(model, metrics[f"cold/precision_at_{k}"])] + [
