@@ -303,7 +303,7 @@ def validation_folds(train: Interactions, valid: Interactions, n_folds: int = 3,
     if n_folds == 1:
         return folds
     train.union(valid)   # refuses two splits that do not share their id space or overlap
-    role = _cold_role(train, valid)
+    role = cold_role(train, valid)
     if role is None:
         rows = _rows(train)
         rank = _rank_within_user(train, rows, rng.random(train.nnz))
@@ -329,9 +329,10 @@ def validation_folds(train: Interactions, valid: Interactions, n_folds: int = 3,
     return folds
 
 
-def _cold_role(train: Interactions, valid: Interactions) -> str | None:
+def cold_role(train: Interactions, valid: Interactions) -> str | None:
     """``"user"`` when no user of ``valid`` has a ``train`` interaction (a :func:`cold_users`
-    split), ``"item"`` when no item of it has (:func:`cold_items`), else None."""
+    split), ``"item"`` when no item of it has (:func:`cold_items`), else None: what the extra
+    :func:`validation_folds` hold out (whole users, whole items, or interactions per user)."""
     if valid.nnz == 0:
         return None
     for role, in_train, in_valid in (("user", train.user_counts(), valid.user_counts()),

@@ -167,6 +167,48 @@ def test_hybrid_keeps_implicit_als_on_warm_items(cold_synthetic):
         rl.models.ContentKNN(feature_groups="nothing").fit(train)
 
 
+def test_hybrid_shows_a_new_user_without_features_what_the_average_user_likes(synthetic_data):
+    """Without user features, a user with no training interactions gets the constant's map, the
+    ridge-shrunk mean of the other users' factors, not ALS's zero factors (whose scores all tie)."""
+    assert synthetic_data.user_features is None
+    train, test = rl.split.cold_users(synthetic_data, test_frac=0.2, seed=0)
+    als = rl.models.ImplicitALS(factors=8, iterations=3).fit(train)
+    hybrid = rl.models.HybridALS(factors=8, iterations=3, feature_regularization=10.0).fit(train)
+    warm = train.user_counts() > 0
+    new = np.flatnonzero(~warm)
+    np.testing.assert_array_equal(hybrid.user_factors_[warm], als.user_factors_[warm])
+    assert not als.user_factors_[new].any()
+    mean = als.user_factors_[warm].astype(np.float64).sum(axis=0) / (warm.sum() + 10.0)
+    assert hybrid.user_feature_map_.shape == (1, 8)
+    np.testing.assert_allclose(hybrid.user_factors_[new], np.tile(mean, (new.size, 1)), rtol=1e-5, atol=1e-7)
+    precision = {name: rl.evaluate(model, train, test, k=10, n_bootstrap=0).summary["precision@10"]
+                 for name, model in (("als", als), ("hybrid", hybrid),
+                                     ("popularity", rl.models.Popularity().fit(train)))}
+    # measured: ImplicitALS 0.09 (ties), HybridALS 0.68, Popularity 0.68
+    assert precision["hybrid"] > 0.9 * precision["popularity"] > 3 * precision["als"]
+
+
+def test_ranks_new_users_says_which_models_beat_chance_for_a_user_without_interactions(synthetic_data):
+    """``ranks_new_users`` against what each model does on the new users of a cold_users split
+    (every item a candidate, ties at random): above chance exactly when the attribute says so."""
+    from reclab.config.schema import MODEL_NAMES
+
+    train, test = rl.split.cold_users(synthetic_data, test_frac=0.2, seed=0)
+    relevant = np.diff(test.matrix.indptr)
+    chance = np.mean(relevant[relevant > 0] / train.n_items)   # expected precision of a random list
+    small = {"factors": 8, "iterations": 3}
+    ranked = {}
+    for name in (name for name in MODEL_NAMES if name != "SparkALS"):
+        cls = getattr(rl.models, name)
+        model = cls(**{key: value for key, value in small.items() if key in cls._param_names()})
+        report = rl.evaluate(model.fit(train), train, test, k=10, candidates=train.item_ids, n_bootstrap=0)
+        ranked[name] = (report.summary["precision@10"] > 2 * chance, model.ranks_new_users)
+    # measured: Popularity and HybridALS 0.68, Bias, SVD and ExplicitALS 0.44, the others 0.06 (chance)
+    assert all(beats == claimed for beats, claimed in ranked.values()), {n: (bool(b), c) for n, (b, c) in ranked.items()}
+    assert {name for name, (beats, _) in ranked.items() if beats} == {
+        "Popularity", "Bias", "SVD", "ExplicitALS", "HybridALS"}
+
+
 def test_content_knn_scores_follow_its_formula():
     """Scores against the docstring's formulas written densely: idf, rating-weighted profiles,
     per-group unit profiles against raw item vectors (defaults), and the whole-profile cosine."""

@@ -233,6 +233,19 @@ def test_a_rating_model_tuned_for_ranking_warns_towards_puresvd(tmp_path):
         config.make_model(Config.load(write(tmp_path, "model: PureSVD\n", "pure.yaml")))
 
 
+def test_a_model_that_cannot_rank_for_new_users_on_a_cold_users_split_warns(tmp_path):
+    import warnings
+
+    cold = "split: {method: cold_users}\n"
+    with pytest.warns(UserWarning, match="cold_users .* ImplicitALS gives such a user the same score "
+                                         ".*use model: HybridALS"):
+        config.make_model(Config.load(write(tmp_path, "model: ImplicitALS\n" + cold)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config.make_model(Config.load(write(tmp_path, "model: HybridALS\n" + cold, "hybrid.yaml")))
+        config.make_model(Config.load(write(tmp_path, "model: ImplicitALS\n", "warm.yaml")))
+
+
 def test_make_split_partitions_the_data_reproducibly():
     loaded = Config.load(PROJECT / "params" / "default.yaml",
                          {"synthetic": {"n_users": 120, "n_items": 150, "n_ratings": 4000}})

@@ -468,7 +468,7 @@ def test_validation_folds_are_disjoint_equal_sized_and_deterministic(splits):
 
 
 @pytest.mark.parametrize("method", ["cold_users", "cold_items"])
-def test_validation_folds_of_a_cold_split_hold_out_whole_users_or_items(method):
+def test_validation_folds_of_a_cold_split_hold_out_whole_users_or_items(method, tmp_path):
     """On a cold split, every fold holds out what valid holds out: all interactions of as many
     other users (items) as valid has, none of them in that fold's fit, disjoint across folds. A
     per-user holdout would be empty for cold users (every trial failed) and warm for cold items."""
@@ -491,9 +491,20 @@ def test_validation_folds_of_a_cold_split_hold_out_whole_users_or_items(method):
     assert all(not (held[a] & held[b]) for a in range(3) for b in range(a + 1, 3))
     again = validation_folds(train, valid, n_folds=3, seed=0)
     assert [h.fingerprint() for _, h in again] == [h.fingerprint() for _, h in folds]
-    result = tune(ItemKNN(neighbors=10), {"neighbors": [10, 30]}, train, valid, method="grid",
-                  folds=3, seed=0)
+    checkpoint = tmp_path / "search.jsonl"
+    search = dict(model=ItemKNN(neighbors=10), space={"neighbors": [10, 30]}, train=train, valid=valid,
+                  method="grid", folds=3, seed=0, checkpoint=checkpoint)
+    result = tune(**search)
     assert all(trial.ok and len(trial.fold_scores) == 3 for trial in result.trials)
+    # The folds' kind is part of the search's identity: a checkpoint written when a cold split's
+    # folds were per-user ones (no such key in its header) is refused, not resumed on other folds.
+    role = "users" if method == "cold_users" else "items"
+    lines = checkpoint.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header.pop("folds_hold_out") == f"whole {role}"
+    checkpoint.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.raises(ReclabError, match=rf"folds_hold_out is None in the checkpoint but 'whole {role}' now"):
+        tune(**search)
     with pytest.raises(ReclabError, match=r"20 validation folds of \d+ cold .* use fewer folds"):
         validation_folds(train, valid, n_folds=20, seed=0)
 

@@ -55,7 +55,9 @@ def make_model(config: Config, name: str | None = None, searched=None):
 
     Warns (``UserWarning``, shown in the stage notebook's output) when the tuned model is a rating
     predictor (SVD, ExplicitALS, Bias) and ``tune.metric`` is a ranking metric: such a model's
-    top-N lists are poor, and the message points to PureSVD, EASE and ImplicitALS."""
+    top-N lists are poor, and the message points to PureSVD, EASE and ImplicitALS; and when the
+    split is ``cold_users`` and the tuned model cannot rank for a user without interactions
+    (``ranks_new_users`` is False)."""
     name = config.model if name is None else name
     cls = getattr(models, name, None)
     if cls is None:
@@ -78,6 +80,12 @@ def make_model(config: Config, name: str | None = None, searched=None):
                       f"0.115 on MovieLens 100k, below Popularity's 0.192), yet this run tunes it for "
                       f"{metric}; for ranking use model: PureSVD (the SVD of the interactions), EASE or "
                       f"ImplicitALS", UserWarning, stacklevel=2)
+    if name == config.model and config.split.method == "cold_users" and not model.ranks_new_users:
+        warnings.warn(f"split.method cold_users tests on users without training interactions, and {name} "
+                      f"gives such a user the same score for every item: it ranks at chance there "
+                      f"(ImplicitALS: precision@10 0.06 on the synthetic data's new users, Popularity "
+                      f"0.68); use model: HybridALS (user features, else the average user's factors), or "
+                      f"a model with item biases (Bias, SVD, ExplicitALS)", UserWarning, stacklevel=2)
     return model
 
 

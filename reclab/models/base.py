@@ -163,6 +163,11 @@ class Recommender(Estimator):
     #: True for models that score items from ``item_features`` (so items without training
     #: interactions are scored, not ranked last; see Notes).
     uses_item_features = False
+    #: True for models that rank items for a user without training interactions (a new
+    #: subscriber, a user of :func:`reclab.split.cold_users`' test) better than chance: by
+    #: popularity, item biases or feature-mapped factors. The others give such a user one score
+    #: for every item.
+    ranks_new_users = False
     #: False for iterative models that cannot observe their iterations (SparkALS runs them all in
     #: one Spark job): ``fit`` then reports once, after the last iteration (see ``fit``).
     reports_each_iteration = True

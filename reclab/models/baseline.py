@@ -34,6 +34,8 @@ class RatingBaseline:
     #: biases are part of its scores and of its saved file (``FactorModel._learns_biases``).
     predicts_ratings = True
     _learns_biases = True
+    #: A user without ratings is scored ``mu + b_i``: the items' biases rank them.
+    ranks_new_users = True
 
     def _validate_params(self) -> None:
         super()._validate_params()

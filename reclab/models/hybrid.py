@@ -52,9 +52,11 @@ class HybridALS(ImplicitALS):
 
     an item without interactions (a brand-new title) gets ``[f_i, 1] B`` alone, so it is ranked
     from its features next to the warm items, which ImplicitALS ranks as before (exactly so with
-    the default ``shrinkage = 0``). When the training data has ``user_features``, users are
-    treated the same way (a map from user features to ``x_u``, users without interactions get
-    mapped factors). Scores are ``x_u . y_i'``; ``similar_items`` is the cosine of ``y_i'``.
+    the default ``shrinkage = 0``). Users are treated the same way, with ``train.user_features``
+    when it has any and the constant alone otherwise: a user without interactions (a new
+    subscriber) gets mapped factors, which without features are the ridge-shrunk mean of the
+    other users' factors (what the average user would like, close to popularity). Scores are
+    ``x_u . y_i'``; ``similar_items`` is the cosine of ``y_i'``.
 
     Parameters
     ----------
@@ -73,7 +75,7 @@ class HybridALS(ImplicitALS):
     item_feature_map_ : numpy.ndarray of float64, shape (n_item_features + 1, factors)
         ``B`` (last row: the constant).
     user_feature_map_ : numpy.ndarray of float64, shape (n_user_features + 1, factors)
-        Only when the training data has user features.
+        One row (the constant) when the training data has no user features.
 
     Notes
     -----
@@ -91,6 +93,7 @@ class HybridALS(ImplicitALS):
     """
 
     uses_item_features = True
+    ranks_new_users = True   # mapped user factors: from user features, else the users' mean
     _not_per_row = ("item_feature_map_", "user_feature_map_")   # features x factors
 
     def __init__(self, factors: int = 64, regularization: float = 20.0, alpha: float = 1.0,
@@ -122,12 +125,14 @@ class HybridALS(ImplicitALS):
         mapped = sp.hstack([item_features, np.ones((train.n_items, 1))], format="csr") @ item_map
         self.item_factors_ = _blend(als.item_factors_, mapped, item_counts, shrinkage)
         self.item_feature_map_ = item_map
-        user_factors = als.user_factors_
-        if train.user_features is not None and train.user_features.shape[1] > 0:
-            user_features = require_features(train, "user", type(self).__name__)
-            user_counts = train.user_counts()
-            user_map = _ridge_map(user_features, user_factors, np.flatnonzero(user_counts > 0), regularization)
-            mapped = sp.hstack([user_features, np.ones((train.n_users, 1))], format="csr") @ user_map
-            user_factors = _blend(user_factors, mapped, user_counts, shrinkage)
-            self.user_feature_map_ = user_map
-        self.user_factors_ = user_factors
+        # Without user features the map has the constant alone: a user without interactions gets
+        # the (ridge-shrunk) mean of the others' factors, so a brand-new user is shown what the
+        # average user would like (ALS alone gives such a user zero factors: every score ties).
+        has_user_features = train.user_features is not None and train.user_features.shape[1] > 0
+        user_features = (require_features(train, "user", type(self).__name__) if has_user_features
+                         else sp.csr_matrix((train.n_users, 0), dtype=np.float64))
+        user_counts = train.user_counts()
+        user_map = _ridge_map(user_features, als.user_factors_, np.flatnonzero(user_counts > 0), regularization)
+        mapped = sp.hstack([user_features, np.ones((train.n_users, 1))], format="csr") @ user_map
+        self.user_factors_ = _blend(als.user_factors_, mapped, user_counts, shrinkage)
+        self.user_feature_map_ = user_map

@@ -27,6 +27,8 @@ class Popularity(Recommender):
     >>> ids, counts = model.recommend(0, n=10)   # doctest: +SKIP
     """
 
+    ranks_new_users = True   # the same list for everyone, a user without interactions included
+
     def __init__(self):
         pass
 

@@ -134,6 +134,10 @@ class SparkALS(RatingBaseline, FactorModel):
     def _learns_biases(self) -> bool:
         return not self.implicit
 
+    @property
+    def ranks_new_users(self) -> bool:
+        return not self.implicit
+
     def _validate_params(self) -> None:
         super()._validate_params()   # user_reg, item_reg (RatingBaseline)
         check_int("factors", self.factors, low=1, model=self)

@@ -80,7 +80,8 @@ their ``seed``; ``tune`` never changes a model's seed).
 
 ``checkpoint`` names a JSON-lines file: a header line identifying the search (method, space,
 metric, cut-offs, seed and SMBO settings, model class and fixed parameters, start points,
-number of folds, train and validation fingerprints), then one line per finished trial, appended and fsynced as the trial finishes.
+number of folds and, on a cold split, that they hold out whole users or items, train and
+validation fingerprints), then one line per finished trial, appended and fsynced as the trial finishes.
 Calling :func:`tune` again with the same file resumes: the header must match (otherwise a
 ``ReclabError`` names every difference), finished trials are read back instead of being run
 again, and the search continues exactly as an uninterrupted one would (SMBO replays its

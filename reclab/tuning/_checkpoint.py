@@ -188,6 +188,12 @@ def search_header(models, spaces, method, metric, ks, relevance_threshold, seed,
               "folds": folds, "starts": [[index, params] for index, params in starts]}
     if method in ("random", "smbo") or folds > 1:
         header["seed"] = seed
+    if folds > 1:
+        from reclab.split import cold_role
+
+        role = cold_role(train, valid)
+        if role is not None:   # per-user folds have no such key, as before cold splits had their own
+            header["folds_hold_out"] = f"whole {role}s"
     if method == "smbo":
         # n_jobs changes SMBO's sequence (batches of asked points); not that of grid or random.
         header.update(estimator=estimator, n_initial=n_initial, n_jobs=n_jobs,
