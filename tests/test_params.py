@@ -224,13 +224,17 @@ def test_a_rating_model_tuned_for_ranking_warns_towards_puresvd(tmp_path):
 
     ranking = Config.load(write(tmp_path, "model: SVD\n"))
     with pytest.warns(UserWarning, match="model SVD is a rating predictor.*use model: PureSVD"):
-        config.make_model(ranking)
+        config.tune_search(ranking)
+    both = Config.load(write(tmp_path, "tune: {models: [ImplicitALS, Bias]}\n", "both.yaml"))
+    with pytest.warns(UserWarning, match="model Bias is a rating predictor"):
+        config.tune_search(both)                # any tuned model, not only `model`
     rmse = Config.load(write(tmp_path, "model: SVD\ntune: {metric: rmse}\n", "rmse.yaml"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        config.make_model(rmse)                 # tuned for RMSE: what SVD is for
+        config.tune_search(rmse)                # tuned for RMSE: what SVD is for
+        config.make_model(ranking)              # stages 3-6 build it without saying it again
         config.make_model(ranking, "Bias")      # a baseline beside the tuned model
-        config.make_model(Config.load(write(tmp_path, "model: PureSVD\n", "pure.yaml")))
+        config.tune_search(Config.load(write(tmp_path, "model: PureSVD\n", "pure.yaml")))
 
 
 def test_a_model_that_cannot_rank_for_new_users_on_a_cold_users_split_warns(tmp_path):
@@ -239,11 +243,11 @@ def test_a_model_that_cannot_rank_for_new_users_on_a_cold_users_split_warns(tmp_
     cold = "split: {method: cold_users}\n"
     with pytest.warns(UserWarning, match="cold_users .* ImplicitALS gives such a user the same score "
                                          ".*use model: HybridALS"):
-        config.make_model(Config.load(write(tmp_path, "model: ImplicitALS\n" + cold)))
+        config.tune_search(Config.load(write(tmp_path, "model: ImplicitALS\n" + cold)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        config.make_model(Config.load(write(tmp_path, "model: HybridALS\n" + cold, "hybrid.yaml")))
-        config.make_model(Config.load(write(tmp_path, "model: ImplicitALS\n", "warm.yaml")))
+        config.tune_search(Config.load(write(tmp_path, "model: HybridALS\n" + cold, "hybrid.yaml")))
+        config.tune_search(Config.load(write(tmp_path, "model: ImplicitALS\n", "warm.yaml")))
 
 
 def test_make_split_partitions_the_data_reproducibly():

@@ -122,6 +122,30 @@ def test_stage_opened_alone_starts_and_joins_a_pipeline(store, params_file, spli
         tracking.load_best(second)
 
 
+def test_a_model_given_is_tuned_alone_and_a_notebook_giving_one_joins_only_a_pipeline_tuning_it(
+        store, tmp_path):
+    """``--set model=EASE`` on a file whose ``tune.models`` lists several tunes EASE alone (the
+    list is emptied unless given too); a notebook given a ``model`` joins an open pipeline only
+    if that pipeline tunes that model alone."""
+    path = tmp_path / "two.yaml"
+    path.write_text("experiment: unit\nmodel: Bias\ntune: {method: grid, models: [Bias, SVD]}\n"
+                    "models: {Bias: {space: {user_reg: [1.0, 10.0]}}, SVD: {space: {factors: [4, 8]}}}\n",
+                    encoding="utf-8")
+    assert Config.load(path).tuned_models() == ["Bias", "SVD"]
+    assert Config.load(path, {"model": "SVD"}).tuned_models() == ["SVD"]
+    assert Config.load(path, {"model": "Bias"}).tuned_models() == ["Bias"]
+    assert Config.load(path, {"model": "SVD", "tune.models": ["SVD", "Bias"]}).tuned_models() == ["SVD", "Bias"]
+    assert Config.load(path, {"tune.method": "random"}).tuned_models() == ["Bias", "SVD"]
+    first = tracking.start_stage("preprocess", path)
+    first.finish()
+    with pytest.raises(ReclabError, match=r"other parameters than this notebook's: .*"
+                                          r"tune.models='\[\]' \(pipeline: '\[\"Bias\", \"SVD\"\]'\)"):
+        tracking.start_stage("tune", overrides={"experiment": "unit", "model": "Bias"})
+    joined = tracking.start_stage("tune", overrides={"experiment": "unit"})
+    assert joined.parent_run_id == first.parent_run_id
+    assert joined.params.tuned_models() == ["Bias", "SVD"]
+
+
 def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
     data, train, valid, test = split
     first = tracking.start_stage("preprocess", params_file)

@@ -51,13 +51,7 @@ def make_split(config: Config, data):
 def make_model(config: Config, name: str | None = None, searched=None):
     """An unfitted model: ``name`` (default the tuned ``model``) with its fixed ``params`` from
     ``models.<name>.params``, the pipeline ``seed`` where the model takes a seed and the file
-    sets none, then ``searched`` (for example the best parameters of stage 2) on top.
-
-    Warns (``UserWarning``, shown in the stage notebook's output) when the tuned model is a rating
-    predictor (SVD, ExplicitALS, Bias) and ``tune.metric`` is a ranking metric: such a model's
-    top-N lists are poor, and the message points to PureSVD, EASE and ImplicitALS; and when the
-    split is ``cold_users`` and the tuned model cannot rank for a user without interactions
-    (``ranks_new_users`` is False)."""
+    sets none, then ``searched`` (for example the best parameters of stage 2) on top."""
     name = config.model if name is None else name
     cls = getattr(models, name, None)
     if cls is None:
@@ -73,21 +67,24 @@ def make_model(config: Config, name: str | None = None, searched=None):
     if "seed" in names:
         fixed.setdefault("seed", config.seed)
     fixed.update(searched or {})
-    model = cls(**fixed)
+    return cls(**fixed)
+
+
+def _unsuited(config: Config, name: str, model) -> str | None:
+    """Why the tuned ``model`` (named ``name``) does not suit this run, or None."""
     metric = config.tune.metric
-    if name == config.model and model.predicts_ratings and metric not in RATING_METRICS:
-        warnings.warn(f"model {name} is a rating predictor: its top-N lists rank poorly (SVD: precision@10 "
-                      f"0.115 on MovieLens 100k, below Popularity's 0.192), yet this run tunes it for "
-                      f"{metric}; for ranking use model: PureSVD (the SVD of the interactions), EASE or "
-                      f"ImplicitALS", UserWarning, stacklevel=2)
-    if name == config.model and config.split.method == "cold_users" and not model.ranks_new_users:
-        warnings.warn(f"split.method cold_users tests on users without training interactions, and {name} "
-                      f"gives such a user the same score for every item: it ranks at chance there "
-                      f"(precision@10 on ml-latest-small's new users: ImplicitALS 0.011, Popularity "
-                      f"0.425, benchmarks/results/content.md); use model: HybridALS (user features, else "
-                      f"the average user's factors), or a model with item biases (Bias, SVD, "
-                      f"ExplicitALS)", UserWarning, stacklevel=2)
-    return model
+    if model.predicts_ratings and metric not in RATING_METRICS:
+        return (f"model {name} is a rating predictor: its top-N lists rank poorly (SVD: precision@10 "
+                f"0.115 on MovieLens 100k, below Popularity's 0.192), yet this run tunes it for "
+                f"{metric}; for ranking use model: PureSVD (the SVD of the interactions), EASE or "
+                f"ImplicitALS")
+    if config.split.method == "cold_users" and not model.ranks_new_users:
+        return (f"split.method cold_users tests on users without training interactions, and {name} "
+                f"gives such a user the same score for every item: it ranks at chance there "
+                f"(precision@10 on ml-latest-small's new users: ImplicitALS 0.011, Popularity "
+                f"0.425, benchmarks/results/content.md); use model: HybridALS (user features, else "
+                f"the average user's factors), or a model with item biases (Bias, SVD, ExplicitALS)")
+    return None
 
 
 def make_world(config: Config, data):
@@ -116,9 +113,19 @@ def tune_search(config: Config) -> dict:
 
     One tuned model gives a model and its space; several (``tune.models``) give lists, one
     entry per model, searched under one trial budget.
+
+    Warns (``UserWarning``, shown in the tuning notebook's output and by ``reclab run``) for each
+    tuned model that does not suit the run: a rating predictor (SVD, ExplicitALS, Bias) tuned
+    for a ranking metric (its top-N lists are poor: the message points to PureSVD, EASE and
+    ImplicitALS), or a model that cannot rank for a user without interactions
+    (``ranks_new_users`` False) on a ``cold_users`` split.
     """
     names = config.tuned_models()
     tuned = [make_model(config, name) for name in names]
+    for name, model in zip(names, tuned):
+        problem = _unsuited(config, name, model)
+        if problem is not None:
+            warnings.warn(problem, UserWarning, stacklevel=2)
     spaces = [config.models[name].space for name in names]
     starts = [config.models[name].starts for name in names]
     if len(names) == 1:

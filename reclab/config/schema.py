@@ -42,7 +42,7 @@ from reclab.metrics import check_metric_name
 from reclab.models.base import registered_models
 
 __all__ = ["BACKEND_MODEL", "BACKENDS", "DATASETS", "MODEL_NAMES", "Config", "Evaluation", "Kcore",
-           "ModelEntry", "Online", "Section", "Split", "Tune", "implied"]
+           "ModelEntry", "Online", "Section", "Split", "Tune", "applied_overrides", "implied"]
 
 #: Every model reclab.models.load can rebuild, so that a new model class is a valid `model:` at once.
 MODEL_NAMES = tuple(registered_models())
@@ -176,7 +176,8 @@ class Tune(Section):
     """Validation folds each trial is scored on, their mean the objective (reclab.split.validation_folds)."""
     models: list[ModelName] = []
     """Models to search, each in its own space, under one trial budget; the best on validation goes
-    on to stage 3 (empty: ``model``)."""
+    on to stage 3 (empty: ``model``; a ``model`` given by ``--set`` or a notebook parameter empties
+    it unless it is given too: :func:`applied_overrides`)."""
     time_budget: float | None = Field(_TUNE["time_budget"], ge=1.0)
     """Seconds after which no new trial starts (null: no limit)."""
     select: _one_of(tuning.SELECT_RULES) = "best"
@@ -229,7 +230,8 @@ class Config(Section):
     kcore: Kcore = Kcore()
     split: Split = Split()
     model: ModelName = "ImplicitALS"
-    """Model to tune, train and evaluate, with its entry in models (SparkALS: backend spark)."""
+    """Model to tune, train and evaluate, with its entry in models (SparkALS: backend spark); given
+    as an override, it is tuned alone (tune.models emptied)."""
     models: dict[ModelName, ModelEntry] = {}
     """Per model name: its fixed parameters, search space and start points."""
     tune: Tune = Tune()
@@ -290,7 +292,8 @@ class Config(Section):
             check_expansion(dict(overrides), "the overrides (--set or notebook parameters)")
             given = " ".join(f"{key}={shown(value)}" for key, value in overrides.items())
             where = f"{source} with --set {given}"
-            config = _validate(apply_overrides(config.model_dump(), implied(overrides), where), where)
+            config = _validate(apply_overrides(config.model_dump(), applied_overrides(overrides),
+                                               where), where)
         return config
 
     def dump(self) -> str:
@@ -342,6 +345,18 @@ def implied(values: Mapping) -> dict:
         values["model"] = BACKEND_MODEL[backend]
     elif "backend" not in values and model in BACKEND_MODEL.values():
         values["backend"] = next(name for name, trained in BACKEND_MODEL.items() if trained == model)
+    return values
+
+
+def applied_overrides(overrides: Mapping) -> dict:
+    """The ``{dotted key: value}`` that ``overrides`` (``--set``, notebook parameters) set on a
+    file: themselves, the partner of ``backend`` / ``model`` (:func:`implied`), and an empty
+    ``tune.models`` where they give a ``model`` but neither ``tune.models`` nor the ``tune``
+    section: the model given is the one tuned (``--set model=EASE`` on a MovieLens file, whose
+    ``tune.models`` is ``[ImplicitALS, EASE]``, tunes EASE alone)."""
+    values = implied(overrides)
+    if "model" in values and not {"tune", "tune.models"} & set(values):
+        values["tune.models"] = []
     return values
 
 

@@ -22,6 +22,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from reclab.config import Config
+from reclab.config.schema import applied_overrides
 from reclab.errors import ReclabError
 from reclab.stages import STAGES, default_params_file
 from reclab.tracking.environment import environment_tags
@@ -199,7 +200,7 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
     theirs = _pipeline_params(client, pipeline_id, None).flatten()
     mine = params.flatten()
     keys = (mine if compare_file else
-            {key for key in mine for given in (overrides or {})
+            {key for key in mine for given in applied_overrides(overrides or {})
              if key == given or key.startswith(given + ".")})
     differ = sorted(key for key in keys if key != "experiment" and theirs.get(key) != mine[key])
     if differ:
