@@ -99,8 +99,9 @@ def markdown(rows: list[dict], environment: dict) -> str:
     lines = [f"Measured {environment.get('date', '')} on {environment.get('cores', '?')} cores (shared, loaded "
              f"machine: fit seconds are indicative).", "",
              "warm: 80/20 per-user random holdout, seed 42, all unseen items ranked; cold: all interactions "
-             "of 20% of the items (seed 0) in test, only those cold items ranked (ties at random); cold users: all "
-             "interactions of 20% of the users (seed 0) in test, every item ranked (ties at random).", "",
+             "of 20% of the items (seed 0) in test, only those cold items ranked (ties at random); cold "
+             "users: all interactions of 20% of the users (seed 0) in test, every item ranked (ties at "
+             "random).", "",
              "| dataset | protocol | model | precision@10 | ndcg@10 | recall@10 | fit s |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['dataset']} | {row['protocol']} | {row['model']} | {row['precision@10']:.3f} | "

@@ -202,9 +202,9 @@ def test_ranks_new_users_says_which_models_beat_chance_for_a_user_without_intera
         cls = getattr(rl.models, name)
         model = cls(**{key: value for key, value in small.items() if key in cls._param_names()})
         report = rl.evaluate(model.fit(train), train, test, k=10, candidates=train.item_ids, n_bootstrap=0)
-        ranked[name] = (report.summary["precision@10"] > 2 * chance, model.ranks_new_users)
+        ranked[name] = (bool(report.summary["precision@10"] > 2 * chance), model.ranks_new_users)
     # measured: Popularity and HybridALS 0.68, Bias, SVD and ExplicitALS 0.44, the others 0.06 (chance)
-    assert all(beats == claimed for beats, claimed in ranked.values()), {n: (bool(b), c) for n, (b, c) in ranked.items()}
+    assert all(beats == claimed for beats, claimed in ranked.values()), ranked
     assert {name for name, (beats, _) in ranked.items() if beats} == {
         "Popularity", "Bias", "SVD", "ExplicitALS", "HybridALS"}
 

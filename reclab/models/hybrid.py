@@ -132,7 +132,8 @@ class HybridALS(ImplicitALS):
         user_features = (require_features(train, "user", type(self).__name__) if has_user_features
                          else sp.csr_matrix((train.n_users, 0), dtype=np.float64))
         user_counts = train.user_counts()
-        user_map = _ridge_map(user_features, als.user_factors_, np.flatnonzero(user_counts > 0), regularization)
+        user_map = _ridge_map(user_features, als.user_factors_, np.flatnonzero(user_counts > 0),
+                              regularization)
         mapped = sp.hstack([user_features, np.ones((train.n_users, 1))], format="csr") @ user_map
         self.user_factors_ = _blend(als.user_factors_, mapped, user_counts, shrinkage)
         self.user_feature_map_ = user_map
