@@ -1,13 +1,14 @@
 """Parameter files read into the typed configuration (reclab.config): schema, defaults, --set overrides,
 validation messages, the shipped files."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from reclab import config
+from reclab import config, split
 from reclab.config import Config
 from reclab.errors import ReclabError
 
@@ -237,17 +238,32 @@ def test_a_rating_model_tuned_for_ranking_warns_towards_puresvd(tmp_path):
         config.tune_search(Config.load(write(tmp_path, "model: PureSVD\n", "pure.yaml")))
 
 
-def test_a_model_that_cannot_rank_for_new_users_on_a_cold_users_split_warns(tmp_path):
+@pytest.mark.parametrize("method", ["cold_users", "temporal", "random_holdout"])
+def test_a_model_that_cannot_rank_for_new_users_warns_when_validation_has_many(tmp_path, method):
+    """Stage 2 warns when >= 10% of the validation users have no training interactions (all on
+    cold_users, a third on this synthetic data's temporal split, none on a per-user holdout)
+    and a tuned model has ranks_new_users False."""
     import warnings
 
-    cold = "split: {method: cold_users}\n"
-    with pytest.warns(UserWarning, match="cold_users .* ImplicitALS gives such a user the same score "
-                                         ".*use model: HybridALS"):
-        config.tune_search(Config.load(write(tmp_path, "model: ImplicitALS\n" + cold)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        config.tune_search(Config.load(write(tmp_path, "model: HybridALS\n" + cold, "hybrid.yaml")))
-        config.tune_search(Config.load(write(tmp_path, "model: ImplicitALS\n", "warm.yaml")))
+    text = f"split: {{method: {method}}}\nsynthetic: {{n_users: 300, n_items: 200, n_ratings: 9000}}\n"
+    loaded = {name: Config.load(write(tmp_path, f"model: {name}\n" + text, f"{name}.yaml"))
+              for name in ("ImplicitALS", "HybridALS")}
+    train, valid, _ = config.make_split(loaded["ImplicitALS"], config.load_data(loaded["ImplicitALS"]))
+    share = len(split.new_users(train, valid)) / np.count_nonzero(valid.user_counts())
+    assert (share == 1.0) if method == "cold_users" else (share > 0.2) if method == "temporal" else share == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config.tune_search(loaded["ImplicitALS"], train, valid)
+        config.tune_search(loaded["ImplicitALS"])   # without the split: nothing to count
+        config.tune_search(loaded["HybridALS"], train, valid)
+    messages = [str(warning.message) for warning in caught]
+    if method == "random_holdout":
+        assert messages == []
+    else:
+        assert len(messages) == 1, messages
+        assert re.match(rf"\d+ of the \d+ validation users \({share:.0%}, split.method {method}\) have no "
+                        rf"training interactions, and ImplicitALS gives such a user the same score .*"
+                        rf"use model: HybridALS", messages[0]), messages[0]
 
 
 def test_make_split_partitions_the_data_reproducibly():

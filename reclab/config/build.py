@@ -6,6 +6,8 @@ from __future__ import annotations
 import inspect
 import warnings
 
+import numpy as np
+
 from reclab import datasets, models, split
 from reclab.config.checks import model_parameters
 from reclab.config.schema import MODEL_NAMES, Config
@@ -70,20 +72,27 @@ def make_model(config: Config, name: str | None = None, searched=None):
     return cls(**fixed)
 
 
-def _unsuited(config: Config, name: str, model) -> str | None:
-    """Why the tuned ``model`` (named ``name``) does not suit this run, or None."""
+#: Share of the validation users without training interactions from which a model that cannot
+#: rank for them (``ranks_new_users`` False) is warned about.
+NEW_USERS_WARNED = 0.1
+
+
+def _unsuited(config: Config, name: str, model, new: tuple[int, int] | None) -> str | None:
+    """Why the tuned ``model`` (named ``name``) does not suit this run, or None; ``new``: the
+    validation users without training interactions, and all validation users (None: unknown)."""
     metric = config.tune.metric
     if model.predicts_ratings and metric not in RATING_METRICS:
         return (f"model {name} is a rating predictor: its top-N lists rank poorly (SVD: precision@10 "
                 f"0.115 on MovieLens 100k, below Popularity's 0.192), yet this run tunes it for "
                 f"{metric}; for ranking use model: PureSVD (the SVD of the interactions), EASE or "
                 f"ImplicitALS")
-    if config.split.method == "cold_users" and not model.ranks_new_users:
-        return (f"split.method cold_users tests on users without training interactions, and {name} "
-                f"gives such a user the same score for every item: it ranks at chance there "
-                f"(precision@10 on ml-latest-small's new users: ImplicitALS 0.011, Popularity "
-                f"0.425, benchmarks/results/content.md); use model: HybridALS (user features, else "
-                f"the average user's factors), or a model with item biases (Bias, SVD, ExplicitALS)")
+    if new is not None and new[0] >= NEW_USERS_WARNED * new[1] > 0 and not model.ranks_new_users:
+        return (f"{new[0]} of the {new[1]} validation users ({new[0] / new[1]:.0%}, split.method "
+                f"{config.split.method}) have no training interactions, and {name} gives such a user "
+                f"the same score for every item: it ranks at chance for them (precision@10 on "
+                f"ml-latest-small's new users: ImplicitALS 0.011, Popularity 0.425, "
+                f"benchmarks/results/content.md); use model: HybridALS (user features, else the "
+                f"average user's factors), or a model with item biases (Bias, SVD, ExplicitALS)")
     return None
 
 
@@ -108,7 +117,7 @@ def make_world(config: Config, data):
     return online.World.from_model(make_model(config, config.online.world_model).fit(data), data)
 
 
-def tune_search(config: Config) -> dict:
+def tune_search(config: Config, train=None, valid=None) -> dict:
     """Keyword arguments ``model``, ``space`` and ``starts`` of :func:`reclab.tuning.tune`.
 
     One tuned model gives a model and its space; several (``tune.models``) give lists, one
@@ -117,13 +126,18 @@ def tune_search(config: Config) -> dict:
     Warns (``UserWarning``, shown in the tuning notebook's output and by ``reclab run``) for each
     tuned model that does not suit the run: a rating predictor (SVD, ExplicitALS, Bias) tuned
     for a ranking metric (its top-N lists are poor: the message points to PureSVD, EASE and
-    ImplicitALS), or a model that cannot rank for a user without interactions
-    (``ranks_new_users`` False) on a ``cold_users`` split.
+    ImplicitALS); and, given the split's ``train`` and ``valid``, a model that cannot rank for a
+    user without interactions (``ranks_new_users`` False) when at least
+    :data:`NEW_USERS_WARNED` of the validation users have none (:func:`reclab.split.new_users`:
+    all of them on ``cold_users``, most on ``temporal`` splits).
     """
     names = config.tuned_models()
     tuned = [make_model(config, name) for name in names]
+    new = None
+    if train is not None and valid is not None:
+        new = (len(split.new_users(train, valid)), int(np.count_nonzero(valid.user_counts())))
     for name, model in zip(names, tuned):
-        problem = _unsuited(config, name, model)
+        problem = _unsuited(config, name, model, new)
         if problem is not None:
             warnings.warn(problem, UserWarning, stacklevel=2)
     spaces = [config.models[name].space for name in names]
