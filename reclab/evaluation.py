@@ -42,7 +42,8 @@ from reclab.errors import ReclabError
 from reclab.metrics import RANKING_METRICS, coverage_at_every_k, mae, metric_at_every_k, rmse
 from reclab.ranking import top_n
 
-__all__ = ["EvaluationReport", "Comparison", "evaluate", "ranking_metrics", "compare", "cold_candidates"]
+__all__ = ["EvaluationReport", "Comparison", "evaluate", "ranking_metrics", "compare", "cold_candidates",
+           "new_user_reports"]
 
 # Bootstrap replicates are drawn in chunks of about this many user draws, so that the resampling
 # matrix stays near 32 MB whatever the number of users (138k users x 1000 replicates would
@@ -515,6 +516,25 @@ def cold_candidates(train: Interactions, test: Interactions, max_train: int = 0,
     if not chosen.any() and not allow_empty:
         raise ReclabError(f"no test item has at most {max_train} training interactions; raise max_train")
     return test.item_ids[chosen]
+
+
+def new_user_reports(models: dict, train: Interactions, test: Interactions, **options) -> dict:
+    """``{name: evaluate(model, train, test, users=new users, **options)}`` for each fitted model:
+    the test users without training interactions (:func:`reclab.split.new_users`) apart.
+
+    Empty when there are none, when every test user is one (a :func:`reclab.split.cold_users`
+    test: the whole report is theirs already), or when none of them has a relevant test item.
+    On a :func:`reclab.split.temporal` split most test users are new, and a collaborative model
+    ranks them at chance; this says how much of its score comes from the others.
+    """
+    from reclab.split import new_users
+
+    new = new_users(check_interactions(train, "train"), check_interactions(test, "test"))
+    tested = np.count_nonzero(test.user_counts())
+    relevant = np.diff(_relevant(test, check_threshold(options.get("relevance_threshold"))).indptr)
+    if new.size == 0 or new.size == tested or not relevant[new].any():
+        return {}
+    return {name: evaluate(model, train, test, users=new, **options) for name, model in models.items()}
 
 
 def ranking_metrics(users, ids, test: Interactions, k=(5, 10, 20), relevance_threshold=None,

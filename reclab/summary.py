@@ -65,27 +65,43 @@ def metric_rows(metrics: dict, keys: bool = False) -> tuple[list, list]:
 #: The column of the model ranking only the test items that training saw rarely or never (the
 #: evaluate stage's ``cold/`` metrics): not a model of its own, so the table says what it is.
 COLD_COLUMN = "cold items"
+#: The column of the model on the test users without training interactions (``new_users/``).
+NEW_USERS_COLUMN = "new users"
+_COLUMNS = {"cold": COLD_COLUMN, "new_users": NEW_USERS_COLUMN}
 
 
-def _cold_note(metrics: dict, model: str) -> str:
-    """Which items the cold column ranks, and every model's precision there at the largest K
-    (the baselines' ``cold/<name>/`` metrics, as stage 5's warm/cold table)."""
-    n, few = metrics.get("cold/n_candidates"), metrics.get("cold/max_train_interactions")
-    which = "test items" if n is None else f"{int(n):,} test items"
-    rare = ("" if few is None else " without training interactions" if few == 0
-            else f" with <= {int(few)} training interactions")
-    note = f"{COLD_COLUMN}: {model} ranking only the {which}{rare}"
-    cutoffs = _cutoffs(metrics, "cold/")
+def _with_scores(note: str, metrics: dict, model: str, prefix: str) -> str:
+    """``note`` and every model's precision at the largest K under ``prefix`` (the model's
+    ``<prefix>precision_at_K``, the baselines' ``<prefix><name>/precision_at_K``)."""
+    cutoffs = _cutoffs(metrics, prefix)
     if not cutoffs:
         return note
     k = cutoffs[-1]
     others = sorted({key.split("/")[1] for key in metrics
-                     if key.count("/") == 2 and key.startswith("cold/")})
-    scores = [(model, metrics[f"cold/precision_at_{k}"])] + [
-        (name, metrics[f"cold/{name}/precision_at_{k}"]) for name in others
-        if f"cold/{name}/precision_at_{k}" in metrics]
+                     if key.count("/") == 2 and key.startswith(prefix)})
+    scores = [(model, metrics[f"{prefix}precision_at_{k}"])] + [
+        (name, metrics[f"{prefix}{name}/precision_at_{k}"]) for name in others
+        if f"{prefix}{name}/precision_at_{k}" in metrics]
     shown = ", ".join(f"{name} {value:.4f}" for name, value in scores)
     return f"{note}; precision@{k} there: {shown}"
+
+
+def _cold_note(metrics: dict, model: str) -> str:
+    """Which items the cold column ranks, and every model's precision there (as stage 5's
+    warm/cold table)."""
+    n, few = metrics.get("cold/n_candidates"), metrics.get("cold/max_train_interactions")
+    which = "test items" if n is None else f"{int(n):,} test items"
+    rare = ("" if few is None else " without training interactions" if few == 0
+            else f" with <= {int(few)} training interactions")
+    return _with_scores(f"{COLD_COLUMN}: {model} ranking only the {which}{rare}", metrics, model, "cold/")
+
+
+def _new_users_note(metrics: dict, model: str) -> str:
+    """How many test users the new-users column scores, and every model's precision on them."""
+    n = metrics.get("new_users/n_evaluated")
+    which = "test users" if n is None else f"{int(n):,} test users"
+    return _with_scores(f"{NEW_USERS_COLUMN}: {model} on the {which} without training interactions",
+                        metrics, model, "new_users/")
 
 
 def _text_table(rows, header) -> str:
@@ -148,11 +164,11 @@ def render_summary(summary: dict, seconds: float | None = None, markdown: bool =
     rows, models = metric_rows(metrics, keys=markdown)
     if rows:
         model = best["model"] if best else "model"
-        header = ["metric", model,
-                  *(COLD_COLUMN if name == "cold" else name for name in models[1:])]
+        header = ["metric", model, *(_COLUMNS.get(name, name) for name in models[1:])]
         parts = ["Test metrics (95% bootstrap confidence intervals over users):",
                  _markdown_table(rows, header) if markdown else _text_table(rows, header)]
         parts += [_cold_note(metrics, model)] if "cold" in models else []
+        parts += [_new_users_note(metrics, model)] if "new_users" in models else []
         blocks.append(("\n\n" if markdown else "\n").join(parts))
     if summary.get("online"):
         blocks.append(summary["online"])

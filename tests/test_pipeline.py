@@ -477,6 +477,48 @@ def test_stage_4_explains_with_a_user_who_has_watched_something_on_a_cold_users_
     assert "Because you watched " in printed
 
 
+# A temporal split: the late users rated nothing before the cut-off. Stages 1-5 only.
+TEMPORAL = """\
+experiment: temporal
+dataset: synthetic
+synthetic: {n_users: 150, n_items: 120, n_ratings: 4000}
+split: {method: temporal}
+model: ImplicitALS
+models:
+  ImplicitALS:
+    params: {iterations: 2}
+    space: {factors: {type: int, low: 4, high: 8}}
+tune: {method: random, n_trials: 2, folds: 1}
+k: [5, 10]
+evaluation: {n_bootstrap: 20}
+"""
+
+
+def test_stage_5_reports_the_new_users_of_a_temporal_split_apart(tmp_path):
+    """Many of a temporal split's test users have no training interactions: stage 2 says so
+    (ImplicitALS cannot rank them), and stage 5 logs their metrics apart (new_users/), for the
+    model and the baselines, which the summary shows in a column and a line of their own."""
+    params_file = tmp_path / "temporal.yaml"
+    params_file.write_text(TEMPORAL, encoding="utf-8")
+    result = pipeline.run_pipeline(params_file=params_file, stages=["1", "2", "3", "4", "5"],
+                                   tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                   output_dir=tmp_path / "out")
+    tuned = nbformat.read(result.output_dir / pipeline.NOTEBOOKS["tune"], as_version=4)
+    assert "have no training interactions, and ImplicitALS gives such a user the same score" in \
+        "".join(output.get("text", "") for cell in tuned.cells if cell.cell_type == "code"
+                for output in cell.outputs)
+    metrics = result.summary["metrics"]
+    assert 0 < metrics["new_users/n_evaluated"] < metrics["n_evaluated"]
+    for baseline in ("Popularity", "Bias"):
+        assert 0.0 <= metrics[f"new_users/{baseline}/precision_at_10"] <= 1.0
+    # ImplicitALS gives the new users zero factors (ties); Popularity ranks them
+    assert metrics["new_users/precision_at_10"] < metrics["new_users/Popularity/precision_at_10"]
+    text = render_summary(result.summary)
+    assert any(line.startswith("metric") and "  new users  " in line for line in text.split("\n"))
+    assert (f"new users: ImplicitALS on the {int(metrics['new_users/n_evaluated'])} test users without "
+            f"training interactions; precision@10 there: ImplicitALS ") in text
+
+
 def test_failed_tune_stage_resumes_its_search_and_gives_identical_results(pipeline_run, store,
                                                                           client, tmp_path):
     """Stage 2 fails after its second trial; --resume continues the search from the checkpoint

@@ -61,3 +61,16 @@ def test_the_cold_item_column_says_what_it_is():
     assert "| metric | ImplicitALS | Popularity | cold items |" in text
     assert ("\n\ncold items: ImplicitALS ranking only the 1,234 test items without training "
             "interactions; precision@10 there: ImplicitALS 0.0500, Popularity 0.0100\n\n") in text
+
+
+def test_the_new_users_column_says_what_it_is():
+    """The evaluate stage's ``new_users/`` metrics (the test users without training
+    interactions, most of a temporal split's) get a column and a line of their own."""
+    metrics = {**SUMMARY["metrics"], "new_users/precision_at_10": 0.02, "new_users/n_evaluated": 151.0,
+               "new_users/Popularity/precision_at_10": 0.41, "cold/precision_at_10": 0.05}
+    text = render_summary({**SUMMARY, "metrics": metrics})
+    header = next(line for line in text.split("\n") if line.startswith("metric"))
+    assert header.split() == ["metric", "ImplicitALS", "Popularity", "cold", "items", "new", "users"]
+    assert ("new users: ImplicitALS on the 151 test users without training interactions; "
+            "precision@10 there: ImplicitALS 0.0200, Popularity 0.4100") in text.split("\n")
+    assert "cold items: ImplicitALS ranking only the test items" in text
