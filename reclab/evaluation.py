@@ -524,8 +524,9 @@ def new_user_reports(models: dict, train: Interactions, test: Interactions, **op
 
     Empty when there are none, when every test user is one (a :func:`reclab.split.cold_users`
     test: the whole report is theirs already), or when none of them has a relevant test item.
-    On a :func:`reclab.split.temporal` split most test users are new, and a collaborative model
-    ranks them at chance; this says how much of its score comes from the others.
+    On a :func:`reclab.split.temporal` split many test users are new (45-76% on the synthetic
+    data and MovieLens), and a collaborative model ranks them at about chance; this says how much
+    of its score comes from the others.
     """
     from reclab.split import new_users
 

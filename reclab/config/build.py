@@ -129,7 +129,7 @@ def tune_search(config: Config, train=None, valid=None) -> dict:
     ImplicitALS); and, given the split's ``train`` and ``valid``, a model that cannot rank for a
     user without interactions (``ranks_new_users`` False) when at least
     :data:`NEW_USERS_WARNED` of the validation users have none (:func:`reclab.split.new_users`:
-    all of them on ``cold_users``, most on ``temporal`` splits).
+    all of them on ``cold_users``, 43-76% on ``temporal`` splits).
     """
     names = config.tuned_models()
     tuned = [make_model(config, name) for name in names]
