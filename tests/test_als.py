@@ -1,6 +1,10 @@
 """ExplicitALS and ImplicitALS: quality bands on ML-100k, exact solves checked against dense
 linear algebra, determinism across seeds and threads, degenerate data, the training curve."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import scipy.sparse as sp
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
+from reclab.models import _als_kernels as kernels
 from reclab.models.als import ExplicitALS, ImplicitALS
 from reclab.normalize import BiasNormalizer
 
@@ -186,6 +191,31 @@ def test_same_seed_same_factors_for_any_thread_count(make):
         assert numba.get_num_threads() == threads, "fit did not restore numba's thread count"
     other = make(seed=4).fit(data)
     assert not np.array_equal(other.item_factors_, first.item_factors_)
+
+
+_FIT_IN_A_NEW_PROCESS = """
+import hashlib, reclab as rl
+from reclab.models import _als_kernels as kernels
+data = rl.synthetic.synthetic(seed=0, n_users=300, n_items=200, n_ratings=6000)
+model = rl.models.ImplicitALS(factors=32, iterations=2).fit(data)
+print(hashlib.sha256(model.user_factors_.tobytes() + model.item_factors_.tobytes()).hexdigest())
+print(sum(kernels.implicit_cg_sweep.kernel.stats.cache_misses.values()))
+"""
+
+
+def test_the_first_process_after_an_install_gets_the_factors_of_every_later_one(tmp_path):
+    # numba runs other machine code for a parallel fastmath kernel in the process that compiles it
+    # than in the processes that load it from its cache; reclab's kernels are compiled by a child
+    # process, so that the first fit (empty cache) and the next (loaded) give the same bits.
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    env.pop(kernels._COMPILING_HERE, None)
+    runs = [subprocess.run([sys.executable, "-c", _FIT_IN_A_NEW_PROCESS], env=env, capture_output=True,
+                           text=True, timeout=600) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    (first, compiled_first), (again, compiled_again) = (run.stdout.split() for run in runs)
+    assert (compiled_first, compiled_again) == ("0", "0"), "a process compiled a kernel it then ran"
+    assert first == again
 
 
 # -- degenerate input ---------------------------------------------------------------------------------
