@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from reclab import _numba_cache
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
-from reclab.models import _als_kernels as kernels
 from reclab.models.als import ExplicitALS, ImplicitALS
 from reclab.normalize import BiasNormalizer
 
@@ -208,7 +208,7 @@ def test_the_first_process_after_an_install_gets_the_factors_of_every_later_one(
     # than in the processes that load it from its cache; reclab's kernels are compiled by a child
     # process, so that the first fit (empty cache) and the next (loaded) give the same bits.
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    env.pop(kernels._COMPILING_HERE, None)
+    env.pop(_numba_cache._COMPILING_HERE, None)
     runs = [subprocess.run([sys.executable, "-c", _FIT_IN_A_NEW_PROCESS], env=env, capture_output=True,
                            text=True, timeout=600) for _ in range(2)]
     for run in runs:

@@ -14,7 +14,7 @@ Compiled with ``fastmath`` restricted to reassociation, contraction, signed zero
 changes only the last bits relative to a strictly sequential sum, provided every process runs the
 same machine code. numba does not ensure that for a ``parallel`` kernel (the process that compiles
 it runs other code than the processes that load it from the cache), so the ``fastmath`` kernels
-are called through :class:`_FromCache`, which always runs the cached code (its notes). Only the
+are called through :class:`reclab._numba_cache.FromCache`, which always runs the cached code. Only the
 explicit ``prange`` loops run in parallel.
 
 Dtypes: factor arrays are float32 (or float64), C-contiguous; ``indptr`` int64, ``indices``
@@ -22,17 +22,11 @@ int32, per-entry weights the factor dtype; ``bounds`` int64. The callers cast on
 kernel compiles to one signature per factor dtype.
 """
 
-import functools
-import json
-import os
-import subprocess
-import sys
-import warnings
-from pathlib import Path
-
 import numba
 import numpy as np
 from numba import njit, prange
+
+from reclab._numba_cache import FromCache
 
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 # Only explicit prange loops run in parallel: numba would otherwise turn every np.zeros and array
@@ -633,82 +627,7 @@ def row_products(rows, other_t, out):
                 row[i] += weight * column[i]
 
 
-# -- one machine code for every process ----------------------------------------------------------
-_COMPILING_HERE = "RECLAB_COMPILE_KERNELS_HERE"
-
-
-def _describe(value) -> list:
-    """A kernel argument as JSON that :func:`_example` turns back into a value of the same numba type."""
-    if isinstance(value, np.ndarray):
-        return ["array", value.dtype.str, value.ndim, bool(value.flags.writeable)]
-    return ["scalar", type(value).__name__ if type(value) in (bool, int, float) else np.dtype(type(value)).str]
-
-
-def _example(description: list):
-    if description[0] == "array":
-        _, dtype, ndim, writeable = description
-        value = np.zeros((1,) * ndim, dtype=dtype)
-        value.flags.writeable = writeable
-        return value
-    kind = description[1]
-    return {"bool": False, "int": 0, "float": 0.0}.get(kind) if kind in ("bool", "int", "float") \
-        else np.dtype(kind).type(0)
-
-
-def compile_in_this_process(name: str, described: str) -> None:
-    """Compile kernel ``name`` for arguments like ``described`` (JSON from :func:`_describe`); numba
-    writes the machine code to its cache. What the child process of :func:`_compile_in_child` runs."""
-    kernel = globals()[name].kernel
-    kernel.compile(tuple(kernel.typeof_pyval(_example(item)) for item in json.loads(described)))
-
-
-def _compile_in_child(name: str, args: tuple) -> None:
-    """Compile kernel ``name`` for ``args``' types in a child process, which writes numba's cache."""
-    environment = dict(os.environ, **{_COMPILING_HERE: "1"})
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2])] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    if numba.config.CACHE_DIR:   # reclab._numba_cache may have chosen a folder for this process
-        environment["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
-    code = "import sys; from reclab.models._als_kernels import compile_in_this_process as c; c(*sys.argv[1:])"
-    child = subprocess.run([sys.executable, "-c", code, name, json.dumps([_describe(value) for value in args])],
-                           env=environment, capture_output=True, text=True)
-    if child.returncode != 0:
-        warnings.warn(f"reclab could not compile its kernel {name} in a child process, so this process "
-                      f"compiles it; the results may then differ in the last bits from those of a process "
-                      f"that loads it from numba's cache. The child said:\n{child.stderr[-2000:]}",
-                      RuntimeWarning, stacklevel=3)
-
-
-class _FromCache:
-    """A ``parallel`` ``fastmath`` kernel that runs the machine code of numba's disk cache in
-    every process, so that the same inputs give the same bits in every process.
-
-    numba does not run the same machine code for a ``parallel=True`` kernel in the process that
-    compiles it as in the processes that load it from the cache afterwards (the loop body runs as
-    optimized on its own in the first, as linked into the kernel's cached object code in the
-    others). With ``reassoc`` the two vectorize their sums differently: ImplicitALS's factors
-    differed in the last bits between the first fit after an install and every later one (on
-    ML-100K, nDCG@10 0.450324 against 0.450331). So a process never calls a kernel it compiled:
-    when the cache lacks a signature, a child process compiles the kernel for it and this process
-    loads it (the time is the compile's, about a second more). Only if the cache still lacks the
-    signature is the kernel compiled here (with a warning when the child failed).
-    """
-
-    def __init__(self, kernel):
-        self.kernel = kernel
-        functools.update_wrapper(self, kernel.py_func)
-
-    def __call__(self, *args):
-        kernel = self.kernel
-        signature = tuple(kernel.typeof_pyval(value) for value in args)
-        if signature not in kernel.overloads:
-            if os.environ.get(_COMPILING_HERE) != "1" \
-                    and kernel._cache.load_overload(signature, kernel.targetctx) is None:
-                _compile_in_child(self.__name__, args)
-            kernel.compile(signature)
-        return kernel(*args)
-
-
+# The fastmath kernels run numba's cached machine code in every process (reclab._numba_cache).
 gram, implicit_cg_sweep, cholesky_sweep, implicit_loss_rows, squared_error_rows = (
-    _FromCache(kernel) for kernel in (gram, implicit_cg_sweep, cholesky_sweep, implicit_loss_rows,
-                                      squared_error_rows))
+    FromCache(kernel, __name__) for kernel in (gram, implicit_cg_sweep, cholesky_sweep, implicit_loss_rows,
+                                               squared_error_rows))
