@@ -1,7 +1,9 @@
 """Top-N selection: the one function that turns a score matrix into ranked item lists.
 
 Both ``Recommender.recommend`` and ``reclab.evaluate`` call :func:`top_n`, so that what a model
-recommends and what is evaluated are, by construction, the same lists.
+recommends and what is evaluated are, by construction, the same lists, except where scores tie:
+evaluate then breaks the ties at random (seeded) rather than by index, so that a model that cannot
+tell items apart is scored as chance, not by the order of the ids.
 
 Conventions
 -----------

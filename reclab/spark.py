@@ -394,7 +394,9 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -
         Fitted; its ``user_factors_``, ``item_factors_`` (and item biases, for models with
         biases) are sent to Spark. Scores are ``b_i + p_u . q_i`` summed in float64 over the
         factors in order and rounded once to float32, ties broken by the lower item index,
-        exactly as :meth:`SparkALS.score_items` and :func:`reclab.ranking.top_n` rank. Other
+        exactly as :meth:`SparkALS.score_items` and :func:`reclab.ranking.top_n` rank
+        (``reclab.evaluate`` breaks ties at random, so a user whose ``max(k) + 1`` best scores tie,
+        such as a test user unknown to the model, may count differently there). Other
         factor models score in float32, whose last bit can reorder items tied to within 1e-7;
         on ML-100k, ExplicitALS and ImplicitALS still agree with ``reclab.evaluate`` to 1e-15.
     train, test : Interactions or pyspark.sql.DataFrame

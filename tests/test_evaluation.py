@@ -89,9 +89,9 @@ def small():
     # user 1 has no test item (skipped); user 2 trained on item 4, test item 2 (rated 4)
     train = _interactions([[5, 4, 0, 0, 0], [3, 0, 0, 0, 0], [0, 0, 0, 0, 4]])
     test = _interactions([[0, 0, 5, 2, 0], [0, 0, 0, 0, 0], [0, 0, 4, 0, 0]])
-    # user 0: candidates 2, 3, 4 with 3 and 4 tied -> list [3, 4, 2, -1, -1] (shorter than K=5)
-    # user 2: candidates 0..3 with 1, 2, 3 tied -> list [1, 2, 3, 0, -1]
-    model = FixedScores([[9, 9, 1, 5, 5], [0, 1, 2, 3, 4], [0, 3, 3, 3, 9]])
+    # user 0: candidates 2, 3, 4 -> list [3, 4, 2, -1, -1] (shorter than K=5)
+    # user 2: candidates 0..3 -> list [1, 2, 3, 0, -1]
+    model = FixedScores([[9, 9, 1, 5, 4], [0, 1, 2, 3, 4], [0, 3, 2.5, 2, 9]])
     return train, test, model
 
 
@@ -107,7 +107,7 @@ EXPECTED_SMALL = {
 }
 
 
-def test_hand_computed_metrics_with_ties_padding_and_a_skipped_user(small):
+def test_hand_computed_metrics_with_padding_and_a_skipped_user(small):
     train, test, model = small
     report = evaluate(model, train, test, k=(5, 1, 2, 2), n_bootstrap=0)
     assert report.k == (1, 2, 5)
@@ -285,7 +285,7 @@ def test_exports_for_tracking(medium):
 
 def test_ranking_metrics_reuses_lists_made_elsewhere(medium):
     train, test = medium
-    model = RandomFactors(train.n_users, train.n_items, decimals=0)  # many ties
+    model = RandomFactors(train.n_users, train.n_items)   # no ties: evaluate ranks as top_n does
     report = evaluate(model, train, test, k=(5, 10), n_bootstrap=100)
     users = np.random.default_rng(0).permutation(train.n_users)  # any order
     ids, _ = top_n(model.score_items(users), 12, exclude=train.matrix[users])
@@ -341,10 +341,14 @@ def test_compare_refuses_what_cannot_be_paired(medium, small):
 
 # -- ML-100k against a plain-Python reference ------------------------------------------------------
 def _reference(model, train, test, ks, threshold):
-    """evaluate() written out per user with Python lists and sorted(); slow but plainly right."""
+    """evaluate() written out per user with Python lists and sorted(); slow but plainly right.
+
+    Ties are ordered by the lower index here and at random by evaluate, so for a user whose
+    ``max(ks) + 1`` best scores tie the reference gives, instead of the metrics, the fewest and
+    the most hits at each K that any order of the tied items allows."""
     n_items = train.n_items
-    scores = model.score_items(np.arange(train.n_users))
-    rows, covered = {}, {k: set() for k in ks}
+    scores = model.score_items(np.arange(train.n_users)).astype(np.float32)
+    rows, hit_bounds, covered = {}, {}, {k: set() for k in ks}
     for user in range(train.n_users):
         start, stop = test.matrix.indptr[user], test.matrix.indptr[user + 1]
         relevant = {int(item) for item, rating in zip(test.matrix.indices[start:stop], test.matrix.data[start:stop])
@@ -354,6 +358,18 @@ def _reference(model, train, test, ks, threshold):
         seen = set(train.matrix.indices[train.matrix.indptr[user]:train.matrix.indptr[user + 1]].tolist())
         row_scores = scores[user].tolist()
         ranked = sorted((i for i in range(n_items) if i not in seen), key=lambda i: (-row_scores[i], i))
+        deepest = ranked[:max(ks) + 1]
+        if len({row_scores[i] for i in deepest}) < len(deepest):
+            hit_bounds[user] = {}
+            for k in ks:
+                cut = row_scores[ranked[k - 1]]
+                above = [i for i in ranked if row_scores[i] > cut]
+                level = [i for i in ranked if row_scores[i] == cut]
+                certain = sum(i in relevant for i in above)
+                maybe = sum(i in relevant for i in level)
+                wanted = k - len(above)
+                hit_bounds[user][k] = (certain + max(0, wanted - (len(level) - maybe)), certain + min(wanted, maybe))
+            continue
         values = {"n_relevant": len(relevant)}
         for k in ks:
             top = ranked[:k]
@@ -362,28 +378,63 @@ def _reference(model, train, test, ks, threshold):
             values.update({f"{name}@{k}": value for name, value in metrics.items()})
         rows[user] = values
     coverage = {f"coverage@{k}": len(covered[k]) / n_items for k in ks}
-    return rows, coverage
+    return rows, hit_bounds, coverage
 
 
 @pytest.mark.parametrize("model_name, threshold", [("popularity", None), ("random", 4.0), ("rounded", None)])
 def test_evaluate_agrees_with_plain_python_on_ml100k(model_name, threshold, ml100k_split):
     train, test = ml100k_split
     ks = (1, 5, 10, 20)
-    model = {"popularity": lambda: Popularity().fit(train),   # many exact ties in scores
+    model = {"popularity": lambda: Popularity().fit(train),   # exact ties in scores
              "random": lambda: RandomFactors(train.n_users, train.n_items, seed=3),
-             "rounded": lambda: RandomFactors(train.n_users, train.n_items, seed=4, decimals=1)}[model_name]()
+             "rounded": lambda: RandomFactors(train.n_users, train.n_items, seed=4, decimals=2)}[model_name]()
     report = evaluate(model, train, test, k=ks, relevance_threshold=threshold, batch_size=300, n_bootstrap=0)
-    rows, coverage = _reference(model, train, test, ks, threshold)
-    assert report.n_evaluated == len(rows) and report.n_skipped == train.n_users - len(rows)
-    assert report.per_user["user"].tolist() == sorted(rows)
-    for column in report.per_user.columns.drop(["user", "user_id"]):
+    rows, hit_bounds, coverage = _reference(model, train, test, ks, threshold)
+    assert report.n_evaluated == len(rows) + len(hit_bounds)
+    assert report.n_skipped == train.n_users - report.n_evaluated
+    assert report.per_user["user"].tolist() == sorted([*rows, *hit_bounds])
+    table = report.per_user.set_index("user")
+    for column in table.columns.drop("user_id"):
         expected = np.array([rows[user][column] for user in sorted(rows)])
-        np.testing.assert_allclose(report.per_user[column].to_numpy(), expected, rtol=0, atol=1e-9,
+        np.testing.assert_allclose(table.loc[sorted(rows), column].to_numpy(), expected, rtol=0, atol=1e-9,
                                    err_msg=column)
-        if column != "n_relevant":
+        if column != "n_relevant" and not hit_bounds:
             assert report.summary[column] == pytest.approx(expected.mean(), abs=1e-9)
-    for name, value in coverage.items():
-        assert report.summary[name] == pytest.approx(value, abs=1e-12)
+    for user, bounds in hit_bounds.items():
+        for k, (fewest, most) in bounds.items():
+            assert fewest <= round(table.loc[user, f"precision@{k}"] * k) <= most, (user, k)
+    if model_name == "random":
+        assert not hit_bounds
+        for name, value in coverage.items():
+            assert report.summary[name] == pytest.approx(value, abs=1e-12)
+    else:
+        assert 0 < len(hit_bounds) < report.n_evaluated, "the case should test both kinds of user"
+
+
+def test_ties_are_broken_at_random_not_by_item_index():
+    # Every item scores the same; the relevant items are the five with the lowest indices, which
+    # an order by index would put first (precision@5 = 1). At random, about 5 / 39.
+    n_users, n_items = 200, 40
+    seen = np.zeros((n_users, n_items), dtype=np.float32)
+    seen[:, -1] = 1   # every user has seen the last item, which is never relevant
+    train = Interactions.from_matrix(sp.csr_matrix(seen))
+    test = Interactions.from_matrix(sp.csr_matrix(np.tile(np.arange(n_items) < 5, (n_users, 1)).astype(np.float32)))
+    flat = FixedScores(np.zeros((n_users, n_items)))
+    report = evaluate(flat, train, test, k=5, n_bootstrap=0, seed=3)
+    assert 0.05 < report.summary["precision@5"] < 0.25
+    assert evaluate(flat, train, test, k=5, n_bootstrap=0, seed=3, batch_size=7).per_user.equals(report.per_user)
+    assert not evaluate(flat, train, test, k=5, n_bootstrap=0, seed=4).per_user.equals(report.per_user)
+    # Ties only below the list (scores 9 > 5 > 1 = 1 = ...): the list is exactly top_n's.
+    steps = np.zeros((n_users, n_items))
+    steps[:, 7], steps[:, 3] = 9, 5
+    report = evaluate(FixedScores(steps), train, test, k=1, n_bootstrap=0)
+    assert report.summary["precision@1"] == 0 and report.summary["coverage@1"] == 1 / n_items
+    # A tie at the cut: item 3 first, then one of 1 and 2 (relevant) or 30 and 31 (not), each as likely.
+    steps[:, :] = 0
+    steps[:, 3], steps[:, [1, 2, 30, 31]] = 9, 5
+    report = evaluate(FixedScores(steps), train, test, k=2, n_bootstrap=0)
+    second = report.per_user["precision@2"].to_numpy() * 2 - 1      # hits beyond item 3
+    assert set(np.unique(second)) == {0, 1} and 0.35 < second.mean() < 0.65
 
 
 def test_rating_metrics_agree_with_plain_python_on_ml100k(ml100k_split):
