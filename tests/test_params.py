@@ -319,6 +319,21 @@ def test_grid_search_of_a_range_is_refused_before_running(tmp_path):
         Config.load(PROJECT / "params" / "default.yaml", {"tune.method": "grid"})
 
 
+def test_a_tuned_model_without_a_search_space_is_refused_before_running(tmp_path):
+    default = PROJECT / "params" / "default.yaml"
+    # Popularity has no parameters at all: say so, not "declare at least one parameter".
+    popularity = Config.loads(default.read_text(), str(default), overrides={"model": "Popularity"})
+    for check in (lambda: config.check_runnable(popularity, str(default)),
+                  lambda: config.tune_search(popularity)):
+        with pytest.raises(ReclabError, match=r"Popularity has no hyperparameters, so stage 2 \(tuning\) has "
+                                              r"nothing to search for it; stage 5 already scores it"):
+            check()
+    both = Config.load(default, {"tune.models": ["ImplicitALS", "Popularity"], "baselines": ["Bias"]})
+    with pytest.raises(ReclabError, match=r"add it to 'baselines'.*'tune.models' without Popularity"):
+        config.check_runnable(both, str(default))
+    config.check_runnable(Config.load(default, {"baselines": ["Popularity"]}), str(default))
+
+
 def test_tune_and_evaluation_options():
     loaded = Config.load(PROJECT / "params" / "default.yaml")
     assert config.tune_options(loaded)["n_jobs"] == 1

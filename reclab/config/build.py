@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from reclab import datasets, models, split
-from reclab.config.checks import model_parameters
+from reclab.config.checks import check_searchable, model_parameters
 from reclab.config.schema import MODEL_NAMES, Config
 from reclab.errors import ReclabError
 from reclab.metrics import RATING_METRICS
@@ -131,6 +131,7 @@ def tune_search(config: Config, train=None, valid=None) -> dict:
     :data:`NEW_USERS_WARNED` of the validation users have none (:func:`reclab.split.new_users`:
     all of them on ``cold_users``, 43-76% on ``temporal`` splits).
     """
+    check_searchable(config, "parameters")
     names = config.tuned_models()
     tuned = [make_model(config, name) for name in names]
     new = None

@@ -1,6 +1,7 @@
 """Rules of the configuration that span several keys, checked after the types (a typo in a model's
 parameter, a space that does not parse, a backend that contradicts the model), and the checks
-:func:`check_runnable` makes before a pipeline starts any kernel (the data files).
+:func:`check_runnable` makes before a pipeline starts any kernel (a tuned model stage 2 can search,
+the data files).
 
 Every error is a :class:`~reclab.errors.ReclabError` naming the dotted key and the source.
 """
@@ -17,7 +18,7 @@ from reclab import space as space_module
 from reclab.config.files import fail
 from reclab.errors import ReclabError
 
-__all__ = ["check", "check_runnable", "model_parameters"]
+__all__ = ["check", "check_runnable", "check_searchable", "model_parameters"]
 
 
 def model_parameters(name: str) -> list[str]:
@@ -103,16 +104,40 @@ def _example_grid(spec: dict) -> list:
     return [float(f"{value:.3g}") for value in values]
 
 
-def check_runnable(config, source: str) -> None:
-    """What a pipeline needs before any kernel starts, beyond the configuration's own rules: the
-    data files of ``dataset`` are found (``data_dir``, then ``RECLAB_DATA_DIR``, then the cache) or
-    downloaded now, so that a missing data set fails before any MLflow run exists.
+def check_searchable(config, source: str) -> None:
+    """No model stage 2 searches is one without hyperparameters (Popularity): tune() would refuse
+    its empty space too, but inside the stage 2 kernel, after stage 1 ran, and with advice (declare
+    a parameter) that cannot be followed. :func:`check_runnable` calls this before stage 1 runs,
+    and :func:`reclab.config.tune_search` for a notebook run alone.
 
     Raises
     ------
     ReclabError
-        Naming the key ``dataset`` (or ``data_dir``), its value and where the files were looked for.
+        Naming the model and what to do instead.
     """
+    for name in config.tuned_models():
+        if config.models[name].space or model_parameters(name):
+            continue
+        scored = "stage 5 already scores it as a baseline" if name in config.baselines \
+            else "add it to 'baselines' to score it beside the tuned model"
+        raise ReclabError(f"{source}: {name} has no hyperparameters, so stage 2 (tuning) has nothing to "
+                          f"search for it; {scored}. Tune a model that has a search space (key 'model', "
+                          f"or 'tune.models' without {name}; for example ImplicitALS)")
+
+
+def check_runnable(config, source: str) -> None:
+    """What a pipeline needs before any kernel starts, beyond the configuration's own rules: tuned
+    models that stage 2 can search (:func:`check_searchable`), and the data files of ``dataset``,
+    found (``data_dir``, then ``RECLAB_DATA_DIR``, then the cache) or downloaded now, so that a
+    missing data set fails before any MLflow run exists.
+
+    Raises
+    ------
+    ReclabError
+        Naming the key ``dataset`` (or ``data_dir``), its value and where the files were looked for;
+        or from :func:`check_searchable`.
+    """
+    check_searchable(config, source)
     if config.dataset == "synthetic":
         return
     if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
