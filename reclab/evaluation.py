@@ -16,11 +16,12 @@ Conventions (docs/architecture.md, "Conventions"):
 - Means are macro, over evaluated users. coverage@K is over the lists of the evaluated users.
   rmse / mae are over every test pair of the users considered (``users``), for models that
   predict ratings.
-- Ties in score are broken at random (``seed``, a new order per user), not by the lower index as
-  ``model.recommend`` orders them, which would reward the order of the ids: on ML-100K (low ids:
-  popular 1990s films) ImplicitALS, whose scores all tie for a new user, got precision@10 0.196
-  on new users by index, 0.051 at random; the plain content profile 0.037 warm, 0.025 at random.
-  Users whose ``max(k) + 1`` best scores all differ get exactly ``top_n``'s list.
+- Ties in score are broken at random: by a hash of (``seed``, user, item),
+  :func:`reclab.ranking.tie_keys`, as Spark does it, not by the lower index as ``model.recommend``
+  does, which would reward the order of the ids: on ML-100K (low ids: popular 1990s films)
+  ImplicitALS, whose scores all tie for a new user, got precision@10 0.196 on new users by index,
+  0.053 at random; the plain content profile 0.037 warm, 0.024 at random. Users whose
+  ``max(k) + 1`` best scores all differ get exactly ``top_n``'s list.
 - Candidates (``candidates=``, original item ids): only these items are ranked, as in the
   cold-start protocol (rank the cold items only). coverage@K is then over the candidates.
 - Intervals: 95% percentile bootstrap over users (users are resampled with replacement, the
@@ -40,7 +41,7 @@ from reclab._validate import check_cutoffs, check_k, check_threshold
 from reclab.data import Interactions, check_interactions
 from reclab.errors import ReclabError
 from reclab.metrics import RANKING_METRICS, coverage_at_every_k, mae, metric_at_every_k, rmse
-from reclab.ranking import candidate_mask, top_n
+from reclab.ranking import candidate_mask, tie_keys, top_n
 
 __all__ = ["EvaluationReport", "Comparison", "evaluate", "ranking_metrics", "compare", "cold_candidates",
            "new_user_reports"]
@@ -258,14 +259,15 @@ def _check_candidates(candidates, test: Interactions) -> np.ndarray | None:
     return np.unique(test.item_index(ids))
 
 
-def _ranked(scores, n: int, exclude: sp.csr_matrix, allowed: np.ndarray | None,
-            rng: np.random.Generator) -> np.ndarray:
+def _ranked(scores, n: int, exclude: sp.csr_matrix, allowed: np.ndarray | None, users: np.ndarray,
+            seed: int) -> np.ndarray:
     """Top-``n`` item indices per row among the ``allowed`` items (None: all), ties in score broken
     at random (see module notes).
 
     :func:`top_n` ranks every row one item deeper than asked: a row whose ``n + 1`` best scores all
     differ has one list whatever the order of ties. The others are ranked again over their items
-    in a random order (top_n's ties go to the earlier position), excluded items scored ``-inf``.
+    sorted by :func:`reclab.ranking.tie_keys` (top_n's ties go to the earlier position), excluded
+    items scored ``-inf``.
     """
     ids, best = top_n(scores, n + 1, exclude=exclude, candidates=allowed)
     tied = np.flatnonzero(((best[:, 1:] == best[:, :-1]) & (ids[:, 1:] >= 0)).any(axis=1))
@@ -276,7 +278,7 @@ def _ranked(scores, n: int, exclude: sp.csr_matrix, allowed: np.ndarray | None,
         seen = exclude[tied]
         seen = sp.csr_matrix((np.ones(seen.nnz, dtype=bool), seen.indices, seen.indptr), shape=seen.shape)
         block[seen[:, items].toarray()] = -np.inf
-        order = rng.permuted(np.broadcast_to(np.arange(items.size), block.shape), axis=1)
+        order = np.argsort(tie_keys(seed, users[tied], items), axis=1, kind="stable")
         picked, _ = top_n(np.take_along_axis(block, order, axis=1), n)
         ids[tied] = np.where(picked >= 0, items[np.take_along_axis(order, np.maximum(picked, 0), axis=1)], -1)
     return ids
@@ -487,7 +489,6 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
     # they are never computed (k=10**6 would otherwise allocate users x 10**6 first).
     width = min(ks[-1], test.n_items)
     allowed = None if candidates is None else candidate_mask(candidates, test.n_items)
-    ties = np.random.default_rng([seed, 1])
     ids = np.empty((evaluated.size, width), dtype=np.int64)
     for start in range(0, evaluated.size, batch_size):
         batch = evaluated[start:start + batch_size]
@@ -496,7 +497,7 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
             raise ReclabError(f"{type(model).__name__}.score_items returned shape {np.shape(scores)} for "
                               f"{batch.size} users; expected ({batch.size}, {test.n_items}). Was the "
                               f"model fitted on this train split?")
-        ids[start:start + batch.size] = _ranked(scores, width, train.matrix[batch], allowed, ties)
+        ids[start:start + batch.size] = _ranked(scores, width, train.matrix[batch], allowed, batch, seed)
 
     rating = _rating_errors(model, test, considered) if _predicts_ratings(model) and not test.implicit else None
     return _report(evaluated, ids, relevant, considered.size - evaluated.size, ks, test, threshold,

@@ -2,8 +2,8 @@
 
 Both ``Recommender.recommend`` and ``reclab.evaluate`` call :func:`top_n`, so that what a model
 recommends and what is evaluated are, by construction, the same lists, except where scores tie:
-evaluate then breaks the ties at random (seeded) rather than by index, so that a model that cannot
-tell items apart is scored as chance, not by the order of the ids.
+evaluate then breaks the ties by :func:`tie_keys` (a seeded hash) rather than by index, so that a
+model that cannot tell items apart is scored as chance, not by the order of the ids.
 
 Conventions
 -----------
@@ -25,7 +25,40 @@ from numba import njit, prange
 from reclab._validate import check_int
 from reclab.errors import ReclabError
 
-__all__ = ["candidate_mask", "top_n"]
+__all__ = ["candidate_mask", "tie_keys", "top_n"]
+
+
+def _murmur3_int(values: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """MurmurHash3 (x86, 32-bit) of one 4-byte integer per entry, as Spark's ``hash`` hashes an int
+    column: uint32 arithmetic, wrapping."""
+    def rotl(x, r):
+        return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+    k1 = rotl(values.astype(np.uint32) * np.uint32(0xCC9E2D51), 15) * np.uint32(0x1B873593)
+    h1 = rotl(seed ^ k1, 13) * np.uint32(5) + np.uint32(0xE6546B64)
+    h1 ^= np.uint32(4)
+    h1 ^= h1 >> np.uint32(16)
+    h1 *= np.uint32(0x85EBCA6B)
+    h1 ^= h1 >> np.uint32(13)
+    h1 *= np.uint32(0xC2B2AE35)
+    return h1 ^ (h1 >> np.uint32(16))
+
+
+def tie_keys(seed: int, users, items) -> np.ndarray:
+    """Pseudo-random keys that order tied items, one per (user, item): ``evaluate`` ranks equal
+    scores by ascending key (then by index), so ties are broken at random, the same way for a
+    user whatever else is scored, and the same way Spark does (``reclab.spark.evaluate``).
+
+    The key is Spark SQL's ``hash(seed mod 2**31, user, item)`` over three int columns
+    (MurmurHash3, seed 42, chained), a signed int32. Returns shape ``(len(users), len(items))``.
+    """
+    users = np.asarray(users, dtype=np.int64).astype(np.int32)
+    items = np.asarray(items, dtype=np.int64).astype(np.int32)
+    with np.errstate(over="ignore"):
+        start = _murmur3_int(np.array([seed % 2**31], dtype=np.int32), np.full(1, 42, np.uint32))
+        per_user = _murmur3_int(users, np.broadcast_to(start, users.shape))
+        keys = _murmur3_int(np.broadcast_to(items, (users.size, items.size)), per_user[:, None])
+    return keys.view(np.int32)
 
 
 def candidate_mask(candidates, n_items: int) -> np.ndarray | None:

@@ -50,7 +50,7 @@ import numpy as np
 
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab._validate import check_cutoffs, check_threshold
+from reclab._validate import check_cutoffs, check_seed, check_threshold
 from reclab.metrics import RANKING_METRICS
 
 __all__ = ["evaluate", "get_session", "read_interactions", "to_interactions"]
@@ -381,7 +381,7 @@ def _pairs(session, value, name: str, model, threshold):
             .select("user", "user_index", functions.col("item_index").alias("item")))
 
 
-def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -> dict:
+def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, seed: int = 0) -> dict:
     """Ranking metrics of a fitted factor model, computed inside Spark.
 
     The same metrics, conventions and numbers as :func:`reclab.evaluate` (docs/architecture.md,
@@ -393,24 +393,28 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -
     model : reclab.models.FactorModel
         Fitted; its ``user_factors_``, ``item_factors_`` (and item biases, for models with
         biases) are sent to Spark. Scores are ``b_i + p_u . q_i`` summed in float64 over the
-        factors in order and rounded once to float32, ties broken by the lower item index,
-        exactly as :meth:`SparkALS.score_items` and :func:`reclab.ranking.top_n` rank
-        (``reclab.evaluate`` breaks ties at random, so a user whose ``max(k) + 1`` best scores tie,
-        such as a test user unknown to the model, may count differently there). Other
-        factor models score in float32, whose last bit can reorder items tied to within 1e-7;
+        factors in order and rounded once to float32, exactly as :meth:`SparkALS.score_items`
+        scores, and ties are broken as ``reclab.evaluate`` breaks them: by Spark SQL's
+        ``hash(seed, user index, item index)`` (:func:`reclab.ranking.tie_keys`), then by the lower
+        item index. Other factor models score in float32, whose last bit can reorder items tied
+        to within 1e-7;
         on ML-100k, ExplicitALS and ImplicitALS still agree with ``reclab.evaluate`` to 1e-15.
     train, test : Interactions or pyspark.sql.DataFrame
         Both Interactions over the model's users and items (a split of its training data), or
         both Spark DataFrames with columns ``user``, ``item`` (original ids) and, for ``test`` with a
         threshold, ``rating``; DataFrames need a model that records its ids (``SparkALS``).
         Test users unknown to the model are scored with zero factors; test items unknown to it
-        are relevant but can never be recommended. Repeated pairs count once.
+        are relevant but can never be recommended; items without training interactions rank
+        last, as ``score_items`` ranks them (:class:`reclab.models.Recommender`). Repeated pairs
+        count once.
     k : int or sequence of int
         Cutoffs, each >= 1.
     relevance_threshold : float, optional
         Only test interactions rated at or above it are relevant; default all are.
     session : SparkSession, optional
         Default :func:`get_session` (with the model's ``master``, for a SparkALS).
+    seed : int
+        Seed of the tie-breaking, as ``reclab.evaluate``'s ``seed``.
 
     Returns
     -------
@@ -446,6 +450,7 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -
                           f"ImplicitALS, SVD), got {type(model).__name__}")
     model._check_fitted()
     ks = check_cutoffs(k)
+    seed = check_seed(seed)
     threshold = check_threshold(relevance_threshold)
     if isinstance(train, Interactions) != isinstance(test, Interactions):
         raise ReclabError(f"train and test must both be Interactions or both Spark DataFrames, got "
@@ -471,11 +476,16 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -
         offset = model._item_offset()
         if offset is not None:
             item_columns["b"] = np.asarray(offset, dtype=np.float32)
+        # Items without training interactions rank last, tied, as score_items ranks them.
+        unrated = np.bincount(model.seen_.indices, minlength=model.n_items_) == 0
+        last = unrated.any() and not unrated.all() and not getattr(model, "uses_item_features", False)
+        if last:
+            item_columns["rated"] = (~unrated).astype(np.int32)
         item_factors = to_spark(session, item_columns)
         # Users unknown to the model (a DataFrame test) have no row: zero factors.
         zero = functions.lit(0.0).cast("float")
         users = (evaluated.join(to_spark(session, user_columns), "user_index", "left")
-                 .select("user", *[functions.coalesce(f"p{f}", zero).alias(f"p{f}")
+                 .select("user", "user_index", *[functions.coalesce(f"p{f}", zero).alias(f"p{f}")
                                    for f in range(n_factors)]))
         # One column per factor rather than arrays: Spark compiles this expression to Java code,
         # about 10x faster than its interpreted higher-order array functions. The sum runs
@@ -488,10 +498,17 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None) -
             score = score + functions.col("b").cast("double")
         # The users come grouped (hash partitioned) by user and the items are broadcast, so each
         # user's scores stay in one partition and the per-user ranking shuffles none of them.
+        # reclab.ranking.tie_keys: Spark's hash of three int columns
+        tie = functions.hash(functions.lit(seed % 2**31).cast("int"),
+                             functions.col("user_index").cast("int"), functions.col("item").cast("int"))
+        score = score.cast("float")
+        if last:   # null: after every scored item, and all equal
+            score = functions.when(functions.col("rated") == 1, score)
         scored = (users.crossJoin(functions.broadcast(item_factors))
-                  .select("user", "item", score.cast("float").alias("score"))
+                  .select("user", "item", score.alias("score"), tie.alias("tie"))
                   .join(seen, ["user", "item"], "left_anti"))
-        order = Window.partitionBy("user").orderBy(functions.col("score").desc(), functions.col("item").asc())
+        order = Window.partitionBy("user").orderBy(functions.col("score").desc_nulls_last(),
+                                                   functions.col("tie").asc(), functions.col("item").asc())
         top = (scored.withColumn("rank", functions.row_number().over(order))
                .where(functions.col("rank") <= max_k).select("user", "item", "rank").cache())
         hit_order = Window.partitionBy("user").orderBy("rank")

@@ -149,6 +149,28 @@ def test_spark_evaluate_of_an_implicit_model(spark):
     assert rs.evaluate(model, train, test, k=(3, 5)) == pytest.approx(expected, abs=1e-9)
 
 
+def test_ties_are_broken_in_spark_as_in_reclab_evaluate(spark):
+    # reclab.ranking.tie_keys is Spark SQL's hash of three int columns, bit for bit ...
+    from reclab.ranking import tie_keys
+
+    users, items = [0, 1, 7, 942, 2**31 - 1], [0, 1, 2, 1681, 65537]
+    frame = spark.createDataFrame([(u, i) for u in users for i in items], "user int, item int")
+    for seed in (0, 3, 2**31 + 5):
+        hashed = frame.select(rs.sql_functions().hash(rs.sql_functions().lit(seed % 2**31).cast("int"),
+                                                      "user", "item").alias("key")).collect()
+        assert [row.key for row in hashed] == tie_keys(seed, users, items).ravel().tolist()
+    # ... so a model whose scores tie (here: users without factors rank every item equal) gets
+    # the same metrics from both, for any seed.
+    data = contract_data()
+    train, test = rl.split.random_holdout(data, test_frac=0.3, seed=1)
+    model = CONTRACT_MODELS["implicit"]().fit(train)
+    model.user_factors_[::2] = 0.0
+    for seed in (0, 5):
+        expected = rl.evaluate(model, train, test, k=(3, 5), n_bootstrap=0, seed=seed).summary
+        assert rs.evaluate(model, train, test, k=(3, 5), seed=seed) == pytest.approx(expected, abs=1e-9)
+    assert rl.evaluate(model, train, test, k=(3, 5), n_bootstrap=0, seed=0).summary != expected
+
+
 def test_spark_evaluate_rejects_bad_input(spark, spark_model, ml100k_split):
     train, test = ml100k_split
     with pytest.raises(ReclabError, match="factor model"):

@@ -90,7 +90,7 @@ def _unsuited(config: Config, name: str, model, new: tuple[int, int] | None) -> 
         return (f"{new[0]} of the {new[1]} validation users ({new[0] / new[1]:.0%}, split.method "
                 f"{config.split.method}) have no training interactions, and {name} gives such a user "
                 f"the same score for every item: it ranks at chance for them (precision@10 on "
-                f"ml-latest-small's new users: ImplicitALS 0.010, Popularity 0.425, "
+                f"ml-latest-small's new users: ImplicitALS 0.018, Popularity 0.425, "
                 f"benchmarks/results/content.md); use model: HybridALS (user features, else the "
                 f"average user's factors), or a model with item biases (Bias, SVD, ExplicitALS)")
     return None
