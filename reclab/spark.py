@@ -397,8 +397,8 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
         scores, and ties are broken as ``reclab.evaluate`` breaks them: by Spark SQL's
         ``hash(seed, user index, item index)`` (:func:`reclab.ranking.tie_keys`), then by the lower
         item index. Other factor models score in float32, whose last bit can reorder items tied
-        to within 1e-7;
-        on ML-100k, ExplicitALS and ImplicitALS still agree with ``reclab.evaluate`` to 1e-15.
+        to within 1e-7; on ML-100k, ExplicitALS and ImplicitALS still agree with
+        ``reclab.evaluate`` to 1e-15.
     train, test : Interactions or pyspark.sql.DataFrame
         Both Interactions over the model's users and items (a split of its training data), or
         both Spark DataFrames with columns ``user``, ``item`` (original ids) and, for ``test`` with a
