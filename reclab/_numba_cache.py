@@ -90,7 +90,8 @@ def _describe(value) -> list:
     """A kernel argument as JSON that :func:`_example` turns back into a value of the same numba type."""
     if isinstance(value, np.ndarray):
         return ["array", value.dtype.str, value.ndim, bool(value.flags.writeable)]
-    return ["scalar", type(value).__name__ if type(value) in (bool, int, float) else np.dtype(type(value)).str]
+    plain = type(value) in (bool, int, float)
+    return ["scalar", type(value).__name__ if plain else np.dtype(type(value)).str]
 
 
 def _example(description: list):
@@ -99,8 +100,8 @@ def _example(description: list):
         value = np.zeros((1,) * ndim, dtype=dtype)
         value.flags.writeable = writeable
         return value
-    kind = description[1]
-    return {"bool": False, "int": 0, "float": 0.0}[kind] if kind in ("bool", "int", "float") else np.dtype(kind).type(0)
+    plain = {"bool": False, "int": 0, "float": 0.0}
+    return plain[description[1]] if description[1] in plain else np.dtype(description[1]).type(0)
 
 
 def compile_in_this_process(module: str, name: str, described: str) -> None:
@@ -152,7 +153,7 @@ class FromCache:
                                 json.dumps([_describe(value) for value in args])],
                                env=environment, capture_output=True, text=True)
         if child.returncode != 0:
-            warnings.warn(f"reclab could not compile its kernel {self.__name__} in a child process, so this "
-                          f"process compiles it; the results may then differ in the last bits from those of "
-                          f"a process that loads it from numba's cache. The child said:\n{child.stderr[-2000:]}",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(f"reclab could not compile its kernel {self.__name__} in a child process, so "
+                          f"this process compiles it; the results may then differ in the last bits from "
+                          f"those of a process that loads it from numba's cache. The child said:\n"
+                          f"{child.stderr[-2000:]}", RuntimeWarning, stacklevel=3)

@@ -368,7 +368,8 @@ def _reference(model, train, test, ks, threshold):
                 certain = sum(i in relevant for i in above)
                 maybe = sum(i in relevant for i in level)
                 wanted = k - len(above)
-                hit_bounds[user][k] = (certain + max(0, wanted - (len(level) - maybe)), certain + min(wanted, maybe))
+                hit_bounds[user][k] = (certain + max(0, wanted - (len(level) - maybe)),
+                                       certain + min(wanted, maybe))
             continue
         values = {"n_relevant": len(relevant)}
         for k in ks:
