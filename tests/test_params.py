@@ -319,7 +319,7 @@ def test_grid_search_of_a_range_is_refused_before_running(tmp_path):
         Config.load(PROJECT / "params" / "default.yaml", {"tune.method": "grid"})
 
 
-def test_a_tuned_model_without_a_search_space_is_refused_before_running(tmp_path):
+def test_tuning_a_model_without_hyperparameters_is_refused_before_running():
     default = PROJECT / "params" / "default.yaml"
     # Popularity has no parameters at all: say so, not "declare at least one parameter".
     popularity = Config.loads(default.read_text(), str(default), overrides={"model": "Popularity"})
