@@ -477,10 +477,9 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
         if offset is not None:
             item_columns["b"] = np.asarray(offset, dtype=np.float32)
         # Items without training interactions rank last, tied, as score_items ranks them.
-        unrated = np.bincount(model.seen_.indices, minlength=model.n_items_) == 0
-        last = unrated.any() and not unrated.all() and not getattr(model, "uses_item_features", False)
-        if last:
-            item_columns["rated"] = (~unrated).astype(np.int32)
+        last = model._ranked_last()
+        if last is not None:
+            item_columns["rated"] = (~last).astype(np.int32)
         item_factors = to_spark(session, item_columns)
         # Users unknown to the model (a DataFrame test) have no row: zero factors.
         zero = functions.lit(0.0).cast("float")
@@ -502,7 +501,7 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
         tie = functions.hash(functions.lit(seed % 2**31).cast("int"),
                              functions.col("user_index").cast("int"), functions.col("item").cast("int"))
         score = score.cast("float")
-        if last:   # null: after every scored item, and all equal
+        if last is not None:   # null: after every scored item, and all equal
             score = functions.when(functions.col("rated") == 1, score)
         scored = (users.crossJoin(functions.broadcast(item_factors))
                   .select("user", "item", score.alias("score"), tie.alias("tie"))

@@ -306,17 +306,24 @@ class Recommender(Estimator):
         users = self._validate_users(users)
         return self._ranking_scores(users)
 
-    def _ranking_scores(self, users: np.ndarray) -> np.ndarray:
-        """``_score`` as float32, with items without training interactions ranked last (class Notes)."""
-        scores = np.asarray(self._score(users), dtype=np.float32)
+    def _ranked_last(self) -> np.ndarray | None:
+        """Mask of the items ranked last, those without training interactions (class Notes); None
+        when the rule moves nothing: a model scoring item features ranks them itself, and no
+        item, or every item, lacks interactions. ``reclab.spark.evaluate`` ranks by it too."""
         if self.uses_item_features:
-            return scores
+            return None
         cache = vars(self).get("_cache_unrated")
         if cache is None or cache[0] is not self.seen_:
             cache = (self.seen_, np.bincount(self.seen_.indices, minlength=self.n_items_) == 0)
             self._cache_unrated = cache
         unrated = cache[1]
-        if not unrated.any() or unrated.all():
+        return None if not unrated.any() or unrated.all() else unrated
+
+    def _ranking_scores(self, users: np.ndarray) -> np.ndarray:
+        """``_score`` as float32, with items without training interactions ranked last (class Notes)."""
+        scores = np.asarray(self._score(users), dtype=np.float32)
+        unrated = self._ranked_last()
+        if unrated is None:
             return scores
         if not scores.flags.writeable or scores.base is not None:
             scores = scores.copy()
