@@ -31,8 +31,9 @@ and best parameters as an uninterrupted search.
 train SparkALS in their own Spark session (see :mod:`reclab.config.schema`, "Backends").
 
 Everything that can be checked is checked before the pipeline run exists and any kernel starts:
-the configuration (dataset and model names, search spaces, backend), the data files of the data
-set (:func:`reclab.config.check_runnable`), the backend's needs and the notebooks' parameters.
+the configuration (dataset and model names, search spaces, backend), a space to search for every
+tuned model (:func:`reclab.config.check_searchable`), the data files of the data set
+(:func:`reclab.config.check_runnable`), the backend's needs and the notebooks' parameters.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from reclab._io import atomic_write
-from reclab.config import RUN_PARAMETERS, Config, check_runnable, notebook_overrides
+from reclab.config import (RUN_PARAMETERS, Config, check_runnable, check_searchable,
+                           notebook_overrides)
 from reclab.errors import ReclabError
 from reclab.stages import NOTEBOOKS, STAGES, default_params_file, notebooks_dir
 from reclab.summary import render_summary
@@ -508,6 +510,7 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     else:
         if params_file is None:
             params_file = default_params_file()
+        source = str(params_file)
         config = Config.load(params_file, overrides)
         finished = []
         chosen = parse_stages(stages, config)
@@ -522,8 +525,10 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     _plan(chosen, finished, resume)
     for stage in chosen:
         _check_notebook(notebooks / NOTEBOOKS[stage])
+    if "tune" in chosen:   # a space to search for every tuned model, before stage 1 runs
+        check_searchable(config, source)
     if "preprocess" in chosen:   # the one stage that reads the data set: its files, before any run
-        check_runnable(config, f"params.yaml of run {resume}" if resume else str(params_file))
+        check_runnable(config, source)
     params_text = config.dump()
     # Checked: the stage kernels' server starts, and preloads while the pipeline run is created.
     forks = cleanup.enter_context(_fork_server())

@@ -42,6 +42,17 @@ def test_bad_parameter_file_exits_2_naming_key_and_file(tmp_path, store, capsys)
     assert MlflowClient().get_experiment_by_name("reclab") is None   # nothing was started
 
 
+def test_a_tuned_model_without_a_search_space_exits_2_before_stage_1(tmp_path, store, capsys):
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("experiment: bare\nmodel: EASE\n", encoding="utf-8")   # no models: EASE: space
+    assert main(["run", "-p", str(bare), "--output", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"{bare}: key 'models.EASE.space' is empty, but stage 2 tunes EASE" in error, error
+    assert "--set 'models.EASE.space={regularization: {type: real" in error and "Traceback" not in error
+    assert MlflowClient().get_experiment_by_name("bare") is None   # no pipeline run, no stage 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_set_and_stage_and_resume_arguments_exit_2(tmp_path, store, capsys):
     good = tmp_path / "good.yaml"
     good.write_text(SMALL, encoding="utf-8")
@@ -61,7 +72,8 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, c
     params_file = tmp_path / "small.yaml"
     # valid for the parameter schema; the generator refuses it inside the notebook's kernel
     params_file.write_text("experiment: cli-test\n"
-                           "synthetic: {n_users: 100, n_items: 150, n_ratings: 10}\n",
+                           "synthetic: {n_users: 100, n_items: 150, n_ratings: 10}\n"
+                           "models: {ImplicitALS: {space: {factors: [4, 8]}}}\n",
                            encoding="utf-8")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     completed = subprocess.run([str(RECLAB), "run", "-p", str(params_file), "--output",

@@ -44,13 +44,14 @@ def test_validation_of_a_dataset_typo_names_the_key_the_value_and_the_choices(tm
 
 
 def test_validation_of_missing_data_files_fails_before_any_run(tmp_path, no_data, capsys):
-    code, path = run(tmp_path, "dataset: ml-100k\n")
+    text = "dataset: ml-100k\nmodels: {ImplicitALS: {space: {factors: [8, 16]}}}\n"
+    code, path = run(tmp_path, text)
     error = capsys.readouterr().err
     assert code == 2, error
     assert f"{path}: key 'dataset' is 'ml-100k', whose files are neither found nor downloaded" in error
     assert str(no_data / "ml-100k") in error, "the message says where it looked"
     nothing_started(tmp_path)
-    code, _ = run(tmp_path, "dataset: ml-100k\n", "--set", f"data_dir={tmp_path / 'absent'}")
+    code, _ = run(tmp_path, text, "--set", f"data_dir={tmp_path / 'absent'}")
     assert code == 2
     error = capsys.readouterr().err
     assert "key 'data_dir' is" in error and "which is not a folder" in error

@@ -220,22 +220,28 @@ def test_every_search_of_a_shipped_file_starts_inside_its_space():
             assert boundary_warnings(kept) == [], path.name
 
 
+# A search space for each model the warning tests tune (stage 2 refuses a tuned model without one).
+SPACES = ("models: {SVD: {space: {factors: [8, 16]}}, ImplicitALS: {space: {factors: [8, 16]}}, "
+          "Bias: {space: {user_reg: [5.0, 10.0]}}, PureSVD: {space: {factors: [8, 16]}}, "
+          "HybridALS: {space: {factors: [8, 16]}}}\n")
+
+
 def test_a_rating_model_tuned_for_ranking_warns_towards_puresvd(tmp_path):
     import warnings
 
-    ranking = Config.load(write(tmp_path, "model: SVD\n"))
+    ranking = Config.load(write(tmp_path, "model: SVD\n" + SPACES))
     with pytest.warns(UserWarning, match="model SVD is a rating predictor.*use model: PureSVD"):
         config.tune_search(ranking)
-    both = Config.load(write(tmp_path, "tune: {models: [ImplicitALS, Bias]}\n", "both.yaml"))
+    both = Config.load(write(tmp_path, "tune: {models: [ImplicitALS, Bias]}\n" + SPACES, "both.yaml"))
     with pytest.warns(UserWarning, match="model Bias is a rating predictor"):
         config.tune_search(both)                # any tuned model, not only `model`
-    rmse = Config.load(write(tmp_path, "model: SVD\ntune: {metric: rmse}\n", "rmse.yaml"))
+    rmse = Config.load(write(tmp_path, "model: SVD\ntune: {metric: rmse}\n" + SPACES, "rmse.yaml"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         config.tune_search(rmse)                # tuned for RMSE: what SVD is for
         config.make_model(ranking)              # stages 3-6 build it without saying it again
         config.make_model(ranking, "Bias")      # a baseline beside the tuned model
-        config.tune_search(Config.load(write(tmp_path, "model: PureSVD\n", "pure.yaml")))
+        config.tune_search(Config.load(write(tmp_path, "model: PureSVD\n" + SPACES, "pure.yaml")))
 
 
 @pytest.mark.parametrize("method", ["cold_users", "temporal", "random_holdout"])
@@ -245,7 +251,7 @@ def test_a_model_that_cannot_rank_for_new_users_warns_when_validation_has_many(t
     and a tuned model has ranks_new_users False."""
     import warnings
 
-    text = f"split: {{method: {method}}}\nsynthetic: {{n_users: 300, n_items: 200, n_ratings: 9000}}\n"
+    text = f"split: {{method: {method}}}\nsynthetic: {{n_users: 300, n_items: 200, n_ratings: 9000}}\n" + SPACES
     loaded = {name: Config.load(write(tmp_path, f"model: {name}\n" + text, f"{name}.yaml"))
               for name in ("ImplicitALS", "HybridALS")}
     train, valid, _ = config.make_split(loaded["ImplicitALS"], config.load_data(loaded["ImplicitALS"]))
@@ -323,15 +329,40 @@ def test_tuning_a_model_without_hyperparameters_is_refused_before_running():
     default = PROJECT / "params" / "default.yaml"
     # Popularity has no parameters at all: say so, not "declare at least one parameter".
     popularity = Config.loads(default.read_text(), str(default), overrides={"model": "Popularity"})
-    for check in (lambda: config.check_runnable(popularity, str(default)),
+    for check in (lambda: config.check_searchable(popularity, str(default)),
                   lambda: config.tune_search(popularity)):
         with pytest.raises(ReclabError, match=r"Popularity has no hyperparameters, so stage 2 \(tuning\) has "
                                               r"nothing to search for it; stage 5 already scores it"):
             check()
     both = Config.load(default, {"tune.models": ["ImplicitALS", "Popularity"], "baselines": ["Bias"]})
     with pytest.raises(ReclabError, match=r"add it to 'baselines'.*'tune.models' without Popularity"):
-        config.check_runnable(both, str(default))
-    config.check_runnable(Config.load(default, {"baselines": ["Popularity"]}), str(default))
+        config.check_searchable(both, str(default))
+    config.check_searchable(Config.load(default, {"baselines": ["Popularity"]}), str(default))
+
+
+def test_a_tuned_model_whose_space_the_file_leaves_empty_is_refused_with_an_example(tmp_path):
+    path = write(tmp_path, "model: SVD\nmodels: {SVD: {params: {factors: 8}}}\n")
+    loaded = Config.load(path)   # a valid file: only stage 2 needs a space
+    config.check_runnable(loaded, str(path))
+    with pytest.raises(ReclabError, match=r"key 'models\.SVD\.space' is empty, but stage 2 tunes SVD"):
+        config.tune_search(loaded)   # the tune notebook run alone
+    with pytest.raises(ReclabError) as error:
+        config.check_searchable(loaded, str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: key 'models.SVD.space' is empty, but stage 2 tunes SVD"), message
+    # the example is params/default.yaml's space for SVD without the fixed factors, written so
+    # that --set reads it back
+    example = message.partition("--set '")[2].partition("'")[0]
+    key, value = next(iter(config.parse_assignments([example]).items()))
+    default = Config.load(PROJECT / "params" / "default.yaml").models["SVD"].space
+    assert key == "models.SVD.space" and "factors" in default
+    assert value == {param: spec for param, spec in default.items() if param != "factors"}
+    assert Config.load(path, {key: value}).models["SVD"].space == value
+    # a model list names the first model without one
+    listed = Config.load(path, {"tune.models": ["EASE", "SVD"],
+                                "models.EASE.space": {"regularization": [100.0, 400.0]}})
+    with pytest.raises(ReclabError, match=r"key 'models\.SVD\.space' is empty"):
+        config.check_searchable(listed, str(path))
 
 
 def test_tune_and_evaluation_options():

@@ -8,18 +8,18 @@ override). Every key, its type, default and meaning is a field of :mod:`reclab.c
 one place they are written.
 
 Modules: ``schema`` (the classes, reading and writing), ``files`` (YAML and overrides), ``checks``
-(rules across keys, and the data files before a pipeline starts), ``build`` (the objects a
-configuration describes: data, split, models, world, options of ``tune`` and ``evaluate``),
-``notebook`` (the stage notebooks' parameters).
+(rules across keys; before a pipeline starts, a space for every tuned model and the data files),
+``build`` (the objects a configuration describes: data, split, models, world, options of ``tune``
+and ``evaluate``), ``notebook`` (the stage notebooks' parameters).
 """
 
 from reclab.config.build import (evaluation_options, load_data, make_model, make_split, make_world, tune_options,
                                  tune_search)
-from reclab.config.checks import check_runnable
+from reclab.config.checks import check_runnable, check_searchable
 from reclab.config.files import parse_assignments
 from reclab.config.notebook import NOTEBOOK_KEYS, RUN_PARAMETERS, STAGE_PARAMETERS, notebook_overrides, parameters_cell
 from reclab.config.schema import MODEL_NAMES, Config
 
 __all__ = ["Config", "MODEL_NAMES", "NOTEBOOK_KEYS", "RUN_PARAMETERS", "STAGE_PARAMETERS", "check_runnable",
-           "evaluation_options", "load_data", "make_model", "make_split", "make_world", "notebook_overrides",
-           "parameters_cell", "parse_assignments", "tune_options", "tune_search"]
+           "check_searchable", "evaluation_options", "load_data", "make_model", "make_split", "make_world",
+           "notebook_overrides", "parameters_cell", "parse_assignments", "tune_options", "tune_search"]

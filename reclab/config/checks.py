@@ -1,7 +1,7 @@
 """Rules of the configuration that span several keys, checked after the types (a typo in a model's
-parameter, a space that does not parse, a backend that contradicts the model), and the checks
-:func:`check_runnable` makes before a pipeline starts any kernel (a tuned model stage 2 can search,
-the data files).
+parameter, a space that does not parse, a backend that contradicts the model), and the checks a
+pipeline makes before it starts any kernel: :func:`check_searchable` when it runs stage 2 (every
+tuned model has a space to search), :func:`check_runnable` when it runs stage 1 (the data files).
 
 Every error is a :class:`~reclab.errors.ReclabError` naming the dotted key and the source.
 """
@@ -12,11 +12,13 @@ import inspect
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from reclab import datasets, models
 from reclab import space as space_module
 from reclab.config.files import fail
 from reclab.errors import ReclabError
+from reclab.stages import default_params_file
 
 __all__ = ["check", "check_runnable", "check_searchable", "model_parameters"]
 
@@ -105,19 +107,24 @@ def _example_grid(spec: dict) -> list:
 
 
 def check_searchable(config, source: str) -> None:
-    """No model stage 2 searches is one without hyperparameters (Popularity): tune() would refuse
-    its empty space too, but inside the stage 2 kernel, after stage 1 ran, and with advice (declare
-    a parameter) that cannot be followed. :func:`check_runnable` calls this before stage 1 runs,
-    and :func:`reclab.config.tune_search` for a notebook run alone.
+    """Every model stage 2 searches has a search space: tune() would refuse an empty one too, but
+    inside the stage 2 kernel, after stage 1 ran. A pipeline calls this before any kernel starts
+    when it runs stage 2; :func:`reclab.config.tune_search` too, for a notebook run alone.
 
     Raises
     ------
     ReclabError
-        Naming the model and what to do instead.
+        Naming the model and what to do: for a model without hyperparameters (Popularity), to
+        tune another; for one whose space the parameters leave empty (a file that declares none
+        for it), the key ``models.<name>.space`` and an example space, taken from
+        ``params/default.yaml`` when that file declares one.
     """
     for name in config.tuned_models():
-        if config.models[name].space or model_parameters(name):
+        if config.models[name].space:
             continue
+        if model_parameters(name):
+            raise fail(source, f"models.{name}.space", f"is empty, but stage 2 tunes {name} and has "
+                                                      f"nothing to search; {_space_advice(config, name)}")
         scored = "stage 5 already scores it as a baseline" if name in config.baselines \
             else "add it to 'baselines' to score it beside the tuned model"
         raise ReclabError(f"{source}: {name} has no hyperparameters, so stage 2 (tuning) has nothing to "
@@ -125,19 +132,35 @@ def check_searchable(config, source: str) -> None:
                           f"or 'tune.models' without {name}; for example ImplicitALS)")
 
 
+def _space_advice(config, name: str) -> str:
+    """How to give model ``name`` a search space: the one ``params/default.yaml`` declares for it
+    (without the parameters ``config`` fixes), as a ``--set`` value; else its parameters."""
+    fixed = config.models[name].params
+    try:
+        declared = yaml.safe_load(default_params_file().read_text(encoding="utf-8"))["models"][name]["space"]
+        example = {param: spec for param, spec in declared.items() if param not in fixed}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        example = {}
+    if not example:
+        free = [param for param in model_parameters(name) if param not in fixed]
+        return (f"declare at least one of its parameters {free} in models.{name}.space (for "
+                f"example {{type: int, low: 8, high: 64}} for an integer)")
+    text = yaml.safe_dump(example, default_flow_style=True, sort_keys=False, width=1 << 20).strip()
+    return (f"declare at least one of its parameters there, for example params/default.yaml's "
+            f"space: --set 'models.{name}.space={text}' (or the same under models: {{{name}: "
+            f"{{space: ...}}}} in the file)")
+
+
 def check_runnable(config, source: str) -> None:
-    """What a pipeline needs before any kernel starts, beyond the configuration's own rules: tuned
-    models that stage 2 can search (:func:`check_searchable`), and the data files of ``dataset``,
-    found (``data_dir``, then ``RECLAB_DATA_DIR``, then the cache) or downloaded now, so that a
-    missing data set fails before any MLflow run exists.
+    """What stage 1 needs before any kernel starts, beyond the configuration's own rules: the data
+    files of ``dataset``, found (``data_dir``, then ``RECLAB_DATA_DIR``, then the cache) or
+    downloaded now, so that a missing data set fails before any MLflow run exists.
 
     Raises
     ------
     ReclabError
-        Naming the key ``dataset`` (or ``data_dir``), its value and where the files were looked for;
-        or from :func:`check_searchable`.
+        Naming the key ``dataset`` (or ``data_dir``), its value and where the files were looked for.
     """
-    check_searchable(config, source)
     if config.dataset == "synthetic":
         return
     if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
