@@ -16,7 +16,7 @@ import yaml
 
 from reclab import datasets, models
 from reclab import space as space_module
-from reclab.config.files import fail
+from reclab.config.files import fail, read, read_text
 from reclab.errors import ReclabError
 from reclab.stages import default_params_file
 
@@ -136,11 +136,12 @@ def _space_advice(config, name: str) -> str:
     """How to give model ``name`` a search space: the one ``params/default.yaml`` declares for it
     (without the parameters ``config`` fixes), as a ``--set`` value; else its parameters."""
     fixed = config.models[name].params
-    try:
-        declared = yaml.safe_load(default_params_file().read_text(encoding="utf-8"))["models"][name]["space"]
-        example = {param: spec for param, spec in declared.items() if param not in fixed}
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
-        example = {}
+    try:   # read as every parameter file is (reclab.config.files)
+        declared = read_text(*read(default_params_file())).get("models", {}).get(name, {}).get("space")
+    except (ReclabError, AttributeError):   # no default file beside the notebooks, or another layout
+        declared = None
+    example = {param: spec for param, spec in declared.items() if param not in fixed} \
+        if isinstance(declared, dict) else {}
     if not example:
         free = [param for param in model_parameters(name) if param not in fixed]
         return (f"declare at least one of its parameters {free} in models.{name}.space (for "
