@@ -1,7 +1,11 @@
 """Plain helpers shared by several test files: reference definitions, crafted files, and the
 settings of the session's three pipelines (conftest.py)."""
 
+import atexit
 import math
+import shutil
+import sqlite3
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -34,6 +38,34 @@ def crafted_zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
             info.external_attr = unix_mode << 16
             archive.writestr(info, content)
     return path
+
+
+_EMPTY_STORE: list = []   # this process's empty store, built on first use
+
+
+def new_store(folder: Path) -> str:
+    """URI of a new, empty SQLite MLflow store ``folder/mlflow.db``.
+
+    MLflow builds a new database's schema (about 50 migrations) in 1-2.5 s, and some 30 tests
+    each need a store of their own; so the store is a copy of an empty one this process built
+    once. The copy leaves out MLflow's "Default" experiment, whose artifact folder MLflow fixes
+    when it creates it: MLflow recreates it, as in a new store, the first time the copy is
+    opened. Tests of a new store's creation itself (the schema lock, several processes opening
+    it at once, a corrupt or unwritable file) give MLflow a path where no file exists instead.
+    """
+    if not _EMPTY_STORE:
+        from mlflow import MlflowClient
+
+        built = Path(tempfile.mkdtemp(prefix="reclab-empty-store-"))
+        atexit.register(shutil.rmtree, built, ignore_errors=True)
+        MlflowClient(tracking_uri=f"sqlite:///{built / 'mlflow.db'}").search_experiments()
+        with sqlite3.connect(built / "mlflow.db") as database:
+            database.execute("DELETE FROM experiments")
+        database.close()
+        _EMPTY_STORE.append(built / "mlflow.db")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_EMPTY_STORE[0], folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
 
 
 # As small as the schema allows while every stage still has something to do: 2 ALS iterations,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from helpers import new_store
 from reclab import tracking
 from reclab.config import Config, load_data, make_split
 from reclab.cli import main
@@ -28,7 +29,7 @@ SMALL = "experiment: cli-test\nsynthetic: {n_users: 100, n_items: 150, n_ratings
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 
@@ -75,7 +76,7 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, c
                            "synthetic: {n_users: 100, n_items: 150, n_ratings: 10}\n"
                            "models: {ImplicitALS: {space: {factors: [4, 8]}}}\n",
                            encoding="utf-8")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": new_store(tmp_path)}
     completed = subprocess.run([str(RECLAB), "run", "-p", str(params_file), "--output",
                                 str(tmp_path / "out")], capture_output=True, text=True, env=env,
                                timeout=600, cwd=tmp_path)

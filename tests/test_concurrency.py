@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from mlflow import MlflowClient
 
-from helpers import PIPELINES_AT_ONCE, AT_ONCE_EXPERIMENT, tiny_params
+from helpers import PIPELINES_AT_ONCE, AT_ONCE_EXPERIMENT, new_store, tiny_params
 from reclab import pipeline, tracking
 from reclab.errors import ReclabError
 
@@ -195,7 +195,7 @@ def test_what_the_stage_kernels_print_reaches_the_terminal_while_they_run(pipeli
 # -- SIGTERM in the middle of a stage, then --resume ------------------------------------------
 @pytest.mark.slow
 def test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     # enough trials that stage 2 is still searching when the signal comes (sent within a poll,
     # 0.25 s, of the second finished trial; a trial takes about that long), few enough that the
     # resumed search does not spend a minute finishing them
@@ -279,7 +279,7 @@ def _unwritable_folder(tmp_path: Path) -> Path:
 def shared_store(tmp_path_factory):
     """One store for the tests below (each in an experiment of its own): building a new store's
     schema takes seconds."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    uri = new_store(tmp_path_factory.mktemp('store'))
     tracking.experiment_id("concurrency", uri)
     return uri
 

@@ -21,7 +21,7 @@ import nbformat
 import pytest
 from mlflow import MlflowClient
 
-from helpers import tiny_params
+from helpers import new_store, tiny_params
 from reclab import pipeline, tracking
 from reclab.errors import ReclabError
 
@@ -35,7 +35,7 @@ def alone(tmp_path_factory):
     """The five notebooks run one by one with the papermill command, from the project root."""
     folder = tmp_path_factory.mktemp("papermill")
     params_file = tiny_params(folder, EXPERIMENT)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder)
     # The store comes from the environment, as a user's MLFLOW_TRACKING_URI would.
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)   # MLflow's default, as in JupyterLab

@@ -24,6 +24,7 @@ import papermill
 import pytest
 from mlflow import MlflowClient
 
+from helpers import new_store
 from reclab import pipeline, postprocess, tracking
 from reclab.config import RUN_PARAMETERS, Config, load_data, make_model, make_split
 from reclab.errors import ReclabError
@@ -67,7 +68,7 @@ def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pipeline")
     params_file = folder / "small.yaml"
     params_file.write_text(SMALL, encoding="utf-8")
-    return {"folder": folder, "uri": f"sqlite:///{folder / 'mlflow.db'}", "params": params_file}
+    return {"folder": folder, "uri": new_store(folder), "params": params_file}
 
 
 @pytest.fixture(scope="module")
@@ -425,7 +426,7 @@ def test_every_stage_works_with_the_model_tuning_picked_not_the_model_named(tmp_
     and the offline-vs-online table refits each other trial as the model it tried."""
     params_file = tmp_path / "picked.yaml"
     params_file.write_text(PICKED, encoding="utf-8")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     result = pipeline.run_pipeline(params_file=params_file, tracking_uri=uri,
                                    output_dir=tmp_path / "out")
     client = MlflowClient(tracking_uri=uri)
@@ -469,7 +470,7 @@ def test_stage_4_explains_with_a_user_who_has_watched_something_on_a_cold_users_
     params_file = tmp_path / "cold-users.yaml"
     params_file.write_text(COLD_USERS, encoding="utf-8")
     result = pipeline.run_pipeline(params_file=params_file, stages=["1", "2", "3", "4"],
-                                   tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                   tracking_uri=new_store(tmp_path),
                                    output_dir=tmp_path / "out")
     executed = nbformat.read(result.output_dir / pipeline.NOTEBOOKS["postprocess"], as_version=4)
     printed = "".join(output.get("text", "") for cell in executed.cells
@@ -501,7 +502,7 @@ def test_stage_5_reports_the_new_users_of_a_temporal_split_apart(tmp_path):
     params_file = tmp_path / "temporal.yaml"
     params_file.write_text(TEMPORAL, encoding="utf-8")
     result = pipeline.run_pipeline(params_file=params_file, stages=["1", "2", "3", "4", "5"],
-                                   tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                   tracking_uri=new_store(tmp_path),
                                    output_dir=tmp_path / "out")
     tuned = nbformat.read(result.output_dir / pipeline.NOTEBOOKS["tune"], as_version=4)
     assert "have no training interactions, and ImplicitALS gives such a user the same score" in \
@@ -702,7 +703,7 @@ def test_stage_4_of_a_model_without_item_similarities_skips_the_explanations(bia
 @pytest.mark.slow
 @pytest.mark.usefixtures("data_dir")  # the pipeline finds ml-100k through RECLAB_DATA_DIR
 def test_ml100k_pipeline(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     result = pipeline.run_pipeline(params_file=PROJECT / "params" / "ml-100k.yaml",
                                    overrides={"tune.n_trials": 4, "tune.n_initial": 3,
                                               "evaluation.n_bootstrap": 200},
@@ -735,7 +736,7 @@ def test_ml_latest_small_pipeline_on_spark(tmp_path, shared_path):
                                           "(pip install 'reclab[spark]')")
     # The kernels' JVMs inherit the session's JAVA_TOOL_OPTIONS (conftest.py): the JIT's quick tier.
     shared_path("ml-latest-small/ratings.csv")  # the pipeline reads it through RECLAB_DATA_DIR
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     result = pipeline.run_pipeline(params_file=PROJECT / "params" / "ml-latest-small.yaml",
                                    overrides={"backend": "spark", "tune.n_trials": 3, "tune.folds": 1,
                                               "tune.select": "best",

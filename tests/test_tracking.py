@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from helpers import new_store
 from reclab import tracking
 from reclab.config import Config, load_data, make_split
 from reclab.data import Interactions
@@ -26,7 +27,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 
