@@ -241,7 +241,7 @@ def _gbrt_surrogate(random_state):
 #: 10 initial points instead of 6, or a GP whose prior mean is the cap rather than the mean of the
 #: objectives told (its corner trials come early instead of late, and it stays at one end of
 #: the ridge), alone or with a minimum distance between trials, or length scales bounded below at
-#: 10% or 4% of each range instead of skopt's 1%.
+#: 10% or 4% of each range instead of skopt's 1%, or every third trial drawn at random.
 SMBO_OPTIONS = {"acq_func": "EI", "acq_func_kwargs": {"xi": 0.0},
                 "initial_point_generator": "lhs", "objective_cap": 0.5}
 
