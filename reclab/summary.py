@@ -3,18 +3,27 @@
 (:mod:`reclab.pipeline`).
 
 The summary itself (a dict) is read back from MLflow by :func:`reclab.tracking.pipeline_summary`;
-this module only turns it into text and imports nothing of reclab.
+this module only turns it into text and imports nothing of reclab. It also names the tuned model
+for every table that shows it beside the baselines (:func:`tuned_label`, used by the evaluate and
+online notebooks), so that the terminal's columns match theirs.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["render_summary", "metric_rows"]
+__all__ = ["render_summary", "metric_rows", "tuned_label"]
 
 #: Headline ranking metrics shown at every cut-off K, then the rating errors.
 RANKING = ("precision", "recall", "ndcg", "map")
 ERRORS = ("rmse", "mae")
+
+
+def tuned_label(model: str, baselines) -> str:
+    """What tables, comparisons and simulated arms call the tuned model: its class name, or
+    ``"tuned <name>"`` when one of ``baselines`` has that name (that baseline is the same class
+    with its default parameters, scored beside it under its plain name)."""
+    return f"tuned {model}" if model in baselines else model
 
 
 def _with_interval(metrics: dict, key: str) -> str:
@@ -163,7 +172,7 @@ def render_summary(summary: dict, seconds: float | None = None, markdown: bool =
     metrics = summary.get("metrics", {})
     rows, models = metric_rows(metrics, keys=markdown)
     if rows:
-        model = best["model"] if best else "model"
+        model = tuned_label(best["model"], models[1:]) if best else "model"
         header = ["metric", model, *(_COLUMNS.get(name, name) for name in models[1:])]
         parts = ["Test metrics (95% bootstrap confidence intervals over users):",
                  _markdown_table(rows, header) if markdown else _text_table(rows, header)]

@@ -24,7 +24,7 @@ import papermill
 import pytest
 from mlflow import MlflowClient
 
-from helpers import new_store
+from helpers import new_store, tiny_params
 from reclab import pipeline, postprocess, tracking
 from reclab.config import RUN_PARAMETERS, Config, load_data, make_model, make_split
 from reclab.errors import ReclabError
@@ -416,14 +416,16 @@ tune: {method: random, n_trials: 4, metric: ndcg@10, models: [EASE, RP3beta]}
 k: [5, 10]
 evaluation: {n_bootstrap: 20}
 n_recommendations: 5
-baselines: [Popularity]
+baselines: [Popularity, EASE, RP3beta]   # whichever model tuning picks is also a baseline
 online: {enabled: true, n_users: 300, n_simulations: 5}
 """
 
 
 def test_every_stage_works_with_the_model_tuning_picked_not_the_model_named(tmp_path):
     """With tune.models, stages 3-6 use the model tuning chose: stage 6's arms are named after it
-    and the offline-vs-online table refits each other trial as the model it tried."""
+    and the offline-vs-online table refits each other trial as the model it tried. A baseline of
+    the same class (its default parameters) keeps its name, and the tuned model is ``tuned <name>``
+    in the tables, the comparisons and the arms, so neither replaces the other."""
     params_file = tmp_path / "picked.yaml"
     params_file.write_text(PICKED, encoding="utf-8")
     uri = new_store(tmp_path)
@@ -434,15 +436,55 @@ def test_every_stage_works_with_the_model_tuning_picked_not_the_model_named(tmp_
     assert parent.info.run_name == "synthetic/EASE+RP3beta/random"
     picked = parent.data.params["best.model"]
     assert picked in {"EASE", "RP3beta"}
-    online = latest_by_stage(client, result.run_id, uri)["online"]
+    runs = latest_by_stage(client, result.run_id, uri)
+    # Stage 5: the tuned model and the baseline of its class, side by side, each its own numbers.
+    metrics = runs["evaluate"].data.metrics
+    table = pd.read_csv(client.download_artifacts(runs["evaluate"].info.run_id,
+                                                  "tables/summary_all_models.csv", str(tmp_path)),
+                        index_col=0, header=[0, 1])
+    assert [name for name in table.columns.get_level_values(0).unique()] == [
+        f"tuned {picked}", "Popularity", "EASE", "RP3beta", "untuned"]
+    values = table.xs("value", axis=1, level=1)
+    assert values.loc["precision@10", f"tuned {picked}"] == pytest.approx(metrics["precision_at_10"])
+    assert values.loc["precision@10", picked] == pytest.approx(metrics[f"{picked}/precision_at_10"])
+    # the baseline is the untuned model: same class, default parameters
+    assert metrics[f"{picked}/precision_at_10"] == pytest.approx(metrics["untuned/precision_at_10"])
+    comparisons = pd.read_csv(client.download_artifacts(runs["evaluate"].info.run_id,
+                                                        "tables/comparisons.csv", str(tmp_path)), index_col=0)
+    assert list(comparisons.index) == [f"tuned {picked} vs {name}"
+                                       for name in ("Popularity", "EASE", "RP3beta", "untuned")]
+    assert f"tuned {picked}" in render_summary(result.summary).split("Test metrics")[1].split("\n")[1]
+    online = runs["online"]
     assert {key for key in online.data.metrics if key.startswith("ab.ctr.")} == {
-        f"ab.ctr.{arm}" for arm in ("Popularity", picked, "oracle")}
+        f"ab.ctr.{arm}" for arm in ("Popularity", "EASE", "RP3beta", f"tuned {picked}", "oracle")}
     versus = pd.read_csv(client.download_artifacts(online.info.run_id, "tables/offline_vs_online.csv",
                                                    str(tmp_path)), index_col=0)
     # the 3 trials other than the chosen one, of both models, each refitted as its own model
     trials = [name for name in versus.index if name.startswith("trial ")]
-    assert len(trials) == 3 and set(versus.index) - set(trials) == {"Popularity", "untuned", "tuned"}
-    assert f"A/B {picked} vs Popularity: lift" in result.summary["online"]
+    assert len(trials) == 3 and set(versus.index) - set(trials) == {
+        "Popularity", "EASE", "RP3beta", "untuned", "tuned"}
+    assert f"A/B tuned {picked} vs Popularity: lift" in result.summary["online"]
+
+
+def test_without_baselines_stage_6_tests_the_tuned_model_against_its_untuned_self(tmp_path):
+    """``baselines: []``: stage 5 compares the model with its untuned self only, and stage 6's
+    control (the A/B test's first arm, interleaving's other side) is the untuned model; stage 6
+    took the first baseline and failed with StopIteration."""
+    uri = new_store(tmp_path)
+    result = pipeline.run_pipeline(
+        params_file=tiny_params(tmp_path, "no-baselines"), tracking_uri=uri,
+        overrides={"baselines": [], "online.enabled": True, "online.n_users": 200,
+                   "online.n_simulations": 3}, output_dir=tmp_path / "out")
+    runs = latest_by_stage(MlflowClient(tracking_uri=uri), result.run_id, uri)
+    assert list(runs) == list(pipeline.STAGES) and all(run.info.status == "FINISHED" for run in runs.values())
+    prefixes = {key.split("/")[0] for key in runs["evaluate"].data.metrics if "/" in key}
+    assert {"untuned", "vs_untuned"} <= prefixes <= {"untuned", "vs_untuned", "cold", "new_users"}
+    metrics = runs["online"].data.metrics
+    assert {key for key in metrics if key.startswith("ab.ctr.")} == {
+        "ab.ctr.untuned", "ab.ctr.ImplicitALS", "ab.ctr.oracle"}
+    assert {key for key in metrics if key.startswith("interleaving.wins.")} == {
+        "interleaving.wins.untuned", "interleaving.wins.ImplicitALS"}
+    assert "A/B ImplicitALS vs untuned: lift" in result.summary["online"]
 
 
 # Half of the users held out whole (split.method: cold_users): stages 1-4 only.

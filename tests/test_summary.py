@@ -1,6 +1,6 @@
 """The end-of-run summary (reclab/summary.py): one renderer for the terminal and for MLflow."""
 
-from reclab.summary import render_summary
+from reclab.summary import render_summary, tuned_label
 
 SUMMARY = {
     "run_name": "synthetic/ImplicitALS/random", "status": "FINISHED",
@@ -74,3 +74,18 @@ def test_the_new_users_column_says_what_it_is():
     assert ("new users: ImplicitALS on the 151 test users without training interactions; "
             "precision@10 there: ImplicitALS 0.0200, Popularity 0.4100") in text.split("\n")
     assert "cold items: ImplicitALS ranking only the test items" in text
+
+
+def test_a_baseline_of_the_tuned_models_class_is_a_column_of_its_own():
+    """A baseline named like the tuned model (its class with default parameters) keeps its name;
+    the tuned model's column is ``tuned <name>``, as in stages 5 and 6."""
+    metrics = {"precision_at_10": 0.31, "EASE/precision_at_10": 0.29, "Popularity/precision_at_10": 0.2}
+    summary = {**SUMMARY, "best": {**SUMMARY["best"], "model": "EASE"}, "metrics": metrics}
+    header = next(line for line in render_summary(summary).split("\n") if line.startswith("metric"))
+    assert [cell.strip() for cell in header.split("  ") if cell.strip()] == [
+        "metric", "tuned EASE", "EASE", "Popularity"]
+    markdown = render_summary(summary, markdown=True)
+    assert "| metric | tuned EASE | EASE | Popularity |" in markdown
+    assert "| precision_at_10 | 0.3100 | 0.2900 | 0.2000 |" in markdown
+    assert tuned_label("EASE", ["Popularity", "EASE"]) == "tuned EASE"
+    assert tuned_label("EASE", ["Popularity"]) == "EASE"

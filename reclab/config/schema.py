@@ -243,7 +243,8 @@ class Config(Section):
     n_recommendations: int = Field(10, ge=1)
     """Length of the top-N lists of stage 4 and of the simulated lists of stage 6."""
     baselines: list[ModelName] = ["Popularity", "Bias"]
-    """Models evaluated beside the tuned one."""
+    """Models evaluated beside the tuned one, each with its default parameters; the first is stage
+    6's control arm (the untuned model when the list is empty)."""
     backend: _one_of(BACKENDS) = "local"
     """Where models train: in the kernel's Python, or in Spark (see "Backends")."""
     online: Online = Online()
