@@ -561,15 +561,22 @@ def test_the_boundary_warning_fires_on_a_crafted_space(splits):
     inside = TuningResult(best_params={"neighbors": 40}, best_score=0.2, trials=(), method="random",
                           metric="precision@10", space=parse_space(space), best_model="ItemKNN")
     assert boundary_warnings(inside) == []
+    beyond = TuningResult(best_params={"neighbors": 1000}, best_score=0.2, trials=(), method="random",
+                          metric="precision@10", space=parse_space(space), best_model="ItemKNN")
+    assert boundary_warnings(beyond) == [
+        "ItemKNN: best neighbors = 1000 is beyond the upper bound 400 of its space [5, 400]; the "
+        "optimum may lie beyond it: widen the space (high: 4000)"]
     space = {"user_reg": {"type": "real", "low": 1.0, "high": 1000.0, "prior": "log-uniform"}}
     near = TuningResult(best_params={"user_reg": 1.1}, best_score=0.9, trials=(), method="random",
                         metric="rmse", space=parse_space(space), best_model="SVD")
     assert boundary_warnings(near) == [
         "SVD: best user_reg = 1.1 is near the lower bound 1 of its space [1, 1000]; the optimum may "
         "lie beyond it: widen the space (low: 0.25)"]
-    # A linear range: one width further, but a positive lower bound is never widened past 0.
+    # A linear range: one width further, but a positive lower bound is never widened past 0;
+    # a value beyond a bound (a start point outside the space) is widened from, not the bound.
     for low, high, value, wider in ((4, 16, 4, "low: 2"), (10, 14, 10, "low: 6"),
-                                    (4, 16, 16, "high: 28"), (-8, 8, -8, "low: -24")):
+                                    (4, 16, 16, "high: 28"), (-8, 8, -8, "low: -24"),
+                                    (4, 8, 64, "high: 124"), (10, 20, 2, "low: 1")):
         space = {"factors": {"type": "int", "low": low, "high": high}}
         linear = TuningResult(best_params={"factors": value}, best_score=0.2, trials=(),
                               method="random", metric="precision@10", space=parse_space(space),

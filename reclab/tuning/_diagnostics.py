@@ -50,12 +50,15 @@ def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANC
         if not upper and low == 0 and value >= 0:
             continue
         bound = high if upper else low
+        # Widen from the bound, or from the value when it lies beyond it (a start point outside
+        # the space), so that the suggested range holds the value well inside.
+        edge = max(value, high) if upper else min(value, low)
         if log:
-            wider = high * 4 if upper else low / 4
+            wider = edge * 4 if upper else (edge if edge > 0 else low) / 4
         elif upper:
-            wider = high + (high - low)
+            wider = edge + (edge - low)
         else:   # a positive range stays positive (factors, regularization): halve its low bound
-            wider = low - (high - low) if low < 0 or low > high - low else low / 2
+            wider = edge - (high - edge) if edge < 0 or edge > high - edge else edge / 2
         if isinstance(dimension, Integer):
             wider = max(1, int(round(wider))) if log else int(round(wider))
         else:
