@@ -88,6 +88,8 @@ def test_sections_merge_key_by_key(tmp_path):
     ("tune: {select: first}\n", "tune.select"),
     ("tune: {select: one_se, folds: 1}\n", "tune"),
     ("baselines: Popularity\n", "baselines"),
+    ("baselines: [Popularity, Bias, Popularity]\n", "baselines"),
+    ("tune: {models: [EASE, EASE]}\n", "tune.models"),
     ("models: {SVD: {params: {factor: 3}}}\n", "models.SVD.params.factor"),
     ("models: {SVD: {weights: 3}}\n", "models.SVD.weights"),
     ("synthetic: {n_user: 10}\n", "synthetic.n_user"),

@@ -36,8 +36,9 @@ def check(config, source: str, backend_model: dict) -> None:
         raise ReclabError(f"{source}: unknown key {'synthetic.' + unknown[0]!r}; known keys in 'synthetic' "
                           f"are {sorted(names)}")
     _check_backend(config, source, backend_model)
-    if len(set(config.tune.models)) < len(config.tune.models):
-        raise fail(source, "tune.models", f"lists a model twice: {config.tune.models}")
+    for key, names in (("tune.models", config.tune.models), ("baselines", config.baselines)):
+        if len(set(names)) < len(names):
+            raise fail(source, key, f"lists a model twice: {names}")
     for name, entry in config.models.items():
         key = f"models.{name}"
         overlap = sorted(set(entry.params) & set(entry.space))
