@@ -10,6 +10,7 @@ simulations reuse each arm's lists, so 1,000 A/A tests take about a second.
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import reclab as rl
 from reclab.errors import ReclabError
@@ -101,6 +102,33 @@ def test_team_draft_credits_the_arm_that_contributed_the_clicked_item():
 
 
 # -- worlds ---------------------------------------------------------------------------------------
+def test_users_with_fewer_unseen_items_than_a_list_are_left_out_of_the_simulation():
+    """A user who has seen all but 2 of the items cannot be shown a top-5 list: the tests
+    simulate the other users, exactly as in a world without that user, and say so."""
+    rng = np.random.default_rng(0)
+    utility = rng.normal(size=(30, 12))
+    seen = (rng.random((30, 12)) < 0.2).astype(np.float32)
+    seen[0, 2:] = 1.0
+    noise = np.random.default_rng(1).normal(size=utility.shape)
+
+    def world_and_arms(rows):
+        world = World(utility[rows], seen=sp.csr_matrix(seen[rows]))
+        other = World(utility[rows] + noise[rows], seen=sp.csr_matrix(seen[rows]))
+        return world, {"oracle": world.oracle(), "noisy": other.oracle()}
+
+    full, rest = world_and_arms(slice(None)), world_and_arms(slice(1, None))
+    left_out = "1 of the 30 users have fewer than n=5 unseen items and are left out of the simulation"
+    with pytest.warns(RuntimeWarning, match=left_out):
+        got = ab_test(*full, n_users=400, n=5, seed=3)
+    pd.testing.assert_frame_equal(got.table, ab_test(*rest, n_users=400, n=5, seed=3).table)
+    with pytest.warns(RuntimeWarning, match=left_out):
+        got = interleave(*full, n_users=400, n=5, seed=3)
+    assert got.wins == interleave(*rest, n_users=400, n=5, seed=3).wins
+    most = int(12 - (seen > 0).sum(axis=1).min())
+    with pytest.raises(ReclabError, match=rf"no user has n=13 unseen items .*; use n <= {most}"):
+        ab_test(*full, n_users=400, n=13)
+
+
 def test_a_world_from_a_model_has_that_model_as_its_oracle(split, models):
     train = split[0]
     model = models["ItemKNN"]

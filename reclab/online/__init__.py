@@ -28,8 +28,9 @@ Tests
   each number of users, for both tests, and the users each needs for 80% power.
 - :func:`offline_vs_online`: offline precision@K next to simulated click-through rate.
 
-A simulated visit is a user drawn uniformly, with replacement, from the world's users; visits
-are independent, so the tests' p-values are calibrated (an A/A test rejects at rate ``alpha``).
+A simulated visit is a user drawn uniformly, with replacement, from the world's users who have
+at least ``n`` unseen items (the others cannot be shown a full list and are left out, with a
+warning: a heavy user of a small catalogue, say); visits are independent, so the tests' p-values are calibrated (an A/A test rejects at rate ``alpha``).
 Every random draw comes from ``numpy.random.default_rng(seed)``: the same seed gives the same
 result, to the last digit.
 

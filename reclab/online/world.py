@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping
 
 import numpy as np
@@ -198,7 +199,8 @@ class World:
 
     def expected_ctr(self, model, n: int = 10) -> float:
         """Exact click-through rate of ``model``'s top-``n`` lists in this world: the mean over
-        users of ``sum_k examination(k) * attraction(u, list_k) / n``."""
+        users (those with ``n`` unseen items, as in the tests) of
+        ``sum_k examination(k) * attraction(u, list_k) / n``."""
         _, probabilities = click_lists(self, {"model": model}, n)
         return float(probabilities[0].sum(axis=1).mean() / n)
 
@@ -240,18 +242,30 @@ def check_world(world) -> World:
 
 
 def click_lists(world: World, arms: Mapping, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every arm's top-``n`` list for every world user, and the click probability of each entry.
+    """Every arm's top-``n`` list for every world user who has ``n`` unseen items, and the click
+    probability of each entry.
 
     Returns ``ids`` (arms, users, n) int64 and ``clicks`` (arms, users, n) float64 =
-    ``examination(k) * attraction``; raises when a list is shorter than ``n``.
+    ``examination(k) * attraction``. A user with fewer than ``n`` items outside ``world.seen``
+    cannot be shown a full list by any arm: such users are left out (with a warning saying how
+    many), so the tests simulate visits of the others. Raises when no user has ``n`` unseen
+    items, or when an arm's list is shorter than ``n`` for a user who has them.
     """
     n = check_int("n", n, low=1)
-    users = np.arange(world.n_users)
+    unseen = world.n_items - np.diff(world.seen.indptr)
+    users = np.flatnonzero(unseen >= n)
+    if users.size == 0:
+        raise ReclabError(f"no user has n={n} unseen items to be shown (the most any user has is "
+                          f"{int(unseen.max())} of {world.n_items}); use n <= {int(unseen.max())}")
+    if users.size < world.n_users:
+        warnings.warn(f"{world.n_users - users.size} of the {world.n_users} users have fewer than n={n} "
+                      f"unseen items and are left out of the simulation", RuntimeWarning, stacklevel=3)
     ids = np.stack([np.asarray(model.recommend(users, n=n, filter_seen=True)[0]) for model in arms.values()])
     short = (ids < 0).any(axis=(1, 2))
     if short.any():
         name = list(arms)[int(np.flatnonzero(short)[0])]
-        raise ReclabError(f"arm {name!r} recommends fewer than n={n} items to some users (they have "
-                          f"fewer unseen items); use a smaller n")
+        raise ReclabError(f"arm {name!r} recommends fewer than n={n} items to some users who have n "
+                          f"unseen items in the world (was it fitted on other data than the world's "
+                          f"seen items?)")
     probabilities = world.examination(n)[None, None, :] * world.attraction(users[None, :, None], ids)
     return ids, probabilities
