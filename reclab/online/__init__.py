@@ -30,7 +30,8 @@ Tests
 
 A simulated visit is a user drawn uniformly, with replacement, from the world's users who have
 at least ``n`` unseen items (the others cannot be shown a full list and are left out, with a
-warning: a heavy user of a small catalogue, say); visits are independent, so the tests' p-values are calibrated (an A/A test rejects at rate ``alpha``).
+warning: a heavy user of a small catalogue, say); visits are independent, so the tests' p-values
+are calibrated (an A/A test rejects at rate ``alpha``).
 Every random draw comes from ``numpy.random.default_rng(seed)``: the same seed gives the same
 result, to the last digit.
 
