@@ -23,7 +23,7 @@ Conventions (docs/architecture.md, "Conventions"):
   0.053 at random; the plain content profile 0.037 warm, 0.024 at random. Users whose
   ``max(k) + 1`` best scores all differ get exactly ``top_n``'s list.
 - Candidates (``candidates=``, original item ids): only these items are ranked, as in the
-  cold-start protocol (rank the cold items only). coverage@K is then over the candidates.
+  cold-start protocol (rank the cold items only); coverage@K and rmse / mae are then over them.
 - Intervals: 95% percentile bootstrap over users (users are resampled with replacement, the
   metric's mean recomputed; for rmse / mae the pooled error over the resampled users' pairs).
 """
@@ -328,13 +328,13 @@ def _percentile_interval(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return low, high
 
 
-def _rating_errors(model, test: Interactions, users: np.ndarray):
-    """Errors on every test pair of ``users``: (truth, prediction, per-user pair rows)."""
+def _rating_errors(model, test: Interactions, users: np.ndarray, allowed: np.ndarray | None):
+    """Errors on the test pairs of ``users`` and ``allowed`` items: (truth, prediction, user rows)."""
     matrix = test.matrix
     rows = np.repeat(np.arange(test.n_users, dtype=np.int64), np.diff(matrix.indptr))
     wanted = np.zeros(test.n_users, dtype=bool)
     wanted[users] = True
-    keep = wanted[rows]
+    keep = wanted[rows] if allowed is None else wanted[rows] & allowed[matrix.indices]
     pair_users, pair_items = rows[keep], matrix.indices[keep].astype(np.int64)
     truth = np.asarray(matrix.data[keep], dtype=np.float64)
     if truth.size == 0:
@@ -499,7 +499,7 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
                               f"model fitted on this train split?")
         ids[start:start + batch.size] = _ranked(scores, width, train.matrix[batch], allowed, batch, seed)
 
-    rating = _rating_errors(model, test, considered) if _predicts_ratings(model) and not test.implicit else None
+    rating = _rating_errors(model, test, considered, allowed) if _predicts_ratings(model) and not test.implicit else None
     return _report(evaluated, ids, relevant, considered.size - evaluated.size, ks, test, threshold,
                    n_bootstrap, seed, rating, candidates)
 

@@ -187,6 +187,23 @@ def test_rating_metrics_for_rating_models(small):
         assert low <= report.summary[name] + 1e-12 and high >= report.summary[name] - 1e-12
 
 
+def test_rating_metrics_with_candidates_are_over_the_candidates_test_ratings(small):
+    """The cold-item report of a rating model (stage 5's cold column) gives the error on those
+    items' ratings, not on every test rating again."""
+    train, test, _ = small
+    model = ItemMean(train)
+    # item 103 (index 3): one test rating, 2 by user 0; unrated in train, so predicted 4.0
+    report = evaluate(model, train, test, k=2, n_bootstrap=0, candidates=[103])
+    assert report.summary["rmse"] == pytest.approx(2.0)
+    assert report.summary["mae"] == pytest.approx(2.0)
+    # item 102 (index 2): test ratings 5 (user 0) and 4 (user 2), predicted 4.0: errors 1 and 0
+    report = evaluate(model, train, test, k=2, n_bootstrap=0, candidates=[102, 104])
+    assert report.summary["rmse"] == pytest.approx(math.sqrt(1 / 2))
+    # no candidate has a test rating: nothing to measure, as for a model that ranks only
+    report = evaluate(model, train, test, k=2, n_bootstrap=50, candidates=[100, 104])
+    assert "rmse" not in report.summary and "rmse" not in report.intervals
+
+
 def test_bad_arguments_are_clear_errors(small):
     train, test, model = small
     with pytest.raises(ReclabError, match="k must be an int >= 1"):

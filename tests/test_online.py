@@ -7,6 +7,8 @@ The models are fitted once per module on an 80/20 split of the default synthetic
 simulations reuse each arm's lists, so 1,000 A/A tests take about a second.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,6 +158,27 @@ def test_offline_vs_online_ranks_the_models(world, models, split):
     assert table["offline_rank"].to_dict() == {"ImplicitALS": 1, "ItemKNN": 2, "Popularity": 3}
     assert result.spearman_expected == pytest.approx(1.0)
     assert -1.0 <= result.spearman <= 1.0 and result.metric == "precision@10"
+    assert result.spearman_text() == f"{result.spearman:+.2f}"
+
+
+def test_offline_vs_online_of_models_with_equal_offline_scores_says_why_there_is_no_correlation(
+        world, models, split):
+    same = {name: models["Popularity"] for name in ("a", "b", "c")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # no scipy ConstantInputWarning in the stage's output
+        result = offline_vs_online(world, same, split[0], split[1], k=10, n_users=600, seed=0)
+    assert np.isnan(result.spearman) and np.isnan(result.spearman_expected)
+    assert result.spearman_text() == "undefined (every model has the same offline precision@10)"
+
+
+def test_users_needed_in_words_says_when_the_target_is_not_reached_or_reached_at_once(world, models):
+    arms = {"Popularity": models["Popularity"], "ImplicitALS": models["ImplicitALS"]}
+    few = sensitivity(world, arms, n_users=[10, 20], n_simulations=20, seed=0)
+    assert few.users_needed["ab"] == np.inf
+    assert few.needed_text("ab") == "more than 20 (the most simulated)"
+    many = sensitivity(world, arms, n_users=[4000, 8000], n_simulations=20, seed=0)
+    assert many.users_needed["interleaving"] == 4000
+    assert many.needed_text("interleaving") == "at most 4,000"
 
 
 def test_same_seed_same_result_to_the_last_digit(world, models):

@@ -29,7 +29,8 @@ class OfflineOnline:
         with ``ctr_ci_low`` / ``ctr_ci_high`` (simulated), ``expected_ctr`` (the world's exact
         value), ``offline_rank`` and ``online_rank`` (1 = best).
     spearman : float
-        Spearman rank correlation of offline precision@K and simulated CTR.
+        Spearman rank correlation of offline precision@K and simulated CTR; NaN when every
+        model has the same value of either (:meth:`spearman_text` says which).
     spearman_p_value : float
         Its two-sided p-value (scipy; few models make it rough).
     spearman_expected : float
@@ -43,6 +44,22 @@ class OfflineOnline:
     spearman_p_value: float
     spearman_expected: float
     metric: str
+
+    def spearman_text(self) -> str:
+        """:attr:`spearman` as a summary shows it: ``"+0.13"``, or why there is none."""
+        for column, what in ((self.metric, f"offline {self.metric}"), ("ctr", "simulated CTR")):
+            if self.table[column].nunique() < 2:
+                return f"undefined (every model has the same {what})"
+        return f"{self.spearman:+.2f}"
+
+
+def _spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
+    """scipy's Spearman correlation and p-value; NaN (without scipy's warning) when either side
+    is constant."""
+    if x.nunique() < 2 or y.nunique() < 2:
+        return float("nan"), float("nan")
+    rho, p = stats.spearmanr(x, y)
+    return float(rho), float(p)
 
 
 def offline_vs_online(world: World, models: Mapping, train: Interactions, test: Interactions,
@@ -81,10 +98,10 @@ def offline_vs_online(world: World, models: Mapping, train: Interactions, test: 
     table.index.name = "model"
     table["offline_rank"] = table[metric].rank(ascending=False, method="min").astype(int)
     table["online_rank"] = table["ctr"].rank(ascending=False, method="min").astype(int)
-    rho, p = stats.spearmanr(table[metric], table["ctr"])
-    rho_expected, _ = stats.spearmanr(table[metric], table["expected_ctr"])
-    return OfflineOnline(table=table, spearman=float(rho), spearman_p_value=float(p),
-                         spearman_expected=float(rho_expected), metric=metric)
+    rho, p = _spearman(table[metric], table["ctr"])
+    rho_expected, _ = _spearman(table[metric], table["expected_ctr"])
+    return OfflineOnline(table=table, spearman=rho, spearman_p_value=p,
+                         spearman_expected=rho_expected, metric=metric)
 
 
 def plot_offline_online(result: OfflineOnline):
@@ -103,6 +120,6 @@ def plot_offline_online(result: OfflineOnline):
         ax.annotate(str(name), (row[result.metric], row["ctr"]), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
     ax.set(xlabel=f"offline {result.metric} (test split)", ylabel="simulated online CTR",
-           title=f"Offline vs online: Spearman {result.spearman:+.2f}")
+           title=f"Offline vs online: Spearman {result.spearman_text()}")
     ax.grid(alpha=0.3)
     return fig

@@ -59,6 +59,16 @@ class SensitivityResult:
         A/B test needs for the same power."""
         return self.users_needed["ab"] / self.users_needed["interleaving"]
 
+    def needed_text(self, method: str) -> str:
+        """``users_needed[method]`` in words: ``"1,234"``, ``"at most 100"`` when the smallest
+        size simulated already reaches the target, ``"more than 5,000 (the most simulated)"``
+        when none does."""
+        users = self.users_needed[method]
+        sizes = self.table.loc[self.table["method"] == method, "n_users"]
+        if not np.isfinite(users):
+            return f"more than {int(sizes.max()):,} (the most simulated)"
+        return f"at most {users:,.0f}" if users == sizes.min() else f"{users:,.0f}"
+
 
 def _users_for_power(n_users: np.ndarray, power: np.ndarray, target: float) -> float:
     reached = np.flatnonzero(power >= target)
@@ -173,10 +183,9 @@ def plot_power(result: SensitivityResult):
     fig, ax = result_axes(result, SensitivityResult, "plot_power", (7, 4))
     labels = {"ab": "A/B test", "interleaving": "interleaving (team draft)"}
     for method, rows in result.table.groupby("method", sort=False):
-        needed = result.users_needed[method]
-        shown = f"{needed:,.0f}" if np.isfinite(needed) else "not reached"
         ax.errorbar(rows["n_users"], rows["power"], yerr=1.96 * rows["power_se"], marker="o",
-                    capsize=3, label=f"{labels[method]}: {shown} users for {result.target:.0%}")
+                    capsize=3, label=f"{labels[method]}: {result.needed_text(method)} users for "
+                                     f"{result.target:.0%}")
     ax.axhline(result.target, color="0.5", ls="--", lw=1)
     ax.set_xscale("log")
     ax.set(xlabel="users (visits) in the test", ylabel="power", ylim=(-0.02, 1.02),
