@@ -5,14 +5,16 @@
 The summary itself (a dict) is read back from MLflow by :func:`reclab.tracking.pipeline_summary`;
 this module only turns it into text and imports nothing of reclab. It also names the tuned model
 for every table that shows it beside the baselines (:func:`tuned_label`, used by the evaluate and
-online notebooks), so that the terminal's columns match theirs.
+online notebooks), so that the terminal's columns match theirs, and picks the cut-off at which
+the evaluate notebook's warm/cold table and the summary compare the models on the cold items
+(:func:`telling_cutoff`).
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["render_summary", "metric_rows", "tuned_label"]
+__all__ = ["render_summary", "metric_rows", "tuned_label", "telling_cutoff"]
 
 #: Headline ranking metrics shown at every cut-off K, then the rating errors.
 RANKING = ("precision", "recall", "ndcg", "map")
@@ -24,6 +26,18 @@ def tuned_label(model: str, baselines) -> str:
     ``"tuned <name>"`` when one of ``baselines`` has that name (that baseline is the same class
     with its default parameters, scored beside it under its plain name)."""
     return f"tuned {model}" if model in baselines else model
+
+
+def telling_cutoff(cutoffs, n_candidates: int | None) -> int:
+    """The largest cut-off K at which a top-K list still chooses among ``n_candidates`` items:
+    the largest K below their number (else the smallest K). At K >= the number of candidates
+    every list holds all of them, so precision@K is the same for every model (stage 5's
+    comparison on the cold items uses this K, for the models and for all items alike)."""
+    cutoffs = sorted(cutoffs)
+    if n_candidates is None:
+        return cutoffs[-1]
+    below = [k for k in cutoffs if k < n_candidates]
+    return below[-1] if below else cutoffs[0]
 
 
 def _with_interval(metrics: dict, key: str) -> str:
@@ -79,20 +93,23 @@ NEW_USERS_COLUMN = "new users"
 _COLUMNS = {"cold": COLD_COLUMN, "new_users": NEW_USERS_COLUMN}
 
 
-def _with_scores(note: str, metrics: dict, model: str, prefix: str) -> str:
-    """``note`` and every model's precision at the largest K under ``prefix`` (the model's
-    ``<prefix>precision_at_K``, the baselines' ``<prefix><name>/precision_at_K``)."""
+def _with_scores(note: str, metrics: dict, model: str, prefix: str, n_candidates=None) -> str:
+    """``note`` and every model's precision under ``prefix`` (the model's
+    ``<prefix>precision_at_K``, the baselines' ``<prefix><name>/precision_at_K``) at the largest
+    K that tells them apart on ``n_candidates`` items (:func:`telling_cutoff`)."""
     cutoffs = _cutoffs(metrics, prefix)
     if not cutoffs:
         return note
-    k = cutoffs[-1]
+    k = telling_cutoff(cutoffs, n_candidates)
     others = sorted({key.split("/")[1] for key in metrics
                      if key.count("/") == 2 and key.startswith(prefix)})
     scores = [(model, metrics[f"{prefix}precision_at_{k}"])] + [
         (name, metrics[f"{prefix}{name}/precision_at_{k}"]) for name in others
         if f"{prefix}{name}/precision_at_{k}" in metrics]
     shown = ", ".join(f"{name} {value:.4f}" for name, value in scores)
-    return f"{note}; precision@{k} there: {shown}"
+    same = (f" (every top-{k} list holds all {n_candidates} of them, so precision@{k} is the same "
+            f"for every model)" if n_candidates is not None and k >= n_candidates else "")
+    return f"{note}; precision@{k} there: {shown}{same}"
 
 
 def _cold_note(metrics: dict, model: str) -> str:
@@ -102,7 +119,8 @@ def _cold_note(metrics: dict, model: str) -> str:
     which = "test items" if n is None else f"{int(n):,} test items"
     rare = ("" if few is None else " without training interactions" if few == 0
             else f" with <= {int(few)} training interactions")
-    return _with_scores(f"{COLD_COLUMN}: {model} ranking only the {which}{rare}", metrics, model, "cold/")
+    return _with_scores(f"{COLD_COLUMN}: {model} ranking only the {which}{rare}", metrics, model, "cold/",
+                        None if n is None else int(n))
 
 
 def _new_users_note(metrics: dict, model: str) -> str:

@@ -1,6 +1,6 @@
 """The end-of-run summary (reclab/summary.py): one renderer for the terminal and for MLflow."""
 
-from reclab.summary import render_summary, tuned_label
+from reclab.summary import render_summary, telling_cutoff, tuned_label
 
 SUMMARY = {
     "run_name": "synthetic/ImplicitALS/random", "status": "FINISHED",
@@ -61,6 +61,26 @@ def test_the_cold_item_column_says_what_it_is():
     assert "| metric | ImplicitALS | Popularity | cold items |" in text
     assert ("\n\ncold items: ImplicitALS ranking only the 1,234 test items without training "
             "interactions; precision@10 there: ImplicitALS 0.0500, Popularity 0.0100\n\n") in text
+
+
+def test_the_cold_item_line_compares_the_models_where_their_lists_differ():
+    """With 20 cold candidates, every top-20 list holds all of them and precision@20 is the same
+    for every model (the default pipeline's stage 5): the line compares precision@10 instead."""
+    assert telling_cutoff([1, 5, 10, 20], 20) == 10
+    assert telling_cutoff([20, 5], 21) == 20 and telling_cutoff([5, 10], 3) == 5
+    assert telling_cutoff([5, 10], None) == 10
+    metrics = {"precision_at_10": 0.4, "precision_at_20": 0.3, "Popularity/precision_at_20": 0.2,
+               "cold/n_candidates": 20.0, "cold/max_train_interactions": 5.0,
+               "cold/precision_at_10": 0.006, "cold/precision_at_20": 0.0028,
+               "cold/Popularity/precision_at_10": 0.004, "cold/Popularity/precision_at_20": 0.0028}
+    text = render_summary({**SUMMARY, "metrics": metrics})
+    assert text.split("\n")[-3] == ("cold items: ImplicitALS ranking only the 20 test items with <= 5 "
+                                    "training interactions; precision@10 there: ImplicitALS 0.0060, "
+                                    "Popularity 0.0040")
+    few = {**metrics, "cold/n_candidates": 4.0}
+    assert render_summary({**SUMMARY, "metrics": few}).split("\n")[-3].endswith(
+        "precision@10 there: ImplicitALS 0.0060, Popularity 0.0040 (every top-10 list holds all 4 "
+        "of them, so precision@10 is the same for every model)")
 
 
 def test_the_new_users_column_says_what_it_is():
