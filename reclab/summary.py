@@ -107,8 +107,9 @@ def _with_scores(note: str, metrics: dict, model: str, prefix: str, n_candidates
         (name, metrics[f"{prefix}{name}/precision_at_{k}"]) for name in others
         if f"{prefix}{name}/precision_at_{k}" in metrics]
     shown = ", ".join(f"{name} {value:.4f}" for name, value in scores)
-    same = (f" (every top-{k} list holds all {n_candidates} of them, so precision@{k} is the same "
-            f"for every model)" if n_candidates is not None and k >= n_candidates else "")
+    same = (f" (a top-{k} list holds every one of the {n_candidates} that its user has not seen, so "
+            f"precision@{k} is the same for every model)" if n_candidates is not None and k >= n_candidates
+            else "")
     return f"{note}; precision@{k} there: {shown}{same}"
 
 

@@ -79,8 +79,8 @@ def test_the_cold_item_line_compares_the_models_where_their_lists_differ():
                                     "Popularity 0.0040")
     few = {**metrics, "cold/n_candidates": 4.0}
     assert render_summary({**SUMMARY, "metrics": few}).split("\n")[-3].endswith(
-        "precision@10 there: ImplicitALS 0.0060, Popularity 0.0040 (every top-10 list holds all 4 "
-        "of them, so precision@10 is the same for every model)")
+        "precision@10 there: ImplicitALS 0.0060, Popularity 0.0040 (a top-10 list holds every one "
+        "of the 4 that its user has not seen, so precision@10 is the same for every model)")
 
 
 def test_the_new_users_column_says_what_it_is():
