@@ -288,6 +288,22 @@ def test_make_split_partitions_the_data_reproducibly():
         assert a.fingerprint() == b.fingerprint()
 
 
+def test_a_list_longer_than_any_user_can_be_shown_in_stage_6_is_refused_in_stage_1():
+    default = PROJECT / "params" / "default.yaml"
+    small = {"synthetic": {"n_users": 40, "n_items": 60, "n_ratings": 1500}}
+    data = config.load_data(Config.load(default, small))
+    train, valid, _ = config.make_split(Config.load(default, small), data)
+    most = data.n_items - int(train.union(valid).user_counts().min())   # unseen items of a user
+    assert len(config.make_split(Config.load(default, {**small, "n_recommendations": most}), data)) == 3
+    with pytest.raises(ReclabError, match=rf"key 'n_recommendations' is {most + 1}, .* no user has "
+                                          rf"that many \(the most is {most} of {data.n_items} items\); "
+                                          rf"use n_recommendations <= {most}, or online.enabled: false"):
+        config.make_split(Config.load(default, {**small, "n_recommendations": most + 1}), data)
+    # without stage 6 a list may be shorter than asked: stage 4 shows what there is
+    quiet = {**small, "n_recommendations": most + 1, "online": {"enabled": False}}
+    assert len(config.make_split(Config.load(default, quiet), data)) == 3
+
+
 def test_backend_spark_and_model_sparkals_imply_each_other(tmp_path):
     assert Config.load(write(tmp_path, "backend: spark\n"))["model"] == "SparkALS"
     assert Config.load(write(tmp_path, "model: SparkALS\n"))["backend"] == "spark"

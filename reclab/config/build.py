@@ -32,6 +32,10 @@ def make_split(config: Config, data):
     Test is held out of ``data`` first; valid is then held out of the rest the same way (with
     ``valid_frac`` for the fractional methods, and seed ``seed + 1``), so ``train``, ``valid``
     and ``test`` partition ``data`` and tuning never sees the test split.
+
+    With ``online.enabled``, stage 6 shows each simulated user a full list of
+    ``n_recommendations`` items the models were not fitted on (``train`` and ``valid``): when
+    no user has that many, this raises here, in stage 1, rather than after five stages.
     """
     spec, seed = config.split, config.seed
     if spec.method == "random_holdout":
@@ -47,6 +51,14 @@ def make_split(config: Config, data):
     else:
         rest, test = split.temporal(data, test_frac=spec.test_frac)
         train, valid = split.temporal(rest, test_frac=spec.valid_frac)
+    if config.online.enabled:
+        unseen = int(data.n_items - train.union(valid).user_counts().min())
+        if config.n_recommendations > unseen:
+            raise ReclabError(f"key 'n_recommendations' is {config.n_recommendations}, but stage 6 "
+                              f"shows each simulated user a full list of items the models were not "
+                              f"fitted on, and no user has that many (the most is {unseen} of "
+                              f"{data.n_items} items); use n_recommendations <= {unseen}, or "
+                              f"online.enabled: false")
     return train, valid, test
 
 

@@ -241,7 +241,8 @@ class Config(Section):
     """Cut-offs K of the metrics, such as [5, 10, 20] (one int is one cut-off)."""
     evaluation: Evaluation = Evaluation()
     n_recommendations: int = Field(10, ge=1)
-    """Length of the top-N lists of stage 4 and of the simulated lists of stage 6."""
+    """Length of the top-N lists of stage 4 and of the simulated lists of stage 6 (checked against
+    the split in stage 1 when online.enabled: some user must have that many unseen items)."""
     baselines: list[ModelName] = ["Popularity", "Bias"]
     """Models evaluated beside the tuned one, each with its default parameters; the first is stage
     6's control arm (the untuned model when the list is empty)."""
