@@ -68,6 +68,7 @@ class World:
                               f"got {self.user_ids.shape} and {self.item_ids.shape}")
         self.threshold = check_float("threshold", threshold)
         self.position_bias = check_float("position_bias", position_bias, low=0.0)
+        self._warned_short = set()   # list lengths n whose left-out users click_lists has reported
         self.source = str(source)
 
     n_users = property(lambda self: self.utility.shape[0], doc="Number of users.")
@@ -248,8 +249,9 @@ def click_lists(world: World, arms: Mapping, n: int) -> tuple[np.ndarray, np.nda
     Returns ``ids`` (arms, users, n) int64 and ``clicks`` (arms, users, n) float64 =
     ``examination(k) * attraction``. A user with fewer than ``n`` items outside ``world.seen``
     cannot be shown a full list by any arm: such users are left out (with a warning saying how
-    many), so the tests simulate visits of the others. Raises when no user has ``n`` unseen
-    items, or when an arm's list is shorter than ``n`` for a user who has them.
+    many, once per world and ``n``: stage 6 runs four tests on one world), so the tests simulate
+    visits of the others. Raises when no user has ``n`` unseen items, or when an arm's list is
+    shorter than ``n`` for a user who has them.
     """
     n = check_int("n", n, low=1)
     unseen = world.n_items - np.diff(world.seen.indptr)
@@ -257,7 +259,8 @@ def click_lists(world: World, arms: Mapping, n: int) -> tuple[np.ndarray, np.nda
     if users.size == 0:
         raise ReclabError(f"no user has n={n} unseen items to be shown (the most any user has is "
                           f"{int(unseen.max())} of {world.n_items}); use n <= {int(unseen.max())}")
-    if users.size < world.n_users:
+    if users.size < world.n_users and n not in world._warned_short:
+        world._warned_short.add(n)
         warnings.warn(f"{world.n_users - users.size} of the {world.n_users} users have fewer than n={n} "
                       f"unseen items and are left out of the simulation", RuntimeWarning, stacklevel=3)
     ids = np.stack([np.asarray(model.recommend(users, n=n, filter_seen=True)[0]) for model in arms.values()])
