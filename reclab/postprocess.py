@@ -75,8 +75,9 @@ def has_item_similarities(model) -> bool:
     """Whether ``model`` compares items, so that :func:`because_you_watched`,
     :func:`explain_recommendations` and :func:`similar_items_table` work for it.
 
-    True for factor models (cosine of item factors) and ItemKNN; False for Popularity and Bias,
-    which score every item on its own. Fitted or not.
+    True for factor models (cosine of item factors), ItemKNN, EASE and ContentKNN; False for
+    Popularity and Bias, which score every item on its own, and for RP3beta, whose random-walk
+    weights are not a similarity. Fitted or not.
     """
     if not isinstance(model, Recommender):
         raise ReclabError(f"model must be a reclab model (reclab.models), got {type(model).__name__}")
