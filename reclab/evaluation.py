@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from reclab._text import p_text
 from reclab._validate import check_cutoffs, check_k, check_threshold
 from reclab.data import Interactions, check_interactions
 from reclab.errors import ReclabError
@@ -47,8 +48,7 @@ __all__ = ["EvaluationReport", "Comparison", "evaluate", "ranking_metrics", "com
            "new_user_reports"]
 
 # Bootstrap replicates are drawn in chunks of about this many user draws, so that the resampling
-# matrix stays near 32 MB whatever the number of users (138k users x 1000 replicates would
-# otherwise need 1.1 GB of int64).
+# matrix stays near 32 MB whatever the number of users (138k users x 1000 replicates: 1.1 GB).
 _BOOTSTRAP_CHUNK_ELEMENTS = 1 << 22
 # Test pairs predicted per model.predict call (bounds the temporaries of rating metrics).
 _PREDICT_CHUNK = 1 << 20
@@ -212,9 +212,9 @@ class Comparison:
     n_users: int
 
     def __str__(self) -> str:
-        return (f"{self.metric}: B - A = {self.difference:+.4f} "
-                f"(95% CI {self.ci_low:+.4f} to {self.ci_high:+.4f}), Wilcoxon p = {self.p_value:.3g}, "
-                f"{self.n_users} paired users (A {self.mean_a:.4f}, B {self.mean_b:.4f})")
+        return (f"{self.metric}: B - A = {self.difference:+.4f} (95% CI {self.ci_low:+.4f} to "
+                f"{self.ci_high:+.4f}), Wilcoxon {p_text(self.p_value, spaced=True)}, {self.n_users} "
+                f"paired users (A {self.mean_a:.4f}, B {self.mean_b:.4f})")
 
 
 # -- argument checks --------------------------------------------------------------------------

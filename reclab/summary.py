@@ -3,7 +3,8 @@
 (:mod:`reclab.pipeline`).
 
 The summary itself (a dict) is read back from MLflow by :func:`reclab.tracking.pipeline_summary`;
-this module only turns it into text and imports nothing of reclab. It also names the tuned model
+this module only turns it into text and imports nothing of reclab but its number formats
+(``reclab._text``: :func:`p_text`, re-exported for the notebooks). It also names the tuned model
 for every table that shows it beside the baselines (:func:`tuned_label`, used by the evaluate and
 online notebooks), so that the terminal's columns match theirs, and picks the cut-off at which
 the evaluate notebook's warm/cold table and the summary compare the models on the cold items
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["render_summary", "metric_rows", "tuned_label", "telling_cutoff"]
+from reclab._text import p_text
+
+__all__ = ["render_summary", "metric_rows", "tuned_label", "telling_cutoff", "p_text"]
 
 #: Headline ranking metrics shown at every cut-off K, then the rating errors.
 RANKING = ("precision", "recall", "ndcg", "map")

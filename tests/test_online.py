@@ -64,6 +64,8 @@ def test_implicit_als_beats_popularity_and_the_oracle_beats_both(world, models):
     inside = (table["ctr_ci_low"] <= table["expected_ctr"]) & (table["expected_ctr"] <= table["ctr_ci_high"])
     assert inside.sum() >= 2
     assert np.isfinite(ab.users_needed["ImplicitALS"]) and ab.users_needed["ImplicitALS"] < 5000
+    # the oracle against Popularity: a p-value below what a float holds is not printed as 0
+    assert ab.p_values["oracle"] == 0.0 and str(ab).endswith(", p<1e-300")
 
 
 def test_interleaving_prefers_implicit_als_to_itemknn(world, models):

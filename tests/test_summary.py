@@ -1,6 +1,6 @@
 """The end-of-run summary (reclab/summary.py): one renderer for the terminal and for MLflow."""
 
-from reclab.summary import render_summary, telling_cutoff, tuned_label
+from reclab.summary import p_text, render_summary, telling_cutoff, tuned_label
 
 SUMMARY = {
     "run_name": "synthetic/ImplicitALS/random", "status": "FINISHED",
@@ -109,3 +109,9 @@ def test_a_baseline_of_the_tuned_models_class_is_a_column_of_its_own():
     assert "| precision_at_10 | 0.3100 | 0.2900 | 0.2000 |" in markdown
     assert tuned_label("EASE", ["Popularity", "EASE"]) == "tuned EASE"
     assert tuned_label("EASE", ["Popularity"]) == "EASE"
+
+
+def test_a_p_value_that_underflowed_is_printed_as_below_what_a_float_holds():
+    assert p_text(0.012345) == "p=0.0123" and p_text(3.2e-5, 2) == "p=3.2e-05"
+    assert p_text(0.0) == "p<1e-300" and p_text(0.0, spaced=True) == "p < 1e-300"
+    assert p_text(0.5, spaced=True) == "p = 0.5"

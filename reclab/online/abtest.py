@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from reclab._text import p_text
 from reclab._validate import check_int, check_seed
 from reclab.online.common import CONFIDENCE, check_arms, check_n_users, check_probability
 from reclab.online.world import World, check_world, click_lists
@@ -61,7 +62,7 @@ class ABTestResult:
         parts = [f"{arm} {row.ctr:.4f}" for arm, row in self.table.iterrows()]
         comparisons = [f"{arm} vs {first}: lift {self.lift[arm]:+.1%} "
                        f"[{self.lift_ci[arm][0]:+.1%}, {self.lift_ci[arm][1]:+.1%}], "
-                       f"p={self.p_values[arm]:.2g}" for arm in self.lift]
+                       f"{p_text(self.p_values[arm], 2)}" for arm in self.lift]
         return (f"A/B test, {self.n_users} users, top-{self.n}: CTR " + ", ".join(parts) + "; "
                 + "; ".join(comparisons))
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from reclab._text import p_text
 from reclab._validate import check_choice, check_int, check_seed
 from reclab.online.common import CONFIDENCE, check_arms, check_n_users
 from reclab.online.world import World, check_world, click_lists
@@ -69,7 +70,7 @@ class InterleavingResult:
         low, high = self.preference_ci
         return (f"Interleaving ({self.method}), {self.n_users} users, top-{self.n}: {a} wins "
                 f"{self.wins[a]}, {b} wins {self.wins[b]}, ties {self.ties}; preference for {b} "
-                f"{self.preference:+.4f} [{low:+.4f}, {high:+.4f}], p={self.p_value:.2g}")
+                f"{self.preference:+.4f} [{low:+.4f}, {high:+.4f}], {p_text(self.p_value, 2)}")
 
 
 def matches(ids: np.ndarray) -> np.ndarray:
