@@ -34,8 +34,8 @@ def tuned_label(model: str, baselines) -> str:
 def telling_cutoff(cutoffs, n_candidates: int | None) -> int:
     """The largest cut-off K at which a top-K list still chooses among ``n_candidates`` items:
     the largest K below their number (else the smallest K). At K >= the number of candidates
-    every list holds all of them, so precision@K is the same for every model (stage 5's
-    comparison on the cold items uses this K, for the models and for all items alike)."""
+    a list holds every candidate its user has not seen, so precision@K is the same for every
+    model (stage 5 compares the models on the cold items at this K, and on all items alike)."""
     cutoffs = sorted(cutoffs)
     if n_candidates is None:
         return cutoffs[-1]
