@@ -330,7 +330,7 @@ def _error_message(error: Exception) -> str:
 # uses that stage's results, so a value changed on --resume needs that stage and the finished
 # stages after it to run again.
 _FIRST_READER = {"dataset": "preprocess", "data_dir": "preprocess", "synthetic": "preprocess",
-                 "seed": "preprocess", "kcore": "preprocess", "split": "preprocess",
+                 "file": "preprocess", "seed": "preprocess", "kcore": "preprocess", "split": "preprocess",
                  "model": "tune", "models": "tune", "tune": "tune", "backend": "tune",
                  "evaluation.relevance_threshold": "tune", "n_recommendations": "postprocess",
                  "k": "evaluate", "evaluation": "evaluate", "baselines": "evaluate",
@@ -515,9 +515,12 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         finished = []
         chosen = parse_stages(stages, config)
         run_id = None
+    # Kernels run in the notebooks folder: a path relative to here must stay valid there.
     if config.data_dir is not None:
-        # Kernels run in the notebooks folder: a path relative to here must stay valid there.
         config = config.model_copy(update={"data_dir": str(Path(config.data_dir).expanduser().resolve())})
+    if config.file.path is not None:
+        located = os.path.abspath(Path(config.file.path).expanduser())   # as named, links kept
+        config = config.model_copy(update={"file": config.file.model_copy(update={"path": located})})
     if resume:
         changes = _differences(before.model_dump(), config.model_dump())
         _check_changes(changes, finished, chosen, resume, by_default[-1])

@@ -152,3 +152,66 @@ def test_csv_format_with_crlf_and_quoted_titles(isolated):
 def test_synthetic_is_reexported():
     from reclab.synthetic import synthetic
     assert datasets.synthetic is synthetic
+
+
+# -- a ratings file of the user's own ---------------------------------------------------------
+def test_read_interactions_of_the_movielens_csv_equals_load(tmp_path, shared_path):
+    """ml-latest-small's ratings.csv read as a file of one's own gives what load() gives, less
+    titles and features."""
+    ratings = shared_path("ml-latest-small/ratings.csv")
+    mine = datasets.read_interactions(ratings, user="userId", item="movieId", timestamp="timestamp")
+    known = datasets.load("ml-latest-small", download=False, cache_dir=tmp_path)
+    assert (mine.matrix != known.matrix).nnz == 0
+    assert np.array_equal(mine.user_ids, known.user_ids) and np.array_equal(mine.item_ids, known.item_ids)
+    assert np.array_equal(mine.timestamps, known.timestamps)
+    assert mine.items is None and mine.item_features is None
+    assert mine.titles([mine.item_index(1)]).tolist() == ["1"]   # no titles: the id stands in
+
+
+def test_read_interactions_of_text_and_parquet_files(tmp_path):
+    """Named columns, a file without header (columns _c0, _c1, ...), implicit feedback, ISO 8601
+    date-times, a repeated pair (its latest row kept), Parquet, and nrows."""
+    (tmp_path / "r.csv").write_text("who,what,stars,when\nann,x,4,2024-01-01\nbob,x,2,2024-01-02T10:00:00\n"
+                                    "\nann,y,5,2024-01-03 12:00+02:00\nann,x,3,2024-01-04\n")
+    data = datasets.read_interactions(tmp_path / "r.csv", user="who", item="what", rating="stars",
+                                      timestamp="when")
+    assert data.user_ids.tolist() == ["ann", "bob"] and data.item_ids.tolist() == ["x", "y"]
+    assert data.matrix.toarray().tolist() == [[3.0, 5.0], [2.0, 0.0]]   # ann's later x: 3
+    assert data.timestamps.tolist() == [1704326400.0, 1704276000.0, 1704189600.0]
+    (tmp_path / "u.data").write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    data = datasets.read_interactions(tmp_path / "u.data", user="_c0", item="_c1", rating=None,
+                                      sep="\t", header=False)
+    assert data.user_ids.tolist() == [186, 196] and data.matrix.data.tolist() == [1.0, 1.0]
+    frame = data.to_frame()
+    frame.to_parquet(tmp_path / "r.parquet")
+    again = datasets.read_interactions(tmp_path / "r.parquet")
+    assert (again.matrix != data.matrix).nnz == 0 and np.array_equal(again.user_ids, data.user_ids)
+    assert datasets.read_interactions(tmp_path / "u.data", user="_c0", item="_c1", rating="_c2",
+                                      sep="\t", header=False, nrows=1).nnz == 1
+
+
+@pytest.mark.parametrize("text, columns, message", [
+    ("u,i,r\n1,2,4\n\n2,3,five\n", {}, "rating column 'r' has a non-numeric value 'five' at row 4; "
+                                       "ratings must be numbers (rows numbered as the lines of the file)"),
+    ("u,i,r\n1,2,4\n,3,5\n", {}, "user column has a missing id at row 3"),
+    ("u,i,r\n1,2,4\n", {"user": "userId"}, "user column 'userId' not found; columns are ['u', 'i', 'r']"),
+    ("u,i,r,t\n1,2,4,2024-01-01\n2,2,4,yesterday\n", {"timestamp": "t"},
+     "timestamp column 't' has the value 'yesterday' at row 3, neither a number (seconds) nor an ISO 8601"),
+    ("u;i;r\n1;2;4\n", {}, "user column 'u' not found; columns are ['u;i;r']"),
+    ("", {}, "cannot be read with sep=','"),
+    ("u,i,r\n", {}, "no interactions: the table is empty"),
+])
+def test_a_bad_ratings_file_is_named_with_its_problem(tmp_path, text, columns, message):
+    path = tmp_path / "ratings.csv"
+    path.write_text(text)
+    arguments = {"user": "u", "item": "i", "rating": "r", **columns}
+    with pytest.raises(ReclabError) as error:
+        datasets.read_interactions(path, **arguments)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
+def test_a_missing_ratings_file_is_named(tmp_path):
+    with pytest.raises(ReclabError, match=r"ratings file '.*nothere.csv' not found"):
+        datasets.read_interactions(tmp_path / "nothere.csv")
+    with pytest.raises(ReclabError, match="is not a file"):
+        datasets.read_interactions(tmp_path)

@@ -429,3 +429,37 @@ def test_vocabularies_and_defaults_come_from_the_modules_that_own_them():
         section, _, name = key.rpartition(".")
         fields = (Config.model_fields[section].annotation if section else Config).model_fields
         assert set(values) <= set(fields[name].json_schema_extra["choices"]), key
+
+
+def test_dataset_file_reads_the_ratings_file_its_section_names(tmp_path):
+    """``dataset: file``: the path is relative to the parameter file's folder (one given with --set
+    to the working folder), the run and its MLflow datasets are named after the file, only then is
+    the section logged, and a missing path, a temporal split without timestamps, a missing file
+    or column are refused before anything runs, naming the key."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.tsv").write_text("who\twhat\tstars\n1\t10\t4\n1\t11\t2\n2\t10\t5\n")
+    (tmp_path / "params").mkdir()
+    path = write(tmp_path / "params", "dataset: file\nfile: {path: ../data/mine.tsv, user: who, "
+                                      "item: what, rating: stars, sep: \"\\t\"}\n")
+    loaded = Config.load(path)
+    assert Path(loaded.file.path) == tmp_path / "params" / ".." / "data" / "mine.tsv"
+    assert loaded.dataset_name == "mine.tsv" and loaded.file.header is True
+    assert config.load_data(loaded).matrix.toarray().tolist() == [[4.0, 2.0], [5.0, 0.0]]
+    config.check_runnable(loaded, str(path))
+    flat = loaded.flatten()
+    assert flat["file.user"] == "who" and flat["file.sep"] == "\t"
+    assert not any(key.startswith("file.") for key in Config.load(write(tmp_path, "{}\n")).flatten())
+    given = Config.load(path, {"file.path": "data/mine.tsv"})
+    assert given.file.path == "data/mine.tsv" and given.file.user == "who"
+    with pytest.raises(ReclabError, match=r"key 'file.path' is not set, but dataset is 'file'"):
+        Config.load(write(tmp_path, "dataset: file\n"))
+    with pytest.raises(ReclabError, match=r"key 'split.method' is 'temporal', .* but file.timestamp is null"):
+        Config.load(path, {"split.method": "temporal"})
+    with pytest.raises(ReclabError, match=r"key 'baselines' names ContentKNN, which scores items from "
+                                          r"their content features, but a ratings file"):
+        Config.load(path, {"baselines": ["Popularity", "ContentKNN"]})
+    for override, problem in (({"file.user": "user"}, r"user column 'user' not found; columns are "
+                                                      r"\['who', 'what', 'stars'\]"),
+                              ({"file.path": str(tmp_path / "nothere.csv")}, r"ratings file .* not found")):
+        with pytest.raises(ReclabError, match=rf"key 'file' does not give ratings: .*{problem}"):
+            config.check_runnable(Config.load(path, override), str(path))

@@ -27,6 +27,7 @@ from mlflow import MlflowClient
 from helpers import new_store, tiny_params
 from reclab import pipeline, postprocess, tracking
 from reclab.config import RUN_PARAMETERS, Config, load_data, make_model, make_split
+from reclab.datasets import synthetic
 from reclab.errors import ReclabError
 from reclab.summary import render_summary
 from reclab.models import ImplicitALS
@@ -520,11 +521,12 @@ def test_stage_4_explains_with_a_user_who_has_watched_something_on_a_cold_users_
     assert "Because you watched " in printed
 
 
-# A temporal split: the late users rated nothing before the cut-off. Stages 1-5 only.
+# A temporal split: the late users rated nothing before the cut-off. Stages 1-5 only, on a ratings
+# file of one's own (dataset: file) with date-times, beside the parameter file.
 TEMPORAL = """\
 experiment: temporal
-dataset: synthetic
-synthetic: {n_users: 150, n_items: 120, n_ratings: 4000}
+dataset: file
+file: {path: ratings.csv, user: userId, item: movieId, timestamp: when}
 split: {method: temporal}
 model: ImplicitALS
 models:
@@ -540,12 +542,19 @@ evaluation: {n_bootstrap: 20}
 def test_stage_5_reports_the_new_users_of_a_temporal_split_apart(tmp_path):
     """Many of a temporal split's test users have no training interactions: stage 2 says so
     (ImplicitALS cannot rank them), and stage 5 logs their metrics apart (new_users/), for the
-    model and the baselines, which the summary shows in a column and a line of their own."""
+    model and the baselines, which the summary shows in a column and a line of their own. The
+    data is a ratings file beside the parameter file, whose name names the run."""
+    ratings = synthetic(n_users=150, n_items=120, n_ratings=4000, seed=0).to_frame()
+    ratings["when"] = pd.to_datetime(ratings.pop("timestamp"), unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+    ratings.rename(columns={"user": "userId", "item": "movieId"}).to_csv(tmp_path / "ratings.csv", index=False)
     params_file = tmp_path / "temporal.yaml"
     params_file.write_text(TEMPORAL, encoding="utf-8")
+    uri = new_store(tmp_path)
     result = pipeline.run_pipeline(params_file=params_file, stages=["1", "2", "3", "4", "5"],
-                                   tracking_uri=new_store(tmp_path),
-                                   output_dir=tmp_path / "out")
+                                   tracking_uri=uri, output_dir=tmp_path / "out")
+    parent = MlflowClient(tracking_uri=uri).get_run(result.run_id)
+    assert parent.info.run_name == "ratings.csv/ImplicitALS/random"
+    assert parent.data.params["file.path"] == str(tmp_path / "ratings.csv")
     tuned = nbformat.read(result.output_dir / pipeline.NOTEBOOKS["tune"], as_version=4)
     assert "have no training interactions, and ImplicitALS gives such a user the same score" in \
         "".join(output.get("text", "") for cell in tuned.cells if cell.cell_type == "code"

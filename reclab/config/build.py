@@ -19,10 +19,14 @@ __all__ = ["evaluation_options", "load_data", "make_model", "make_split", "make_
 
 
 def load_data(config: Config):
-    """The data set of ``config``: ``synthetic(seed=seed, **synthetic)`` or a MovieLens set
-    loaded with ``data_dir`` (:func:`reclab.datasets.load`)."""
+    """The data set of ``config``: ``synthetic(seed=seed, **synthetic)``, the ratings file of the
+    ``file`` section (:func:`reclab.datasets.read_interactions`), or a MovieLens set loaded with
+    ``data_dir`` (:func:`reclab.datasets.load`)."""
     if config.dataset == "synthetic":
         return datasets.synthetic(seed=config.seed, **config.synthetic)
+    if config.dataset == "file":
+        settings = config.file.model_dump()
+        return datasets.read_interactions(settings.pop("path"), **settings)
     return datasets.load(config.dataset, data_dir=config.data_dir)
 
 

@@ -36,6 +36,7 @@ def check(config, source: str, backend_model: dict) -> None:
         raise ReclabError(f"{source}: unknown key {'synthetic.' + unknown[0]!r}; known keys in 'synthetic' "
                           f"are {sorted(names)}")
     _check_backend(config, source, backend_model)
+    _check_file(config, source)
     for key, names in (("tune.models", config.tune.models), ("baselines", config.baselines)):
         if len(set(names)) < len(names):
             raise fail(source, key, f"lists a model twice: {names}")
@@ -60,6 +61,26 @@ def check(config, source: str, backend_model: dict) -> None:
                            f"is not a parameter of {name}; its parameters are {known}")
     for name in config.tuned_models():
         _check_tuned_space(config, name, source)
+
+
+def _check_file(config, source: str) -> None:
+    if config.dataset != "file":
+        return
+    if config.file.path is None:
+        raise fail(source, "file.path", "is not set, but dataset is 'file': name your ratings file and "
+                                        "its columns, as in file: {path: ratings.csv, user: userId, "
+                                        "item: movieId, rating: rating}")
+    for key, names in (("model", [config.model]), ("tune.models", config.tune.models),
+                       ("baselines", config.baselines), ("online.world_model", [config.online.world_model])):
+        for name in names:
+            if getattr(getattr(models, name, None), "uses_item_features", False):
+                raise fail(source, key, f"names {name}, which scores items from their content features, "
+                                        f"but a ratings file (dataset: file) has none; choose a model "
+                                        f"that learns from the ratings alone")
+    if config.split.method == "temporal" and config.file.timestamp is None:
+        raise fail(source, "split.method", "is 'temporal', which holds out each user's latest "
+                                           "interactions, but file.timestamp is null: name the file's "
+                                           "timestamp column, or choose another split method")
 
 
 def _check_backend(config, source: str, backend_model: dict) -> None:
@@ -154,16 +175,25 @@ def _space_advice(config, name: str) -> str:
 
 
 def check_runnable(config, source: str) -> None:
-    """What stage 1 needs before any kernel starts, beyond the configuration's own rules: the data
-    files of ``dataset``, found (``data_dir``, then ``RECLAB_DATA_DIR``, then the cache) or
-    downloaded now, so that a missing data set fails before any MLflow run exists.
+    """What stage 1 needs before any kernel starts, beyond the configuration's own rules: the first
+    rows of a ratings file (``dataset: file``), or the data files of a MovieLens ``dataset``, found
+    (``data_dir``, then ``RECLAB_DATA_DIR``, then the cache) or downloaded now, so that a missing
+    data set fails before any MLflow run exists.
 
     Raises
     ------
     ReclabError
-        Naming the key ``dataset`` (or ``data_dir``), its value and where the files were looked for.
+        Naming the key ``dataset`` (or ``data_dir``), its value and where the files were looked for;
+        or the key ``file`` and what is wrong with the file.
     """
     if config.dataset == "synthetic":
+        return
+    if config.dataset == "file":   # its first rows: the file is there, readable and has the columns
+        settings = config.file.model_dump()
+        try:
+            datasets.read_interactions(settings.pop("path"), **settings, nrows=100)
+        except ReclabError as error:
+            raise fail(source, "file", f"does not give ratings: {error}") from None
         return
     if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
         raise fail(source, "data_dir", f"is {config.data_dir!r}, which is not a folder; name a folder that "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from pathlib import Path
 from typing import Annotated, Any, Mapping
 
 import yaml
@@ -41,13 +42,14 @@ from reclab.evaluation import evaluate
 from reclab.metrics import check_metric_name
 from reclab.models.base import registered_models
 
-__all__ = ["BACKEND_MODEL", "BACKENDS", "DATASETS", "MODEL_NAMES", "Config", "Evaluation", "Kcore",
+__all__ = ["BACKEND_MODEL", "BACKENDS", "DATASETS", "MODEL_NAMES", "Config", "Evaluation", "File", "Kcore",
            "ModelEntry", "Online", "Section", "Split", "Tune", "applied_overrides", "implied"]
 
 #: Every model reclab.models.load can rebuild, so that a new model class is a valid `model:` at once.
 MODEL_NAMES = tuple(registered_models())
-#: ``"synthetic"`` (reclab.datasets.synthetic) and the MovieLens names reclab.datasets.load knows.
-DATASETS = ("synthetic", *datasets.NAMES)
+#: ``"synthetic"`` (reclab.datasets.synthetic), the MovieLens names reclab.datasets.load knows, and
+#: ``"file"``: a ratings file of the user's own (the ``file`` section, reclab.datasets.read_interactions).
+DATASETS = ("synthetic", *datasets.NAMES, "file")
 BACKENDS = ("local", "spark")
 #: The model each non-local backend trains (see "Backends" in the module docstring).
 BACKEND_MODEL = {"spark": "SparkALS"}
@@ -99,6 +101,27 @@ class Section(BaseModel):
         if key not in type(self).model_fields:
             raise KeyError(key)
         return getattr(self, key)
+
+
+class File(Section):
+    """``dataset: file``: a ratings file of the user's own, one row per (user, item) event
+    (:func:`reclab.datasets.read_interactions`; the column keys are its arguments)."""
+
+    path: Name | None = None
+    """The file: delimited text (CSV, TSV, ...) or Parquet (suffix .parquet); a relative path in a
+    parameter file is relative to that file's folder, one given with --set to the working folder."""
+    user: Name = "user"
+    """Column of the user ids (a text file without header names its columns _c0, _c1, ...)."""
+    item: Name = "item"
+    """Column of the item ids."""
+    rating: Name | None = "rating"
+    """Column of the ratings (null: implicit feedback, every row counts as 1)."""
+    timestamp: Name | None = None
+    """Column of the timestamps, seconds or ISO 8601 date-times (split.method temporal needs it)."""
+    sep: Name = ","
+    """Text files: the field separator ("\\t" for tabs)."""
+    header: bool = True
+    """Text files: the first line names the columns."""
 
 
 class Kcore(Section):
@@ -220,11 +243,13 @@ class Config(Section):
     experiment: Name = "reclab"
     """MLflow experiment name."""
     dataset: _one_of(DATASETS) = "synthetic"
-    """The data set: the embedded synthetic one or a MovieLens set."""
+    """The data set: the embedded synthetic one, a MovieLens set, or 'file' (your own ratings file,
+    the file section)."""
     data_dir: Name | None = None
     """Folder searched first for MovieLens files (null: RECLAB_DATA_DIR, then the cache)."""
     synthetic: dict[str, Any] = {}
     """Keyword arguments of reclab.datasets.synthetic (its seed is ``seed``)."""
+    file: File = File()
     seed: int = Field(0, ge=0)
     """Seed of every random step (split, tuning, models, bootstrap)."""
     kcore: Kcore = Kcore()
@@ -277,7 +302,14 @@ class Config(Section):
             the key and the file (and the ``--set`` override when one is at fault).
         """
         text, source = read(path)
-        return cls.loads(text, source, overrides)
+        config = cls.loads(text, source, overrides)
+        given = config.file.path
+        if given and not {"file", "file.path"} & set(overrides or ()):
+            # The file's own relative path is relative to its folder (one given with --set stays
+            # relative to the working folder).
+            located = Path(path).parent / Path(given).expanduser()
+            config = config.model_copy(update={"file": config.file.model_copy(update={"path": str(located)})})
+        return config
 
     @classmethod
     def from_values(cls, values: Mapping, source: str = "parameters") -> "Config":
@@ -318,11 +350,21 @@ class Config(Section):
                 entry = value[self.model]
                 out.update({f"model.params.{name}": _scalar(param) for name, param in entry["params"].items()})
                 out.update({f"model.space.{name}": _scalar(spec) for name, spec in entry["space"].items()})
+            elif key == "file" and self.dataset != "file":
+                continue
             elif isinstance(value, dict):
                 out.update({f"{key}.{name}": _scalar(inner) for name, inner in value.items()})
             else:
                 out[key] = _scalar(value)
         return out
+
+    @property
+    def dataset_name(self) -> str:
+        """The data set's name in run names and MLflow datasets: ``dataset``, or for ``dataset:
+        file`` the file's name (``ratings.csv``)."""
+        if self.dataset == "file" and self.file.path:
+            return Path(self.file.path).name
+        return self.dataset
 
     def tuned_models(self) -> list[str]:
         """Names of the models stage 2 searches: ``tune.models``, or else ``[model]``; a backend

@@ -36,11 +36,16 @@ __all__ = ["Interactions", "check_interactions"]
 _MIXED_KINDS = ("mixed", "mixed-integer")
 
 
+def _row(label):
+    """A row's index label as messages show it: ``4``, not ``np.int64(4)``."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
 def _check_ids(values: pd.Series, role: str) -> np.ndarray:
     """Validate one id column and return it as a numpy array (int64, float64 or str objects)."""
     if values.isna().any():
         row = values.index[values.isna().to_numpy()][0]
-        raise ReclabError(f"{role} column has a missing id at row {row!r}; every row needs a {role} id")
+        raise ReclabError(f"{role} column has a missing id at row {_row(row)!r}; every row needs a {role} id")
     kind = pd.api.types.infer_dtype(values, skipna=False)
     if kind in _MIXED_KINDS:
         types = sorted({type(v).__name__ for v in values.head(10_000)})
@@ -87,7 +92,7 @@ def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
     if bad.any():
         row = values.index[bad.to_numpy()][0]
         raise ReclabError(
-            f"rating column {column!r} has a non-numeric value {values.loc[row]!r} at row {row!r}; "
+            f"rating column {column!r} has a non-numeric value {values.loc[row]!r} at row {_row(row)!r}; "
             f"ratings must be numbers"
         )
     ratings = numeric.to_numpy(dtype=np.float64)
@@ -96,7 +101,7 @@ def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
         position = int(np.flatnonzero(~finite)[0])
         raise ReclabError(
             f"rating column {column!r} has {int((~finite).sum())} NaN or infinite value(s), the first "
-            f"{float(ratings[position])!r} at row {values.index[position]!r}; ratings must be finite numbers"
+            f"{float(ratings[position])!r} at row {_row(values.index[position])!r}; ratings must be finite numbers"
         )
     # Values are stored as float32: a larger magnitude would become inf there.
     too_large = np.abs(ratings) > np.finfo(np.float32).max
@@ -104,7 +109,7 @@ def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
         position = int(np.flatnonzero(too_large)[0])
         raise ReclabError(
             f"rating column {column!r} has the value {float(ratings[position])!r} at row "
-            f"{values.index[position]!r}, beyond the float32 range (+-3.4e38) ratings are stored in"
+            f"{_row(values.index[position])!r}, beyond the float32 range (+-3.4e38) ratings are stored in"
         )
     return ratings
 
@@ -148,7 +153,7 @@ def _check_timestamps(values: pd.Series, column: str) -> np.ndarray:
         position = int(np.flatnonzero(~np.isfinite(numeric))[0])
         raise ReclabError(
             f"timestamp column {column!r} has a missing or non-numeric value {values.iloc[position]!r} "
-            f"at row {values.index[position]!r}; timestamps must be numbers (seconds) or datetimes"
+            f"at row {_row(values.index[position])!r}; timestamps must be numbers (seconds) or datetimes"
         )
     return numeric
 

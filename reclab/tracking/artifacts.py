@@ -69,7 +69,7 @@ def log_split(stage: StageRun, data: Interactions, train: Interactions, valid: I
         for part, values in zip(SPLIT_PARTS, (train, valid, test)):
             save_interactions(Path(folder) / f"{part}.npz", values)
         stage.client.log_artifacts(stage.run_id, folder, SPLIT_DIR)
-    name = stage.params["dataset"]
+    name = stage.params.dataset_name
     for values, part, context in ((train, "train", "training"), (valid, "valid", "validation"),
                                   (test, "test", "testing")):
         stage.log_dataset(values, f"{name}/{part}", context)

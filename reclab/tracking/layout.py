@@ -129,7 +129,7 @@ def run_name(params, suffix: str | None = None) -> str:
     the models that stage 2 searches, joined by ``+`` (``ml-100k/ImplicitALS+EASE/smbo``), so that
     a run whose tuning picked EASE is not named after ImplicitALS alone."""
     models = "+".join(params.tuned_models())
-    name = f"{params['dataset']}/{models}/{params['tune']['method']}"
+    name = f"{params.dataset_name}/{models}/{params['tune']['method']}"
     return f"{name}/{suffix}" if suffix else name
 
 
