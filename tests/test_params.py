@@ -458,6 +458,10 @@ def test_dataset_file_reads_the_ratings_file_its_section_names(tmp_path):
     with pytest.raises(ReclabError, match=r"key 'baselines' names ContentKNN, which scores items from "
                                           r"their content features, but a ratings file"):
         Config.load(path, {"baselines": ["Popularity", "ContentKNN"]})
+    with pytest.raises(ReclabError, match=r"key 'baselines' names Bias, which learns rating biases, but "
+                                          r"file.rating is null"):
+        Config.load(path, {"file.rating": None})
+    assert Config.load(path, {"file.rating": None, "baselines": ["Popularity"]}).file.rating is None
     for override, problem in (({"file.user": "user"}, r"user column 'user' not found; columns are "
                                                       r"\['who', 'what', 'stars'\]"),
                               ({"file.path": str(tmp_path / "nothere.csv")}, r"ratings file .* not found")):

@@ -571,6 +571,27 @@ def test_stage_5_reports_the_new_users_of_a_temporal_split_apart(tmp_path):
             f"training interactions; precision@10 there: ImplicitALS ") in text
 
 
+def test_stage_1_of_an_implicit_ratings_file_says_it_has_no_rating_biases(tmp_path):
+    """A ratings file without a rating column (``file.rating: null``, string ids): stage 1 keeps
+    every interaction as 1 and, instead of fitting the bias normalizer (which failed there), says
+    that implicit feedback has no optimists or pessimists."""
+    (tmp_path / "bought.csv").write_text("customer,product\n" + "".join(
+        f"c{user},p{item}\n" for user in range(30) for item in range(40) if (user * 7 + item) % 3))
+    params_file = tmp_path / "bought.yaml"
+    params_file.write_text("dataset: file\nfile: {path: bought.csv, user: customer, item: product, "
+                           "rating: null}\nbaselines: [Popularity]\n", encoding="utf-8")
+    uri = new_store(tmp_path)
+    result = pipeline.run_pipeline(params_file=params_file, stages=["1"], tracking_uri=uri,
+                                   output_dir=tmp_path / "out")
+    run = latest_by_stage(MlflowClient(tracking_uri=uri), result.run_id, uri)["preprocess"]
+    assert run.info.status == "FINISHED" and run.data.metrics["n_interactions"] == 800
+    assert "global_mean" not in run.data.metrics
+    executed = nbformat.read(result.output_dir / pipeline.NOTEBOOKS["preprocess"], as_version=4)
+    assert "implicit feedback (every interaction is 1): no rating biases to fit" in "".join(
+        output.get("text", "") for cell in executed.cells if cell.cell_type == "code"
+        for output in cell.outputs)
+
+
 def test_failed_tune_stage_resumes_its_search_and_gives_identical_results(pipeline_run, store,
                                                                           client, tmp_path):
     """Stage 2 fails after its second trial; --resume continues the search from the checkpoint

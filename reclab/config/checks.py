@@ -73,10 +73,16 @@ def _check_file(config, source: str) -> None:
     for key, names in (("model", [config.model]), ("tune.models", config.tune.models),
                        ("baselines", config.baselines), ("online.world_model", [config.online.world_model])):
         for name in names:
-            if getattr(getattr(models, name, None), "uses_item_features", False):
+            entry = config.models.get(name)
+            model = getattr(models, name)(**(entry.params if entry else {}))
+            if model.uses_item_features:
                 raise fail(source, key, f"names {name}, which scores items from their content features, "
                                         f"but a ratings file (dataset: file) has none; choose a model "
                                         f"that learns from the ratings alone")
+            if model.predicts_ratings and config.file.rating is None:
+                raise fail(source, key, f"names {name}, which learns rating biases, but file.rating is "
+                                        f"null (implicit feedback: every interaction is 1); leave it out "
+                                        f"(baselines: [Popularity] for one), or name the file's rating column")
     if config.split.method == "temporal" and config.file.timestamp is None:
         raise fail(source, "split.method", "is 'temporal', which holds out each user's latest "
                                            "interactions, but file.timestamp is null: name the file's "
