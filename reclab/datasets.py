@@ -16,6 +16,9 @@ and refuses members that would land outside it (absolute paths, ``..``, symlinks
 
 The MovieLens licenses forbid redistribution of most of these files: reclab downloads them from
 GroupLens for each user and never ships them.
+
+A ratings file of the user's own is read by :func:`read_interactions` (from
+:mod:`reclab.data.ratings_file`, re-exported here beside the loaders).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import scipy.sparse as sp
 
 from reclab._io import atomic_write
 from reclab.data import Interactions, genre_features, indicator_features
+from reclab.data.ratings_file import read_interactions
 from reclab.errors import ReclabError
 from reclab.synthetic import synthetic
 
@@ -553,98 +557,3 @@ def load(name: str, data_dir=None, download: bool = True, cache_dir=None,
     if name == "ml-100k":
         user_features, user_names = _ml100k_user_features(data, folder)
     return data.with_features(item_features, item_names, user_features, user_names)
-
-
-# -- a ratings file of the user's own ---------------------------------------------------------
-PARQUET_SUFFIXES = (".parquet", ".pq")   # read_interactions reads any other file as text
-
-
-def _read_frame(path: Path, sep: str, header: bool, nrows: int | None) -> tuple[pd.DataFrame, str]:
-    """The file as a table and how its rows are numbered in messages (the index is that number)."""
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        frame = pd.read_parquet(path)
-        frame = frame.head(nrows) if nrows is not None else frame
-        frame.index = np.arange(1, len(frame) + 1)
-        return frame, "rows numbered from 1"
-    first = 2 if header else 1
-    # Blank lines are read (as empty rows, dropped below) so that a row's number is its line's.
-    frame = pd.read_csv(path, sep=sep, header=0 if header else None, nrows=nrows,
-                        skip_blank_lines=False, low_memory=False)
-    frame.index = np.arange(first, first + len(frame))
-    if not header:
-        frame.columns = [f"_c{number}" for number in range(frame.shape[1])]
-    return frame.dropna(how="all"), "rows numbered as the lines of the file"
-
-
-def read_interactions(path, user: str = "user", item: str = "item", rating: str | None = "rating",
-                      timestamp: str | None = None, sep: str = ",", header: bool = True,
-                      nrows: int | None = None) -> Interactions:
-    """Read a ratings file of your own, one row per (user, item) event: the local counterpart of
-    :func:`reclab.spark.read_interactions` (same column arguments), and the pipeline's ``dataset: file``.
-
-    Parameters
-    ----------
-    path : str or path-like
-        A delimited text file (CSV, TSV, ...), or Parquet (suffix ``.parquet`` or ``.pq``).
-    user, item : str
-        Columns of the user and item ids (integers or strings). A text file without a header line
-        has its columns named ``_c0``, ``_c1``, ...
-    rating : str or None
-        Column of ratings; None for implicit feedback (every row counts as 1.0).
-    timestamp : str or None
-        Column of timestamps: numbers (seconds) or ISO 8601 date-times (``2024-05-01 12:00:00``).
-    sep, header : str, bool
-        Text files only: the field separator (``"\\t"`` for tabs, ``r"\\s+"`` for runs of blanks)
-        and whether the first line names the columns.
-    nrows : int or None
-        Read only the first ``nrows`` rows (a quick check of a file's layout).
-
-    Returns
-    -------
-    Interactions
-        As :meth:`reclab.Interactions.from_frame` builds them (a repeated (user, item) keeps its
-        latest row); no titles and no features.
-
-    Raises
-    ------
-    ReclabError
-        Naming the file and the problem: missing or unparsable, a column not found (listing those
-        there are), a missing id, or a rating or timestamp that is no number, with its line.
-
-    Examples
-    --------
-    >>> import reclab as rl
-    >>> data = rl.datasets.read_interactions("ratings.csv", user="userId", item="movieId",
-    ...                                      timestamp="timestamp")          # doctest: +SKIP
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ReclabError(f"ratings file {str(path)!r} " + ("is not a file" if path.exists() else "not found"))
-    try:
-        frame, numbered = _read_frame(path, sep, header, nrows)
-    except (ValueError, OSError, ImportError) as error:   # pandas' ParserError, UnicodeDecodeError
-        how = "as Parquet" if path.suffix.lower() in PARQUET_SUFFIXES else f"with sep={sep!r}"
-        raise ReclabError(f"{path}: cannot be read {how} ({type(error).__name__}: "
-                          f"{str(error).strip()})") from None
-    try:
-        if timestamp is not None and timestamp in frame.columns:
-            frame[timestamp] = _dates_or_numbers(frame[timestamp], timestamp)
-        return Interactions.from_frame(frame, user=user, item=item, rating=rating, timestamp=timestamp)
-    except ReclabError as error:
-        where = f" ({numbered})" if " row " in str(error) else ""
-        raise ReclabError(f"{path}: {error}{where}") from None
-
-
-def _dates_or_numbers(values: pd.Series, column: str) -> pd.Series:
-    """A timestamp column of text as date-times (UTC) when none of its values is a number; any
-    other column as it is (:meth:`Interactions.from_frame` names a value that is no number)."""
-    if (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)
-            or pd.to_numeric(values, errors="coerce").notna().any()):
-        return values
-    dates = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
-    bad = dates.isna() & values.notna()
-    if bad.any():
-        row = values.index[bad.to_numpy()][0]
-        raise ReclabError(f"timestamp column {column!r} has the value {values.loc[row]!r} at row "
-                          f"{int(row)}, neither a number (seconds) nor an ISO 8601 date-time")
-    return dates

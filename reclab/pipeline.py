@@ -518,9 +518,9 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     # Kernels run in the notebooks folder: a path relative to here must stay valid there.
     if config.data_dir is not None:
         config = config.model_copy(update={"data_dir": str(Path(config.data_dir).expanduser().resolve())})
-    if config.file.path is not None:
-        located = os.path.abspath(Path(config.file.path).expanduser())   # as named, links kept
-        config = config.model_copy(update={"file": config.file.model_copy(update={"path": located})})
+    located = {key: os.path.abspath(Path(config.file[key]).expanduser())   # as named, links kept
+               for key in ("path", "items") if config.file[key] is not None}
+    config = config.model_copy(update={"file": config.file.model_copy(update=located)})
     if resume:
         changes = _differences(before.model_dump(), config.model_dump())
         _check_changes(changes, finished, chosen, resume, by_default[-1])

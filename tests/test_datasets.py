@@ -157,7 +157,7 @@ def test_synthetic_is_reexported():
 # -- a ratings file of the user's own ---------------------------------------------------------
 def test_read_interactions_of_the_movielens_csv_equals_load(tmp_path, shared_path):
     """ml-latest-small's ratings.csv read as a file of one's own gives what load() gives, less
-    titles and features."""
+    titles and features; with movies.csv as its items file, the titles and genre features too."""
     ratings = shared_path("ml-latest-small/ratings.csv")
     mine = datasets.read_interactions(ratings, user="userId", item="movieId", timestamp="timestamp")
     known = datasets.load("ml-latest-small", download=False, cache_dir=tmp_path)
@@ -166,6 +166,15 @@ def test_read_interactions_of_the_movielens_csv_equals_load(tmp_path, shared_pat
     assert np.array_equal(mine.timestamps, known.timestamps)
     assert mine.items is None and mine.item_features is None
     assert mine.titles([mine.item_index(1)]).tolist() == ["1"]   # no titles: the id stands in
+    # with movies.csv as the items file: load()'s titles, and its genre features
+    mine = datasets.read_interactions(ratings, user="userId", item="movieId", items=ratings.parent / "movies.csv",
+                                      genres="genres")
+    assert np.array_equal(mine.titles(np.arange(mine.n_items)), known.titles(np.arange(known.n_items)))
+    names = [name for name in mine.item_feature_names if name in known.item_feature_names]
+    assert len(names) == 19 and set(mine.item_feature_names) - set(names) == {"genre=(no genres listed)"}
+    mine_genres = mine.item_features[:, [list(mine.item_feature_names).index(name) for name in names]]
+    known_genres = known.item_features[:, [list(known.item_feature_names).index(name) for name in names]]
+    assert (mine_genres != known_genres).nnz == 0
 
 
 def test_read_interactions_of_text_and_parquet_files(tmp_path):

@@ -456,8 +456,10 @@ def test_dataset_file_reads_the_ratings_file_its_section_names(tmp_path):
     with pytest.raises(ReclabError, match=r"key 'split.method' is 'temporal', .* but file.timestamp is null"):
         Config.load(path, {"split.method": "temporal"})
     with pytest.raises(ReclabError, match=r"key 'baselines' names ContentKNN, which scores items from "
-                                          r"their content features, but a ratings file"):
+                                          r"their content features, but the ratings file has none"):
         Config.load(path, {"baselines": ["Popularity", "ContentKNN"]})
+    with pytest.raises(ReclabError, match=r"key 'file.genres' is 'kind', .* but file.items is null"):
+        Config.load(path, {"file.genres": "kind"})
     with pytest.raises(ReclabError, match=r"key 'baselines' names Bias, which learns rating biases, but "
                                           r"file.rating is null"):
         Config.load(path, {"file.rating": None})
@@ -467,3 +469,23 @@ def test_dataset_file_reads_the_ratings_file_its_section_names(tmp_path):
                               ({"file.path": str(tmp_path / "nothere.csv")}, r"ratings file .* not found")):
         with pytest.raises(ReclabError, match=rf"key 'file' does not give ratings: .*{problem}"):
             config.check_runnable(Config.load(path, override), str(path))
+
+
+def test_dataset_file_with_an_items_file_gives_titles_and_genre_features(tmp_path):
+    """``file.items`` (relative to the parameter file, as ``file.path``) adds the titles and, with
+    ``file.genres``, the genre features that ContentKNN reads, which is then allowed."""
+    (tmp_path / "ratings.csv").write_text("who,what,stars\n1,10,4\n1,11,2\n2,10,5\n")
+    (tmp_path / "things.csv").write_text("what,name,kinds\n10,Ten,Drama|War\n11,Eleven,\n12,Unrated,Drama\n")
+    path = write(tmp_path, "dataset: file\nfile: {path: ratings.csv, user: who, item: what, rating: stars, "
+                           "items: things.csv, title: name, genres: kinds}\nmodel: ContentKNN\n"
+                           "models: {ContentKNN: {space: {rating_weight: {type: real, low: 0.0, high: 1.0}}}}\n")
+    loaded = Config.load(path)
+    assert Path(loaded.file.items) == tmp_path / "things.csv"
+    data = config.load_data(loaded)
+    assert data.titles([0, 1]).tolist() == ["Ten", "Eleven"]
+    assert list(data.item_feature_names) == ["genre=Drama", "genre=War"]
+    assert data.item_features.toarray().tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    config.check_runnable(loaded, str(path))
+    with pytest.raises(ReclabError, match=r"key 'file' does not give ratings: .*things.csv: genres column "
+                                          r"'genre' not found; columns are \['what', 'name', 'kinds'\]"):
+        config.check_runnable(Config.load(path, {"file.genres": "genre"}), str(path))

@@ -70,14 +70,18 @@ def _check_file(config, source: str) -> None:
         raise fail(source, "file.path", "is not set, but dataset is 'file': name your ratings file and "
                                         "its columns, as in file: {path: ratings.csv, user: userId, "
                                         "item: movieId, rating: rating}")
+    if config.file.genres is not None and config.file.items is None:
+        raise fail(source, "file.genres", f"is {config.file.genres!r}, a column of the items file, "
+                                          f"but file.items is null: name the items file")
     for key, names in (("model", [config.model]), ("tune.models", config.tune.models),
                        ("baselines", config.baselines), ("online.world_model", [config.online.world_model])):
         for name in names:
             entry = config.models.get(name)
             model = getattr(models, name)(**(entry.params if entry else {}))
-            if model.uses_item_features:
+            if model.uses_item_features and not (config.file.items and config.file.genres):
                 raise fail(source, key, f"names {name}, which scores items from their content features, "
-                                        f"but a ratings file (dataset: file) has none; choose a model "
+                                        f"but the ratings file has none: name an items file and its "
+                                        f"genres column (file.items, file.genres), or choose a model "
                                         f"that learns from the ratings alone")
             if model.predicts_ratings and config.file.rating is None:
                 raise fail(source, key, f"names {name}, which learns rating biases, but file.rating is "

@@ -122,6 +122,14 @@ class File(Section):
     """Text files: the field separator ("\\t" for tabs)."""
     header: bool = True
     """Text files: the first line names the columns."""
+    items: Name | None = None
+    """A file of the items in the same format, one row per item, its ids in the item column too
+    (null: none); relative as path is."""
+    title: Name | None = "title"
+    """Column of the items file with the titles that stage 4's lists show."""
+    genres: Name | None = None
+    """Column of the items file with genre names joined by '|': the item features genre=<name> of
+    ContentKNN and HybridALS (null: no features)."""
 
 
 class Kcore(Section):
@@ -303,13 +311,12 @@ class Config(Section):
         """
         text, source = read(path)
         config = cls.loads(text, source, overrides)
-        given = config.file.path
-        if given and not {"file", "file.path"} & set(overrides or ()):
-            # The file's own relative path is relative to its folder (one given with --set stays
-            # relative to the working folder).
-            located = Path(path).parent / Path(given).expanduser()
-            config = config.model_copy(update={"file": config.file.model_copy(update={"path": str(located)})})
-        return config
+        # The file's own relative paths are relative to its folder (one given with --set stays
+        # relative to the working folder).
+        located = {key: str(Path(path).parent / Path(given).expanduser())
+                   for key in ("path", "items") if (given := config.file[key])
+                   and not {"file", f"file.{key}"} & set(overrides or ())}
+        return config.model_copy(update={"file": config.file.model_copy(update=located)}) if located else config
 
     @classmethod
     def from_values(cls, values: Mapping, source: str = "parameters") -> "Config":

@@ -5,7 +5,9 @@
 - :mod:`reclab.data.features`: content features of users and items (``genre_features``,
   ``indicator_features`` and the checks ``Interactions`` applies to them);
 - :mod:`reclab.data.npz`: the ``.npz`` file of ``Interactions`` (``save_interactions``,
-  ``load_interactions``), which the pipeline's split artifacts use.
+  ``load_interactions``), which the pipeline's split artifacts use;
+- :mod:`reclab.data.ratings_file`: ``read_interactions``, a ratings file of the user's own (and its
+  items file), which ``reclab.datasets`` re-exports.
 """
 
 from reclab.data.features import genre_features, indicator_features

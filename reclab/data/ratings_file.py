@@ -1,0 +1,151 @@
+"""A ratings file of the user's own as :class:`~reclab.data.Interactions`: one row per (user,
+item) event in delimited text or Parquet, and optionally a file of the items (titles, genres).
+
+:func:`read_interactions` is the local counterpart of :func:`reclab.spark.read_interactions`
+(the same column arguments) and what the pipeline's ``dataset: file`` reads; ``reclab.datasets``
+re-exports it beside the MovieLens loaders. Every error names the file and the problem, with the
+line of a bad value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reclab.data.features import genre_features
+from reclab.data.interactions import Interactions
+from reclab.errors import ReclabError
+
+__all__ = ["PARQUET_SUFFIXES", "read_interactions"]
+
+#: Suffixes read as Parquet; any other file is read as delimited text.
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _read_frame(path, sep: str, header: bool, nrows: int | None, role: str) -> tuple[pd.DataFrame, str]:
+    """The file as a table and how its rows are numbered in messages (the index is that number)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ReclabError(f"{role} file {str(path)!r} " + ("is not a file" if path.exists() else "not found"))
+    parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    try:
+        if parquet:
+            frame = pd.read_parquet(path)
+            frame = frame.head(nrows) if nrows is not None else frame
+            frame.index = np.arange(1, len(frame) + 1)
+            return frame, "rows numbered from 1"
+        # Blank lines are read (as empty rows, dropped below) so that a row's number is its line's.
+        frame = pd.read_csv(path, sep=sep, header=0 if header else None, nrows=nrows,
+                            skip_blank_lines=False, low_memory=False)
+    except (ValueError, OSError, ImportError) as error:   # pandas' ParserError, UnicodeDecodeError
+        how = "as Parquet" if parquet else f"with sep={sep!r}"
+        raise ReclabError(f"{path}: cannot be read {how} ({type(error).__name__}: "
+                          f"{str(error).strip()})") from None
+    first = 2 if header else 1
+    frame.index = np.arange(first, first + len(frame))
+    if not header:
+        frame.columns = [f"_c{number}" for number in range(frame.shape[1])]
+    return frame.dropna(how="all"), "rows numbered as the lines of the file"
+
+
+def _dates_or_numbers(values: pd.Series, column: str) -> pd.Series:
+    """A timestamp column of text as date-times (UTC) when none of its values is a number; any
+    other column as it is (:meth:`Interactions.from_frame` names a value that is no number)."""
+    if (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)
+            or pd.to_numeric(values, errors="coerce").notna().any()):
+        return values
+    dates = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
+    bad = dates.isna() & values.notna()
+    if bad.any():
+        row = values.index[bad.to_numpy()][0]
+        raise ReclabError(f"timestamp column {column!r} has the value {values.loc[row]!r} at row "
+                          f"{int(row)}, neither a number (seconds) nor an ISO 8601 date-time")
+    return dates
+
+
+def _item_table(path, item: str, title: str | None, genres: str | None, sep: str,
+                header: bool) -> pd.DataFrame:
+    """The items file as ``Interactions.items`` wants it: indexed by item id, with ``title``
+    and ``genres`` columns (a repeated id keeps its last row)."""
+    frame, numbered = _read_frame(path, sep, header, None, "items")
+    wanted = {"item": item, "title": title, "genres": genres}
+    for role, column in wanted.items():
+        if column is not None and column not in frame.columns:
+            raise ReclabError(f"{path}: {role} column {column!r} not found; columns are "
+                              f"{[str(name) for name in frame.columns]}")
+    missing = frame[item].isna().to_numpy()
+    if missing.any():
+        raise ReclabError(f"{path}: item column {item!r} has a missing id at row "
+                          f"{int(frame.index[missing][0])} ({numbered})")
+    table = pd.DataFrame({role: frame[column].to_numpy() for role, column in wanted.items()
+                          if role != "item" and column is not None},
+                         index=pd.Index(frame[item].to_numpy()))
+    return table[~table.index.duplicated(keep="last")]
+
+
+def read_interactions(path, user: str = "user", item: str = "item", rating: str | None = "rating",
+                      timestamp: str | None = None, sep: str = ",", header: bool = True,
+                      nrows: int | None = None, items=None, title: str | None = "title",
+                      genres: str | None = None) -> Interactions:
+    """Read a ratings file of your own, one row per (user, item) event.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A delimited text file (CSV, TSV, ...), or Parquet (suffix ``.parquet`` or ``.pq``).
+    user, item : str
+        Columns of the user and item ids (integers or strings). A text file without a header line
+        has its columns named ``_c0``, ``_c1``, ...
+    rating : str or None
+        Column of ratings; None for implicit feedback (every row counts as 1.0).
+    timestamp : str or None
+        Column of timestamps: numbers (seconds) or ISO 8601 date-times (``2024-05-01 12:00:00``).
+    sep, header : str, bool
+        Text files only: the field separator (``"\\t"`` for tabs, ``r"\\s+"`` for runs of blanks)
+        and whether the first line names the columns.
+    nrows : int or None
+        Read only the first ``nrows`` rows of ``path`` (a quick check of a file's layout).
+    items : str or path-like, optional
+        A file of the items in the same format (``sep``, ``header``), one row per item, whose
+        item ids are in the column named ``item`` too, as MovieLens' ``movies.csv`` beside its
+        ``ratings.csv``.
+    title, genres : str or None
+        Columns of the items file: the titles (shown by the top-N and "because you watched"
+        lists), and genre names joined with ``'|'``, which become the item features
+        ``genre=<name>`` (what ContentKNN and HybridALS read). None: not in the file.
+
+    Returns
+    -------
+    Interactions
+        As :meth:`reclab.Interactions.from_frame` builds them (a repeated (user, item) keeps its
+        latest row). Without ``items``: no titles (the ids stand in) and no features; a rated item
+        missing from ``items`` has neither.
+
+    Raises
+    ------
+    ReclabError
+        Naming the file and the problem: missing or unparsable, a column not found (listing those
+        there are), a missing id, or a rating or timestamp that is no number, with its line.
+
+    Examples
+    --------
+    >>> import reclab as rl
+    >>> data = rl.datasets.read_interactions("ratings.csv", user="userId", item="movieId",
+    ...                                      timestamp="timestamp", items="movies.csv",
+    ...                                      genres="genres")             # doctest: +SKIP
+    """
+    frame, numbered = _read_frame(path, sep, header, nrows, "ratings")
+    table = None if items is None else _item_table(items, item, title, genres, sep, header)
+    try:
+        if timestamp is not None and timestamp in frame.columns:
+            frame[timestamp] = _dates_or_numbers(frame[timestamp], timestamp)
+        data = Interactions.from_frame(frame, user=user, item=item, rating=rating, timestamp=timestamp,
+                                       items=table)
+    except ReclabError as error:
+        where = f" ({numbered})" if " row " in str(error) else ""
+        raise ReclabError(f"{Path(path).expanduser()}: {error}{where}") from None
+    if table is None or genres is None:
+        return data
+    return data.with_features(*genre_features(data.items["genres"]))
