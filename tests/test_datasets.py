@@ -207,7 +207,7 @@ def test_read_interactions_of_text_and_parquet_files(tmp_path):
     ("u,i,r,t\n1,2,4,2024-01-01\n2,2,4,yesterday\n", {"timestamp": "t"},
      "timestamp column 't' has the value 'yesterday' at row 3, neither a number (seconds) nor an ISO 8601"),
     ("u;i;r\n1;2;4\n", {}, "user column 'u' not found; columns are ['u;i;r']"),
-    ("", {}, "cannot be read with sep=','"),
+    ("", {}, "cannot be read with sep=',', encoding='utf-8'"),
     ("u,i,r\n", {}, "no interactions: the table is empty"),
 ])
 def test_a_bad_ratings_file_is_named_with_its_problem(tmp_path, text, columns, message):
@@ -224,3 +224,17 @@ def test_a_missing_ratings_file_is_named(tmp_path):
         datasets.read_interactions(tmp_path / "nothere.csv")
     with pytest.raises(ReclabError, match="is not a file"):
         datasets.read_interactions(tmp_path)
+
+
+def test_a_ratings_file_in_another_encoding_is_read_with_its_encoding(tmp_path):
+    """Text that is not UTF-8 says so and how to give its encoding; with it, the ids read right.
+    A UTF-8 byte-order mark (as spreadsheets write) does not become part of the first column's name."""
+    path = tmp_path / "latin.csv"
+    path.write_bytes("u,i,r\n1,Café,4\n".encode("latin-1"))
+    with pytest.raises(ReclabError, match=r"latin.csv: is not utf-8 text \(.*\); give its "
+                                          r"encoding, such as encoding='latin-1'"):
+        datasets.read_interactions(path, user="u", item="i", rating="r")
+    assert datasets.read_interactions(path, user="u", item="i", rating="r",
+                                      encoding="latin-1").item_ids.tolist() == ["Café"]
+    (tmp_path / "bom.csv").write_bytes("userId,movieId\r\n1,2\r\n".encode("utf-8-sig"))
+    assert datasets.read_interactions(tmp_path / "bom.csv", user="userId", item="movieId", rating=None).nnz == 1

@@ -122,6 +122,8 @@ class File(Section):
     """Text files: the field separator ("\\t" for tabs)."""
     header: bool = True
     """Text files: the first line names the columns."""
+    encoding: Name = "utf-8"
+    """Text files: their encoding, such as latin-1."""
     items: Name | None = None
     """A file of the items in the same format, one row per item, its ids in the item column too
     (null: none); relative as path is."""

@@ -24,7 +24,8 @@ __all__ = ["PARQUET_SUFFIXES", "read_interactions"]
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def _read_frame(path, sep: str, header: bool, nrows: int | None, role: str) -> tuple[pd.DataFrame, str]:
+def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
+                role: str) -> tuple[pd.DataFrame, str]:
     """The file as a table and how its rows are numbered in messages (the index is that number)."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -37,10 +38,14 @@ def _read_frame(path, sep: str, header: bool, nrows: int | None, role: str) -> t
             frame.index = np.arange(1, len(frame) + 1)
             return frame, "rows numbered from 1"
         # Blank lines are read (as empty rows, dropped below) so that a row's number is its line's.
-        frame = pd.read_csv(path, sep=sep, header=0 if header else None, nrows=nrows,
+        frame = pd.read_csv(path, sep=sep, header=0 if header else None, nrows=nrows, encoding=encoding,
                             skip_blank_lines=False, low_memory=False)
-    except (ValueError, OSError, ImportError) as error:   # pandas' ParserError, UnicodeDecodeError
-        how = "as Parquet" if parquet else f"with sep={sep!r}"
+    except UnicodeDecodeError as error:
+        raise ReclabError(f"{path}: is not {encoding} text ({error.reason}); "
+                          f"give its encoding, such as encoding='latin-1' (file.encoding in a "
+                          f"parameter file)") from None
+    except (ValueError, OSError, ImportError, LookupError) as error:   # pandas' ParserError included
+        how = "as Parquet" if parquet else f"with sep={sep!r}, encoding={encoding!r}"
         raise ReclabError(f"{path}: cannot be read {how} ({type(error).__name__}: "
                           f"{str(error).strip()})") from None
     first = 2 if header else 1
@@ -65,11 +70,11 @@ def _dates_or_numbers(values: pd.Series, column: str) -> pd.Series:
     return dates
 
 
-def _item_table(path, item: str, title: str | None, genres: str | None, sep: str,
-                header: bool) -> pd.DataFrame:
+def _item_table(path, item: str, title: str | None, genres: str | None, sep: str, header: bool,
+                encoding: str) -> pd.DataFrame:
     """The items file as ``Interactions.items`` wants it: indexed by item id, with ``title``
     and ``genres`` columns (a repeated id keeps its last row)."""
-    frame, numbered = _read_frame(path, sep, header, None, "items")
+    frame, numbered = _read_frame(path, sep, header, encoding, None, "items")
     wanted = {"item": item, "title": title, "genres": genres}
     for role, column in wanted.items():
         if column is not None and column not in frame.columns:
@@ -87,8 +92,8 @@ def _item_table(path, item: str, title: str | None, genres: str | None, sep: str
 
 def read_interactions(path, user: str = "user", item: str = "item", rating: str | None = "rating",
                       timestamp: str | None = None, sep: str = ",", header: bool = True,
-                      nrows: int | None = None, items=None, title: str | None = "title",
-                      genres: str | None = None) -> Interactions:
+                      encoding: str = "utf-8", nrows: int | None = None, items=None,
+                      title: str | None = "title", genres: str | None = None) -> Interactions:
     """Read a ratings file of your own, one row per (user, item) event.
 
     Parameters
@@ -102,13 +107,14 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
         Column of ratings; None for implicit feedback (every row counts as 1.0).
     timestamp : str or None
         Column of timestamps: numbers (seconds) or ISO 8601 date-times (``2024-05-01 12:00:00``).
-    sep, header : str, bool
-        Text files only: the field separator (``"\\t"`` for tabs, ``r"\\s+"`` for runs of blanks)
-        and whether the first line names the columns.
+    sep, header, encoding : str, bool, str
+        Text files only: the field separator (``"\\t"`` for tabs, ``r"\\s+"`` for runs of blanks),
+        whether the first line names the columns, and the text encoding (``"latin-1"`` for
+        ML-100K's ``u.item``; a UTF-8 byte-order mark is skipped).
     nrows : int or None
         Read only the first ``nrows`` rows of ``path`` (a quick check of a file's layout).
     items : str or path-like, optional
-        A file of the items in the same format (``sep``, ``header``), one row per item, whose
+        A file of the items in the same format (``sep``, ``header``, ``encoding``), one row per item, whose
         item ids are in the column named ``item`` too, as MovieLens' ``movies.csv`` beside its
         ``ratings.csv``.
     title, genres : str or None
@@ -136,8 +142,8 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     ...                                      timestamp="timestamp", items="movies.csv",
     ...                                      genres="genres")             # doctest: +SKIP
     """
-    frame, numbered = _read_frame(path, sep, header, nrows, "ratings")
-    table = None if items is None else _item_table(items, item, title, genres, sep, header)
+    frame, numbered = _read_frame(path, sep, header, encoding, nrows, "ratings")
+    table = None if items is None else _item_table(items, item, title, genres, sep, header, encoding)
     try:
         if timestamp is not None and timestamp in frame.columns:
             frame[timestamp] = _dates_or_numbers(frame[timestamp], timestamp)
