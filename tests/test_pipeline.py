@@ -233,6 +233,45 @@ def test_a_stage_kernel_reaps_the_children_that_ended_and_keeps_the_living():
         running.wait()
 
 
+# A stage kernel in a fresh interpreter (a kernel app takes over the process's standard streams
+# and signals), which a client thread asks to print, then to shut down.
+_SHUTDOWN = """
+import json, runpy, sys, threading, time
+from pathlib import Path
+module = runpy.run_path(sys.argv[1], run_name="reclab_kernel")
+connection, result = Path(sys.argv[2]), Path(sys.argv[3])
+
+def client():
+    from jupyter_client import BlockingKernelClient
+    while not connection.exists() or not connection.read_text():
+        time.sleep(0.05)
+    kernel = BlockingKernelClient(connection_file=str(connection))
+    kernel.load_connection_file()
+    kernel.start_channels()
+    kernel.wait_for_ready(timeout=60)
+    kernel.execute_interactive("print('output to flush')", timeout=60)
+    kernel.shutdown()
+
+threading.Thread(target=client, daemon=True).start()
+sys.argv = [sys.argv[1], "-f", str(connection), "--IPKernelApp.transport=ipc",
+            f"--IPKernelApp.ip={connection}.ipc"]
+module["_run_kernel"]()
+from ipykernel.kernelapp import IPKernelApp
+result.write_text(json.dumps(IPKernelApp.instance().control_thread.is_alive()))
+"""
+
+
+def test_a_stage_kernel_ends_its_control_thread_before_the_exit_handlers_stop_iopub(tmp_path):
+    """ipykernel's exit handlers stop the IOPub thread first, while the control thread may still
+    flush output to it after its shutdown reply: that flush then waited 10 s, and the stage 5 s
+    until SIGTERM (3 of 125 stage kernels). A stage kernel's control thread has ended when its
+    loop returns, before any exit handler runs (it was still alive there)."""
+    result = tmp_path / "control-alive.json"
+    subprocess.run([sys.executable, "-c", _SHUTDOWN, str(pipeline.KERNEL_LAUNCHER),
+                    str(tmp_path / "kernel.json"), str(result)], check=True, capture_output=True, timeout=120)
+    assert json.loads(result.read_text()) is False
+
+
 def stage_kernel_module() -> dict:
     """The names of reclab/_kernel.py (a script, run by its path), without running its main."""
     import runpy
