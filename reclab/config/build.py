@@ -25,8 +25,7 @@ def load_data(config: Config):
     if config.dataset == "synthetic":
         return datasets.synthetic(seed=config.seed, **config.synthetic)
     if config.dataset == "file":
-        settings = config.file.model_dump()
-        return datasets.read_interactions(settings.pop("path"), **settings)
+        return datasets.read_interactions(**config.file.model_dump())
     return datasets.load(config.dataset, data_dir=config.data_dir)
 
 

@@ -199,9 +199,8 @@ def check_runnable(config, source: str) -> None:
     if config.dataset == "synthetic":
         return
     if config.dataset == "file":   # its first rows: the file is there, readable and has the columns
-        settings = config.file.model_dump()
         try:
-            datasets.read_interactions(settings.pop("path"), **settings, nrows=100)
+            datasets.read_interactions(**config.file.model_dump(), nrows=100)
         except ReclabError as error:
             raise fail(source, "file", f"does not give ratings: {error}") from None
         return
