@@ -95,16 +95,19 @@ def _print_summary(result, uri: str) -> None:
 
 
 def _run(args) -> int:
+    from reclab.config import Config, parse_assignments
+    from reclab.stages import default_params_file
+
+    overrides = parse_assignments(args.set or [])
+    if not args.resume:   # a missing or bad parameter file is told before MLflow's imports (2 s)
+        Config.load(args.params or default_params_file(), overrides)
     from reclab import pipeline, tracking
-    from reclab.config import parse_assignments
 
     # An application's choice: MLflow's INFO lines and download progress bars are noise here.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    overrides = parse_assignments(args.set or [])
     uri = tracking.tracking_uri(args.tracking_uri)
-    source = ("run " + args.resume if args.resume
-              else str(args.params or pipeline.default_params_file()))
+    source = "run " + args.resume if args.resume else str(args.params or default_params_file())
     _print(f"reclab run: {source} -> MLflow {uri}")
     # SIGTERM (a scheduler, `kill`, a closing container) takes Ctrl-C's way out: the stage's
     # kernel is stopped and the runs are marked KILLED instead of being left RUNNING.

@@ -43,6 +43,18 @@ def test_bad_parameter_file_exits_2_naming_key_and_file(tmp_path, store, capsys)
     assert MlflowClient().get_experiment_by_name("reclab") is None   # nothing was started
 
 
+def test_a_missing_parameter_file_is_told_before_mlflow_is_imported(tmp_path):
+    """A typo in -p costs the parameter check, not MLflow's seconds of imports first; and no line
+    claims a run to the store before the file is found."""
+    script = ("import sys\nfrom reclab.cli import main\ncode = main(['run', '-p', 'typo.yaml'])\n"
+              "print('mlflow imported:', 'mlflow' in sys.modules)\nsys.exit(code)\n")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               cwd=tmp_path, timeout=120)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr == "reclab run: parameter file 'typo.yaml' not found\n"
+    assert completed.stdout == "mlflow imported: False\n"
+
+
 def test_a_tuned_model_without_a_search_space_exits_2_before_stage_1(tmp_path, store, capsys):
     bare = tmp_path / "bare.yaml"
     bare.write_text("experiment: bare\nmodel: EASE\n", encoding="utf-8")   # no models: EASE: space
