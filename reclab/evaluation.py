@@ -10,7 +10,8 @@ Conventions (docs/architecture.md, "Conventions"):
 - Relevant items of a user: the user's test interactions, or only those rated at or above
   ``relevance_threshold`` when it is given. A test pair that is also a training pair stays
   relevant but can never be recommended (it is not a candidate); splits made by
-  :mod:`reclab.split` never produce such pairs.
+  :mod:`reclab.split` never produce such pairs. A test pair that the model was fitted on but
+  that is not in ``train`` is refused (``reclab.data.check_held_out``): its score is learned.
 - Evaluated users: those with at least one relevant item; the others are counted in
   ``n_skipped`` and appear in no mean.
 - Means are macro, over evaluated users. coverage@K is over the lists of the evaluated users.
@@ -30,7 +31,6 @@ Conventions (docs/architecture.md, "Conventions"):
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,8 +38,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from reclab._text import p_text
-from reclab._validate import check_cutoffs, check_k, check_threshold
-from reclab.data import Interactions, check_interactions
+from reclab._validate import check_cutoffs, check_int, check_k, check_threshold
+from reclab.data import Interactions, check_held_out, check_interactions
 from reclab.errors import ReclabError
 from reclab.metrics import RANKING_METRICS, coverage_at_every_k, mae, metric_at_every_k, rmse
 from reclab.ranking import candidate_mask, tie_keys, top_n
@@ -218,13 +218,6 @@ class Comparison:
 
 
 # -- argument checks --------------------------------------------------------------------------
-def _check_count(value, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)) \
-            or value < minimum:
-        raise ReclabError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_users(users, n_users: int) -> np.ndarray:
     if users is None:
         return np.arange(n_users, dtype=np.int64)
@@ -471,12 +464,13 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
                           f"same ids, as reclab.split produces); build both from one Interactions")
     if not callable(getattr(model, "score_items", None)):
         raise ReclabError(f"model must have a score_items(users) method, got {type(model).__name__}")
+    check_held_out(model, train, test)
     ks = check_cutoffs(k)
     threshold = check_threshold(relevance_threshold)
     considered = _check_users(users, test.n_users)
-    batch_size = _check_count(batch_size, "batch_size", 1)
-    n_bootstrap = _check_count(n_bootstrap, "n_bootstrap", 0)
-    seed = _check_count(seed, "seed", 0)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, low=0)
+    seed = check_int("seed", seed, low=0)
     candidates = _check_candidates(candidates, test)
 
     relevant = _relevant(test, threshold)
@@ -516,7 +510,7 @@ def cold_candidates(train: Interactions, test: Interactions, max_train: int = 0,
     """
     train = check_interactions(train, "train")
     test = check_interactions(test, "test")
-    max_train = _check_count(max_train, "max_train", 0)
+    max_train = check_int("max_train", max_train, low=0)
     chosen = (train.item_counts() <= max_train) & (test.item_counts() > 0)
     if not chosen.any() and not allow_empty:
         raise ReclabError(f"no test item has at most {max_train} training interactions; raise max_train")
@@ -567,8 +561,8 @@ def ranking_metrics(users, ids, test: Interactions, k=(5, 10, 20), relevance_thr
     test = check_interactions(test, "test")
     ks = check_cutoffs(k)
     threshold = check_threshold(relevance_threshold)
-    n_bootstrap = _check_count(n_bootstrap, "n_bootstrap", 0)
-    seed = _check_count(seed, "seed", 0)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, low=0)
+    seed = check_int("seed", seed, low=0)
     raw_users = np.asarray(users)
     considered = _check_users(users, test.n_users)
     ids = np.asarray(ids)
@@ -626,8 +620,8 @@ def compare(report_a: EvaluationReport, report_b: EvaluationReport, metric: str 
             or report_a.relevance_threshold != report_b.relevance_threshold:
         raise ReclabError("the reports were made on different test splits or relevance thresholds; "
                           "a paired comparison needs the same test split and threshold")
-    n_bootstrap = _check_count(n_bootstrap, "n_bootstrap", 1)
-    seed = _check_count(seed, "seed", 0)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, low=1)
+    seed = check_int("seed", seed, low=0)
     users_a = report_a.per_user["user"].to_numpy()
     users_b = report_b.per_user["user"].to_numpy()
     _, in_a, in_b = np.intersect1d(users_a, users_b, assume_unique=True, return_indices=True)

@@ -48,7 +48,7 @@ from typing import Mapping
 
 import numpy as np
 
-from reclab.data import Interactions
+from reclab.data import Interactions, check_held_out
 from reclab.errors import ReclabError
 from reclab._validate import check_cutoffs, check_seed, check_threshold
 from reclab.metrics import RANKING_METRICS
@@ -455,6 +455,8 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
     if isinstance(train, Interactions) != isinstance(test, Interactions):
         raise ReclabError(f"train and test must both be Interactions or both Spark DataFrames, got "
                           f"{type(train).__name__} and {type(test).__name__}")
+    if isinstance(test, Interactions):
+        check_held_out(model, train, test)
     if session is None:
         session = get_session(getattr(model, "master", None))
     max_k = ks[-1]

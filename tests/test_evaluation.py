@@ -212,13 +212,33 @@ def test_bad_arguments_are_clear_errors(small):
         evaluate(model, train, test, k=())
     with pytest.raises(ReclabError, match="relevance_threshold must be a finite number"):
         evaluate(model, train, test, relevance_threshold=float("nan"))
-    with pytest.raises(ReclabError, match="batch_size must be an int >= 1"):
+    with pytest.raises(ReclabError, match="batch_size must be an integer >= 1"):
         evaluate(model, train, test, batch_size=0)
     with pytest.raises(ReclabError, match="must share users and items"):
         other = Interactions.from_matrix(sp.csr_matrix(np.eye(3, 5, dtype=np.float32)))
         evaluate(model, train, other)
     with pytest.raises(ReclabError, match=r"score_items returned shape \(2, 4\) for 2 users; expected \(2, 5\)"):
         evaluate(FixedScores(np.zeros((3, 4))), train, test)
+
+
+def test_a_test_pair_the_model_was_fitted_on_is_refused_unless_train_holds_it(medium):
+    """A model fitted on all the data, or train and test passed the other way round, would score
+    test pairs it has learned: refused, with how many. A test pair that is also in train (an item
+    consumed again) stays allowed: it is no candidate (module notes)."""
+    train, test = medium
+    everything = train.union(test)
+    with pytest.raises(ReclabError, match=f"^{test.nnz} of the test split's {test.nnz} interactions are "
+                                          f"in the data Popularity was fitted on, and not in train"):
+        evaluate(Popularity().fit(everything), train, test)
+    with pytest.raises(ReclabError, match=f"^{train.nnz} of the test split's {train.nnz} interactions"):
+        evaluate(Popularity().fit(train), test, train)   # swapped
+    half = test.select(np.arange(test.nnz) % 2 == 0)
+    with pytest.raises(ReclabError, match=f"^{half.nnz} of the test split's {test.nnz} interactions"):
+        evaluate(Popularity().fit(train.union(half)), train, test)
+    # train passed as what the model was fitted on (the test pairs in it are never candidates)
+    report = evaluate(Popularity().fit(everything), everything, test, n_bootstrap=0)
+    assert report.summary["hit_rate@20"] == 0.0
+    assert evaluate(Popularity().fit(train), train, test, n_bootstrap=0).summary["hit_rate@20"] > 0
 
 
 # -- medium random data: bootstrap, curves, comparisons ------------------------------------------

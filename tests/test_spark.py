@@ -184,6 +184,8 @@ def test_spark_evaluate_rejects_bad_input(spark, spark_model, ml100k_split):
         rs.evaluate(spark_model, train, frame_of(spark, test))
     with pytest.raises(ReclabError, match="no user has a test rating >= 9"):
         rs.evaluate(spark_model, train, test, relevance_threshold=9)
+    with pytest.raises(ReclabError, match="in the data SparkALS was fitted on, and not in train"):
+        rs.evaluate(spark_model, test, train)   # swapped
 
 
 def test_fit_from_dataframe_equals_fit_from_interactions(spark, ml100k, tmp_path):

@@ -603,3 +603,26 @@ def check_interactions(value, name: str) -> Interactions:
     if not isinstance(value, Interactions):
         raise ReclabError(f"{name} must be reclab Interactions, got {type(value).__name__}")
     return value
+
+
+def check_held_out(model, train: Interactions, test: Interactions) -> None:
+    """Refuse test pairs that ``model`` was fitted on (its ``seen_`` matrix, when it has one of
+    ``test``'s shape) and that ``train`` does not hold: the model's scores for them are learned,
+    not predicted. Such pairs come from a model fitted on all the data, or from ``train`` and
+    ``test`` passed the other way round. (A test pair that is also in ``train`` is allowed: it is
+    no candidate, so it is never recommended.)"""
+    seen = getattr(model, "seen_", None)
+    if not sp.issparse(seen) or seen.shape != test.shape:
+        return
+
+    def pattern(pairs):   # every stored pair as 1 (a stored value may be 0, such as a residual)
+        pairs = sp.csr_matrix(pairs)
+        return sp.csr_matrix((np.ones(pairs.nnz, np.int8), pairs.indices, pairs.indptr), shape=pairs.shape)
+
+    shared = pattern(seen).multiply(pattern(test.matrix))   # the test pairs the model was fitted on
+    leaked = shared.count_nonzero() and (shared - shared.multiply(pattern(train.matrix))).count_nonzero()
+    if leaked:
+        raise ReclabError(f"{leaked} of the test split's {test.nnz} interactions are in the data "
+                          f"{type(model).__name__} was fitted on, and not in train: its scores for them "
+                          f"are learned, not predicted. Fit the model on the training split, and pass "
+                          f"that split as train: evaluate(model, train, test)")
