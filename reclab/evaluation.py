@@ -10,8 +10,9 @@ Conventions (docs/architecture.md, "Conventions"):
 - Relevant items of a user: the user's test interactions, or only those rated at or above
   ``relevance_threshold`` when it is given. A test pair that is also a training pair stays
   relevant but can never be recommended (it is not a candidate); splits made by
-  :mod:`reclab.split` never produce such pairs. A test pair that the model was fitted on but
-  that is not in ``train`` is refused (``reclab.data.check_held_out``): its score is learned.
+  :mod:`reclab.split` never produce such pairs. Refused (``reclab.data.check_held_out``): a test
+  split whose every pair is in ``train``, and test pairs the model was fitted on but ``train``
+  does not hold (their scores are learned).
 - Evaluated users: those with at least one relevant item; the others are counted in
   ``n_skipped`` and appear in no mean.
 - Means are macro, over evaluated users. coverage@K is over the lists of the evaluated users.

@@ -221,26 +221,6 @@ def test_bad_arguments_are_clear_errors(small):
         evaluate(FixedScores(np.zeros((3, 4))), train, test)
 
 
-def test_a_test_pair_the_model_was_fitted_on_is_refused_unless_train_holds_it(medium):
-    """A model fitted on all the data, or train and test passed the other way round, would score
-    test pairs it has learned: refused, with how many. A test pair that is also in train (an item
-    consumed again) stays allowed: it is no candidate (module notes)."""
-    train, test = medium
-    everything = train.union(test)
-    with pytest.raises(ReclabError, match=f"^{test.nnz} of the test split's {test.nnz} interactions are "
-                                          f"in the data Popularity was fitted on, and not in train"):
-        evaluate(Popularity().fit(everything), train, test)
-    with pytest.raises(ReclabError, match=f"^{train.nnz} of the test split's {train.nnz} interactions"):
-        evaluate(Popularity().fit(train), test, train)   # swapped
-    half = test.select(np.arange(test.nnz) % 2 == 0)
-    with pytest.raises(ReclabError, match=f"^{half.nnz} of the test split's {test.nnz} interactions"):
-        evaluate(Popularity().fit(train.union(half)), train, test)
-    # train passed as what the model was fitted on (the test pairs in it are never candidates)
-    report = evaluate(Popularity().fit(everything), everything, test, n_bootstrap=0)
-    assert report.summary["hit_rate@20"] == 0.0
-    assert evaluate(Popularity().fit(train), train, test, n_bootstrap=0).summary["hit_rate@20"] > 0
-
-
 # -- medium random data: bootstrap, curves, comparisons ------------------------------------------
 @pytest.fixture(scope="module")
 def medium():
@@ -253,6 +233,34 @@ def medium():
     data = Interactions.from_matrix(sp.csr_matrix(ratings))
     train, test = split.random_holdout(data, 0.3, seed=3)
     return train, test
+
+
+def test_a_test_pair_the_model_was_fitted_on_is_refused_unless_train_holds_it(medium):
+    """A model fitted on all the data, or train and test passed the other way round, would score
+    test pairs it has learned: refused, with how many. A test pair that is also in train (an item
+    consumed again) stays allowed: it is no candidate (module notes); a test split all of whose
+    pairs are in train (the same split passed twice) is refused."""
+    train, test = medium
+    everything = train.union(test)
+    with pytest.raises(ReclabError, match=f"^{test.nnz} of the test split's {test.nnz} interactions are "
+                                          f"in the data Popularity was fitted on, and not in train"):
+        evaluate(Popularity().fit(everything), train, test)
+    with pytest.raises(ReclabError, match=f"^{train.nnz} of the test split's {train.nnz} interactions"):
+        evaluate(Popularity().fit(train), test, train)   # swapped
+    half = test.select(np.arange(test.nnz) % 2 == 0)
+    with pytest.raises(ReclabError, match=f"^{half.nnz} of the test split's {test.nnz} interactions"):
+        evaluate(Popularity().fit(train.union(half)), train, test)
+    with pytest.raises(ReclabError, match=f"^each of the test split's {train.nnz} interactions is also "
+                                          f"in train, so none can be recommended"):
+        evaluate(Popularity().fit(train), train, train)   # the same split twice
+    # some test pairs in train (consumed again): allowed; never candidates, so never hits
+    again = train.union(half)
+    model = Popularity().fit(again)
+    hits = evaluate(model, again, test, n_bootstrap=0).per_user["precision@20"].sum()
+    rest = test.select(np.arange(test.nnz) % 2 == 1)
+    rest_hits = evaluate(model, again, rest, n_bootstrap=0).per_user["precision@20"].sum()
+    assert hits > 0 and hits == pytest.approx(rest_hits)
+    assert evaluate(Popularity().fit(train), train, test, n_bootstrap=0).summary["hit_rate@20"] > 0
 
 
 def test_per_user_table_matches_summary_and_intervals_contain_it(medium):

@@ -352,7 +352,11 @@ def test_a_checkpoint_of_another_search_is_refused(splits, tmp_path):
         tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, **{**options, "seed": 2},
              metric="ndcg@10")
     with pytest.raises(ReclabError, match=r"valid data differ"):
-        tune(SVD(), SVD_SPACE, train, train, checkpoint=path, **options)
+        tune(SVD(), SVD_SPACE, train, valid.select(np.arange(valid.nnz) % 2 == 0), checkpoint=path,
+             **options)
+    with pytest.raises(ReclabError, match=r"^each of the valid split's \d+ interactions is also in "
+                                          r"train, so none can be recommended"):
+        tune(SVD(), SVD_SPACE, train, train, **options)   # the same split twice: every score 0
     with pytest.raises(ReclabError, match=r"model_params is .*'seed': 0.* but .*'seed': 9"):
         tune(SVD(seed=9), SVD_SPACE, train, valid, checkpoint=path, **options)
     with pytest.raises(ReclabError, match=r"space is"):

@@ -1,7 +1,7 @@
 """``Interactions``, the users x items container every part of reclab reads, and what goes with it.
 
 - :mod:`reclab.data.interactions`: :class:`Interactions` (its rules are in that module's docstring),
-  ``check_interactions`` and ``check_held_out`` (a test split the model was not fitted on);
+  ``check_interactions`` and ``check_held_out`` (a test split held out of train and of the model's fit);
 - :mod:`reclab.data.features`: content features of users and items (``genre_features``,
   ``indicator_features`` and the checks ``Interactions`` applies to them);
 - :mod:`reclab.data.npz`: the ``.npz`` file of ``Interactions`` (``save_interactions``,

@@ -119,6 +119,7 @@ from typing import Mapping
 import numpy as np
 
 from reclab._validate import check_choice, check_int, check_seed, check_threshold
+from reclab.data import check_held_out
 from reclab.errors import ReclabError
 from reclab.metrics import check_metric_name
 from reclab.models.base import Recommender
@@ -213,7 +214,8 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         key must be a parameter of ``model``.
     train, valid : Interactions
         Trials fit on ``train`` and are scored on ``valid`` (same users and items, as
-        ``reclab.split`` produces). Keep the test split out of tuning.
+        ``reclab.split`` produces; a ``valid`` all in ``train`` is refused,
+        :func:`reclab.data.check_held_out`). Keep the test split out of tuning.
     method : {"grid", "random", "smbo"}
         See the module docstring.
     n_trials : int, optional
@@ -301,6 +303,7 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
             or not np.array_equal(train.item_ids, valid.item_ids):
         raise ReclabError(f"train {train.shape} and valid {valid.shape} must share users and items "
                           f"(the same ids, as reclab.split produces)")
+    check_held_out(None, train, valid, "valid")
     check_threshold(relevance_threshold)  # not converted: the checkpoint header records it as given
     started = _start_points(models, spaces, starts)
 
