@@ -110,8 +110,14 @@ def test_load_rejects_what_is_not_a_known_model(data, tmp_path):
     with pytest.raises(FileNotFoundError):
         models.load(tmp_path / "missing.npz")
     np.save(tmp_path / "plain.npy", np.zeros(3))
-    with pytest.raises(ReclabError, match="plain.npy is not a readable reclab model"):
+    with pytest.raises(ReclabError, match=r"plain.npy is not a readable reclab model file: not an .npz "
+                                          r"archive \(it begins b'\\x93NUM'\)"):
         models.load(tmp_path / "plain.npy")
+    (tmp_path / "ratings.csv").write_text("user,item,rating\n1,2,5\n")
+    with pytest.raises(ReclabError, match=r"ratings.csv is not a readable reclab model file: not an "
+                                          r"\.npz archive \(it begins b'user'\); a model file is what "
+                                          r"model.save\(path\) writes$"):
+        models.load(tmp_path / "ratings.csv")   # numpy's own error spoke of pickled data
     np.savez(tmp_path / "nometa.npz", x=np.zeros(3))
     with pytest.raises(ReclabError, match="no valid __meta__"):
         models.load(tmp_path / "nometa.npz")

@@ -154,10 +154,14 @@ def load(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
+    with open(path, "rb") as handle:
+        start = handle.read(4)
+    if start[:2] != b"PK":   # numpy would call any other file "pickled (object) data"
+        begins = f"it begins {start!r}" if start else "it is empty"
+        raise ReclabError(f"{path} is not a readable reclab model file: not an .npz archive ({begins}); "
+                          f"a model file is what model.save(path) writes")
     try:
         archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("not an .npz archive")
         with archive:
             arrays = {name: archive[name] for name in archive.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
