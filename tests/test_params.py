@@ -463,7 +463,11 @@ def test_dataset_file_reads_the_ratings_file_its_section_names(tmp_path):
     with pytest.raises(ReclabError, match=r"key 'baselines' names Bias, which learns rating biases, but "
                                           r"file.rating is null"):
         Config.load(path, {"file.rating": None})
-    assert Config.load(path, {"file.rating": None, "baselines": ["Popularity"]}).file.rating is None
+    implicit = {"file.rating": None, "baselines": ["Popularity"]}
+    assert Config.load(path, implicit).file.rating is None
+    with pytest.raises(ReclabError, match=r"key 'evaluation.relevance_threshold' is 4.0, but file.rating "
+                                          r"is null .* so no test interaction would be relevant"):
+        Config.load(path, {**implicit, "evaluation.relevance_threshold": 4})   # failed in stage 2
     for override, problem in (({"file.user": "user"}, r"user column 'user' not found; columns are "
                                                       r"\['who', 'what', 'stars'\]"),
                               ({"file.path": str(tmp_path / "nothere.csv")}, r"ratings file .* not found")):

@@ -87,6 +87,11 @@ def _check_file(config, source: str) -> None:
                 raise fail(source, key, f"names {name}, which learns rating biases, but file.rating is "
                                         f"null (implicit feedback: every interaction is 1); leave it out "
                                         f"(baselines: [Popularity] for one), or name the file's rating column")
+    threshold = config.evaluation.relevance_threshold
+    if config.file.rating is None and threshold is not None and threshold > 1:
+        raise fail(source, "evaluation.relevance_threshold",
+                   f"is {threshold}, but file.rating is null (implicit feedback: every interaction is "
+                   f"1), so no test interaction would be relevant; leave it null")
     if config.split.method == "temporal" and config.file.timestamp is None:
         raise fail(source, "split.method", "is 'temporal', which holds out each user's latest "
                                            "interactions, but file.timestamp is null: name the file's "
