@@ -156,7 +156,7 @@ def load(path):
         raise FileNotFoundError(f"no model file at {path}")
     with open(path, "rb") as handle:
         start = handle.read(4)
-    if start[:2] != b"PK":   # numpy would call any other file "pickled (object) data"
+    if start not in (b"PK\x03\x04", b"PK\x05\x06"):   # a zip's; numpy calls the rest "pickled data"
         begins = f"it begins {start!r}" if start else "it is empty"
         raise ReclabError(f"{path} is not a readable reclab model file: not an .npz archive ({begins}); "
                           f"a model file is what model.save(path) writes")
