@@ -35,14 +35,21 @@ ALONE = {"test_pipeline.py::test_ml100k_pipeline",
          "test_pipeline.py::test_ml_latest_small_pipeline_on_spark",
          "test_concurrency.py::test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes",
          "test_concurrency.py::test_processes_opening_a_new_sqlite_store_at_once_all_succeed"}
-# The work units that take minutes, longest first (measured with ``--durations``): handed out
-# first, so that both workers end at about the same time (xdist's own order, by number of tests,
-# left them for last and one worker running them alone).
+# The work units that take minutes, then those over 10 s, longest first (measured with
+# ``--durations`` and per-test start times): handed out first, so that both workers end at about
+# the same time. xdist's own order, by number of tests, left the long ones for last and one worker
+# running them alone; the units of 10-30 s, left in collection order, ended one worker 44 s after
+# the other.
 LONGEST_FIRST = ("pipelines_at_once", "test_pipeline.py",
                  "test_pipeline.py::test_ml_latest_small_pipeline_on_spark",
                  "test_concurrency.py::test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes",
                  "test_notebooks_alone.py", "test_pipeline.py::test_ml100k_pipeline", "test_cli.py",
-                 "test_spark.py", "test_als.py", "test_tuning.py", "test_robustness.py")
+                 "test_spark.py", "test_als.py", "test_tuning.py",
+                 "test_pipeline.py::test_every_stage_works_with_the_model_tuning_picked_not_the_model_named",
+                 "test_pipeline.py::test_stage_5_reports_the_new_users_of_a_temporal_split_apart",
+                 "test_pipeline.py::test_stage_4_explains_with_a_user_who_has_watched_something_on_a_cold_users_split",
+                 "test_concurrency.py::test_processes_opening_a_new_sqlite_store_at_once_all_succeed",
+                 "test_tracking.py", "test_robustness.py")
 
 
 def work_unit(nodeid: str) -> str:
