@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from reclab import ReclabError, datasets
@@ -197,6 +198,11 @@ def test_read_interactions_of_text_and_parquet_files(tmp_path):
     assert (again.matrix != data.matrix).nnz == 0 and np.array_equal(again.user_ids, data.user_ids)
     assert datasets.read_interactions(tmp_path / "u.data", user="_c0", item="_c1", rating="_c2",
                                       sep="\t", header=False, nrows=1).nnz == 1
+    # nrows of Parquet reads the first row groups only, across their boundaries
+    rows = pd.DataFrame({"user": [1, 2, 3, 4, 5], "item": [9, 8, 7, 6, 5], "rating": [1.0, 2, 3, 4, 5]})
+    rows.to_parquet(tmp_path / "groups.parquet", row_group_size=2)
+    first = datasets.read_interactions(tmp_path / "groups.parquet", nrows=3)
+    assert first.user_ids.tolist() == [1, 2, 3] and sorted(first.matrix.data) == [1.0, 2.0, 3.0]
 
 
 @pytest.mark.parametrize("text, columns, message", [

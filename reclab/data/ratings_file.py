@@ -32,9 +32,18 @@ def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
         raise ReclabError(f"{role} file {str(path)!r} " + ("is not a file" if path.exists() else "not found"))
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
     try:
-        if parquet:
+        if parquet and nrows is not None:   # the first rows only, not the whole file then its head
+            import pyarrow.parquet
+
+            source, batches = pyarrow.parquet.ParquetFile(path), []
+            for batch in source.iter_batches(batch_size=max(nrows, 1)):
+                batches.append(batch)
+                if sum(part.num_rows for part in batches) >= nrows:
+                    break
+            frame = pyarrow.Table.from_batches(batches, source.schema_arrow).to_pandas().head(nrows)
+        elif parquet:
             frame = pd.read_parquet(path)
-            frame = frame.head(nrows) if nrows is not None else frame
+        if parquet:
             frame.index = np.arange(1, len(frame) + 1)
             return frame, "rows numbered from 1"
         # Blank lines are read (as empty rows, dropped below) so that a row's number is its line's.
