@@ -632,7 +632,7 @@ def check_held_out(model, train: Interactions, test: Interactions, name: str = "
     if not sp.issparse(seen) or seen.shape != test.shape:
         return
     shared = pattern(seen).multiply(held)   # the test pairs the model was fitted on
-    leaked = shared.count_nonzero() and (shared - shared.multiply(given)).count_nonzero()
+    leaked = shared.count_nonzero() - shared.multiply(given).count_nonzero()
     if leaked:
         raise ReclabError(f"{leaked} of the {name} split's {test.nnz} interactions are in the data "
                           f"{type(model).__name__} was fitted on, and not in train: its scores for them "

@@ -24,6 +24,20 @@ __all__ = ["PARQUET_SUFFIXES", "read_interactions"]
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
+def _first_parquet_rows(path: Path, nrows: int) -> pd.DataFrame:
+    """The first ``nrows`` rows of a Parquet file, reading its first record batches only (not the
+    whole table, then its head)."""
+    import pyarrow.parquet
+
+    source, batches, count = pyarrow.parquet.ParquetFile(path), [], 0
+    for batch in source.iter_batches(batch_size=max(nrows, 1)):
+        batches.append(batch)
+        count += batch.num_rows
+        if count >= nrows:
+            break
+    return pyarrow.Table.from_batches(batches, source.schema_arrow).to_pandas().head(nrows)
+
+
 def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
                 role: str) -> tuple[pd.DataFrame, str]:
     """The file as a table and how its rows are numbered in messages (the index is that number)."""
@@ -32,18 +46,8 @@ def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
         raise ReclabError(f"{role} file {str(path)!r} " + ("is not a file" if path.exists() else "not found"))
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
     try:
-        if parquet and nrows is not None:   # the first rows only, not the whole file then its head
-            import pyarrow.parquet
-
-            source, batches = pyarrow.parquet.ParquetFile(path), []
-            for batch in source.iter_batches(batch_size=max(nrows, 1)):
-                batches.append(batch)
-                if sum(part.num_rows for part in batches) >= nrows:
-                    break
-            frame = pyarrow.Table.from_batches(batches, source.schema_arrow).to_pandas().head(nrows)
-        elif parquet:
-            frame = pd.read_parquet(path)
         if parquet:
+            frame = pd.read_parquet(path) if nrows is None else _first_parquet_rows(path, nrows)
             frame.index = np.arange(1, len(frame) + 1)
             return frame, "rows numbered from 1"
         # Blank lines are read (as empty rows, dropped below) so that a row's number is its line's.
