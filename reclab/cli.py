@@ -362,7 +362,7 @@ def _parser() -> argparse.ArgumentParser:
                           "(e.g. --set tune.n_trials=5); repeatable")
     run.add_argument("--stages", nargs="+", metavar="STAGE",
                      help="stages to run: names or numbers, e.g. '--stages 1-2' or "
-                          "'--stages preprocess tune' (default: all)")
+                          "'--stages preprocess tune' (default: 1-5, and 6 when online.enabled)")
     run.add_argument("--resume", metavar="RUN_ID",
                      help="continue the pipeline run RUN_ID from its first unfinished stage")
     run.add_argument("--output", type=Path, default=None,
