@@ -98,6 +98,8 @@ def check_cutoffs(k) -> tuple[int, ...]:
     """Metric cutoffs: one int >= 1 or a non-empty sequence of them; return them sorted, unique."""
     cuts = [k] if isinstance(k, (numbers.Integral, np.integer)) else k
     try:
+        if isinstance(cuts, (str, bytes)):   # k="10" is no sequence of cutoffs "1" and "0"
+            raise TypeError
         cuts = list(cuts)
     except TypeError:
         raise ReclabError(f"k must be an int >= 1 or a sequence of them, got {k!r}") from None

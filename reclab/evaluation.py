@@ -11,8 +11,10 @@ Conventions (docs/architecture.md, "Conventions"):
   ``relevance_threshold`` when it is given. A test pair that is also a training pair stays
   relevant but can never be recommended (it is not a candidate); splits made by
   :mod:`reclab.split` never produce such pairs. Refused (``reclab.data.check_held_out``): a test
-  split whose every pair is in ``train``, and test pairs the model was fitted on but ``train``
-  does not hold (their scores are learned).
+  split whose every pair is in ``train``, one that holds every pair of ``train`` (the whole
+  data), test pairs the model was fitted on but ``train`` does not hold (their scores are
+  learned), and any other pair the model was fitted on but ``train`` does not hold (it would be
+  ranked as a candidate: pass what the model was fitted on as ``train``).
 - Evaluated users: those with at least one relevant item; the others are counted in
   ``n_skipped`` and appear in no mean.
 - Means are macro, over evaluated users. coverage@K is over the lists of the evaluated users.
@@ -24,8 +26,9 @@ Conventions (docs/architecture.md, "Conventions"):
   ImplicitALS, whose scores all tie for a new user, got precision@10 0.196 on new users by index,
   0.053 at random; the plain content profile 0.037 warm, 0.024 at random. Users whose
   ``max(k) + 1`` best scores all differ get exactly ``top_n``'s list.
-- Candidates (``candidates=``, original item ids): only these items are ranked, as in the
-  cold-start protocol (rank the cold items only); coverage@K and rmse / mae are then over them.
+- Candidates (``candidates=``, original item ids or a boolean mask over the items): only these
+  items are ranked, as in the cold-start protocol (rank the cold items only); coverage@K and
+  rmse / mae are then over them. :func:`compare` pairs only reports with the same candidates.
 - Intervals: 95% percentile bootstrap over users (users are resampled with replacement, the
   metric's mean recomputed; for rmse / mae the pooled error over the resampled users' pairs).
 """
@@ -42,18 +45,15 @@ from reclab._text import p_text
 from reclab._validate import check_cutoffs, check_int, check_k, check_threshold
 from reclab.data import Interactions, check_held_out, check_interactions
 from reclab.errors import ReclabError
-from reclab.metrics import RANKING_METRICS, coverage_at_every_k, mae, metric_at_every_k, rmse
+from reclab.metrics import (RANKING_METRICS, bootstrap_ratios, coverage_at_every_k, mae, metric_at_every_k,
+                            percentile_interval, rmse)
 from reclab.ranking import candidate_mask, tie_keys, top_n
 
 __all__ = ["EvaluationReport", "Comparison", "evaluate", "ranking_metrics", "compare", "cold_candidates",
            "new_user_reports"]
 
-# Bootstrap replicates are drawn in chunks of about this many user draws, so that the resampling
-# matrix stays near 32 MB whatever the number of users (138k users x 1000 replicates: 1.1 GB).
-_BOOTSTRAP_CHUNK_ELEMENTS = 1 << 22
 # Test pairs predicted per model.predict call (bounds the temporaries of rating metrics).
 _PREDICT_CHUNK = 1 << 20
-_CONFIDENCE = 0.95
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -244,10 +244,13 @@ def _relevant(test: Interactions, threshold: float | None) -> sp.csr_matrix:
 
 
 def _check_candidates(candidates, test: Interactions) -> np.ndarray | None:
-    """Original item ids -> sorted distinct item indices (unknown ids raise, naming them)."""
+    """Original item ids, or a boolean mask over the items -> sorted distinct item indices
+    (unknown ids raise, naming them)."""
     if candidates is None:
         return None
     ids = np.asarray(candidates)
+    if ids.dtype == bool:   # a mask, as model.recommend and top_n take it: never ids 0 and 1
+        ids = test.item_ids[candidate_mask(ids, test.n_items)]
     if ids.ndim != 1 or ids.size == 0:
         raise ReclabError(f"candidates must be a non-empty 1-D array of original item ids, got shape {ids.shape}")
     return np.unique(test.item_index(ids))
@@ -294,32 +297,6 @@ def _hits(users: np.ndarray, ids: np.ndarray, relevant: sp.csr_matrix) -> np.nda
         return np.zeros(ids.shape, dtype=bool)
     position = np.minimum(np.searchsorted(keys, query), keys.size - 1)
     return (ids >= 0) & (keys[position] == query)
-
-
-def _bootstrap(numerators: np.ndarray, denominators: np.ndarray, n_bootstrap: int,
-               rng: np.random.Generator) -> np.ndarray:
-    """Replicates of ``sum(numerators) / sum(denominators)`` over users resampled with replacement.
-
-    numerators : (m, p); denominators : (m,). Returns (n_bootstrap, p). A replicate draws m users
-    with replacement; how often each user is drawn (a multinomial count vector) weights its row,
-    so every metric of a replicate is one matrix product instead of a gather.
-    """
-    m = denominators.shape[0]
-    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // m)
-    replicates = np.empty((n_bootstrap, numerators.shape[1]))
-    for start in range(0, n_bootstrap, chunk):
-        size = min(chunk, n_bootstrap - start)
-        draws = rng.integers(0, m, size=(size, m))
-        draws += np.arange(size)[:, None] * m
-        counts = np.bincount(draws.reshape(-1), minlength=size * m).reshape(size, m).astype(np.float64)
-        replicates[start:start + size] = (counts @ numerators) / (counts @ denominators)[:, None]
-    return replicates
-
-
-def _percentile_interval(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    tail = 100.0 * (1.0 - _CONFIDENCE) / 2.0
-    low, high = np.percentile(replicates, [tail, 100.0 - tail], axis=0)
-    return low, high
 
 
 def _rating_errors(model, test: Interactions, users: np.ndarray, allowed: np.ndarray | None):
@@ -377,7 +354,7 @@ def _report(users, ids, relevant, n_skipped, ks, test, threshold, n_bootstrap, s
     intervals = {}
     if n_bootstrap:
         rng = np.random.default_rng(seed)
-        low, high = _percentile_interval(_bootstrap(table, np.ones(len(users)), n_bootstrap, rng))
+        low, high = percentile_interval(bootstrap_ratios(table, np.ones(len(users)), n_bootstrap, rng))
         intervals.update({name: (float(lo), float(hi)) for name, lo, hi in zip(metric_names, low, high)})
         if rating is not None:
             # Resample users, not pairs: a user's errors are correlated, and users are the unit
@@ -387,9 +364,9 @@ def _report(users, ids, relevant, n_skipped, ks, test, threshold, n_bootstrap, s
             sums = np.stack([np.bincount(pair_user, weights=error ** 2, minlength=rated.size),
                              np.bincount(pair_user, weights=np.abs(error), minlength=rated.size)], axis=1)
             counts = np.bincount(pair_user, minlength=rated.size).astype(np.float64)
-            replicates = _bootstrap(sums, counts, n_bootstrap, rng)
+            replicates = bootstrap_ratios(sums, counts, n_bootstrap, rng)
             replicates[:, 0] = np.sqrt(replicates[:, 0])
-            low, high = _percentile_interval(replicates)
+            low, high = percentile_interval(replicates)
             intervals["rmse"] = (float(low[0]), float(high[0]))
             intervals["mae"] = (float(low[1]), float(high[1]))
 
@@ -436,7 +413,7 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
     seed : int
         Seed of the bootstrap and of the tie-breaking; the same seed gives the same lists and
         intervals.
-    candidates : array-like of original item ids, optional
+    candidates : array-like of original item ids, or boolean mask over the items, optional
         Rank only these items (the cold-start protocol ranks the cold items only, see
         :func:`reclab.split.cold_items`); relevant items outside the candidates still count as relevant
         (recall divides by all of them). The report's ``candidates`` lists them. Default: every item.
@@ -598,7 +575,8 @@ def compare(report_a: EvaluationReport, report_b: EvaluationReport, metric: str 
     Parameters
     ----------
     report_a, report_b : EvaluationReport
-        Evaluations of two models on the same test split with the same relevance threshold.
+        Evaluations of two models on the same test split with the same relevance threshold and
+        candidates.
     metric : str
         A per-user metric in both reports, for example ``"ndcg@10"``.
     n_bootstrap : int
@@ -621,6 +599,10 @@ def compare(report_a: EvaluationReport, report_b: EvaluationReport, metric: str 
             or report_a.relevance_threshold != report_b.relevance_threshold:
         raise ReclabError("the reports were made on different test splits or relevance thresholds; "
                           "a paired comparison needs the same test split and threshold")
+    same = [None if report.candidates is None else np.sort(report.candidates) for report in (report_a, report_b)]
+    if (same[0] is None) != (same[1] is None) or (same[0] is not None and not np.array_equal(*same)):
+        raise ReclabError("the reports ranked different candidate items (evaluate's candidates=); a "
+                          "paired comparison needs the same candidates")
     n_bootstrap = check_int("n_bootstrap", n_bootstrap, low=1)
     seed = check_int("seed", seed, low=0)
     users_a = report_a.per_user["user"].to_numpy()
@@ -631,9 +613,9 @@ def compare(report_a: EvaluationReport, report_b: EvaluationReport, metric: str 
     values_a = report_a.per_user[metric].to_numpy(dtype=np.float64)[in_a]
     values_b = report_b.per_user[metric].to_numpy(dtype=np.float64)[in_b]
     difference = values_b - values_a
-    replicates = _bootstrap(difference[:, None], np.ones(difference.size), n_bootstrap,
+    replicates = bootstrap_ratios(difference[:, None], np.ones(difference.size), n_bootstrap,
                             np.random.default_rng(seed))
-    low, high = _percentile_interval(replicates)
+    low, high = percentile_interval(replicates)
     if np.all(difference == 0):
         p_value = 1.0  # identical per-user values: no evidence of a difference (scipy gives NaN)
     else:

@@ -48,6 +48,8 @@ __all__ = [
     "mae",
     "RATING_METRICS",
     "check_metric_name",
+    "bootstrap_ratios",
+    "percentile_interval",
 ]
 
 #: Per-user ranking metrics, in the order reports list them.
@@ -321,3 +323,37 @@ def mae(y_true, y_pred) -> float:
     """
     y_true, y_pred = _check_pairs(y_true, y_pred)
     return float(np.mean(np.abs(y_pred - y_true)))
+
+
+# -- intervals: the bootstrap over users behind every report's 95% intervals -----------------
+# Bootstrap replicates are drawn in chunks of about this many user draws, so that the resampling
+# matrix stays near 32 MB whatever the number of users (138k users x 1000 replicates: 1.1 GB).
+_BOOTSTRAP_CHUNK_ELEMENTS = 1 << 22
+_CONFIDENCE = 0.95
+
+
+def bootstrap_ratios(numerators: np.ndarray, denominators: np.ndarray, n_bootstrap: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Replicates of ``sum(numerators) / sum(denominators)`` over users resampled with replacement.
+
+    numerators : (m, p); denominators : (m,). Returns (n_bootstrap, p). A replicate draws m users
+    with replacement; how often each user is drawn (a multinomial count vector) weights its row,
+    so every metric of a replicate is one matrix product instead of a gather.
+    """
+    m = denominators.shape[0]
+    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // m)
+    replicates = np.empty((n_bootstrap, numerators.shape[1]))
+    for start in range(0, n_bootstrap, chunk):
+        size = min(chunk, n_bootstrap - start)
+        draws = rng.integers(0, m, size=(size, m))
+        draws += np.arange(size)[:, None] * m
+        counts = np.bincount(draws.reshape(-1), minlength=size * m).reshape(size, m).astype(np.float64)
+        replicates[start:start + size] = (counts @ numerators) / (counts @ denominators)[:, None]
+    return replicates
+
+
+def percentile_interval(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% percentile interval of each column of bootstrap ``replicates``: (low, high)."""
+    tail = 100.0 * (1.0 - _CONFIDENCE) / 2.0
+    low, high = np.percentile(replicates, [tail, 100.0 - tail], axis=0)
+    return low, high

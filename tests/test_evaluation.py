@@ -11,10 +11,12 @@ from helpers import user_metrics
 from reclab import split
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.evaluation import _bootstrap, compare, evaluate, ranking_metrics
-from reclab.metrics import RANKING_METRICS
+from reclab.evaluation import compare, evaluate, ranking_metrics
+from reclab.metrics import RANKING_METRICS, bootstrap_ratios
+from reclab.models import ImplicitALS
 from reclab.models.popularity import Popularity
 from reclab.ranking import top_n
+from reclab.tuning import tune
 
 LOG3 = math.log2(3)
 
@@ -210,6 +212,8 @@ def test_bad_arguments_are_clear_errors(small):
         evaluate(model, train, test, k=0)
     with pytest.raises(ReclabError, match="k is empty"):
         evaluate(model, train, test, k=())
+    with pytest.raises(ReclabError, match="k must be an int >= 1 or a sequence of them, got '10'"):
+        evaluate(model, train, test, k="10")   # not the cutoffs 1 and 0
     with pytest.raises(ReclabError, match="relevance_threshold must be a finite number"):
         evaluate(model, train, test, relevance_threshold=float("nan"))
     with pytest.raises(ReclabError, match="batch_size must be an integer >= 1"):
@@ -263,6 +267,48 @@ def test_a_test_pair_the_model_was_fitted_on_is_refused_unless_train_holds_it(me
     assert evaluate(Popularity().fit(train), train, test, n_bootstrap=0).summary["hit_rate@20"] > 0
 
 
+def test_a_model_fitted_on_more_than_train_or_the_whole_data_as_test_is_refused(medium):
+    """Two mistakes that gave plausible numbers without a word: a model fitted on train and
+    validation evaluated with train alone (the validation pairs were ranked as candidates, misses
+    in every list: precision@10 0.370 -> 0.146 for EASE on ML-100k), and the whole data passed
+    as test (train's pairs counted as relevant items that can never be recommended)."""
+    train, test = medium
+    fit, valid = split.random_holdout(train, 0.25, seed=4)
+    with pytest.raises(ReclabError, match=f"^Popularity was fitted on {valid.nnz} interactions that train "
+                                          f"does not hold: they would be ranked as candidates"):
+        evaluate(Popularity().fit(train), fit, test)
+    evaluate(Popularity().fit(fit), fit, test, n_bootstrap=0)   # fitted on what train holds: scored
+    with pytest.raises(ReclabError, match=f"^the test split holds every one of train's {train.nnz} "
+                                          f"interactions: it is the whole data"):
+        evaluate(Popularity().fit(train), train, train.union(test))
+    with pytest.raises(ReclabError, match="the valid split holds every one of train's"):
+        tune(ImplicitALS(), {"factors": {"type": "int", "low": 2, "high": 4}}, fit, fit.union(valid),
+             method="random", n_trials=2)
+
+
+def test_candidates_as_a_boolean_mask_are_the_items_it_marks(medium):
+    """A mask over the items (as model.recommend and top_n take it) was read as the item ids 0
+    and 1; a paired comparison of reports with other candidates is refused."""
+    train, test = medium
+    model = RandomFactors(train.n_users, train.n_items)
+    mask = np.arange(train.n_items) % 3 == 0
+    by_mask = evaluate(model, train, test, k=10, n_bootstrap=0, candidates=mask)
+    by_ids = evaluate(model, train, test, k=10, n_bootstrap=0, candidates=train.item_ids[mask])
+    assert np.array_equal(by_mask.candidates, train.item_ids[mask])
+    assert by_mask.summary == by_ids.summary
+    with pytest.raises(ReclabError, match=r"a boolean candidates mask must have shape \(120,\)"):
+        evaluate(model, train, test, candidates=mask[:-1])
+    with pytest.raises(ReclabError, match="non-empty 1-D array"):
+        evaluate(model, train, test, candidates=np.zeros(train.n_items, dtype=bool))
+    everything = evaluate(model, train, test, k=10, n_bootstrap=0)
+    with pytest.raises(ReclabError, match="the reports ranked different candidate items"):
+        compare(everything, by_mask)
+    other = evaluate(model, train, test, k=10, n_bootstrap=0, candidates=train.item_ids[~mask])
+    with pytest.raises(ReclabError, match="the reports ranked different candidate items"):
+        compare(by_ids, other)
+    assert compare(by_ids, by_mask).difference == 0
+
+
 def test_per_user_table_matches_summary_and_intervals_contain_it(medium):
     train, test = medium
     report = evaluate(RandomFactors(train.n_users, train.n_items), train, test, k=(5, 10))
@@ -293,7 +339,7 @@ def test_bootstrap_counts_trick_equals_resampling_indices():
     # 5000 users x 1000 replicates spans several chunks of the count matrix
     rng = np.random.default_rng(0)
     values = rng.random((5000, 2))
-    replicates = _bootstrap(values, np.ones(5000), 1000, np.random.default_rng(11))
+    replicates = bootstrap_ratios(values, np.ones(5000), 1000, np.random.default_rng(11))
     draws = np.random.default_rng(11).integers(0, 5000, size=(1000, 5000))
     np.testing.assert_allclose(replicates, values[draws].mean(axis=1), rtol=1e-12)
 

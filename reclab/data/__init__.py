@@ -1,7 +1,9 @@
 """``Interactions``, the users x items container every part of reclab reads, and what goes with it.
 
-- :mod:`reclab.data.interactions`: :class:`Interactions` (its rules are in that module's docstring),
-  ``check_interactions`` and ``check_held_out`` (a test split held out of train and of the model's fit);
+- :mod:`reclab.data.interactions`: :class:`Interactions` (its rules are in that module's docstring)
+  and ``check_interactions``;
+- :mod:`reclab.data.held_out`: ``check_held_out`` (a test split held out of train, and a model
+  fitted on train alone);
 - :mod:`reclab.data.features`: content features of users and items (``genre_features``,
   ``indicator_features`` and the checks ``Interactions`` applies to them);
 - :mod:`reclab.data.npz`: the ``.npz`` file of ``Interactions`` (``save_interactions``,
@@ -11,7 +13,8 @@
 """
 
 from reclab.data.features import genre_features, indicator_features
-from reclab.data.interactions import Interactions, check_held_out, check_interactions
+from reclab.data.held_out import check_held_out
+from reclab.data.interactions import Interactions, check_interactions
 from reclab.data.npz import load_interactions, save_interactions
 
 __all__ = ["Interactions", "check_held_out", "check_interactions", "genre_features", "indicator_features",

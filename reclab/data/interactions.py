@@ -603,38 +603,3 @@ def check_interactions(value, name: str) -> Interactions:
     if not isinstance(value, Interactions):
         raise ReclabError(f"{name} must be reclab Interactions, got {type(value).__name__}")
     return value
-
-
-def check_held_out(model, train: Interactions, test: Interactions, name: str = "test") -> None:
-    """Refuse a ``test`` split (over ``train``'s users and items; ``name`` in the messages) that
-    is not held out:
-
-    - every test pair is also in ``train`` (the same split passed twice, for example): a pair in
-      ``train`` is no candidate, so nothing could be recommended. Some such pairs (an item
-      consumed again) are allowed;
-    - test pairs that ``model`` was fitted on (its ``seen_`` matrix, when it has one of
-      ``test``'s shape) and that ``train`` does not hold: the model's scores for them are learned,
-      not predicted (a model fitted on all the data, or ``train`` and ``test`` swapped).
-    """
-    if train.shape != test.shape:   # the callers refuse that, naming their arguments
-        return
-
-    def pattern(pairs):   # every stored pair as 1 (a stored value may be 0, such as a residual)
-        pairs = sp.csr_matrix(pairs)
-        return sp.csr_matrix((np.ones(pairs.nnz, np.int8), pairs.indices, pairs.indptr), shape=pairs.shape)
-
-    held, given = pattern(test.matrix), pattern(train.matrix)
-    if test.nnz and held.multiply(given).count_nonzero() == test.nnz:
-        raise ReclabError(f"each of the {name} split's {test.nnz} interactions is also in train, so none "
-                          f"can be recommended (train's items are no candidates); pass the split held "
-                          f"out of train as {name}")
-    seen = getattr(model, "seen_", None)
-    if not sp.issparse(seen) or seen.shape != test.shape:
-        return
-    shared = pattern(seen).multiply(held)   # the test pairs the model was fitted on
-    leaked = shared.count_nonzero() - shared.multiply(given).count_nonzero()
-    if leaked:
-        raise ReclabError(f"{leaked} of the {name} split's {test.nnz} interactions are in the data "
-                          f"{type(model).__name__} was fitted on, and not in train: its scores for them "
-                          f"are learned, not predicted. Fit the model on the training split, and pass "
-                          f"that split as train: evaluate(model, train, test)")
