@@ -263,6 +263,20 @@ def check_columns(frame, user: str, item: str, rating: str | None, timestamp: st
                           f"{frame.columns}")
 
 
+# An integer as int() writes it, within a long: CSV ids are cast to long only when every one is
+# (as reclab.datasets.read_interactions reads them: "007" and "7" stay two ids).
+_INTEGER_TEXT = "^-?(0|[1-9][0-9]{0,17})$"
+
+
+def _ids_as_written(frame, columns):
+    """The CSV id ``columns`` (text) as long integers where every id is written as an integer."""
+    functions = sql_functions()
+    others = frame.agg(*[functions.count(functions.when(~functions.col(name).rlike(_INTEGER_TEXT), 1))
+                         for name in columns]).first()
+    return [functions.col(name).cast("long") if not other else functions.col(name)
+            for name, other in zip(columns, others)]
+
+
 def read_interactions(path, user: str = "user", item: str = "item", rating: str | None = "rating",
                       timestamp: str | None = None, format: str = "parquet", sep: str = ",",
                       header: bool = True, session=None):
@@ -274,16 +288,18 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
         A file, a folder of part files or a glob, on any file system Spark reads (``hdfs://``,
         ``s3a://``, local).
     user, item : str
-        Columns of the user and item ids (integers or strings). For a CSV without header the
-        columns are named ``_c0``, ``_c1``, ...
+        Columns of the user and item ids (integers or strings). A CSV's ids are read as written:
+        integers (long) when every one is written as an integer, else strings, so that ``007`` and
+        ``7`` stay two ids. For a CSV without header the columns are named ``_c0``, ``_c1``, ...
     rating : str or None
         Column of ratings; None for implicit feedback (every rating is 1.0).
     timestamp : str or None
         Column of timestamps in seconds, if any.
     format : {"parquet", "csv"}
     sep, header : str, bool
-        CSV only: field separator and whether the first line names the columns. Column types are
-        inferred (one extra pass over the file).
+        CSV only: field separator and whether the first line names the columns. Every column is
+        read as text (ratings and timestamps are cast to numbers), and one pass over the file
+        tells whether the ids are integers.
     session : SparkSession, optional
         Default :func:`get_session`.
 
@@ -304,13 +320,14 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     if format == "parquet":
         frame = session.read.parquet(str(path))
     elif format == "csv":
-        frame = session.read.csv(str(path), sep=sep, header=bool(header), inferSchema=True)
+        frame = session.read.csv(str(path), sep=sep, header=bool(header))
     else:
         raise ReclabError(f"format must be 'parquet' or 'csv', got {format!r}")
     check_columns(frame, user, item, rating, timestamp)
+    ids = ([functions.col(user), functions.col(item)] if format == "parquet"
+           else _ids_as_written(frame, [user, item]))
     ratings = functions.lit(1.0) if rating is None else functions.col(rating)
-    selected = [functions.col(user).alias("user"), functions.col(item).alias("item"),
-                ratings.cast("float").alias("rating")]
+    selected = [ids[0].alias("user"), ids[1].alias("item"), ratings.cast("float").alias("rating")]
     if timestamp is not None:
         selected.append(functions.col(timestamp).cast("double").alias("timestamp"))
     return frame.select(*selected)

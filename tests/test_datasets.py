@@ -205,6 +205,25 @@ def test_read_interactions_of_text_and_parquet_files(tmp_path):
     assert first.user_ids.tolist() == [1, 2, 3] and sorted(first.matrix.data) == [1.0, 2.0, 3.0]
 
 
+def test_ids_of_a_text_file_are_read_as_written(tmp_path):
+    """"007" and "7" are two users (read as numbers they were one, and its 5-star row was dropped
+    as a repeat); ids all written as integers are integers; an items file whose ids match none
+    of the ratings' is refused rather than giving no titles."""
+    (tmp_path / "r.csv").write_text("user,item,rating\n007,A1,5\n7,A1,1\n008,0042,3\n")
+    data = datasets.read_interactions(tmp_path / "r.csv")
+    assert data.user_ids.tolist() == ["007", "008", "7"] and data.item_ids.tolist() == ["0042", "A1"]
+    assert data.nnz == 3
+    (tmp_path / "n.csv").write_text("user,item,rating\n12,-3,5\n7,0,1\n18446744073709551615,0,2\n")
+    data = datasets.read_interactions(tmp_path / "n.csv")
+    assert data.item_ids.dtype == np.int64 and data.item_ids.tolist() == [-3, 0]
+    assert data.user_ids.dtype == np.uint64 and data.user_ids.max() == 2 ** 64 - 1
+    (tmp_path / "items.csv").write_text("item,title\n0012,Twelve\n")
+    (tmp_path / "r2.csv").write_text("user,item,rating\n1,12,5\n")
+    with pytest.raises(ReclabError, match=r"none of the 1 rated item ids of .*r2.csv is in its item "
+                                          r"column 'item' \(ids are compared as written"):
+        datasets.read_interactions(tmp_path / "r2.csv", items=tmp_path / "items.csv")
+
+
 @pytest.mark.parametrize("text, columns, message", [
     ("u,i,r\n1,2,4\n\n2,3,five\n", {}, "rating column 'r' has a non-numeric value 'five' at row 4; "
                                        "ratings must be numbers (rows numbered as the lines of the file)"),

@@ -215,6 +215,19 @@ def test_read_interactions_csv_matches_the_loader(spark, data_dir, ml100k):
                              format="csv", sep="\t", header=False)
 
 
+def test_read_interactions_csv_keeps_ids_as_written(spark, tmp_path):
+    """As reclab.datasets.read_interactions reads them: "007" and "7" are two users; ids all
+    written as integers are long integers."""
+    (tmp_path / "r.csv").write_text("user,item,rating\n007,1,5\n7,1,1\n008,42,3\n")
+    frame = rs.read_interactions(tmp_path / "r.csv", format="csv")
+    assert [field.dataType.simpleString() for field in frame.schema] == ["string", "bigint", "float"]
+    data = rs.to_interactions(frame)
+    local = rl.datasets.read_interactions(tmp_path / "r.csv")
+    assert data.user_ids.tolist() == local.user_ids.tolist() == ["007", "008", "7"]
+    assert data.item_ids.tolist() == local.item_ids.tolist() == [1, 42]
+    assert (data.matrix != local.matrix).nnz == 0
+
+
 def test_fit_rejects_repeated_pairs(spark):
     frame = rs.to_spark(spark, {"user": np.array([1, 1, 2]), "item": np.array([5, 5, 5]),
                                  "rating": np.array([3.0, 4.0, 5.0], dtype=np.float32)})

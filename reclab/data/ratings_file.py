@@ -22,6 +22,9 @@ __all__ = ["PARQUET_SUFFIXES", "read_interactions"]
 
 #: Suffixes read as Parquet; any other file is read as delimited text.
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# An integer as int() writes it: an id column of a text file is read as integers only when every
+# id is one, so that "007" and "7" stay two ids (numbers would make them one).
+_INTEGER_TEXT = r"-?(?:0|[1-9][0-9]*)"
 
 
 def _first_parquet_rows(path: Path, nrows: int) -> pd.DataFrame:
@@ -38,9 +41,22 @@ def _first_parquet_rows(path: Path, nrows: int) -> pd.DataFrame:
     return pyarrow.Table.from_batches(batches, source.schema_arrow).to_pandas().head(nrows)
 
 
+def _ids_as_written(values: pd.Series) -> pd.Series:
+    """An id column read as text: integers when every id is written as an integer (int64, or
+    uint64 above its range), else the strings as written."""
+    if values.str.fullmatch(_INTEGER_TEXT).all():
+        for dtype in ("int64", "uint64"):
+            try:
+                return values.astype(dtype)
+            except (OverflowError, ValueError):
+                continue
+    return values
+
+
 def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
-                role: str) -> tuple[pd.DataFrame, str]:
-    """The file as a table and how its rows are numbered in messages (the index is that number)."""
+                role: str, ids: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
+    """The file as a table and how its rows are numbered in messages (the index is that number).
+    The ``ids`` columns of a text file are read as written (:func:`_ids_as_written`)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ReclabError(f"{role} file {str(path)!r} " + ("is not a file" if path.exists() else "not found"))
@@ -51,8 +67,10 @@ def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
             frame.index = np.arange(1, len(frame) + 1)
             return frame, "rows numbered from 1"
         # Blank lines are read (as empty rows, dropped below) so that a row's number is its line's.
+        text = {name if header else int(name[2:]): str for name in ids
+                if header or (name.startswith("_c") and name[2:].isdigit())}
         frame = pd.read_csv(path, sep=sep, header=0 if header else None, nrows=nrows, encoding=encoding,
-                            skip_blank_lines=False, low_memory=False)
+                            skip_blank_lines=False, low_memory=False, dtype=text)
     except UnicodeDecodeError as error:
         raise ReclabError(f"{path}: is not {encoding} text ({error.reason}); "
                           f"give its encoding, such as encoding='latin-1' (file.encoding in a "
@@ -65,7 +83,11 @@ def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
     frame.index = np.arange(first, first + len(frame))
     if not header:
         frame.columns = [f"_c{number}" for number in range(frame.shape[1])]
-    return frame.dropna(how="all"), "rows numbered as the lines of the file"
+    frame = frame.dropna(how="all")
+    for name in ids:
+        if name in frame.columns:
+            frame[name] = _ids_as_written(frame[name])
+    return frame, "rows numbered as the lines of the file"
 
 
 def _dates_or_numbers(values: pd.Series, column: str) -> pd.Series:
@@ -87,7 +109,7 @@ def _item_table(path, item: str, title: str | None, genres: str | None, sep: str
                 encoding: str) -> pd.DataFrame:
     """The items file as ``Interactions.items`` wants it: indexed by item id, with ``title``
     and ``genres`` columns (a repeated id keeps its last row)."""
-    frame, numbered = _read_frame(path, sep, header, encoding, None, "items")
+    frame, numbered = _read_frame(path, sep, header, encoding, None, "items", ids=(item,))
     wanted = {"item": item, "title": title, "genres": genres}
     for role, column in wanted.items():
         if column is not None and column not in frame.columns:
@@ -114,8 +136,10 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     path : str or path-like
         A delimited text file (CSV, TSV, ...), or Parquet (suffix ``.parquet`` or ``.pq``).
     user, item : str
-        Columns of the user and item ids (integers or strings). A text file without a header line
-        has its columns named ``_c0``, ``_c1``, ...
+        Columns of the user and item ids (integers or strings). A text file's ids are read as
+        written: integers when every one is written as an integer, else strings, so that ``007``
+        and ``7`` stay two ids. A text file without a header line has its columns named ``_c0``,
+        ``_c1``, ...
     rating : str or None
         Column of ratings; None for implicit feedback (every row counts as 1.0).
     timestamp : str or None
@@ -155,7 +179,7 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     ...                                      timestamp="timestamp", items="movies.csv",
     ...                                      genres="genres")             # doctest: +SKIP
     """
-    frame, numbered = _read_frame(path, sep, header, encoding, nrows, "ratings")
+    frame, numbered = _read_frame(path, sep, header, encoding, nrows, "ratings", ids=(user, item))
     table = None if items is None else _item_table(items, item, title, genres, sep, header, encoding)
     try:
         if timestamp is not None and timestamp in frame.columns:
@@ -165,6 +189,9 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     except ReclabError as error:
         where = f" ({numbered})" if " row " in str(error) else ""
         raise ReclabError(f"{Path(path).expanduser()}: {error}{where}") from None
+    if table is not None and data.n_items and not np.isin(data.item_ids, table.index).any():
+        raise ReclabError(f"{items}: none of the {data.n_items} rated item ids of {path} is in its "
+                          f"item column {item!r} (ids are compared as written: '0042' is not 42)")
     if table is None or genres is None:
         return data
     return data.with_features(*genre_features(data.items["genres"]))
