@@ -102,6 +102,22 @@ def test_from_matrix_validates():
         Interactions.from_matrix(sp.csr_matrix(np.eye(2)), user_ids=[1, 2, 3])
     with pytest.raises(ReclabError, match="unique and sorted"):
         Interactions.from_matrix(sp.csr_matrix(np.eye(2)), item_ids=[5, 5])
+    # a pair stored twice was summed: two 5-star entries became one 10
+    twice = sp.coo_matrix((np.array([5.0, 5.0, 3.0]), (np.array([0, 0, 1]), np.array([1, 1, 0]))), shape=(2, 2))
+    with pytest.raises(ReclabError, match=r"from_matrix got 1 repeated \(user, item\) entries"):
+        Interactions.from_matrix(twice)
+    with pytest.raises(ReclabError, match="1 repeated"):
+        Interactions.from_matrix(sp.csr_matrix((np.array([5.0, 5.0]), np.array([1, 1]), np.array([0, 2, 2])),
+                                               shape=(2, 2)))
+    assert Interactions.from_matrix(sp.coo_matrix(np.eye(3))).nnz == 3
+
+
+def test_one_column_cannot_play_two_roles():
+    table = pd.DataFrame({"u": [1, 2], "i": [5, 6], "r": [3.0, 4.0]})
+    with pytest.raises(ReclabError, match="user and item name the same column 'u'"):
+        Interactions.from_frame(table, user="u", item="u", rating="r")
+    with pytest.raises(ReclabError, match="user and rating name the same column 'u'"):
+        Interactions.from_frame(table, user="u", item="i", rating="u")
 
 
 def test_unknown_ids_are_named():

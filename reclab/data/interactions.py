@@ -290,6 +290,12 @@ class Interactions:
             if column is not None and columns.count(column) > 1:
                 raise ReclabError(f"{role} column {column!r} appears {columns.count(column)} "
                                   f"times in the table; column names must be unique")
+        roles = {"user": user, "item": item, "rating": rating, "timestamp": timestamp}
+        for role, column in roles.items():
+            other = next((name for name, value in roles.items() if name != role and value == column), None)
+            if column is not None and other is not None:
+                raise ReclabError(f"{role} and {other} name the same column {column!r}; each role needs "
+                                  f"its own column")
         if len(df) == 0:
             raise ReclabError("no interactions: the table is empty")
         users = _check_ids(df[user], "user")
@@ -328,7 +334,8 @@ class Interactions:
                     truth: Mapping[str, np.ndarray] | None = None,
                     item_features=None, item_feature_names=None,
                     user_features=None, user_feature_names=None) -> "Interactions":
-        """Build interactions from a scipy.sparse users x items matrix (every stored entry counts).
+        """Build interactions from a scipy.sparse users x items matrix (every stored entry counts;
+        a (user, item) pair stored twice is refused).
 
         ``user_ids``/``item_ids`` default to ``0..n-1`` and must be unique and sorted;
         ``timestamps`` are aligned with the stored entries in CSR order. ``item_features`` /
@@ -339,6 +346,7 @@ class Interactions:
             raise ReclabError(f"from_matrix needs a scipy.sparse matrix, got {type(matrix).__name__}")
         if matrix.ndim != 2:
             raise ReclabError(f"from_matrix needs a 2-D matrix, got shape {matrix.shape}")
+        given = matrix
         try:
             matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
             # Before any sorting: scipy's C++ routines trust indptr and indices, so a crafted
@@ -347,7 +355,13 @@ class Interactions:
         except ValueError as error:
             raise ReclabError(f"from_matrix got an inconsistent sparse matrix of shape {matrix.shape}: "
                               f"{error}") from None
-        matrix.sum_duplicates()  # only for a COO input with repeated pairs; CSR input is unchanged
+        # A repeated (user, item) entry would be summed (two 5-star entries, one 10): refused, as
+        # from_frame keeps one row per pair instead (given.nnz counts a COO input's repeats).
+        matrix.sum_duplicates()
+        if matrix.nnz < given.nnz:
+            raise ReclabError(f"from_matrix got {given.nnz - matrix.nnz} repeated (user, item) entries, "
+                              f"which would be summed; give each pair once (from_frame keeps a "
+                              f"repeated pair's latest row)")
         matrix.sort_indices()
         if matrix.nnz == 0:
             raise ReclabError(f"no interactions: the {matrix.shape[0]} x {matrix.shape[1]} matrix has no stored entries")

@@ -234,7 +234,9 @@ class Recommender(Estimator):
         n = check_int("n", n, low=1)
         if n > max(self.n_items_, _MAX_PADDING):
             raise ReclabError(f"n={n} is more than the {self.n_items_} items {type(self).__name__} was "
-                              f"trained on; a list holds each item at most once (use n <= {self.n_items_})")
+                              f"trained on; a list holds each item at most once (n up to "
+                              f"{max(self.n_items_, _MAX_PADDING)} is accepted, padded with -1 beyond "
+                              f"{self.n_items_})")
         return n
 
     # -- fitting ---------------------------------------------------------------------------------
