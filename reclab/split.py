@@ -18,6 +18,7 @@ import numpy as np
 
 from reclab._validate import check_int, check_seed
 from reclab.data import Interactions
+from reclab.data.features import without_interaction_features
 from reclab.errors import ReclabError
 
 __all__ = ["METHODS", "cold_items", "cold_users", "fingerprint", "kfold", "leave_k_out", "new_users",
@@ -218,6 +219,9 @@ def _cold(data: Interactions, test_frac: float, seed: int, role: str) -> tuple[I
                           f"test; choose test_frac so that at least one {role} is cold and one is not")
     cold = np.zeros(size, dtype=bool)
     cold[rng.permutation(size)[:n_cold]] = True
+    if role == "item" and data.item_features is not None:   # a new title has no user tags
+        data = data.with_features(without_interaction_features(data.item_features, data.item_feature_names,
+                                                               cold), data.item_feature_names)
     return _split(data, cold[data.matrix.indices] if role == "item" else cold[_rows(data)])
 
 
@@ -231,6 +235,9 @@ def cold_items(data: Interactions, test_frac: float = 0.2,
     title added to the catalog after training would. Their ids are
     ``train.item_ids[train.item_counts() == 0]`` (with any item that had no interaction at all);
     the cold-start protocol ranks only them: ``evaluate(model, train, test, candidates=those ids)``.
+    Their features made from users' interactions (``tag=...``,
+    :data:`reclab.data.features.INTERACTION_GROUPS`) are dropped, in train and test: a new title
+    has no user tags, and the held-out movies' tags came from the users whose ratings are held out.
 
     Parameters
     ----------

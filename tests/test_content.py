@@ -252,14 +252,41 @@ def test_cold_start_quality_on_ml100k(ml100k):
 
 
 def test_cold_start_quality_on_ml_latest_small(shared_path):
-    """Done-when band on ml-latest-small's cold items (20%, seed 0): with per-group profiles its
-    tags help ContentKNN rather than drown the genres (the whole-profile cosine reaches 0.075)."""
+    """Done-when band on ml-latest-small's cold items (20%, seed 0), from genres and decades: a
+    cold movie has no tags."""
     data = rl.datasets.load("ml-latest-small", data_dir=shared_path("ml-latest-small/ratings.csv").parents[1],
                             download=False)
     train, test = rl.split.cold_items(data, test_frac=0.2, seed=0)
     cold = rl.evaluation.cold_candidates(train, test)
     report = rl.evaluate(rl.models.ContentKNN().fit(train), train, test, k=10, candidates=cold, n_bootstrap=0)
-    assert 1.1 * 0.086 <= report.summary["precision@10"] < 0.2   # measured 0.152
+    assert 1.1 * 0.086 <= report.summary["precision@10"] < 0.2   # measured 0.117
+    # The held-out movies' tags are gone (who tagged a movie mostly rated it: 0.152 with them);
+    # genres and decades stay, and the warm movies keep their tags.
+    tags = np.char.startswith(train.item_feature_names.astype(str), "tag=")
+    held_out = np.isin(train.item_ids, cold)
+    for split_part in (train, test):
+        features = split_part.item_features
+        assert features[held_out][:, tags].nnz == 0 and features[held_out][:, ~tags].nnz > 0
+        assert features[~held_out][:, tags].nnz == data.item_features[~held_out][:, tags].nnz > 0
+    assert data.item_features[held_out][:, tags].nnz > 0
+
+
+def test_cold_items_drop_only_the_held_out_items_features_made_from_interactions():
+    """A new title has no user tags: cold_items drops the tag= features of the cold items (in
+    train and test), and nothing else; cold_users keeps every feature."""
+    ratings = sp.csr_matrix(np.array([[5, 4, 1, 3], [1, 2, 4, 5]], dtype=np.float32))
+    features = np.array([[1, 1, 0.5], [1, 0, 0.7], [0, 1, 0.2], [1, 1, 0.9]], dtype=np.float32)
+    data = Interactions.from_matrix(ratings, item_features=features,
+                                    item_feature_names=["genre=Drama", "decade=1940", "tag=dark"])
+    train, test = rl.split.cold_items(data, test_frac=0.5, seed=0)
+    cold = train.item_counts() == 0
+    expected = features.copy()
+    expected[cold, 2] = 0
+    for part in (train, test):
+        assert np.array_equal(part.item_features.toarray(), expected)
+        assert part.item_features.nnz == np.count_nonzero(expected)   # dropped, not stored as 0
+    train, test = rl.split.cold_users(data, test_frac=0.5, seed=0)
+    assert np.array_equal(train.item_features.toarray(), features)
 
 
 def test_feature_explanations_name_shared_features():

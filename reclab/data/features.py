@@ -9,7 +9,13 @@ import scipy.sparse as sp
 
 from reclab.errors import ReclabError
 
-__all__ = ["check_features", "features_from_frame", "genre_features", "indicator_features", "readonly"]
+__all__ = ["INTERACTION_GROUPS", "check_features", "feature_groups_of", "features_from_frame", "genre_features",
+           "indicator_features", "readonly", "without_interaction_features"]
+
+#: Feature groups made from users' interactions with an item, such as MovieLens' tags (``tag=...``),
+#: which users put on the movies they rated: a title added after training has none, so
+#: :func:`without_interaction_features` takes them from the cold items of a cold-start split.
+INTERACTION_GROUPS = ("tag",)
 
 
 def readonly(array: np.ndarray) -> np.ndarray:
@@ -123,3 +129,21 @@ def genre_features(genres: pd.Series):
     exploded = exploded[exploded != ""]
     return indicator_features(exploded.index.to_numpy(), exploded.to_numpy(), len(genres), "genre")
 
+
+def feature_groups_of(names) -> np.ndarray:
+    """Each feature's group: its name up to the first ``=`` (``genre=Drama`` -> ``genre``); names
+    without ``=`` (``f0``, ``year``) form one group, ``""``."""
+    return np.array([name.split("=", 1)[0] if "=" in name else "" for name in names], dtype=object)
+
+
+def without_interaction_features(features: sp.csr_matrix, names, rows: np.ndarray) -> sp.csr_matrix:
+    """``features`` with the :data:`INTERACTION_GROUPS` columns of ``rows`` (a boolean mask over
+    the rows) dropped: what those rows' items would have if nobody had interacted with them. The
+    tags of a cold-start split's held-out movies come from the users whose held-out ratings are
+    to be predicted (who tags a movie has mostly rated it), and say which movies are rated most."""
+    columns = np.isin(feature_groups_of(names), INTERACTION_GROUPS)
+    if not columns.any() or not rows.any():
+        return features
+    coo = sp.coo_matrix(features)
+    keep = ~(rows[coo.row] & columns[coo.col])
+    return sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=features.shape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from reclab.data.features import feature_groups_of
 from reclab.errors import ReclabError
 from reclab.models.base import Recommender, check_bool, check_float
 
@@ -26,12 +27,6 @@ def unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     return sp.csr_matrix(sp.diags(scale) @ matrix)
-
-
-def feature_groups_of(names) -> np.ndarray:
-    """Each feature's group: its name up to the first ``=`` (``genre=Drama`` -> ``genre``); names
-    without ``=`` (``f0``, ``year``) form one group, ``""``."""
-    return np.array([name.split("=", 1)[0] if "=" in name else "" for name in names], dtype=object)
 
 
 def unit_group_rows(matrix: sp.csr_matrix, groups: np.ndarray) -> sp.csr_matrix:
