@@ -192,6 +192,16 @@ def test_read_interactions_of_text_and_parquet_files(tmp_path):
     data = datasets.read_interactions(tmp_path / "u.data", user="_c0", item="_c1", rating=None,
                                       sep="\t", header=False)
     assert data.user_ids.tolist() == [186, 196] and data.matrix.data.tolist() == [1.0, 1.0]
+    # a separator of two characters, as ML-1M's ratings.dat (pandas' C parser refused it with
+    # low_memory), with the line of a bad value
+    (tmp_path / "r.dat").write_text("1::1193::5::978300760\n\n2::661::3::978302109\n")
+    dat = datasets.read_interactions(tmp_path / "r.dat", user="_c0", item="_c1", rating="_c2",
+                                     timestamp="_c3", sep="::", header=False)
+    assert dat.user_ids.tolist() == [1, 2] and sorted(dat.matrix.data) == [3.0, 5.0]
+    (tmp_path / "bad.dat").write_text("1::1193::5\n\n2::661::x\n")
+    with pytest.raises(ReclabError, match="non-numeric value 'x' at row 3"):
+        datasets.read_interactions(tmp_path / "bad.dat", user="_c0", item="_c1", rating="_c2", sep="::",
+                                   header=False)
     frame = data.to_frame()
     frame.to_parquet(tmp_path / "r.parquet")
     again = datasets.read_interactions(tmp_path / "r.parquet")

@@ -69,8 +69,11 @@ def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
         # Blank lines are read (as empty rows, dropped below) so that a row's number is its line's.
         text = {name if header else int(name[2:]): str for name in ids
                 if header or (name.startswith("_c") and name[2:].isdigit())}
+        # A longer separator ("::" of MovieLens' .dat files) is a regular expression, which only
+        # pandas' Python parser reads (r"\s+" excepted); it has no low_memory option.
+        parser = {"engine": "python"} if len(sep) > 1 and sep != r"\s+" else {"low_memory": False}
         frame = pd.read_csv(path, sep=sep, header=0 if header else None, nrows=nrows, encoding=encoding,
-                            skip_blank_lines=False, low_memory=False, dtype=text)
+                            skip_blank_lines=False, dtype=text, **parser)
     except UnicodeDecodeError as error:
         raise ReclabError(f"{path}: is not {encoding} text ({error.reason}); "
                           f"give its encoding, such as encoding='latin-1' (file.encoding in a "
