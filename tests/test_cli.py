@@ -148,6 +148,10 @@ def test_resume_corrections_are_recorded_and_a_changed_search_starts_anew(store,
     assert run.data.params["tune.method"] == "random"   # write-once
     assert tracking.pipeline_state(pipeline_id)["params_text"] == after.dump()
     assert "reclab.checkpoint_outdated" in client.get_run(tune.info.run_id).data.tags
+    # reclab compare shows the value the pipeline ran with (it showed the write-once param)
+    other = tracking.start_pipeline(after)
+    params, _ = tracking.run_table([pipeline_id, other])
+    assert params.loc["tune.method"].tolist() == ["grid", "grid"]
 
 
 def test_resume_corrects_only_values_no_kept_finished_stage_used():

@@ -7,20 +7,22 @@ import contextlib
 import json
 import tempfile
 import time
+from typing import Mapping
 
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
+from reclab.config import Config
 from reclab.errors import ReclabError
 from reclab.stages import STAGES
 from reclab.tracking.layout import (BEST_PARAMS_FILE, PARAMS_FILE, PER_USER_TABLE, TAG_K, TAG_NOTE,
-                                    TAG_PARENT, TAG_PIPELINE, TAG_RELEVANCE_THRESHOLD, TAG_STAGE,
-                                    TAG_TEST_FINGERPRINT, TAG_SAVED_VIEW_PREFIX, METRICS_VIEW)
-from reclab.tracking.store import download, open_client, tracking_uri
+                                    TAG_PARENT, TAG_PIPELINE, TAG_RELEVANCE_THRESHOLD, TAG_RESUMED_WITH,
+                                    TAG_STAGE, TAG_TEST_FINGERPRINT, TAG_SAVED_VIEW_PREFIX, METRICS_VIEW)
+from reclab.tracking.store import download, open_client, param_text, tracking_uri
 
-__all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "load_report", "pipeline_state",
-           "pipeline_summary", "run_table", "stage_runs", "ui_path"]
+__all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "load_report", "pipeline_params",
+           "pipeline_state", "pipeline_summary", "run_table", "stage_runs", "ui_path"]
 
 # Where `reclab ui` serves a local store by default (its --host and --port).
 UI_ADDRESS = "http://127.0.0.1:5000"
@@ -147,10 +149,24 @@ def load_report(run_id: str, uri: str | None = None):
         n_bootstrap=0, seed=0, test_fingerprint=tags[TAG_TEST_FINGERPRINT])
 
 
+def pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mapping | None = None):
+    """The parameters of a pipeline run (its ``params.yaml``, a :class:`reclab.config.Config`), with
+    ``overrides`` on top: the values it ran with, corrections on ``--resume`` included."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            text = download(client, parent_run_id, PARAMS_FILE, folder).read_text(encoding="utf-8")
+        except (mlflow.exceptions.MlflowException, OSError):
+            raise ReclabError(f"run {parent_run_id} has no params.yaml artifact; is it a reclab "
+                              f"pipeline run?") from None
+    return Config.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
+
+
 def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parameters and metrics of runs side by side (for ``reclab compare``).
 
-    A pipeline run is shown with its own parameters and the metrics of its ``evaluate`` stage.
+    A pipeline run is shown with its own parameters (those it ran with: a value corrected on
+    ``--resume``, which its MLflow params cannot show, from its ``params.yaml``) and the metrics of
+    its ``evaluate`` stage.
 
     Returns
     -------
@@ -171,6 +187,10 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
         column = f"{run.info.run_name} ({run_id[:8]})"
         columns.append(column)
         params[column] = dict(run.data.params)
+        if TAG_RESUMED_WITH in run.data.tags:   # MLflow keeps a param's first value; params.yaml the used one
+            used = pipeline_params(client, run_id).flatten()
+            params[column].update({key: param_text(value) for key, value in used.items()
+                                   if key in params[column]})
         metrics[column] = values
     return (pd.DataFrame(params).reindex(columns=columns).sort_index(),
             pd.DataFrame(metrics).reindex(columns=columns).sort_index())

@@ -29,9 +29,9 @@ from reclab.tracking.environment import environment_tags
 from reclab.tracking.layout import (NOTEBOOK_DIR, PARAMS_FILE, TAG_ERROR, TAG_NOTE, TAG_OUTDATED,
                                     TAG_PARENT, TAG_PIPELINE, TAG_RESUMED_WITH, TAG_STAGE,
                                     TAG_SUPERSEDED_BY, TAG_CHECKPOINT_OUTDATED, run_name)
-from reclab.tracking.queries import find_stage_run, stage_runs
+from reclab.tracking.queries import find_stage_run, pipeline_params, stage_runs
 from reclab.tracking.stage_run import StageRun
-from reclab.tracking.store import (download, experiment_id, log_run_params, open_client,
+from reclab.tracking.store import (experiment_id, log_run_params, open_client,
                                    sqlite_folder, tracking_uri)
 
 __all__ = ["end_pipeline", "end_unfinished_pipeline", "fail_stage", "log_notebook", "open_pipeline",
@@ -67,17 +67,6 @@ def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "recla
             client.set_terminated(run.info.run_id, status="FAILED")
         raise
     return run.info.run_id
-
-
-def _pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mapping | None) -> dict:
-    """The parameters of a pipeline run (its ``params.yaml``), with ``overrides`` on top."""
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            text = download(client, parent_run_id, PARAMS_FILE, folder).read_text(encoding="utf-8")
-        except (mlflow.exceptions.MlflowException, OSError):
-            raise ReclabError(f"run {parent_run_id} has no params.yaml artifact; is it a reclab "
-                              f"pipeline run?") from None
-    return Config.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
 
 
 def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
@@ -123,7 +112,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         params_file = default_params_file()
     client = open_client(uri)
     if parent_run_id and not file_given:   # given only the pipeline: that pipeline's parameters
-        params = _pipeline_params(client, parent_run_id, overrides)
+        params = pipeline_params(client, parent_run_id, overrides)
     else:
         params = Config.load(params_file, overrides)
     exp = experiment_id(params["experiment"], uri)
@@ -136,7 +125,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         else:
             parent_run_id = open_pipeline(stage, params, overrides, uri,
                                           compare_file=file_given)
-            params = _pipeline_params(client, parent_run_id, overrides)
+            params = pipeline_params(client, parent_run_id, overrides)
             client.update_run(parent_run_id, status="RUNNING")
             joined = "continued"
     else:
@@ -197,7 +186,7 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
         raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, is being run "
                           f"by `reclab run` (or was killed: then `reclab run --resume "
                           f"{pipeline_id}`); {choose}")
-    theirs = _pipeline_params(client, pipeline_id, None).flatten()
+    theirs = pipeline_params(client, pipeline_id, None).flatten()
     mine = params.flatten()
     keys = (mine if compare_file else
             {key for key in mine for given in applied_overrides(overrides or {})

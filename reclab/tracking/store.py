@@ -28,7 +28,7 @@ from mlflow.entities import Param
 
 from reclab.errors import ReclabError
 
-__all__ = ["download", "experiment_id", "log_run_params", "no_progress_bars", "open_client",
+__all__ = ["download", "experiment_id", "log_run_params", "no_progress_bars", "open_client", "param_text",
            "prepare_sqlite_store", "project_root", "quiet_mlflow_log", "sqlite_folder", "tracking_uri"]
 
 # MLflow params are limited to 6000 characters; longer values are cut with a marker.
@@ -220,14 +220,15 @@ def experiment_id(name: str, uri: str | None = None) -> str:
         return found.experiment_id
 
 
+def param_text(value) -> str:
+    """A value as a run's MLflow param holds it: text (None as ``"None"``), cut to MLflow's 6000
+    characters with a marker."""
+    text = "None" if value is None else str(value)
+    return text if len(text) <= _MAX_PARAM else text[:_MAX_PARAM - 12] + " [truncated]"
+
+
 def log_run_params(client: MlflowClient, run_id: str, values: Mapping) -> None:
-    """Log ``values`` as params of run ``run_id``: as text (None as ``"None"``), cut to MLflow's
-    6000 characters with a marker, in batches of MLflow's 100."""
-    items = []
-    for key, value in values.items():
-        text = "None" if value is None else str(value)
-        if len(text) > _MAX_PARAM:
-            text = text[:_MAX_PARAM - 12] + " [truncated]"
-        items.append(Param(str(key), text))
+    """Log ``values`` as params of run ``run_id`` (:func:`param_text`), in batches of MLflow's 100."""
+    items = [Param(str(key), param_text(value)) for key, value in values.items()]
     for start in range(0, len(items), 100):   # MLflow accepts at most 100 params per batch
         client.log_batch(run_id, params=items[start:start + 100], synchronous=True)
