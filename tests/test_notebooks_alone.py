@@ -133,6 +133,27 @@ def test_an_open_pipeline_is_joined_only_with_matching_parameters(alone):
     assert len(pipelines(client)) == 2
 
 
+def test_a_notebook_given_the_pipelines_file_joins_whatever_earlier_notebooks_set(alone, tmp_path):
+    """The README's steps with a parameter file of one's own: -p n_trials 3 given to the first two
+    notebooks, the file alone to the third (which has no n_trials parameter) joins; a file that
+    differs in a key no notebook parameter sets does not."""
+    client, uri = alone["client"], alone["uri"]
+    params_file = alone["params_file"]
+    first = tracking.start_stage("preprocess", params_file, overrides={"tune.n_trials": 3}, uri=uri)
+    first.finish()
+    tune = tracking.start_stage("tune", params_file, overrides={"tune.n_trials": 3}, uri=uri)
+    tune.finish()
+    other = tmp_path / "other.yaml"
+    other.write_text(params_file.read_text().replace("n_bootstrap: 20", "n_bootstrap: 30"))
+    assert "n_bootstrap: 30" in other.read_text()
+    with pytest.raises(ReclabError, match=r"other parameters.*evaluation\.n_bootstrap=30 \(pipeline: 20\)"
+                                          r"; to run 'train' in it anyway, pass parent_run_id"):
+        tracking.start_stage("train", other, uri=uri)
+    train = tracking.start_stage("train", params_file, uri=uri)
+    assert train.parent_run_id == first.parent_run_id and train.params["tune"]["n_trials"] == 3
+    train.finish()
+
+
 def test_a_stage_run_again_in_its_pipeline_supersedes_the_earlier_run(alone):
     client, uri = alone["client"], alone["uri"]
     first = tracking.start_stage("preprocess", alone["params_file"], uri=uri)

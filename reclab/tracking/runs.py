@@ -21,7 +21,7 @@ from urllib.parse import unquote
 import mlflow
 from mlflow import MlflowClient
 
-from reclab.config import Config
+from reclab.config import NOTEBOOK_KEYS, STAGE_PARAMETERS, Config
 from reclab.config.schema import applied_overrides
 from reclab.errors import ReclabError
 from reclab.stages import STAGES, default_params_file
@@ -157,7 +157,8 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
     ``params["experiment"]``, and only while that pipeline is open: it has no finished
     ``stage`` run yet, no ``reclab run`` is driving it, and its parameters agree with what the
     notebook was given (``overrides``; with ``compare_file``, also every parameter of
-    ``params``, read from an explicit parameter file).
+    ``params``, read from an explicit parameter file, but for those an earlier stage's notebook
+    parameters set: ``-p n_trials 20`` given to the first two notebooks, not to the third).
 
     Raises
     ------
@@ -175,22 +176,24 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
     pipeline_id = found.data.tags[TAG_PARENT]
     parent = client.get_run(pipeline_id)
     name = f"{parent.info.run_name!r} (run {pipeline_id})"
-    choose = (f"to run {stage!r} in it anyway (superseding its earlier {stage!r} run), pass "
-              f"parent_run_id={pipeline_id!r}; for a new pipeline run the notebooks from "
-              f"01_preprocess (or `reclab run`)")
+    choose = (f"to run {stage!r} in it anyway, pass parent_run_id={pipeline_id!r}; for a new "
+              f"pipeline run the notebooks from 01_preprocess (or `reclab run`)")
     if find_stage_run(stage, experiment, pipeline_id, uri=uri) is not None:
         raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, already has a "
                           f"finished {stage!r} stage, so a notebook opened alone does not join it; "
-                          + choose)
+                          + choose.replace(" anyway,", f" anyway (superseding its earlier {stage!r} run),"))
     if parent.info.status == "RUNNING" and parent.data.tags.get(TAG_PIPELINE) == "reclab run":
         raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, is being run "
                           f"by `reclab run` (or was killed: then `reclab run --resume "
                           f"{pipeline_id}`); {choose}")
     theirs = pipeline_params(client, pipeline_id, None).flatten()
     mine = params.flatten()
-    keys = (mine if compare_file else
-            {key for key in mine for given in applied_overrides(overrides or {})
-             if key == given or key.startswith(given + ".")})
+    keys = {key for key in mine for given in applied_overrides(overrides or {})
+            if key == given or key.startswith(given + ".")}
+    if compare_file:   # but not what an earlier notebook's own parameters set (-p n_trials 20)
+        settable = {NOTEBOOK_KEYS[name] for earlier in STAGES[:STAGES.index(stage)]
+                    for name in STAGE_PARAMETERS[earlier]}
+        keys |= {key for key in mine if key not in settable}
     differ = sorted(key for key in keys if key != "experiment" and theirs.get(key) != mine[key])
     if differ:
         shown = ", ".join(f"{key}={mine[key]!r} (pipeline: {theirs.get(key)!r})" for key in differ[:5])
