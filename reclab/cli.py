@@ -285,6 +285,8 @@ def _compare(args) -> int:
     from reclab import tracking
 
     params, metrics = tracking.run_table(args.runs, args.tracking_uri)
+    reports = [tracking.load_report(run_id, args.tracking_uri) for run_id in args.runs]
+    _check_metric(args.metric, args.runs, reports)   # before any output
     if not args.all_params:
         differs = params.astype(str).nunique(axis=1, dropna=False) > 1
         shown = params[differs]
@@ -307,8 +309,17 @@ def _compare(args) -> int:
         _print()
         _print("Metrics (95% CI):")
         _print(table.to_string() if len(table) else "(none)")
-    _print_paired(args.runs, args.metric, args.tracking_uri)
+    _print_paired(args.runs, reports, args.metric)
     return 0
+
+
+def _check_metric(metric: str, run_ids, reports) -> None:
+    """``--metric`` must be a per-user metric of every evaluated run."""
+    for run_id, report in zip(run_ids, reports):
+        if report is not None and (metric not in report.per_user.columns or "@" not in metric):
+            choices = [column for column in report.per_user.columns if "@" in column]
+            raise ReclabError(f"--metric {metric!r} is not a per-user metric of run {run_id}; "
+                              f"choose from {choices}")
 
 
 def _metric_order(key: str):
@@ -318,13 +329,11 @@ def _metric_order(key: str):
     return (owner != "", owner, base, int(cut) if cut.isdigit() else 0, name)
 
 
-def _print_paired(run_ids, metric: str, uri) -> None:
+def _print_paired(run_ids, reports, metric: str) -> None:
     """Paired comparison (reclab.evaluation.compare) of each run against the first, where they
     share a test split."""
-    from reclab import tracking
     from reclab.evaluation import compare
 
-    reports = [tracking.load_report(run_id, uri) for run_id in run_ids]
     if len(reports) < 2 or reports[0] is None:
         return
     _print()

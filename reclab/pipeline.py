@@ -134,6 +134,8 @@ def parse_stages(stages: Sequence[str] | None, config: Config | None = None) -> 
             span = re.fullmatch(r"(\d+)-(\d+)", token)
             if span:
                 low, high = int(span.group(1)), int(span.group(2))
+                if low > high:
+                    raise ReclabError(f"--stages range {token!r} runs backwards; write '{high}-{low}'")
                 if not 1 <= low <= high <= len(STAGES):
                     raise ReclabError(f"--stages range {token!r} must lie within 1-{len(STAGES)}")
                 chosen.update(STAGES[low - 1:high])

@@ -75,6 +75,8 @@ def test_bad_set_and_stage_and_resume_arguments_exit_2(tmp_path, store, capsys):
     assert "key=value" in capsys.readouterr().err
     assert main(["run", "-p", str(good), "--stages", "fit"]) == 2
     assert "unknown stage 'fit'" in capsys.readouterr().err
+    assert main(["run", "-p", str(good), "--stages", "3-1"]) == 2
+    assert "--stages range '3-1' runs backwards; write '1-3'" in capsys.readouterr().err
     assert main(["run", "-p", str(good), "--resume", "0123"]) == 2
     assert "drop -p (correct single values with --set" in capsys.readouterr().err
     assert main(["run", "--resume", "0123"]) == 2
@@ -207,6 +209,11 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
     assert "ndcg@10: B - A = " in paired and "Wilcoxon p" in paired
     assert main(["compare", ids[0], "nope"]) == 2
     assert "no MLflow run 'nope'" in capsys.readouterr().err
+    # a metric the runs do not have: said before any table is printed
+    assert main(["compare", *ids, "--metric", "precision@7"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"--metric 'precision@7' is not a per-user metric of run {ids[0]}" in captured.err
 
 
 def free_port() -> int:
