@@ -15,6 +15,7 @@ from typing import Mapping
 from pydantic import BaseModel
 
 from reclab.config.schema import Config
+from reclab.stages import default_params_file
 
 __all__ = ["NOTEBOOK_KEYS", "RUN_PARAMETERS", "STAGE_PARAMETERS", "notebook_overrides", "parameters_cell"]
 
@@ -44,17 +45,20 @@ STAGE_PARAMETERS = {
 }
 
 
-def _help(key: str) -> str:
-    """``<key>: <first sentence of the field's documentation> (default <value>)``."""
+def _help(key: str, defaults: Config) -> str:
+    """``<key>: <first sentence of the field's documentation> (params/default.yaml: <value>)``:
+    the value a notebook given no parameter file reads (``defaults``)."""
     section: type[BaseModel] = Config
     *parents, name = key.split(".")
     for part in parents:
         section = section.model_fields[part].annotation
     field = section.model_fields[name]
     doc = " ".join((field.description or "").split()).split(". ")[0].rstrip(".")
-    default = field.get_default(call_default_factory=True)
     choices = (field.json_schema_extra or {}).get("choices")
-    return f"{key}: {doc}{f', one of {choices}' if choices else ''} (default {default!r})"
+    value = defaults
+    for part in key.split("."):
+        value = value[part]
+    return f"{key}: {doc}{f', one of {choices}' if choices else ''} (params/default.yaml: {value!r})"
 
 
 def parameters_cell(stage: str) -> str:
@@ -62,8 +66,9 @@ def parameters_cell(stage: str) -> str:
     names = [*STAGE_PARAMETERS[stage], *RUN_PARAMETERS]
     width = max(len(name) for name in names) + len(" = None")
     lines = ['# Parameters (papermill and `reclab run` replace them). None means "as in the parameters".']
+    defaults = Config.load(default_params_file())
     for name in names:
-        help_text = RUN_PARAMETERS[name] if name in RUN_PARAMETERS else _help(NOTEBOOK_KEYS[name])
+        help_text = RUN_PARAMETERS[name] if name in RUN_PARAMETERS else _help(NOTEBOOK_KEYS[name], defaults)
         lines.append(f"{name + ' = None':<{width}}  # {help_text}")
     return "\n".join(lines)
 
