@@ -278,7 +278,8 @@ def validation_folds(train: Interactions, valid: Interactions, n_folds: int = 3,
       :func:`temporal`): fold ``j >= 1`` holds out, for each user, as many of the user's
       ``train`` interactions as ``valid`` holds for that user (``v_u``): those ranked
       ``(j - 1) v_u`` to ``j v_u - 1`` in a seeded per-user shuffle of ``train``. Every fold
-      fits on as many interactions as ``train`` (fewer only for a user whose ``train`` runs out);
+      fits on as many interactions as ``train`` (fewer only for a user whose ``train`` runs out;
+      a fold that would hold out less than half of what ``valid`` holds is refused);
     - whole users or items (``valid`` from :func:`cold_users` or :func:`cold_items`: none of its
       users, or items, has a ``train`` interaction): fold ``j >= 1`` holds out every
       interaction of as many other users (items) as ``valid`` has, the ``j``-th block of a
@@ -317,6 +318,13 @@ def validation_folds(train: Interactions, valid: Interactions, n_folds: int = 3,
         size = valid.user_counts()[rows]
         held_by_fold = [(rank >= (fold - 1) * size) & (rank < fold * size)
                         for fold in range(1, n_folds)]
+        short = [fold for fold, held in enumerate(held_by_fold, 1) if 2 * np.count_nonzero(held) < valid.nnz]
+        if short:   # the users' train ran out: that fold would not estimate what valid does
+            raise ReclabError(f"{n_folds} validation folds: fold {short[0]} would hold out "
+                              f"{np.count_nonzero(held_by_fold[short[0] - 1])} interactions against "
+                              f"valid's {valid.nnz}, as the users' training interactions run out "
+                              f"(each fold holds out as many of a user's as valid does); use at most "
+                              f"{short[0]} folds")
     else:
         counts, held_out = ((train.user_counts(), valid.user_counts()) if role == "user"
                             else (train.item_counts(), valid.item_counts()))

@@ -469,6 +469,12 @@ def test_validation_folds_are_disjoint_equal_sized_and_deterministic(splits):
     assert [h.fingerprint() for _, h in again] == [h.fingerprint() for _, h in folds]
     other = validation_folds(train, valid, n_folds=3, seed=1)
     assert other[1][1].fingerprint() != folds[1][1].fingerprint()
+    # valid is a fifth of the data, train four fifths: a sixth fold would find the users' train
+    # run out, and hold out a sliver (it dragged the mean over the folds down without a word)
+    assert len(validation_folds(train, valid, n_folds=5, seed=0)) == 5
+    with pytest.raises(ReclabError, match=rf"^6 validation folds: fold 5 would hold out \d+ interactions "
+                                          rf"against valid's {valid.nnz}, .*; use at most 5 folds"):
+        validation_folds(train, valid, n_folds=6, seed=0)
 
 
 @pytest.mark.parametrize("method", ["cold_users", "cold_items"])
