@@ -30,7 +30,7 @@ from reclab._validate import check_float, check_int, check_seed
 from reclab.data import Interactions, genre_features
 from reclab.errors import ReclabError
 
-__all__ = ["GENRES", "synthetic"]
+__all__ = ["GENRES", "check_arguments", "synthetic"]
 
 GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
           "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
@@ -99,6 +99,28 @@ def _genres(rng, item_factors: np.ndarray) -> np.ndarray:
     return np.array(names, dtype=object)
 
 
+def check_arguments(seed, n_users, n_items, n_ratings, factors, optimists, pessimists, popularity_exponent,
+                    activity_sigma, mnar, taste_exposure, noise) -> tuple:
+    """:func:`synthetic`'s arguments checked (each bad one named) and converted, in its order; what
+    a pipeline's ``synthetic`` section is checked with before anything runs."""
+    seed = check_seed(seed)
+    n_users = check_int("n_users", n_users, low=1)
+    n_items = check_int("n_items", n_items, low=1)
+    n_ratings = check_int("n_ratings", n_ratings, low=1)
+    factors = check_int("factors", factors, low=1)
+    if not n_users <= n_ratings <= n_users * n_items:
+        raise ReclabError(f"n_ratings must lie in [n_users, n_users * n_items] = "
+                          f"[{n_users}, {n_users * n_items}], got {n_ratings}")
+    optimists = check_float("optimists", optimists, low=0.0, high=1.0)
+    return (seed, n_users, n_items, n_ratings, factors, optimists,
+            check_float("pessimists", pessimists, low=0.0, high=1.0 - optimists),
+            check_float("popularity_exponent", popularity_exponent, low=0.0, high=5.0),
+            check_float("activity_sigma", activity_sigma, low=0.0, high=5.0),
+            check_float("mnar", mnar, low=0.0, high=10.0),
+            check_float("taste_exposure", taste_exposure, low=0.0, high=10.0),
+            check_float("noise", noise, low=0.0, high=10.0))
+
+
 def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings: int = 100_000,
               factors: int = 8, *, optimists: float = 0.08, pessimists: float = 0.05,
               popularity_exponent: float = 1.2, activity_sigma: float = 1.0, mnar: float = 1.0,
@@ -163,21 +185,10 @@ def synthetic(seed: int = 0, n_users: int = 943, n_items: int = 1682, n_ratings:
     >>> data.n_users, data.n_items, data.nnz
     (943, 1682, 100000)
     """
-    seed = check_seed(seed)
-    n_users = check_int("n_users", n_users, low=1)
-    n_items = check_int("n_items", n_items, low=1)
-    n_ratings = check_int("n_ratings", n_ratings, low=1)
-    factors = check_int("factors", factors, low=1)
-    if not n_users <= n_ratings <= n_users * n_items:
-        raise ReclabError(f"n_ratings must lie in [n_users, n_users * n_items] = "
-                          f"[{n_users}, {n_users * n_items}], got {n_ratings}")
-    optimists = check_float("optimists", optimists, low=0.0, high=1.0)
-    pessimists = check_float("pessimists", pessimists, low=0.0, high=1.0 - optimists)
-    popularity_exponent = check_float("popularity_exponent", popularity_exponent, low=0.0, high=5.0)
-    activity_sigma = check_float("activity_sigma", activity_sigma, low=0.0, high=5.0)
-    mnar = check_float("mnar", mnar, low=0.0, high=10.0)
-    taste_exposure = check_float("taste_exposure", taste_exposure, low=0.0, high=10.0)
-    noise = check_float("noise", noise, low=0.0, high=10.0)
+    (seed, n_users, n_items, n_ratings, factors, optimists, pessimists, popularity_exponent, activity_sigma,
+     mnar, taste_exposure, noise) = check_arguments(
+        seed, n_users, n_items, n_ratings, factors, optimists, pessimists, popularity_exponent,
+        activity_sigma, mnar, taste_exposure, noise)
     rng = np.random.default_rng(seed)
 
     global_mean = 3.05

@@ -93,6 +93,9 @@ def test_sections_merge_key_by_key(tmp_path):
     ("models: {SVD: {params: {factor: 3}}}\n", "models.SVD.params.factor"),
     ("models: {SVD: {weights: 3}}\n", "models.SVD.weights"),
     ("synthetic: {n_user: 10}\n", "synthetic.n_user"),
+    ("synthetic: {n_users: -5}\n", "synthetic"),    # failed in stage 1
+    ("synthetic: {n_ratings: 10}\n", "synthetic"),
+    ("tune: {metric: rmse}\n", "tune.metric"),      # ImplicitALS predicts no ratings: failed in stage 2
     ("kcore: 5\n", "kcore"),
 ])
 def test_errors_name_the_key_and_the_file(tmp_path, text, key):

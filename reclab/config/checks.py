@@ -16,8 +16,10 @@ import yaml
 
 from reclab import datasets, models
 from reclab import space as space_module
+from reclab import synthetic as synthetic_module
 from reclab.config.files import fail, read, read_text
 from reclab.errors import ReclabError
+from reclab.metrics import RATING_METRICS
 from reclab.stages import default_params_file
 
 __all__ = ["check", "check_runnable", "check_searchable", "model_parameters"]
@@ -30,11 +32,25 @@ def model_parameters(name: str) -> list[str]:
 
 def check(config, source: str, backend_model: dict) -> None:
     """Check the rules that span keys of a typed configuration (see the module docstring)."""
-    names = [name for name in inspect.signature(datasets.synthetic).parameters if name != "seed"]
+    parameters = inspect.signature(datasets.synthetic).parameters
+    names = [name for name in parameters if name != "seed"]
     unknown = sorted(set(config.synthetic) - set(names))
     if unknown:
         raise ReclabError(f"{source}: unknown key {'synthetic.' + unknown[0]!r}; known keys in 'synthetic' "
                           f"are {sorted(names)}")
+    if config.dataset == "synthetic":   # its values too (synthetic.n_users: -5 failed in stage 1)
+        try:
+            synthetic_module.check_arguments(**{**{name: value.default for name, value in parameters.items()},
+                                                **config.synthetic, "seed": config.seed})
+        except ReclabError as error:
+            raise fail(source, "synthetic", f"is refused by reclab.datasets.synthetic: {error}") from None
+    if config.tune.metric in RATING_METRICS:
+        for name in config.tuned_models():
+            entry = config.models.get(name)
+            if not getattr(models, name)(**(entry.params if entry else {})).predicts_ratings:
+                raise fail(source, "tune.metric", f"is {config.tune.metric!r}, an error of predicted ratings, "
+                                                  f"but {name} ranks items without predicting ratings; tune "
+                                                  f"it for a ranking metric such as 'ndcg@10'")
     _check_backend(config, source, backend_model)
     _check_file(config, source)
     for key, names in (("tune.models", config.tune.models), ("baselines", config.baselines)):
