@@ -12,6 +12,7 @@ and seed give bit-identical factors for any ``num_threads`` on one machine.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numba
 import numpy as np
@@ -86,7 +87,8 @@ class ImplicitALS(FactorModel):
     binary confidence reached precision@10 0.377 against 0.364 for rating-scaled confidence, and
     was better at the settings that suit each data set; a watched-but-disliked movie is still a
     strong signal of what a user watches.
-    Stored entries with a value <= 0 are ignored (treated as unobserved).
+    Stored entries with a value <= 0 are ignored (treated as unobserved), with a warning when some
+    are negative (residuals of normalized ratings, not interactions).
 
     Each iteration solves all users, then all items. A user's factors solve
     ``(Y^T Y + Y^T (C_u - I) Y + lambda I) x_u = Y^T C_u p_u``, where ``Y^T Y + lambda I`` is
@@ -187,6 +189,12 @@ class ImplicitALS(FactorModel):
         k = int(self.factors)
         regularization = float(self.regularization)
         matrix = train.matrix
+        if (matrix.data < 0).any():   # no count or rating is negative: residuals (BiasNormalizer)
+            ignored = int(np.count_nonzero(matrix.data <= 0))
+            warnings.warn(f"{type(self).__name__} ignores the {ignored} of the {matrix.nnz} training "
+                          f"interactions whose value is <= 0: negative values look like residuals of "
+                          f"normalized ratings, but it learns from which items each user interacted "
+                          f"with; fit it on the interactions themselves", stacklevel=3)
         if (matrix.data <= 0).any():
             matrix = matrix.copy()
             matrix.data[matrix.data <= 0] = 0
