@@ -228,6 +228,11 @@ def test_bad_inputs_say_what_is_wrong(world, models, split, synthetic_data):
         ab_test(world, {"A": pop, "B": rl.models.Popularity().fit(small)}, n_users=100)
     with pytest.raises(ReclabError, match="world must be a reclab.online.World"):
         ab_test(split[0], two, n_users=100)
+    # the world on all the data, the arms fitted on train: they showed items it counts as rated
+    with pytest.raises(ReclabError, match=rf"arm 'A': Popularity was fitted on {split[0].nnz} interactions "
+                                          rf"and the world's seen holds {synthetic_data.nnz}; "
+                                          rf"{split[1].nnz} pairs are in one only"):
+        interleave(World.from_truth(synthetic_data), two, n_users=100)
     with pytest.raises(ReclabError, match="position_bias must be >= 0.0, got -1"):
         World.from_truth(split[0], position_bias=-1)
 

@@ -19,10 +19,10 @@ import scipy.sparse as sp
 from reclab.data.interactions import Interactions
 from reclab.errors import ReclabError
 
-__all__ = ["check_held_out"]
+__all__ = ["check_held_out", "stored_pairs"]
 
 
-def _pattern(pairs) -> sp.csr_matrix:
+def stored_pairs(pairs) -> sp.csr_matrix:
     """Every stored pair as 1 (a stored value may be 0, such as a residual)."""
     pairs = sp.csr_matrix(pairs)
     return sp.csr_matrix((np.ones(pairs.nnz, np.int8), pairs.indices, pairs.indptr), shape=pairs.shape)
@@ -50,7 +50,7 @@ def check_held_out(model, train: Interactions, test: Interactions, name: str = "
     """
     if train.shape != test.shape:   # the callers refuse that, naming their arguments
         return
-    held, given = _pattern(test.matrix), _pattern(train.matrix)
+    held, given = stored_pairs(test.matrix), stored_pairs(train.matrix)
     both = _common(held, given)
     if test.nnz and both == test.nnz:
         raise ReclabError(f"each of the {name} split's {test.nnz} interactions is also in train, so none "
@@ -64,7 +64,7 @@ def check_held_out(model, train: Interactions, test: Interactions, name: str = "
     seen = getattr(model, "seen_", None)
     if not sp.issparse(seen) or seen.shape != test.shape:
         return
-    fitted = _pattern(seen)
+    fitted = stored_pairs(seen)
     shared = fitted.multiply(held)   # the test pairs the model was fitted on
     leaked = shared.count_nonzero() - _common(shared, given)
     if leaked:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import scipy.sparse as sp
+
 from reclab._validate import check_float, check_int
+from reclab.data import stored_pairs
 from reclab.errors import ReclabError
 
 __all__ = ["CONFIDENCE", "check_arm", "check_arms", "check_n_users", "check_probability", "result_axes"]
@@ -37,7 +40,25 @@ def check_arms(world: World, arms, count: int | None = None) -> dict:
         if not isinstance(name, str) or not name:
             raise ReclabError(f"arm names must be non-empty strings, got {name!r}")
         check_arm(name, model, world.n_users, world.n_items)
+        _check_seen(name, model, world)
     return dict(arms)
+
+
+def _check_seen(name: str, model, world: World) -> None:
+    """An arm fitted on other interactions than the world's ``seen`` would show items the world
+    counts as already rated (a world built on all the data, arms fitted on train), or never show
+    some it does not."""
+    fitted = getattr(model, "seen_", None)
+    if not sp.issparse(fitted) or fitted.shape != world.seen.shape:
+        return
+    fitted, seen = stored_pairs(fitted), stored_pairs(world.seen)
+    differ = fitted.nnz + seen.nnz - 2 * fitted.multiply(seen).count_nonzero()
+    if differ:
+        raise ReclabError(f"arm {name!r}: {type(model).__name__} was fitted on {fitted.nnz} interactions and "
+                          f"the world's seen holds {seen.nnz}; {differ} pairs are in one only, so the arm "
+                          f"would show items the world counts as rated, or hide some it does not. Make "
+                          f"the world on the data the arms were fitted on: World.from_truth(data)"
+                          f".align(train), or World.from_model(model, train)")
 
 
 def check_n_users(n_users, minimum: int) -> int:
