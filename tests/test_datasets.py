@@ -239,6 +239,8 @@ def test_ids_of_a_text_file_are_read_as_written(tmp_path):
                                        "ratings must be numbers (rows numbered as the lines of the file)"),
     ("u,i,r\n1,2,4\n,3,5\n", {}, "user column has a missing id at row 3"),
     ("u,i,r\n1,2,4\n", {"user": "userId"}, "user column 'userId' not found; columns are ['u', 'i', 'r']"),
+    ("u,i,r,t\n1,2,4,1600000000\n2,2,3,2020-10-29T09:08:32\n", {"timestamp": "t"},
+     "timestamp column 't' mixes numbers (seconds) and date-times, such as '2020-10-29T09:08:32' at row 3"),
     ("u,i,r,t\n1,2,4,2024-01-01\n2,2,4,yesterday\n", {"timestamp": "t"},
      "timestamp column 't' has the value 'yesterday' at row 3, neither a number (seconds) nor an ISO 8601"),
     ("u;i;r\n1;2;4\n", {}, "user column 'u' not found; columns are ['u;i;r']"),

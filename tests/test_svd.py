@@ -6,7 +6,7 @@ import scipy.sparse as sp
 
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.models import SVD
+from reclab.models import SVD, Bias, ExplicitALS
 
 
 def _biased_rank2(n_users=30, n_items=20, seed=3):
@@ -60,7 +60,10 @@ def test_too_many_factors_is_a_clear_error():
     SVD(factors=19).fit(data)
 
 
-def test_implicit_data_is_rejected():
+@pytest.mark.parametrize("model", [SVD(factors=2), ExplicitALS(factors=2), Bias()], ids=lambda m: type(m).__name__)
+def test_implicit_data_is_rejected_naming_the_model(model):
+    """It named the BiasNormalizer the model uses inside, not the model."""
     data = Interactions.from_matrix(sp.csr_matrix(np.eye(6, dtype=np.float32)))
-    with pytest.raises(ReclabError, match="explicit ratings"):
-        SVD(factors=2).fit(data)
+    with pytest.raises(ReclabError, match=rf"^{type(model).__name__} learns rating biases, but this data is "
+                                          r"implicit"):
+        model.fit(data)

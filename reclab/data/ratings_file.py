@@ -96,8 +96,16 @@ def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
 def _dates_or_numbers(values: pd.Series, column: str) -> pd.Series:
     """A timestamp column of text as date-times (UTC) when none of its values is a number; any
     other column as it is (:meth:`Interactions.from_frame` names a value that is no number)."""
-    if (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)
-            or pd.to_numeric(values, errors="coerce").notna().any()):
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    numbers = pd.to_numeric(values, errors="coerce").notna()
+    if numbers.any():
+        dates = pd.to_datetime(values[~numbers], format="ISO8601", utc=True, errors="coerce").notna()
+        if dates.any():   # not a date-time named as a bad number
+            row = values[~numbers].index[dates.to_numpy()][0]
+            raise ReclabError(f"timestamp column {column!r} mixes numbers (seconds) and date-times, "
+                              f"such as {values.loc[row]!r} at row {int(row)}; write every timestamp "
+                              f"one way")
         return values
     dates = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
     bad = dates.isna() & values.notna()

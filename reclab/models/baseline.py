@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from reclab._validate import check_float
+from reclab.errors import ReclabError
 from reclab.normalize import BiasNormalizer
 
 __all__ = ["RatingBaseline"]
@@ -47,6 +48,10 @@ class RatingBaseline:
         ``item_reg`` (:class:`reclab.normalize.BiasNormalizer`, ``iterations`` alternating passes;
         3, as in ``Bias()``), keep it as ``global_mean_``, ``user_bias_`` and ``item_bias_``
         (float32), and return the normalizer."""
+        if train.implicit:   # said by the model's name, not by the BiasNormalizer it uses
+            raise ReclabError(f"{type(self).__name__} learns rating biases, but this data is implicit "
+                              f"(every value is 1.0); fit a model for implicit feedback, such as "
+                              f"ImplicitALS, EASE or Popularity")
         normalizer = BiasNormalizer(self.user_reg, self.item_reg, iterations).fit(train)
         self.global_mean_ = float(normalizer.global_mean_)
         self.user_bias_ = normalizer.user_bias_.astype(np.float32)
