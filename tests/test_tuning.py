@@ -17,7 +17,7 @@ import pytest
 import reclab.datasets
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
-from reclab.models import SVD, Bias, ItemKNN, clone
+from reclab.models import SVD, Bias, ImplicitALS, ItemKNN, clone
 from reclab.space import grid_points, parse_space, sample
 from reclab.tuning import Choice, Trial, TuningResult, choose, plot_convergence, plot_objective, tune
 
@@ -448,6 +448,21 @@ def test_the_model_s_own_point_is_trial_zero_then_the_extra_start_points(splits)
         assert result.best_score >= result.trials[0].score   # never below the starting point
     with pytest.raises(ReclabError, match=r"start point \{'factor': 20\} of SVD sets \['factor'\]"):
         tune(model, SVD_SPACE, train, valid, method="random", n_trials=3, starts=[{"factor": 20}])
+
+
+def test_a_search_whose_trials_all_tie_says_so(splits):
+    """Every trial scored the same (here the thread count, which leaves the factors bit for bit
+    alike): the first is kept, with a note rather than silently as the 'best'."""
+    from reclab.tuning import choose
+
+    train, valid = splits
+    result = tune(ImplicitALS(factors=4, iterations=2), {"num_threads": [1, 2]}, train, valid,
+                  method="grid", seed=0)
+    assert len(result.trials) == 3 and len({trial.score for trial in result.trials}) == 1
+    for rule in ("best", "one_se"):
+        chosen = choose(result, rule)
+        assert chosen.trial.number == 0
+        assert chosen.note.startswith(f"every trial scored {result.metric} ")
 
 
 def test_validation_folds_are_disjoint_equal_sized_and_deterministic(splits):

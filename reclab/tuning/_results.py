@@ -184,7 +184,8 @@ def pick_best(finished: list, greater_is_better: bool) -> Trial:
 
 @dataclass(frozen=True)
 class Choice:
-    """The trial :func:`choose` picked, and why it is not the best one (empty when it is)."""
+    """The trial :func:`choose` picked, and why it is not the best one, or that no trial was
+    better than another (empty otherwise)."""
 
     trial: Trial
     note: str = ""
@@ -201,9 +202,17 @@ def choose(result: TuningResult, rule: str = "best") -> Choice:
     Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning*, 7.10) with the
     start point as the preferred model: a change of parameters that the validation folds
     cannot tell from noise is not made. It needs per-fold scores (``folds >= 2``).
+
+    When every trial scored the same, either rule keeps the first and says so: the search could
+    not tell its points apart (a validation metric that is 0 everywhere, for example).
     """
     check_choice("rule", rule, SELECT_RULES)
     best = result.best_trial
+    scores = {trial.score for trial in result.trials if trial.ok}
+    if len(scores) == 1 and sum(trial.ok for trial in result.trials) > 1:
+        return Choice(best, f"every trial scored {result.metric} {best.score:.4f} on validation, so the "
+                            f"search could not tell its points apart and kept #{best.number}, the first; "
+                            f"check the validation split and the metric")
     starts = [trial for trial in result.trials[:result.n_starts] if trial.ok]
     if rule == "best" or not starts or best.number < result.n_starts:
         return Choice(best)
