@@ -112,6 +112,18 @@ def test_from_matrix_validates():
     assert Interactions.from_matrix(sp.coo_matrix(np.eye(3))).nnz == 3
 
 
+def test_items_indexed_by_other_ids_are_refused():
+    """Titles indexed by '10' for item 10 matched nothing, and the data had no titles, silently."""
+    table = pd.DataFrame({"u": [1, 2], "i": [10, 20], "r": [3.0, 4.0]})
+    titles = pd.DataFrame({"title": ["Ten", "Twenty"]}, index=["10", "20"])
+    with pytest.raises(ReclabError, match="none of the 2 ids that index items is an item id of the "
+                                          "interactions: items has '10', the interactions 10;"):
+        Interactions.from_frame(table, user="u", item="i", rating="r", items=titles)
+    some = pd.DataFrame({"title": ["Ten", "Thirty"]}, index=[10, 30])   # an unrated item: fine
+    data = Interactions.from_frame(table, user="u", item="i", rating="r", items=some)
+    assert data.items["title"].tolist()[0] == "Ten" and pd.isna(data.items["title"][1])
+
+
 def test_one_column_cannot_play_two_roles():
     table = pd.DataFrame({"u": [1, 2], "i": [5, 6], "r": [3.0, 4.0]})
     with pytest.raises(ReclabError, match="user and item name the same column 'u'"):

@@ -391,6 +391,10 @@ class Interactions:
             return None
         if not isinstance(items, pd.DataFrame):
             raise ReclabError(f"items must be a pandas DataFrame indexed by item id, got {type(items).__name__}")
+        if len(items) and len(item_ids) and not items.index.isin(item_ids).any():   # else: no titles
+            raise ReclabError(f"none of the {len(items)} ids that index items is an item id of the "
+                              f"interactions: items has {_row(items.index[0])!r}, the interactions "
+                              f"{_row(item_ids[0])!r}; index items by the item ids as they are written")
         aligned = items[~items.index.duplicated(keep="last")].reindex(pd.Index(item_ids))
         return aligned.reset_index(drop=True)
 

@@ -200,9 +200,6 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     except ReclabError as error:
         where = f" ({numbered})" if " row " in str(error) else ""
         raise ReclabError(f"{Path(path).expanduser()}: {error}{where}") from None
-    if table is not None and data.n_items and not np.isin(data.item_ids, table.index).any():
-        raise ReclabError(f"{items}: none of the {data.n_items} rated item ids of {path} is in its "
-                          f"item column {item!r} (ids are compared as written: '0042' is not 42)")
     if table is None or genres is None:
         return data
     return data.with_features(*genre_features(data.items["genres"]))
