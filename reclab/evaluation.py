@@ -599,8 +599,10 @@ def compare(report_a: EvaluationReport, report_b: EvaluationReport, metric: str 
             or report_a.relevance_threshold != report_b.relevance_threshold:
         raise ReclabError("the reports were made on different test splits or relevance thresholds; "
                           "a paired comparison needs the same test split and threshold")
-    same = [None if report.candidates is None else np.sort(report.candidates) for report in (report_a, report_b)]
-    if (same[0] is None) != (same[1] is None) or (same[0] is not None and not np.array_equal(*same)):
+    ranked = [None if report.candidates is None else np.sort(report.candidates)
+              for report in (report_a, report_b)]
+    if (ranked[0] is None) != (ranked[1] is None) or (ranked[0] is not None
+                                                      and not np.array_equal(*ranked)):
         raise ReclabError("the reports ranked different candidate items (evaluate's candidates=); a "
                           "paired comparison needs the same candidates")
     n_bootstrap = check_int("n_bootstrap", n_bootstrap, low=1)
@@ -614,7 +616,7 @@ def compare(report_a: EvaluationReport, report_b: EvaluationReport, metric: str 
     values_b = report_b.per_user[metric].to_numpy(dtype=np.float64)[in_b]
     difference = values_b - values_a
     replicates = bootstrap_ratios(difference[:, None], np.ones(difference.size), n_bootstrap,
-                            np.random.default_rng(seed))
+                                  np.random.default_rng(seed))
     low, high = percentile_interval(replicates)
     if np.all(difference == 0):
         p_value = 1.0  # identical per-user values: no evidence of a difference (scipy gives NaN)

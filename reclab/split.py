@@ -318,7 +318,8 @@ def validation_folds(train: Interactions, valid: Interactions, n_folds: int = 3,
         size = valid.user_counts()[rows]
         held_by_fold = [(rank >= (fold - 1) * size) & (rank < fold * size)
                         for fold in range(1, n_folds)]
-        short = [fold for fold, held in enumerate(held_by_fold, 1) if 2 * np.count_nonzero(held) < valid.nnz]
+        short = [fold for fold, held in enumerate(held_by_fold, 1)
+                 if 2 * np.count_nonzero(held) < valid.nnz]
         if short:   # the users' train ran out: that fold would not estimate what valid does
             raise ReclabError(f"{n_folds} validation folds: fold {short[0]} would hold out "
                               f"{np.count_nonzero(held_by_fold[short[0] - 1])} interactions against "

@@ -85,9 +85,8 @@ def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: s
              warnings=(), note: str = "") -> None:
     """Log the tuning result: ``best_params.json``, params ``best.model`` (the model chosen:
     one of several when tuning searched several) and ``best.<name>``, metric ``best_<metric>``.
-    ``note`` (:attr:`reclab.tuning.Choice.note`: why these are not the best trial's parameters, or
-    that every trial tied)
-    goes into ``best_params.json`` too.
+    ``note`` (:attr:`reclab.tuning.Choice.note`: why these are not the best trial's parameters,
+    or that every trial tied) goes into ``best_params.json`` too.
 
     ``warnings`` (:func:`reclab.tuning.boundary_warnings`) go into ``best_params.json`` and,
     joined, into tag ``reclab.boundary_warning`` of the stage's run and of the pipeline run, so that

@@ -176,12 +176,13 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
     pipeline_id = found.data.tags[TAG_PARENT]
     parent = client.get_run(pipeline_id)
     name = f"{parent.info.run_name!r} (run {pipeline_id})"
-    choose = (f"to run {stage!r} in it anyway, pass parent_run_id={pipeline_id!r}; for a new "
-              f"pipeline run the notebooks from 01_preprocess (or `reclab run`)")
+    how = (f"pass parent_run_id={pipeline_id!r}; for a new pipeline run the notebooks from "
+           f"01_preprocess (or `reclab run`)")
+    choose = f"to run {stage!r} in it anyway, {how}"
     if find_stage_run(stage, experiment, pipeline_id, uri=uri) is not None:
         raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, already has a "
-                          f"finished {stage!r} stage, so a notebook opened alone does not join it; "
-                          + choose.replace(" anyway,", f" anyway (superseding its earlier {stage!r} run),"))
+                          f"finished {stage!r} stage, so a notebook opened alone does not join it; to "
+                          f"run {stage!r} in it anyway (superseding its earlier {stage!r} run), {how}")
     if parent.info.status == "RUNNING" and parent.data.tags.get(TAG_PIPELINE) == "reclab run":
         raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, is being run "
                           f"by `reclab run` (or was killed: then `reclab run --resume "
