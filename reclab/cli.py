@@ -284,6 +284,9 @@ def _compare(args) -> int:
 
     from reclab import tracking
 
+    repeated = sorted({run_id for run_id in args.runs if args.runs.count(run_id) > 1})
+    if repeated:   # one column per run: a run twice made the table ambiguous (a traceback)
+        raise ReclabError(f"run {repeated[0]} is given more than once; name each run once")
     params, metrics = tracking.run_table(args.runs, args.tracking_uri)
     reports = [tracking.load_report(run_id, args.tracking_uri) for run_id in args.runs]
     _check_metric(args.metric, args.runs, reports)   # before any output

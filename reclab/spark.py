@@ -48,7 +48,7 @@ from typing import Mapping
 
 import numpy as np
 
-from reclab.data import Interactions, check_held_out
+from reclab.data import Interactions, check_held_out, check_overlap
 from reclab.errors import ReclabError
 from reclab._validate import check_cutoffs, check_seed, check_threshold
 from reclab.metrics import RANKING_METRICS
@@ -423,7 +423,9 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
         Test users unknown to the model are scored with zero factors; test items unknown to it
         are relevant but can never be recommended; items without training interactions rank
         last, as ``score_items`` ranks them (:class:`reclab.models.Recommender`). Repeated pairs
-        count once.
+        count once. As ``reclab.evaluate``, refused: a test split whose every pair is in train,
+        or that holds every pair of train (:func:`reclab.data.check_held_out`; on DataFrames by
+        counting pairs, so a model fitted on other pairs than train is not detected there).
     k : int or sequence of int
         Cutoffs, each >= 1.
     relevance_threshold : float, optional
@@ -474,6 +476,9 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
                           f"{type(train).__name__} and {type(test).__name__}")
     if isinstance(test, Interactions):
         check_held_out(model, train, test)
+    else:   # the same rules on the pairs, by counting them (the model's own pairs are not checked)
+        pairs = [frame.select("user", "item").distinct() for frame in (train, test)]
+        check_overlap(pairs[0].count(), pairs[1].count(), pairs[0].join(pairs[1], ["user", "item"]).count())
     if session is None:
         session = get_session(getattr(model, "master", None))
     max_k = ks[-1]

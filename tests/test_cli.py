@@ -85,9 +85,10 @@ def test_bad_set_and_stage_and_resume_arguments_exit_2(tmp_path, store, capsys):
 
 def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, capsys):
     params_file = tmp_path / "small.yaml"
-    # valid for the parameter schema; the generator refuses it inside the notebook's kernel
+    # valid for the parameter schema; the k-core leaves nothing, inside the notebook's kernel
     params_file.write_text("experiment: cli-test\n"
-                           "synthetic: {n_users: 100, n_items: 150, n_ratings: 10}\n"
+                           "synthetic: {n_users: 100, n_items: 150, n_ratings: 3000}\n"
+                           "kcore: {min_user: 1000}\n"
                            "models: {ImplicitALS: {space: {factors: [4, 8]}}}\n",
                            encoding="utf-8")
     env = {**os.environ, "MLFLOW_TRACKING_URI": new_store(tmp_path)}
@@ -95,7 +96,7 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, c
                                 str(tmp_path / "out")], capture_output=True, text=True, env=env,
                                timeout=600, cwd=tmp_path)
     assert completed.returncode == 1, completed.stderr
-    assert "stage 'preprocess' failed: ReclabError: n_ratings must lie in" in completed.stderr
+    assert "stage 'preprocess' failed: ReclabError: no interactions left after k-core" in completed.stderr
     assert "Traceback" not in completed.stderr + completed.stdout
     assert len(completed.stderr.strip().splitlines()) <= 4
     assert f"executed notebook (with the error): {tmp_path / 'out' / '01_preprocess.ipynb'}" in \
@@ -111,25 +112,24 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, c
     assert "can be corrected there with --set KEY=VALUE" in completed.stderr
     assert main(["run", "--resume", run_id, "--set", "experiment=elsewhere", *uri]) == 2
     assert "stays in its experiment 'cli-test'" in capsys.readouterr().err
-    assert main(["run", "--resume", run_id, "--stages", "1", "--set", "synthetic.n_ratings=3000",
+    assert main(["run", "--resume", run_id, "--stages", "1", "--set", "kcore.min_user=5",
                  "--output", str(tmp_path / "resumed"), *uri]) == 0
     capsys.readouterr()
     parent = client.get_run(run_id)
     assert parent.info.status == "FINISHED" and "reclab.error" not in parent.data.tags
-    assert parent.data.tags["reclab.resumed_with"] == "synthetic.n_ratings: 10 -> 3000"
+    assert parent.data.tags["reclab.resumed_with"] == "kcore.min_user: 1000 -> 5"
     (tmp_path / "logged").mkdir()
     logged = Path(client.download_artifacts(run_id, "params.yaml", str(tmp_path / "logged")))
-    assert Config.loads(logged.read_text(), "params.yaml")["synthetic"]["n_ratings"] == 3000
-    assert parent.data.params["synthetic.n_ratings"] == "10"   # MLflow params are write-once
+    assert Config.loads(logged.read_text(), "params.yaml")["kcore"]["min_user"] == 5
+    assert parent.data.params["kcore.min_user"] == "1000"   # MLflow params are write-once
     stage = tracking.find_stage_run("preprocess", "cli-test", run_id, uri=uri[1])
-    assert stage.data.params["synthetic.n_ratings"] == "3000"
+    assert stage.data.params["kcore.min_user"] == "5"
     # A value the finished preprocess stage used: refused, naming the stages to run again.
     assert main(["run", "--resume", run_id, "--set", "seed=5", *uri]) == 2
     error = capsys.readouterr().err
     assert "--set seed=5: the finished 'preprocess' stage" in error and "seed=0" in error
     assert f"reclab run --resume {run_id} --stages 1-" in error
-    assert client.get_run(run_id).data.tags["reclab.resumed_with"] == (
-        "synthetic.n_ratings: 10 -> 3000")
+    assert client.get_run(run_id).data.tags["reclab.resumed_with"] == "kcore.min_user: 1000 -> 5"
 
 
 def test_resume_corrections_are_recorded_and_a_changed_search_starts_anew(store, tmp_path):
@@ -209,6 +209,8 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
     assert "ndcg@10: B - A = " in paired and "Wilcoxon p" in paired
     assert main(["compare", ids[0], "nope"]) == 2
     assert "no MLflow run 'nope'" in capsys.readouterr().err
+    assert main(["compare", ids[0], ids[0]]) == 2   # was a traceback
+    assert f"run {ids[0]} is given more than once" in capsys.readouterr().err
     # a metric the runs do not have: said before any table is printed
     assert main(["compare", *ids, "--metric", "precision@7"]) == 2
     captured = capsys.readouterr()

@@ -139,6 +139,12 @@ def test_spark_evaluate_on_dataframes_of_ids(spark, spark_model, ml100k_split, s
     train, test = ml100k_split
     got = rs.evaluate(spark_model, frame_of(spark, train), frame_of(spark, test), k=(5, 10))
     assert got == pytest.approx(spark_summary, abs=1e-12)
+    # what reclab.evaluate refuses, refused on DataFrames too (they gave metrics of 0)
+    train_frame = frame_of(spark, train)
+    with pytest.raises(ReclabError, match=f"^each of the test split's {train.nnz} interactions is also in train"):
+        rs.evaluate(spark_model, train_frame, train_frame, k=10)
+    with pytest.raises(ReclabError, match=f"^the test split holds every one of train's {train.nnz} interactions"):
+        rs.evaluate(spark_model, train_frame, frame_of(spark, train.union(test)), k=10)
 
 
 def test_spark_evaluate_of_an_implicit_model(spark):

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from reclab.data.interactions import Interactions
 from reclab.errors import ReclabError
 
-__all__ = ["check_held_out", "stored_pairs"]
+__all__ = ["check_held_out", "check_overlap", "stored_pairs"]
 
 
 def stored_pairs(pairs) -> sp.csr_matrix:
@@ -30,6 +30,20 @@ def stored_pairs(pairs) -> sp.csr_matrix:
 
 def _common(a: sp.csr_matrix, b: sp.csr_matrix) -> int:
     return a.multiply(b).count_nonzero()
+
+
+def check_overlap(n_train: int, n_test: int, n_both: int, name: str = "test") -> None:
+    """The first two rules of :func:`check_held_out`, from the numbers of distinct pairs in train,
+    in the test split and in both (what ``reclab.spark.evaluate`` counts on DataFrames)."""
+    if n_test and n_both == n_test:
+        raise ReclabError(f"each of the {name} split's {n_test} interactions is also in train, so none "
+                          f"can be recommended (train's items are no candidates); pass the split held "
+                          f"out of train as {name}")
+    if n_train and n_both == n_train:
+        raise ReclabError(f"the {name} split holds every one of train's {n_train} interactions: it is "
+                          f"the whole data, not the part held out of train, and train's pairs would "
+                          f"count as relevant items that can never be recommended; pass the split held "
+                          f"out of train as {name}")
 
 
 def check_held_out(model, train: Interactions, test: Interactions, name: str = "test") -> None:
@@ -51,16 +65,7 @@ def check_held_out(model, train: Interactions, test: Interactions, name: str = "
     if train.shape != test.shape:   # the callers refuse that, naming their arguments
         return
     held, given = stored_pairs(test.matrix), stored_pairs(train.matrix)
-    both = _common(held, given)
-    if test.nnz and both == test.nnz:
-        raise ReclabError(f"each of the {name} split's {test.nnz} interactions is also in train, so none "
-                          f"can be recommended (train's items are no candidates); pass the split held "
-                          f"out of train as {name}")
-    if train.nnz and both == train.nnz:
-        raise ReclabError(f"the {name} split holds every one of train's {train.nnz} interactions: it is "
-                          f"the whole data, not the part held out of train, and train's pairs would "
-                          f"count as relevant items that can never be recommended; pass the split held "
-                          f"out of train as {name}")
+    check_overlap(train.nnz, test.nnz, _common(held, given), name)
     seen = getattr(model, "seen_", None)
     if not sp.issparse(seen) or seen.shape != test.shape:
         return

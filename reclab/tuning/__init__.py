@@ -59,9 +59,12 @@ Time budget
 -----------
 With ``time_budget`` (seconds), no trial starts that would end after the budget, at the mean
 duration of the trials run so far in the call (so a search overruns it by less than one trial,
-and only when a trial takes longer than the mean): the search returns the trials finished so
-far (``result.stopped == "time_budget"``), a valid result, and with a checkpoint a later call
-continues it.
+and only when a trial takes longer than the mean; with ``n_jobs`` > 1, by less than one trial
+per worker): the search returns the trials finished so far (``result.stopped ==
+"time_budget"``), a valid result, and with a checkpoint a later call continues it. The budget
+counts from the first trial the call runs: the set-up (importing scikit-optimize, carving the
+folds) and a resumed search's replay of its recorded trials come before it, so that every call
+makes progress.
 
 Failed trials
 -------------
@@ -113,7 +116,6 @@ stops the search (and propagates); with a checkpoint the search can be resumed.
 
 from __future__ import annotations
 
-import time
 from typing import Mapping
 
 import numpy as np
@@ -252,8 +254,9 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         :func:`reclab.split.validation_folds` (``train, valid`` first, then disjoint holdouts of
         the same size carved from ``train``), and its score is their mean.
     time_budget : float, optional
-        Seconds; no trial starts that would end after them (at the mean trial duration so far),
-        and the search returns what it found (``result.stopped == "time_budget"``).
+        Seconds, from the first trial this call runs; no trial starts that would end after them
+        (at the mean trial duration so far), and the search returns what it found
+        (``result.stopped == "time_budget"``).
     progress : bool or file-like
         Show a progress bar (tqdm: trial i of n, the best score so far, the time left); True
         writes it to standard error, a file object to that file.
@@ -333,9 +336,8 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         restored = store.open()
     sign = 1.0 if metric in LOWER_IS_BETTER else -1.0   # objective = sign * score, minimized
     bar = ProgressBar(progress, n_trials, metric, sign, time_budget)
-    deadline = None if time_budget is None else time.perf_counter() + float(time_budget)
     stopped = None
-    with Search(job, n_jobs, restored, store, (*callbacks, bar.update), deadline) as search, bar:
+    with Search(job, n_jobs, restored, store, (*callbacks, bar.update), time_budget) as search, bar:
         try:
             if method == "grid":
                 search.run(started + points)

@@ -40,19 +40,22 @@ class OutOfTime(Exception):
 class Search:
     """Runs batches of points (restored from the checkpoint or evaluated), in trial order.
 
-    A point is ``(model index, params)``. With a ``deadline`` (``time.perf_counter()`` value),
-    no trial starts that would end after it at the mean duration of the trials run so far:
+    A point is ``(model index, params)``. With a ``time_budget`` (seconds, counted from the
+    first trial this search runs: not the set-up, nor the replay of a checkpoint's trials), no
+    trial starts that would end after it at the mean duration of the trials run so far:
     :meth:`run` keeps the trials finished so far and raises :class:`OutOfTime`.
     """
 
     def __init__(self, job: TrialJob, n_jobs: int, restored: dict, checkpoint, callbacks,
-                 deadline: float | None = None):
+                 time_budget: float | None = None):
         self.job = job
         self.n_jobs = n_jobs
         self.restored = restored
         self.checkpoint = checkpoint
         self.callbacks = callbacks
-        self.deadline = deadline
+        self.time_budget = time_budget
+        self.deadline: float | None = None   # set when the first trial of this call starts
+        self.out_of_time = False
         self.trials: list[Trial] = []
         self._pool = None
         self._seconds: list[float] = []   # durations of the trials this call ran
@@ -84,10 +87,14 @@ class Search:
             callback(trial)
 
     def _out_of_time(self) -> bool:
+        """Whether the next trial would end after the deadline; once so, for good."""
+        if self.time_budget is None or self.out_of_time:
+            return self.out_of_time
         if self.deadline is None:
-            return False
+            self.deadline = time.perf_counter() + self.time_budget
         expected = float(np.mean(self._seconds)) if self._seconds else 0.0
-        return time.perf_counter() + expected >= self.deadline
+        self.out_of_time = time.perf_counter() + expected >= self.deadline
+        return self.out_of_time
 
     def run(self, points: list[tuple[int, dict]]) -> list[Trial]:
         """Trials of ``points`` (numbered after the trials so far), ordered by number."""
@@ -113,16 +120,23 @@ class Search:
                     break
                 done[number] = self.job.run(number, index, params)
                 self._finished(done[number])
-        elif pending and not self._out_of_time():
-            pool = self._executor()
-            futures = [pool.submit(run_in_worker, *point) for point in pending]
+        elif pending:
+            # n_jobs trials at a time, the next one started as one ends, while the budget lasts
+            pool, waiting, running = self._executor(), list(reversed(pending)), set()
             try:
-                for future in concurrent.futures.as_completed(futures):
-                    trial = future.result()
-                    done[trial.number] = trial
-                    self._finished(trial)
+                while waiting or running:
+                    while waiting and len(running) < self.n_jobs and not self._out_of_time():
+                        running.add(pool.submit(run_in_worker, *waiting.pop()))
+                    if not running:
+                        break
+                    ended, running = concurrent.futures.wait(
+                        running, return_when=concurrent.futures.FIRST_COMPLETED)
+                    for future in ended:
+                        trial = future.result()
+                        done[trial.number] = trial
+                        self._finished(trial)
             except BaseException:
-                for future in futures:
+                for future in running:
                     future.cancel()
                 raise
         batch = []
@@ -157,7 +171,7 @@ class ProgressBar:
     def __init__(self, progress, n_trials: int, metric: str, sign: float, time_budget):
         self.bar = None
         self.metric, self.sign, self.best = metric, sign, None
-        self.end = None if time_budget is None else time.perf_counter() + float(time_budget)
+        self.budget, self.end = time_budget, None   # the budget's clock starts with the first trial
         if progress is False or progress is None:
             return
         from tqdm import tqdm   # plain text: Jupyter shows it in place, reclab run in its log
@@ -171,7 +185,9 @@ class ProgressBar:
         if trial.ok and (self.best is None or self.sign * trial.score < self.sign * self.best):
             self.best = trial.score
         shown = {f"best {self.metric}": "-" if self.best is None else f"{self.best:.4f}"}
-        if self.end is not None:
+        if self.budget is not None:
+            if self.end is None:
+                self.end = time.perf_counter() - trial.seconds + float(self.budget)
             shown["budget left"] = f"{max(0.0, self.end - time.perf_counter()):.0f} s"
         self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
