@@ -478,7 +478,8 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
         check_held_out(model, train, test)
     else:   # the same rules on the pairs, by counting them (the model's own pairs are not checked)
         pairs = [frame.select("user", "item").distinct() for frame in (train, test)]
-        check_overlap(pairs[0].count(), pairs[1].count(), pairs[0].join(pairs[1], ["user", "item"]).count())
+        both = pairs[0].join(pairs[1], ["user", "item"]).count()
+        check_overlap(pairs[0].count(), pairs[1].count(), both)
     if session is None:
         session = get_session(getattr(model, "master", None))
     max_k = ks[-1]

@@ -18,5 +18,5 @@ from reclab.data.held_out import check_held_out, check_overlap, stored_pairs
 from reclab.data.interactions import Interactions, check_interactions
 from reclab.data.npz import load_interactions, save_interactions
 
-__all__ = ["Interactions", "check_held_out", "check_interactions", "check_overlap", "genre_features", "indicator_features",
-           "load_interactions", "save_interactions", "stored_pairs"]
+__all__ = ["Interactions", "check_held_out", "check_interactions", "check_overlap", "genre_features",
+           "indicator_features", "load_interactions", "save_interactions", "stored_pairs"]
