@@ -639,6 +639,28 @@ def test_the_time_budget_stops_between_trials_with_a_valid_result(splits, tmp_pa
         tune(SVD(), SVD_SPACE, train, valid, time_budget=0, **options)
 
 
+def test_the_time_budget_counts_from_the_first_trial_and_holds_with_workers(splits, tmp_path):
+    """A resumed SMBO search replays its checkpoint first (a surrogate fit per recorded trial):
+    that replay spent the budget, and no call added a trial. Workers (n_jobs=2) got every trial at
+    once, past the budget, with stopped None."""
+    train, valid = splits
+    options = dict(method="smbo", n_trials=8, n_initial=2, estimator="GP", seed=5)
+    path = tmp_path / "search.jsonl"
+    tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, **{**options, "n_trials": 4})
+    for expected in (5, 6):   # the first trial of a call always starts; the next would be late
+        result = tune(SVD(), SVD_SPACE, train, valid, checkpoint=path, time_budget=0.001, **options)
+        assert result.stopped == "time_budget" and len(result.trials) == expected
+
+    def slow(trial):
+        time.sleep(1.2)   # the first trial to end takes the budget with it
+
+    result = tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=6, seed=3, n_jobs=2,
+                  callbacks=[slow], time_budget=1.0)
+    assert result.stopped == "time_budget" and len(result.trials) == 2   # the two started at once
+    sequential = tune(SVD(), SVD_SPACE, train, valid, method="random", n_trials=2, seed=3)
+    assert [trial.params for trial in result.trials] == [trial.params for trial in sequential.trials]
+
+
 @pytest.mark.parametrize("method", ["random", "smbo"])
 def test_resume_with_folds_equals_an_uninterrupted_search(splits, tmp_path, method):
     train, valid = splits
