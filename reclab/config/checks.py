@@ -30,6 +30,14 @@ def model_parameters(name: str) -> list[str]:
     return sorted(inspect.signature(getattr(models, name)).parameters)
 
 
+def _fixed_model(config, name: str):
+    """Model ``name`` with its fixed ``models.<name>.params``, to ask what it needs (the full
+    construction, seed included, is :func:`reclab.config.build.make_model`, which imports this
+    module)."""
+    entry = config.models.get(name)
+    return getattr(models, name)(**(entry.params if entry else {}))
+
+
 def check(config, source: str, backend_model: dict) -> None:
     """Check the rules that span keys of a typed configuration (see the module docstring)."""
     parameters = inspect.signature(datasets.synthetic).parameters
@@ -46,8 +54,7 @@ def check(config, source: str, backend_model: dict) -> None:
             raise fail(source, "synthetic", f"is refused by reclab.datasets.synthetic: {error}") from None
     if config.tune.metric in RATING_METRICS:
         for name in config.tuned_models():
-            entry = config.models.get(name)
-            if not getattr(models, name)(**(entry.params if entry else {})).predicts_ratings:
+            if not _fixed_model(config, name).predicts_ratings:
                 raise fail(source, "tune.metric", f"is {config.tune.metric!r}, an error of predicted ratings, "
                                                   f"but {name} ranks items without predicting ratings; tune "
                                                   f"it for a ranking metric such as 'ndcg@10'")
@@ -92,8 +99,7 @@ def _check_file(config, source: str) -> None:
     for key, names in (("model", [config.model]), ("tune.models", config.tune.models),
                        ("baselines", config.baselines), ("online.world_model", [config.online.world_model])):
         for name in names:
-            entry = config.models.get(name)
-            model = getattr(models, name)(**(entry.params if entry else {}))
+            model = _fixed_model(config, name)
             if model.uses_item_features and not (config.file.items and config.file.genres):
                 raise fail(source, key, f"names {name}, which scores items from their content features, "
                                         f"but the ratings file has none: name an items file and its "
