@@ -43,7 +43,7 @@ import scipy.sparse as sp
 
 from reclab._text import p_text
 from reclab._validate import check_cutoffs, check_int, check_k, check_threshold
-from reclab.data import Interactions, check_held_out, check_interactions
+from reclab.data import Interactions, check_held_out, check_interactions, stored_pairs
 from reclab.errors import ReclabError
 from reclab.metrics import (RANKING_METRICS, bootstrap_ratios, coverage_at_every_k, mae, metric_at_every_k,
                             percentile_interval, rmse)
@@ -272,9 +272,7 @@ def _ranked(scores, n: int, exclude: sp.csr_matrix, allowed: np.ndarray | None, 
     if tied.size:
         items = np.arange(scores.shape[1]) if allowed is None else np.flatnonzero(allowed)
         block = np.asarray(scores[tied][:, items], dtype=np.float32)
-        seen = exclude[tied]
-        seen = sp.csr_matrix((np.ones(seen.nnz, dtype=bool), seen.indices, seen.indptr), shape=seen.shape)
-        block[seen[:, items].toarray()] = -np.inf
+        block[stored_pairs(exclude[tied])[:, items].toarray().astype(bool)] = -np.inf
         order = np.argsort(tie_keys(seed, users[tied], items), axis=1, kind="stable")
         picked, _ = top_n(np.take_along_axis(block, order, axis=1), n)
         ids[tied] = np.where(picked >= 0, items[np.take_along_axis(order, np.maximum(picked, 0), axis=1)], -1)
