@@ -123,8 +123,10 @@ def _cold_note(metrics: dict, model: str) -> str:
     which = "test items" if n is None else f"{int(n):,} test items"
     rare = ("" if few is None else " without training interactions" if few == 0
             else f" with <= {int(few)} training interactions")
-    return _with_scores(f"{COLD_COLUMN}: {model} ranking only the {which}{rare}", metrics, model, "cold/",
-                        None if n is None else int(n))
+    users = metrics.get("cold/n_evaluated")
+    whom = "" if users is None else f", for the {int(users):,} users with a test interaction among them"
+    return _with_scores(f"{COLD_COLUMN}: {model} ranking only the {which}{rare}{whom}", metrics, model,
+                        "cold/", None if n is None else int(n))
 
 
 def _new_users_note(metrics: dict, model: str) -> str:

@@ -11,7 +11,7 @@ from helpers import user_metrics
 from reclab import split
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.evaluation import compare, evaluate, ranking_metrics
+from reclab.evaluation import cold_candidates, compare, evaluate, ranking_metrics
 from reclab.metrics import RANKING_METRICS, bootstrap_ratios
 from reclab.models import ImplicitALS
 from reclab.models.popularity import Popularity
@@ -201,9 +201,42 @@ def test_rating_metrics_with_candidates_are_over_the_candidates_test_ratings(sma
     # item 102 (index 2): test ratings 5 (user 0) and 4 (user 2), predicted 4.0: errors 1 and 0
     report = evaluate(model, train, test, k=2, n_bootstrap=0, candidates=[102, 104])
     assert report.summary["rmse"] == pytest.approx(math.sqrt(1 / 2))
-    # no candidate has a test rating: nothing to measure, as for a model that ranks only
-    report = evaluate(model, train, test, k=2, n_bootstrap=50, candidates=[100, 104])
-    assert "rmse" not in report.summary and "rmse" not in report.intervals
+    # no candidate has a test rating: no user has a relevant candidate, nothing to evaluate
+    with pytest.raises(ReclabError, match="none of the 3 users considered has a test interaction of "
+                                          "one of the 2 candidate items"):
+        evaluate(model, train, test, k=2, n_bootstrap=50, candidates=[100, 104])
+
+
+def test_with_candidates_only_their_test_items_are_relevant(small):
+    """Restricted to some items (stage 5's long tail), the metrics measure the ranking of those:
+    a test item outside them counts for nothing, and a user with none among them is skipped."""
+    train, test, model = small
+    # user 0: candidates 103, 104 (unseen) -> list [103, 104]; relevant among them: 103 only.
+    # user 2: its test item 102 is no candidate -> skipped, as user 1 (no test item at all).
+    report = evaluate(model, train, test, k=(1, 2), n_bootstrap=0, candidates=[103, 104])
+    assert (report.n_evaluated, report.n_skipped) == (1, 2)
+    assert report.per_user["n_relevant"].tolist() == [1]
+    assert report.summary["recall@1"] == 1.0          # 1/2 if 102, no candidate, counted
+    assert report.summary["precision@2"] == 0.5
+    assert report.summary["ndcg@2"] == 1.0
+    # the same as giving only the test items among the candidates
+    among = test.select(np.isin(test.item_ids[test.matrix.indices], [103, 104]))
+    assert evaluate(model, train, among, k=(1, 2), n_bootstrap=0,
+                    candidates=[103, 104]).summary == report.summary
+    with pytest.raises(ReclabError, match="has a test rating >= 3.0 of one of the 1 candidate items"):
+        evaluate(model, train, test, k=2, n_bootstrap=0, candidates=[103], relevance_threshold=3)
+
+
+def test_cold_candidates_need_one_relevant_test_item(small):
+    """Stage 5's long-tail candidates: the rarely trained test items, relevant or not (a
+    candidate nobody liked is still ranked), unless none is relevant: nothing to evaluate."""
+    train, test, _ = small
+    assert cold_candidates(train, test).tolist() == [102, 103]
+    assert cold_candidates(train, test, relevance_threshold=3).tolist() == [102, 103]
+    assert cold_candidates(train, test, relevance_threshold=6, allow_empty=True).size == 0
+    with pytest.raises(ReclabError, match="no test item has at most 0 training interactions and a "
+                                          "test rating >= 6.0"):
+        cold_candidates(train, test, relevance_threshold=6)
 
 
 def test_bad_arguments_are_clear_errors(small):

@@ -913,7 +913,8 @@ def test_stage_5_reports_the_long_tail_items_beside_all_items(pipeline_run, stor
     # reclab run's summary names the column and says which items it ranks
     assert metrics["cold/max_train_interactions"] == 5
     note = (f"cold items: ImplicitALS ranking only the {n_cold:,} test items with <= 5 training "
-            f"interactions; precision@{k} there: ImplicitALS {metrics[f'cold/precision_at_{k}']:.4f}, "
+            f"interactions, for the {int(metrics['cold/n_evaluated']):,} users with a test interaction "
+            f"among them; precision@{k} there: ImplicitALS {metrics[f'cold/precision_at_{k}']:.4f}, "
             f"Bias {metrics[f'cold/Bias/precision_at_{k}']:.4f}, "
             f"Popularity {metrics[f'cold/Popularity/precision_at_{k}']:.4f} (a top-5 list holds "
             f"every one of the {n_cold} that its user has not seen, so precision@5 is the same for "

@@ -49,14 +49,16 @@ def test_the_cold_item_column_says_what_it_is():
     """The evaluate stage's ``cold/`` metrics are the model ranking only the rarely seen test
     items: a column named for that, with a line under the table saying which items."""
     metrics = {**SUMMARY["metrics"], "cold/precision_at_10": 0.05, "cold/n_candidates": 1234.0,
-               "cold/max_train_interactions": 5.0, "cold/Popularity/precision_at_10": 0.01}
+               "cold/max_train_interactions": 5.0, "cold/Popularity/precision_at_10": 0.01,
+               "cold/n_evaluated": 567.0}
     lines = render_summary({**SUMMARY, "metrics": metrics}).split("\n")
     assert lines[6].split() == ["metric", "ImplicitALS", "Popularity", "cold", "items"]
     assert lines[8].split()[-1] == "0.0500"
     assert lines[12] == ("cold items: ImplicitALS ranking only the 1,234 test items with <= 5 "
-                         "training interactions; precision@10 there: ImplicitALS 0.0500, "
-                         "Popularity 0.0100")
+                         "training interactions, for the 567 users with a test interaction among "
+                         "them; precision@10 there: ImplicitALS 0.0500, Popularity 0.0100")
     on_a_cold_split = {**metrics, "cold/max_train_interactions": 0.0}
+    on_a_cold_split.pop("cold/n_evaluated")
     text = render_summary({**SUMMARY, "metrics": on_a_cold_split}, markdown=True)
     assert "| metric | ImplicitALS | Popularity | cold items |" in text
     assert ("\n\ncold items: ImplicitALS ranking only the 1,234 test items without training "
