@@ -107,6 +107,8 @@ def _run(args) -> int:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking.tracking_uri(args.tracking_uri)
+    if args.resume:
+        args.resume = tracking.full_run_id(args.resume, uri)
     source = "run " + args.resume if args.resume else str(args.params or default_params_file())
     _print(f"reclab run: {source} -> MLflow {uri}")
     # SIGTERM (a scheduler, `kill`, a closing container) takes Ctrl-C's way out: the stage's
@@ -284,6 +286,7 @@ def _compare(args) -> int:
 
     from reclab import tracking
 
+    args.runs = [tracking.full_run_id(run_id, args.tracking_uri) for run_id in args.runs]
     repeated = sorted({run_id for run_id in args.runs if args.runs.count(run_id) > 1})
     if repeated:   # one column per run: a run twice made the table ambiguous (a traceback)
         raise ReclabError(f"run {repeated[0]} is given more than once; name each run once")
@@ -376,7 +379,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="stages to run: names or numbers, e.g. '--stages 1-2' or "
                           "'--stages preprocess tune' (default: 1-5, and 6 when online.enabled)")
     run.add_argument("--resume", metavar="RUN_ID",
-                     help="continue the pipeline run RUN_ID from its first unfinished stage")
+                     help="continue the pipeline run RUN_ID (or the start of its id) from its first "
+                          "unfinished stage")
     run.add_argument("--output", type=Path, default=None,
                      help="folder for the executed notebooks (default outputs/<run id>)")
     run.add_argument("--tracking-uri", default=None,
@@ -390,7 +394,8 @@ def _parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=_ui)
 
     compare = commands.add_parser("compare", help="parameters and metrics of runs side by side")
-    compare.add_argument("runs", nargs="+", metavar="RUN_ID")
+    compare.add_argument("runs", nargs="+", metavar="RUN_ID",
+                         help="run ids, or their first characters (the 8 that compare shows)")
     compare.add_argument("--all-params", action="store_true",
                          help="show every parameter, not only those that differ")
     compare.add_argument("--metric", default="ndcg@10",

@@ -112,7 +112,8 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, c
     assert "can be corrected there with --set KEY=VALUE" in completed.stderr
     assert main(["run", "--resume", run_id, "--set", "experiment=elsewhere", *uri]) == 2
     assert "stays in its experiment 'cli-test'" in capsys.readouterr().err
-    assert main(["run", "--resume", run_id, "--stages", "1", "--set", "kcore.min_user=5",
+    # the start of the id will do (the 8 characters that compare shows)
+    assert main(["run", "--resume", run_id[:8], "--stages", "1", "--set", "kcore.min_user=5",
                  "--output", str(tmp_path / "resumed"), *uri]) == 0
     capsys.readouterr()
     parent = client.get_run(run_id)
@@ -209,6 +210,11 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
     assert "ndcg@10: B - A = " in paired and "Wilcoxon p" in paired
     assert main(["compare", ids[0], "nope"]) == 2
     assert "no MLflow run 'nope'" in capsys.readouterr().err
+    # the 8 characters it shows name the runs too
+    assert main(["compare", ids[0][:8], ids[1][:8]]) == 0
+    assert capsys.readouterr().out == out
+    assert main(["compare", ids[0], ids[1][:8] + "0" * 24]) == 2   # a whole id is never a prefix
+    assert f"no MLflow run '{ids[1][:8]}" in capsys.readouterr().err
     assert main(["compare", ids[0], ids[0]]) == 2   # was a traceback
     assert f"run {ids[0]} is given more than once" in capsys.readouterr().err
     # a metric the runs do not have: said before any table is printed

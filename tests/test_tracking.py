@@ -292,6 +292,26 @@ def test_run_table_and_bad_ids(store, params_file):
         tracking.pipeline_state(stage.run_id)
 
 
+def test_the_start_of_a_run_id_names_its_run_unless_it_starts_several(store, monkeypatch):
+    """``reclab compare`` and ``--resume`` take the 8 characters that compare shows; MLflow draws
+    run ids at random, so two that share a start are drawn here (MLflow's own uuid4, fixed)."""
+    import uuid
+
+    ids = iter(["abcd1234" + "0" * 24, "abcd5678" + "0" * 24, "abce1234" + "0" * 24])
+    client = MlflowClient()
+    experiment = client.create_experiment("prefixes")
+    with monkeypatch.context() as patch:
+        patch.setattr(uuid, "uuid4", lambda: uuid.UUID(next(ids)))
+        made = [client.create_run(experiment).info.run_id for _ in range(3)]
+    assert tracking.full_run_id("abcd1234") == made[0]
+    assert tracking.full_run_id("abce") == made[2]
+    assert tracking.full_run_id(made[1]) == made[1]
+    assert tracking.full_run_id("ffff") == "ffff"          # no such run: the caller says so
+    assert tracking.full_run_id("nope") == "nope"
+    with pytest.raises(ReclabError, match="run id 'abcd' starts the ids of 2 runs .*give more of it"):
+        tracking.full_run_id("abcd")
+
+
 def test_runs_record_versions_and_environment(store, params_file, tmp_path):
     parent = tracking.start_pipeline(Config.load(params_file))
     tags = MlflowClient().get_run(parent).data.tags

@@ -39,7 +39,7 @@ from reclab.tracking.artifacts import (FitLogger, TuningCheckpoint, fit_logger, 
 from reclab.tracking import layout
 from reclab.tracking.layout import *  # noqa: F401,F403  every tag and artifact name, as layout.__all__
 from reclab.tracking.pyfunc import RecommenderPyfunc
-from reclab.tracking.queries import (experiments_with_runs, find_stage_run, load_report,
+from reclab.tracking.queries import (experiments_with_runs, find_stage_run, full_run_id, load_report,
                                      pipeline_state, pipeline_summary, run_table, save_metrics_view,
                                      stage_runs, ui_path)
 from reclab.tracking.runs import (end_pipeline, end_unfinished_pipeline, fail_stage, log_notebook,
@@ -53,7 +53,7 @@ __all__ = [
     "start_stage", "StageRun", "TuningCheckpoint", "FitLogger", "find_stage_run", "stage_runs",
     "log_notebook", "fail_stage", "end_pipeline", "end_unfinished_pipeline", "pipeline_summary",
     "pipeline_state", "reopen_pipeline", "load_interactions", "save_interactions",
-    "RecommenderPyfunc", "run_table", "load_report", "ui_path", "experiments_with_runs",
+    "RecommenderPyfunc", "run_table", "full_run_id", "load_report", "ui_path", "experiments_with_runs",
     "open_pipeline", "log_split", "load_split", "log_best", "load_best", "trial_logger",
     "tuning_checkpoint", "load_trials", "fit_logger", "log_report", "log_model", "load_model",
     "model_uri", "save_metrics_view", "record_resume_changes", *layout.__all__,

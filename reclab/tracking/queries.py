@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import tempfile
 import time
 from typing import Mapping
@@ -12,6 +13,7 @@ from typing import Mapping
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 
 from reclab.config import Config
 from reclab.errors import ReclabError
@@ -21,7 +23,7 @@ from reclab.tracking.layout import (BEST_PARAMS_FILE, PARAMS_FILE, PER_USER_TABL
                                     TAG_STAGE, TAG_TEST_FINGERPRINT, TAG_SAVED_VIEW_PREFIX, METRICS_VIEW)
 from reclab.tracking.store import download, open_client, param_text, tracking_uri
 
-__all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "load_report", "pipeline_params",
+__all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "full_run_id", "load_report", "pipeline_params",
            "pipeline_state", "pipeline_summary", "run_table", "stage_runs", "ui_path"]
 
 # Where `reclab ui` serves a local store by default (its --host and --port).
@@ -159,6 +161,26 @@ def pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mapping
             raise ReclabError(f"run {parent_run_id} has no params.yaml artifact; is it a reclab "
                               f"pipeline run?") from None
     return Config.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
+
+
+def full_run_id(run_id: str, uri: str | None = None) -> str:
+    """``run_id``, or the id of the one run whose id starts with it: the 8 characters that
+    ``reclab compare`` and the MLflow UI show will do, as a short commit hash does in git.
+
+    An id that starts no run's id is returned as it is, for the caller's "no MLflow run" error;
+    one that starts several is refused, naming them.
+    """
+    if not re.fullmatch(r"[0-9a-f]{4,31}", run_id):
+        return run_id
+    client = open_client(uri)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ALL)]
+    found = client.search_runs(experiments, f"attributes.run_id LIKE '{run_id}%'", run_view_type=ViewType.ALL,
+                               max_results=10) if experiments else []
+    if len(found) > 1:
+        names = ", ".join(f"{run.info.run_id} ({run.info.run_name})" for run in found[:3])
+        raise ReclabError(f"run id {run_id!r} starts the ids of {len(found)} runs ({names}); "
+                          f"give more of it")
+    return found[0].info.run_id if found else run_id
 
 
 def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
