@@ -23,8 +23,8 @@ from reclab.tracking.layout import (BEST_PARAMS_FILE, PARAMS_FILE, PER_USER_TABL
                                     TAG_STAGE, TAG_TEST_FINGERPRINT, TAG_SAVED_VIEW_PREFIX, METRICS_VIEW)
 from reclab.tracking.store import download, open_client, param_text, tracking_uri
 
-__all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "full_run_id", "load_report", "pipeline_params",
-           "pipeline_state", "pipeline_summary", "run_table", "stage_runs", "ui_path"]
+__all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "full_run_id", "load_report",
+           "pipeline_params", "pipeline_state", "pipeline_summary", "run_table", "stage_runs", "ui_path"]
 
 # Where `reclab ui` serves a local store by default (its --host and --port).
 UI_ADDRESS = "http://127.0.0.1:5000"
@@ -173,9 +173,9 @@ def full_run_id(run_id: str, uri: str | None = None) -> str:
     if not re.fullmatch(r"[0-9a-f]{4,31}", run_id):
         return run_id
     client = open_client(uri)
-    experiments = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ALL)]
-    found = client.search_runs(experiments, f"attributes.run_id LIKE '{run_id}%'", run_view_type=ViewType.ALL,
-                               max_results=10) if experiments else []
+    experiments = [found.experiment_id for found in client.search_experiments(view_type=ViewType.ALL)]
+    found = client.search_runs(experiments, f"attributes.run_id LIKE '{run_id}%'",
+                               run_view_type=ViewType.ALL, max_results=10) if experiments else []
     if len(found) > 1:
         names = ", ".join(f"{run.info.run_id} ({run.info.run_name})" for run in found[:3])
         raise ReclabError(f"run id {run_id!r} starts the ids of {len(found)} runs ({names}); "
