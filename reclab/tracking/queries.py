@@ -173,7 +173,8 @@ def full_run_id(run_id: str, uri: str | None = None) -> str:
     if not re.fullmatch(r"[0-9a-f]{4,31}", run_id):
         return run_id
     client = open_client(uri)
-    experiments = [found.experiment_id for found in client.search_experiments(view_type=ViewType.ALL)]
+    experiments = [experiment.experiment_id
+                   for experiment in client.search_experiments(view_type=ViewType.ALL)]
     found = client.search_runs(experiments, f"attributes.run_id LIKE '{run_id}%'",
                                run_view_type=ViewType.ALL, max_results=10) if experiments else []
     if len(found) > 1:
