@@ -77,6 +77,9 @@ class Search:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.n_jobs, mp_context=_process_context(),
                 initializer=init_worker, initargs=(self.job, threads))
+            # Started (each given the data) before the time budget's clock, which counts trials:
+            # under load, starting them took the whole budget of the first trials' call.
+            concurrent.futures.wait([self._pool.submit(int) for _ in range(self.n_jobs)])
         return self._pool
 
     def _finished(self, trial: Trial) -> None:
