@@ -572,7 +572,7 @@ models:
   ImplicitALS:
     params: {iterations: 2}
     space: {factors: {type: int, low: 4, high: 8}}
-tune: {method: random, n_trials: 2, folds: 1}
+tune: {method: random, n_trials: 2, folds: 2}
 k: [5, 10]
 evaluation: {n_bootstrap: 20}
 """

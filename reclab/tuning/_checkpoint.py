@@ -189,11 +189,13 @@ def search_header(models, spaces, method, metric, ks, relevance_threshold, seed,
     if method in ("random", "smbo") or folds > 1:
         header["seed"] = seed
     if folds > 1:
-        from reclab.split import cold_role
+        from reclab.split import fold_role
 
-        role = cold_role(train, valid)
+        role = fold_role(train, valid)
         if role is not None:   # per-user folds have no such key, as before cold splits had their own
-            header["folds_hold_out"] = f"whole {role}s"
+            header["folds_hold_out"] = {"time": "earlier periods",
+                                        "user time": "each user's earlier interactions"}.get(
+                                            role, f"whole {role}s")
     if method == "smbo":
         # n_jobs changes SMBO's sequence (batches of asked points); not that of grid or random.
         header.update(estimator=estimator, n_initial=n_initial, n_jobs=n_jobs,
