@@ -253,3 +253,39 @@ def test_stage_6_parameters_are_validated_and_make_the_aligned_world(synthetic_d
     world = make_world(config, kept)
     assert world.source == "truth" and world.utility.shape == kept.shape
     assert np.array_equal(world.utility, World.from_truth(synthetic_data).align(kept).utility)
+
+
+def test_a_few_visits_that_all_click_alike_give_the_exact_p_value_not_certainty():
+    """Clicks that do not vary within an arm (a few visits in a world of certain clicks) leave
+    the t-tests without a variance: they said p = 0 and 0 users needed. The exact tests say how
+    likely so clean a split is by chance: 2 of the 6 ways of splitting 4 visits, 2 of the 8
+    outcomes of 3 visits."""
+    good = np.tile([100.0, 100.0, -100.0, -100.0], (5, 1))   # attraction 1, or below 1e-43
+    world = World(good, position_bias=0.0)
+    arms = {"A": World(-good).oracle(), "B": world.oracle()}   # A shows the items never clicked
+    ab = ab_test(world, arms, n_users=4, n=1, seed=0)
+    assert ab.table["ctr"].tolist() == [0.0, 1.0]
+    assert ab.p_value == pytest.approx(1 / 3)
+    assert np.isnan(ab.users_needed["B"])
+    result = interleave(world, arms, n_users=3, n=2, seed=0)
+    assert result.wins == {"A": 0, "B": 3}
+    assert result.p_value == pytest.approx(0.25)
+    same = interleave(world, {"A": world.oracle(), "B": world.oracle()}, n_users=3, n=2, seed=0)
+    assert same.p_value == 1.0
+
+
+def test_a_power_estimate_does_not_depend_on_the_other_grid_points(world, models):
+    arms = {"Popularity": models["Popularity"], "ImplicitALS": models["ImplicitALS"]}
+    alone = sensitivity(world, arms, n_users=[100], n_simulations=50, methods=["ab"], seed=0)
+    among = sensitivity(world, arms, n_users=[50, 100], n_simulations=50, methods=["ab"], seed=0)
+    assert among.table.set_index("n_users").loc[100, "power"] == alone.table["power"].item()
+
+
+def test_expected_ctr_checks_its_model_as_the_tests_check_an_arm(world, split, models):
+    everything = World.from_truth(split[0].union(split[1]))
+    with pytest.raises(ReclabError, match="arm 'model': ImplicitALS was fitted on"):
+        everything.expected_ctr(models["ImplicitALS"])
+    other = rl.models.Popularity().fit(rl.datasets.synthetic(n_users=50, n_items=60, n_ratings=900))
+    with pytest.raises(ReclabError, match="was fitted on 50 users x 60 items, but the world has"):
+        world.expected_ctr(other)
+    assert 0 < world.expected_ctr(models["ImplicitALS"]) < 1

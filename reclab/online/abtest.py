@@ -7,7 +7,7 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from reclab._text import p_text
 from reclab._validate import check_int, check_seed
@@ -28,7 +28,8 @@ class ABTestResult:
         ``ctr`` (clicks / (users * n)) with ``ctr_ci_low`` / ``ctr_ci_high`` (95% normal
         interval over visits), ``clicks_per_user``, ``expected_ctr`` (the world's exact value,
         for reference), ``lift`` (relative to the first arm) with ``lift_ci_low`` /
-        ``lift_ci_high`` (delta method), ``p_value`` (Welch's t-test against the first arm) and
+        ``lift_ci_high`` (delta method), ``p_value`` (Welch's t-test against the first arm; the
+        exact permutation test when neither arm's clicks vary) and
         ``users_needed`` (see below); NaN in the first arm's comparison columns.
     lift : dict of str -> float
         ``ctr(arm) / ctr(first) - 1`` of every arm but the first.
@@ -42,7 +43,8 @@ class ABTestResult:
         Visits (both arms together) a two-arm test of this arm against the first would need to
         detect the observed difference with 80% power at ``alpha``:
         ``2 (z_{1-alpha/2} + z_{0.8})^2 (s_a^2 + s_b^2) / delta^2`` with ``delta`` the difference
-        of clicks per visit and ``s^2`` their variances; inf when the difference is 0.
+        of clicks per visit and ``s^2`` their variances; inf when the difference is 0, NaN when
+        neither arm's clicks vary (too few visits to plan with).
     n, n_users, alpha, seed
     """
 
@@ -75,8 +77,11 @@ def welch(mean_a, var_a, n_a, mean_b, var_b, n_b):
         t = (mean_b - mean_a) / se
         df = se2 ** 2 / ((var_a / n_a) ** 2 / (n_a - 1) + (var_b / n_b) ** 2 / (n_b - 1))
         p = 2.0 * stats.t.sf(np.abs(t), df)
-    # No variance at all: equal means are no evidence of a difference, unequal ones are certain.
-    p = np.where(se2 > 0, p, np.where(mean_a == mean_b, 1.0, 0.0))
+    # No variance at all (every visit of an arm clicked alike: a few visits): the exact
+    # permutation test, whose most extreme split of the visits is the one observed (and its
+    # mirror, with as many visits per arm). A p of 0 claimed certainty from 4 visits.
+    exact = (1.0 + (n_a == n_b)) / special.comb(n_a + n_b, n_a)
+    p = np.where(se2 > 0, p, np.where(mean_a == mean_b, 1.0, np.minimum(1.0, exact)))
     return se, p
 
 
@@ -157,7 +162,8 @@ def ab_test(world: World, arms: Mapping, n_users: int, n: int = 10, seed: int = 
         lift_se = np.sqrt(var / count / mean[0] ** 2 + mean ** 2 * var[0] / count[0] / mean[0] ** 4)
         power_z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(0.8)
         needed = np.ceil(2 * power_z ** 2 * (var[0] + var) / (mean - mean[0]) ** 2)
-    needed = np.where(mean != mean[0], needed, np.inf)
+    # inf: no difference to detect; NaN: no variance observed to plan with (a few visits)
+    needed = np.where(mean != mean[0], np.where(var[0] + var > 0, needed, np.nan), np.inf)
     rest = slice(1, None)
     table["lift"] = np.r_[np.nan, lift[rest]]
     table["lift_ci_low"] = np.r_[np.nan, (lift - z * lift_se)[rest]]

@@ -10,7 +10,8 @@ from reclab._validate import check_float, check_int
 from reclab.data import stored_pairs
 from reclab.errors import ReclabError
 
-__all__ = ["CONFIDENCE", "check_arm", "check_arms", "check_n_users", "check_probability", "result_axes"]
+__all__ = ["CONFIDENCE", "check_arm", "check_arms", "check_n_users", "check_probability", "check_seen",
+           "result_axes"]
 
 #: Level of the confidence intervals the tests report.
 CONFIDENCE = 0.95
@@ -40,11 +41,11 @@ def check_arms(world: World, arms, count: int | None = None) -> dict:
         if not isinstance(name, str) or not name:
             raise ReclabError(f"arm names must be non-empty strings, got {name!r}")
         check_arm(name, model, world.n_users, world.n_items)
-        _check_seen(name, model, world)
+        check_seen(name, model, world)
     return dict(arms)
 
 
-def _check_seen(name: str, model, world: World) -> None:
+def check_seen(name: str, model, world: World) -> None:
     """An arm fitted on other interactions than the world's ``seen`` would show items the world
     counts as already rated (a world built on all the data, arms fitted on train), or never show
     some it does not."""

@@ -37,7 +37,8 @@ class InterleavingResult:
     preference_ci : (float, float)
         95% normal interval.
     p_value : float
-        Two-sided t-test of the per-visit outcome ``sign(clicks_B - clicks_A)`` against 0.
+        Two-sided t-test of the per-visit outcome ``sign(clicks_B - clicks_A)`` against 0 (when
+        every visit is won by one arm, the exact sign test: ``2 ** (1 - visits)``).
     clicks : dict of str -> int
         Clicks credited to each arm.
     method, n, n_users, seed
@@ -128,8 +129,9 @@ def interleaving_test(credit_a: np.ndarray, credit_b: np.ndarray):
     se = outcome.std(axis=-1, ddof=1) / np.sqrt(size)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = 2.0 * stats.t.sf(np.abs(mean / se), size - 1)
-    # No variance: all visits tied (no evidence), or all won by one arm (certain).
-    return mean, se, np.where(se > 0, p, np.where(mean == 0, 1.0, 0.0))
+    # No variance: all visits tied (no evidence), or all won by one arm: the exact sign-flip
+    # test, 2 of its 2^visits outcomes as extreme (a p of 0 claimed certainty from 2 visits).
+    return mean, se, np.where(se > 0, p, np.where(mean == 0, 1.0, np.minimum(1.0, 2.0 ** (1 - size))))
 
 
 def interleave(world: World, arms: Mapping, n_users: int, n: int = 10, method: str = "team_draft",

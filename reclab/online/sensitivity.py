@@ -111,8 +111,8 @@ def sensitivity(world: World, arms: Mapping, n_users=(100, 200, 500, 1000, 2000,
     methods : sequence of str
         Among :data:`METHODS`.
     seed : int
-        Method ``m`` (its position in :data:`METHODS`) at grid point ``g`` draws from
-        ``default_rng([seed, m, g])``, so a point does not depend on the others.
+        Method ``m`` (its position in :data:`METHODS`) with ``u`` users draws from
+        ``default_rng([seed, m, u])``, so a point does not depend on the others in the grid.
 
     Returns
     -------
@@ -139,8 +139,8 @@ def sensitivity(world: World, arms: Mapping, n_users=(100, 200, 500, 1000, 2000,
     match, examination = matches(ids), world.examination(n)
     rows = []
     for method in methods:
-        for g, size in enumerate(grid):
-            rng = np.random.default_rng([seed, METHODS.index(method), g])
+        for size in grid:
+            rng = np.random.default_rng([seed, METHODS.index(method), int(size)])
             signs, p_values = [], []
             # Many tests at once, in batches of about _BATCH_VISITS visits to bound memory.
             per_batch = max(1, _BATCH_VISITS // int(size))

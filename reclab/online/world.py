@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from reclab._validate import check_float, check_int
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.online.common import check_arm
+from reclab.online.common import check_arm, check_seen
 from reclab.ranking import top_n
 
 __all__ = ["World", "Oracle", "check_world", "click_lists"]
@@ -201,7 +201,10 @@ class World:
     def expected_ctr(self, model, n: int = 10) -> float:
         """Exact click-through rate of ``model``'s top-``n`` lists in this world: the mean over
         users (those with ``n`` unseen items, as in the tests) of
-        ``sum_k examination(k) * attraction(u, list_k) / n``."""
+        ``sum_k examination(k) * attraction(u, list_k) / n``; ``model`` is checked as an arm
+        of the tests is."""
+        check_arm("model", model, self.n_users, self.n_items)
+        check_seen("model", model, self)
         _, probabilities = click_lists(self, {"model": model}, n)
         return float(probabilities[0].sum(axis=1).mean() / n)
 
