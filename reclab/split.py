@@ -131,8 +131,8 @@ def leave_k_out(data: Interactions, k: int = 5, seed: int = 42) -> tuple[Interac
     return _split(data, rank < _held_out_count(counts, np.full_like(counts, k))[rows])
 
 
-def temporal(data: Interactions, test_frac: float = 0.2,
-             per_user: bool = False) -> tuple[Interactions, Interactions]:
+def temporal(data: Interactions, test_frac: float = 0.2, per_user: bool = False,
+             seed: int = 42) -> tuple[Interactions, Interactions]:
     """Hold out the most recent interactions.
 
     Parameters
@@ -146,8 +146,13 @@ def temporal(data: Interactions, test_frac: float = 0.2,
         interactions strictly after it go to test (ties at the cut stay in train), so test is
         about ``test_frac`` of the data and users active only after the cut are in test only, as
         new users would be. True: each user's last ``round(test_frac * n)`` interactions go to test,
-        clipped to ``[0, n - 1]`` as in :func:`random_holdout`; equal timestamps are ordered by item
-        index.
+        clipped to ``[0, n - 1]`` as in :func:`random_holdout`; equal timestamps are ordered at
+        random (``seed``).
+    seed : int
+        Seed of ``numpy.random.default_rng`` for the order of a user's equal timestamps
+        (``per_user=True``): on ML-100K 500 of the 943 users have equal timestamps at their cut.
+        Ordered by item index instead, the higher ids went to test (1,108 of its 20,000 pairs),
+        which on ML-100K are the less popular films: EASE's precision@10 was 0.169 against 0.177.
 
     Returns
     -------
@@ -155,6 +160,7 @@ def temporal(data: Interactions, test_frac: float = 0.2,
     """
     _check_data(data)
     test_frac = _check_fraction(test_frac)
+    rng = np.random.default_rng(check_seed(seed))
     if data.timestamps is None:
         raise ReclabError("temporal split needs timestamps, and this data has none; build it with "
                           "Interactions.from_frame(..., timestamp='<column>') or use random_holdout")
@@ -168,8 +174,7 @@ def temporal(data: Interactions, test_frac: float = 0.2,
                               f"use per_user=True or random_holdout")
         return _split(data, test)
     rows = _rows(data)
-    # Latest first: descending time, then descending CSR position among equal times.
-    rank = _rank_within_user(data, rows, -np.arange(data.nnz), -times)
+    rank = _rank_within_user(data, rows, rng.random(data.nnz), -times)   # latest first
     return _split(data, rank < _fraction_count(data.user_counts(), test_frac)[rows])
 
 
@@ -321,7 +326,7 @@ def validation_folds(train: Interactions, valid: Interactions, n_folds: int = 3,
     train.union(valid)   # refuses two splits that do not share their id space or overlap
     role = fold_role(train, valid)
     if role in ("time", "user time"):
-        return folds + _earlier_folds(train, valid, n_folds, role)
+        return folds + _earlier_folds(train, valid, n_folds, role, rng)
     if role is None:
         rows = _rows(train)
         rank = _rank_within_user(train, rows, rng.random(train.nnz))
@@ -378,7 +383,7 @@ def _temporal_role(train: Interactions, valid: Interactions) -> str | None:
     return "user time" if np.all(earliest >= latest) else None
 
 
-def _earlier_folds(train: Interactions, valid: Interactions, n_folds: int, role: str) -> list:
+def _earlier_folds(train: Interactions, valid: Interactions, n_folds: int, role: str, rng) -> list:
     """Folds 1.. of a temporal ``valid``: each holds out the window of ``train`` just before the
     previous fold's (as many interactions as ``valid``: in all, or per user) and fits on what came
     before it, never on its future."""
@@ -387,9 +392,9 @@ def _earlier_folds(train: Interactions, valid: Interactions, n_folds: int, role:
         rank = np.empty(train.nnz, dtype=np.int64)
         rank[np.lexsort((-np.arange(train.nnz), -times))] = np.arange(train.nnz)
         size = np.full(train.nnz, valid.nnz)
-    else:   # newest first within each user; equal times by item index, as temporal orders them
+    else:   # newest first within each user; equal times at random, as temporal orders them
         rows = _rows(train)
-        rank = _rank_within_user(train, rows, -train.matrix.indices, -times)
+        rank = _rank_within_user(train, rows, rng.random(train.nnz), -times)
         size = valid.user_counts()[rows]
     folds = []
     for fold in range(1, n_folds):

@@ -74,6 +74,23 @@ def test_temporal_per_user(data):
             assert te.min() >= tr.max()
 
 
+def test_temporal_per_user_orders_equal_timestamps_at_random_by_seed():
+    """Equal timestamps at a user's cut (500 of ML-100K's 943 users have some) are ordered at
+    random, by seed: ordered by item index, the higher ids always went to test."""
+    frame = pd.DataFrame({"user": [1] * 10 + [2] * 10, "item": list(range(10)) * 2,
+                          "rating": 4.0, "timestamp": [5.0] * 10 + list(range(10))})
+    data = Interactions.from_frame(frame, timestamp="timestamp")
+    held = []
+    for seed in range(20):
+        train, test = split.temporal(data, test_frac=0.3, per_user=True, seed=seed)
+        assert test.user_counts().tolist() == [3, 3]
+        assert test.matrix[1].indices.tolist() == [7, 8, 9]   # user 2: its latest, whatever the seed
+        held.append(tuple(test.matrix[0].indices.tolist()))
+    assert len(set(held)) > 10 and 3 < np.mean(held) < 6   # by index: always (7, 8, 9)
+    again = split.temporal(data, test_frac=0.3, per_user=True, seed=19)[1]
+    assert tuple(again.matrix[0].indices.tolist()) == held[19]
+
+
 def test_kfold(data):
     folds = split.kfold(data, n_splits=5, seed=3)
     assert len(folds) == 5

@@ -52,8 +52,8 @@ def make_split(config: Config, data):
         rest, test = cold(data, test_frac=spec.test_frac, seed=seed)
         train, valid = cold(rest, test_frac=spec.valid_frac, seed=seed + 1)
     else:
-        rest, test = split.temporal(data, test_frac=spec.test_frac)
-        train, valid = split.temporal(rest, test_frac=spec.valid_frac)
+        rest, test = split.temporal(data, test_frac=spec.test_frac, seed=seed)
+        train, valid = split.temporal(rest, test_frac=spec.valid_frac, seed=seed + 1)
     if config.online.enabled:
         unseen = int(data.n_items - train.union(valid).user_counts().min())
         if config.n_recommendations > unseen:
