@@ -536,6 +536,25 @@ def test_validation_folds_of_a_temporal_split_fit_on_the_past_only(per_user, tmp
     assert header["folds_hold_out"] == ("each user's earlier interactions" if per_user else "earlier periods")
 
 
+def test_validation_folds_of_cold_items_drop_their_held_out_items_tags():
+    """A fold's held-out items have no tags, as cold_items' cold items: with them, ContentKNN
+    scored 0.142 and 0.153 on ml-latest-small's folds 1 and 2, 0.081 on valid."""
+    from reclab import split
+    from reclab.split import validation_folds
+
+    data = reclab.datasets.synthetic(n_users=200, n_items=150, n_ratings=5000, seed=0)
+    features = (np.random.default_rng(0).random((data.n_items, 4)) < 0.6).astype(np.float32)
+    data = data.with_features(features, ["genre=a", "genre=b", "tag=x", "tag=y"])
+    train, valid = split.cold_items(split.cold_items(data, test_frac=0.2, seed=0)[0], test_frac=0.2, seed=1)
+    for fit, holdout in validation_folds(train, valid, n_folds=3, seed=0):
+        cold = holdout.item_counts() > 0
+        for part in (fit, holdout):
+            assert part.item_features[cold][:, 2:].nnz == 0                # no tags
+            assert part.item_features[cold][:, :2].nnz == features[cold, :2].sum()   # genres kept
+        warm = fit.item_counts() > 0
+        assert fit.item_features[warm][:, 2:].nnz == features[warm & (train.item_counts() > 0), 2:].sum()
+
+
 @pytest.mark.parametrize("method", ["cold_users", "cold_items"])
 def test_validation_folds_of_a_cold_split_hold_out_whole_users_or_items(method, tmp_path):
     """On a cold split, every fold holds out what valid holds out: all interactions of as many

@@ -95,11 +95,12 @@ class ContentKNN(Recommender):
     every feature) have the best mean validation precision@10 over MovieLens 100k and
     ml-latest-small of a grid in ``benchmarks/defaults.py`` (rating_weight 0-1, both settings of
     each switch), on cold-item validation splits carved from the training part of the cold-item
-    split (cold items drawn from train's warm items; mean of 3 seeds: 0.210 and 0.139). On the cold-item test split (``reclab.split.cold_items``, 20% of the items, seed 0,
-    ranking the cold items only) they reach precision@10 0.218 on ML-100K and 0.152 on
+    split (cold items drawn from train's warm items; mean of 3 seeds: 0.210 and 0.092). On the
+    cold-item test split (``reclab.split.cold_items``, 20% of the items, seed 0, ranking the cold
+    items only) they reach precision@10 0.218 on ML-100K and 0.117 on
     ml-latest-small (the cosine of the whole profile, ``group_profiles=False,
-    normalize_items=True``: 0.151 and 0.075). On ml-latest-small the whole-profile cosine fails
-    because the tag block outweighs the genres in the profiles (tags are rare, so their idf is
+    normalize_items=True``: 0.151 and 0.093; the cold items have no tags, as a new title has
+    none). In a whole profile the tag block outweighs the genres (tags are rare, so their idf is
     large, and they sit mostly on popular titles every user rated); per-group profiles let the
     genres, the decade and the tags each count once. Unit item vectors (``normalize_items``) lose
     on MovieLens, where titles with more and rarer features are more often watched, but win on

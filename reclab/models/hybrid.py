@@ -80,11 +80,11 @@ class HybridALS(ImplicitALS):
     Notes
     -----
     On the cold-item split of MovieLens (20% of the items, seed 0, ranking the cold items only)
-    the defaults reach precision@10 0.248 on ML-100K and 0.195 on ml-latest-small, above
-    ContentKNN (0.218, 0.152): the ALS factors carry popularity and taste, and the map learns which
+    the defaults reach precision@10 0.248 on ML-100K and 0.135 on ml-latest-small, above
+    ContentKNN (0.218, 0.117): the ALS factors carry popularity and taste, and the map learns which
     features predict them. On the warm 80/20 split (seed 42) they reach 0.376 and 0.292, with
-    ImplicitALS at 0.376 and 0.294 (``benchmarks/content.py``). Cost: ImplicitALS's, plus O(nnz(features) n_features + n_features^3)
-    for the map (dense in the number of features).
+    ImplicitALS at 0.376 and 0.294 (``benchmarks/content.py``). Cost: ImplicitALS's, plus
+    O(nnz(features) n_features + n_features^3) for the map (dense in the number of features).
 
     Examples
     --------
