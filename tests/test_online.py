@@ -85,6 +85,7 @@ def test_interleaving_reaches_80_percent_power_with_fewer_users(world, models):
         power = result.table.loc[result.table["method"] == method, "power"].to_numpy()
         assert power[-1] >= 0.8 and power[0] < 0.8, (method, power)
     assert np.isfinite(result.users_needed["ab"])
+    assert (result.table["reversed"] <= 0.05).all()   # hardly ever the worse arm
     assert result.users_needed["interleaving"] < result.users_needed["ab"]
     assert result.ratio() > 1
 
@@ -184,6 +185,29 @@ def test_users_needed_in_words_says_when_the_target_is_not_reached_or_reached_at
     many = sensitivity(world, arms, n_users=[4000, 8000], n_simulations=20, seed=0)
     assert many.users_needed["interleaving"] == 4000
     assert many.needed_text("interleaving") == "at most 4,000"
+
+
+def test_interleaving_that_prefers_the_arm_with_the_lower_ctr_says_so():
+    """Interleaving counts per-visit wins of the arms' top items; an A/B test counts clicks on
+    each arm's whole list. A's top two items each attract 0.5, B's 0.6 and 0: A's list has the
+    higher CTR (0.375 against 0.3 with examination 1 and 1/2), but an interleaved list of 2 shows
+    each arm's top item only, and B's wins. Its power for the better arm (A) stays 0: the result
+    says which arm it prefers instead."""
+    logit = np.log(0.6 / 0.4)
+    world = World(np.tile([logit, 0.0, 0.0, -100.0], (3, 1)), threshold=0.0)
+    arms = {"B": World(np.tile([3.0, 0.0, 0.0, 2.0], (3, 1))).oracle(),   # lists items 0, 3
+            "A": World(np.tile([0.0, 3.0, 2.0, -1.0], (3, 1))).oracle()}  # lists items 1, 2
+    assert world.expected_ctr(arms["A"], n=2) == pytest.approx(0.375)
+    assert world.expected_ctr(arms["B"], n=2) == pytest.approx(0.3)
+    result = sensitivity(world, arms, n_users=[500, 2000], n=2, n_simulations=40, methods=["interleaving"],
+                         seed=0)
+    assert result.better == "A"
+    table = result.table
+    assert table["power"].max() == 0 and table["reversed"].iloc[-1] >= 0.9
+    assert np.allclose(table["rejection_rate"], table["power"] + table["reversed"])
+    assert result.needed_text("interleaving") == (
+        f"more than 2,000 (the most simulated); it prefers B instead in "
+        f"{table['reversed'].iloc[-1]:.0%} of the tests at 2,000 users")
 
 
 def test_same_seed_same_result_to_the_last_digit(world, models):

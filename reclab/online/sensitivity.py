@@ -33,8 +33,10 @@ class SensitivityResult:
     table : pandas.DataFrame
         One row per method and number of users: ``method``, ``n_users``, ``power`` (share of
         simulations with p < alpha and the better arm ahead), ``rejection_rate`` (share with
-        p < alpha either way; for equal arms, the false positive rate) and ``power_se`` (its
-        binomial standard error).
+        p < alpha either way; for equal arms, the false positive rate), ``power_se`` (its
+        binomial standard error) and ``reversed`` (share with p < alpha and the other arm ahead:
+        interleaving counts per-visit wins, not clicks, and with arms of nearly equal CTR it can
+        reliably prefer the one with the lower CTR, whose power then stays at 0).
     users_needed : dict of str -> float
         Per method, the users at which ``power`` first reaches ``target``, interpolated linearly
         in log(users) between the grid points around it; the smallest grid value when the first
@@ -64,9 +66,16 @@ class SensitivityResult:
         size simulated already reaches the target, ``"more than 5,000 (the most simulated)"``
         when none does."""
         users = self.users_needed[method]
-        sizes = self.table.loc[self.table["method"] == method, "n_users"]
+        rows = self.table[self.table["method"] == method]
+        sizes = rows["n_users"]
         if not np.isfinite(users):
-            return f"more than {int(sizes.max()):,} (the most simulated)"
+            text = f"more than {int(sizes.max()):,} (the most simulated)"
+            other = [arm for arm in self.arms if arm != self.better]
+            favoured = float(rows["reversed"].iloc[-1])
+            if self.better is not None and favoured > self.alpha:
+                text += (f"; it prefers {other[0]} instead in {favoured:.0%} of the tests at "
+                         f"{int(sizes.max()):,} users")
+            return text
         return f"at most {users:,.0f}" if users == sizes.min() else f"{users:,.0f}"
 
 
@@ -162,9 +171,11 @@ def sensitivity(world: World, arms: Mapping, n_users=(100, 200, 500, 1000, 2000,
             signs, p_values = np.concatenate(signs), np.concatenate(p_values)
             rejected = p_values < alpha
             power = (rejected & (signs == direction)).mean() if direction else rejected.mean()
+            opposite = (rejected & (signs == -direction)).mean() if direction else 0.0
             rows.append((method, int(size), float(power), float(rejected.mean()),
-                         float(np.sqrt(power * (1 - power) / n_simulations))))
-    table = pd.DataFrame(rows, columns=["method", "n_users", "power", "rejection_rate", "power_se"])
+                         float(np.sqrt(power * (1 - power) / n_simulations)), float(opposite)))
+    table = pd.DataFrame(rows, columns=["method", "n_users", "power", "rejection_rate", "power_se",
+                                        "reversed"])
     needed = {method: _users_for_power(grid, table.loc[table["method"] == method, "power"].to_numpy(),
                                        target) for method in methods}
     return SensitivityResult(table=table, users_needed=needed, better=better, arms=tuple(arms), n=n,
