@@ -16,7 +16,7 @@ import pytest
 
 import reclab.datasets
 from reclab.errors import ReclabError
-from reclab.evaluation import evaluate
+from reclab.evaluation import cold_candidates, evaluate
 from reclab.models import SVD, Bias, ImplicitALS, ItemKNN, clone
 from reclab.space import grid_points, parse_space, sample
 from reclab.tuning import Choice, Trial, TuningResult, choose, plot_convergence, plot_objective, tune
@@ -584,11 +584,18 @@ def test_validation_folds_of_a_cold_split_hold_out_whole_users_or_items(method, 
                   method="grid", folds=3, seed=0, checkpoint=checkpoint)
     result = tune(**search)
     assert all(trial.ok and len(trial.fold_scores) == 3 for trial in result.trials)
+    # On cold items a fold ranks only its held-out items, as stage 5's cold protocol does: ranked
+    # among all items they were scored against warm items the users liked but had not rated.
+    fit, holdout = folds[1]
+    cold = cold_candidates(fit, holdout) if method == "cold_items" else None
+    expected = evaluate(ItemKNN(neighbors=10).fit(fit), fit, holdout, k=10, candidates=cold, n_bootstrap=0)
+    assert result.trials[0].fold_scores[1] == pytest.approx(expected.summary["precision@10"])
     # The folds' kind is part of the search's identity: a checkpoint written when a cold split's
     # folds were per-user ones (no such key in its header) is refused, not resumed on other folds.
     role = "users" if method == "cold_users" else "items"
     lines = checkpoint.read_text().splitlines()
     header = json.loads(lines[0])
+    assert header.get("ranks") == ("held-out items" if method == "cold_items" else None)
     assert header.pop("folds_hold_out") == f"whole {role}"
     checkpoint.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
     with pytest.raises(ReclabError, match=rf"folds_hold_out is None in the checkpoint but 'whole {role}' now"):

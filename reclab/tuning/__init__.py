@@ -217,7 +217,11 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
     train, valid : Interactions
         Trials fit on ``train`` and are scored on ``valid`` (same users and items, as
         ``reclab.split`` produces; a ``valid`` all in ``train`` is refused,
-        :func:`reclab.data.check_held_out`). Keep the test split out of tuning.
+        :func:`reclab.data.check_held_out`). Keep the test split out of tuning. When no item of
+        ``valid`` has a ``train`` interaction (:func:`reclab.split.cold_items`), each fold ranks
+        only its held-out items (:func:`reclab.evaluation.cold_candidates`), the cold-start
+        protocol: ranked among every item, they were scored against the warm items the users
+        liked but had no test rating of.
     method : {"grid", "random", "smbo"}
         See the module docstring.
     n_trials : int, optional
@@ -323,10 +327,10 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
     else:
         n_trials = _DEFAULT_N_TRIALS if n_trials is None else check_int("n_trials", n_trials, low=1)
 
-    from reclab.split import validation_folds
+    from reclab.split import fold_role, validation_folds
 
     job = TrialJob(tuple(models), tuple(validation_folds(train, valid, folds, seed)), metric, ks,
-                   relevance_threshold)
+                   relevance_threshold, cold_items=fold_role(train, valid) == "item")
     store = None
     restored: dict[int, Trial] = {}
     if checkpoint is not None:

@@ -188,10 +188,12 @@ def search_header(models, spaces, method, metric, ks, relevance_threshold, seed,
               "folds": folds, "starts": [[index, params] for index, params in starts]}
     if method in ("random", "smbo") or folds > 1:
         header["seed"] = seed
-    if folds > 1:
-        from reclab.split import fold_role
+    from reclab.split import fold_role
 
-        role = fold_role(train, valid)
+    role = fold_role(train, valid)
+    if role == "item":   # the folds rank their held-out items only (no key before they did)
+        header["ranks"] = "held-out items"
+    if folds > 1:
         if role is not None:   # per-user folds have no such key, as before cold splits had their own
             header["folds_hold_out"] = {"time": "earlier periods",
                                         "user time": "each user's earlier interactions"}.get(

@@ -13,7 +13,7 @@ import numpy as np
 from reclab._validate import check_cutoffs
 from reclab.data import Interactions, check_interactions
 from reclab.errors import ReclabError
-from reclab.evaluation import evaluate
+from reclab.evaluation import cold_candidates, evaluate
 from reclab.models.base import Recommender, clone
 from reclab.tuning._results import LOWER_IS_BETTER, Trial
 
@@ -82,7 +82,9 @@ class TrialJob:
     """Everything a trial needs; shipped once to each worker process when ``n_jobs > 1``.
 
     ``models`` are the searched models (a trial names one by its index); ``folds`` the
-    ``(fit, holdout)`` pairs every trial is scored on.
+    ``(fit, holdout)`` pairs every trial is scored on; with ``cold_items`` (a
+    :func:`reclab.split.cold_items` split) each holdout ranks only its items, which its fit has
+    no interaction of, as stage 5's cold-item protocol does.
     """
 
     models: tuple
@@ -90,6 +92,7 @@ class TrialJob:
     metric: str
     k: tuple
     relevance_threshold: float | None
+    cold_items: bool = False
 
     def run(self, number: int, index: int, params: dict) -> Trial:
         model = self.models[index]
@@ -100,7 +103,9 @@ class TrialJob:
             for fit, holdout in self.folds:
                 candidate = clone(model).set_params(**params)
                 candidate.fit(fit)
-                report = evaluate(candidate, fit, holdout, k=self.k,
+                cold = (cold_candidates(fit, holdout, relevance_threshold=self.relevance_threshold)
+                        if self.cold_items else None)
+                report = evaluate(candidate, fit, holdout, k=self.k, candidates=cold,
                                   relevance_threshold=self.relevance_threshold, n_bootstrap=0)
                 reports.append({name_: float(value) for name_, value in report.summary.items()})
         except Exception as error:  # a bad point or a numerical failure; the search goes on
