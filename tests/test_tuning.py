@@ -1,5 +1,6 @@
 """Hyperparameter search: grid / random / SMBO, failures, determinism, resuming, parallel trials."""
 
+import dataclasses
 import inspect
 import json
 import math
@@ -636,6 +637,11 @@ def test_a_model_list_yields_trials_of_every_listed_model(splits):
         assert result.space == result.spaces[best.model]
         assert set(result.trials_frame()["model"]) == {"ItemKNN", "SVD"}
         assert len(plot_convergence(result).axes[0].collections) >= 2   # one colour per model
+    # A grid too: after the start points the models take turns, so that a time budget stops every
+    # model's grid part-way (one model's grid after another's left the last with its start only).
+    grid = tune(models, [{"neighbors": [20, 30, 40]}, {"factors": [2, 8]}], train, valid, method="grid")
+    assert [trial.model for trial in grid.trials] == ["ItemKNN", "SVD", "ItemKNN", "SVD", "ItemKNN", "SVD",
+                                                      "ItemKNN"]
     with pytest.raises(ReclabError, match=r"2 models need 2 search spaces"):
         tune(models, spaces[:1], train, valid)
     with pytest.raises(ReclabError, match=r"models lists SVD twice"):
@@ -652,6 +658,25 @@ def test_the_boundary_warning_fires_on_a_crafted_space(splits):
     assert result.best_params == {"neighbors": 3}
     [warning] = boundary_warnings(result)
     assert "ItemKNN: best neighbors = 3 is at the upper bound 3" in warning and "(high: 5)" in warning
+    # The trial that goes on to training (tune.select: one_se may keep a start point, which can
+    # lie outside the space) is checked too, as "chosen"; the best's warning stays.
+    start = next(trial for trial in result.trials if trial.params != result.best_params)
+    kept = dataclasses.replace(start, params={"neighbors": 8})
+    assert boundary_warnings(result, chosen=kept) == [
+        warning, "ItemKNN: chosen neighbors = 8 is beyond the upper bound 3 of its space [1, 3]; the "
+                 "optimum may lie beyond it: widen the space (high: 15)"]
+    assert boundary_warnings(result, chosen=result.best_trial) == [warning]
+    # integers from 1 end at 1 (no wider bound to suggest); a bound rounded off in the log scale
+    # (119.99999999999996 for 120) is "at" it
+    space = {"factors": {"type": "int", "low": 1, "high": 10}}
+    assert boundary_warnings(TuningResult(best_params={"factors": 1}, best_score=0.2, trials=(),
+                                          method="random", metric="precision@10",
+                                          space=parse_space(space), best_model="PureSVD")) == []
+    space = {"regularization": {"type": "real", "low": 10.0, "high": 120.0, "prior": "log-uniform"}}
+    [rounded] = boundary_warnings(TuningResult(
+        best_params={"regularization": 119.99999999999996}, best_score=0.2, trials=(),
+        method="random", metric="precision@10", space=parse_space(space), best_model="EASE"))
+    assert "is at the upper bound 120" in rounded
     space = {"neighbors": {"type": "int", "low": 5, "high": 400, "prior": "log-uniform"}}
     inside = TuningResult(best_params={"neighbors": 40}, best_score=0.2, trials=(), method="random",
                           metric="precision@10", space=parse_space(space), best_model="ItemKNN")

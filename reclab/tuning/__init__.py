@@ -316,8 +316,11 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
 
     points = None
     if method == "grid":
-        points = [(index, params) for index, space in enumerate(spaces)
-                  for params in grid_points(space) if (index, params) not in started]
+        # The models take turns, as in random search: a time budget then stops every model's
+        # grid part-way, not the later models' before their first point.
+        grids = [[(index, params) for params in grid_points(space) if (index, params) not in started]
+                 for index, space in enumerate(spaces)]
+        points = round_robin(grids, sum(map(len, grids)))
         size = len(started) + len(points)
         if n_trials is not None and check_int("n_trials", n_trials, low=1) < size:
             raise ReclabError(f"the grid has {size} points (start points included) but n_trials="

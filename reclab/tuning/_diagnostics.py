@@ -8,36 +8,52 @@ import math
 import numpy as np
 
 from reclab.errors import ReclabError
-from reclab.tuning._results import TuningResult
+from reclab.tuning._results import Trial, TuningResult
 from reclab.tuning._search import make_optimizer
 
 
 BOUNDARY_TOLERANCE = 0.03
 
 
-def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANCE) -> list[str]:
+def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANCE,
+                      chosen: Trial | None = None) -> list[str]:
     """Warnings for each best parameter value at (or near, or beyond) a bound of its range.
 
     A value whose position in its range, ``(v - low) / (high - low)`` (in ``log v`` for a
     log-uniform range), is within ``tolerance`` of 0 or 1 suggests that the optimum lies at or
     beyond that bound: the space should be widened there. Categorical parameters have no bounds,
     and a lower bound of 0 is where every non-negative parameter ends (a shrinkage, RP3beta's
-    beta, a weight): a best value there is no sign of a space too narrow (it cannot be widened).
+    beta, a weight): a best value there is no sign of a space too narrow (it cannot be widened),
+    nor is one at 1 in a range of integers from 1 (factors, neighbors).
+
+    ``chosen``: the trial that goes on to training when it is not the best
+    (:func:`reclab.tuning.choose` with ``"one_se"`` may keep a start point); its values are
+    checked too (a start point can lie outside the space), as ``chosen`` rather than ``best``.
 
     Returns
     -------
     list of str
-        One sentence per such parameter of the best model, naming the value, the bound and a
-        wider bound to try; empty when every best value lies inside its range.
+        One sentence per such parameter, naming the value, the bound and a wider bound to try;
+        empty when every value lies inside its range.
     """
+    result = _check_result(result)
+    warnings = _bound_warnings("best", result.best_model, result.best_params, result.space, tolerance)
+    if chosen is not None and (chosen.model, chosen.params) != (result.best_trial.model,
+                                                               result.best_trial.params):
+        model = chosen.model or result.best_model
+        warnings += _bound_warnings("chosen", model, chosen.params,
+                                    result.spaces.get(model, result.space), tolerance)
+    return warnings
+
+
+def _bound_warnings(label: str, model: str, params: dict, space: dict, tolerance: float) -> list[str]:
     from skopt.space import Integer, Real   # a TuningResult's space holds its dimensions
 
-    result = _check_result(result)
     warnings = []
-    for name, dimension in result.space.items():
-        if not isinstance(dimension, (Integer, Real)) or name not in result.best_params:
+    for name, dimension in space.items():
+        if not isinstance(dimension, (Integer, Real)) or name not in params:
             continue
-        value, low, high = result.best_params[name], dimension.low, dimension.high
+        value, low, high = params[name], dimension.low, dimension.high
         log = dimension.prior == "log-uniform"
         if log and value <= 0:
             position = -1.0
@@ -60,11 +76,14 @@ def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANC
         else:   # a positive range stays positive (factors, regularization): halve its low bound
             wider = edge - (high - edge) if edge < 0 or edge > high - edge else edge / 2
         if isinstance(dimension, Integer):
-            wider = max(1, int(round(wider))) if log else int(round(wider))
+            wider = max(1, int(round(wider))) if log or low >= 1 else int(round(wider))
+            if wider == bound == value:   # integers from 1 end there: nothing to widen
+                continue
         else:
             wider = float(f"{wider:.3g}")
-        where = ("beyond" if position > 1 or position < 0 else "at" if value == bound else "near")
-        warnings.append(f"{result.best_model}: best {name} = {_short(value)} is {where} the "
+        where = ("beyond" if position > 1 or position < 0
+                 else "at" if math.isclose(value, bound, rel_tol=1e-9) else "near")
+        warnings.append(f"{model}: {label} {name} = {_short(value)} is {where} the "
                         f"{'upper' if upper else 'lower'} bound {_short(bound)} of its space "
                         f"[{_short(low)}, {_short(high)}]; the optimum may lie beyond it: widen the "
                         f"space ({'high' if upper else 'low'}: {_short(wider)})")
