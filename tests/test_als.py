@@ -252,6 +252,15 @@ def test_implicit_ignores_non_positive_values():
         negative = ImplicitALS(factors=4, iterations=3).fit(
             Interactions.from_matrix(sp.csr_matrix(with_negative)))
     np.testing.assert_array_equal(plain.item_factors_, negative.item_factors_)
+    # stored zeros (a 0/1 "liked" column read as ratings) are interactions to everything else
+    frame = _random_ratings(seed=11).to_frame()
+    frame["rating"] = (frame["rating"] >= 4).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"value is <= 0: a stored 0 \(a 0/1 'liked' column\) is no "
+                                         r"interaction to it, but still one to the splits"):
+        zeros = ImplicitALS(factors=4, iterations=3).fit(stored := Interactions.from_frame(frame))
+    assert (stored.matrix.data == 0).sum() > 0
+    liked = ImplicitALS(factors=4, iterations=3).fit(stored.select(stored.matrix.data > 0))
+    np.testing.assert_array_equal(zeros.item_factors_, liked.item_factors_)
 
 
 def test_rating_values_do_not_change_implicit_factors():
