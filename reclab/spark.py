@@ -320,7 +320,9 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     if format == "parquet":
         frame = session.read.parquet(str(path))
     elif format == "csv":
-        frame = session.read.csv(str(path), sep=sep, header=bool(header))
+        # Spaces around a field ("1, 10, 4.0") are layout, not part of an id (as reclab's reader)
+        frame = session.read.csv(str(path), sep=sep, header=bool(header),
+                                 ignoreLeadingWhiteSpace=True, ignoreTrailingWhiteSpace=True)
     else:
         raise ReclabError(f"format must be 'parquet' or 'csv', got {format!r}")
     check_columns(frame, user, item, rating, timestamp)

@@ -227,6 +227,10 @@ def test_ids_of_a_text_file_are_read_as_written(tmp_path):
     data = datasets.read_interactions(tmp_path / "n.csv")
     assert data.item_ids.dtype == np.int64 and data.item_ids.tolist() == [-3, 0]
     assert data.user_ids.dtype == np.uint64 and data.user_ids.max() == 2 ** 64 - 1
+    (tmp_path / "s.csv").write_text("user, item, rating\n1, 10, 4.0\n 2 ,A1 , 3\n")   # spaces: layout
+    data = datasets.read_interactions(tmp_path / "s.csv")
+    assert data.user_ids.tolist() == [1, 2] and data.item_ids.tolist() == ["10", "A1"]
+    assert data.matrix.data.tolist() == [4.0, 3.0]
     (tmp_path / "items.csv").write_text("item,title\n0012,Twelve\n")
     (tmp_path / "r2.csv").write_text("user,item,rating\n1,12,5\n")
     with pytest.raises(ReclabError, match=r"r2.csv: none of the 1 ids that index items is an item id of "

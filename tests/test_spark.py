@@ -232,6 +232,12 @@ def test_read_interactions_csv_keeps_ids_as_written(spark, tmp_path):
     assert data.user_ids.tolist() == local.user_ids.tolist() == ["007", "008", "7"]
     assert data.item_ids.tolist() == local.item_ids.tolist() == [1, 42]
     assert (data.matrix != local.matrix).nnz == 0
+    (tmp_path / "s.csv").write_text("user, item, rating\n1, 10, 4.0\n 2 ,A1 , 3\n")   # spaces: layout
+    data = rs.to_interactions(rs.read_interactions(tmp_path / "s.csv", format="csv"))
+    local = rl.datasets.read_interactions(tmp_path / "s.csv")
+    assert data.user_ids.tolist() == local.user_ids.tolist() == [1, 2]
+    assert data.item_ids.tolist() == local.item_ids.tolist() == ["10", "A1"]
+    assert (data.matrix != local.matrix).nnz == 0
 
 
 def test_fit_rejects_repeated_pairs(spark):

@@ -43,7 +43,10 @@ def _first_parquet_rows(path: Path, nrows: int) -> pd.DataFrame:
 
 def _ids_as_written(values: pd.Series) -> pd.Series:
     """An id column read as text: integers when every id is written as an integer (int64, or
-    uint64 above its range), else the strings as written."""
+    uint64 above its range), else the strings as written. Spaces around an id ("1, 10, 4.0")
+    are layout, not part of it: ``" 10"`` was a string id of its own, no match for the items
+    file's 10."""
+    values = values.str.strip()
     if values.str.fullmatch(_INTEGER_TEXT).all():
         for dtype in ("int64", "uint64"):
             try:
@@ -73,7 +76,7 @@ def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
         # pandas' Python parser reads (r"\s+" excepted); it has no low_memory option.
         parser = {"engine": "python"} if len(sep) > 1 and sep != r"\s+" else {"low_memory": False}
         frame = pd.read_csv(path, sep=sep, header=0 if header else None, nrows=nrows, encoding=encoding,
-                            skip_blank_lines=False, dtype=text, **parser)
+                            skip_blank_lines=False, skipinitialspace=True, dtype=text, **parser)
     except UnicodeDecodeError as error:
         raise ReclabError(f"{path}: is not {encoding} text ({error.reason}); "
                           f"give its encoding, such as encoding='latin-1' (file.encoding in a "
