@@ -51,7 +51,7 @@ from reclab._validate import check_cutoffs, check_int, check_k, check_threshold
 from reclab.data import Interactions, check_held_out, check_interactions, stored_pairs
 from reclab.errors import ReclabError
 from reclab.metrics import (RANKING_METRICS, bootstrap_ratios, coverage_at_every_k, mae, metric_at_every_k,
-                            percentile_interval, rmse)
+                            percentile_interval, rmse, sign_flip_p_value)
 from reclab.ranking import candidate_mask, tie_keys, top_n
 
 __all__ = ["EvaluationReport", "Comparison", "evaluate", "ranking_metrics", "compare", "cold_candidates",
@@ -202,8 +202,8 @@ class Comparison:
     ci_low, ci_high : float
         95% paired percentile bootstrap interval of ``difference``.
     p_value : float
-        Two-sided Wilcoxon signed-rank test of the per-user differences (zero differences
-        dropped); 1.0 when every difference is zero.
+        Two-sided paired randomization (sign-flip) test of ``difference``
+        (:func:`reclab.metrics.sign_flip_p_value`); 1.0 when every difference is zero.
     n_users : int
         Users evaluated in both reports.
     """
@@ -219,8 +219,8 @@ class Comparison:
 
     def __str__(self) -> str:
         return (f"{self.metric}: B - A = {self.difference:+.4f} (95% CI {self.ci_low:+.4f} to "
-                f"{self.ci_high:+.4f}), Wilcoxon {p_text(self.p_value, spaced=True)}, {self.n_users} "
-                f"paired users (A {self.mean_a:.4f}, B {self.mean_b:.4f})")
+                f"{self.ci_high:+.4f}), sign-flip test {p_text(self.p_value, spaced=True)}, "
+                f"{self.n_users} paired users (A {self.mean_a:.4f}, B {self.mean_b:.4f})")
 
 
 # -- argument checks --------------------------------------------------------------------------
@@ -241,7 +241,8 @@ def _check_users(users, n_users: int) -> np.ndarray:
     return unique
 
 
-def _relevant(test: Interactions, threshold: float | None, allowed: np.ndarray | None) -> sp.csr_matrix:
+def _relevant(test: Interactions, threshold: float | None,
+              allowed: np.ndarray | None) -> sp.csr_matrix:
     """CSR of relevant (user, item) pairs: every test entry, or those rated >= threshold; with
     candidates (``allowed``, a mask over the items) only those of candidate items."""
     keep = np.ones(test.nnz, dtype=bool) if threshold is None else test.matrix.data >= threshold
@@ -605,7 +606,7 @@ def compare(report_a: EvaluationReport, report_b: EvaluationReport, metric: str 
     -------
     Comparison
         ``difference = mean_b - mean_a`` over the users evaluated in both reports, its 95%
-        bootstrap interval and the two-sided Wilcoxon signed-rank p-value.
+        bootstrap interval and the p-value of the two-sided paired sign-flip test of it.
     """
     for name, report in (("report_a", report_a), ("report_b", report_b)):
         if not isinstance(report, EvaluationReport):
@@ -636,12 +637,7 @@ def compare(report_a: EvaluationReport, report_b: EvaluationReport, metric: str 
     replicates = bootstrap_ratios(difference[:, None], np.ones(difference.size), n_bootstrap,
                                   np.random.default_rng(seed))
     low, high = percentile_interval(replicates)
-    if np.all(difference == 0):
-        p_value = 1.0  # identical per-user values: no evidence of a difference (scipy gives NaN)
-    else:
-        from scipy import stats   # half a second to import: only where a comparison is made
-
-        p_value = float(stats.wilcoxon(difference, zero_method="wilcox").pvalue)
+    p_value = sign_flip_p_value(difference, np.random.default_rng([seed, 1]))
     return Comparison(metric=metric, mean_a=float(values_a.mean()), mean_b=float(values_b.mean()),
                       difference=float(difference.mean()), ci_low=float(low[0]), ci_high=float(high[0]),
                       p_value=p_value, n_users=int(in_a.size))

@@ -50,6 +50,8 @@ __all__ = [
     "check_metric_name",
     "bootstrap_ratios",
     "percentile_interval",
+    "sign_flip_p_value",
+    "holm",
 ]
 
 #: Per-user ranking metrics, in the order reports list them.
@@ -357,3 +359,53 @@ def percentile_interval(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     tail = 100.0 * (1.0 - _CONFIDENCE) / 2.0
     low, high = np.percentile(replicates, [tail, 100.0 - tail], axis=0)
     return low, high
+
+
+# -- paired tests: compare's p-value and stage 5's correction for several comparisons ---------
+#: Up to this many non-zero paired differences, the sign-flip test enumerates all 2^m flips.
+_EXACT_FLIPS = 16
+#: Random sign flips beyond that (p-values from 1 / 10,001 up).
+SIGN_FLIPS = 10_000
+
+
+def sign_flip_p_value(differences: np.ndarray, rng: np.random.Generator, n_flips: int = SIGN_FLIPS) -> float:
+    """Two-sided paired randomization (sign-flip) test of the mean of per-user ``differences``.
+
+    Under the null hypothesis each user's two values are exchangeable, so every difference is as
+    likely with its sign flipped; the p-value is the share of sign assignments whose mean is at
+    least as far from 0 as the observed one: exact over all ``2^m`` assignments of the ``m``
+    non-zero differences when ``m <= 16`` (zeros flip to themselves), else ``(1 + hits) /
+    (1 + n_flips)`` over random ones. The randomization test that Smucker, Allan & Carterette
+    (CIKM 2007) recommend for IR metrics: it tests the mean difference that is reported, where
+    the Wilcoxon signed-rank test tests where the differences are centred (a few large losses
+    and many small gains gave "B - A = -0.032, 95% CI -0.058 to -0.007, Wilcoxon p = 5e-27"
+    with B ahead for 85% of users), and with 4 non-zero differences among 943 users scipy's
+    Wilcoxon gave p = 0.046, below the 0.125 that 4 values can reach.
+    """
+    values = np.asarray(differences, dtype=np.float64)
+    values = values[values != 0]
+    m = values.size
+    if m == 0:
+        return 1.0
+    observed = abs(values.sum())
+    at_least = observed * (1 - 1e-12)   # sums equal to the observed one, up to rounding, count
+    if m <= _EXACT_FLIPS:
+        flips = 1 - 2 * ((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1)
+        return float(np.mean(np.abs(flips @ values) >= at_least))
+    hits, chunk = 0, max(1, _BOOTSTRAP_CHUNK_ELEMENTS // m)
+    for start in range(0, n_flips, chunk):
+        flips = rng.integers(0, 2, size=(min(chunk, n_flips - start), m), dtype=np.int8) * 2 - 1
+        hits += int(np.count_nonzero(np.abs(flips @ values) >= at_least))
+    return (1 + hits) / (1 + n_flips)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of several p-values (one family of tests, such as a model
+    against each baseline): reject where the adjusted value is below alpha, and the chance of
+    any false rejection stays at most alpha (Holm 1979)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
+    out = np.empty_like(p)
+    out[order] = np.minimum(1.0, adjusted)
+    return out

@@ -225,7 +225,7 @@ def test_compare_prints_both_runs_with_a_paired_comparison(store, capsys):
                 f"{metrics['precision_at_10_ci_high']:.4f}]") in row
     # the same test split: a paired test per user, not "another test split"
     paired = next(line for line in lines if line.strip().startswith(runs[1][:8]))
-    assert "ndcg@10: B - A = " in paired and "Wilcoxon p" in paired
+    assert "ndcg@10: B - A = " in paired and "sign-flip test p" in paired
     assert "another test split" not in out
 
 

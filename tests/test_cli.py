@@ -207,7 +207,7 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
             f"{metrics['precision_at_10_ci_high']:.4f}]") in metric_line
     assert all(run_id[:8] in out for run_id in ids)
     paired = next(line for line in lines if line.strip().startswith(ids[1][:8]))
-    assert "ndcg@10: B - A = " in paired and "Wilcoxon p" in paired
+    assert "ndcg@10: B - A = " in paired and "sign-flip test p" in paired
     assert main(["compare", ids[0], "nope"]) == 2
     assert "no MLflow run 'nope'" in capsys.readouterr().err
     # the 8 characters it shows name the runs too
