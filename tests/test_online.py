@@ -164,7 +164,9 @@ def test_offline_vs_online_ranks_the_models(world, models, split):
     assert table["offline_rank"].to_dict() == {"ImplicitALS": 1, "ItemKNN": 2, "Popularity": 3}
     assert result.spearman_expected == pytest.approx(1.0)
     assert -1.0 <= result.spearman <= 1.0 and result.metric == "precision@10"
-    assert result.spearman_text() == f"{result.spearman:+.2f}"
+    # 3 models in perfect agreement: 2 of the 6 orderings agree as much (scipy's t said p = 0)
+    assert result.spearman == 1.0 and result.spearman_p_value == pytest.approx(1 / 3)
+    assert result.spearman_text() == "+1.00 (p=0.33)"
 
 
 def test_offline_vs_online_of_models_with_equal_offline_scores_says_why_there_is_no_correlation(

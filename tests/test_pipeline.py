@@ -90,6 +90,15 @@ def latest_by_stage(client, run_id, uri):
     return {run.data.tags["reclab.stage"]: run for run in tracking.stage_runs(run_id, uri)}
 
 
+def kept_its_start(client, tune_run, params_file, folder) -> bool:
+    """Whether tuning chose the model's own parameters: stage 6 then has one model, not an
+    untuned and a tuned one."""
+    best = json.loads(Path(client.download_artifacts(tune_run.info.run_id, "best_params.json",
+                                                     str(folder))).read_text())
+    own = make_model(Config.load(params_file), best["model"]).get_params()
+    return all(own[name] == value for name, value in best["params"].items())
+
+
 def comparable(metrics):
     """Metrics that must repeat exactly (not wall times)."""
     return {key: value for key, value in metrics.items() if "seconds" not in key}
@@ -436,7 +445,10 @@ def test_stage_6_simulates_online_tests_and_logs_them(pipeline_run, store, clien
     assert {"ab_test.csv", "interleaving.csv", "power.csv", "offline_vs_online.csv"} <= tables
     versus = pd.read_csv(client.download_artifacts(run.info.run_id, "tables/offline_vs_online.csv",
                                                    str(store["folder"])), index_col=0)
-    assert {"Popularity", "Bias", "untuned", "tuned"} <= set(versus.index)
+    assert {"Popularity", "Bias", "tuned"} <= set(versus.index)
+    tune_run = latest_by_stage(client, first.run_id, store["uri"])["tune"]
+    # the untuned model is a model of its own unless tuning kept the start point (counted once)
+    assert ("untuned" in versus.index) != kept_its_start(client, tune_run, store["params"], store["folder"])
     assert result.summary["online"].startswith("Simulated online test (truth; 5000 users, top-5)")
     assert "A/B ImplicitALS vs Popularity: lift" in result.summary["online"]
 
@@ -499,10 +511,13 @@ def test_every_stage_works_with_the_model_tuning_picked_not_the_model_named(tmp_
         f"ab.ctr.{arm}" for arm in ("Popularity", "EASE", "RP3beta", f"tuned {picked}", "oracle")}
     versus = pd.read_csv(client.download_artifacts(online.info.run_id, "tables/offline_vs_online.csv",
                                                    str(tmp_path)), index_col=0)
-    # the 3 trials other than the chosen one, of both models, each refitted as its own model
+    # the 3 trials other than the chosen one, of both models, each refitted as its own model and
+    # named with it; the untuned model apart unless tuning kept the start point
     trials = [name for name in versus.index if name.startswith("trial ")]
-    assert len(trials) == 3 and set(versus.index) - set(trials) == {
-        "Popularity", "EASE", "RP3beta", "untuned", "tuned"}
+    assert len(trials) == 3 and all(name.endswith(("(EASE)", "(RP3beta)")) for name in trials)
+    kept = kept_its_start(client, runs["tune"], params_file, tmp_path)
+    assert set(versus.index) - set(trials) == {"Popularity", "EASE", "RP3beta", "tuned"} | (
+        set() if kept else {"untuned"})
     assert f"A/B tuned {picked} vs Popularity: lift" in result.summary["online"]
 
 
