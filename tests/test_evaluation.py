@@ -450,9 +450,9 @@ def test_compare_finds_a_real_difference(medium):
 def test_the_paired_test_is_of_the_mean_difference_and_exact_for_few_differences():
     """compare's p-value tests the mean difference it reports (a paired sign-flip test, as
     Smucker et al. 2007 advise for IR metrics). The Wilcoxon signed-rank test it replaced tested
-    where the differences are centred, and took the normal approximation for 4 non-zero
-    differences among 943 (zeros counted for 'large n'): p = 0.046 where 4 values cannot give
-    less than 0.125."""
+    where the differences are centred, and took the normal approximation for a few non-zero
+    differences among many zeros (zeros counted for 'large n'): 4 values cannot give less than
+    0.125."""
     from itertools import product
 
     from reclab.metrics import holm, sign_flip_p_value
