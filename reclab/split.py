@@ -61,6 +61,12 @@ def _rank_within_user(data: Interactions, rows: np.ndarray, *keys: np.ndarray) -
     return rank
 
 
+def _newest_first(data: Interactions, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rank of each entry among its user's, newest first; equal times in a random order (``rng``):
+    by item index, the higher ids went to test (on ML-100K the less popular films)."""
+    return _rank_within_user(data, rows, rng.random(data.nnz), -data.timestamps)
+
+
 def _held_out_count(counts: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """``wanted`` clipped to [0, n - 1] per user, so every user keeps one entry in train."""
     return np.clip(wanted, 0, np.maximum(counts - 1, 0))
@@ -174,8 +180,7 @@ def temporal(data: Interactions, test_frac: float = 0.2, per_user: bool = False,
                               f"use per_user=True or random_holdout")
         return _split(data, test)
     rows = _rows(data)
-    rank = _rank_within_user(data, rows, rng.random(data.nnz), -times)   # latest first
-    return _split(data, rank < _fraction_count(data.user_counts(), test_frac)[rows])
+    return _split(data, _newest_first(data, rows, rng) < _fraction_count(data.user_counts(), test_frac)[rows])
 
 
 def kfold(data: Interactions, n_splits: int = 5,
@@ -407,9 +412,9 @@ def _earlier_folds(train: Interactions, valid: Interactions, n_folds: int, role:
         rank = np.empty(train.nnz, dtype=np.int64)
         rank[np.lexsort((-np.arange(train.nnz), -times))] = np.arange(train.nnz)
         size = np.full(train.nnz, valid.nnz)
-    else:   # newest first within each user; equal times at random, as temporal orders them
+    else:   # newest first within each user, as temporal orders them
         rows = _rows(train)
-        rank = _rank_within_user(train, rows, rng.random(train.nnz), -times)
+        rank = _newest_first(train, rows, rng)
         size = valid.user_counts()[rows]
     folds = []
     for fold in range(1, n_folds):

@@ -168,13 +168,13 @@ def round_robin(streams: list, n: int) -> list:
 class ProgressBar:
     """tqdm bar of a search: trial i of n, the best score so far, the time left.
 
-    "Time left" is tqdm's estimate from the mean trial time, capped by the time budget.
+    "Time left" is tqdm's estimate from the mean trial time, capped by the time budget: "budget
+    left" is the time to the deadline of ``search`` (a :class:`Search`, set once it exists).
     """
 
-    def __init__(self, progress, n_trials: int, metric: str, sign: float, time_budget):
-        self.bar = None
+    def __init__(self, progress, n_trials: int, metric: str, sign: float):
+        self.bar, self.search = None, None
         self.metric, self.sign, self.best = metric, sign, None
-        self.budget, self.end = time_budget, None   # the budget's clock starts with the first trial
         if progress is False or progress is None:
             return
         from tqdm import tqdm   # plain text: Jupyter shows it in place, reclab run in its log
@@ -188,10 +188,9 @@ class ProgressBar:
         if trial.ok and (self.best is None or self.sign * trial.score < self.sign * self.best):
             self.best = trial.score
         shown = {f"best {self.metric}": "-" if self.best is None else f"{self.best:.4f}"}
-        if self.budget is not None:
-            if self.end is None:
-                self.end = time.perf_counter() - trial.seconds + float(self.budget)
-            shown["budget left"] = f"{max(0.0, self.end - time.perf_counter()):.0f} s"
+        deadline = None if self.search is None else self.search.deadline
+        if deadline is not None:   # a time budget, whose clock started with the first trial
+            shown["budget left"] = f"{max(0.0, deadline - time.perf_counter()):.0f} s"
         self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
 
