@@ -71,6 +71,12 @@ def recommendations_table(model, data: Interactions, users, n: int = 10) -> pd.D
     })
 
 
+def _liked(row) -> np.ndarray:
+    """Which entries of a user's row (a CSR row) the user liked: rated at or above the user's
+    own mean rating, so all of them for implicit data (every value equal)."""
+    return row.data >= row.data.mean() if row.nnz else np.zeros(0, dtype=bool)
+
+
 def has_item_similarities(model) -> bool:
     """Whether ``model`` compares items, so that :func:`because_you_watched`,
     :func:`explain_recommendations` and :func:`similar_items_table` work for it.
@@ -86,11 +92,14 @@ def has_item_similarities(model) -> bool:
 
 
 def because_you_watched(model, data: Interactions, user, item, n: int = 3) -> pd.DataFrame:
-    """The items a user watched (in ``data``) that are most similar to ``item``.
+    """The items a user liked (in ``data``) that are most similar to ``item``.
 
-    Explains a recommendation: "recommended because you watched X and Y". Similarity is the
-    model's own (:meth:`~reclab.models.base.Recommender.item_similarity`: cosine of item factors,
-    or of rating columns for ItemKNN); ``item`` itself is left out if the user watched it.
+    Explains a recommendation: "recommended because you watched X and Y". Only what the user
+    *liked* explains: the items rated at or above the user's own mean rating (every item, for
+    implicit data), as in :func:`because_you_like`; a film the user rated 1 star of 5 is no
+    reason to recommend anything. Similarity is the model's own
+    (:meth:`~reclab.models.base.Recommender.item_similarity`: cosine of item factors, or of
+    rating columns for ItemKNN); ``item`` itself is left out if the user watched it.
 
     Parameters
     ----------
@@ -106,7 +115,7 @@ def because_you_watched(model, data: Interactions, user, item, n: int = 3) -> pd
     pandas.DataFrame
         Columns ``item`` (original id), ``title``, ``rating`` (the user's value in ``data``) and
         ``similarity`` (float32), most similar first (ties by lower item index); at most ``n``
-        rows, none if the user watched nothing else.
+        rows, none if the user liked nothing else.
 
     Raises
     ------
@@ -117,7 +126,7 @@ def because_you_watched(model, data: Interactions, user, item, n: int = 3) -> pd
     user_index = int(data.user_index([user])[0])
     item_index = int(data.item_index([item])[0])
     row = data.matrix[user_index]
-    keep = row.indices != item_index
+    keep = (row.indices != item_index) & _liked(row)
     watched, ratings = row.indices[keep].astype(np.int64), row.data[keep]
     similarity = model.item_similarity(item_index, watched)
     order, best = top_n(similarity[None, :], n)
@@ -238,13 +247,11 @@ def because_you_like(data: Interactions, user, item, n: int = 3) -> pd.DataFrame
         raise ReclabError(f"data must be reclab Interactions, got {type(data).__name__}")
     if data.item_features is None:
         raise ReclabError("because_you_like needs item features; this data has none (see Interactions.item_features)")
-    n = int(n) if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 else None
-    if n is None:
-        raise ReclabError("n must be an int >= 1")
+    n = check_int("n", n, low=1)
     user_index = int(data.user_index([user])[0])
     item_index = int(data.item_index([item])[0])
     row = data.matrix[user_index]
-    liked = row.indices[row.data >= row.data.mean()] if row.nnz else row.indices
+    liked = row.indices[_liked(row)]
     features = data.item_features
     counts = np.asarray((features[liked] != 0).sum(axis=0)).ravel() if liked.size else np.zeros(features.shape[1])
     values = features[item_index].toarray().ravel()

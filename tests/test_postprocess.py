@@ -72,6 +72,21 @@ def test_because_you_watched(knn, data):
     assert because_you_watched(knn, data, user=8, item=102).empty
 
 
+def test_because_you_watched_explains_with_what_the_user_liked_only():
+    # User 9 loved Alien (5) and hated Solaris (1); Blade Runner is closer to Solaris.
+    pairs = [(u, i, 5.0) for u in (1, 2, 3) for i in (101, 102, 103)] + [(9, 101, 5.0), (9, 103, 1.0)]
+    frame = pd.DataFrame(pairs, columns=["user", "item", "rating"])
+    data = Interactions.from_frame(frame, items=pd.DataFrame({"title": list(TITLES.values())[:3]},
+                                                             index=[101, 102, 103]))
+    knn = ItemKNN(neighbors=50).fit(data)
+    alien, blade_runner, solaris = data.item_index([101, 102, 103])
+    to_solaris, to_alien = knn.item_similarity(blade_runner, np.array([solaris, alien]))
+    assert to_solaris > to_alien > 0
+    table = because_you_watched(knn, data, user=9, item=102, n=3)
+    assert table.title.tolist() == ["Alien"] and table.rating.tolist() == [5.0]
+    np.testing.assert_allclose(table.similarity, [to_alien], rtol=1e-6)
+
+
 def test_factor_model_tables_match_its_similar_items(data):
     model = SVD(factors=2, seed=0).fit(data)
     table = similar_items_table(model, data, 104, n=5)
@@ -157,16 +172,17 @@ def test_factor_model_explanations_are_the_most_similar_watched_items():
     model = ImplicitALS(factors=8, regularization=1.0, seed=0).fit(data)
     recommendations = recommendations_table(model, data, data.user_ids[:5], n=4)
     table = explain_recommendations(model, data, recommendations, n=3)
-    # Every user watched at least 13 items, none of them recommended: three explanations each.
+    # Every user liked at least 3 items, none of them recommended: three explanations each.
     assert len(table) == 3 * len(recommendations) == 60
     for row in recommendations.itertuples(index=False):
         explained = table[(table.user == row.user) & (table.recommended == row.title)]
         assert explained["rank"].tolist() == [1, 2, 3]
         user_row = data.matrix[data.user_index([row.user])[0]]
-        watched = data.item_ids[user_row.indices]
+        liked = user_row.data >= user_row.data.mean()   # what the user rated at or above their mean
+        watched, ratings = data.item_ids[user_row.indices[liked]], user_row.data[liked]
         assert set(explained.item) <= set(watched) and row.item not in set(explained.item)
-        similarity = model.item_similarity(int(data.item_index([row.item])[0]), user_row.indices)
+        similarity = model.item_similarity(int(data.item_index([row.item])[0]), user_row.indices[liked])
         best = np.argsort(-similarity, kind="stable")[:3]
         assert explained.item.tolist() == watched[best].tolist()
         np.testing.assert_array_equal(explained.similarity, similarity[best])
-        np.testing.assert_array_equal(explained.rating, user_row.data[best])
+        np.testing.assert_array_equal(explained.rating, ratings[best])
