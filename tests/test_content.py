@@ -260,20 +260,23 @@ def test_cold_start_quality_on_ml_latest_small(shared_path):
     cold = rl.evaluation.cold_candidates(train, test)
     report = rl.evaluate(rl.models.ContentKNN().fit(train), train, test, k=10, candidates=cold, n_bootstrap=0)
     assert 1.1 * 0.086 <= report.summary["precision@10"] < 0.2   # measured 0.117
-    # The held-out movies' tags are gone (who tagged a movie mostly rated it: 0.152 with them);
-    # genres and decades stay, and the warm movies keep their tags.
+    # The held-out movies' tags are gone from train, which models fit on (who tagged a movie
+    # mostly rated it: 0.152 with them); genres and decades stay, and the warm movies keep their tags.
     tags = np.char.startswith(train.item_feature_names.astype(str), "tag=")
     held_out = np.isin(train.item_ids, cold)
-    for split_part in (train, test):
-        features = split_part.item_features
-        assert features[held_out][:, tags].nnz == 0 and features[held_out][:, ~tags].nnz > 0
-        assert features[~held_out][:, tags].nnz == data.item_features[~held_out][:, tags].nnz > 0
+    features = train.item_features
+    assert features[held_out][:, tags].nnz == 0 and features[held_out][:, ~tags].nnz > 0
+    assert features[~held_out][:, tags].nnz == data.item_features[~held_out][:, tags].nnz > 0
     assert data.item_features[held_out][:, tags].nnz > 0
+    # test keeps them, so train + test is the data again
+    assert (test.item_features != data.item_features).nnz == 0
+    assert (train.union(test).item_features != data.item_features).nnz == 0
 
 
 def test_cold_items_drop_only_the_held_out_items_features_made_from_interactions():
-    """A new title has no user tags: cold_items drops the tag= features of the cold items (in
-    train and test), and nothing else; cold_users keeps every feature."""
+    """A new title has no user tags: cold_items drops the tag= features of the cold items in
+    train, and nothing else; test keeps them, and the union of the two is the data again;
+    cold_users keeps every feature."""
     ratings = sp.csr_matrix(np.array([[5, 4, 1, 3], [1, 2, 4, 5]], dtype=np.float32))
     features = np.array([[1, 1, 0.5], [1, 0, 0.7], [0, 1, 0.2], [1, 1, 0.9]], dtype=np.float32)
     data = Interactions.from_matrix(ratings, item_features=features,
@@ -282,9 +285,10 @@ def test_cold_items_drop_only_the_held_out_items_features_made_from_interactions
     cold = train.item_counts() == 0
     expected = features.copy()
     expected[cold, 2] = 0
-    for part in (train, test):
-        assert np.array_equal(part.item_features.toarray(), expected)
-        assert part.item_features.nnz == np.count_nonzero(expected)   # dropped, not stored as 0
+    assert np.array_equal(train.item_features.toarray(), expected)
+    assert train.item_features.nnz == np.count_nonzero(expected)   # dropped, not stored as 0
+    for part in (test, train.union(test), test.union(train)):
+        assert np.array_equal(part.item_features.toarray(), features)
     train, test = rl.split.cold_users(data, test_frac=0.5, seed=0)
     assert np.array_equal(train.item_features.toarray(), features)
 

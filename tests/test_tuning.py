@@ -537,9 +537,10 @@ def test_validation_folds_of_a_temporal_split_fit_on_the_past_only(per_user, tmp
     assert header["folds_hold_out"] == ("each user's earlier interactions" if per_user else "earlier periods")
 
 
-def test_validation_folds_of_cold_items_drop_their_held_out_items_tags():
-    """A fold's held-out items have no tags, as cold_items' cold items: with them, ContentKNN
-    scored 0.142 and 0.153 on ml-latest-small's folds 1 and 2, 0.081 on valid."""
+def test_validation_folds_of_cold_items_fit_on_the_tags_of_their_warm_items_only():
+    """What a fold fits on has no tags of its held-out items, as cold_items' train: with them,
+    ContentKNN scored 0.142 and 0.153 on ml-latest-small's folds 1 and 2, 0.081 on valid. It has
+    those of every item it fits on, valid's included, which are warm in folds 1 and 2."""
     from reclab import split
     from reclab.split import validation_folds
 
@@ -547,13 +548,17 @@ def test_validation_folds_of_cold_items_drop_their_held_out_items_tags():
     features = (np.random.default_rng(0).random((data.n_items, 4)) < 0.6).astype(np.float32)
     data = data.with_features(features, ["genre=a", "genre=b", "tag=x", "tag=y"])
     train, valid = split.cold_items(split.cold_items(data, test_frac=0.2, seed=0)[0], test_frac=0.2, seed=1)
-    for fit, holdout in validation_folds(train, valid, n_folds=3, seed=0):
+    folds = validation_folds(train, valid, n_folds=3, seed=0)
+    for fit, holdout in folds:
         cold = holdout.item_counts() > 0
-        for part in (fit, holdout):
-            assert part.item_features[cold][:, 2:].nnz == 0                # no tags
-            assert part.item_features[cold][:, :2].nnz == features[cold, :2].sum()   # genres kept
+        assert fit.item_features[cold][:, 2:].nnz == 0                     # no tags
+        assert fit.item_features[cold][:, :2].nnz == features[cold, :2].sum()   # genres kept
         warm = fit.item_counts() > 0
-        assert fit.item_features[warm][:, 2:].nnz == features[warm & (train.item_counts() > 0), 2:].sum()
+        assert fit.item_features[warm].nnz == features[warm].sum()         # every feature
+    valid_items = valid.item_counts() > 0
+    assert all(fit.item_counts()[valid_items].all() for fit, _ in folds[1:])
+    # the final fit on train + valid has valid's tags too
+    assert train.union(valid).item_features[valid_items][:, 2:].nnz == features[valid_items, 2:].sum() > 0
 
 
 @pytest.mark.parametrize("method", ["cold_users", "cold_items"])

@@ -592,11 +592,21 @@ class Interactions:
         return self._replace(matrix, timestamps)
 
     def union(self, other: "Interactions") -> "Interactions":
-        """All entries of two disjoint containers over the same id space (for example train + validation)."""
+        """All entries of two disjoint containers over the same id space (for example train + validation).
+
+        An item's features are those of the side that holds its interactions (this side's when
+        both or neither do): :func:`reclab.split.cold_items` drops its cold items' tags in train
+        only, so the union of train and test has them again, as the final fit on train +
+        validation has those of the validation items, which are no longer new there.
+        """
         if not isinstance(other, Interactions) or other.shape != self.shape \
                 or not np.array_equal(other.user_ids, self._user_ids) \
                 or not np.array_equal(other.item_ids, self._item_ids):
             raise ReclabError("union needs interactions over the same users and items (the same split source)")
+        if (self._item_features is None) != (other.item_features is None) or (
+                self._item_features is not None
+                and not np.array_equal(self._item_feature_names, other.item_feature_names)):
+            raise ReclabError("union needs the same item features (names) on both sides")
         if (self._timestamps is None) != (other.timestamps is None):
             raise ReclabError("union needs both sides with timestamps or both without")
         a, b = self._matrix.tocoo(), other.matrix.tocoo()
@@ -613,7 +623,13 @@ class Interactions:
         timestamps = None
         if self._timestamps is not None:
             timestamps = np.concatenate([self._timestamps, other.timestamps])[order]
-        return self._replace(matrix, timestamps)
+        features = self._item_features
+        theirs = (other.item_counts() > 0) & (self.item_counts() == 0)
+        if features is not None and theirs.any():
+            features = (sp.diags((~theirs).astype(np.float32)) @ features
+                        + sp.diags(theirs.astype(np.float32)) @ other.item_features).tocsr()
+            features.eliminate_zeros()
+        return self._replace(matrix, timestamps, item_features=features)
 
 
 def check_interactions(value, name: str) -> Interactions:
