@@ -29,7 +29,8 @@ def kcore(data: Interactions, min_user: int = 5, min_item: int = 5) -> Interacti
     -------
     Interactions
         Re-indexed to the remaining users and items (ids, item metadata and features follow); ``truth`` is
-        dropped, as by :meth:`Interactions.restrict`.
+        dropped, as by :meth:`Interactions.restrict`, when anything was removed (``data`` itself
+        is returned when nothing was).
 
     Raises
     ------
