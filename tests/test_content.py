@@ -28,6 +28,7 @@ def featured():
     rng = np.random.default_rng(3)
     users, items = rng.integers(1, 31, 400), rng.integers(100, 160, 400)
     frame = pd.DataFrame({"user": users, "item": items, "rating": rng.integers(1, 6, 400).astype(float)})
+    frame = frame.drop_duplicates(["user", "item"], keep="last")   # what from_frame keeps, without its warning
     item_ids = np.unique(items)
     item_frame = pd.DataFrame({"genre=A": rng.random(len(item_ids)) < 0.5,
                                "year": rng.integers(1950, 2000, len(item_ids)).astype(float)}, index=item_ids)

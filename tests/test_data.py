@@ -1,5 +1,7 @@
 """The Interactions container: construction, validation, duplicates, immutability, derived containers."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,7 +45,8 @@ def test_implicit_when_no_rating_column():
 
 def test_duplicates_keep_latest_by_timestamp_never_summed():
     df = pd.DataFrame({"user": [1, 1, 1], "item": [5, 5, 5], "rating": [5.0, 4.0, 2.0], "ts": [10, 30, 20]})
-    data = Interactions.from_frame(df, timestamp="ts")
+    with pytest.warns(UserWarning, match=r"^2 of the 3 rows repeat an earlier \(user, item\) pair; each pair keeps its latest row"):
+        data = Interactions.from_frame(df, timestamp="ts")
     assert data.nnz == 1
     assert data.matrix.data.tolist() == [4.0]
     assert data.timestamps.tolist() == [30.0]
@@ -51,7 +54,8 @@ def test_duplicates_keep_latest_by_timestamp_never_summed():
 
 def test_duplicates_without_timestamps_keep_last_row():
     df = pd.DataFrame({"user": [1, 1], "item": [5, 5], "rating": [5.0, 3.0]})
-    data = Interactions.from_frame(df)
+    with pytest.warns(UserWarning, match="^1 of the 2 rows repeat"):
+        data = Interactions.from_frame(df)
     assert data.matrix.data.tolist() == [3.0]
     assert data.matrix.max() <= df.rating.max()
 
@@ -195,8 +199,11 @@ def test_with_matrix_keeps_explicit_zeros():
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(1, 5)), min_size=1, max_size=40))
 def test_random_frames_round_trip(rows):
     df = pd.DataFrame(rows, columns=["user", "item", "rating"])
-    data = Interactions.from_frame(df)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = Interactions.from_frame(df)
     last = df.drop_duplicates(["user", "item"], keep="last").sort_values(["user", "item"])
+    assert len(caught) == (len(last) < len(df))   # a warning exactly when rows were dropped
     back = data.to_frame()
     assert back[["user", "item"]].values.tolist() == last[["user", "item"]].values.tolist()
     assert back["rating"].tolist() == last["rating"].astype(float).tolist()

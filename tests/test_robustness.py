@@ -37,6 +37,10 @@ from reclab.normalize import BiasNormalizer
 from reclab.preprocess import kcore
 from reclab.ranking import top_n
 
+# Frames with repeated (user, item) rows are part of what these tests draw: from_frame's warning
+# about them is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:.*rows repeat an earlier")
+
 PACKAGE = Path(rl.__file__).resolve().parent
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

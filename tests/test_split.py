@@ -9,6 +9,10 @@ from hypothesis import strategies as st
 
 from reclab import Interactions, ReclabError, datasets, split
 
+# Frames with repeated (user, item) rows are part of what these tests draw: from_frame's warning
+# about them is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:.*rows repeat an earlier")
+
 
 @pytest.fixture(scope="module", params=["ml-100k", "synthetic"])
 def data(request):

@@ -22,6 +22,7 @@ Rules this container keeps (and that the rest of reclab relies on):
 from __future__ import annotations
 
 import hashlib
+import warnings
 from typing import Mapping
 
 import numpy as np
@@ -279,7 +280,8 @@ class Interactions:
         -----
         Duplicate (user, item) rows are never summed: the latest one by timestamp is kept (the last
         row among equal timestamps, or the last row when there are no timestamps), so no stored
-        value is ever outside the range of the input ratings.
+        value is ever outside the range of the input ratings; a ``UserWarning`` says how many rows
+        were dropped.
         """
         if not isinstance(df, pd.DataFrame):
             raise ReclabError(f"from_frame needs a pandas DataFrame, got {type(df).__name__}")
@@ -313,6 +315,11 @@ class Interactions:
         last = np.ones(len(order), dtype=bool)
         last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
         order = order[last]
+        if len(order) < len(df):
+            warnings.warn(f"{len(df) - len(order)} of the {len(df)} rows repeat an earlier (user, item) "
+                          f"pair; each pair keeps its latest row (ratings are never summed). To count "
+                          f"repeats (for example views) aggregate the table first and pass the counts "
+                          f"as the rating column", UserWarning, stacklevel=2)
         u, i = user_index[order], item_index[order]
         indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
         np.cumsum(np.bincount(u, minlength=len(user_ids)), out=indptr[1:])
