@@ -132,6 +132,25 @@ def test_yaml_is_read_with_safe_load_only(tmp_path):
         Config.load(path)
 
 
+def test_a_key_written_twice_is_refused_not_silently_replaced(tmp_path):
+    """PyYAML keeps the last of two equal keys: a tune section appended to a copy of a file would
+    put the copy's other tune keys back to their defaults, without a word."""
+    appended = (PROJECT / "params" / "default.yaml").read_text(encoding="utf-8") + "tune: {n_trials: 20}\n"
+    with pytest.raises(ReclabError, match=r"key 'tune' is written twice in one mapping \(lines \d+ and \d+\)"):
+        Config.load(write(tmp_path, appended))
+    with pytest.raises(ReclabError, match=r"key 'n_trials' is written twice in one mapping \(lines 1 and 1\)"):
+        Config.load(write(tmp_path, "tune: {n_trials: 3, n_trials: 4}\n"))
+    with pytest.raises(ReclabError, match="key 'n_trials' is written twice"):
+        config.parse_assignments(["tune={n_trials: 3, n_trials: 4}"])
+    # the same name in two mappings, and a merge key overridden on purpose, are fine
+    fine = write(tmp_path, "models:\n  EASE: {params: {regularization: 100.0}}\n"
+                           "  ItemKNN: {params: {neighbors: 20}}\nk: [5, 10]\n")
+    assert Config.load(fine)["models"]["ItemKNN"]["params"]["neighbors"] == 20
+    assert config.parse_assignments(["k=[5]"]) == {"k": [5]}
+    from reclab.config.files import read_text
+    assert read_text("base: &b {x: 1, y: 2}\nmine: {<<: *b, x: 3}\n", "t")["mine"] == {"x": 3, "y": 2}
+
+
 def test_assignments_are_yaml_typed():
     parsed = config.parse_assignments(["tune.n_trials=5", "k=[5, 10]", "data_dir=null",
                                        "experiment='007'", "split.test_frac=0.25", "seed=3"])

@@ -90,11 +90,45 @@ def read(path) -> tuple[str, str]:
         raise ReclabError(f"parameter file {str(path)!r} cannot be read: {error}") from None
 
 
+class _RepeatedKey(Exception):
+    """A key written twice in one YAML mapping: ``(key, first line, second line)``, 1-based."""
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no code in the text is ever run) that refuses a key repeated in one
+    mapping. PyYAML keeps the last one, so a section written twice replaces the first whole:
+    ``tune: {n_trials: 20}`` appended to a copy of a file would put every other ``tune`` key of
+    the copy back to its default, without a word."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # "<<: *base", overridden on purpose
+                continue
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _RepeatedKey(key, seen[key], line)
+                seen[key] = line
+            except TypeError:   # an unhashable key: the base class says so
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load(text: str):
+    return yaml.load(text, Loader=_Loader)   # noqa: S506 (a SafeLoader)
+
+
 def read_text(text: str, source: str) -> dict:
-    """The top-level mapping of YAML ``text`` (``yaml.safe_load``: no code in it is ever run);
-    an empty text is ``{}``."""
+    """The top-level mapping of YAML ``text`` (safe loading: no code in it is ever run); an
+    empty text is ``{}``. A key repeated in one mapping is refused."""
     try:
-        raw = yaml.safe_load(text)
+        raw = _load(text)
+    except _RepeatedKey as repeated:
+        key, first, second = repeated.args
+        raise ReclabError(f"{source}: key {key!r} is written twice in one mapping (lines {first} and "
+                          f"{second}); YAML would keep only the second, and every key of the first "
+                          f"would be lost: write it once") from None
     except yaml.YAMLError as error:
         raise ReclabError(f"{source}: not valid YAML: {error}") from None
     except RecursionError:
@@ -113,7 +147,7 @@ def read_text(text: str, source: str) -> dict:
 def parse_assignments(assignments) -> dict:
     """``["tune.n_trials=5", "k=[5,10]"]`` -> ``{"tune.n_trials": 5, "k": [5, 10]}``.
 
-    The value after the first ``=`` is read as YAML (``yaml.safe_load``), so numbers, lists,
+    The value after the first ``=`` is read as YAML (safe loading), so numbers, lists,
     ``null`` and ``true`` have their YAML types; quote a value to keep it a string.
     """
     out = {}
@@ -124,7 +158,9 @@ def parse_assignments(assignments) -> dict:
             raise ReclabError(f"--set {assignment!r} must look like key=value, for example "
                               f"tune.n_trials=5")
         try:
-            out[key] = yaml.safe_load(text) if text.strip() else ""
+            out[key] = _load(text) if text.strip() else ""
+        except _RepeatedKey as repeated:
+            raise ReclabError(f"--set {assignment!r}: key {repeated.args[0]!r} is written twice") from None
         except yaml.YAMLError as error:
             raise ReclabError(f"--set {assignment!r}: the value is not valid YAML ({error})") from None
         except RecursionError:

@@ -300,7 +300,8 @@ class Config(Section):
         Parameters
         ----------
         path : str or os.PathLike
-            A YAML file (read with ``yaml.safe_load``: no code in it is ever run).
+            A YAML file (read with PyYAML's safe loader: no code in it is ever run; a key written
+            twice in one mapping is refused).
         overrides : mapping of str to value, optional
             ``{dotted key: value}`` applied on top of the file (see
             :func:`reclab.config.parse_assignments`); None sets a value to null.
