@@ -449,6 +449,7 @@ def test_stage_6_simulates_online_tests_and_logs_them(pipeline_run, store, clien
     tune_run = latest_by_stage(client, first.run_id, store["uri"])["tune"]
     # the untuned model is a model of its own unless tuning kept the start point (counted once)
     assert ("untuned" in versus.index) != kept_its_start(client, tune_run, store["params"], store["folder"])
+    assert "trial 0 (ImplicitALS)" not in versus.index   # the start point: "untuned", or "tuned" if kept
     assert result.summary["online"].startswith("Simulated online test (truth; 5000 users, top-5)")
     assert "A/B ImplicitALS vs Popularity: lift" in result.summary["online"]
 
@@ -511,11 +512,13 @@ def test_every_stage_works_with_the_model_tuning_picked_not_the_model_named(tmp_
         f"ab.ctr.{arm}" for arm in ("Popularity", "EASE", "RP3beta", f"tuned {picked}", "oracle")}
     versus = pd.read_csv(client.download_artifacts(online.info.run_id, "tables/offline_vs_online.csv",
                                                    str(tmp_path)), index_col=0)
-    # the 3 trials other than the chosen one, of both models, each refitted as its own model and
-    # named with it; the untuned model apart unless tuning kept the start point
+    # the trials other than the chosen one and the picked model's start point (trial 0 of EASE,
+    # 1 of RP3beta: the untuned model), of both models, each refitted as its own model and named
+    # with it; the untuned model apart unless tuning kept the start point
     trials = [name for name in versus.index if name.startswith("trial ")]
-    assert len(trials) == 3 and all(name.endswith(("(EASE)", "(RP3beta)")) for name in trials)
     kept = kept_its_start(client, runs["tune"], params_file, tmp_path)
+    assert len(trials) == (3 if kept else 2) and all(name.endswith(("(EASE)", "(RP3beta)")) for name in trials)
+    assert f"trial {['EASE', 'RP3beta'].index(picked)} ({picked})" not in trials
     assert set(versus.index) - set(trials) == {"Popularity", "EASE", "RP3beta", "tuned"} | (
         set() if kept else {"untuned"})
     assert f"A/B tuned {picked} vs Popularity: lift" in result.summary["online"]
