@@ -310,6 +310,9 @@ def test_the_start_of_a_run_id_names_its_run_unless_it_starts_several(store, mon
     assert tracking.full_run_id("nope") == "nope"
     with pytest.raises(ReclabError, match="run id 'abcd' starts the ids of 2 runs .*give more of it"):
         tracking.full_run_id("abcd")
+    assert tracking.full_run_id("ABCE") == made[2]            # as the UI shows it, or upper case
+    with pytest.raises(ReclabError, match="run id 'abc' is too short: give at least its first 4 characters"):
+        tracking.full_run_id("abc")                       # not "no MLflow run 'abc'"
 
 
 def test_runs_record_versions_and_environment(store, params_file, tmp_path):

@@ -167,9 +167,15 @@ def full_run_id(run_id: str, uri: str | None = None) -> str:
     """``run_id``, or the id of the one run whose id starts with it: the 8 characters that
     ``reclab compare`` and the MLflow UI show will do, as a short commit hash does in git.
 
-    An id that starts no run's id is returned as it is, for the caller's "no MLflow run" error;
-    one that starts several is refused, naming them.
+    Case does not matter (MLflow's ids are lower-case hex). An id that starts no run's id is
+    returned as it is, for the caller's "no MLflow run" error; one that starts several is
+    refused, naming them, and so is a prefix shorter than 4 characters.
     """
+    if re.fullmatch(r"[0-9a-fA-F]{1,32}", run_id):
+        run_id = run_id.lower()
+    if re.fullmatch(r"[0-9a-f]{1,3}", run_id):
+        raise ReclabError(f"run id {run_id!r} is too short: give at least its first 4 characters "
+                          f"(reclab compare shows 8)")
     if not re.fullmatch(r"[0-9a-f]{4,31}", run_id):
         return run_id
     client = open_client(uri)
