@@ -788,6 +788,20 @@ def test_the_progress_bar_counts_trials_and_shows_the_best(splits):
     assert "2/2" in text and f"best precision@10={result.best_score:.4f}" in text
 
 
+def test_a_resumed_search_s_progress_bar_counts_its_restored_trials_and_their_best(splits, tmp_path):
+    import io
+
+    train, valid = splits
+    options = dict(method="random", n_trials=4, seed=3, checkpoint=tmp_path / "search.jsonl")
+    with pytest.raises(Stop):
+        tune(ItemKNN(neighbors=10), {"neighbors": (5, 100)}, train, valid, callbacks=[stop_after(3, [])],
+             **options)
+    out = io.StringIO()
+    result = tune(ItemKNN(neighbors=10), {"neighbors": (5, 100)}, train, valid, progress=out, **options)
+    last = out.getvalue().rstrip().split("\r")[-1]
+    assert "4/4" in last and f"best precision@10={result.best_score:.4f}" in last, last
+
+
 def _trial(number, fold_scores, model="ItemKNN"):
     return Trial(number=number, params={"neighbors": 10 + number}, score=float(np.mean(fold_scores)),
                  metrics={}, seconds=0.0, status="ok", model=model, fold_scores=tuple(fold_scores))

@@ -342,7 +342,7 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         store = Checkpoint(checkpoint, header)
         restored = store.open()
     sign = 1.0 if metric in LOWER_IS_BETTER else -1.0   # objective = sign * score, minimized
-    bar = ProgressBar(progress, n_trials, metric, sign)
+    bar = ProgressBar(progress, n_trials, metric, sign, tuple(restored.values()))
     stopped = None
     with Search(job, n_jobs, restored, store, (*callbacks, bar.update), time_budget) as search, bar:
         bar.search = search   # "budget left" counts down to the search's own deadline

@@ -172,21 +172,26 @@ class ProgressBar:
     left" is the time to the deadline of ``search`` (a :class:`Search`, set once it exists).
     """
 
-    def __init__(self, progress, n_trials: int, metric: str, sign: float):
+    def __init__(self, progress, n_trials: int, metric: str, sign: float, restored=()):
         self.bar, self.search = None, None
         self.metric, self.sign, self.best = metric, sign, None
+        for trial in restored:   # a resumed search starts at its restored trials and their best
+            self._note(trial)
         if progress is False or progress is None:
             return
         from tqdm import tqdm   # plain text: Jupyter shows it in place, reclab run in its log
 
-        self.bar = tqdm(total=n_trials, desc="tuning", unit="trial", dynamic_ncols=True,
-                        file=None if progress is True else progress, mininterval=0)
+        self.bar = tqdm(total=n_trials, initial=len(restored), desc="tuning", unit="trial",
+                        dynamic_ncols=True, file=None if progress is True else progress, mininterval=0)
+
+    def _note(self, trial: Trial) -> None:
+        if trial.ok and (self.best is None or self.sign * trial.score < self.sign * self.best):
+            self.best = trial.score
 
     def update(self, trial: Trial) -> None:
         if self.bar is None:
             return
-        if trial.ok and (self.best is None or self.sign * trial.score < self.sign * self.best):
-            self.best = trial.score
+        self._note(trial)
         shown = {f"best {self.metric}": "-" if self.best is None else f"{self.best:.4f}"}
         deadline = None if self.search is None else self.search.deadline
         if deadline is not None:   # a time budget, whose clock started with the first trial
