@@ -27,7 +27,20 @@ __all__ = ["main"]
 
 
 def _print(*parts, **options) -> None:
-    print(*parts, **options, flush=True)
+    stream = options.get("file") or sys.stdout
+    try:
+        print(*parts, **options, flush=True)
+    except BrokenPipeError:
+        _reader_gone(stream)
+
+
+def _reader_gone(stream) -> None:
+    """The reader of ``stream`` went away (``reclab run | head``): what follows is written to
+    nowhere, as Python's documentation advises, so that the run goes on and its records stay
+    right rather than a stage failing over lines nobody reads."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 # -- reclab run -------------------------------------------------------------------------------
@@ -152,10 +165,16 @@ class _KernelOutput:
                 out.append("    ")
             out.append(char)
             self.at_line_start = char in "\r\n"
-        self.stream.write("".join(out))
+        try:
+            self.stream.write("".join(out))
+        except BrokenPipeError:
+            _reader_gone(self.stream)
 
     def flush(self) -> None:
-        self.stream.flush()
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            _reader_gone(self.stream)
 
 
 class _Terminated(KeyboardInterrupt):

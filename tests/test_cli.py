@@ -83,6 +83,25 @@ def test_bad_set_and_stage_and_resume_arguments_exit_2(tmp_path, store, capsys):
     assert "no MLflow run '0123'" in capsys.readouterr().err
 
 
+def test_a_reader_that_stops_reading_does_not_fail_the_run(tmp_path):
+    """``reclab run | head -1``: the lines nobody reads go nowhere; the stage and the pipeline
+    finish (a BrokenPipeError from a progress line marked them FAILED)."""
+    from helpers import tiny_params
+
+    uri = new_store(tmp_path)
+    process = subprocess.Popen([str(RECLAB), "run", "-p", str(tiny_params(tmp_path, "pipe")), "--stages", "1",
+                                "--output", str(tmp_path / "out"), "--tracking-uri", uri],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert process.stdout.readline().startswith("reclab run: ")
+    process.stdout.close()   # as head does after its line
+    stderr = process.communicate(timeout=600)[1]
+    assert process.returncode == 0 and "Traceback" not in stderr, stderr
+    (run,) = MlflowClient(tracking_uri=uri).search_runs(
+        [MlflowClient(tracking_uri=uri).get_experiment_by_name("pipe").experiment_id],
+        filter_string="tags.`reclab.stage` = 'preprocess'")
+    assert run.info.status == "FINISHED"
+
+
 def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, capsys):
     params_file = tmp_path / "small.yaml"
     # valid for the parameter schema; the k-core leaves nothing, inside the notebook's kernel
