@@ -33,6 +33,7 @@ ALONE = {"test_pipeline.py::test_ml100k_pipeline",
          "test_pipeline.py::test_stage_4_explains_with_a_user_who_has_watched_something_on_a_cold_users_split",
          "test_pipeline.py::test_stage_5_reports_the_new_users_of_a_temporal_split_apart",
          "test_pipeline.py::test_ml_latest_small_pipeline_on_spark",
+         "test_pipeline.py::test_a_search_the_time_budget_stopped_says_so_in_the_summary_and_the_tune_run",
          "test_concurrency.py::test_sigterm_during_a_stage_leaves_nothing_running_and_resume_finishes",
          "test_concurrency.py::test_processes_opening_a_new_sqlite_store_at_once_all_succeed"}
 # The work units that take minutes, then those over 10 s, longest first (measured with

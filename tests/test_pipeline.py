@@ -11,6 +11,7 @@ The slow tests run whole pipelines on MovieLens, locally and with backend spark.
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -647,6 +648,20 @@ def test_stage_1_of_an_implicit_ratings_file_says_it_has_no_rating_biases(tmp_pa
     assert "implicit feedback (every interaction is 1): no rating biases to fit" in "".join(
         output.get("text", "") for cell in executed.cells if cell.cell_type == "code"
         for output in cell.outputs)
+
+
+def test_a_search_the_time_budget_stopped_says_so_in_the_summary_and_the_tune_run(tmp_path):
+    """The same command runs fewer trials on a busier machine: the run records that the budget
+    cut the search short, where reclab compare and the MLflow UI show nothing different."""
+    uri = new_store(tmp_path)
+    result = pipeline.run_pipeline(params_file=tiny_params(tmp_path, "budget", n_trials=5000),
+                                   overrides={"tune.time_budget": 1.0}, stages=["1", "2"],
+                                   tracking_uri=uri, output_dir=tmp_path / "out")
+    warning = (r"the time budget \(tune.time_budget: 1 s\) stopped the search after \d+ of 5000 "
+               r"trials: a faster or idler machine runs more of them")
+    assert re.search(f"WARNING: {warning}", render_summary(result.summary))
+    tune = latest_by_stage(MlflowClient(tracking_uri=uri), result.run_id, uri)["tune"]
+    assert re.search(warning, tune.data.tags["reclab.boundary_warning"])
 
 
 def test_failed_tune_stage_resumes_its_search_and_gives_identical_results(pipeline_run, store,

@@ -88,7 +88,8 @@ def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: s
     ``note`` (:attr:`reclab.tuning.Choice.note`: why these are not the best trial's parameters,
     or that every trial tied) goes into ``best_params.json`` too.
 
-    ``warnings`` (:func:`reclab.tuning.boundary_warnings`) go into ``best_params.json`` and,
+    ``warnings`` (:func:`reclab.tuning.boundary_warnings`, and the tune notebook's when the
+    time budget stopped the search) go into ``best_params.json`` and,
     joined, into tag ``reclab.boundary_warning`` of the stage's run and of the pipeline run, so that
     ``reclab run``'s summary and the MLflow UI show them.
 
