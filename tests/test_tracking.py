@@ -180,6 +180,34 @@ def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
         tracking.load_best(other)
 
 
+def test_the_tune_cell_run_again_in_its_kernel_continues_its_own_search(store, params_file, split):
+    """Interrupted (Ctrl-C) and run again, or run twice, in one kernel: the stage run's own
+    search goes on from its finished trials, none of them run or logged twice (it started over)."""
+    data, train, valid, test = split
+    first = tracking.start_stage("preprocess", params_file)
+    tracking.log_split(first, data, train, valid, test)
+    first.finish()
+    stage = tracking.start_stage("tune", params_file, parent_run_id=first.parent_run_id)
+    options = dict(method="random", n_trials=4, metric="ndcg@10", seed=0)
+
+    def interrupt_after_2(trial):
+        if trial.number == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), tracking.tuning_checkpoint(stage) as checkpoint:
+        tune(Bias(), {"user_reg": (1.0, 50.0)}, train, valid, checkpoint=checkpoint.path, **options,
+             callbacks=[tracking.trial_logger(stage, "ndcg@10"), checkpoint.save, interrupt_after_2])
+    for _ in range(2):   # run again, then once more
+        with tracking.tuning_checkpoint(stage) as checkpoint:
+            assert repr(checkpoint).startswith(f"TuningCheckpoint(continues tune run {stage.run_id}: ")
+            result = tune(Bias(), {"user_reg": (1.0, 50.0)}, train, valid, checkpoint=checkpoint.path,
+                          **options, callbacks=[tracking.trial_logger(stage, "ndcg@10"), checkpoint.save])
+    assert [trial.params for trial in result.trials] == [
+        trial.params for trial in tune(Bias(), {"user_reg": (1.0, 50.0)}, train, valid, **options).trials]
+    trials = MlflowClient().search_runs([stage.experiment_id],
+                                        filter_string=f"tags.`mlflow.parentRunId` = '{stage.run_id}'")
+    assert sorted(run.info.run_name.rsplit("/", 1)[1] for run in trials) == [f"trial-{n:03d}" for n in range(4)]
+
+
 def test_report_metrics_use_at_keys_with_intervals_on_stage_and_pipeline(store, params_file, split):
     data, train, valid, test = split
     stage = tracking.start_stage("evaluate", params_file, parent_run_id=tracking.start_pipeline(

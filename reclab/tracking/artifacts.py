@@ -168,7 +168,9 @@ def tuning_checkpoint(stage: StageRun) -> TuningCheckpoint:
     of this process, removed when the ``with`` block ends, and is logged as artifact
     ``tuning/checkpoint.jsonl`` of the stage's run after every trial (:meth:`TuningCheckpoint.save`
     is the ``tune`` callback that does it), so that it outlives a kernel that fails or is
-    killed. When the stage's pipeline has an unfinished (FAILED, KILLED or still RUNNING) tune
+    killed. When the stage's own run has that artifact already (the tune cell run again in its
+    kernel, after an interrupt or twice), its search goes on: nothing is logged twice. Else, when
+    the stage's pipeline has an unfinished (FAILED, KILLED or still RUNNING) tune
     run with such an artifact (and no tag ``reclab.checkpoint_outdated``: a resume with corrected
     values changed its search), the latest one is downloaded first: ``tune`` then reads its finished trials back and runs only the rest.
     The restored trials are logged again as runs nested under the stage's run (tag
@@ -184,27 +186,41 @@ def tuning_checkpoint(stage: StageRun) -> TuningCheckpoint:
     from reclab.tuning import Trial
 
     checkpoint = TuningCheckpoint(stage, Path(tempfile.mkdtemp(prefix="reclab-tune-")))
-    earlier = [run for run in reversed(stage_runs(stage.parent_run_id, stage.client.tracking_uri))
-               if run.data.tags.get(TAG_STAGE) == "tune" and run.info.run_id != stage.run_id
-               and run.info.status != "FINISHED" and TAG_CHECKPOINT_OUTDATED not in run.data.tags]
-    for run in earlier:
-        listed = {item.path for item in stage.client.list_artifacts(run.info.run_id, CHECKPOINT_DIR)}
+
+    def restore(run_id: str) -> list | None:
+        """The finished trials of ``run_id``'s checkpoint artifact, copied to ``checkpoint.path``
+        (None when it has none)."""
+        listed = {item.path for item in stage.client.list_artifacts(run_id, CHECKPOINT_DIR)}
         if CHECKPOINT_FILE not in listed:
-            continue
+            return None
         with tempfile.TemporaryDirectory() as scratch:
-            local = download(stage.client, run.info.run_id, CHECKPOINT_FILE, scratch)
-            content = local.read_bytes()
+            content = download(stage.client, run_id, CHECKPOINT_FILE, scratch).read_bytes()
         # A line cut short by a killed upload is not a trial (tune drops it too).
         lines = content[:content.rfind(b"\n") + 1].decode("utf-8").splitlines()
         with atomic_write(checkpoint.path, "wb") as handle:
             handle.write("".join(line + "\n" for line in lines).encode("utf-8"))
-        trials = [Trial.from_record(json.loads(line)) for line in lines[1:]]
+        checkpoint.resumed_from = run_id
+        return [Trial.from_record(json.loads(line)) for line in lines[1:]]
+
+    # The tune cell run again in its kernel (after Ctrl-C, or twice): this run's own search goes
+    # on, its trials already logged under it.
+    own = restore(stage.run_id)
+    if own is not None:
+        checkpoint.n_restored = len(own)
+        return checkpoint
+    earlier = [run for run in reversed(stage_runs(stage.parent_run_id, stage.client.tracking_uri))
+               if run.data.tags.get(TAG_STAGE) == "tune" and run.info.run_id != stage.run_id
+               and run.info.status != "FINISHED" and TAG_CHECKPOINT_OUTDATED not in run.data.tags]
+    for run in earlier:
+        trials = restore(run.info.run_id)
+        if trials is None:
+            continue
         log = trial_logger(stage, stage.params["tune"]["metric"], restored_from=run.info.run_id)
         for trial in trials:
             log(trial)
         stage.set_tags({TAG_RESUMED_FROM: run.info.run_id,
                         TAG_RESTORED_TRIALS: len(trials)})
-        checkpoint.resumed_from, checkpoint.n_restored = run.info.run_id, len(trials)
+        checkpoint.n_restored = len(trials)
         checkpoint.save()
         break
     return checkpoint
