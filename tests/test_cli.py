@@ -102,6 +102,13 @@ def test_a_reader_that_stops_reading_does_not_fail_the_run(tmp_path):
     assert run.info.status == "FINISHED"
 
 
+def test_compare_in_a_store_that_does_not_exist_says_so_and_makes_none(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'typo.db'}"
+    assert main(["compare", "abcd1234", "--tracking-uri", uri]) == 2
+    assert f"no MLflow store at {uri}: the file does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "typo.db").exists()
+
+
 def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, capsys):
     params_file = tmp_path / "small.yaml"
     # valid for the parameter schema; the k-core leaves nothing, inside the notebook's kernel
