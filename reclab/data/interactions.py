@@ -631,8 +631,8 @@ class Interactions:
         if self._timestamps is not None:
             timestamps = np.concatenate([self._timestamps, other.timestamps])[order]
         features = self._item_features
-        theirs = (other.item_counts() > 0) & (self.item_counts() == 0)
-        if features is not None and theirs.any():
+        theirs = None if features is None else (other.item_counts() > 0) & (self.item_counts() == 0)
+        if theirs is not None and theirs.any():
             features = (sp.diags((~theirs).astype(np.float32)) @ features
                         + sp.diags(theirs.astype(np.float32)) @ other.item_features).tocsr()
             features.eliminate_zeros()
