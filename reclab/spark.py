@@ -263,6 +263,12 @@ def check_columns(frame, user: str, item: str, rating: str | None, timestamp: st
                           f"{frame.columns}")
 
 
+def column(name: str):
+    """Column ``name`` as written: quoted, so that a dot or a backtick is part of the name
+    (``functions.col("user.id")`` would read field ``id`` of a struct column ``user``)."""
+    return sql_functions().col("`" + name.replace("`", "``") + "`")
+
+
 # An integer as int() writes it, within a long: CSV ids are cast to long only when every one is
 # (as reclab.datasets.read_interactions reads them: "007" and "7" stay two ids).
 _INTEGER_TEXT = "^-?(0|[1-9][0-9]{0,17})$"
@@ -271,10 +277,9 @@ _INTEGER_TEXT = "^-?(0|[1-9][0-9]{0,17})$"
 def _ids_as_written(frame, columns):
     """The CSV id ``columns`` (text) as long integers where every id is written as an integer."""
     functions = sql_functions()
-    others = frame.agg(*[functions.count(functions.when(~functions.col(name).rlike(_INTEGER_TEXT), 1))
+    others = frame.agg(*[functions.count(functions.when(~column(name).rlike(_INTEGER_TEXT), 1))
                          for name in columns]).first()
-    return [functions.col(name).cast("long") if not other else functions.col(name)
-            for name, other in zip(columns, others)]
+    return [column(name).cast("long") if not other else column(name) for name, other in zip(columns, others)]
 
 
 def read_interactions(path, user: str = "user", item: str = "item", rating: str | None = "rating",
@@ -288,7 +293,8 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
         A file, a folder of part files or a glob, on any file system Spark reads (``hdfs://``,
         ``s3a://``, local).
     user, item : str
-        Columns of the user and item ids (integers or strings). A CSV's ids are read as written:
+        Columns of the user and item ids (integers or strings), named as written (a dot or a
+        backtick is part of the name, not a nested field). A CSV's ids are read as written:
         integers (long) when every one is written as an integer, else strings, so that ``007`` and
         ``7`` stay two ids. For a CSV without header the columns are named ``_c0``, ``_c1``, ...
     rating : str or None
@@ -326,12 +332,11 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     else:
         raise ReclabError(f"format must be 'parquet' or 'csv', got {format!r}")
     check_columns(frame, user, item, rating, timestamp)
-    ids = ([functions.col(user), functions.col(item)] if format == "parquet"
-           else _ids_as_written(frame, [user, item]))
-    ratings = functions.lit(1.0) if rating is None else functions.col(rating)
+    ids = [column(user), column(item)] if format == "parquet" else _ids_as_written(frame, [user, item])
+    ratings = functions.lit(1.0) if rating is None else column(rating)
     selected = [ids[0].alias("user"), ids[1].alias("item"), ratings.cast("float").alias("rating")]
     if timestamp is not None:
-        selected.append(functions.col(timestamp).cast("double").alias("timestamp"))
+        selected.append(column(timestamp).cast("double").alias("timestamp"))
     return frame.select(*selected)
 
 
@@ -360,7 +365,7 @@ def to_interactions(frame, user: str = "user", item: str = "item", rating: str |
         timestamp = None
     check_columns(frame, user, item, rating, timestamp)
     wanted = [c for c in (user, item, rating, timestamp) if c is not None]
-    table = _quietly(frame.select(*wanted).toArrow)
+    table = _quietly(frame.select(*[column(name) for name in wanted]).toArrow)
     if table.num_rows == 0:
         raise ReclabError("no interactions: the Spark DataFrame is empty")
     return Interactions.from_frame(table.to_pandas(), user=user, item=item, rating=rating,

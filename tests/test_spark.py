@@ -247,3 +247,15 @@ def test_fit_rejects_repeated_pairs(spark):
     with pytest.raises(ReclabError, match="1 repeated \\(user, item\\) pair"):
         model.fit(frame)
     assert not [name for name in vars(model) if name.endswith("_")]
+
+
+def test_read_interactions_takes_column_names_as_written(spark, tmp_path):
+    # a dot is part of the name, not a nested field; a backtick too
+    (tmp_path / "dots.csv").write_text("user.id,item.id,my`rating\n1,10,4\n2,10,3\n2,11,5\n")
+    frame = rs.read_interactions(tmp_path / "dots.csv", user="user.id", item="item.id",
+                                 rating="my`rating", format="csv")
+    data = rs.to_interactions(frame)
+    assert data.user_ids.tolist() == [1, 2] and data.item_ids.tolist() == [10, 11]
+    named = frame.toDF("user.id", "item.id", "my`rating")
+    again = rs.to_interactions(named, user="user.id", item="item.id", rating="my`rating")
+    assert (again.matrix != data.matrix).nnz == 0
