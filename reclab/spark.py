@@ -256,11 +256,12 @@ def interaction_columns(data: Interactions) -> dict:
             "rating": np.asarray(matrix.data, dtype=np.float32)}
 
 
-def check_columns(frame, user: str, item: str, rating: str | None, timestamp: str | None):
+def check_columns(frame, user: str, item: str, rating: str | None, timestamp: str | None,
+                  owner: str | None = None):
     missing = [c for c in (user, item, rating, timestamp) if c is not None and c not in frame.columns]
     if missing:
-        raise ReclabError(f"column{'s' if len(missing) > 1 else ''} {missing} not found; columns are "
-                          f"{frame.columns}")
+        raise ReclabError(f"{owner + ': ' if owner else ''}column{'s' if len(missing) > 1 else ''} "
+                          f"{missing} not found; columns are {frame.columns}")
 
 
 def column(name: str):
@@ -392,17 +393,63 @@ def _pairs(session, value, name: str, model, threshold):
     if not is_spark_frame(value):
         raise ReclabError(f"{name} must be reclab Interactions or a Spark DataFrame, got "
                           f"{type(value).__name__}")
-    if not hasattr(model, "user_ids_"):
-        raise ReclabError(f"{name} is a Spark DataFrame of ids, but {type(model).__name__} does not "
-                          f"record the ids it was trained on; pass Interactions (a split of the "
-                          f"training data) or use a SparkALS model")
-    check_columns(value, "user", "item", "rating" if threshold is not None else None, None)
     if threshold is not None:
         value = value.where(functions.col("rating") >= threshold)
     value = value.select("user", "item").distinct()
     return (value.join(index_table(session, "user", model.user_ids_), "user", "left")
             .join(index_table(session, "item", model.item_ids_), "item", "left")
             .select("user", "user_index", functions.col("item_index").alias("item")))
+
+
+#: What a join compares ids as, by Spark type or numpy kind (integers of any width match).
+_ID_KINDS = {"tinyint": "integers", "smallint": "integers", "int": "integers", "bigint": "integers",
+             "string": "strings", "i": "integers", "u": "integers", "U": "strings", "O": "strings"}
+
+
+def _id_kind(dtype) -> str:
+    key = dtype.kind if isinstance(dtype, np.dtype) else dtype.simpleString()
+    return _ID_KINDS.get(key, "double" if key == "f" else key)
+
+
+def _check_id_frames(model, train, test, threshold) -> None:
+    """evaluate's checks of DataFrames of ids, before any join: columns, ids of one kind in train,
+    test and the model, no null id, check_overlap on distinct pairs (not the model's own pairs)."""
+    functions = sql_functions()
+    frames = {"train": train, "test": test}
+    for name, frame in frames.items():
+        rating = "rating" if threshold is not None and name == "test" else None
+        check_columns(frame, "user", "item", rating, None, owner=f"{name} DataFrame")
+    owner = type(model).__name__
+    if not hasattr(model, "user_ids_"):
+        raise ReclabError(f"train and test are Spark DataFrames of ids, but {owner} does not record the "
+                          f"ids it was trained on; pass Interactions (a split of the training data) or "
+                          f"use a SparkALS model")
+    for role in ("user", "item"):
+        # Spark would join other kinds through an implicit cast, matching 5 to both '5' and '005'.
+        types = [frame.schema[role].dataType.simpleString() for frame in (train, test)]
+        kinds = [_id_kind(frame.schema[role].dataType) for frame in (train, test)]
+        fitted = _id_kind(np.asarray(getattr(model, f"{role}_ids_")).dtype)
+        if kinds[0] != kinds[1] or kinds[0] != fitted:
+            which = (f"of train are {types[0]} but those of test are {types[1]}" if kinds[0] != kinds[1]
+                     else f"of train and test are {types[0]} but those {owner} was fitted on are {fitted}")
+            target = {"integers": "bigint", "strings": "string"}.get(fitted, fitted)
+            raise ReclabError(f"the {role} ids {which}, which Spark would join through an implicit cast "
+                              f"(matching 5 to both '5' and '005'); cast both {role} columns to the type "
+                              f"of the model's ids (frame[{role!r}].cast({target!r})), or read train and "
+                              f"test with the same schema as the data it was fitted on")
+    counts = []
+    for name, frame in frames.items():
+        nulls = [functions.count(functions.when(functions.col(role).isNull(), 1))
+                 for role in ("user", "item")]
+        row = frame.agg(functions.count_distinct("user", "item"), *nulls).first()
+        for role, n_missing in zip(("user", "item"), row[1:]):
+            if n_missing:
+                raise ReclabError(f"the {name} DataFrame's {role} column has {n_missing} missing (null) "
+                                  f"id{'s' if n_missing > 1 else ''}; every row needs a user and an item "
+                                  f"id (drop the others: frame.dropna(subset=['user', 'item']))")
+        counts.append(row[0])
+    pairs = [frame.select("user", "item").distinct() for frame in (train, test)]
+    check_overlap(counts[0], counts[1], pairs[0].join(pairs[1], ["user", "item"]).count())
 
 
 def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, seed: int = 0) -> dict:
@@ -426,13 +473,15 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
     train, test : Interactions or pyspark.sql.DataFrame
         Both Interactions over the model's users and items (a split of its training data), or
         both Spark DataFrames with columns ``user``, ``item`` (original ids) and, for ``test`` with a
-        threshold, ``rating``; DataFrames need a model that records its ids (``SparkALS``).
-        Test users unknown to the model are scored with zero factors; test items unknown to it
-        are relevant but can never be recommended; items without training interactions rank
-        last, as ``score_items`` ranks them (:class:`reclab.models.Recommender`). Repeated pairs
-        count once. As ``reclab.evaluate``, refused: a test split whose every pair is in train,
-        or that holds every pair of train (:func:`reclab.data.check_held_out`; on DataFrames by
-        counting pairs, so a model fitted on other pairs than train is not detected there).
+        threshold, ``rating``; DataFrames need a model that records its ids (``SparkALS``), no
+        missing (null) id, and ids of one kind (integers of any width, or strings) in train, test
+        and the model (Spark would join others through an implicit cast). Test users unknown to
+        the model are scored with zero factors; test items unknown to it are relevant but can
+        never be recommended; items without training interactions rank last, as ``score_items``
+        ranks them (:class:`reclab.models.Recommender`). Repeated pairs count once. As
+        ``reclab.evaluate``, refused: a test split whose every pair is in train, or that holds
+        every pair of train (:func:`reclab.data.check_held_out`; on DataFrames by counting pairs,
+        so a model fitted on other pairs than train is not detected there).
     k : int or sequence of int
         Cutoffs, each >= 1.
     relevance_threshold : float, optional
@@ -453,8 +502,8 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
     Raises
     ------
     ReclabError
-        If the model is not a fitted factor model, the data do not match it, or no user has a
-        relevant test item.
+        If the model is not a fitted factor model, the data do not match it (DataFrames: a column
+        missing, a null id, ids of other types), or no user has a relevant test item.
 
     Notes
     -----
@@ -483,10 +532,8 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
                           f"{type(train).__name__} and {type(test).__name__}")
     if isinstance(test, Interactions):
         check_held_out(model, train, test)
-    else:   # the same rules on the pairs, by counting them (the model's own pairs are not checked)
-        pairs = [frame.select("user", "item").distinct() for frame in (train, test)]
-        both = pairs[0].join(pairs[1], ["user", "item"]).count()
-        check_overlap(pairs[0].count(), pairs[1].count(), both)
+    else:
+        _check_id_frames(model, train, test, threshold)
     if session is None:
         session = get_session(getattr(model, "master", None))
     max_k = ks[-1]

@@ -249,6 +249,59 @@ def test_fit_rejects_repeated_pairs(spark):
     assert not [name for name in vars(model) if name.endswith("_")]
 
 
+# -- evaluate on DataFrames: what it refuses before scoring ---------------------------------------
+@pytest.fixture(scope="module")
+def small_frames(spark):
+    """A SparkALS fitted on a split of the contract data, and the split as DataFrames of ids."""
+    train, test = rl.split.random_holdout(contract_data(), test_frac=0.3, seed=1)
+    return CONTRACT_MODELS["explicit"]().fit(train), frame_of(spark, train), frame_of(spark, test)
+
+
+def with_null(frame, column):
+    """``frame`` with ``column`` null in its first row (the others unchanged)."""
+    functions = rs.sql_functions()
+    first = frame.first()
+    row = (functions.col("user") == first.user) & (functions.col("item") == first.item)
+    return frame.withColumn(column, functions.when(~row, functions.col(column)))
+
+
+@pytest.mark.parametrize("side, column", [("test", "user"), ("test", "item"), ("train", "item")])
+def test_spark_evaluate_refuses_missing_ids(small_frames, side, column):
+    # they were pooled into one made-up user, counted relevant but unrecommendable, or switched
+    # off the filtering of a user's seen items
+    model, train, test = small_frames
+    frames = {"train": train, "test": test}
+    frames[side] = with_null(frames[side], column)
+    with pytest.raises(ReclabError, match=f"^the {side} DataFrame's {column} column has 1 missing "
+                                          f"\\(null\\) id"):
+        rs.evaluate(model, frames["train"], frames["test"], k=3)
+
+
+def test_spark_evaluate_refuses_ids_of_different_types(small_frames):
+    # a string user column against a bigint one: Spark's implicit cast joins test user 5 to
+    # both '5' and '005'
+    model, train, test = small_frames
+    text = train.withColumn("user", train["user"].cast("string"))
+    with pytest.raises(ReclabError, match="^the user ids of train are string but those of test are "
+                                          "bigint.*cast.*same schema"):
+        rs.evaluate(model, text, test, k=3)
+    both = test.withColumn("user", test["user"].cast("string"))   # the model's ids are integers
+    with pytest.raises(ReclabError, match="^the user ids of train and test are string but those "
+                                          "SparkALS was fitted on are integers"):
+        rs.evaluate(model, text, both, k=3)
+    narrow = test.withColumn("item", test["item"].cast("int"))    # int and bigint: one kind
+    assert rs.evaluate(model, train, narrow, k=3) == rs.evaluate(model, train, test, k=3)
+
+
+@pytest.mark.parametrize("side, column", [("train", "user"), ("test", "user"), ("test", "item")])
+def test_spark_evaluate_checks_columns_first(small_frames, side, column):
+    model, train, test = small_frames
+    frames = {"train": train, "test": test}
+    frames[side] = frames[side].withColumnRenamed(column, "other")
+    with pytest.raises(ReclabError, match=f"^{side} DataFrame: column \\['{column}'\\] not found"):
+        rs.evaluate(model, frames["train"], frames["test"], k=3)
+
+
 def test_read_interactions_takes_column_names_as_written(spark, tmp_path):
     # a dot is part of the name, not a nested field; a backtick too
     (tmp_path / "dots.csv").write_text("user.id,item.id,my`rating\n1,10,4\n2,10,3\n2,11,5\n")
