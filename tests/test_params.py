@@ -347,6 +347,20 @@ def test_backend_spark_and_model_sparkals_imply_each_other(tmp_path):
         Config.load(spark, {"backend": "local"})
 
 
+def test_backend_spark_refuses_tuning_other_models(tmp_path):
+    # tune.models was ignored (stage 2 tuned SparkALS alone) while params.yaml recorded the list
+    path = write(tmp_path, "backend: spark\ntune: {models: [SparkALS, EASE]}\n")
+    with pytest.raises(ReclabError, match=r"key 'tune.models' is \['SparkALS', 'EASE'\], but backend "
+                                          r"'spark' tunes only SparkALS, not EASE; .*backend: local"):
+        Config.load(path)
+    with pytest.raises(ReclabError, match="key 'tune.models'"):
+        Config.load(write(tmp_path, "tune: {models: [ImplicitALS, EASE]}\n", "local.yaml"),
+                    {"backend": "spark", "tune.models": ["ImplicitALS", "EASE"]})
+    # its own model alone is fine, and --set backend=spark empties a file's list (model implied)
+    assert Config.load(write(tmp_path, "backend: spark\ntune: {models: [SparkALS]}\n", "own.yaml"))
+    assert Config.load(tmp_path / "local.yaml", {"backend": "spark"}).tuned_models() == ["SparkALS"]
+
+
 def test_grid_search_of_a_range_is_refused_before_running(tmp_path):
     path = write(tmp_path, "models: {SVD: {space: {factors: [8, 16], user_reg: {type: real, low: 1.0, "
                            "high: 100.0, prior: log-uniform}}}}\nmodel: SVD\n")

@@ -132,6 +132,12 @@ def _check_backend(config, source: str, backend_model: dict) -> None:
         raise fail(source, "model", f"is {model!r}, which trains in {wanted.capitalize()}, but key "
                                     f"'backend' is {backend!r}; set backend: {wanted} (or another "
                                     f"model for backend {backend!r})")
+    others = [name for name in config.tune.models if name != needed]
+    if needed is not None and others:   # Config.tuned_models: a backend tunes its own model only
+        raise fail(source, "tune.models", f"is {list(config.tune.models)}, but backend {backend!r} "
+                                          f"tunes only {needed}, not {', '.join(others)}; leave "
+                                          f"tune.models out (or [{needed}]), or set backend: local "
+                                          f"to search {', '.join(others)}")
 
 
 def _check_tuned_space(config, name: str, source: str) -> None:

@@ -21,7 +21,8 @@ Backends
 test metrics with :func:`reclab.spark.evaluate` as well. The two keys go together: ``backend:
 spark`` means ``model: SparkALS`` and ``model: SparkALS`` means ``backend: spark``. Setting one of
 them (in a file or with ``--set``) without the other implies the other (:func:`implied`); a
-contradiction (``backend: spark`` with ``model: SVD``) is an error.
+contradiction (``backend: spark`` with ``model: SVD``, or with ``tune.models`` naming another
+model: the spark backend tunes SparkALS only) is an error.
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ class Tune(Section):
     models: list[ModelName] = []
     """Models to search, each in its own space, under one trial budget; the best on validation goes
     on to stage 3 (empty: ``model``; a ``model`` given by ``--set`` or a notebook parameter empties
-    it unless it is given too: :func:`applied_overrides`)."""
+    it unless it is given too: :func:`applied_overrides`); a backend other than local tunes its own
+    model only (``backend: spark``: SparkALS, so this list may name no other)."""
     time_budget: float | None = Field(_TUNE["time_budget"], ge=1.0)
     """Seconds after which no new trial starts (null: no limit)."""
     select: _one_of(tuning.SELECT_RULES) = "best"
