@@ -420,3 +420,46 @@ def test_a_notebook_process_that_exits_mid_stage_leaves_no_run_running(store, pa
         run = client.get_run(target)
         assert run.info.status == "KILLED"
         assert "exited before the stage finished" in run.data.tags["reclab.error"]
+
+
+def test_a_notebook_opened_alone_continues_only_the_latest_pipeline(store, params_file):
+    """Never an older pipeline in its place: pipeline 1 has stages 1-3 finished, pipeline 2 (the
+    latest, seed 1) stages 1-2; stage 4 opened alone stops, naming pipeline 2, rather than
+    continuing pipeline 1 (whose train run is the latest finished one of the experiment). So it
+    does after pipeline 2's train stage was interrupted (its kernel restarted mid-stage)."""
+    from reclab.tracking.runs import _end_if_running
+
+    def alone(stage, **overrides):
+        return tracking.start_stage(stage, params_file, overrides=overrides or None)
+
+    for stage in ("preprocess", "tune", "train"):
+        first = alone(stage)
+        first.finish()
+    for stage in ("preprocess", "tune"):
+        second = alone(stage, seed=1)
+        second.finish()
+    assert second.parent_run_id != first.parent_run_id
+
+    def refused():
+        with pytest.raises(ReclabError) as error:
+            tracking.start_stage("postprocess", overrides={"experiment": "unit"})
+        message = str(error.value)
+        assert f"the latest pipeline of experiment 'unit', 'synthetic/Bias/grid' (run " \
+               f"{second.parent_run_id}), has no finished 'train' stage" in message, message
+        assert "parent_run_id" in message and first.parent_run_id not in message
+        for pipeline_id in (first.parent_run_id, second.parent_run_id):
+            assert "postprocess" not in {run.data.tags["reclab.stage"]
+                                         for run in tracking.stage_runs(pipeline_id)}
+        return message
+
+    assert "(it has no 'train' stage)" in refused()
+    train = alone("train", seed=1)
+    assert train.parent_run_id == second.parent_run_id
+    _end_if_running(store, train.run_id, train.parent_run_id)   # its kernel restarted mid-stage
+    assert f"(its 'train' stage is KILLED (run {train.run_id}))" in refused()
+    # the older pipeline is still there for whoever names it
+    fourth = tracking.start_stage("postprocess", overrides={"experiment": "unit"},
+                                  parent_run_id=first.parent_run_id)
+    assert fourth.parent_run_id == first.parent_run_id and fourth.joined == "given"
+    assert tracking.latest_pipeline("unit").info.run_id == second.parent_run_id
+

@@ -2,8 +2,8 @@
 
 A pipeline is one parent run, each stage a nested run, each tuning trial a run nested under the
 ``tune`` run; stages exchange data only through MLflow artifacts of the earlier stage runs. A
-notebook opened alone (no ``parent_run_id``) finds the latest finished run of the stage before it
-in its experiment and continues that run's pipeline.
+notebook opened alone (no ``parent_run_id``) continues the latest pipeline of its experiment, and
+only while that pipeline is open to its stage (never an older pipeline in its place).
 
 One concern per module (docs/architecture.md shows where each sits):
 
@@ -39,9 +39,9 @@ from reclab.tracking.artifacts import (FitLogger, TuningCheckpoint, fit_logger, 
 from reclab.tracking import layout
 from reclab.tracking.layout import *  # noqa: F401,F403  every tag and artifact name, as layout.__all__
 from reclab.tracking.pyfunc import RecommenderPyfunc
-from reclab.tracking.queries import (experiments_with_runs, find_stage_run, full_run_id, load_report,
-                                     pipeline_state, pipeline_summary, run_table, save_metrics_view,
-                                     stage_runs, ui_path)
+from reclab.tracking.queries import (experiments_with_runs, find_stage_run, full_run_id,
+                                     latest_pipeline, load_report, pipeline_state, pipeline_summary,
+                                     run_table, save_metrics_view, stage_runs, ui_path)
 from reclab.tracking.runs import (end_pipeline, end_unfinished_pipeline, fail_stage, log_notebook,
                                   open_pipeline, record_resume_changes, reopen_pipeline,
                                   start_pipeline, start_stage)
@@ -51,7 +51,7 @@ from reclab.tracking.store import experiment_id, project_root, sqlite_folder, tr
 __all__ = [
     "STAGES", "project_root", "tracking_uri", "sqlite_folder", "experiment_id", "start_pipeline",
     "start_stage", "StageRun", "TuningCheckpoint", "FitLogger", "find_stage_run", "stage_runs",
-    "log_notebook", "fail_stage", "end_pipeline", "end_unfinished_pipeline", "pipeline_summary",
+    "latest_pipeline", "log_notebook", "fail_stage", "end_pipeline", "end_unfinished_pipeline", "pipeline_summary",
     "pipeline_state", "reopen_pipeline", "load_interactions", "save_interactions",
     "RecommenderPyfunc", "run_table", "full_run_id", "load_report", "ui_path", "experiments_with_runs",
     "open_pipeline", "log_split", "load_split", "log_best", "load_best", "trial_logger",

@@ -23,8 +23,8 @@ from reclab.tracking.layout import (BEST_PARAMS_FILE, PARAMS_FILE, PER_USER_TABL
                                     TAG_STAGE, TAG_TEST_FINGERPRINT, TAG_SAVED_VIEW_PREFIX, METRICS_VIEW)
 from reclab.tracking.store import download, open_client, param_text, tracking_uri
 
-__all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "full_run_id", "load_report",
-           "pipeline_params", "pipeline_state", "pipeline_summary", "run_table", "stage_runs", "ui_path"]
+__all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "full_run_id", "latest_pipeline",
+           "load_report", "pipeline_params", "pipeline_state", "pipeline_summary", "run_table", "stage_runs", "ui_path"]
 
 # Where `reclab ui` serves a local store by default (its --host and --port).
 UI_ADDRESS = "http://127.0.0.1:5000"
@@ -56,6 +56,18 @@ def find_stage_run(stage: str, experiment: str, parent_run_id: str | None = None
     if status:
         conditions.append(f"attributes.status = '{status}'")
     runs = client.search_runs([found.experiment_id], filter_string=" and ".join(conditions),
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def latest_pipeline(experiment: str, uri: str | None = None):
+    """The latest pipeline run (tag ``reclab.pipeline``; the last started, whatever its status)
+    of experiment ``experiment``; None when it has none."""
+    client = open_client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{TAG_PIPELINE}` LIKE '%'",
                               order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
 

@@ -24,12 +24,12 @@ from mlflow import MlflowClient
 from reclab.config import NOTEBOOK_KEYS, STAGE_PARAMETERS, Config
 from reclab.config.schema import applied_overrides
 from reclab.errors import ReclabError
-from reclab.stages import STAGES, default_params_file
+from reclab.stages import NOTEBOOKS, STAGES, default_params_file
 from reclab.tracking.environment import environment_tags
 from reclab.tracking.layout import (NOTEBOOK_DIR, PARAMS_FILE, TAG_ERROR, TAG_NOTE, TAG_OUTDATED,
                                     TAG_PARENT, TAG_PIPELINE, TAG_RESUMED_WITH, TAG_STAGE,
                                     TAG_SUPERSEDED_BY, TAG_CHECKPOINT_OUTDATED, run_name)
-from reclab.tracking.queries import find_stage_run, pipeline_params, stage_runs
+from reclab.tracking.queries import find_stage_run, latest_pipeline, pipeline_params, stage_runs
 from reclab.tracking.stage_run import StageRun
 from reclab.tracking.store import (experiment_id, log_run_params, open_client,
                                    sqlite_folder, tracking_uri)
@@ -153,28 +153,31 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
                   uri: str | None = None, compare_file: bool = False) -> str:
     """The pipeline that stage ``stage``, opened alone, continues: its run id.
 
-    It is the pipeline of the latest finished run of the stage before ``stage`` in experiment
-    ``params["experiment"]``, and only while that pipeline is open: it has no finished
-    ``stage`` run yet, no ``reclab run`` is driving it, and its parameters agree with what the
-    notebook was given (``overrides``; with ``compare_file``, also every parameter of
-    ``params``, read from an explicit parameter file, but for those an earlier stage's notebook
-    parameters set: ``-p n_trials 20`` given to the first two notebooks, not to the third).
+    It is the latest pipeline of experiment ``params["experiment"]`` (the last started, see
+    :func:`~reclab.tracking.queries.latest_pipeline`), and only while that pipeline is open: it
+    has a finished run of the stage before ``stage`` and no finished ``stage`` run yet, no
+    ``reclab run`` is driving it, and its parameters agree with what the notebook was given
+    (``overrides``; with ``compare_file``, also every parameter of ``params``, read from an
+    explicit parameter file, but for those an earlier stage's notebook parameters set: ``-p
+    n_trials 20`` given to the first two notebooks, not to the third). An older pipeline is never
+    continued in its place, even one that this stage could continue: which pipeline a notebook
+    joins does not depend on which stages the others happen to have finished.
 
     Raises
     ------
     ReclabError
-        No such pipeline, or the latest one is not open: the message names it, says why, and
-        how to choose (``parent_run_id``, or a new pipeline from stage 1).
+        No pipeline, or the latest one is not open: the message names it, says why, and how to
+        choose (``parent_run_id``, or a new pipeline from stage 1).
     """
     experiment = params["experiment"]
     earlier = STAGES[STAGES.index(stage) - 1]
-    found = find_stage_run(earlier, experiment, uri=uri)
-    if found is None:
+    parent = latest_pipeline(experiment, uri)
+    if parent is None:
         raise ReclabError(f"no finished {earlier!r} run in MLflow experiment {experiment!r} at "
-                          f"{tracking_uri(uri)}; run the {earlier} notebook (or `reclab run`) first")
+                          f"{tracking_uri(uri)}: it has no pipeline yet; run the notebooks from "
+                          f"01_preprocess (or `reclab run`) first")
     client = open_client(uri)
-    pipeline_id = found.data.tags[TAG_PARENT]
-    parent = client.get_run(pipeline_id)
+    pipeline_id = parent.info.run_id
     name = f"{parent.info.run_name!r} (run {pipeline_id})"
     how = (f"pass parent_run_id={pipeline_id!r}; for a new pipeline run the notebooks from "
            f"01_preprocess (or `reclab run`)")
@@ -187,6 +190,16 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
         raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, is being run "
                           f"by `reclab run` (or was killed: then `reclab run --resume "
                           f"{pipeline_id}`); {choose}")
+    if find_stage_run(earlier, experiment, pipeline_id, uri=uri) is None:
+        last = find_stage_run(earlier, experiment, pipeline_id, uri=uri, status=None)
+        state = (f"its {earlier!r} stage is {last.info.status} (run {last.info.run_id})" if last
+                 else f"it has no {earlier!r} stage")
+        raise ReclabError(f"the latest pipeline of experiment {experiment!r}, {name}, has no finished "
+                          f"{earlier!r} stage ({state}), so a notebook opened alone does not join it "
+                          f"(nor an older pipeline); run the {NOTEBOOKS[earlier]} notebook first, "
+                          f"or to run {stage!r} in another pipeline, pass its run id as "
+                          f"parent_run_id; for a new pipeline run the notebooks from 01_preprocess "
+                          f"(or `reclab run`)")
     theirs = pipeline_params(client, pipeline_id, None).flatten()
     mine = params.flatten()
     keys = {key for key in mine for given in applied_overrides(overrides or {})
