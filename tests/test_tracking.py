@@ -463,3 +463,71 @@ def test_a_notebook_opened_alone_continues_only_the_latest_pipeline(store, param
     assert fourth.parent_run_id == first.parent_run_id and fourth.joined == "given"
     assert tracking.latest_pipeline("unit").info.run_id == second.parent_run_id
 
+
+_NOTEBOOK_ALONE = ("import sys\nfrom reclab import tracking\n"
+                   "stage = tracking.start_stage(sys.argv[1], sys.argv[2])\n"
+                   "print(stage.run_id, stage.parent_run_id, flush=True)\n"
+                   "if sys.argv[3] == 'finish':\n"
+                   "    stage.finish()\n"
+                   "    sys.stdin.readline()   # a kernel left open, until it is shut down\n"
+                   "else:\n"
+                   "    raise RuntimeError('a cell failed')\n")
+
+
+def test_shutting_down_a_finished_stages_kernel_leaves_the_pipeline_to_the_next_stage(
+        store, params_file):
+    """Stage 1 finished in one kernel, left open; stage 2 started in another; stage 1's kernel shut
+    down (a graceful exit: its exit handlers run): the pipeline, which stage 2 runs, stays
+    RUNNING without an error, and stage 2 finishes it."""
+    import subprocess
+    import sys
+
+    first = subprocess.Popen([sys.executable, "-c", _NOTEBOOK_ALONE, "preprocess", str(params_file),
+                              "finish"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        run_id, parent_id = first.stdout.readline().split()
+        second = tracking.start_stage("tune", params_file)
+        assert second.parent_run_id == parent_id
+    finally:
+        _, stderr = first.communicate("\n", timeout=300)
+    assert first.returncode == 0, stderr
+    client = MlflowClient()
+    assert client.get_run(run_id).info.status == "FINISHED"
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "RUNNING" and "reclab.error" not in parent.data.tags
+    second.finish()
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and "reclab.error" not in parent.data.tags
+
+
+def test_a_kernel_that_exits_mid_stage_ends_the_pipeline_only_if_no_other_stage_runs(
+        store, params_file):
+    """A stage kernel exiting mid-stage ends its stage run, and the pipeline only when no other
+    stage run of it is RUNNING; a pipeline so ended and continued again keeps no error once its
+    stage finishes."""
+    import subprocess
+    import sys
+
+    def exits_mid_stage():
+        done = subprocess.run([sys.executable, "-c", _NOTEBOOK_ALONE, "tune", str(params_file),
+                               "fail"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1 and "a cell failed" in done.stderr
+        return done.stdout.split()
+
+    first = tracking.start_stage("preprocess", params_file)
+    first.finish()
+    client = MlflowClient()
+    run_id, parent_id = exits_mid_stage()   # alone in the pipeline: ends it
+    assert parent_id == first.parent_run_id
+    assert client.get_run(run_id).info.status == "KILLED"
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "KILLED" and "exited before" in parent.data.tags["reclab.error"]
+    tune = tracking.start_stage("tune", params_file)   # continues the interrupted pipeline
+    assert tune.parent_run_id == parent_id
+    run_id, _ = exits_mid_stage()   # beside a running tune stage: leaves the pipeline to it
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert client.get_run(parent_id).info.status == "RUNNING"
+    tune.finish()
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and "reclab.error" not in parent.data.tags

@@ -237,17 +237,33 @@ def _supersede(client: MlflowClient, stage: str, parent_run_id: str, run_id: str
 
 
 def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
-    """At exit: mark a stage run and its pipeline run KILLED if they are still RUNNING."""
+    """At exit of a process that ran stage run ``run_id`` of a notebook opened alone: end what
+    that process left unfinished, KILLED.
+
+    That is its stage run, if still RUNNING, and then the pipeline run, if RUNNING with no other
+    stage run of it RUNNING. A process whose stage finished leaves nothing unfinished: the
+    pipeline being RUNNING then means another notebook continued it (``stage.finish()`` marked it
+    FINISHED), and shutting down the finished stage's kernel must not end that notebook's
+    pipeline. A process whose stage was left running ends the pipeline only if no other stage of
+    it still runs (another kernel running a stage of it, or starting one again): that kernel
+    finishes the pipeline, or ends it at its own exit."""
     folder = sqlite_folder(uri)
     if folder is not None and not (folder / Path(unquote(uri[len("sqlite:///"):])).name).is_file():
         return   # the store is gone (a temporary one): nothing to end, and no retries to wait for
+    message = "interrupted: the process running the stage exited before the stage finished"
     try:
         client = MlflowClient(tracking_uri=uri)
-        for target in (run_id, parent_run_id):
-            if client.get_run(target).info.status == "RUNNING":
-                client.set_tag(target, TAG_ERROR, "interrupted: the process running the stage "
-                                                       "exited before the stage finished")
-                client.set_terminated(target, status="KILLED")
+        if client.get_run(run_id).info.status != "RUNNING":
+            return
+        client.set_tag(run_id, TAG_ERROR, message)
+        client.set_terminated(run_id, status="KILLED")
+        parent = client.get_run(parent_run_id)
+        others = client.search_runs([parent.info.experiment_id], max_results=1000,
+                                    filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}' and "
+                                                  f"attributes.status = 'RUNNING'")
+        if parent.info.status == "RUNNING" and not any(TAG_STAGE in run.data.tags for run in others):
+            client.set_tag(parent_run_id, TAG_ERROR, message)
+            client.set_terminated(parent_run_id, status="KILLED")
     except Exception:   # at exit, a store that cannot be reached cannot be helped
         pass
 

@@ -19,8 +19,8 @@ from mlflow.entities import DatasetInput, InputTag, Metric, RunTag
 
 from reclab.data import Interactions
 from reclab.errors import ReclabError
-from reclab.tracking.layout import (FIGURES_DIR, TABLES_DIR, TAG_DATA_CONTEXT, TAG_INPUT_PREFIX, TAG_NOTE,
-                                    metric_key, run_name)
+from reclab.tracking.layout import (FIGURES_DIR, TABLES_DIR, TAG_DATA_CONTEXT, TAG_ERROR,
+                                    TAG_INPUT_PREFIX, TAG_NOTE, metric_key, run_name)
 from reclab.tracking.queries import UI_ADDRESS, find_stage_run, ui_path
 from reclab.tracking.store import download, log_run_params
 
@@ -187,11 +187,17 @@ class StageRun:
 
     def finish(self, summary: str | None = None) -> None:
         """End the stage run (FINISHED), with ``summary`` as its description. A notebook opened
-        alone also marks its pipeline run finished (``reclab run`` ends it itself)."""
+        alone also marks its pipeline run finished (``reclab run`` ends it itself), and removes
+        the pipeline's tag ``reclab.error`` left by an earlier interruption, as ``reclab run
+        --resume`` does when it finishes."""
         if summary:
             self.describe(summary)
         self.client.set_terminated(self.run_id, status="FINISHED")
         if self._interactive:
+            # The pipeline may have been interrupted before this stage continued it (a kernel
+            # that exited mid-stage): finished now, it keeps no error of that interruption.
+            if TAG_ERROR in self.client.get_run(self.parent_run_id).data.tags:
+                self.client.delete_tag(self.parent_run_id, TAG_ERROR)
             self.client.set_terminated(self.parent_run_id, status="FINISHED")
 
     # -- reading the earlier stages ---------------------------------------------------------------
