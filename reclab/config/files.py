@@ -116,7 +116,12 @@ class _Loader(yaml.SafeLoader):
 
 
 def _load(text: str):
-    return yaml.load(text, Loader=_Loader)   # noqa: S506 (a SafeLoader)
+    """``yaml.safe_load(text)`` with :class:`_Loader` (what ``yaml.load`` does with a loader)."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def read_text(text: str, source: str) -> dict:
