@@ -178,6 +178,7 @@ def test_read_interactions_of_the_movielens_csv_equals_load(tmp_path, shared_pat
     assert (mine_genres != known_genres).nnz == 0
 
 
+@pytest.mark.filterwarnings("ignore:.*rows repeat an earlier")   # one of its files repeats a pair on purpose
 def test_read_interactions_of_text_and_parquet_files(tmp_path):
     """Named columns, a file without header (columns _c0, _c1, ...), implicit feedback, ISO 8601
     date-times, a repeated pair (its latest row kept), Parquet, and nrows."""

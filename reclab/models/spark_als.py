@@ -7,6 +7,8 @@ loading a saved SparkALS (numpy arrays only) works without it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from reclab.data import Interactions
@@ -177,7 +179,9 @@ class SparkALS(RatingBaseline, FactorModel):
         self._validate_params()
         rating = "rating" if "rating" in train.columns else None
         check_columns(train, "user", "item", rating, None)
-        data = to_interactions(train, rating=rating)
+        with warnings.catch_warnings():   # repeated pairs are refused below, not kept
+            warnings.filterwarnings("ignore", message=".*rows repeat an earlier", category=UserWarning)
+            data = to_interactions(train, rating=rating)
         n_rows = train.count()
         if data.nnz != n_rows:
             raise ReclabError(f"the training DataFrame holds {n_rows - data.nnz} repeated (user, item) "
