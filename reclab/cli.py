@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import unquote
 
 from reclab.errors import ReclabError
 from reclab.stages import STAGES
@@ -307,8 +306,8 @@ def _compare(args) -> int:
     from reclab import tracking
 
     uri = tracking.tracking_uri(args.tracking_uri)
-    folder = tracking.sqlite_folder(uri)
-    if folder is not None and not (folder / Path(unquote(uri)).name).is_file():   # a typo: not a new store
+    database = tracking.sqlite_file(uri)
+    if database is not None and not database.is_file():   # a typo: not a new store
         raise ReclabError(f"no MLflow store at {uri}: the file does not exist (runs are compared "
                           f"where they were logged; see --tracking-uri)")
     args.runs = [tracking.full_run_id(run_id, args.tracking_uri) for run_id in args.runs]

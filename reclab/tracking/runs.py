@@ -16,7 +16,6 @@ import functools
 import tempfile
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import unquote
 
 import mlflow
 from mlflow import MlflowClient
@@ -32,7 +31,7 @@ from reclab.tracking.layout import (NOTEBOOK_DIR, PARAMS_FILE, TAG_ERROR, TAG_NO
 from reclab.tracking.queries import find_stage_run, latest_pipeline, pipeline_params, stage_runs
 from reclab.tracking.stage_run import StageRun
 from reclab.tracking.store import (experiment_id, log_run_params, open_client,
-                                   sqlite_folder, tracking_uri)
+                                   sqlite_file, tracking_uri)
 
 __all__ = ["end_pipeline", "end_unfinished_pipeline", "fail_stage", "log_notebook", "open_pipeline",
            "reopen_pipeline", "start_pipeline", "start_stage"]
@@ -247,8 +246,8 @@ def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
     pipeline. A process whose stage was left running ends the pipeline only if no other stage of
     it still runs (another kernel running a stage of it, or starting one again): that kernel
     finishes the pipeline, or ends it at its own exit."""
-    folder = sqlite_folder(uri)
-    if folder is not None and not (folder / Path(unquote(uri[len("sqlite:///"):])).name).is_file():
+    database = sqlite_file(uri)
+    if database is not None and not database.is_file():
         return   # the store is gone (a temporary one): nothing to end, and no retries to wait for
     message = "interrupted: the process running the stage exited before the stage finished"
     try:

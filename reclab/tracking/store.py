@@ -29,7 +29,8 @@ from mlflow.entities import Param
 from reclab.errors import ReclabError
 
 __all__ = ["download", "experiment_id", "log_run_params", "no_progress_bars", "open_client", "param_text",
-           "prepare_sqlite_store", "project_root", "quiet_mlflow_log", "sqlite_folder", "tracking_uri"]
+           "prepare_sqlite_store", "project_root", "quiet_mlflow_log", "sqlite_file", "sqlite_folder",
+           "tracking_uri"]
 
 # MLflow params are limited to 6000 characters; longer values are cut with a marker.
 _MAX_PARAM = 6000
@@ -68,14 +69,20 @@ def tracking_uri(uri: str | None = None) -> str:
     return "sqlite:///" + (project_root() / "mlflow.db").as_posix()
 
 
-def sqlite_folder(uri: str) -> Path | None:
-    """Folder of a local SQLite store's database file, or None for any other store."""
+def sqlite_file(uri: str) -> Path | None:
+    """A local SQLite store's database file (absolute), or None for any other store."""
     if not uri.startswith("sqlite:///"):
         return None
     path = unquote(uri[len("sqlite:///"):])
     if not path or path == ":memory:":
         return None
-    return Path(path if os.path.isabs(path) else os.path.abspath(path)).parent
+    return Path(path if os.path.isabs(path) else os.path.abspath(path))
+
+
+def sqlite_folder(uri: str) -> Path | None:
+    """Folder of a local SQLite store's database file, or None for any other store."""
+    database = sqlite_file(uri)
+    return None if database is None else database.parent
 
 
 @contextlib.contextmanager
@@ -128,10 +135,10 @@ def prepare_sqlite_store(uri: str) -> None:
     while the others wait, then find it complete. Everything after that goes through MLflow's
     sessions, which wait up to 20 s (SQLite ``busy_timeout``) for another writer.
     """
-    folder = sqlite_folder(uri)
-    if folder is None or uri in _PREPARED_STORES:
+    database = sqlite_file(uri)
+    if database is None or uri in _PREPARED_STORES:
         return
-    _check_sqlite_file(uri, folder / Path(unquote(uri[len("sqlite:///"):])).name)
+    _check_sqlite_file(uri, database)
     try:
         import fcntl
     except ImportError:   # Windows: no flock; MLflow builds the schema unguarded there
@@ -140,7 +147,7 @@ def prepare_sqlite_store(uri: str) -> None:
         # Seconds of imports that MLflow makes on first opening a SQL store: made here, outside
         # the lock, so that processes do not queue for them.
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-    lock_file = folder / "mlruns" / f".{Path(unquote(uri[len('sqlite:///'):])).name}.lock"
+    lock_file = database.parent / "mlruns" / f".{database.name}.lock"
     try:
         lock_file.parent.mkdir(parents=True, exist_ok=True)
         lock = open(lock_file, "a")
