@@ -53,7 +53,8 @@ from reclab._io import atomic_write
 from reclab.config import (RUN_PARAMETERS, Config, check_runnable, check_searchable,
                            notebook_overrides)
 from reclab.errors import ReclabError
-from reclab.stages import NOTEBOOKS, STAGES, default_params_file, notebooks_dir
+from reclab.stages import (NOTEBOOKS, RUNNER_ENV, STAGES, changes_search, default_params_file,
+                           differences, first_reader, notebooks_dir)
 from reclab.summary import render_summary
 
 __all__ = ["NOTEBOOKS", "STAGES", "PipelineError", "PipelineResult", "run_pipeline", "notebooks_dir",
@@ -179,10 +180,12 @@ class _TrialProgress:
 KERNEL_LAUNCHER = Path(__file__).with_name("_kernel.py")
 
 
-def _kernel_manager_class(stderr, forks=None):
+def _kernel_manager_class(stderr, forks=None, pipeline_id: str | None = None):
     """A kernel manager whose ``python3`` kernel is ``sys.executable`` (see the module docstring)
     and whose standard error goes to the open binary file ``stderr``; with ``forks`` (a
-    :class:`reclab._kernel.ForkServer`), its kernels are forks of that server's process.
+    :class:`reclab._kernel.ForkServer`), its kernels are forks of that server's process. With
+    ``pipeline_id``, the kernels' environment names the pipeline run this runner drives
+    (:data:`reclab.stages.RUNNER_ENV`): their stages leave ending their runs to it.
 
     An empty kernelspec search path leaves only ipykernel's built-in spec, which runs the current
     interpreter; a ``python3`` spec of the user or system is never consulted. The kernel's own
@@ -211,6 +214,8 @@ def _kernel_manager_class(stderr, forks=None):
         """jupyter_client's local provisioner, but a stage kernel is a fork of ``forks``."""
 
         async def launch_kernel(self, cmd, **kwargs):
+            if pipeline_id is not None:
+                kwargs["env"] = {**(kwargs.get("env") or os.environ), RUNNER_ENV: pipeline_id}
             if forks is None or cmd[:2] != [sys.executable, str(KERNEL_LAUNCHER)]:
                 return await super().launch_kernel(cmd, **kwargs)
             # Popen's defaults: this process's environment and working folder (papermill's
@@ -327,39 +332,6 @@ def _error_message(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-# The first stage that reads each parameter (a top-level key, or a dotted key where one part of
-# it is read earlier than the rest); unknown keys count as read by stage 1. Every later stage
-# uses that stage's results, so a value changed on --resume needs that stage and the finished
-# stages after it to run again.
-_FIRST_READER = {"dataset": "preprocess", "data_dir": "preprocess", "synthetic": "preprocess",
-                 "file": "preprocess", "seed": "preprocess", "kcore": "preprocess", "split": "preprocess",
-                 "model": "tune", "models": "tune", "tune": "tune", "backend": "tune",
-                 "evaluation.relevance_threshold": "tune", "n_recommendations": "postprocess",
-                 "k": "evaluate", "evaluation": "evaluate", "baselines": "evaluate",
-                 "online": "online"}
-
-
-def _differences(before: Mapping, after: Mapping, prefix: str = "") -> dict:
-    """``{dotted key: (value before, value after)}`` of the values that differ (nested)."""
-    out = {}
-    for key in [*before, *(key for key in after if key not in before)]:
-        old, new = before.get(key), after.get(key)
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
-            out.update(_differences(old, new, f"{prefix}{key}."))
-        elif old != new:
-            out[f"{prefix}{key}"] = (old, new)
-    return out
-
-
-def _first_reader(key: str) -> str:
-    parts = key.split(".")
-    for length in range(len(parts), 0, -1):
-        found = _FIRST_READER.get(".".join(parts[:length]))
-        if found:
-            return found
-    return STAGES[0]
-
-
 def _check_changes(changes: Mapping, finished: Sequence[str], chosen: Sequence[str],
                    resume: str, last: str) -> None:
     """Refuse ``--resume --set`` values that a finished stage kept as it is has used: its
@@ -368,7 +340,7 @@ def _check_changes(changes: Mapping, finished: Sequence[str], chosen: Sequence[s
         raise ReclabError(f"--set experiment=...: pipeline {resume} stays in its experiment "
                           f"{changes['experiment'][0]!r}; start a new pipeline for another one")
     for key, (old, new) in changes.items():
-        reader = _first_reader(key)
+        reader = first_reader(key)
         used = [stage for stage in STAGES[STAGES.index(reader):]
                 if stage in finished and stage not in chosen]
         if used:
@@ -417,7 +389,7 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
     resume : str, optional
         Id of a pipeline run to continue: its stages that finished are not run again.
         ``overrides`` correct its parameters, each only where no finished stage that is kept
-        has used it (see ``_FIRST_READER``; a key read by a finished stage needs ``stages``
+        has used it (see ``reclab.stages.first_reader``; a key read by a finished stage needs ``stages``
         from that stage on); the pipeline's ``params.yaml`` is then replaced and tag
         ``reclab.resumed_with`` says what changed (MLflow params are write-once: the pipeline
         run's keep their first values; the stage runs made now log the corrected ones).
@@ -524,7 +496,7 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
                for key in ("path", "items") if config.file[key] is not None}
     config = config.model_copy(update={"file": config.file.model_copy(update=located)})
     if resume:
-        changes = _differences(before.model_dump(), config.model_dump())
+        changes = differences(before.model_dump(), config.model_dump())
         _check_changes(changes, finished, chosen, resume, by_default[-1])
     _check_backend(config.backend)
     _plan(chosen, finished, resume)
@@ -551,11 +523,8 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
                                     "resumed (its process was killed)", uri, status="KILLED")
         tracking.reopen_pipeline(run_id, uri)
         if changes:
-            # A search's identity (reclab.tuning's checkpoint header) is all it reads but the
-            # number of trials and the time budget, which only extend or cut it.
-            new_search = any(STAGES.index(_first_reader(key)) <= STAGES.index("tune")
-                             for key in changes if key not in ("tune.n_trials", "tune.time_budget"))
-            tracking.record_resume_changes(run_id, config, params_text, changes, uri, new_search)
+            tracking.record_resume_changes(run_id, config, params_text, changes, uri,
+                                           changes_search(changes))
     output = Path(output_dir) if output_dir is not None else (
         tracking.project_root() / "outputs" / run_id)
     params_path = output / "params.yaml"
@@ -590,7 +559,7 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
                     stdout_file=kernel_output,
                     stderr_file=(_TrialProgress(progress, stage, number, kernel_output) if progress
                                  else kernel_output),
-                    kernel_manager_class=_kernel_manager_class(kernel_log, forks))
+                    kernel_manager_class=_kernel_manager_class(kernel_log, forks, run_id))
             stage_run = tracking.find_stage_run(stage, config.experiment, run_id, uri=uri)
             if stage_run is None:
                 raise ReclabError(f"{NOTEBOOKS[stage]} ran to the end without finishing a "

@@ -1,5 +1,7 @@
 """The pipeline's stages and their notebooks: the one list that the runner (:mod:`reclab.pipeline`),
-the tracking layer (:mod:`reclab.tracking`) and the command line share.
+the tracking layer (:mod:`reclab.tracking`) and the command line share; with it, which stage first
+reads each parameter (what a change of it makes run again) and how a stage kernel knows that
+``reclab run`` drives it.
 
 A low module on purpose (it imports nothing of reclab): ``tracking`` needs the stage order to name and
 find stage runs, and ``pipeline`` runs the notebooks through ``tracking``, so neither may own the list
@@ -7,8 +9,10 @@ find stage runs, and ``pipeline`` runs the notebooks through ``tracking``, so ne
 """
 
 from pathlib import Path
+from typing import Mapping
 
-__all__ = ["NOTEBOOKS", "STAGES", "default_params_file", "notebooks_dir"]
+__all__ = ["NOTEBOOKS", "RUNNER_ENV", "STAGES", "changes_search", "default_params_file", "differences",
+           "first_reader", "notebooks_dir"]
 
 #: Stage names, in pipeline order (their numbers are positions from 1).
 STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate", "online")
@@ -17,6 +21,11 @@ STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate", "online")
 NOTEBOOKS = {"preprocess": "01_preprocess.ipynb", "tune": "02_tune.ipynb", "train": "03_train.ipynb",
              "postprocess": "04_postprocess.ipynb", "evaluate": "05_evaluate.ipynb",
              "online": "06_online.ipynb"}
+
+#: Set by ``reclab run`` in the environment of the stage kernels it starts: the id of the pipeline
+#: run it drives. Such a kernel's stage leaves ending its runs (finished, failed, interrupted) to
+#: the runner; any other process that runs a stage (JupyterLab, papermill) ends them itself.
+RUNNER_ENV = "RECLAB_RUNNER_PIPELINE"
 
 
 def notebooks_dir() -> Path:
@@ -27,3 +36,46 @@ def notebooks_dir() -> Path:
 def default_params_file() -> Path:
     """``params/default.yaml`` beside the stage notebooks (see :func:`notebooks_dir`)."""
     return notebooks_dir().parent / "params" / "default.yaml"
+
+
+# The first stage that reads each parameter (a top-level key, or a dotted key where one part of
+# it is read earlier than the rest); unknown keys count as read by stage 1. Every later stage
+# uses that stage's results, so a value changed in a pipeline (``reclab run --resume --set``, or
+# a stage notebook given ``parent_run_id``) needs that stage and the finished ones after it to
+# run again.
+_FIRST_READER = {"dataset": "preprocess", "data_dir": "preprocess", "synthetic": "preprocess",
+                 "file": "preprocess", "seed": "preprocess", "kcore": "preprocess", "split": "preprocess",
+                 "model": "tune", "models": "tune", "tune": "tune", "backend": "tune",
+                 "evaluation.relevance_threshold": "tune", "n_recommendations": "postprocess",
+                 "k": "evaluate", "evaluation": "evaluate", "baselines": "evaluate",
+                 "online": "online"}
+
+
+def first_reader(key: str) -> str:
+    """The first stage that reads the dotted configuration key ``key``."""
+    parts = key.split(".")
+    for length in range(len(parts), 0, -1):
+        found = _FIRST_READER.get(".".join(parts[:length]))
+        if found:
+            return found
+    return STAGES[0]
+
+
+def differences(before: Mapping, after: Mapping, prefix: str = "") -> dict:
+    """``{dotted key: (value before, value after)}`` of the values that differ (nested)."""
+    out = {}
+    for key in [*before, *(key for key in after if key not in before)]:
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            out.update(differences(old, new, f"{prefix}{key}."))
+        elif old != new:
+            out[f"{prefix}{key}"] = (old, new)
+    return out
+
+
+def changes_search(changes: Mapping) -> bool:
+    """Whether ``changes`` (of :func:`differences`) make the tune stage's search another one: a
+    search's identity (reclab.tuning's checkpoint header) is all it reads but the number of trials
+    and the time budget, which only extend or cut it."""
+    return any(STAGES.index(first_reader(key)) <= STAGES.index("tune")
+               for key in changes if key not in ("tune.n_trials", "tune.time_budget"))

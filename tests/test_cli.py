@@ -186,7 +186,8 @@ def test_resume_corrections_are_recorded_and_a_changed_search_starts_anew(store,
 def test_resume_corrects_only_values_no_kept_finished_stage_used():
     """Each key counts as used from the first stage that reads it on; later stages use that
     stage's results, so they must run again too."""
-    from reclab.pipeline import STAGES, _check_changes, _differences
+    from reclab.pipeline import STAGES, _check_changes
+    from reclab.stages import differences as _differences
 
     before = Config.from_values({"tune": {"n_trials": 2}, "evaluation": {"n_bootstrap": 500}})
     after = Config.from_values({"tune": {"n_trials": 3}, "evaluation": {"n_bootstrap": 7}})

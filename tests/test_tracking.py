@@ -4,6 +4,7 @@ Every test writes to its own SQLite store in a temporary folder (MLFLOW_TRACKING
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
 from reclab.models import Bias, Popularity
+from reclab.stages import RUNNER_ENV
+from reclab.tracking.queries import pipeline_params
 from reclab.tuning import tune
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -174,8 +177,15 @@ def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
     best = tracking.load_best(reader)
     assert best == {"model": "Bias", "params": result.best_params, "metric": "ndcg@10",
                     "score": result.best_score, "warnings": [], "note": ""}
-    other = tracking.start_stage("train", params_file, overrides={"model": "SVD"},
-                                 parent_run_id=first.parent_run_id)
+    with pytest.raises(ReclabError, match="model='SVD': the finished 'tune' stage of pipeline run "
+                                          f"{first.parent_run_id} used model='Bias'"):
+        tracking.start_stage("train", params_file, overrides={"model": "SVD"},
+                             parent_run_id=first.parent_run_id)
+    # A runner's kernel is given the pipeline's own file; were it another, load_best still refuses.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RUNNER_ENV, first.parent_run_id)
+        other = tracking.start_stage("train", params_file, overrides={"model": "SVD"},
+                                     parent_run_id=first.parent_run_id)
     with pytest.raises(ReclabError, match="tuned 'Bias' but model is 'SVD'"):
         tracking.load_best(other)
 
@@ -422,6 +432,92 @@ def test_a_notebook_process_that_exits_mid_stage_leaves_no_run_running(store, pa
         assert "exited before the stage finished" in run.data.tags["reclab.error"]
 
 
+def test_a_stage_given_its_pipeline_outside_reclab_run_ends_its_runs_at_exit(store, params_file):
+    """A stage notebook given ``parent_run_id`` in JupyterLab (no ``reclab run`` to end its
+    runs) whose cell raised and whose kernel exited: the stage run, and the pipeline it marked
+    RUNNING, end KILLED at exit. In a kernel of ``reclab run`` (the environment names the
+    pipeline it drives) they are left to the runner, which ends them with the stage's error."""
+    import subprocess
+
+    first = tracking.start_stage("preprocess", params_file)
+    first.finish()
+    pipeline_id = first.parent_run_id
+    code = ("import sys\nfrom reclab import tracking\n"
+            "stage = tracking.start_stage('tune', parent_run_id=sys.argv[1])\n"
+            "print(stage.run_id)\n"
+            "raise RuntimeError('a cell failed')\n")
+    client = MlflowClient()
+    for runner in (None, pipeline_id):
+        env = {name: value for name, value in os.environ.items() if name != RUNNER_ENV}
+        if runner:
+            env[RUNNER_ENV] = runner
+        before = client.get_run(pipeline_id).info.status
+        done = subprocess.run([sys.executable, "-c", code, pipeline_id], capture_output=True,
+                              text=True, timeout=300, env=env)
+        assert done.returncode == 1 and "a cell failed" in done.stderr, done.stderr[-2000:]
+        run = client.get_run(done.stdout.split()[0])
+        if runner:   # untouched: the runner marks them FAILED
+            assert run.info.status == "RUNNING"
+            assert client.get_run(pipeline_id).info.status == before == "KILLED"
+        else:
+            assert before == "FINISHED"
+            for target in (run, client.get_run(pipeline_id)):
+                assert target.info.status == "KILLED"
+                assert "exited before the stage finished" in target.data.tags["reclab.error"]
+
+
+def test_a_stage_given_its_pipeline_with_other_parameters_records_them_or_stops(store, params_file):
+    """Outside ``reclab run``, a stage given its pipeline (``parent_run_id``) and other parameters
+    than the pipeline's: as ``reclab run --resume --set`` does, a value that a finished earlier
+    stage used is refused, nothing written; any other change is recorded in the pipeline, whose
+    params.yaml then says what its stages ran with (stage 1 run again with another seed)."""
+    first = tracking.start_stage("preprocess", params_file)
+    first.finish()
+    pipeline_id, seed = first.parent_run_id, first.params["seed"]
+    tune_run = tracking.start_stage("tune", parent_run_id=pipeline_id)
+    tune_run.finish()
+    before = len(tracking.stage_runs(pipeline_id))
+    with pytest.raises(ReclabError) as error:
+        tracking.start_stage("train", overrides={"seed": seed + 5}, parent_run_id=pipeline_id)
+    message = str(error.value)
+    assert (f"seed={seed + 5}: the finished 'preprocess' stage of pipeline run {pipeline_id} "
+            f"used seed={seed}") in message, message
+    assert "from 'preprocess' on" in message and "start a new pipeline" in message
+    assert len(tracking.stage_runs(pipeline_id)) == before
+    client = MlflowClient()
+    assert pipeline_params(client, pipeline_id)["seed"] == seed
+    assert client.get_run(pipeline_id).info.status == "FINISHED"
+
+    again = tracking.start_stage("preprocess", overrides={"seed": seed + 5}, parent_run_id=pipeline_id)
+    assert again.params["seed"] == seed + 5
+    assert client.get_run(pipeline_id).info.status == "RUNNING"
+    again.finish()
+    parent = client.get_run(pipeline_id)
+    assert parent.info.status == "FINISHED"
+    assert pipeline_params(client, pipeline_id)["seed"] == seed + 5
+    assert parent.data.tags["reclab.resumed_with"] == f"seed: {seed} -> {seed + 5}"
+    assert f"Stage 'preprocess' run again with seed: {seed} -> {seed + 5}" in \
+        parent.data.tags["mlflow.note.content"]
+    assert again.run_id in client.get_run(tune_run.run_id).data.tags["reclab.outdated"]
+    later = tracking.start_stage("tune", parent_run_id=pipeline_id)   # the pipeline's new seed
+    assert later.params["seed"] == seed + 5
+    later.finish()
+
+
+def test_a_pipeline_stays_running_while_another_kernel_runs_a_stage_of_it(store, params_file):
+    """Two notebooks run stages of one pipeline at once (two kernels): the first to finish
+    leaves the pipeline RUNNING; the last marks it FINISHED."""
+    first = tracking.start_stage("preprocess", params_file)
+    first.finish()
+    one = tracking.start_stage("tune", parent_run_id=first.parent_run_id)
+    two = tracking.start_stage("tune", parent_run_id=first.parent_run_id)
+    client = MlflowClient()
+    one.finish()
+    assert client.get_run(first.parent_run_id).info.status == "RUNNING"
+    two.finish()
+    assert client.get_run(first.parent_run_id).info.status == "FINISHED"
+
+
 def test_a_notebook_opened_alone_continues_only_the_latest_pipeline(store, params_file):
     """Never an older pipeline in its place: pipeline 1 has stages 1-3 finished, pipeline 2 (the
     latest, seed 1) stages 1-2; stage 4 opened alone stops, naming pipeline 2, rather than
@@ -466,9 +562,10 @@ def test_a_notebook_opened_alone_continues_only_the_latest_pipeline(store, param
 
 _NOTEBOOK_ALONE = ("import sys\nfrom reclab import tracking\n"
                    "stage = tracking.start_stage(sys.argv[1], sys.argv[2])\n"
-                   "print(stage.run_id, stage.parent_run_id, flush=True)\n"
                    "if sys.argv[3] == 'finish':\n"
                    "    stage.finish()\n"
+                   "print(stage.run_id, stage.parent_run_id, flush=True)\n"
+                   "if sys.argv[3] == 'finish':\n"
                    "    sys.stdin.readline()   # a kernel left open, until it is shut down\n"
                    "else:\n"
                    "    raise RuntimeError('a cell failed')\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import os
 import tempfile
 from pathlib import Path
 from typing import Mapping
@@ -23,7 +24,8 @@ from mlflow import MlflowClient
 from reclab.config import NOTEBOOK_KEYS, STAGE_PARAMETERS, Config
 from reclab.config.schema import applied_overrides
 from reclab.errors import ReclabError
-from reclab.stages import NOTEBOOKS, STAGES, default_params_file
+from reclab.stages import (NOTEBOOKS, RUNNER_ENV, STAGES, changes_search, default_params_file,
+                           differences, first_reader)
 from reclab.tracking.environment import environment_tags
 from reclab.tracking.layout import (NOTEBOOK_DIR, PARAMS_FILE, TAG_ERROR, TAG_NOTE, TAG_OUTDATED,
                                     TAG_PARENT, TAG_PIPELINE, TAG_RESUMED_WITH, TAG_STAGE,
@@ -86,7 +88,9 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         The pipeline run (``reclab run`` passes it). When None the notebook was opened alone:
         ``preprocess`` starts a new pipeline; a later stage continues the latest pipeline of
         the experiment only while it is open (see :func:`open_pipeline`), else it stops with a
-        message that names that pipeline and how to choose one.
+        message that names that pipeline and how to choose one. Given outside ``reclab run``,
+        parameters other than the pipeline's are checked and recorded as ``reclab run --resume
+        --set`` would (a value that a finished earlier stage used is refused).
     uri : str, optional
         Tracking URI (see :func:`~reclab.tracking.store.tracking_uri`).
 
@@ -99,6 +103,10 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
 
     Notes
     -----
+    Outside ``reclab run`` (whose stage kernels have :data:`reclab.stages.RUNNER_ENV`), the
+    stage marks its pipeline RUNNING, and :meth:`StageRun.finish` FINISHED again; a process that
+    exits before the stage finished ends them (KILLED).
+
     A stage run in a pipeline that already has a finished run of the same stage supersedes it:
     the earlier run gets tag ``reclab.superseded_by`` (and a note saying so), and the finished
     runs of the later stages, made from it, get tag ``reclab.outdated``. The later stages read
@@ -115,9 +123,10 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
     else:
         params = Config.load(params_file, overrides)
     exp = experiment_id(params["experiment"], uri)
-    interactive = not parent_run_id
+    # Only a kernel of `reclab run` has a runner that ends its runs (RUNNER_ENV names its pipeline).
+    interactive = not parent_run_id or os.environ.get(RUNNER_ENV) != parent_run_id
     joined = "given"
-    if interactive:
+    if not parent_run_id:
         if STAGES.index(stage) == 0:
             parent_run_id = start_pipeline(params, uri, runner="notebook")
             joined = "new"
@@ -125,7 +134,6 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
             parent_run_id = open_pipeline(stage, params, overrides, uri,
                                           compare_file=file_given)
             params = pipeline_params(client, parent_run_id, overrides)
-            client.update_run(parent_run_id, status="RUNNING")
             joined = "continued"
     else:
         try:
@@ -135,12 +143,16 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         if parent.info.experiment_id != exp:
             raise ReclabError(f"pipeline run {parent_run_id} belongs to experiment id "
                               f"{parent.info.experiment_id}, not to {params['experiment']!r} ({exp})")
+        if interactive:
+            _record_changes(client, stage, parent_run_id, params, uri)
+    if interactive and joined != "new":
+        client.update_run(parent_run_id, status="RUNNING")
     tags = {TAG_PARENT: parent_run_id, TAG_STAGE: stage, **environment_tags()}
     run = client.create_run(exp, run_name=run_name(params, f"{STAGES.index(stage) + 1}-{stage}"),
                             tags=tags)
     if interactive:
-        # A notebook opened alone has no runner to end its runs: when its kernel exits before
-        # stage.finish() (an error in a cell, then the kernel shut down), end them here.
+        # A stage notebook outside `reclab run` has no runner to end its runs: when its kernel
+        # exits before stage.finish() (an error in a cell, then the kernel shut down), end them here.
         atexit.register(_end_if_running, client.tracking_uri, run.info.run_id, parent_run_id)
     log_run_params(client, run.info.run_id, params.flatten())
     if joined != "new":
@@ -215,6 +227,33 @@ def open_pipeline(stage: str, params: Mapping, overrides: Mapping | None = None,
     return pipeline_id
 
 
+def _record_changes(client: MlflowClient, stage: str, parent_run_id: str, params: Config,
+                    uri: str | None) -> None:
+    """Check and record the parameters of stage ``stage`` given its pipeline (``parent_run_id``)
+    outside ``reclab run``, where they differ from the pipeline's, as ``reclab run --resume --set``
+    does: a value that a finished earlier stage of the pipeline used is refused (its results
+    would no longer match the pipeline's parameters); any other change is recorded in the
+    pipeline (:func:`record_resume_changes`), so that its ``params.yaml`` stays what its stages
+    ran with."""
+    changes = differences(pipeline_params(client, parent_run_id).model_dump(), params.model_dump())
+    if not changes:
+        return
+    finished = {run.data.tags[TAG_STAGE] for run in stage_runs(parent_run_id, uri)
+                if run.info.status == "FINISHED" and TAG_SUPERSEDED_BY not in run.data.tags}
+    for key, (old, new) in changes.items():
+        reader = first_reader(key)
+        used = [earlier for earlier in STAGES[STAGES.index(reader):STAGES.index(stage)]
+                if earlier in finished]
+        if used:
+            raise ReclabError(
+                f"{key}={new!r}: the finished {used[0]!r} stage of pipeline run {parent_run_id} "
+                f"used {key}={old!r}, and the stages of a pipeline run with its parameters; leave "
+                f"{key} as the pipeline has it (None in a notebook), run the pipeline's stages again "
+                f"from {reader!r} on with the new value, or start a new pipeline")
+    record_resume_changes(parent_run_id, params, params.dump(), changes, uri,
+                          changes_search(changes), how=f"Stage {stage!r} run again with")
+
+
 def _supersede(client: MlflowClient, stage: str, parent_run_id: str, run_id: str,
                uri: str | None) -> None:
     """Mark the earlier finished runs of ``stage`` in the pipeline as superseded by ``run_id``,
@@ -236,8 +275,8 @@ def _supersede(client: MlflowClient, stage: str, parent_run_id: str, run_id: str
 
 
 def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
-    """At exit of a process that ran stage run ``run_id`` of a notebook opened alone: end what
-    that process left unfinished, KILLED.
+    """At exit of a process that ran stage run ``run_id`` outside ``reclab run`` (a notebook in
+    JupyterLab or under papermill): end what that process left unfinished, KILLED.
 
     That is its stage run, if still RUNNING, and then the pipeline run, if RUNNING with no other
     stage run of it RUNNING. A process whose stage finished leaves nothing unfinished: the
@@ -385,10 +424,12 @@ def reopen_pipeline(parent_run_id: str, uri: str | None = None) -> None:
 
 def record_resume_changes(parent_run_id: str, params: Mapping, params_text: str,
                           changes: Mapping, uri: str | None = None,
-                          new_search: bool = False) -> None:
-    """Record parameters corrected on ``--resume``: ``params.yaml`` of the pipeline run replaced
-    by ``params_text``, tag ``reclab.resumed_with`` (``key: old -> new``, one line per key and
-    resume, added to any earlier ones), and the run name made from the new ``params``. With
+                          new_search: bool = False, how: str = "Resumed with") -> None:
+    """Record parameters corrected on ``--resume`` (or by a stage notebook given the pipeline's
+    ``parent_run_id``): ``params.yaml`` of the pipeline run replaced by ``params_text``, tag
+    ``reclab.resumed_with`` (``key: old -> new``, one line per key and resume, added to any
+    earlier ones), a line of the run's note (``how``, then the changes), and the run name made
+    from the new ``params``. With
     ``new_search`` (the changes make another search), the unfinished tune runs get tag
     ``reclab.checkpoint_outdated``: the tune stage then starts its search anew rather than
     continuing theirs.
@@ -403,7 +444,7 @@ def record_resume_changes(parent_run_id: str, params: Mapping, params_text: str,
     client.set_tag(parent_run_id, TAG_RESUMED_WITH, "\n".join([earlier, *lines] if earlier
                                                                     else lines))
     client.log_text(parent_run_id, params_text, PARAMS_FILE)
-    client.set_tag(parent_run_id, TAG_NOTE, run.data.tags.get(TAG_NOTE, "") + "\n\nResumed with "
+    client.set_tag(parent_run_id, TAG_NOTE, run.data.tags.get(TAG_NOTE, "") + f"\n\n{how} "
                    + "; ".join(lines) + " (MLflow params keep the first values; params.yaml "
                    "and the later stage runs hold these).")
     if run_name(params) != run.info.run_name:

@@ -21,7 +21,7 @@ from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.tracking.layout import (FIGURES_DIR, TABLES_DIR, TAG_DATA_CONTEXT, TAG_ERROR,
                                     TAG_INPUT_PREFIX, TAG_NOTE, metric_key, run_name)
-from reclab.tracking.queries import UI_ADDRESS, find_stage_run, ui_path
+from reclab.tracking.queries import UI_ADDRESS, find_stage_run, stage_runs, ui_path
 from reclab.tracking.store import download, log_run_params
 
 __all__ = ["StageRun", "LoggedFigure"]
@@ -186,14 +186,16 @@ class StageRun:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def finish(self, summary: str | None = None) -> None:
-        """End the stage run (FINISHED), with ``summary`` as its description. A notebook opened
-        alone also marks its pipeline run finished (``reclab run`` ends it itself), and removes
-        the pipeline's tag ``reclab.error`` left by an earlier interruption, as ``reclab run
-        --resume`` does when it finishes."""
+        """End the stage run (FINISHED), with ``summary`` as its description. Outside ``reclab
+        run`` (which ends the pipeline itself), a notebook also marks its pipeline run finished,
+        unless another stage of it still runs (in another kernel, which finishes it then), and
+        removes the pipeline's tag ``reclab.error`` left by an earlier interruption, as ``reclab
+        run --resume`` does when it finishes."""
         if summary:
             self.describe(summary)
         self.client.set_terminated(self.run_id, status="FINISHED")
-        if self._interactive:
+        if self._interactive and not any(run.info.status == "RUNNING" for run in stage_runs(
+                self.parent_run_id, self._tracking_uri)):
             # The pipeline may have been interrupted before this stage continued it (a kernel
             # that exited mid-stage): finished now, it keeps no error of that interruption.
             if TAG_ERROR in self.client.get_run(self.parent_run_id).data.tags:
