@@ -5,6 +5,7 @@ fixtures run once, and the files that read the session's three pipelines in the 
 slow test that needs no module fixture is a unit of its own, and the units that take minutes are
 handed out first (longest first), so that both workers finish at about the same time."""
 
+import json
 import os
 import re
 import subprocess
@@ -92,16 +93,26 @@ def pytest_configure(config):
     same kernels at the same moment, for seconds of CPU each, all writing the same cache files.
     Here the xdist controller (or the only process) fits the compiled models once in their
     default float32 form, with a training curve, and ranks; every later process loads them from
-    the cache.
+    the cache. numba compiles one kernel at a time, so a second process fits the Cholesky
+    models meanwhile: on 2 cores the compiles took 33 s one after the other, 19 s in two halves.
     """
     if hasattr(config, "workerinput"):   # an xdist worker: the controller has done it
         return
-    data = rl.datasets.synthetic(n_users=60, n_items=80, n_ratings=1500, seed=0)
-    for model in (rl.models.ImplicitALS(factors=4, iterations=1),
-                  rl.models.ImplicitALS(factors=4, iterations=1, use_cg=False),
-                  rl.models.ExplicitALS(factors=4, iterations=1)):
-        # a callback, so that the loss kernels of the training curve are compiled too
-        model.fit(data, callback=lambda *point: None).recommend([0, 1], n=5)
+    # Each process: [model, its options, whether it also ranks]; a callback, so that the loss
+    # kernels of the training curve are compiled too.
+    code = ("import json, sys\nimport reclab as rl\n"
+            "data = rl.datasets.synthetic(n_users=60, n_items=80, n_ratings=1500, seed=0)\n"
+            "for name, options, rank in json.loads(sys.argv[1]):\n"
+            "    model = getattr(rl.models, name)(factors=4, iterations=1, **options)\n"
+            "    model.fit(data, callback=lambda *point: None)\n"
+            "    if rank:\n"
+            "        model.recommend([0, 1], n=5)\n")
+    halves = ([["ImplicitALS", {}, True]],
+              [["ImplicitALS", {"use_cg": False}, False], ["ExplicitALS", {}, False]])
+    processes = [subprocess.Popen([sys.executable, "-c", code, json.dumps(half)],
+                                  cwd=Path(__file__).resolve().parent.parent) for half in halves]
+    assert [process.wait() for process in processes] == [0, 0], \
+        "compiling reclab's numba kernels failed (the error is above)"
 
 
 def pytest_collection_modifyitems(items):
