@@ -254,6 +254,21 @@ def test_fit_logger_records_the_training_curve(store, params_file, split):
     assert len(history) == 3
 
 
+def test_the_log_model_cell_run_again_leaves_one_logged_model(store, params_file, split):
+    """The train notebook's log_model cell run twice in its kernel: the run's logged model is the
+    second, and the first is deleted (MLflow's Models list showed both)."""
+    data, train, valid, test = split
+    stage = tracking.start_stage("train", params_file, parent_run_id=tracking.start_pipeline(
+        Config.load(params_file)))
+    for user_reg in (1.0, 10.0):
+        tracking.log_model(stage, Bias(user_reg=user_reg).fit(train), train)
+    client = MlflowClient()
+    models = client.search_logged_models([stage.experiment_id])
+    assert [model.model_id for model in models] == [
+        client.get_run(stage.run_id).data.tags["reclab.model_id"]]
+    assert models[0].params["user_reg"] == "10.0"
+
+
 def test_pyfunc_model_predicts_original_ids_and_titles(store, params_file, split):
     data, train, valid, test = split
     fit = train.union(valid)

@@ -290,8 +290,10 @@ def _log_logged_model(stage: StageRun, model, local: Path) -> str:
 
     Not named ``model`` like the run's artifact folder: MLflow 3 would then resolve
     ``runs:/<id>/model`` through the logged model, with the default tracking URI rather
-    than the run's store.
+    than the run's store. A model the run logged before (the notebook's cell run again) is
+    deleted: the run's artifacts now hold this one.
     """
+    earlier = stage.client.get_run(stage.run_id).data.tags.get(TAG_MODEL_ID)
     params = {name: str(value) for name, value in model.get_params().items()}
     logged = stage.client.create_logged_model(
         stage.experiment_id, name=type(model).__name__, source_run_id=stage.run_id, params=params,
@@ -300,6 +302,8 @@ def _log_logged_model(stage: StageRun, model, local: Path) -> str:
     stage.client.finalize_logged_model(logged.model_id, "READY")
     stage.client.log_outputs(stage.run_id, [LoggedModelOutput(logged.model_id, 0)])
     stage.set_tags({TAG_MODEL_ID: logged.model_id})
+    if earlier is not None:
+        stage.client.delete_logged_model(earlier)
     return logged.model_id
 
 
