@@ -157,3 +157,19 @@ def test_vectorized_metrics_match_plain_python(rows):
             values = function(k)
             assert not np.isnan(values).any()
             np.testing.assert_allclose(values, [e[name] for e in expected], rtol=0, atol=1e-12)
+
+
+def test_sign_flip_p_value_is_one_when_the_differences_cancel():
+    """A mean difference of exactly 0: every sign assignment is at least as far from 0, so p = 1.
+    The float sum of such differences is rounding noise (-0.4 - 0.2 + 0.2 + 0.4 = -5.6e-17), and
+    assignments whose sum rounds to exactly 0.0 must still count (p was 0.75 here, and 0.97 for
+    90 gains of 0.01 against 10 losses of 0.09)."""
+    from reclab.metrics import sign_flip_p_value
+
+    cancel = np.array([-0.4, -0.2, 0.2, 0.4])
+    assert cancel.sum() != 0
+    assert sign_flip_p_value(cancel, np.random.default_rng(0)) == 1.0
+    balanced = np.r_[np.full(90, 0.01), np.full(10, -0.09)]
+    assert sign_flip_p_value(balanced, np.random.default_rng(0)) == 1.0
+    # a real, small difference is still tested exactly: only the all-gains and all-losses count
+    assert sign_flip_p_value(np.array([0.1, 0.25, 0.05, 0.4]), np.random.default_rng(0)) == 0.125
