@@ -222,13 +222,19 @@ def _cold(data: Interactions, test_frac: float, seed: int, role: str) -> tuple[I
     _check_data(data)
     test_frac = _check_fraction(test_frac)
     rng = np.random.default_rng(check_seed(seed))
-    size = data.n_items if role == "item" else data.n_users
+    counts = data.item_counts() if role == "item" else data.user_counts()
+    # Only users (items) with interactions can be made cold: one without any (such as the cold ones
+    # of an earlier split, when valid is held out of what test left) would make the split smaller
+    # than test_frac, by a random amount. With every one active this is the same draw as over all.
+    active = np.flatnonzero(counts)
+    size = len(active)
     n_cold = int(np.floor(test_frac * size + 0.5))
     if not 1 <= n_cold < size:
-        raise ReclabError(f"cold_{role}s with test_frac={test_frac} moves {n_cold} of {size} {role}s to "
-                          f"test; choose test_frac so that at least one {role} is cold and one is not")
-    cold = np.zeros(size, dtype=bool)
-    cold[rng.permutation(size)[:n_cold]] = True
+        raise ReclabError(f"cold_{role}s with test_frac={test_frac} moves {n_cold} of {size} {role}s with "
+                          f"interactions to test; choose test_frac so that at least one {role} is cold and "
+                          f"one is not")
+    cold = np.zeros(len(counts), dtype=bool)
+    cold[rng.permutation(active)[:n_cold]] = True
     held = cold[data.matrix.indices] if role == "item" else cold[_rows(data)]
     if role == "item":   # a new title has no user tags: train does not see the cold items' tags
         return _without_tags(data, cold).select(~held), data.select(held)
@@ -247,11 +253,12 @@ def cold_items(data: Interactions, test_frac: float = 0.2,
                seed: int = 0) -> tuple[Interactions, Interactions]:
     """Cold-start items: every interaction of a random ``test_frac`` of the items goes to test.
 
-    ``round(test_frac * n_items)`` items (halves round up), drawn uniformly from all items, become
+    ``round(test_frac * n)`` items (halves round up), drawn uniformly from the ``n`` items with interactions, become
     *cold*: train holds none of their interactions, test all of them (and nothing else). Train and
     test keep one id space, so the cold items stay in train's id space with no interactions, as a
     title added to the catalog after training would. Their ids are
-    ``train.item_ids[train.item_counts() == 0]`` (with any item that had no interaction at all);
+    ``train.item_ids[train.item_counts() == 0]`` (with any item that had no interaction at all, which is never
+    drawn);
     the cold-start protocol ranks only them: ``evaluate(model, train, test, candidates=those ids)``.
     Their features made from users' interactions (``tag=...``,
     :data:`reclab.data.features.INTERACTION_GROUPS`) are dropped in train, which every model is

@@ -198,3 +198,29 @@ def test_every_split_partitions_small_random_data(frame, seed, test_frac):
     train, test = split.temporal(data, test_frac)
     assert_partition(data, train, test)
     assert test.nnz > 0 and train.timestamps.max() < test.timestamps.min()
+
+
+def test_cold_split_of_a_cold_split_holds_valid_frac_of_the_rest():
+    """make_split holds valid out of what test left: the users (items) test emptied must not be
+    drawn again, or valid gets a random number of them instead of round(valid_frac * rest)."""
+    import pandas as pd
+    from reclab.data import Interactions
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"user": rng.integers(0, 100, 3000), "item": rng.integers(0, 200, 3000),
+                          "rating": rng.integers(1, 6, 3000).astype(float)})
+    frame = frame.drop_duplicates(["user", "item"])
+    data = Interactions.from_frame(frame)
+    assert (data.user_counts() > 0).all() and (data.item_counts() > 0).all()
+    for name, counts in (("cold_users", Interactions.user_counts), ("cold_items", Interactions.item_counts)):
+        method = getattr(split, name)
+        for seed in range(5):
+            rest, test = method(data, test_frac=0.3, seed=seed)
+            train, valid = method(rest, test_frac=0.5, seed=seed + 1)
+            warm = int(np.count_nonzero(counts(rest)))
+            assert np.count_nonzero(counts(valid)) == int(np.floor(0.5 * warm + 0.5)), (name, seed)
+            assert not np.any(counts(train)[counts(valid) > 0])
+    # with every user active the draw is unchanged (same fingerprints as before the fix)
+    first = split.cold_users(data, test_frac=0.2, seed=3)
+    cold = np.zeros(data.n_users, dtype=bool)
+    cold[np.random.default_rng(3).permutation(data.n_users)[:int(np.floor(0.2 * data.n_users + 0.5))]] = True
+    assert np.array_equal(first[1].user_counts() > 0, cold)
