@@ -230,8 +230,8 @@ def _cold(data: Interactions, test_frac: float, seed: int, role: str) -> tuple[I
     size = len(active)
     n_cold = int(np.floor(test_frac * size + 0.5))
     if not 1 <= n_cold < size:
-        raise ReclabError(f"cold_{role}s with test_frac={test_frac} moves {n_cold} of {size} {role}s with "
-                          f"interactions to test; choose test_frac so that at least one {role} is cold and "
+        raise ReclabError(f"cold_{role}s with test_frac={test_frac} moves {n_cold} of {size} {role}s to test "
+                          f"(of those with interactions); choose test_frac so that at least one {role} is cold and "
                           f"one is not")
     cold = np.zeros(len(counts), dtype=bool)
     cold[rng.permutation(active)[:n_cold]] = True
