@@ -230,9 +230,9 @@ def _cold(data: Interactions, test_frac: float, seed: int, role: str) -> tuple[I
     size = len(active)
     n_cold = int(np.floor(test_frac * size + 0.5))
     if not 1 <= n_cold < size:
-        raise ReclabError(f"cold_{role}s with test_frac={test_frac} moves {n_cold} of {size} {role}s to test "
-                          f"(of those with interactions); choose test_frac so that at least one {role} is cold and "
-                          f"one is not")
+        raise ReclabError(f"cold_{role}s with test_frac={test_frac} moves {n_cold} of {size} {role}s to "
+                          f"test (of those with interactions); choose test_frac so that at least one "
+                          f"{role} is cold and one is not")
     cold = np.zeros(len(counts), dtype=bool)
     cold[rng.permutation(active)[:n_cold]] = True
     held = cold[data.matrix.indices] if role == "item" else cold[_rows(data)]
@@ -253,12 +253,12 @@ def cold_items(data: Interactions, test_frac: float = 0.2,
                seed: int = 0) -> tuple[Interactions, Interactions]:
     """Cold-start items: every interaction of a random ``test_frac`` of the items goes to test.
 
-    ``round(test_frac * n)`` items (halves round up), drawn uniformly from the ``n`` items with interactions, become
+    ``round(test_frac * n)`` items (halves round up), drawn uniformly from the ``n`` items with
+    interactions (never one without, such as the cold items of an earlier split), become
     *cold*: train holds none of their interactions, test all of them (and nothing else). Train and
     test keep one id space, so the cold items stay in train's id space with no interactions, as a
     title added to the catalog after training would. Their ids are
-    ``train.item_ids[train.item_counts() == 0]`` (with any item that had no interaction at all, which is never
-    drawn);
+    ``train.item_ids[train.item_counts() == 0]`` (with any item that had no interaction at all);
     the cold-start protocol ranks only them: ``evaluate(model, train, test, candidates=those ids)``.
     Their features made from users' interactions (``tag=...``,
     :data:`reclab.data.features.INTERACTION_GROUPS`) are dropped in train, which every model is
