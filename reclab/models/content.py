@@ -47,7 +47,8 @@ class ContentKNN(Recommender):
 
     Item ``j`` is its feature vector ``f_j`` (``train.item_features``: genres, decade, tags, ...),
     each feature weighted by its inverse document frequency when ``idf`` is set,
-    ``w_f = log((n_items + 1) / (n_f + 1)) + 1`` (``n_f``: items that have feature ``f``), so that
+    ``w_f = log((n_items + 1) / (n_f + 1)) + 1`` (``n_f``: items that have feature ``f``, over every
+    item of ``train``'s catalogue, those without interactions included), so that
     a rare feature (Film-Noir, a tag) says more than a common one (Drama). A user's profile is the
     weighted sum of the vectors of the items they rated,
 
