@@ -67,3 +67,24 @@ def test_implicit_data_is_rejected_naming_the_model(model):
     with pytest.raises(ReclabError, match=rf"^{type(model).__name__} learns rating biases, but this data is "
                                           r"implicit"):
         model.fit(data)
+
+
+def test_items_and_users_without_interactions_get_exactly_zero_factors():
+    # ARPACK leaves round-off (~1e-15) in the factors of an all-zero column; the cosine of
+    # similar_items would scale it to unit length and call a never-rated item similar to others.
+    import numpy as np
+    from reclab.datasets import synthetic
+    from reclab.models import PureSVD, SVD
+    from reclab.split import cold_items
+
+    data = synthetic(seed=0)
+    train, _ = cold_items(data, test_frac=0.2, seed=0)
+    cold = np.flatnonzero(train.item_counts() == 0)
+    assert cold.size
+    rated = int(np.flatnonzero(train.item_counts())[0])
+    for model in (SVD(factors=20), PureSVD(factors=20)):
+        model.fit(train)
+        assert not model.item_factors_[cold].any()
+        assert not model.item_similarity(rated, cold).any()
+        _, similarities = model.similar_items(cold[:5], n=5)
+        assert not similarities.any()

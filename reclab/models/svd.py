@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
 from reclab.errors import ReclabError
@@ -126,4 +127,11 @@ def truncated_svd(matrix, factors: int, seed: int, owner: str):
     pivot = np.argmax(np.abs(vt), axis=1)
     signs = np.sign(vt[np.arange(vt.shape[0]), pivot])
     signs[signs == 0] = 1.0
-    return u * signs, s, vt.T * signs
+    u, v = u * signs, vt.T * signs
+    # A row or column with no nonzero entry has an exactly zero factor (X v = 0, X^T u = 0), but
+    # ARPACK returns round-off there (~1e-15), which a cosine would scale to unit length: an item
+    # nobody rated would look 0.9 similar to others. Zero them, as the mathematics says.
+    magnitude = abs(sp.csr_matrix(matrix))
+    u[np.asarray(magnitude.sum(axis=1)).ravel() == 0] = 0.0
+    v[np.asarray(magnitude.sum(axis=0)).ravel() == 0] = 0.0
+    return u, s, v
