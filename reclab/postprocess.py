@@ -224,9 +224,13 @@ def because_you_like(data: Interactions, user, item, n: int = 3) -> pd.DataFrame
     the explanation depends on the data only). The user *liked* the items they rated at or above
     their own mean rating (every item, for implicit data). A feature's weight is the item's value
     of it times the number of liked items that have it times its inverse document frequency
-    ``log((n_items + 1) / (n_f + 1)) + 1`` (``n_f``: items with the feature), so that a rare shared
-    feature (Film-Noir) outweighs a common one (Drama); the ``n`` heaviest shared features are
-    returned.
+    ``log((n_items + 1) / (n_f + 1)) + 1`` (``n_f``: items with the feature), so that, liked item
+    for liked item, a rare shared feature (Film-Noir) counts more than a common one (Drama); a
+    feature that many liked items share (often Drama) still leads. The ``n`` heaviest shared
+    features are returned. It explains from the data, the same for every model: it is not the
+    decomposition of a model's score (ContentKNN's also weights every rated item by its rating
+    and each feature group to unit length; on ML-100K its largest term was another feature than
+    the one named first in 211 of 300 recommendations).
 
     Parameters
     ----------
