@@ -198,6 +198,23 @@ def test_smbo_moves_on_after_failures_and_resumes_through_them(splits, tmp_path)
                        result)
 
 
+def test_smbo_does_not_repeat_a_failed_point_before_any_trial_finished(splits):
+    """Failed points wait untold until a trial finishes; meanwhile SMBO must go on through its
+    initial design, not hand out the same (failing) initial point again and again."""
+    train, valid = splits
+    space = {"neighbors": {"type": "int", "low": -20, "high": 40}}
+    # seed 4: the start point (0) and the design's first point (-19) both fail
+    result = tune(ItemKNN(neighbors=0), space, train, valid, method="smbo", n_trials=6,
+                  n_initial=4, estimator="ET", seed=4)
+    before = []   # the start point included: the design's second point is 0 too
+    for trial in result.trials:
+        if trial.ok:
+            break
+        before.append(trial.params["neighbors"])
+    assert len(before) >= 2 and len(before) == len(set(before)), f"failed point proposed again: {before}"
+    assert any(trial.ok for trial in result.trials)
+
+
 class _DivergingBias(Bias):
     """Bias whose ratings are NaN when ``diverge`` is set: a fit that 'succeeds' into garbage."""
 

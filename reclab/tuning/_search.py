@@ -4,6 +4,7 @@ progress bar, and SMBO's optimizers (one per model) with their ask/tell bookkeep
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import multiprocessing
 import os
 import time
@@ -296,7 +297,8 @@ class _Surrogate:
     the surrogate for nothing). A failed point is told the worst objective among this model's
     finished trials so far, so that the surrogate moves away from it without its scale being
     distorted; failed points before any trial finished wait and are told that value once one
-    does (untold, the optimizer stays in its random initial phase and simply draws again).
+    does; meanwhile the next points are the initial design's that have not failed (untold,
+    skopt would hand out the same initial point again).
     """
 
     def __init__(self, space: dict, estimator: str, n_initial: int, seed: int, sign: float):
@@ -337,12 +339,31 @@ class _Surrogate:
 
     def ask(self, size: int, n_jobs: int) -> list[list]:
         self._tell()
+        if self.waiting:
+            # Nothing told yet (every point so far failed): the optimizer would hand out the
+            # same initial point again, as its design advances only as points are told.
+            return self._initial(size if n_jobs > 1 else 1)
         with warnings.catch_warnings():
             # In a small discrete space the acquisition's best point may be one already run;
             # scikit-optimize then draws a random point instead, as it should, and warns each time.
             warnings.filterwarnings("ignore", message="The objective has been evaluated at point",
                                     category=UserWarning)
             return [self.optimizer.ask()] if n_jobs == 1 else self.optimizer.ask(n_points=size)
+
+    def _initial(self, size: int) -> list[list]:
+        """``size`` points while nothing can be told: the initial design's first points that have
+        not failed already, then random draws (a function of the trials so far, so a resumed
+        search continues as the uninterrupted one does)."""
+        optimizer = self.optimizer
+        design = [] if optimizer._initial_samples is None else optimizer._initial_samples
+        failed, points = [list(point) for point in self.waiting], []
+        draws = (optimizer.space.rvs(random_state=optimizer.rng)[0] for _ in range(100 * size))
+        for point in itertools.chain((list(point) for point in design), draws):   # draws: lazily
+            if len(points) == size:
+                break
+            if point not in failed and point not in points:
+                points.append(point)
+        return points or [optimizer.space.rvs(random_state=optimizer.rng)[0]]
 
 
 def run_smbo(search: Search, spaces: list, n_trials: int, seed: int, estimator: str,
