@@ -690,10 +690,13 @@ def test_the_boundary_warning_fires_on_a_crafted_space(splits):
     assert boundary_warnings(result, chosen=result.best_trial) == [warning]
     # integers from 1 end at 1 (no wider bound to suggest); a bound rounded off in the log scale
     # (119.99999999999996 for 120) is "at" it
-    space = {"factors": {"type": "int", "low": 1, "high": 10}}
-    assert boundary_warnings(TuningResult(best_params={"factors": 1}, best_score=0.2, trials=(),
-                                          method="random", metric="precision@10",
-                                          space=parse_space(space), best_model="PureSVD")) == []
+    for space in ({"factors": {"type": "int", "low": 1, "high": 10}},
+                  {"neighbors": {"type": "int", "low": 1, "high": 100}}):
+        for value in (1, 2, 3):   # near 1 too: the suggestion was "widen the space (low: 1)"
+            [name] = space
+            assert boundary_warnings(TuningResult(
+                best_params={name: value}, best_score=0.2, trials=(), method="random",
+                metric="precision@10", space=parse_space(space), best_model="PureSVD")) == []
     space = {"regularization": {"type": "real", "low": 10.0, "high": 120.0, "prior": "log-uniform"}}
     [rounded] = boundary_warnings(TuningResult(
         best_params={"regularization": 119.99999999999996}, best_score=0.2, trials=(),

@@ -52,7 +52,8 @@ Several models
 --------------
 ``tune([m1, m2], [space1, space2], ...)`` searches each model in its own space under one budget
 of ``n_trials``: after the start points of every model, the models take turns (one grid point,
-random draw or SMBO proposal each; each model has its own SMBO optimizer and random stream). The
+random draw or SMBO proposal each; each model has its own SMBO optimizer and random stream,
+seeded alike: models whose spaces have the same shape draw the same points of it). The
 best trial over all models wins; ``result.best_model`` names it and every trial names its model.
 
 Time budget

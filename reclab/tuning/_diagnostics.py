@@ -24,7 +24,7 @@ def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANC
     beyond that bound: the space should be widened there. Categorical parameters have no bounds,
     and a lower bound of 0 is where every non-negative parameter ends (a shrinkage, RP3beta's
     beta, a weight): a best value there is no sign of a space too narrow (it cannot be widened),
-    nor is one at 1 in a range of integers from 1 (factors, neighbors).
+    nor is one at or near 1 in a range of integers from 1 (factors, neighbors).
 
     ``chosen``: the trial that goes on to training when it is not the best
     (:func:`reclab.tuning.choose` with ``"one_se"`` may keep a start point); its values are
@@ -77,7 +77,7 @@ def _bound_warnings(label: str, model: str, params: dict, space: dict, tolerance
             wider = edge - (high - edge) if edge < 0 or edge > high - edge else edge / 2
         if isinstance(dimension, Integer):
             wider = max(1, int(round(wider))) if log or low >= 1 else int(round(wider))
-            if wider == bound == value:   # integers from 1 end there: nothing to widen
+            if wider == bound:   # integers from 1 end there: nothing to widen (at 1 or near it)
                 continue
         else:
             wider = float(f"{wider:.3g}")

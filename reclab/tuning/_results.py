@@ -198,10 +198,14 @@ def choose(result: TuningResult, rule: str = "best") -> Choice:
     trial, unless its lead over the best start point (a model's own parameters or a ``starts``
     point), averaged over the validation folds, is at most one standard error of that mean
     (the paired per-fold differences' standard deviation over the square root of their
-    number); then the start point. This is the one-standard-error rule (Breiman et al. 1984;
-    Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning*, 7.10) with the
-    start point as the preferred model: a change of parameters that the validation folds
-    cannot tell from noise is not made. It needs per-fold scores (``folds >= 2``).
+    number); then the start point. This is a paired form of the one-standard-error rule
+    (Breiman et al. 1984; Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning*,
+    7.10) with the start point as the preferred model: a change of parameters that the
+    validation folds cannot tell from noise is not made. The textbook rule takes the standard
+    error of the best model's own per-fold scores, which is larger (the folds differ more than
+    two models do on one fold), so ``one_se`` leaves the start point more readily than it would;
+    both ignore that the folds share most of what they fit on (Nadeau & Bengio 2003). It needs
+    per-fold scores (``folds >= 2``).
 
     When every trial scored the same, either rule keeps the first and says so: the search could
     not tell its points apart (a validation metric that is 0 everywhere, for example).
