@@ -352,8 +352,7 @@ class _Surrogate:
 
     def _initial(self, size: int) -> list[list]:
         """``size`` points while nothing can be told: the initial design's first points that have
-        not failed already, then random draws (a function of the trials so far, so a resumed
-        search continues as the uninterrupted one does)."""
+        not failed already (which depend on the failed points alone), then random draws."""
         optimizer = self.optimizer
         design = [] if optimizer._initial_samples is None else optimizer._initial_samples
         failed, points = [list(point) for point in self.waiting], []
