@@ -514,13 +514,12 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         begun.append((run_id, uri))
     else:
         begun.append((run_id, uri))
-        for run in tracking.stage_runs(run_id, uri):
-            if run.info.status == "RUNNING":
-                # Left RUNNING by a process killed outright; a tune run's checkpoint is still
-                # found by the tune stage that runs now (it looks at every unfinished tune run).
-                tracking.fail_stage(run_id, run.data.tags[tracking.TAG_STAGE], None,
-                                    "interrupted: the run was still RUNNING when the pipeline was "
-                                    "resumed (its process was killed)", uri, status="KILLED")
+        for run in tracking.stage_runs(run_id, uri, status="RUNNING"):
+            # Left RUNNING by a process killed outright; a tune run's checkpoint is still
+            # found by the tune stage that runs now (it looks at every unfinished tune run).
+            tracking.fail_stage(run_id, run.data.tags[tracking.TAG_STAGE], None,
+                                "interrupted: the run was still RUNNING when the pipeline was "
+                                "resumed (its process was killed)", uri, status="KILLED")
         tracking.reopen_pipeline(run_id, uri)
         if changes:
             tracking.record_resume_changes(run_id, config, params_text, changes, uri,

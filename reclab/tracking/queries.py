@@ -30,12 +30,15 @@ __all__ = ["UI_ADDRESS", "experiments_with_runs", "find_stage_run", "full_run_id
 UI_ADDRESS = "http://127.0.0.1:5000"
 
 
-def stage_runs(parent_run_id: str, uri: str | None = None) -> list:
-    """Stage runs of a pipeline (every attempt), oldest first."""
+def stage_runs(parent_run_id: str, uri: str | None = None, status: str | None = None) -> list:
+    """Stage runs of a pipeline (every attempt), oldest first; with ``status`` (``"RUNNING"``,
+    ...), only those."""
     client = open_client(uri)
     parent = client.get_run(parent_run_id)
-    runs = client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'",
+    condition = f"tags.`{TAG_PARENT}` = '{parent_run_id}'"
+    if status is not None:
+        condition += f" and attributes.status = '{status}'"
+    runs = client.search_runs([parent.info.experiment_id], filter_string=condition,
                               order_by=["attributes.start_time ASC"], max_results=1000)
     return [run for run in runs if TAG_STAGE in run.data.tags]
 

@@ -295,11 +295,8 @@ def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
             return
         client.set_tag(run_id, TAG_ERROR, message)
         client.set_terminated(run_id, status="KILLED")
-        parent = client.get_run(parent_run_id)
-        others = client.search_runs([parent.info.experiment_id], max_results=1000,
-                                    filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}' and "
-                                                  f"attributes.status = 'RUNNING'")
-        if parent.info.status == "RUNNING" and not any(TAG_STAGE in run.data.tags for run in others):
+        if client.get_run(parent_run_id).info.status == "RUNNING" and not stage_runs(
+                parent_run_id, uri, status="RUNNING"):
             client.set_tag(parent_run_id, TAG_ERROR, message)
             client.set_terminated(parent_run_id, status="KILLED")
     except Exception:   # at exit, a store that cannot be reached cannot be helped

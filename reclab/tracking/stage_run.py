@@ -194,8 +194,8 @@ class StageRun:
         if summary:
             self.describe(summary)
         self.client.set_terminated(self.run_id, status="FINISHED")
-        if self._interactive and not any(run.info.status == "RUNNING" for run in stage_runs(
-                self.parent_run_id, self._tracking_uri)):
+        if self._interactive and not stage_runs(self.parent_run_id, self._tracking_uri,
+                                                status="RUNNING"):
             # The pipeline may have been interrupted before this stage continued it (a kernel
             # that exited mid-stage): finished now, it keeps no error of that interruption.
             if TAG_ERROR in self.client.get_run(self.parent_run_id).data.tags:
