@@ -75,12 +75,13 @@ def test_string_ids_and_lookup_both_ways():
         (frame(), {"rating": "stars"}, "rating column 'stars' not found; columns are ['user', 'item', 'rating']"),
         (frame(), {"user": "customer"}, "user column 'customer' not found"),
         (frame().iloc[:0], {}, "no interactions: the table is empty"),
-        (frame(rating=[1.0, np.nan, 2.0, 3.0]), {}, "NaN or infinite"),
-        (frame(rating=[1.0, np.inf, 2.0, 3.0]), {}, "NaN or infinite"),
+        (frame(rating=[1.0, np.nan, 2.0, 3.0]), {}, "rating column 'rating' has a missing value (NaN) at row 1"),
+        (frame(rating=[1.0, np.inf, 2.0, 3.0]), {}, "rating column 'rating' has the value inf at row 1"),
         (frame(rating=["4", "five", "1", "3"]), {}, "non-numeric value 'five' at row 1"),
         (frame(user=[1, "a", 2, 3]), {}, "user ids mix types"),
         (frame(item=[10, None, 10, 30]), {}, "item column has a missing id at row 1"),
-        (frame(ts=[1, 2, None, 4]), {"timestamp": "ts"}, "timestamp column 'ts' has a missing"),
+        (frame(ts=[1, 2, None, 4]), {"timestamp": "ts"}, "timestamp column 'ts' has a missing value at row 2"),
+        (frame(ts=[1, 2, np.inf, 4]), {"timestamp": "ts"}, "has the value inf at row 2"),
     ],
 )
 def test_bad_frames_raise_clear_errors(df, kwargs, message):

@@ -232,6 +232,29 @@ def test_ids_of_a_text_file_are_read_as_written(tmp_path):
     data = datasets.read_interactions(tmp_path / "s.csv")
     assert data.user_ids.tolist() == [1, 2] and data.item_ids.tolist() == ["10", "A1"]
     assert data.matrix.data.tolist() == [4.0, 3.0]
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_ids_and_titles_that_look_missing_are_names(tmp_path, header):
+    """pandas reads "NA", "None", "null" and "nan" as missing values: as ids and titles they are
+    names (pandas made the user "NA" a missing id, and the film "None" lost its title). An empty
+    id is still missing, and so is a rating written "NA"."""
+    top = "user,item,rating\n" if header else ""
+    (tmp_path / "r.csv").write_text(top + "NA,None,4\nnull,nan,3\nbob,None,1\n")
+    (tmp_path / "items.csv").write_text(("title,item\n" if header else "") + "NA,None\nNone,nan\n")
+    columns = {} if header else {"user": "_c0", "item": "_c1", "rating": "_c2", "title": "_c0"}
+    data = datasets.read_interactions(tmp_path / "r.csv", header=header, items=tmp_path / "items.csv",
+                                      **columns)
+    assert data.user_ids.tolist() == ["NA", "bob", "null"] and data.item_ids.tolist() == ["None", "nan"]
+    assert data.nnz == 3
+    assert data.items["title"].tolist() == ["NA", "None"]
+    (tmp_path / "bad.csv").write_text(top + "ann,x,4\nbob,y,NA\n")
+    with pytest.raises(ReclabError, match="rating column '(rating|_c2)' has a missing value \\(NaN\\) "
+                                          "at row 3" if header else "at row 2"):
+        datasets.read_interactions(tmp_path / "bad.csv", header=header, **columns)
+    (tmp_path / "empty_id.csv").write_text(top + "ann,x,4\n,y,3\n")
+    with pytest.raises(ReclabError, match="user column has a missing id"):
+        datasets.read_interactions(tmp_path / "empty_id.csv", header=header, **columns)
     (tmp_path / "items.csv").write_text("item,title\n0012,Twelve\n")
     (tmp_path / "r2.csv").write_text("user,item,rating\n1,12,5\n")
     with pytest.raises(ReclabError, match=r"r2.csv: none of the 1 ids that index items is an item id of "

@@ -379,11 +379,11 @@ BAD_INPUT = {
     "user_index of another type": (lambda: DATA.user_index(["1"]), "['1']"),
     # NaN, inf and text ratings (and their cousins)
     "rating NaN": (lambda: Interactions.from_frame(pd.DataFrame(
-        {"user": [1, 2], "item": [1, 2], "rating": [1.0, np.nan]})), "the first nan at row 1"),
+        {"user": [1, 2], "item": [1, 2], "rating": [1.0, np.nan]})), "a missing value (NaN) at row 1"),
     "rating inf": (lambda: Interactions.from_frame(pd.DataFrame(
-        {"user": [1, 2], "item": [1, 2], "rating": [np.inf, 1.0]})), "the first inf at row 0"),
+        {"user": [1, 2], "item": [1, 2], "rating": [np.inf, 1.0]})), "has the value inf at row 0"),
     "rating -inf": (lambda: Interactions.from_frame(pd.DataFrame(
-        {"user": [1, 2], "item": [1, 2], "rating": [1.0, -np.inf]})), "the first -inf at row 1"),
+        {"user": [1, 2], "item": [1, 2], "rating": [1.0, -np.inf]})), "has the value -inf at row 1"),
     "rating text": (lambda: Interactions.from_frame(pd.DataFrame(
         {"user": [1, 2], "item": [1, 2], "rating": ["4", "five"]})), "non-numeric value 'five' at row 1"),
     "rating complex": (lambda: Interactions.from_frame(pd.DataFrame(
@@ -449,7 +449,7 @@ MALFORMED = {
     "csv fractional user id": ("ml-25m", {"ratings.csv": CSV_HEADER + b"1.5,296,5.0,1\n", "movies.csv": MOVIES_CSV},
                                ["ratings.csv", "line 2", "user is '1.5'"]),
     "csv NaN rating": ("ml-25m", {"ratings.csv": CSV_HEADER + b"1,296,nan,1\n", "movies.csv": MOVIES_CSV},
-                       ["ratings.csv", "NaN or infinite", "nan"]),
+                       ["ratings.csv", "missing value (NaN) at row 0"]),
     "csv text timestamp": ("ml-25m", {"ratings.csv": CSV_HEADER + b"1,296,4.0,yesterday\n", "movies.csv": MOVIES_CSV},
                            ["ratings.csv", "line 2", "'yesterday'"]),
     "csv not text": ("ml-25m", {"ratings.csv": b"\x00\x01\xff\xfe\xfa", "movies.csv": MOVIES_CSV},

@@ -88,6 +88,10 @@ def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
         # Converting to float would silently drop the imaginary part.
         raise ReclabError(f"rating column {column!r} holds complex numbers ({complex(values.iloc[0])!r} ...); "
                           f"ratings must be real numbers")
+    if values.isna().any():
+        row = _row(values.index[values.isna()][0])
+        raise ReclabError(f"rating column {column!r} has a missing value (NaN) at row {row!r}; every row "
+                          f"needs a rating (none at all: implicit feedback, rating None)")
     numeric = pd.to_numeric(values, errors="coerce")
     bad = numeric.isna() & values.notna()
     if bad.any():
@@ -100,10 +104,8 @@ def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
     finite = np.isfinite(ratings)
     if not finite.all():
         position = int(np.flatnonzero(~finite)[0])
-        raise ReclabError(
-            f"rating column {column!r} has {int((~finite).sum())} NaN or infinite value(s), the first "
-            f"{float(ratings[position])!r} at row {_row(values.index[position])!r}; ratings must be finite numbers"
-        )
+        raise ReclabError(f"rating column {column!r} has the value {float(ratings[position])!r} at row "
+                          f"{_row(values.index[position])!r}; ratings must be finite numbers")
     # Values are stored as float32: a larger magnitude would become inf there.
     too_large = np.abs(ratings) > np.finfo(np.float32).max
     if too_large.any():
@@ -152,10 +154,11 @@ def _check_timestamps(values: pd.Series, column: str) -> np.ndarray:
     numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
     if not np.isfinite(numeric).all():
         position = int(np.flatnonzero(~np.isfinite(numeric))[0])
-        raise ReclabError(
-            f"timestamp column {column!r} has a missing or non-numeric value {values.iloc[position]!r} "
-            f"at row {_row(values.index[position])!r}; timestamps must be numbers (seconds) or datetimes"
-        )
+        value = values.iloc[position]
+        what = ("a missing value" if pd.isna(value) else
+                f"the value {value if isinstance(value, str) else float(numeric[position])!r}")
+        raise ReclabError(f"timestamp column {column!r} has {what} at row {_row(values.index[position])!r}"
+                          f"; timestamps must be numbers (seconds) or datetimes")
     return numeric
 
 

@@ -25,6 +25,11 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 # An integer as int() writes it: an id column of a text file is read as integers only when every
 # id is one, so that "007" and "7" stay two ids (numbers would make them one).
 _INTEGER_TEXT = r"-?(?:0|[1-9][0-9]*)"
+# What pandas reads as a missing value by default. Numbers (ratings, timestamps) keep that; ids and
+# titles are read as written, where "NA", "None" or "null" can be a name, and only an empty field
+# is missing.
+_MISSING = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+            "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
 def _first_parquet_rows(path: Path, nrows: int) -> pd.DataFrame:
@@ -57,9 +62,10 @@ def _ids_as_written(values: pd.Series) -> pd.Series:
 
 
 def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
-                role: str, ids: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
+                role: str, ids: tuple[str, ...] = (), texts: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
     """The file as a table and how its rows are numbered in messages (the index is that number).
-    The ``ids`` columns of a text file are read as written (:func:`_ids_as_written`)."""
+    The ``ids`` columns of a text file are read as written (:func:`_ids_as_written`), and so are
+    the ``texts`` columns: in both only an empty field is missing, not ``NA`` or ``None``."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ReclabError(f"{role} file {str(path)!r} " + ("is not a file" if path.exists() else "not found"))
@@ -70,13 +76,18 @@ def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
             frame.index = np.arange(1, len(frame) + 1)
             return frame, "rows numbered from 1"
         # Blank lines are read (as empty rows, dropped below) so that a row's number is its line's.
-        text = {name if header else int(name[2:]): str for name in ids
+        text = {name if header else int(name[2:]): str for name in (*ids, *texts)
                 if header or (name.startswith("_c") and name[2:].isdigit())}
         # A longer separator ("::" of MovieLens' .dat files) is a regular expression, which only
         # pandas' Python parser reads (r"\s+" excepted); it has no low_memory option.
         parser = {"engine": "python"} if len(sep) > 1 and sep != r"\s+" else {"low_memory": False}
-        frame = pd.read_csv(path, sep=sep, header=0 if header else None, nrows=nrows, encoding=encoding,
-                            skip_blank_lines=False, skipinitialspace=True, dtype=text, **parser)
+        layout = dict(sep=sep, header=0 if header else None, encoding=encoding, skipinitialspace=True,
+                      **parser)
+        # Missing values per column, which needs the columns first (the header, or the first line).
+        columns = pd.read_csv(path, nrows=0 if header else 1, **layout).columns
+        missing = {column: [""] if column in text else _MISSING for column in columns}
+        frame = pd.read_csv(path, nrows=nrows, skip_blank_lines=False, dtype=text,
+                            keep_default_na=False, na_values=missing, **layout)
     except UnicodeDecodeError as error:
         raise ReclabError(f"{path}: is not {encoding} text ({error.reason}); "
                           f"give its encoding, such as encoding='latin-1' (file.encoding in a "
@@ -123,7 +134,8 @@ def _item_table(path, item: str, title: str | None, genres: str | None, sep: str
                 encoding: str) -> pd.DataFrame:
     """The items file as ``Interactions.items`` wants it: indexed by item id, with ``title``
     and ``genres`` columns (a repeated id keeps its last row)."""
-    frame, numbered = _read_frame(path, sep, header, encoding, None, "items", ids=(item,))
+    frame, numbered = _read_frame(path, sep, header, encoding, None, "items", ids=(item,),
+                                  texts=tuple(name for name in (title, genres) if name is not None))
     wanted = {"item": item, "title": title, "genres": genres}
     for role, column in wanted.items():
         if column is not None and column not in frame.columns:
@@ -152,7 +164,8 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     user, item : str
         Columns of the user and item ids (integers or strings). A text file's ids are read as
         written: integers when every one is written as an integer, else strings, so that ``007``
-        and ``7`` stay two ids. A text file without a header line has its columns named ``_c0``,
+        and ``7`` stay two ids; only an empty field is a missing id (``NA`` or ``None`` is a
+        name, as titles are). A text file without a header line has its columns named ``_c0``,
         ``_c1``, ...
     rating : str or None
         Column of ratings; None for implicit feedback (every row counts as 1.0).
