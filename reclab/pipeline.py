@@ -455,6 +455,20 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         raise
 
 
+def _prepared_output(output: Path, params_text: str | None) -> Path:
+    """``output`` made, with ``params.yaml`` written into it when ``params_text`` is given (the
+    kernels read it: never half-written); a folder that cannot be written is named."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        if params_text is not None:
+            with atomic_write(output / "params.yaml", "w") as handle:
+                handle.write(params_text)
+    except OSError as error:
+        raise ReclabError(f"cannot write the output folder {str(output)!r}: {error.strerror}; pass a "
+                          f"writable folder (--output)") from None
+    return output
+
+
 def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overrides, stages,
                   resume, output_dir, tracking_uri, notebooks, progress, execution_timeout,
                   kernel_output) -> PipelineResult:
@@ -507,6 +521,11 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     if "preprocess" in chosen:   # the one stage that reads the data set: its files, before any run
         check_runnable(config, source)
     params_text = config.dump()
+    # A folder that cannot be written is refused before any run is made or reopened.
+    if output_dir is not None:
+        output = _prepared_output(Path(output_dir), params_text)
+    else:   # the project's outputs/<run id>, once the run has its id
+        output = _prepared_output(tracking.project_root() / "outputs", None)
     # Checked: the stage kernels' server starts, and preloads while the pipeline run is created.
     forks = cleanup.enter_context(_fork_server())
     if run_id is None:
@@ -524,16 +543,9 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         if changes:
             tracking.record_resume_changes(run_id, config, params_text, changes, uri,
                                            changes_search(changes))
-    output = Path(output_dir) if output_dir is not None else (
-        tracking.project_root() / "outputs" / run_id)
+    if output_dir is None:
+        output = _prepared_output(output / run_id, params_text)
     params_path = output / "params.yaml"
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        with atomic_write(params_path, "w") as handle:   # kernels read it: never half-written
-            handle.write(params_text)
-    except OSError as error:
-        raise ReclabError(f"cannot write the output folder {str(output)!r}: {error.strerror}; pass a "
-                          f"writable folder (--output)") from None
     result = PipelineResult(run_id=run_id, output_dir=output)
     if progress:
         for stage in finished:
