@@ -36,6 +36,8 @@ Conventions (docs/architecture.md, "Conventions"):
   candidates.
 - Intervals: 95% percentile bootstrap over users (users are resampled with replacement, the
   metric's mean recomputed; for rmse / mae the pooled error over the resampled users' pairs).
+  Resampling only reuses the values seen, so over a few users an interval is too narrow (of
+  zero width when they all score alike): ``n_evaluated`` says how far to trust it.
 """
 
 from __future__ import annotations
