@@ -239,6 +239,11 @@ def test_read_interactions_csv_keeps_ids_as_written(spark, tmp_path):
     assert data.user_ids.tolist() == local.user_ids.tolist() == [1, 2]
     assert data.item_ids.tolist() == local.item_ids.tolist() == ["10", "A1"]
     assert (data.matrix != local.matrix).nnz == 0
+    (tmp_path / "n.csv").write_text("user,item,rating\nNA,None,4\nnull,nan,3\n")   # names, not missing
+    data = rs.to_interactions(rs.read_interactions(tmp_path / "n.csv", format="csv"))
+    local = rl.datasets.read_interactions(tmp_path / "n.csv")
+    assert data.user_ids.tolist() == local.user_ids.tolist() == ["NA", "null"]
+    assert data.item_ids.tolist() == local.item_ids.tolist() == ["None", "nan"]
 
 
 def test_fit_rejects_repeated_pairs(spark):
