@@ -627,4 +627,13 @@ def start_notebook(stage: str, parameters: Mapping):
                                overrides=notebook_overrides(stage, parameters),
                                parent_run_id=parameters.get("parent_run_id"),
                                uri=parameters.get("tracking_uri"))
+    earlier = _NOTEBOOK_RUNS.get((run.client.tracking_uri, stage))   # this cell's run before
+    _NOTEBOOK_RUNS[run.client.tracking_uri, stage] = run
+    if earlier is not None:
+        tracking.end_replaced_stage(earlier, run)
     return run, run.params
+
+
+# The stage run that start_notebook last started in this process (a notebook's kernel), by store
+# and stage: the notebook's first cell run again ends it (tracking.end_replaced_stage).
+_NOTEBOOK_RUNS: dict = {}

@@ -643,3 +643,37 @@ def test_a_kernel_that_exits_mid_stage_ends_the_pipeline_only_if_no_other_stage_
     tune.finish()
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED" and "reclab.error" not in parent.data.tags
+
+
+_START_CELL_TWICE = ("import sys\nfrom reclab.pipeline import start_notebook\n"
+                     "cell = {'params_file': sys.argv[2]}   # the notebook's globals()\n"
+                     "first, _ = start_notebook(sys.argv[1], cell)\n"
+                     "second, _ = start_notebook(sys.argv[1], cell)   # the cell run again\n"
+                     "print(first.run_id, first.parent_run_id, second.run_id, second.parent_run_id)\n"
+                     "second.finish()\n")
+
+
+def test_the_start_cell_run_again_in_its_kernel_leaves_no_run_behind(store, params_file):
+    """A stage notebook's first cell (start_notebook) run again in its kernel (the cell twice, or
+    Run all again after a failed cell) starts a new stage run: the one it started before is ended
+    then, not left RUNNING until the kernel exits, so the stage that finishes finishes its
+    pipeline, and the kernel's exit ends nothing (it marked a finished pipeline KILLED)."""
+    import subprocess
+
+    client = MlflowClient()
+    tracking.start_stage("preprocess", params_file).finish()
+    for stage in ("tune", "preprocess"):
+        done = subprocess.run([sys.executable, "-c", _START_CELL_TWICE, stage, str(params_file)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        first, first_parent, second, parent = done.stdout.split()
+        assert client.get_run(second).info.status == "FINISHED"
+        pipeline = client.get_run(parent)
+        assert pipeline.info.status == "FINISHED" and "reclab.error" not in pipeline.data.tags
+        assert client.get_run(first).info.status == "KILLED"
+        assert second in client.get_run(first).data.tags["reclab.error"]   # says what replaced it
+        if stage == "preprocess":   # the cell started a new pipeline: the first one ends with its run
+            assert first_parent != parent
+            assert client.get_run(first_parent).info.status == "KILLED"
+        else:
+            assert first_parent == parent

@@ -35,8 +35,8 @@ from reclab.tracking.stage_run import StageRun
 from reclab.tracking.store import (experiment_id, log_run_params, open_client,
                                    sqlite_file, tracking_uri)
 
-__all__ = ["end_pipeline", "end_unfinished_pipeline", "fail_stage", "log_notebook", "open_pipeline",
-           "reopen_pipeline", "start_pipeline", "start_stage"]
+__all__ = ["end_pipeline", "end_replaced_stage", "end_unfinished_pipeline", "fail_stage", "log_notebook",
+           "open_pipeline", "reopen_pipeline", "start_pipeline", "start_stage"]
 
 
 def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "reclab run",
@@ -274,7 +274,19 @@ def _supersede(client: MlflowClient, stage: str, parent_run_id: str, run_id: str
                            f"made from a {stage!r} run superseded by {run_id}; run this stage again")
 
 
-def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
+def end_replaced_stage(earlier: StageRun, run: StageRun) -> None:
+    """Stage run ``earlier`` replaced by ``run``, which the same notebook kernel started after it
+    (the notebook's first cell run again, alone or by Run all): ``earlier``, if still RUNNING, is
+    ended KILLED, and so is its pipeline when no stage of it runs any more (``preprocess``
+    started ``run`` in a new pipeline). Left RUNNING until the kernel exits, it kept the pipeline
+    RUNNING after ``run`` finished, and that exit then marked the finished pipeline KILLED."""
+    if earlier.run_id != run.run_id:
+        _end_if_running(earlier.client.tracking_uri, earlier.run_id, earlier.parent_run_id,
+                        f"replaced by run {run.run_id} of the same stage: the notebook's first "
+                        f"cell was run again in its kernel before this run finished")
+
+
+def _end_if_running(uri: str, run_id: str, parent_run_id: str, message: str | None = None) -> None:
     """At exit of a process that ran stage run ``run_id`` outside ``reclab run`` (a notebook in
     JupyterLab or under papermill): end what that process left unfinished, KILLED.
 
@@ -288,7 +300,7 @@ def _end_if_running(uri: str, run_id: str, parent_run_id: str) -> None:
     database = sqlite_file(uri)
     if database is not None and not database.is_file():
         return   # the store is gone (a temporary one): nothing to end, and no retries to wait for
-    message = "interrupted: the process running the stage exited before the stage finished"
+    message = message or "interrupted: the process running the stage exited before the stage finished"
     try:
         client = MlflowClient(tracking_uri=uri)
         if client.get_run(run_id).info.status != "RUNNING":
