@@ -677,3 +677,39 @@ def test_the_start_cell_run_again_in_its_kernel_leaves_no_run_behind(store, para
             assert client.get_run(first_parent).info.status == "KILLED"
         else:
             assert first_parent == parent
+
+
+def test_a_cell_run_after_the_finish_cell_is_refused_and_changes_nothing(store, params_file, split):
+    """A cell run again after its stage's finish cell (the finish cell too), as is or edited,
+    would write into the finished run, whose results later stages may already have read (a split
+    replaced under the tune run made from it, with no run superseded and nothing marked outdated):
+    it stops with a clear error naming the run and how to run the stage again, and the run stays
+    as it finished. Reading the earlier stages' results is still allowed."""
+    from matplotlib.figure import Figure
+
+    data, train, valid, test = split
+    first = tracking.start_stage("preprocess", params_file)
+    tracking.log_split(first, data, train, valid, test)
+    first.finish("preprocessed")
+    client = MlflowClient()
+    before = client.get_run(first.run_id)
+    other = make_split(Config.from_values({"synthetic": {"n_users": 80, "n_items": 120,
+                                                         "n_ratings": 2500}, "seed": 9}), data)
+    cells = [lambda: tracking.log_split(first, data, *other), lambda: first.log_metrics({"x": 1}),
+             lambda: first.log_figure(Figure(), "again"), lambda: first.log_table(pd.DataFrame(), "t"),
+             lambda: first.log_params({"y": 2}), lambda: tracking.trial_logger(first, "ndcg@10"),
+             lambda: tracking.log_model(first, Popularity().fit(train), train),
+             lambda: first.finish("finished twice")]
+    for cell in cells:
+        with pytest.raises(ReclabError, match=f"stage run {first.run_id} .*is finished.*run the "
+                                              f"stage again"):
+            cell()
+    after = client.get_run(first.run_id)
+    assert (after.info.status, after.info.end_time) == ("FINISHED", before.info.end_time)
+    assert (after.data.tags, after.data.metrics, after.data.params) == (
+        before.data.tags, before.data.metrics, before.data.params)
+    assert {item.path for item in client.list_artifacts(first.run_id)} == {"split"}
+    tune_run = tracking.start_stage("tune", parent_run_id=first.parent_run_id)
+    tune_run.finish()
+    assert [part.fingerprint() for part in tracking.load_split(tune_run)] == [
+        part.fingerprint() for part in (train, valid, test)]

@@ -65,6 +65,7 @@ def log_split(stage: StageRun, data: Interactions, train: Interactions, valid: I
     """
     from reclab import split
 
+    stage.check_open()
     with tempfile.TemporaryDirectory() as folder:
         for part, values in zip(SPLIT_PARTS, (train, valid, test)):
             save_interactions(Path(folder) / f"{part}.npz", values)
@@ -134,6 +135,7 @@ def trial_logger(stage: StageRun, metric: str, restored_from: str | None = None)
         ``model``, tag ``reclab.model``) and, with several folds, logs the score on each
         (``<metric>_fold_0``, ...) and their standard deviation (``<metric>_std``).
     """
+    stage.check_open()
     stage_run = stage.client.get_run(stage.run_id)
     tags = {TAG_PARENT: stage.run_id,
             **{key: value for key, value in stage_run.data.tags.items()
@@ -274,6 +276,7 @@ def log_model(stage: StageRun, model, data: Interactions, n_example_users: int =
     str
         ``runs:/<run id>/model``, the URI that ``mlflow.pyfunc.load_model`` takes.
     """
+    stage.check_open()
     with tempfile.TemporaryDirectory() as folder:
         model_file = model.save(Path(folder) / Path(MODEL_FILE).name)
         stage.client.log_artifact(stage.run_id, str(model_file), MODEL_DIR)

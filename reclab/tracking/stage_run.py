@@ -70,6 +70,7 @@ class StageRun:
         self.params = params
         self._interactive = interactive
         self._tracking_uri = client.tracking_uri
+        self._finished = False
 
     def __repr__(self) -> str:
         return self._describe_pipeline()
@@ -101,8 +102,24 @@ class StageRun:
         return "\n".join(lines)
 
     # -- writing ----------------------------------------------------------------------------------
+    def check_open(self) -> None:
+        """Raise :class:`ReclabError` once :meth:`finish` ended the run: every write of a stage
+        (these methods, and :mod:`reclab.tracking.artifacts`' writers) checks it first. A cell
+        run again after the finish cell would otherwise change a finished run, whose results the
+        later stages may already have read, with no run superseded and nothing marked outdated."""
+        if self._finished:
+            again = ("its notebook from the first cell (a new pipeline)" if self.stage == "preprocess"
+                     else f"its notebook from the first cell with parent_run_id="
+                          f"{self.parent_run_id!r} (a new run, superseding this one; the later "
+                          f"stages made from it are marked outdated)")
+            raise ReclabError(f"stage run {self.run_id} ({self.stage!r}) is finished: a cell run "
+                              f"after its finish cell would change what the later stages may "
+                              f"already have read; to change its results, run the stage again: "
+                              + again)
+
     def log_params(self, values: Mapping, prefix: str = "") -> None:
         """Log parameters (``prefix`` + key); lists and mappings as JSON text."""
+        self.check_open()
         log_run_params(self.client, self.run_id,
                        {f"{prefix}{key}": (json.dumps(value, sort_keys=True, default=str)
                                            if isinstance(value, (list, tuple, dict)) else value)
@@ -112,6 +129,7 @@ class StageRun:
                     model_id: str | None = None) -> None:
         """Log metrics; ``@`` in names becomes ``_at_``. Non-finite values are skipped. With
         ``model_id`` they are also the metrics of that MLflow logged model."""
+        self.check_open()
         now = int(time.time() * 1000)
         metrics = [Metric(metric_key(key), float(value), now, int(step), model_id=model_id)
                    for key, value in values.items() if value is not None and np.isfinite(float(value))]
@@ -121,11 +139,13 @@ class StageRun:
 
     def set_tags(self, values: Mapping, run_id: str | None = None) -> None:
         """Set tags (values as text) on this run (or ``run_id``)."""
+        self.check_open()
         tags = [RunTag(str(key), str(value)) for key, value in values.items()]
         self.client.log_batch(run_id or self.run_id, tags=tags, synchronous=True)
 
     def describe(self, text: str, run_id: str | None = None) -> None:
         """Set the run description shown in the MLflow UI (markdown)."""
+        self.check_open()
         self.client.set_tag(run_id or self.run_id, TAG_NOTE, text)
 
     def log_figure(self, figure, name: str) -> LoggedFigure:
@@ -136,6 +156,7 @@ class StageRun:
         image: a notebook cell that ends with this call shows exactly what was logged, without
         rendering the figure again (each rendering of a stage's figure, about 0.1-0.5 s of CPU,
         was done two or three times: once for the notebook, once per run)."""
+        self.check_open()
         path = f"{FIGURES_DIR}/{name}.png"
         with tempfile.TemporaryDirectory() as folder:
             local = Path(folder) / f"{name}.png"
@@ -147,6 +168,7 @@ class StageRun:
 
     def log_table(self, frame: pd.DataFrame, name: str, index: bool = False) -> str:
         """Log a table as ``tables/<name>.csv``; returns the artifact path."""
+        self.check_open()
         with tempfile.TemporaryDirectory() as folder:
             local = Path(folder) / f"{name}.csv"
             frame.to_csv(local, index=index)
@@ -155,12 +177,15 @@ class StageRun:
 
     def log_dict(self, values: Mapping, path: str) -> None:
         """Log a JSON artifact at ``path``."""
+        self.check_open()
         self.client.log_dict(self.run_id, dict(values), path)
 
     def log_dataset(self, data: Interactions, name: str, context: str) -> None:
         """Record ``data`` as an MLflow dataset input of this run (name, digest = its
         fingerprint, schema and row count; the values themselves are not stored)."""
         import mlflow.data
+
+        self.check_open()
 
         with warnings.catch_warnings():
             # A hint that integer columns cannot hold missing values: ids and counts never do.
@@ -183,6 +208,7 @@ class StageRun:
 
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         """Log the file ``path`` into folder ``artifact_path`` (None: the top) of this run."""
+        self.check_open()
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def finish(self, summary: str | None = None) -> None:
@@ -190,10 +216,13 @@ class StageRun:
         run`` (which ends the pipeline itself), a notebook also marks its pipeline run finished,
         unless another stage of it still runs (in another kernel, which finishes it then), and
         removes the pipeline's tag ``reclab.error`` left by an earlier interruption, as ``reclab
-        run --resume`` does when it finishes."""
+        run --resume`` does when it finishes. Once finished, the run takes no more writes
+        (:meth:`check_open`), this one included."""
+        self.check_open()
         if summary:
             self.describe(summary)
         self.client.set_terminated(self.run_id, status="FINISHED")
+        self._finished = True
         if self._interactive and not stage_runs(self.parent_run_id, self._tracking_uri,
                                                 status="RUNNING"):
             # The pipeline may have been interrupted before this stage continued it (a kernel
@@ -215,8 +244,10 @@ class StageRun:
 
     def download(self, stage: str, path: str, folder: str) -> Path:
         """Download artifact ``path`` of this pipeline's latest finished ``stage`` run into
-        ``folder``, and record that run as tag ``reclab.input.<stage>`` of this one."""
+        ``folder``, and record that run as tag ``reclab.input.<stage>`` of this one (while it
+        runs: a finished run's inputs are those it finished with)."""
         run_id = self.earlier(stage)
         local = download(self.client, run_id, path, folder)
-        self.set_tags({f"{TAG_INPUT_PREFIX}{stage}": run_id})
+        if not self._finished:
+            self.set_tags({f"{TAG_INPUT_PREFIX}{stage}": run_id})
         return local
