@@ -611,6 +611,11 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     return result
 
 
+# The stage run that start_notebook last started in this process (a notebook's kernel), by store
+# and stage: the notebook's first cell run again ends it (tracking.end_replaced_stage).
+_NOTEBOOK_RUNS: dict = {}
+
+
 def start_notebook(stage: str, parameters: Mapping):
     """Start the run of stage notebook ``stage`` from the values of its ``parameters`` cell (the
     notebook passes ``globals()``): the one line that begins every stage notebook.
@@ -633,7 +638,3 @@ def start_notebook(stage: str, parameters: Mapping):
         tracking.end_replaced_stage(earlier, run)
     return run, run.params
 
-
-# The stage run that start_notebook last started in this process (a notebook's kernel), by store
-# and stage: the notebook's first cell run again ends it (tracking.end_replaced_stage).
-_NOTEBOOK_RUNS: dict = {}

@@ -286,9 +286,12 @@ def end_replaced_stage(earlier: StageRun, run: StageRun) -> None:
                         f"cell was run again in its kernel before this run finished")
 
 
-def _end_if_running(uri: str, run_id: str, parent_run_id: str, message: str | None = None) -> None:
+def _end_if_running(uri: str, run_id: str, parent_run_id: str, message: str = (
+        "interrupted: the process running the stage exited before the stage finished")) -> None:
     """At exit of a process that ran stage run ``run_id`` outside ``reclab run`` (a notebook in
-    JupyterLab or under papermill): end what that process left unfinished, KILLED.
+    JupyterLab or under papermill), or when its notebook started another run of the stage in its
+    place (:func:`end_replaced_stage`, with its own ``message``): end what that process left
+    unfinished, KILLED.
 
     That is its stage run, if still RUNNING, and then the pipeline run, if RUNNING with no other
     stage run of it RUNNING. A process whose stage finished leaves nothing unfinished: the
@@ -300,7 +303,6 @@ def _end_if_running(uri: str, run_id: str, parent_run_id: str, message: str | No
     database = sqlite_file(uri)
     if database is not None and not database.is_file():
         return   # the store is gone (a temporary one): nothing to end, and no retries to wait for
-    message = message or "interrupted: the process running the stage exited before the stage finished"
     try:
         client = MlflowClient(tracking_uri=uri)
         if client.get_run(run_id).info.status != "RUNNING":

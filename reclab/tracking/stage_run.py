@@ -186,7 +186,6 @@ class StageRun:
         import mlflow.data
 
         self.check_open()
-
         with warnings.catch_warnings():
             # A hint that integer columns cannot hold missing values: ids and counts never do.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
