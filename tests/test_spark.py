@@ -1,13 +1,15 @@
-"""The Spark backend (reclab/spark.py) on a local[2] SparkSession: SparkALS against the model
+"""The Spark backend (reclab/spark/) on a local[2] SparkSession: SparkALS against the model
 contract and ExplicitALS, reclab.spark.evaluate against reclab.evaluate, and the DataFrame paths.
 
 One session serves the whole module (starting it costs ~10 s); ML-100k fits take a few seconds.
 """
 
 import os
+import re
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("pyspark", reason="the Spark backend needs pyspark and Java 17 "
@@ -37,7 +39,7 @@ def spark():
 def frame_of(spark, data: rl.Interactions):
     """A Spark DataFrame of (user, item, rating, timestamp) with original ids, as read_interactions gives."""
     table = data.to_frame()
-    return rs.to_spark(spark, {name: table[name].to_numpy() for name in table.columns})
+    return rs.frames.to_spark(spark, {name: table[name].to_numpy() for name in table.columns})
 
 
 def pairs_rmse(model, test):
@@ -61,7 +63,7 @@ def test_get_session_reuses_the_active_session(spark):
                                                 ("local[*]", str(2 * (os.cpu_count() or 1))),
                                                 ("spark://host:7077", None), ("yarn", None)])
 def test_local_masters_get_two_shuffle_partitions_per_core(master, partitions):
-    assert rs._local_defaults(master).get("spark.sql.shuffle.partitions") == partitions
+    assert rs.session._local_defaults(master).get("spark.sql.shuffle.partitions") == partitions
 
 
 # -- model contract on the tiny contract data -----------------------------------------------------
@@ -163,8 +165,9 @@ def test_ties_are_broken_in_spark_as_in_reclab_evaluate(spark):
     users, items = [0, 1, 7, 942, 2**31 - 1], [0, 1, 2, 1681, 65537]
     frame = spark.createDataFrame([(u, i) for u in users for i in items], "user int, item int")
     for seed in (0, 3, 2**31 + 5):
-        hashed = frame.select(rs.sql_functions().hash(rs.sql_functions().lit(seed % 2**31).cast("int"),
-                                                      "user", "item").alias("key")).collect()
+        functions = rs.session.sql_functions()
+        hashed = frame.select(functions.hash(functions.lit(seed % 2**31).cast("int"),
+                                             "user", "item").alias("key")).collect()
         assert [row.key for row in hashed] == tie_keys(seed, users, items).ravel().tolist()
     # ... so a model whose scores tie (here: users without factors rank every item equal) gets
     # the same metrics from both, for any seed.
@@ -247,8 +250,8 @@ def test_read_interactions_csv_keeps_ids_as_written(spark, tmp_path):
 
 
 def test_fit_rejects_repeated_pairs(spark):
-    frame = rs.to_spark(spark, {"user": np.array([1, 1, 2]), "item": np.array([5, 5, 5]),
-                                 "rating": np.array([3.0, 4.0, 5.0], dtype=np.float32)})
+    frame = rs.frames.to_spark(spark, {"user": np.array([1, 1, 2]), "item": np.array([5, 5, 5]),
+                                        "rating": np.array([3.0, 4.0, 5.0], dtype=np.float32)})
     model = SparkALS(num_blocks=BLOCKS)
     with pytest.raises(ReclabError, match="1 repeated \\(user, item\\) pair"), warnings.catch_warnings():
         warnings.simplefilter("error")   # refused, not also "kept the latest row" by from_frame's warning
@@ -266,7 +269,7 @@ def small_frames(spark):
 
 def with_null(frame, column):
     """``frame`` with ``column`` null in its first row (the others unchanged)."""
-    functions = rs.sql_functions()
+    functions = rs.session.sql_functions()
     first = frame.first()
     row = (functions.col("user") == first.user) & (functions.col("item") == first.item)
     return frame.withColumn(column, functions.when(~row, functions.col(column)))
@@ -307,6 +310,37 @@ def test_spark_evaluate_checks_columns_first(small_frames, side, column):
     frames[side] = frames[side].withColumnRenamed(column, "other")
     with pytest.raises(ReclabError, match=f"^{side} DataFrame: column \\['{column}'\\] not found"):
         rs.evaluate(model, frames["train"], frames["test"], k=3)
+
+
+def test_read_interactions_names_the_file_column_and_value_that_spark_could_not_read(spark, tmp_path):
+    """A bad value is refused as the file is read, naming it, rather than failing deep inside the
+    frame's first Spark job (CAST_INVALID_INPUT under ANSI mode) or becoming a null rating."""
+    header = "user,item,stars,ts\n1,10,4.0,100\n"
+    cases = {
+        "2,10,abc,101\n3,10,zz,102": "rating column 'stars' has 2 values that are not a number, such as 'abc'",
+        "2,10,,101": r"rating column 'stars' has 1 missing value \(an empty field\); every row needs a rating",
+        "2,10,inf,101": "rating column 'stars' has 1 value that is not a finite number within float32's "
+                        r"range \(\+-3.4e38\), such as 'inf'",
+        "2,10,NaN,101": "rating column 'stars' has 1 value that is not a finite number.* such as 'NaN'",
+        "2,10,1e39,101": "rating column 'stars' has 1 value that is not a finite number.* such as '1e39'",
+        "2,10,3,2020-01-01": r"timestamp column 'ts' has 1 value that is not a number \(seconds\), such as "
+                             "'2020-01-01'",
+        "2,10,3,": "timestamp column 'ts' has 1 missing value",
+        ",10,3,101": "user column 'user' has 1 missing id",
+        "2,,3,101": "item column 'item' has 1 missing id",
+    }
+    for number, (row, message) in enumerate(cases.items()):
+        path = tmp_path / f"bad{number}.csv"
+        path.write_text(header + row + "\n")
+        with pytest.raises(ReclabError, match=f"^{re.escape(str(path))}: {message}"):
+            rs.read_interactions(path, rating="stars", timestamp="ts", format="csv")
+    # what a column not read is not checked: implicit feedback ignores a bad rating column
+    data = rs.to_interactions(rs.read_interactions(tmp_path / "bad0.csv", rating=None, format="csv"))
+    assert data.nnz == 3 and set(data.matrix.data) == {1.0}
+    # Parquet's nulls too, named as nulls
+    pd.DataFrame({"user": [1, 2], "item": [10, 10], "rating": [4.0, None]}).to_parquet(tmp_path / "r.parquet")
+    with pytest.raises(ReclabError, match=r"rating column 'rating' has 1 missing value \(null\)"):
+        rs.read_interactions(tmp_path / "r.parquet")
 
 
 def test_read_interactions_takes_column_names_as_written(spark, tmp_path):

@@ -15,8 +15,9 @@ from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.models.base import FactorModel, check_bool, check_float, check_int, check_seed
 from reclab.models.baseline import RatingBaseline
-from reclab.spark import (check_columns, check_master, collect, get_session, index_table, interaction_columns,
-                          is_spark_frame, sql_functions, to_interactions, to_spark)
+from reclab.spark.frames import (check_columns, collect, index_table, interaction_columns, to_interactions,
+                                 to_spark)
+from reclab.spark.session import check_master, get_session, is_spark_frame, sql_functions
 
 __all__ = ["SparkALS"]
 

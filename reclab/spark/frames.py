@@ -1,0 +1,239 @@
+"""Spark DataFrames of interactions: reading Parquet or CSV (:func:`read_interactions`, which
+checks the values as it reads them), collecting into reclab :class:`~reclab.data.Interactions`
+(:func:`to_interactions`), and moving numpy columns to and from Spark."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reclab.data import Interactions
+from reclab.errors import ReclabError
+from reclab.spark.session import get_session, is_spark_frame, quietly, sql_functions
+
+
+# -- moving data between numpy and Spark ------------------------------------------------------
+def to_spark(session, columns: dict):
+    """A Spark DataFrame from numpy columns (via Arrow; float32 arrays of shape (n, k) become
+    ``array<float>`` columns)."""
+    import pyarrow as pa
+
+    arrays = {}
+    for name, values in columns.items():
+        values = np.asarray(values)
+        if values.ndim == 2:
+            offsets = np.arange(values.shape[0] + 1, dtype=np.int32) * values.shape[1]
+            arrays[name] = pa.ListArray.from_arrays(pa.array(offsets),
+                                                    pa.array(np.ascontiguousarray(values).reshape(-1)))
+        else:
+            arrays[name] = pa.array(values)
+    return quietly(session.createDataFrame, pa.table(arrays))
+
+
+def collect(frame) -> dict:
+    """A Spark DataFrame's columns as numpy arrays (``array<float>`` columns as (n, k) float32)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = quietly(frame.toArrow)
+    out = {}
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            flat = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+            out[name] = flat.astype(np.float32).reshape(len(column), -1 if len(column) else 0)
+        else:
+            out[name] = column.to_numpy(zero_copy_only=False)
+    return out
+
+
+def index_table(session, role: str, ids: np.ndarray):
+    """A small table mapping original ids (column ``role``) to indices (``role + "_index"``),
+    broadcast to every join with it."""
+    functions = sql_functions()
+    table = to_spark(session, {role: ids, f"{role}_index": np.arange(len(ids), dtype=np.int32)})
+    return functions.broadcast(table)
+
+
+def interaction_columns(data: Interactions) -> dict:
+    matrix = data.matrix
+    users = np.repeat(np.arange(data.n_users, dtype=np.int32), np.diff(matrix.indptr))
+    return {"user": users, "item": matrix.indices.astype(np.int32),
+            "rating": np.asarray(matrix.data, dtype=np.float32)}
+
+
+def check_columns(frame, user: str, item: str, rating: str | None, timestamp: str | None,
+                  owner: str | None = None):
+    missing = [c for c in (user, item, rating, timestamp) if c is not None and c not in frame.columns]
+    if missing:
+        raise ReclabError(f"{owner + ': ' if owner else ''}column{'s' if len(missing) > 1 else ''} "
+                          f"{missing} not found; columns are {frame.columns}")
+
+
+def column(name: str):
+    """Column ``name`` as written: quoted, so that a dot or a backtick is part of the name
+    (``functions.col("user.id")`` would read field ``id`` of a struct column ``user``)."""
+    return sql_functions().col("`" + name.replace("`", "``") + "`")
+
+
+# An integer as int() writes it, within a long: CSV ids are cast to long only when every one is
+# (as reclab.datasets.read_interactions reads them: "007" and "7" stay two ids).
+_INTEGER_TEXT = "^-?(0|[1-9][0-9]{0,17})$"
+
+
+#: The largest magnitude of each number column: ratings are stored as float32, where a larger
+#: one becomes inf; a timestamp only has to be finite.
+_LARGEST = {"rating": float(np.finfo(np.float32).max), "timestamp": float(np.finfo(np.float64).max)}
+
+
+def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids: bool) -> list:
+    """The id columns to select, after one pass over ``frame`` that refuses, naming the file, the
+    column and a value, what Spark would otherwise fail on (or, without ANSI mode, turn into a
+    null) at the frame's first use: a missing id, and a rating or timestamp (``numbers``, role
+    -> column) that is missing, not a number, or not finite. With ``text_ids`` (a CSV) the ids
+    are cast to long integers where every one is written as an integer."""
+    functions = sql_functions()
+
+    def count(condition):
+        return functions.count(functions.when(condition, 1))
+
+    def smallest(condition, name):   # an offending value, the same one on every run
+        return functions.min(functions.when(condition, column(name).cast("string")))
+
+    checks = [count(column(name).isNull()) for name in (user, item)]
+    if text_ids:
+        checks += [count(~column(name).rlike(_INTEGER_TEXT)) for name in (user, item)]
+    for role, name in numbers.items():
+        value = functions.expr(f"try_cast(`{name.replace('`', '``')}` AS DOUBLE)")
+        malformed = column(name).isNotNull() & value.isNull()
+        infinite = functions.isnan(value) | (functions.abs(value) > _LARGEST[role])
+        checks += [count(column(name).isNull()), count(malformed), smallest(malformed, name),
+                   count(infinite), smallest(infinite, name)]
+    found = iter(frame.agg(*checks).first())
+    blank = "an empty field" if text_ids else "null"
+    for role, name, missing in (("user", user, next(found)), ("item", item, next(found))):
+        if missing:
+            raise ReclabError(f"{path}: {role} column {name!r} has {_values(missing, 'missing id')} "
+                              f"({blank}); every row needs a user and an item id")
+    others = [next(found), next(found)] if text_ids else [1, 1]
+    for role, name in numbers.items():
+        missing, n_malformed, malformed, n_infinite, infinite = (next(found) for _ in range(5))
+        if missing:
+            implicit = " (none at all: implicit feedback, rating=None)" if role == "rating" else ""
+            raise ReclabError(f"{path}: {role} column {name!r} has {_values(missing, 'missing value')} "
+                              f"({blank}); every row needs a {role}{implicit}")
+        if n_malformed:
+            unit = " (seconds)" if role == "timestamp" else ""
+            raise ReclabError(f"{path}: {role} column {name!r} has {_values(n_malformed, 'value')} that "
+                              f"{'is' if n_malformed == 1 else 'are'} not a number{unit}, such as {malformed!r}")
+        if n_infinite:
+            within = " within float32's range (+-3.4e38)" if role == "rating" else ""
+            raise ReclabError(f"{path}: {role} column {name!r} has {_values(n_infinite, 'value')} that "
+                              f"{'is' if n_infinite == 1 else 'are'} not a finite number{within}, such as "
+                              f"{infinite!r}")
+    return [column(name).cast("long") if not other else column(name)
+            for name, other in zip((user, item), others)]
+
+
+def _values(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def read_interactions(path, user: str = "user", item: str = "item", rating: str | None = "rating",
+                      timestamp: str | None = None, format: str = "parquet", sep: str = ",",
+                      header: bool = True, session=None):
+    """Read interactions from Parquet or CSV into a Spark DataFrame (nothing is collected).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file, a folder of part files or a glob, on any file system Spark reads (``hdfs://``,
+        ``s3a://``, local).
+    user, item : str
+        Columns of the user and item ids (integers or strings), named as written (a dot or a
+        backtick is part of the name, not a nested field). A CSV's ids are read as written:
+        integers (long) when every one is written as an integer, else strings, so that ``007`` and
+        ``7`` stay two ids. For a CSV without header the columns are named ``_c0``, ``_c1``, ...
+    rating : str or None
+        Column of ratings; None for implicit feedback (every rating is 1.0).
+    timestamp : str or None
+        Column of timestamps in seconds, if any.
+    format : {"parquet", "csv"}
+    sep, header : str, bool
+        CSV only: field separator and whether the first line names the columns. Every column is
+        read as text (ratings and timestamps are cast to numbers).
+    session : SparkSession, optional
+        Default :func:`get_session`.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        Columns ``user``, ``item``, ``rating`` (float) and, when given, ``timestamp`` (double):
+        what :class:`SparkALS`, :func:`evaluate` and :func:`to_interactions` read.
+
+    Raises
+    ------
+    ReclabError
+        Naming the file, the column and a value, when a row has no user or item id, or its rating
+        or timestamp is missing, not a number or not finite (nor within float32's range). One pass
+        over the data checks this (and, for a CSV, whether the ids are integers): otherwise Spark
+        would fail at the frame's first use, deep inside a job (ANSI mode, Spark 4's default), or
+        read a bad value as a null rating (without it).
+
+    Examples
+    --------
+    >>> ratings = read_interactions("ml-100k/u.data", user="_c0", item="_c1", rating="_c2",
+    ...                             timestamp="_c3", format="csv", sep="\\t", header=False)  # doctest: +SKIP
+    >>> model = SparkALS(factors=32).fit(ratings)                                   # doctest: +SKIP
+    """
+    functions = sql_functions()
+    session = get_session() if session is None else session
+    if format == "parquet":
+        frame = session.read.parquet(str(path))
+    elif format == "csv":
+        # Spaces around a field ("1, 10, 4.0") are layout, not part of an id (as reclab's reader)
+        frame = session.read.csv(str(path), sep=sep, header=bool(header),
+                                 ignoreLeadingWhiteSpace=True, ignoreTrailingWhiteSpace=True)
+    else:
+        raise ReclabError(f"format must be 'parquet' or 'csv', got {format!r}")
+    check_columns(frame, user, item, rating, timestamp)
+    numbers = {role: name for role, name in (("rating", rating), ("timestamp", timestamp)) if name is not None}
+    ids = _checked_columns(frame, path, user, item, numbers, text_ids=format == "csv")
+    ratings = functions.lit(1.0) if rating is None else column(rating)
+    selected = [ids[0].alias("user"), ids[1].alias("item"), ratings.cast("float").alias("rating")]
+    if timestamp is not None:
+        selected.append(column(timestamp).cast("double").alias("timestamp"))
+    return frame.select(*selected)
+
+
+def to_interactions(frame, user: str = "user", item: str = "item", rating: str | None = "rating",
+                    timestamp: str | None = "timestamp") -> Interactions:
+    """Collect a Spark DataFrame of interactions into reclab :class:`~reclab.data.Interactions`.
+
+    Parameters
+    ----------
+    frame : pyspark.sql.DataFrame
+        One row per interaction, for example from :func:`read_interactions`.
+    user, item, rating, timestamp : str or None
+        Column names; ``rating=None`` means implicit feedback; a ``timestamp`` column that does
+        not exist is ignored only when left at its default.
+
+    Returns
+    -------
+    Interactions
+        Built by :meth:`Interactions.from_frame` (ids sorted, duplicates resolved as it
+        documents), so it indexes users and items exactly as :meth:`SparkALS.fit` does for the
+        same DataFrame.
+    """
+    if not is_spark_frame(frame):
+        raise ReclabError(f"to_interactions needs a Spark DataFrame, got {type(frame).__name__}")
+    if timestamp == "timestamp" and "timestamp" not in frame.columns:
+        timestamp = None
+    check_columns(frame, user, item, rating, timestamp)
+    wanted = [c for c in (user, item, rating, timestamp) if c is not None]
+    table = quietly(frame.select(*[column(name) for name in wanted]).toArrow)
+    if table.num_rows == 0:
+        raise ReclabError("no interactions: the Spark DataFrame is empty")
+    return Interactions.from_frame(table.to_pandas(), user=user, item=item, rating=rating,
+                                   timestamp=timestamp)
+
+
