@@ -343,6 +343,22 @@ def test_read_interactions_names_the_file_column_and_value_that_spark_could_not_
         rs.read_interactions(tmp_path / "r.parquet")
 
 
+def test_read_interactions_reads_parquet_date_times_as_seconds_like_the_local_reader(spark, tmp_path):
+    """Parquet's timestamp columns (which Spark would not cast to a number) are seconds since 1970
+    UTC; one without a time zone is read as UTC, as reclab's reader reads date-times in a CSV."""
+    (tmp_path / "dates.csv").write_text("user,item,rating,ts\n1,10,4.0,2020-01-01T00:00:00\n"
+                                        "2,10,3.0,2021-06-01T12:30:00\n")
+    local = rl.datasets.read_interactions(tmp_path / "dates.csv", timestamp="ts")
+    when = pd.to_datetime(["2020-01-01 00:00:00", "2021-06-01 12:30:00"])
+    for name, written in (("naive", when), ("paris", when.tz_localize("Europe/Paris"))):
+        pd.DataFrame({"user": [1, 2], "item": [10, 10], "rating": [4.0, 3.0],
+                      "ts": written}).to_parquet(tmp_path / f"{name}.parquet")
+    naive = rs.to_interactions(rs.read_interactions(tmp_path / "naive.parquet", timestamp="ts"))
+    np.testing.assert_array_equal(naive.timestamps, local.timestamps)
+    paris = rs.to_interactions(rs.read_interactions(tmp_path / "paris.parquet", timestamp="ts"))
+    np.testing.assert_array_equal(paris.timestamps, local.timestamps - [3600, 7200])   # UTC+1, +2 (summer)
+
+
 def test_read_interactions_takes_column_names_as_written(spark, tmp_path):
     # a dot is part of the name, not a nested field; a backtick too
     (tmp_path / "dots.csv").write_text("user.id,item.id,my`rating\n1,10,4\n2,10,3\n2,11,5\n")

@@ -85,12 +85,13 @@ _INTEGER_TEXT = "^-?(0|[1-9][0-9]{0,17})$"
 _LARGEST = {"rating": float(np.finfo(np.float32).max), "timestamp": float(np.finfo(np.float64).max)}
 
 
-def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids: bool) -> list:
-    """The id columns to select, after one pass over ``frame`` that refuses, naming the file, the
-    column and a value, what Spark would otherwise fail on (or, without ANSI mode, turn into a
-    null) at the frame's first use: a missing id, and a rating or timestamp (``numbers``, role
-    -> column) that is missing, not a number, or not finite. With ``text_ids`` (a CSV) the ids
-    are cast to long integers where every one is written as an integer."""
+def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids: bool):
+    """The id columns and the numbers (role -> a double column) to select, after one pass over
+    ``frame`` that refuses, naming the file, the column and a value, what Spark would otherwise
+    fail on (or, without ANSI mode, turn into a null) at the frame's first use: a missing id, and
+    a rating or timestamp (``numbers``, role -> column name) that is missing, not a number, or not
+    finite. With ``text_ids`` (a CSV) the ids are cast to long integers where every one is written
+    as an integer."""
     functions = sql_functions()
 
     def count(condition):
@@ -102,8 +103,9 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
     checks = [count(column(name).isNull()) for name in (user, item)]
     if text_ids:
         checks += [count(~column(name).rlike(_INTEGER_TEXT)) for name in (user, item)]
+    values = {role: _number(frame, name) for role, name in numbers.items()}
     for role, name in numbers.items():
-        value = functions.expr(f"try_cast(`{name.replace('`', '``')}` AS DOUBLE)")
+        value = values[role]
         malformed = column(name).isNotNull() & value.isNull()
         infinite = functions.isnan(value) | (functions.abs(value) > _LARGEST[role])
         checks += [count(column(name).isNull()), count(malformed), smallest(malformed, name),
@@ -130,8 +132,21 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
             raise ReclabError(f"{path}: {role} column {name!r} has {_values(n_infinite, 'value')} that "
                               f"{'is' if n_infinite == 1 else 'are'} not a finite number{within}, such as "
                               f"{infinite!r}")
-    return [column(name).cast("long") if not other else column(name)
-            for name, other in zip((user, item), others)]
+    ids = [column(name).cast("long") if not other else column(name) for name, other in zip((user, item), others)]
+    return ids, values
+
+
+def _number(frame, name: str):
+    """Column ``name`` as a double: a date-time as seconds since 1970-01-01 UTC (one without a time
+    zone read as UTC, as reclab's own reader does), anything else cast (null if no number)."""
+    functions = sql_functions()
+    quoted = "`" + name.replace("`", "``") + "`"
+    kind = frame.schema[name].dataType.typeName()
+    if kind == "timestamp":
+        return functions.expr(f"unix_micros({quoted}) / 1e6")
+    if kind == "timestamp_ntz":
+        return functions.expr(f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', {quoted}) / 1e6")
+    return functions.expr(f"try_cast({quoted} AS DOUBLE)")
 
 
 def _values(n: int, what: str) -> str:
@@ -156,7 +171,9 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     rating : str or None
         Column of ratings; None for implicit feedback (every rating is 1.0).
     timestamp : str or None
-        Column of timestamps in seconds, if any.
+        Column of timestamps, if any: numbers (seconds), or Parquet date-times (one without a time
+        zone read as UTC, as :func:`reclab.datasets.read_interactions` reads them), read as seconds
+        since 1970-01-01 UTC.
     format : {"parquet", "csv"}
     sep, header : str, bool
         CSV only: field separator and whether the first line names the columns. Every column is
@@ -197,11 +214,11 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
         raise ReclabError(f"format must be 'parquet' or 'csv', got {format!r}")
     check_columns(frame, user, item, rating, timestamp)
     numbers = {role: name for role, name in (("rating", rating), ("timestamp", timestamp)) if name is not None}
-    ids = _checked_columns(frame, path, user, item, numbers, text_ids=format == "csv")
-    ratings = functions.lit(1.0) if rating is None else column(rating)
+    ids, values = _checked_columns(frame, path, user, item, numbers, text_ids=format == "csv")
+    ratings = functions.lit(1.0) if rating is None else values["rating"]
     selected = [ids[0].alias("user"), ids[1].alias("item"), ratings.cast("float").alias("rating")]
     if timestamp is not None:
-        selected.append(column(timestamp).cast("double").alias("timestamp"))
+        selected.append(values["timestamp"].alias("timestamp"))
     return frame.select(*selected)
 
 
