@@ -357,6 +357,14 @@ def test_read_interactions_reads_parquet_date_times_as_seconds_like_the_local_re
     np.testing.assert_array_equal(naive.timestamps, local.timestamps)
     paris = rs.to_interactions(rs.read_interactions(tmp_path / "paris.parquet", timestamp="ts"))
     np.testing.assert_array_equal(paris.timestamps, local.timestamps - [3600, 7200])   # UTC+1, +2 (summer)
+    # a date is its midnight UTC; a column of another type is named with its type
+    pd.DataFrame({"user": [1, 2], "item": [10, 10], "rating": [4.0, 3.0], "ts": when.date,
+                  "tags": [["a"], ["b"]]}).to_parquet(tmp_path / "days.parquet")
+    days = rs.to_interactions(rs.read_interactions(tmp_path / "days.parquet", timestamp="ts"))
+    np.testing.assert_array_equal(days.timestamps, local.timestamps - [0, 45000])   # 12:30 -> 00:00
+    with pytest.raises(ReclabError, match="timestamp column 'tags' holds values of type array<string>, "
+                                          "not numbers or date-times"):
+        rs.read_interactions(tmp_path / "days.parquet", timestamp="tags")
 
 
 def test_read_interactions_takes_column_names_as_written(spark, tmp_path):

@@ -103,7 +103,7 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
     checks = [count(column(name).isNull()) for name in (user, item)]
     if text_ids:
         checks += [count(~column(name).rlike(_INTEGER_TEXT)) for name in (user, item)]
-    values = {role: _number(frame, name) for role, name in numbers.items()}
+    values = {role: _number(frame, path, role, name) for role, name in numbers.items()}
     for role, name in numbers.items():
         value = values[role]
         malformed = column(name).isNotNull() & value.isNull()
@@ -136,16 +136,26 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
     return ids, values
 
 
-def _number(frame, name: str):
+#: Spark types whose values :func:`_number` casts to a double (text is cast where it is a number).
+_CAST = {"byte", "short", "integer", "long", "float", "double", "decimal", "boolean", "string"}
+
+
+def _number(frame, path, role: str, name: str):
     """Column ``name`` as a double: a date-time as seconds since 1970-01-01 UTC (one without a time
-    zone read as UTC, as reclab's own reader does), anything else cast (null if no number)."""
+    zone read as UTC, and a date as its midnight UTC, as reclab's own reader does), anything else
+    cast (null if no number)."""
     functions = sql_functions()
     quoted = "`" + name.replace("`", "``") + "`"
-    kind = frame.schema[name].dataType.typeName()
-    if kind == "timestamp":
+    kind = frame.schema[name].dataType
+    if kind.typeName() == "timestamp":
         return functions.expr(f"unix_micros({quoted}) / 1e6")
-    if kind == "timestamp_ntz":
+    if kind.typeName() == "timestamp_ntz":
         return functions.expr(f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', {quoted}) / 1e6")
+    if kind.typeName() == "date":
+        return functions.expr(f"unix_date({quoted}) * 86400.0")
+    if kind.typeName() not in _CAST:
+        raise ReclabError(f"{path}: {role} column {name!r} holds values of type {kind.simpleString()}, "
+                          f"not numbers{' or date-times' if role == 'timestamp' else ''}")
     return functions.expr(f"try_cast({quoted} AS DOUBLE)")
 
 
@@ -171,9 +181,9 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     rating : str or None
         Column of ratings; None for implicit feedback (every rating is 1.0).
     timestamp : str or None
-        Column of timestamps, if any: numbers (seconds), or Parquet date-times (one without a time
-        zone read as UTC, as :func:`reclab.datasets.read_interactions` reads them), read as seconds
-        since 1970-01-01 UTC.
+        Column of timestamps, if any: numbers (seconds), or Parquet date-times or dates (one
+        without a time zone read as UTC, as :func:`reclab.datasets.read_interactions` reads
+        them), read as seconds since 1970-01-01 UTC.
     format : {"parquet", "csv"}
     sep, header : str, bool
         CSV only: field separator and whether the first line names the columns. Every column is
