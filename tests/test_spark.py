@@ -323,8 +323,10 @@ def test_read_interactions_names_the_file_column_and_value_that_spark_could_not_
                         r"range \(\+-3.4e38\), such as 'inf'",
         "2,10,NaN,101": "rating column 'stars' has 1 value that is not a finite number.* such as 'NaN'",
         "2,10,1e39,101": "rating column 'stars' has 1 value that is not a finite number.* such as '1e39'",
-        "2,10,3,2020-01-01": r"timestamp column 'ts' has 1 value that is not a number \(seconds\), such as "
-                             "'2020-01-01'",
+        "2,10,3,soon": r"timestamp column 'ts' has 1 value that is not a number \(seconds\) or an ISO 8601 "
+                       "date-time, such as 'soon'",
+        "2,10,3,2020-01-01": r"timestamp column 'ts' mixes numbers \(seconds\) and date-times, such as "
+                             "'2020-01-01'; write every timestamp one way",
         "2,10,3,": "timestamp column 'ts' has 1 missing value",
         ",10,3,101": "user column 'user' has 1 missing id",
         "2,,3,101": "item column 'item' has 1 missing id",
@@ -343,9 +345,24 @@ def test_read_interactions_names_the_file_column_and_value_that_spark_could_not_
         rs.read_interactions(tmp_path / "r.parquet")
 
 
-def test_read_interactions_reads_parquet_date_times_as_seconds_like_the_local_reader(spark, tmp_path):
-    """Parquet's timestamp columns (which Spark would not cast to a number) are seconds since 1970
-    UTC; one without a time zone is read as UTC, as reclab's reader reads date-times in a CSV."""
+def test_read_interactions_reads_date_times_as_seconds_like_the_local_reader(spark, tmp_path):
+    """A CSV's ISO 8601 timestamps and Parquet's date-times (which Spark would not cast to a number)
+    are seconds since 1970 UTC, as reclab's own reader reads a CSV's; one without a time zone is
+    read as UTC, whatever the session's time zone (Spark's cast would read it in that one)."""
+    written = ["2020-01-01", "2020-01-01T12:30:00", "2020-01-01 12:30:00.5", "2020-01-01T12:30Z",
+               "2020-01-01T12:30:00+02:00", "2020-01-01T12:30:00-0530"]
+    (tmp_path / "iso.csv").write_text("user,item,rating,ts\n" + "".join(
+        f"{user},10,4.0,{when}\n" for user, when in enumerate(written)))
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        iso = rs.to_interactions(rs.read_interactions(tmp_path / "iso.csv", timestamp="ts", format="csv"))
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    np.testing.assert_array_equal(
+        iso.timestamps, rl.datasets.read_interactions(tmp_path / "iso.csv", timestamp="ts").timestamps)
+    assert iso.timestamps[1] - iso.timestamps[0] == 12.5 * 3600
+    # Parquet's date-times
     (tmp_path / "dates.csv").write_text("user,item,rating,ts\n1,10,4.0,2020-01-01T00:00:00\n"
                                         "2,10,3.0,2021-06-01T12:30:00\n")
     local = rl.datasets.read_interactions(tmp_path / "dates.csv", timestamp="ts")

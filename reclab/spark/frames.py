@@ -104,12 +104,22 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
     if text_ids:
         checks += [count(~column(name).rlike(_INTEGER_TEXT)) for name in (user, item)]
     values = {role: _number(frame, path, role, name) for role, name in numbers.items()}
+    # Text timestamps are numbers (seconds) or ISO 8601 date-times, one or the other, as reclab's
+    # own reader reads them.
+    dated = (_date_time(numbers["timestamp"]) if "timestamp" in numbers
+             and frame.schema[numbers["timestamp"]].dataType.typeName() == "string" else None)
     for role, name in numbers.items():
         value = values[role]
         malformed = column(name).isNotNull() & value.isNull()
+        if role == "timestamp" and dated is not None:
+            malformed = malformed & dated.isNull()
         infinite = functions.isnan(value) | (functions.abs(value) > _LARGEST[role])
         checks += [count(column(name).isNull()), count(malformed), smallest(malformed, name),
                    count(infinite), smallest(infinite, name)]
+    if dated is not None:
+        date_time = values["timestamp"].isNull() & dated.isNotNull()
+        checks += [count(values["timestamp"].isNotNull()), count(date_time),
+                   smallest(date_time, numbers["timestamp"])]
     found = iter(frame.agg(*checks).first())
     blank = "an empty field" if text_ids else "null"
     for role, name, missing in (("user", user, next(found)), ("item", item, next(found))):
@@ -124,14 +134,23 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
             raise ReclabError(f"{path}: {role} column {name!r} has {_values(missing, 'missing value')} "
                               f"({blank}); every row needs a {role}{implicit}")
         if n_malformed:
-            unit = " (seconds)" if role == "timestamp" else ""
+            unit = {"rating": "a number", "timestamp": "a number (seconds)"}[role]
+            if role == "timestamp" and dated is not None:
+                unit = "a number (seconds) or an ISO 8601 date-time"
             raise ReclabError(f"{path}: {role} column {name!r} has {_values(n_malformed, 'value')} that "
-                              f"{'is' if n_malformed == 1 else 'are'} not a number{unit}, such as {malformed!r}")
+                              f"{'is' if n_malformed == 1 else 'are'} not {unit}, such as {malformed!r}")
         if n_infinite:
             within = " within float32's range (+-3.4e38)" if role == "rating" else ""
             raise ReclabError(f"{path}: {role} column {name!r} has {_values(n_infinite, 'value')} that "
                               f"{'is' if n_infinite == 1 else 'are'} not a finite number{within}, such as "
                               f"{infinite!r}")
+    if dated is not None:
+        n_numbers, n_dates, date = next(found), next(found), next(found)
+        if n_numbers and n_dates:
+            raise ReclabError(f"{path}: timestamp column {numbers['timestamp']!r} mixes numbers (seconds) "
+                              f"and date-times, such as {date!r}; write every timestamp one way")
+        if n_dates:
+            values["timestamp"] = dated
     ids = [column(name).cast("long") if not other else column(name) for name, other in zip((user, item), others)]
     return ids, values
 
@@ -159,6 +178,23 @@ def _number(frame, path, role: str, name: str):
     return functions.expr(f"try_cast({quoted} AS DOUBLE)")
 
 
+#: A date-time written with its time zone: Z or an offset after the time of day.
+_ZONED = "[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?[ ]*(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
+def _date_time(name: str):
+    """Text column ``name`` read as ISO 8601 date-times, in seconds since 1970-01-01 UTC (null
+    where a value is none): one with a time zone in it there, one without in UTC (not in the
+    session's time zone, as Spark's cast would read it), as reclab's own reader does."""
+    quoted = "`" + name.replace("`", "``") + "`"
+    # Spark reads a zoned time of day only with its seconds: 12:30Z as 12:30:00Z.
+    seconds = f"regexp_replace({quoted}, '([T ][0-9]{{2}}:[0-9]{{2}})([ ]*[Z+-])', '$1:00$2')"
+    return sql_functions().expr(
+        f"(CASE WHEN {quoted} RLIKE '{_ZONED}' THEN unix_micros(try_cast({seconds} AS TIMESTAMP)) "
+        f"ELSE timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', "
+        f"try_cast({quoted} AS TIMESTAMP_NTZ)) END) / 1e6")
+
+
 def _values(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
@@ -181,9 +217,10 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     rating : str or None
         Column of ratings; None for implicit feedback (every rating is 1.0).
     timestamp : str or None
-        Column of timestamps, if any: numbers (seconds), or Parquet date-times or dates (one
-        without a time zone read as UTC, as :func:`reclab.datasets.read_interactions` reads
-        them), read as seconds since 1970-01-01 UTC.
+        Column of timestamps, if any: numbers (seconds), or date-times (Parquet's date-times and
+        dates, or a CSV's ISO 8601 text such as ``2020-01-01T12:30:00+02:00``; one without a
+        time zone is read as UTC, as :func:`reclab.datasets.read_interactions` reads them), read
+        as seconds since 1970-01-01 UTC. A column mixing numbers and date-times is refused.
     format : {"parquet", "csv"}
     sep, header : str, bool
         CSV only: field separator and whether the first line names the columns. Every column is
