@@ -72,7 +72,12 @@ def check_columns(frame, user: str, item: str, rating: str | None, timestamp: st
 def column(name: str):
     """Column ``name`` as written: quoted, so that a dot or a backtick is part of the name
     (``functions.col("user.id")`` would read field ``id`` of a struct column ``user``)."""
-    return sql_functions().col("`" + name.replace("`", "``") + "`")
+    return sql_functions().col(_quoted(name))
+
+
+def _quoted(name: str) -> str:
+    """``name`` as a Spark SQL identifier (in backticks, a backtick doubled)."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 # An integer as int() writes it, within a long: CSV ids are cast to long only when every one is
@@ -164,7 +169,7 @@ def _number(frame, path, role: str, name: str):
     zone read as UTC, and a date as its midnight UTC, as reclab's own reader does), anything else
     cast (null if no number)."""
     functions = sql_functions()
-    quoted = "`" + name.replace("`", "``") + "`"
+    quoted = _quoted(name)
     kind = frame.schema[name].dataType
     if kind.typeName() == "timestamp":
         return functions.expr(f"unix_micros({quoted}) / 1e6")
@@ -186,7 +191,7 @@ def _date_time(name: str):
     """Text column ``name`` read as ISO 8601 date-times, in seconds since 1970-01-01 UTC (null
     where a value is none): one with a time zone in it there, one without in UTC (not in the
     session's time zone, as Spark's cast would read it), as reclab's own reader does."""
-    quoted = "`" + name.replace("`", "``") + "`"
+    quoted = _quoted(name)
     # Spark reads a zoned time of day only with its seconds: 12:30Z as 12:30:00Z.
     seconds = f"regexp_replace({quoted}, '([T ][0-9]{{2}}:[0-9]{{2}})([ ]*[Z+-])', '$1:00$2')"
     return sql_functions().expr(
