@@ -93,10 +93,11 @@ _LARGEST = {"rating": float(np.finfo(np.float32).max), "timestamp": float(np.fin
 def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids: bool):
     """The id columns and the numbers (role -> a double column) to select, after one pass over
     ``frame`` that refuses, naming the file, the column and a value, what Spark would otherwise
-    fail on (or, without ANSI mode, turn into a null) at the frame's first use: a missing id, and
-    a rating or timestamp (``numbers``, role -> column name) that is missing, not a number, or not
-    finite. With ``text_ids`` (a CSV) the ids are cast to long integers where every one is written
-    as an integer."""
+    fail on (or, without ANSI mode, turn into a null) at the frame's first use: a missing id, a
+    rating or timestamp (``numbers``, role -> column name) that is missing, not a number (nor, for
+    a timestamp, a date-time) or not finite, and text timestamps mixing numbers and date-times.
+    With ``text_ids`` (a CSV) the ids are cast to long integers where every one is written as an
+    integer."""
     functions = sql_functions()
 
     def count(condition):
@@ -156,7 +157,8 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
                               f"and date-times, such as {date!r}; write every timestamp one way")
         if n_dates:
             values["timestamp"] = dated
-    ids = [column(name).cast("long") if not other else column(name) for name, other in zip((user, item), others)]
+    ids = [column(name).cast("long") if not other else column(name)
+           for name, other in zip((user, item), others)]
     return ids, values
 
 
@@ -174,7 +176,8 @@ def _number(frame, path, role: str, name: str):
     if kind.typeName() == "timestamp":
         return functions.expr(f"unix_micros({quoted}) / 1e6")
     if kind.typeName() == "timestamp_ntz":
-        return functions.expr(f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', {quoted}) / 1e6")
+        return functions.expr(f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', "
+                              f"{quoted}) / 1e6")
     if kind.typeName() == "date":
         return functions.expr(f"unix_date({quoted}) * 86400.0")
     if kind.typeName() not in _CAST:
@@ -243,8 +246,9 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     ------
     ReclabError
         Naming the file, the column and a value, when a row has no user or item id, or its rating
-        or timestamp is missing, not a number or not finite (nor within float32's range). One pass
-        over the data checks this (and, for a CSV, whether the ids are integers): otherwise Spark
+        or timestamp is missing, not a number (nor, for a timestamp, a date-time) or not finite
+        (nor within float32's range), or when a CSV's timestamps mix numbers and date-times. One
+        pass over the data checks this (and, for a CSV, whether the ids are integers): otherwise Spark
         would fail at the frame's first use, deep inside a job (ANSI mode, Spark 4's default), or
         read a bad value as a null rating (without it).
 
@@ -265,7 +269,8 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     else:
         raise ReclabError(f"format must be 'parquet' or 'csv', got {format!r}")
     check_columns(frame, user, item, rating, timestamp)
-    numbers = {role: name for role, name in (("rating", rating), ("timestamp", timestamp)) if name is not None}
+    numbers = {role: name for role, name in (("rating", rating), ("timestamp", timestamp))
+               if name is not None}
     ids, values = _checked_columns(frame, path, user, item, numbers, text_ids=format == "csv")
     ratings = functions.lit(1.0) if rating is None else values["rating"]
     selected = [ids[0].alias("user"), ids[1].alias("item"), ratings.cast("float").alias("rating")]

@@ -12,6 +12,7 @@ from typing import Mapping
 
 from reclab.errors import ReclabError
 
+#: Settings of a session started by :func:`get_session`; ``config`` overrides any of them.
 DEFAULT_CONFIG = {
     "spark.app.name": "reclab",
     "spark.driver.memory": "2g",
