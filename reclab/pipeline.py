@@ -637,4 +637,3 @@ def start_notebook(stage: str, parameters: Mapping):
     if earlier is not None:
         tracking.end_replaced_stage(earlier, run)
     return run, run.params
-

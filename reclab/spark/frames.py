@@ -309,5 +309,3 @@ def to_interactions(frame, user: str = "user", item: str = "item", rating: str |
         raise ReclabError("no interactions: the Spark DataFrame is empty")
     return Interactions.from_frame(table.to_pandas(), user=user, item=item, rating=rating,
                                    timestamp=timestamp)
-
-

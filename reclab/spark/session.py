@@ -161,5 +161,3 @@ def get_session(master: str | None = None, config: Mapping[str, str] | None = No
                           f"{master!r} was asked for; stop it first (get_session().stop()) or pass "
                           f"master=None to use it")
     return session
-
-
