@@ -196,6 +196,39 @@ def test_with_matrix_keeps_explicit_zeros():
         data.with_matrix(sp.csr_matrix((1, 1)))
 
 
+def test_each_timestamp_stays_with_its_entry_when_the_matrix_is_sorted():
+    """from_matrix and with_matrix sort a matrix's entries: the timestamps given in its order move
+    with them (they stayed in place, each on another rating), and the caller's matrix is unchanged."""
+    # user 0 rated item 1 (1 star) at t=100, then item 0 (2 stars) at t=200: indices unsorted
+    unsorted = sp.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([1, 0, 1]), np.array([0, 2, 3])),
+                             shape=(2, 2))
+    expected = [[0, 0, 2.0, 200.0], [0, 1, 1.0, 100.0], [1, 1, 3.0, 300.0]]
+    triplets = sp.coo_matrix((np.array([3.0, 1.0, 2.0]), (np.array([1, 0, 0]), np.array([1, 1, 0]))),
+                             shape=(2, 2))
+    base = Interactions.from_matrix(sp.csr_matrix(np.ones((2, 2))))
+    for built in (Interactions.from_matrix(unsorted, timestamps=[100.0, 200.0, 300.0]),
+                  Interactions.from_matrix(triplets, timestamps=[300.0, 100.0, 200.0]),
+                  Interactions.from_matrix(unsorted.tocsc(), timestamps=[200.0, 100.0, 300.0]),
+                  base.with_matrix(unsorted, timestamps=[100.0, 200.0, 300.0])):
+        assert built.to_frame().to_numpy().tolist() == expected
+        assert built.matrix.has_sorted_indices
+    assert unsorted.indices.tolist() == [1, 0, 1] and not unsorted.has_sorted_indices
+
+
+def test_with_matrix_refuses_what_from_matrix_refuses():
+    """A pair stored twice (it was kept twice, one pair counted as two interactions), a complex
+    value (its imaginary part was dropped) and a dense array."""
+    data = Interactions.from_matrix(sp.csr_matrix(np.eye(2)))
+    twice = sp.csr_matrix((np.array([1.0, 2.0]), np.array([0, 0]), np.array([0, 2, 2])), shape=(2, 2))
+    with pytest.raises(ReclabError, match=r"with_matrix got 1 repeated \(user, item\) entries"):
+        data.with_matrix(twice)
+    for build in (data.with_matrix, Interactions.from_matrix):
+        with pytest.raises(ReclabError, match="complex numbers"):
+            build(sp.csr_matrix(np.eye(2) * (1 + 1j)))
+    with pytest.raises(ReclabError, match="needs a scipy.sparse matrix, got ndarray"):
+        data.with_matrix(np.eye(2))
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(1, 5)), min_size=1, max_size=40))
 def test_random_frames_round_trip(rows):

@@ -397,6 +397,9 @@ BAD_INPUT = {
     "with_matrix NaN value": (lambda: DATA.with_matrix(DATA.matrix.multiply(np.nan)), "NaN or infinite"),
     "with_matrix timestamps of another length": (lambda: DATA.with_matrix(DATA.matrix, timestamps=[1.0]),
                                                  "timestamps has shape (1,)"),
+    "timestamp durations": (lambda: Interactions.from_frame(pd.DataFrame(
+        {"user": [1, 2], "item": [1, 2], "t": pd.to_timedelta([1, 2], unit="s")}), rating=None,
+        timestamp="t"), "holds durations"),
     "timestamp text": (lambda: Interactions.from_frame(pd.DataFrame(
         {"user": [1, 2], "item": [1, 2], "rating": [1.0, 2.0], "t": [5, "noon"]}), timestamp="t"), "'noon'"),
     "rmse NaN prediction": (lambda: metrics.rmse([1.0, 2.0], [1.0, np.nan]), "NaN"),

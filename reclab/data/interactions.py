@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from reclab.data.entries import canonical_entries
 from reclab.data.features import check_features, features_from_frame, readonly
 from reclab.errors import ReclabError
 
@@ -117,27 +118,10 @@ def _check_ratings(values: pd.Series, column: str) -> np.ndarray:
     return ratings
 
 
-def _check_timestamps_array(timestamps, nnz: int) -> np.ndarray:
-    """Timestamps given as an array next to a matrix: one finite number per stored entry."""
-    timestamps = np.asarray(timestamps, dtype=np.float64)
-    if timestamps.shape != (nnz,):
-        raise ReclabError(f"timestamps has shape {timestamps.shape}, expected ({nnz},), "
-                          f"one per stored entry in CSR order")
-    if not np.isfinite(timestamps).all():
-        position = int(np.flatnonzero(~np.isfinite(timestamps))[0])
-        raise ReclabError(f"timestamps has {int((~np.isfinite(timestamps)).sum())} NaN or infinite "
-                          f"value(s), the first {float(timestamps[position])!r} at entry {position}; "
-                          f"timestamps must be finite seconds")
-    return timestamps
-
-
-def _check_finite_matrix(matrix) -> None:
-    if not np.isfinite(matrix.data).all():
-        raise ReclabError(f"matrix has {int((~np.isfinite(matrix.data)).sum())} NaN or infinite value(s) "
-                          f"(after conversion to float32); values must be finite")
-
-
 def _check_timestamps(values: pd.Series, column: str) -> np.ndarray:
+    if pd.api.types.is_timedelta64_dtype(values):   # else read as ticks of its unit, not seconds
+        raise ReclabError(f"timestamp column {column!r} holds durations ({values.dtype}); give "
+                          f"date-times, or seconds as numbers (for example .dt.total_seconds())")
     if pd.api.types.is_datetime64_any_dtype(values):
         if values.isna().any():
             raise ReclabError(f"timestamp column {column!r} has missing values")
@@ -348,7 +332,9 @@ class Interactions:
         a (user, item) pair stored twice is refused).
 
         ``user_ids``/``item_ids`` default to ``0..n-1`` and must be unique and sorted;
-        ``timestamps`` are aligned with the stored entries in CSR order. ``item_features`` /
+        ``timestamps`` hold one number per stored entry, in ``matrix.data``'s order for a CSR, CSC
+        or COO matrix (``matrix.tocoo()``'s otherwise): each stays with its entry when the entries
+        are sorted. ``item_features`` /
         ``user_features`` (sparse or 2-D arrays, one row per item / user index, finite numbers)
         come with optional column names (default ``f0, f1, ...``).
         """
@@ -356,26 +342,9 @@ class Interactions:
             raise ReclabError(f"from_matrix needs a scipy.sparse matrix, got {type(matrix).__name__}")
         if matrix.ndim != 2:
             raise ReclabError(f"from_matrix needs a 2-D matrix, got shape {matrix.shape}")
-        given = matrix
-        try:
-            matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-            # Before any sorting: scipy's C++ routines trust indptr and indices, so a crafted
-            # matrix (for example read from a file) could make them read out of bounds.
-            matrix.check_format(full_check=True)
-        except ValueError as error:
-            raise ReclabError(f"from_matrix got an inconsistent sparse matrix of shape {matrix.shape}: "
-                              f"{error}") from None
-        # A repeated (user, item) entry would be summed (two 5-star entries, one 10): refused, as
-        # from_frame keeps one row per pair instead (given.nnz counts a COO input's repeats).
-        matrix.sum_duplicates()
-        if matrix.nnz < given.nnz:
-            raise ReclabError(f"from_matrix got {given.nnz - matrix.nnz} repeated (user, item) entries, "
-                              f"which would be summed; give each pair once (from_frame keeps a "
-                              f"repeated pair's latest row)")
-        matrix.sort_indices()
+        matrix, timestamps = canonical_entries(matrix, timestamps, "from_matrix")
         if matrix.nnz == 0:
             raise ReclabError(f"no interactions: the {matrix.shape[0]} x {matrix.shape[1]} matrix has no stored entries")
-        _check_finite_matrix(matrix)
         n_users, n_items = matrix.shape
         user_ids = np.arange(n_users) if user_ids is None else np.asarray(user_ids)
         item_ids = np.arange(n_items) if item_ids is None else np.asarray(item_ids)
@@ -389,8 +358,6 @@ class Interactions:
                 raise ReclabError(f"{role}_ids mix types {types}; use one type for every {role} id") from None
             if not ascending:
                 raise ReclabError(f"{role}_ids must be unique and sorted ascending")
-        if timestamps is not None:
-            timestamps = _check_timestamps_array(timestamps, matrix.nnz)
         return cls(matrix, user_ids, item_ids, timestamps, cls._align_items(items, item_ids), truth,
                    item_features=item_features, item_feature_names=item_feature_names,
                    user_features=user_features, user_feature_names=user_feature_names)
@@ -585,16 +552,15 @@ class Interactions:
     def with_matrix(self, matrix, timestamps=None) -> "Interactions":
         """The same id space with new values (a matrix of the same shape).
 
-        Explicit zeros stay stored entries. ``timestamps`` default to the current ones when the
-        sparsity pattern is unchanged.
+        Explicit zeros stay stored entries; a pair stored twice is refused. ``timestamps``, one
+        per stored entry in ``matrix.data``'s order (as :meth:`from_matrix` takes them), default to
+        the current ones when the sparsity pattern is unchanged.
         """
-        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        if not sp.issparse(matrix):
+            raise ReclabError(f"with_matrix needs a scipy.sparse matrix, got {type(matrix).__name__}")
         if matrix.shape != self.shape:
             raise ReclabError(f"with_matrix needs shape {self.shape}, got {matrix.shape}")
-        _check_finite_matrix(matrix)
-        matrix.sort_indices()
-        if timestamps is not None:
-            timestamps = _check_timestamps_array(timestamps, matrix.nnz)
+        matrix, timestamps = canonical_entries(matrix, timestamps, "with_matrix")
         if timestamps is None and self._timestamps is not None and matrix.nnz == self.nnz \
                 and np.array_equal(matrix.indptr, self._matrix.indptr) \
                 and np.array_equal(matrix.indices, self._matrix.indices):
