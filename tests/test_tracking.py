@@ -89,6 +89,24 @@ def test_interactions_round_trip_without_pickle(tmp_path, split):
     assert list(back.user_ids) == ["u1", "u2"]
 
 
+def test_interactions_round_trip_keeps_missing_titles_and_the_types_of_item_columns(tmp_path):
+    """An item without a title (an items file that lacks it) read back with no title, so titles()
+    gives its id (it came back as an empty title); numbers, booleans and dates come back as they
+    were (as text before: 1990 as '1990.0')."""
+    ratings = pd.DataFrame({"user": [1, 1, 2], "item": [10, 11, 12], "rating": [4.0, 3.0, 5.0]})
+    items = pd.DataFrame({"title": ["Ten", None, "Twelve"], "year": [1990, 2000, 2010],
+                          "score": [0.5, np.nan, 1.5], "new": [False, True, False],
+                          "added": pd.to_datetime(["1990-01-02", "2000-03-04", None])},
+                         index=[10, 11, 12])
+    data = Interactions.from_frame(ratings, items=items)
+    back = tracking.load_interactions(tracking.save_interactions(tmp_path / "items.npz", data))
+    assert back.titles([0, 1, 2]).tolist() == ["Ten", "11", "Twelve"]
+    assert pd.isna(back.items["title"][1])
+    for column in ("year", "score", "new", "added"):
+        assert back.items[column].dtype == items[column].dtype, column
+        assert back.items[column].equals(data.items[column]), column
+
+
 def test_stage_opened_alone_starts_and_joins_a_pipeline(store, params_file, split):
     data, train, valid, test = split
     with pytest.raises(ReclabError, match="no finished 'preprocess' run"):

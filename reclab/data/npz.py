@@ -4,8 +4,9 @@ with ``allow_pickle=False``.
 The pipeline's preprocess stage logs its split in this format (``split/train.npz``, ...; see
 :mod:`reclab.tracking.artifacts`). Keys of the archive: ``indptr``, ``indices``, ``data`` and
 ``shape`` (the CSR matrix), ``user_ids`` / ``item_ids`` (text ids as fixed-width unicode),
-``timestamps`` when present, ``item_columns`` and ``item.<column>`` (the text columns of
-``items``), and ``item_features.{data,indices,indptr,shape,names}`` / ``user_features.*``.
+``timestamps`` when present, ``item_columns`` and ``item.<column>`` (the columns of ``items``:
+numbers, booleans and dates as they are, other values as text, with ``item_missing.<column>``
+marking a text column's missing values), and ``item_features.{data,indices,indptr,shape,names}`` / ``user_features.*``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def id_array(ids: np.ndarray) -> np.ndarray:
 
 def save_interactions(path, data: Interactions) -> Path:
     """Write ``data`` to one ``.npz`` file (atomically, no pickle): the CSR arrays, the ids, the
-    timestamps, the text columns of ``data.items`` and the user / item features (CSR arrays and
+    timestamps, the columns of ``data.items`` and the user / item features (CSR arrays and
     names, under ``item_features.*`` / ``user_features.*``)."""
     matrix = data.matrix
     arrays = {"indptr": matrix.indptr, "indices": matrix.indices, "data": matrix.data,
@@ -47,8 +48,15 @@ def save_interactions(path, data: Interactions) -> Path:
     if data.items is not None:
         columns = [str(column) for column in data.items.columns]
         arrays["item_columns"] = text_array(columns)
-        for column in columns:
-            arrays[f"item.{column}"] = text_array(data.items[column].fillna("").astype(str))
+        for name, values in data.items.items():
+            column = str(name)
+            if values.to_numpy().dtype.kind in "biufcmM":   # numbers, booleans, dates: as they are
+                arrays[f"item.{column}"] = values.to_numpy()
+                continue
+            missing = values.isna().to_numpy()
+            arrays[f"item.{column}"] = text_array(np.where(missing, "", values.to_numpy(dtype=object)))
+            if missing.any():   # read back as missing values, not as empty text
+                arrays[f"item_missing.{column}"] = missing
     for role in ("item", "user"):
         features = getattr(data, f"{role}_features")
         if features is not None:
@@ -62,6 +70,18 @@ def save_interactions(path, data: Interactions) -> Path:
     return path
 
 
+def _item_column(archive, column: str) -> np.ndarray:
+    """One column of ``items`` as saved: text as objects (missing values NaN again), other types
+    as they are."""
+    values = archive[f"item.{column}"]
+    if values.dtype.kind != "U":
+        return values
+    values = values.astype(object)
+    if f"item_missing.{column}" in archive.files:
+        values[archive[f"item_missing.{column}"]] = np.nan
+    return values
+
+
 def load_interactions(path) -> Interactions:
     """Read a file written by :func:`save_interactions` (``allow_pickle=False``)."""
     with np.load(path, allow_pickle=False) as archive:
@@ -71,7 +91,7 @@ def load_interactions(path) -> Interactions:
         timestamps = archive["timestamps"] if "timestamps" in archive.files else None
         items = None
         if "item_columns" in archive.files:
-            items = pd.DataFrame({str(column): archive[f"item.{column}"].astype(object)
+            items = pd.DataFrame({str(column): _item_column(archive, column)
                                   for column in archive["item_columns"]}, index=item_ids)
         features = {}
         for role in ("item", "user"):
