@@ -164,8 +164,10 @@ def test_hybrid_keeps_implicit_als_on_warm_items(cold_synthetic):
     assert np.abs(hybrid.item_factors_[train.item_index(cold)]).sum() > 0
     with pytest.raises(ReclabError, match="HybridALS needs item features"):
         rl.models.HybridALS(factors=2, iterations=1).fit(rl.Interactions.from_matrix(train.matrix))
-    with pytest.raises(ReclabError, match="feature_groups='nothing' matches no feature"):
-        rl.models.ContentKNN(feature_groups="nothing").fit(train)
+    for groups in ("nothing", "genre, nothing"):   # a misspelt group was ignored beside a known one
+        with pytest.raises(ReclabError, match=r"no feature is in group\(s\) \['nothing'\]; the "
+                                              r"features' groups are \['genre'\]"):
+            rl.models.ContentKNN(feature_groups=groups).fit(train)
 
 
 def test_hybrid_shows_a_new_user_without_features_what_the_average_user_likes(synthetic_data):
@@ -236,6 +238,14 @@ def test_content_knn_scores_follow_its_formula():
                                rtol=1e-5, atol=1e-6)
     # similar_items is the feature cosine whatever the scoring
     np.testing.assert_allclose(model.item_similarity(0, np.arange(1, 5)), unit[1:] @ unit[0], rtol=1e-5)
+    # a stored 0 is not having the feature: its idf is the dense formula's (it counted as having it)
+    entries = sp.coo_matrix(features)   # and item 0 lacks genre=B as a stored entry
+    stored = sp.csr_matrix((np.append(entries.data, 0.0), (np.append(entries.row, 0), np.append(entries.col, 1))),
+                           shape=features.shape)
+    assert stored.nnz == np.count_nonzero(features) + 1
+    again = Interactions.from_matrix(sp.csr_matrix(ratings), item_features=stored, item_feature_names=names)
+    np.testing.assert_allclose(rl.models.ContentKNN(rating_weight=0.25).fit(again).score_items([0, 1, 2]),
+                               expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ReclabError, match="group_profiles"):
         rl.models.ContentKNN(group_profiles="yes").fit(data)
 

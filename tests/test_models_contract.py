@@ -4,7 +4,9 @@ import json
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
+import reclab as rl
 import reclab.models as models
 from model_contract import CHECKS, contract_data
 from reclab.errors import ReclabError
@@ -60,6 +62,20 @@ class _ToyFactors(FactorModel):
         self.item_factors_ = np.arange(train.n_items, dtype=np.float32)[:, None]
         for iteration in range(1, self.iterations + 1):
             report(iteration, 1.0 / iteration if report.wants_loss else None)
+
+
+@pytest.mark.parametrize("name", ["SVD", "PureSVD", "ItemKNN", "ImplicitALS"])
+def test_similarities_stay_within_minus_one_and_one(name):
+    """Two items rated alike: each is the other's most similar, at 1 and not above (the cosine of
+    float32 factors gave 1.0000001 for SVD and PureSVD on some of these seeds)."""
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        ratings = (rng.random((40, 12)) < 0.4) * rng.integers(1, 6, size=(40, 12)).astype(float)
+        ratings[:, 5] = ratings[:, 4]
+        model = FACTORIES[name]().fit(rl.Interactions.from_matrix(sp.csr_matrix(ratings)))
+        ids, scores = model.similar_items(np.arange(12), n=11)
+        assert -1.0 <= scores.min() and scores.max() <= 1.0, (seed, scores.max())
+        assert ids[4, 0] == 5 and scores[4, 0] == pytest.approx(1.0, abs=1e-5), seed
 
 
 def test_progress_goes_to_stderr_only_when_asked(data, capsys):

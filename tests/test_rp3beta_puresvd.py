@@ -1,5 +1,6 @@
 """RP3beta and PureSVD: each against its formula written densely with numpy, and their quality bands
-on ML-100k (80/20 per-user random holdout, seed 42) with their defaults."""
+on ML-100k (80/20 per-user random holdout, seed 42) with their defaults; the neighbour lists
+RP3beta shares with ItemKNN."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from model_contract import contract_data
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
-from reclab.models import PureSVD, RP3beta
+from reclab.models import ItemKNN, PureSVD, RP3beta
 
 
 def _dense_walk(binary: np.ndarray, alpha: float, beta: float, smoothing: float = 0.0) -> np.ndarray:
@@ -43,6 +44,16 @@ def test_rp3beta_is_the_penalized_three_step_walk():
         kept = np.flatnonzero(pruned[row])
         if kept.size:
             assert walk[row, kept].min() >= np.sort(walk[row])[-3] - 1e-7
+
+
+def test_more_neighbors_than_other_items_keeps_them_all():
+    """A neighbour count beyond the catalogue (a wide tuning range) is the whole catalogue: it
+    allocated lists that long per block of items (10**12: a MemoryError of 146 TiB)."""
+    data = contract_data()
+    for model, learned in ((RP3beta, "weights_"), (ItemKNN, "similarity_")):
+        every = getattr(model(neighbors=data.n_items - 1).fit(data), learned)
+        huge = getattr(model(neighbors=10**12).fit(data), learned)
+        assert (huge != every).nnz == 0 and huge.nnz == every.nnz > 0, model.__name__
 
 
 def test_puresvd_scores_fold_the_user_in_and_similarities_are_column_cosines():

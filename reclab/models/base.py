@@ -382,6 +382,11 @@ class Recommender(Estimator):
         raise TypeError(f"{type(self).__name__} has no item similarities; use ItemKNN or a factor "
                         "model (SVD, ExplicitALS, ImplicitALS)")
 
+    def _similarities(self, items: np.ndarray) -> np.ndarray:
+        """``_item_similarities`` as float32 within [-1, 1]: a cosine of float32 vectors can
+        round to just above 1 (1.0000001 for two items with the same ratings)."""
+        return np.clip(np.asarray(self._item_similarities(items), dtype=np.float32), -1.0, 1.0)
+
     def similar_items(self, items, n: int = 10):
         """The ``n`` items most similar to each given item, the item itself excluded.
 
@@ -411,7 +416,7 @@ class Recommender(Estimator):
             batch = items[start:start + _USER_BATCH]
             itself = sp.csr_matrix((np.ones(batch.size, np.float32), batch, np.arange(batch.size + 1)),
                                    shape=(batch.size, self.n_items_))
-            block = np.asarray(self._item_similarities(batch), dtype=np.float32)
+            block = self._similarities(batch)
             ids[start:start + batch.size], scores[start:start + batch.size] = top_n(
                 block, n, exclude=itself)
         return (ids[0], scores[0]) if scalar else (ids, scores)
@@ -426,7 +431,7 @@ class Recommender(Estimator):
             raise ReclabError(f"item must be a single item index, got shape {np.shape(item)}")
         item = self._validate_items(item)
         others = self._validate_items(others)
-        return np.asarray(self._item_similarities(item), dtype=np.float32)[0, others]
+        return self._similarities(item)[0, others]
 
     # -- rating prediction ---------------------------------------------------------------------------
     def predict(self, users, items) -> np.ndarray:

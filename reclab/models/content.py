@@ -77,7 +77,8 @@ class ContentKNN(Recommender):
         Weight features by inverse document frequency.
     feature_groups : str or None
         Comma-separated name prefixes of the features to use (``"genre,decade"`` keeps the
-        ``genre=...`` and ``decade=...`` columns); None uses every feature.
+        ``genre=...`` and ``decade=...`` columns); None uses every feature. A group no feature
+        has is refused (a misspelt one would be left out without a word).
     group_profiles : bool
         Scale each feature group's part of the profile to unit length (else the whole profile).
     normalize_items : bool
@@ -141,14 +142,18 @@ class ContentKNN(Recommender):
         features = require_features(train, "item", type(self).__name__)
         groups = feature_groups_of(train.item_feature_names)
         if self.feature_groups is not None:
-            prefixes = tuple(f"{group.strip()}=" for group in self.feature_groups.split(","))
-            keep = np.flatnonzero([name.startswith(prefixes) for name in train.item_feature_names])
-            if keep.size == 0:
-                raise ReclabError(f"{type(self).__name__} feature_groups={self.feature_groups!r} matches no "
-                                  f"feature; features are named like {train.item_feature_names[:3].tolist()}")
+            wanted = [group.strip() for group in self.feature_groups.split(",")]
+            unknown = [group for group in wanted if group not in set(groups)]
+            if unknown:   # a misspelt group was left out without a word
+                known = sorted(set(groups) - {""})
+                raise ReclabError(f"{type(self).__name__} feature_groups={self.feature_groups!r}: no "
+                                  f"feature is in group(s) {unknown}; the features' groups are {known} "
+                                  f"(named like {train.item_feature_names[:3].tolist()})")
+            keep = np.flatnonzero(np.isin(groups, wanted))
             features, groups = sp.csr_matrix(features[:, keep]), groups[keep]
         if self.idf:
-            counts = np.bincount(features.indices, minlength=features.shape[1])
+            # Items that have each feature (a stored 0 is not having it).
+            counts = np.bincount(features.indices[features.data != 0], minlength=features.shape[1])
             weights = np.log((features.shape[0] + 1.0) / (counts + 1.0)) + 1.0
             features = sp.csr_matrix(features @ sp.diags(weights))
         matrix = train.matrix

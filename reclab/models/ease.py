@@ -170,5 +170,4 @@ class EASE(Recommender):
 
     def _item_similarities(self, items: np.ndarray) -> np.ndarray:
         scale = np.sqrt(self.inverse_diagonal_)
-        similarity = self.weights_[items] * (scale[None, :] / scale[items][:, None])
-        return np.clip(similarity, -1.0, 1.0)
+        return self.weights_[items] * (scale[None, :] / scale[items][:, None])

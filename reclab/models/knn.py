@@ -24,7 +24,8 @@ def _cosine_rows(columns: sp.csc_matrix, norms: np.ndarray, items: np.ndarray,
 
 
 def top_neighbors(similarity_rows, n_items: int, neighbors: int, above: float) -> sp.csr_matrix:
-    """Keep each item's ``neighbors`` most similar other items with similarity ``> above``.
+    """Keep each item's ``neighbors`` most similar other items with similarity ``> above`` (all
+    of them when ``neighbors`` is at least the number of other items).
 
     ``similarity_rows(items)`` returns the dense (len(items), n_items) similarities of a block of
     items to every item; blocks bound it to about ``_BLOCK_ELEMENTS`` entries. Ties go to the
@@ -32,13 +33,14 @@ def top_neighbors(similarity_rows, n_items: int, neighbors: int, above: float) -
     n_items) whose row ``i`` holds item ``i``'s kept neighbours, indices sorted.
     """
     block = max(1, _BLOCK_ELEMENTS // n_items)
+    length = max(1, min(neighbors, n_items - 1))   # no item has more other items: lists no longer
     rows, cols, values = [], [], []
     for start in range(0, n_items, block):
         items = np.arange(start, min(start + block, n_items))
         similarities = similarity_rows(items)
         itself = sp.csr_matrix((np.ones(items.size), items, np.arange(items.size + 1)),
                                shape=(items.size, n_items))
-        ids, best = top_n(similarities, neighbors, exclude=itself)
+        ids, best = top_n(similarities, length, exclude=itself)
         keep = (ids >= 0) & (best > above)
         rows.append(np.broadcast_to(items[:, None], ids.shape)[keep])
         cols.append(ids[keep])
