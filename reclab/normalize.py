@@ -44,6 +44,8 @@ class BiasNormalizer(Estimator):
     user_bias_ : numpy.ndarray of float64, shape (n_users,)
     item_bias_ : numpy.ndarray of float64, shape (n_items,)
         Users or items without training ratings get bias 0.
+    user_ids_, item_ids_ : numpy.ndarray
+        The fitted data's ids: ``transform`` takes data of these ids (a split of the fitted data).
 
     Examples
     --------
@@ -105,6 +107,7 @@ class BiasNormalizer(Estimator):
         self.global_mean_ = mu
         self.user_bias_ = user_bias
         self.item_bias_ = item_bias
+        self.user_ids_, self.item_ids_ = data.user_ids, data.item_ids
         return self
 
     # -- using the fit -----------------------------------------------------------------------
@@ -165,3 +168,8 @@ class BiasNormalizer(Estimator):
             raise ReclabError(f"data has shape {data.shape}, but this normalizer was fitted on "
                               f"{fitted}; transform data of the same id space (a split of the "
                               f"fitted data)")
+        for role, ids in (("user", self.user_ids_), ("item", self.item_ids_)):
+            if not np.array_equal(getattr(data, f"{role}_ids"), ids):   # else others' biases
+                raise ReclabError(f"data has other {role} ids than the data this normalizer was "
+                                  f"fitted on; transform data of the same id space (a split of "
+                                  f"the fitted data)")

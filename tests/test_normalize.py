@@ -106,5 +106,10 @@ def test_usage_errors(synthetic):
     other = datasets.synthetic(seed=0, n_users=20, n_items=10, n_ratings=100)
     with pytest.raises(ReclabError, match=r"fitted on \(943, 1682\)"):
         fitted.transform(other)
+    # the same shape, other users: their biases were those of the users at the same indices
+    renamed = Interactions.from_matrix(synthetic.matrix, user_ids=synthetic.user_ids + 10_000,
+                                       item_ids=synthetic.item_ids)
+    with pytest.raises(ReclabError, match="other user ids than the data this normalizer was fitted on"):
+        fitted.transform(renamed)
     with pytest.raises(ReclabError, match=r"item indices must be integers in \[0, 1682\)"):
         fitted.predict([0], [1682])
