@@ -97,6 +97,12 @@ def test_sections_merge_key_by_key(tmp_path):
     ("synthetic: {n_ratings: 10}\n", "synthetic"),
     ("tune: {metric: rmse}\n", "tune.metric"),      # ImplicitALS predicts no ratings: failed in stage 2
     ("kcore: 5\n", "kcore"),
+    ("seed: 4294967296\n", "seed"),                # scikit-optimize refused it in stage 2
+    # The model's own checks (they failed in the stage that first fitted the model):
+    ("models: {ImplicitALS: {params: {iterations: -1}}}\n", "models.ImplicitALS.params"),
+    ("models: {Bias: {params: {iterations: 1e1}}}\n", "models.Bias.params"),
+    ("models: {ImplicitALS: {space: {factors: [4, 8]}, starts: [{factors: 4}, {factors: abc}]}}\n",
+     "models.ImplicitALS.starts[1]"),
 ])
 def test_errors_name_the_key_and_the_file(tmp_path, text, key):
     path = write(tmp_path, text, "bad.yaml")
@@ -105,6 +111,13 @@ def test_errors_name_the_key_and_the_file(tmp_path, text, key):
     message = str(error.value)
     assert repr(key) in message, message
     assert str(path) in message, message
+
+
+def test_a_number_yaml_reads_as_text_is_explained():
+    with pytest.raises(ReclabError, match=r"key 'models.Bias.params' is refused by Bias: Bias parameter "
+                                          r"iterations must be an integer >= 1, got '1e1' \(YAML reads "
+                                          r"1e1 as text: write 10\)"):
+        Config.loads("models: {Bias: {params: {iterations: 1e1}}}\n", "bad.yaml")
 
 
 def test_bad_search_space_is_refused_with_the_model_key(tmp_path):

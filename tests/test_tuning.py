@@ -466,6 +466,13 @@ def test_the_model_s_own_point_is_trial_zero_then_the_extra_start_points(splits)
         assert result.best_score >= result.trials[0].score   # never below the starting point
     with pytest.raises(ReclabError, match=r"start point \{'factor': 20\} of SVD sets \['factor'\]"):
         tune(model, SVD_SPACE, train, valid, method="random", n_trials=3, starts=[{"factor": 20}])
+    # A value the model refuses: scikit-optimize's TypeError (a text in an integer range), after
+    # the start trials before it had run. A seed scikit-optimize refuses: its ValueError, likewise.
+    with pytest.raises(ReclabError, match=r"start point \{'factors': 'abc'\} of SVD is refused: SVD "
+                                          r"parameter factors must be an integer"):
+        tune(model, SVD_SPACE, train, valid, method="smbo", n_trials=3, starts=[{"factors": "abc"}])
+    with pytest.raises(ReclabError, match=r"seed must be below 2\*\*32"):
+        tune(model, SVD_SPACE, train, valid, method="smbo", n_trials=3, seed=2**32)
 
 
 def test_a_search_whose_trials_all_tie_says_so(splits):

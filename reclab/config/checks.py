@@ -82,8 +82,34 @@ def check(config, source: str, backend_model: dict) -> None:
             if unknown:
                 raise fail(source, f"{key}.{part}.{unknown[0]}",
                            f"is not a parameter of {name}; its parameters are {known}")
+        _check_values(name, entry, source)
     for name in config.tuned_models():
         _check_tuned_space(config, name, source)
+
+
+def _check_values(name: str, entry, source: str) -> None:
+    """The model's own checks of its fixed parameters, and of each start point with them (else a
+    bad value failed in the stage that first fits the model, minutes into the pipeline)."""
+    points = [("params", {})] + [(f"starts[{number}]", point) for number, point in enumerate(entry.starts)]
+    for part, point in points:
+        values = {**entry.params, **point}
+        try:
+            getattr(models, name)(**values).check_params()
+        except ReclabError as error:
+            text = next((value for value in values.values() if isinstance(value, str)
+                         and _is_float_text(value)), None)
+            number = float(text) if text else 0.0
+            hint = (f" (YAML reads {text} as text: write {int(number) if number.is_integer() else number!r})"
+                    if text else "")
+            raise fail(source, f"models.{name}.{part}", f"is refused by {name}: {error}{hint}") from None
+
+
+def _is_float_text(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_file(config, source: str) -> None:

@@ -262,8 +262,9 @@ class Config(Section):
     synthetic: dict[str, Any] = {}
     """Keyword arguments of reclab.datasets.synthetic (its seed is ``seed``)."""
     file: File = File()
-    seed: int = Field(0, ge=0)
-    """Seed of every random step (split, tuning, models, bootstrap)."""
+    seed: int = Field(0, ge=0, lt=2**32)
+    """Seed of every random step (split, tuning, models, bootstrap); below 2**32, as
+    scikit-optimize's random state takes it."""
     kcore: Kcore = Kcore()
     split: Split = Split()
     model: ModelName = "ImplicitALS"

@@ -181,6 +181,18 @@ class Recommender(Estimator):
         if not cls.__name__.startswith("_") and cls._fit is not Recommender._fit:
             register(cls)
 
+    def check_params(self) -> "Recommender":
+        """Check every parameter now, as ``fit`` does first; return ``self``.
+
+        Raises
+        ------
+        ReclabError
+            Naming the first invalid parameter (a parameter file's is refused before its pipeline
+            starts: :mod:`reclab.config.checks`).
+        """
+        self._validate_params()
+        return self
+
     def _validate_params(self) -> None:
         """Check every parameter (called by ``fit``); raise ``ReclabError`` naming a bad one."""
 
@@ -271,7 +283,7 @@ class Recommender(Estimator):
         # serving (and being saved next to the new parameters).
         self._clear_learned()
         train = _check_train(train, name)
-        self._validate_params()
+        self.check_params()
         if callback is not None and not callable(callback):
             raise ReclabError(f"callback must be callable as callback(iteration, seconds, loss), "
                               f"got {callback!r}")

@@ -239,7 +239,7 @@ def _check_loaded(path: Path, model) -> None:
     """
     name = type(model).__name__
     try:
-        model._validate_params()
+        model.check_params()
     except ReclabError as error:
         raise ReclabError(f"{path} holds invalid parameters for {name}: {error}") from None
     learned = {key: getattr(model, key) for key in model._learned_names()}

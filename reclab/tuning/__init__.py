@@ -193,6 +193,12 @@ def _start_points(models: list, spaces: list, starts) -> list[tuple[int, dict]]:
                                   f"{unknown}, which {'are' if len(unknown) > 1 else 'is'} not in "
                                   f"its search space {list(space)}")
             params = {name: to_python(point.get(name, given[name])) for name in space}
+            try:   # a value of another type failed in scikit-optimize, after the trials before it
+                if point:   # the model's own point may fail as a trial (it is the search's first)
+                    type(model)(**{**model.get_params(), **params}).check_params()
+            except ReclabError as error:
+                raise ReclabError(f"start point {dict(point)} of {type(model).__name__} is refused: "
+                                  f"{error}") from None
             if params not in seen:
                 seen.append(params)
                 out.append((index, params))
@@ -296,6 +302,9 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
     metric, cut = check_metric_name(metric)
     ks = check_report_cutoffs(k, cut)
     seed = check_seed(seed)
+    if seed >= 2**32:   # else scikit-optimize's own ValueError, after the start trials ran
+        raise ReclabError(f"seed must be below 2**32 (scikit-optimize seeds numpy's RandomState "
+                          f"with it), got {seed}")
     if not isinstance(estimator, str) or estimator.upper() not in ESTIMATORS:
         raise ReclabError(f"estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
     estimator = estimator.upper()
