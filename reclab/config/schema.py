@@ -263,8 +263,7 @@ class Config(Section):
     """Keyword arguments of reclab.datasets.synthetic (its seed is ``seed``)."""
     file: File = File()
     seed: int = Field(0, ge=0, lt=2**32)
-    """Seed of every random step (split, tuning, models, bootstrap); below 2**32, as
-    scikit-optimize's random state takes it."""
+    """Seed of every random step (split, tuning, models, bootstrap), below 2**32."""
     kcore: Kcore = Kcore()
     split: Split = Split()
     model: ModelName = "ImplicitALS"
@@ -410,10 +409,16 @@ def applied_overrides(overrides: Mapping) -> dict:
     file: themselves, the partner of ``backend`` / ``model`` (:func:`implied`), and an empty
     ``tune.models`` where they give a ``model`` but neither ``tune.models`` nor the ``tune``
     section: the model given is the one tuned (``--set model=EASE`` on a MovieLens file, whose
-    ``tune.models`` is ``[ImplicitALS, EASE]``, tunes EASE alone)."""
+    ``tune.models`` is ``[ImplicitALS, EASE]``, tunes EASE alone). ``split.k``, the old name of
+    ``split.held_out_per_user``, sets the new one."""
     values = implied(overrides)
     if "model" in values and not {"tune", "tune.models"} & set(values):
         values["tune.models"] = []
+    if "split.k" in values:   # the old name (Split), set on a file whose split has the new one
+        if "split.held_out_per_user" in values:
+            raise ReclabError("--set split.k and split.held_out_per_user both set one key; 'split.k' is "
+                              "the old name of 'split.held_out_per_user': keep only that one")
+        values["split.held_out_per_user"] = values.pop("split.k")
     return values
 
 
