@@ -521,6 +521,8 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     if "preprocess" in chosen:   # the one stage that reads the data set: its files, before any run
         check_runnable(config, source)
     params_text = config.dump()
+    if run_id is None:   # a store MLflow cannot open, before anything is written (resume opened it)
+        tracking.open_client(uri)
     # A folder that cannot be written is refused before any run is made or reopened.
     if output_dir is not None:
         output = _prepared_output(Path(output_dir), params_text)

@@ -80,3 +80,23 @@ def test_validation_finds_the_data_files_where_they_are(data_dir, tmp_path, monk
     check_runnable(Config.from_values({"dataset": "ml-100k", "data_dir": str(data_dir)}), "p.yaml")
     with pytest.raises(ReclabError, match=r"p\.yaml: key 'dataset' is 'ml-1m', whose files are neither"):
         check_runnable(Config.from_values({"dataset": "ml-1m", "data_dir": str(tmp_path)}), "p.yaml")
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("relative.db", "the MLflow store 'relative.db' is a path, not a store URI: write "
+                    "sqlite:///relative.db for a SQLite file"),
+    ("foo://bar", "MLflow store foo://bar cannot be opened: Model registry functionality is unavailable"),
+])
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_a_store_uri_mlflow_cannot_open_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch,
+                                                                    uri, message, command):
+    """A path given as --tracking-uri (MLflow's file store, in maintenance mode) or an unknown
+    scheme ended `reclab run` and `reclab compare` in MLflow's traceback, with exit status 1."""
+    monkeypatch.chdir(tmp_path)
+    args = ["--tracking-uri", uri, "--output", str(tmp_path / "out")] if command == "run" else \
+        ["abcd", "--tracking-uri", uri]
+    assert main([command, *args]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"reclab {command}: {message}") and len(error.strip().splitlines()) == 1, error
+    assert not (tmp_path / "relative.db").exists()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))   # nothing written

@@ -46,10 +46,12 @@ from reclab.tracking.runs import (end_pipeline, end_replaced_stage, end_unfinish
                                   fail_stage, log_notebook, open_pipeline, record_resume_changes,
                                   reopen_pipeline, start_pipeline, start_stage)
 from reclab.tracking.stage_run import StageRun
-from reclab.tracking.store import experiment_id, project_root, sqlite_file, sqlite_folder, tracking_uri
+from reclab.tracking.store import (experiment_id, open_client, project_root, sqlite_file, sqlite_folder,
+                                   tracking_uri)
 
 __all__ = [
-    "STAGES", "project_root", "tracking_uri", "sqlite_file", "sqlite_folder", "experiment_id", "start_pipeline",
+    "STAGES", "project_root", "tracking_uri", "open_client", "sqlite_file", "sqlite_folder", "experiment_id",
+    "start_pipeline",
     "start_stage", "StageRun", "TuningCheckpoint", "FitLogger", "find_stage_run", "stage_runs",
     "latest_pipeline", "log_notebook", "fail_stage", "end_pipeline", "end_replaced_stage",
     "end_unfinished_pipeline", "pipeline_summary", "pipeline_state", "reopen_pipeline",

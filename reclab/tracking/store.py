@@ -62,11 +62,21 @@ def tracking_uri(uri: str | None = None) -> str:
         module docstring).
     """
     if uri:
-        return str(uri)
+        return _store_uri(str(uri), "the MLflow store")
     from_env = os.environ.get("MLFLOW_TRACKING_URI")
     if from_env:
-        return from_env
+        return _store_uri(from_env, "MLFLOW_TRACKING_URI")
     return "sqlite:///" + (project_root() / "mlflow.db").as_posix()
+
+
+def _store_uri(uri: str, given: str) -> str:
+    """``uri``, unless it is a path without a scheme: MLflow would take that for its file store
+    (a folder, in maintenance mode) and fail with a traceback at the first run."""
+    if ":" not in uri:
+        raise ReclabError(f"{given} {uri!r} is a path, not a store URI: write "
+                          f"sqlite:///{uri} for a SQLite file, "
+                          f"or http://host:port for an MLflow server")
+    return uri
 
 
 def sqlite_file(uri: str) -> Path | None:
@@ -196,7 +206,10 @@ def open_client(uri: str | None) -> MlflowClient:
     """A client of the store at :func:`tracking_uri` ``(uri)``, its schema prepared."""
     uri = tracking_uri(uri)
     prepare_sqlite_store(uri)
-    return MlflowClient(tracking_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except mlflow.exceptions.MlflowException as error:   # an unknown scheme: a traceback
+        raise ReclabError(f"MLflow store {uri} cannot be opened: {str(error).strip().splitlines()[0]}") from None
 
 
 def experiment_id(name: str, uri: str | None = None) -> str:
