@@ -333,14 +333,15 @@ def _error_message(error: Exception) -> str:
 
 
 def _check_changes(changes: Mapping, finished: Sequence[str], chosen: Sequence[str],
-                   resume: str, last: str) -> None:
+                   resume: str, last: str, configs: tuple) -> None:
     """Refuse ``--resume --set`` values that a finished stage kept as it is has used: its
-    results (and everything made from them) would no longer match the pipeline's parameters."""
+    results (and everything made from them) would no longer match the pipeline's parameters.
+    ``configs``: the pipeline's configuration and the changed one (which stages use a model)."""
     if "experiment" in changes:
         raise ReclabError(f"--set experiment=...: pipeline {resume} stays in its experiment "
                           f"{changes['experiment'][0]!r}; start a new pipeline for another one")
     for key, (old, new) in changes.items():
-        reader = first_reader(key)
+        reader = first_reader(key, configs)
         used = [stage for stage in STAGES[STAGES.index(reader):]
                 if stage in finished and stage not in chosen]
         if used:
@@ -511,7 +512,7 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     config = config.model_copy(update={"file": config.file.model_copy(update=located)})
     if resume:
         changes = differences(before.model_dump(), config.model_dump())
-        _check_changes(changes, finished, chosen, resume, by_default[-1])
+        _check_changes(changes, finished, chosen, resume, by_default[-1], (before, config))
     _check_backend(config.backend)
     _plan(chosen, finished, resume)
     for stage in chosen:
@@ -544,7 +545,7 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         tracking.reopen_pipeline(run_id, uri)
         if changes:
             tracking.record_resume_changes(run_id, config, params_text, changes, uri,
-                                           changes_search(changes))
+                                           changes_search(changes, (before, config)))
     if output_dir is None:
         output = _prepared_output(output / run_id, params_text)
     params_path = output / "params.yaml"

@@ -51,9 +51,21 @@ _FIRST_READER = {"dataset": "preprocess", "data_dir": "preprocess", "synthetic":
                  "online": "online"}
 
 
-def first_reader(key: str) -> str:
-    """The first stage that reads the dotted configuration key ``key``."""
+def first_reader(key: str, configs=()) -> str:
+    """The first stage that reads the dotted configuration key ``key``.
+
+    A model's entry (``models.<name>...``) is read by the first stage that uses the model in any
+    of ``configs`` (the configurations before and after a change): stage 2 for a tuned model (and
+    ``model``), stage 5 for a baseline, stage 6 for the online world's model; by stage 2 when
+    none is given or none uses it.
+    """
     parts = key.split(".")
+    if parts[0] == "models" and len(parts) > 1 and configs:
+        name = parts[1]
+        users = [stage for config in configs for stage, names in (
+            ("tune", [config.model, *config.tuned_models()]), ("evaluate", config.baselines),
+            ("online", [config.online.world_model])) if name in names]
+        return min(users, key=STAGES.index) if users else "tune"
     for length in range(len(parts), 0, -1):
         found = _FIRST_READER.get(".".join(parts[:length]))
         if found:
@@ -73,9 +85,9 @@ def differences(before: Mapping, after: Mapping, prefix: str = "") -> dict:
     return out
 
 
-def changes_search(changes: Mapping) -> bool:
-    """Whether ``changes`` (of :func:`differences`) make the tune stage's search another one: a
-    search's identity (reclab.tuning's checkpoint header) is all it reads but the number of trials
-    and the time budget, which only extend or cut it."""
-    return any(STAGES.index(first_reader(key)) <= STAGES.index("tune")
+def changes_search(changes: Mapping, configs=()) -> bool:
+    """Whether ``changes`` (of :func:`differences` between ``configs``) make the tune stage's
+    search another one: a search's identity (reclab.tuning's checkpoint header) is all it reads
+    but the number of trials and the time budget, which only extend or cut it."""
+    return any(STAGES.index(first_reader(key, configs)) <= STAGES.index("tune")
                for key in changes if key not in ("tune.n_trials", "tune.time_budget"))

@@ -187,6 +187,7 @@ def test_resume_corrects_only_values_no_kept_finished_stage_used():
     """Each key counts as used from the first stage that reads it on; later stages use that
     stage's results, so they must run again too."""
     from reclab.pipeline import STAGES, _check_changes
+    from reclab.stages import changes_search, first_reader
     from reclab.stages import differences as _differences
 
     before = Config.from_values({"tune": {"n_trials": 2}, "evaluation": {"n_bootstrap": 500}})
@@ -194,18 +195,32 @@ def test_resume_corrects_only_values_no_kept_finished_stage_used():
     changes = _differences(before.model_dump(), after.model_dump())
     assert changes == {"tune.n_trials": (2, 3), "evaluation.n_bootstrap": (500, 7)}
     done, rest = ["preprocess"], list(STAGES[1:5])
-    _check_changes(changes, done, rest, "r", "evaluate")   # tune has not finished: allowed
+    configs = (before, after)
+    _check_changes(changes, done, rest, "r", "evaluate", configs)   # tune has not finished: allowed
     _check_changes({"evaluation.n_bootstrap": (500, 7)}, list(STAGES[:4]), ["evaluate"], "r",
-                   "evaluate")
+                   "evaluate", configs)
     for key, kept in [("tune.n_trials", 2), ("evaluation.relevance_threshold", 2),
                       ("n_recommendations", 4), ("k", 5), ("some.new_key", 1)]:
         with pytest.raises(ReclabError, match=rf"--set {key}=.*--stages"):
             _check_changes({key: (1, 2)}, list(STAGES[:kept]), list(STAGES[kept:5]), "r",
-                           "evaluate")
+                           "evaluate", configs)
     # Run again from the stage that reads it: allowed, whatever had finished.
-    _check_changes({"seed": (0, 1)}, list(STAGES[:5]), list(STAGES[:5]), "r", "evaluate")
+    _check_changes({"seed": (0, 1)}, list(STAGES[:5]), list(STAGES[:5]), "r", "evaluate", configs)
     with pytest.raises(ReclabError, match=r"--stages 2-5"):
-        _check_changes({"tune.n_trials": (2, 3)}, list(STAGES[:5]), ["evaluate"], "r", "evaluate")
+        _check_changes({"tune.n_trials": (2, 3)}, list(STAGES[:5]), ["evaluate"], "r", "evaluate",
+                       configs)
+    # A model's entry is read by the first stage that uses the model: a baseline's by stage 5
+    # (every model's counted as read by stage 2, so a baseline's fix meant tuning again).
+    change = {"models.Bias.params.iterations": (1, 5)}
+    _check_changes(change, list(STAGES[:4]), ["evaluate", "online"], "r", "online", configs)
+    with pytest.raises(ReclabError, match=r"finished 'evaluate' stage .* --stages 5-6"):
+        _check_changes(change, list(STAGES), ["online"], "r", "online", configs)
+    tuned = {"models.ImplicitALS.params.iterations": (1, 5)}
+    with pytest.raises(ReclabError, match=r"finished 'tune' stage .* --stages 2-6"):
+        _check_changes(tuned, list(STAGES[:4]), ["evaluate", "online"], "r", "online", configs)
+    assert first_reader("models.ItemKNN.params.neighbors", configs) == "online"   # the world's model
+    assert first_reader("models.SVD.space.factors", configs) == "tune"   # used by none: as before
+    assert not changes_search(change, configs) and changes_search(tuned, configs)
 
 
 def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, capsys):

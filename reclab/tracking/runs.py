@@ -235,13 +235,14 @@ def _record_changes(client: MlflowClient, stage: str, parent_run_id: str, params
     would no longer match the pipeline's parameters); any other change is recorded in the
     pipeline (:func:`record_resume_changes`), so that its ``params.yaml`` stays what its stages
     ran with."""
-    changes = differences(pipeline_params(client, parent_run_id).model_dump(), params.model_dump())
+    before = pipeline_params(client, parent_run_id)
+    changes = differences(before.model_dump(), params.model_dump())
     if not changes:
         return
     finished = {run.data.tags[TAG_STAGE] for run in stage_runs(parent_run_id, uri)
                 if run.info.status == "FINISHED" and TAG_SUPERSEDED_BY not in run.data.tags}
     for key, (old, new) in changes.items():
-        reader = first_reader(key)
+        reader = first_reader(key, (before, params))
         used = [earlier for earlier in STAGES[STAGES.index(reader):STAGES.index(stage)]
                 if earlier in finished]
         if used:
@@ -251,7 +252,7 @@ def _record_changes(client: MlflowClient, stage: str, parent_run_id: str, params
                 f"{key} as the pipeline has it (None in a notebook), run the pipeline's stages again "
                 f"from {reader!r} on with the new value, or start a new pipeline")
     record_resume_changes(parent_run_id, params, params.dump(), changes, uri,
-                          changes_search(changes), how=f"Stage {stage!r} run again with")
+                          changes_search(changes, (before, params)), how=f"Stage {stage!r} run again with")
 
 
 def _supersede(client: MlflowClient, stage: str, parent_run_id: str, run_id: str,
