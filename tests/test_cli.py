@@ -232,8 +232,11 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
     fit = train.union(valid)
     ids = []
     for seed, model in ((0, Popularity()), (1, Bias())):
-        run_id = tracking.start_pipeline(Config.load(params_file, {"seed": seed}))
-        stage = tracking.start_stage("evaluate", params_file, {"seed": seed}, parent_run_id=run_id)
+        # another baseline parameter in the second: the params MLflow holds are the active model's
+        # only, so compare showed no difference in it
+        overrides = {"seed": seed, **({"models.Bias.params.iterations": 7} if seed else {})}
+        run_id = tracking.start_pipeline(Config.load(params_file, overrides))
+        stage = tracking.start_stage("evaluate", params_file, overrides, parent_run_id=run_id)
         tracking.log_report(stage, evaluate(model.fit(fit), fit, test, k=(5, 10), n_bootstrap=50))
         stage.finish()
         ids.append(run_id)
@@ -242,6 +245,8 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
     lines = out.splitlines()
     seed_line = next(line for line in lines if line.startswith("seed"))
     assert seed_line.split()[1:] == ["0", "1"]
+    bias_line = next(line for line in lines if line.startswith("models.Bias.params.iterations"))
+    assert bias_line.split()[1:] == ["-", "7"]
     assert not any(line.startswith("dataset ") for line in lines)   # same in both: hidden
     metrics = MlflowClient().get_run(ids[1]).data.metrics
     metric_line = next(line for line in lines if line.startswith("precision_at_10 "))

@@ -231,13 +231,31 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
         column = f"{run.info.run_name} ({run_id[:8]})"
         columns.append(column)
         params[column] = dict(run.data.params)
-        if TAG_RESUMED_WITH in run.data.tags:   # MLflow keeps a param's first value; params.yaml the used one
-            used = pipeline_params(client, run_id).flatten()
-            params[column].update({key: param_text(value) for key, value in used.items()
-                                   if key in params[column]})
+        if TAG_PIPELINE in run.data.tags:
+            used = pipeline_params(client, run_id)
+            if TAG_RESUMED_WITH in run.data.tags:   # MLflow keeps a param's first value; params.yaml the used one
+                params[column].update({key: param_text(value) for key, value in used.flatten().items()
+                                       if key in params[column]})
+            # Every model's entry, not only the active model's that MLflow's params hold: the
+            # other tuned models' spaces and the baselines' parameters differ between runs too.
+            params[column].update(_model_entries(used))
         metrics[column] = values
     return (pd.DataFrame(params).reindex(columns=columns).sort_index(),
             pd.DataFrame(metrics).reindex(columns=columns).sort_index())
+
+
+def _model_entries(config) -> dict:
+    """``{"models.<name>.<part>.<key>": text}`` of every model entry of a configuration
+    (``starts`` as one JSON list)."""
+    out = {}
+    for name, entry in config.model_dump()["models"].items():
+        for part in ("params", "space"):
+            out.update({f"models.{name}.{part}.{key}": param_text(json.dumps(value, sort_keys=True)
+                                                                  if isinstance(value, (dict, list)) else value)
+                        for key, value in entry[part].items()})
+        if entry["starts"]:
+            out[f"models.{name}.starts"] = param_text(json.dumps(entry["starts"], sort_keys=True))
+    return out
 
 
 def ui_path(experiment_id: str, run_id: str | None = None, view: str | None = None) -> str:
