@@ -510,6 +510,10 @@ def test_dataset_file_reads_the_ratings_file_its_section_names(tmp_path):
     assert not any(key.startswith("file.") for key in Config.load(write(tmp_path, "{}\n")).flatten())
     given = Config.load(path, {"file.path": "data/mine.tsv"})
     assert given.file.path == "data/mine.tsv" and given.file.user == "who"
+    # data_dir likewise (it was relative to the working folder, unlike file.path beside it)
+    located = Config.load(write(tmp_path / "params", "data_dir: ../data\n", "dir.yaml"))
+    assert Path(located.data_dir) == tmp_path / "params" / ".." / "data"
+    assert Config.load(path, {"data_dir": "data"}).data_dir == "data"
     with pytest.raises(ReclabError, match=r"key 'file.path' is not set, but dataset is 'file'"):
         Config.load(write(tmp_path, "dataset: file\n"))
     with pytest.raises(ReclabError, match=r"key 'split.method' is 'temporal', .* but file.timestamp is null"):

@@ -258,7 +258,8 @@ class Config(Section):
     """The data set: the embedded synthetic one, a MovieLens set, or 'file' (your own ratings file,
     the file section)."""
     data_dir: Name | None = None
-    """Folder searched first for MovieLens files (null: RECLAB_DATA_DIR, then the cache)."""
+    """Folder searched first for MovieLens files (null: RECLAB_DATA_DIR, then the cache); relative
+    as file.path is."""
     synthetic: dict[str, Any] = {}
     """Keyword arguments of reclab.datasets.synthetic (its seed is ``seed``)."""
     file: File = File()
@@ -321,7 +322,12 @@ class Config(Section):
         located = {key: str(Path(path).parent / Path(given).expanduser())
                    for key in ("path", "items") if (given := config.file[key])
                    and not {"file", f"file.{key}"} & set(overrides or ())}
-        return config.model_copy(update={"file": config.file.model_copy(update=located)}) if located else config
+        if located:
+            config = config.model_copy(update={"file": config.file.model_copy(update=located)})
+        if config.data_dir and "data_dir" not in (overrides or ()):   # as file.path
+            config = config.model_copy(update={
+                "data_dir": str(Path(path).parent / Path(config.data_dir).expanduser())})
+        return config
 
     @classmethod
     def from_values(cls, values: Mapping, source: str = "parameters") -> "Config":
