@@ -398,7 +398,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="YAML parameter file (default: params/default.yaml of the project)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a parameter, dotted keys for nesting, YAML values "
-                          "(e.g. --set tune.n_trials=5); repeatable")
+                          "(e.g. --set tune.n_trials=5; nothing after = is null); repeatable")
     run.add_argument("--stages", nargs="+", metavar="STAGE",
                      help="stages to run: names or numbers, e.g. '--stages 1-2' or "
                           "'--stages preprocess tune' (default: 1-5, and 6 when online.enabled)")

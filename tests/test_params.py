@@ -172,6 +172,9 @@ def test_assignments_are_yaml_typed():
     for bad in ["n_trials", "=5"]:
         with pytest.raises(ReclabError, match="key=value"):
             config.parse_assignments([bad])
+    # nothing after '=' is null, as 'data_dir:' in a file (it was '', refused as no number)
+    assert config.parse_assignments(["data_dir=", "tune.time_budget= "]) == {
+        "data_dir": None, "tune.time_budget": None}
 
 
 def test_the_old_name_split_k_sets_held_out_per_user_from_the_command_line_too(tmp_path):

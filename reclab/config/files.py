@@ -153,7 +153,8 @@ def parse_assignments(assignments) -> dict:
     """``["tune.n_trials=5", "k=[5,10]"]`` -> ``{"tune.n_trials": 5, "k": [5, 10]}``.
 
     The value after the first ``=`` is read as YAML (safe loading), so numbers, lists,
-    ``null`` and ``true`` have their YAML types; quote a value to keep it a string.
+    ``null`` and ``true`` have their YAML types (nothing after ``=`` is null, as ``key:`` in a
+    file is); quote a value to keep it a string.
     """
     out = {}
     for assignment in assignments:
@@ -163,7 +164,7 @@ def parse_assignments(assignments) -> dict:
             raise ReclabError(f"--set {assignment!r} must look like key=value, for example "
                               f"tune.n_trials=5")
         try:
-            out[key] = _load(text) if text.strip() else ""
+            out[key] = _load(text)   # None for nothing: null, as in a file ('' was refused)
         except _RepeatedKey as repeated:
             raise ReclabError(f"--set {assignment!r}: key {repeated.args[0]!r} is written twice") from None
         except yaml.YAMLError as error:
