@@ -75,6 +75,9 @@ def _progress(event: str, stage: str, number: int, seconds) -> None:
     # One line per event: what the stage's kernel prints comes between start and end.
     if event == "kept":
         _print(f"{head} kept: finished before, not run again")
+    elif event == "outdated":
+        _print(f"{head} outdated: made from the run of an earlier stage run again now; "
+               f"--resume runs it again")
     elif event == "start":
         _print(f"{head} running")
     elif event == "off":

@@ -407,7 +407,8 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         ``"done"`` or ``"failed"``; number is the stage's position 1..6. While a search runs,
         event ``"trial"`` passes, in place of the seconds, the text of its progress bar (trial i
         of n, the best score so far, the time left) after each trial. Resuming, each stage that
-        finished before and is not run again is reported first as ``"kept"``; stage 6, left out
+        finished before and is not run again is reported first as ``"kept"`` (``"outdated"`` when
+        it comes after a stage that runs again: made from that stage's old run); stage 6, left out
         because the parameters do not enable it, is reported last as ``"off"``.
     execution_timeout : float, optional
         Seconds a single cell may run (default: no limit).
@@ -552,8 +553,9 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     result = PipelineResult(run_id=run_id, output_dir=output)
     if progress:
         for stage in finished:
-            if stage not in chosen:
-                progress("kept", stage, STAGES.index(stage) + 1, None)
+            if stage not in chosen:   # a stage after one that runs again is made from the old run
+                later = chosen and STAGES.index(stage) > STAGES.index(chosen[0])
+                progress("outdated" if later else "kept", stage, STAGES.index(stage) + 1, None)
     for stage in chosen:
         number = STAGES.index(stage) + 1
         executed = output / NOTEBOOKS[stage]

@@ -436,6 +436,10 @@ def test_run_shows_the_tuning_progress_bar_in_place_and_the_rest_of_stderr_as_li
     bar = "    " + events[0][3]
     assert out == ("[2/6] tune         running\n" + "\r" + bar + "\r" + bar + "\n"
                    + "[2/6] tune             3.5 s\n")
+    # a finished stage after one run again (--resume --stages 2) is made from the old run
+    _progress("outdated", "train", 3, None)
+    assert capsys.readouterr().out == ("[3/6] train        outdated: made from the run of an earlier "
+                                       "stage run again now; --resume runs it again\n")
 
 
 def test_run_prints_the_tuning_progress_as_a_line_per_tenth_of_the_trials_in_a_log(capsys):

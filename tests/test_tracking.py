@@ -532,9 +532,12 @@ def test_a_stage_given_its_pipeline_with_other_parameters_records_them_or_stops(
     assert f"Stage 'preprocess' run again with seed: {seed} -> {seed + 5}" in \
         parent.data.tags["mlflow.note.content"]
     assert again.run_id in client.get_run(tune_run.run_id).data.tags["reclab.outdated"]
+    # --resume runs the outdated stage again (it counted as finished, so resume kept it)
+    assert tracking.pipeline_state(pipeline_id)["finished"] == ["preprocess"]
     later = tracking.start_stage("tune", parent_run_id=pipeline_id)   # the pipeline's new seed
     assert later.params["seed"] == seed + 5
     later.finish()
+    assert tracking.pipeline_state(pipeline_id)["finished"] == ["preprocess", "tune"]
 
 
 def test_a_pipeline_stays_running_while_another_kernel_runs_a_stage_of_it(store, params_file):

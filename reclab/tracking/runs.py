@@ -240,7 +240,8 @@ def _record_changes(client: MlflowClient, stage: str, parent_run_id: str, params
     if not changes:
         return
     finished = {run.data.tags[TAG_STAGE] for run in stage_runs(parent_run_id, uri)
-                if run.info.status == "FINISHED" and TAG_SUPERSEDED_BY not in run.data.tags}
+                if run.info.status == "FINISHED"
+                and not {TAG_SUPERSEDED_BY, TAG_OUTDATED} & set(run.data.tags)}
     for key, (old, new) in changes.items():
         reader = first_reader(key, (before, params))
         used = [earlier for earlier in STAGES[STAGES.index(reader):STAGES.index(stage)]
