@@ -182,6 +182,10 @@ def render_summary(summary: dict, seconds: float | None = None, markdown: bool =
     else:
         took = "" if seconds is None else f" in {seconds:.1f} s"
         blocks = [f"Pipeline {summary['run_name']}: {summary['status']}{took}"]
+    if summary.get("outdated"):   # their results are shown below: say what they were made from
+        blocks.append(f"OUTDATED: {', '.join(summary['outdated'])}, made from a run of an earlier "
+                      f"stage that was run again since; reclab run --resume {summary['run_id']} "
+                      f"runs them again")
     best = summary.get("best")
     if best:
         shown = ", ".join(f"{name}={_short(value)}" for name, value in best["params"].items())

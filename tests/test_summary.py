@@ -117,3 +117,15 @@ def test_a_p_value_that_underflowed_is_printed_as_below_what_a_float_holds():
     assert p_text(0.012345) == "p=0.0123" and p_text(3.2e-5, 2) == "p=3.2e-05"
     assert p_text(0.0) == "p<1e-300" and p_text(0.0, spaced=True) == "p < 1e-300"
     assert p_text(0.5, spaced=True) == "p = 0.5"
+
+
+def test_outdated_stages_are_named_above_their_results():
+    """A stage run again alone (--resume --stages 2) left the later stages' old results in the
+    summary, with nothing to say they were made from the superseded run."""
+    outdated = {**SUMMARY, "run_id": "abc123", "outdated": ["train", "evaluate"]}
+    lines = render_summary(outdated, seconds=1.0).split("\n")
+    note = ("OUTDATED: train, evaluate, made from a run of an earlier stage that was run again since; "
+            "reclab run --resume abc123 runs them again")
+    assert lines.index(note) < lines.index("Test metrics (95% bootstrap confidence intervals over users):")
+    assert note in render_summary(outdated, markdown=True)
+    assert "OUTDATED" not in render_summary(SUMMARY)

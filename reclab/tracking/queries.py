@@ -105,7 +105,8 @@ def pipeline_summary(parent_run_id: str, uri: str | None = None) -> dict:
         ``run_id``, ``run_name``, ``experiment_id``, ``status``, ``stages`` (list of
         ``(stage, run_id, status, seconds)``), ``best`` (tune's best_params.json or None),
         ``metrics`` (evaluate run's metrics, a dict), ``online`` (the description of the online
-        stage's run, its A/B result; None without one), ``tracking_uri``.
+        stage's run, its A/B result; None without one), ``outdated`` (the stages whose latest run
+        is outdated, made from a run an earlier stage run again since superseded), ``tracking_uri``.
     """
     client = open_client(uri)
     parent = client.get_run(parent_run_id)
@@ -128,6 +129,7 @@ def pipeline_summary(parent_run_id: str, uri: str | None = None) -> dict:
     return {"run_id": parent_run_id, "run_name": parent.info.run_name,
             "experiment_id": parent.info.experiment_id, "status": parent.info.status,
             "stages": stages, "best": best, "metrics": metrics, "online": online,
+            "outdated": [stage for stage, run in latest.items() if TAG_OUTDATED in run.data.tags],
             "tracking_uri": tracking_uri(uri)}
 
 
