@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -190,10 +191,21 @@ def _terminate(signum, frame) -> None:
 
 # -- reclab ui --------------------------------------------------------------------------------
 def _port_free(host: str, port: int) -> bool:
+    """Whether the UI can listen on ``host:port``; a port out of range, a host name that does not
+    resolve or an address of another machine is refused (each was reported as a port in use, or
+    a traceback)."""
+    if not 1 <= port <= 65535:
+        raise ReclabError(f"--port must be a number from 1 to 65535, got {port}")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         try:
             probe.bind((host, port))
-        except OSError:
+        except socket.gaierror:
+            raise ReclabError(f"--host {host!r} is not an address or a name this machine can "
+                              f"resolve; the default is 127.0.0.1") from None
+        except OSError as error:
+            if error.errno == errno.EADDRNOTAVAIL:
+                raise ReclabError(f"--host {host} is not an address of this machine; the default "
+                                  f"is 127.0.0.1") from None
             return False
     return True
 

@@ -277,6 +277,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--port", "99999"], "--port must be a number from 1 to 65535, got 99999"),   # a traceback
+    (["--host", "no-such-host.invalid"], "--host 'no-such-host.invalid' is not an address or a name"),
+    (["--host", "192.0.2.1"], "--host 192.0.2.1 is not an address of this machine"),   # "port in use"
+])
+def test_ui_refuses_a_port_or_host_it_cannot_listen_on_saying_which(tmp_path, capsys, args, message):
+    assert main(["ui", *args, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 2
+    assert capsys.readouterr().err.startswith(f"reclab ui: {message}")
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
     """Ctrl-C (SIGINT) or SIGTERM stop ``reclab ui`` and its server quietly: no traceback, no

@@ -172,6 +172,8 @@ def test_assignments_are_yaml_typed():
     for bad in ["n_trials", "=5"]:
         with pytest.raises(ReclabError, match="key=value"):
             config.parse_assignments([bad])
+    with pytest.raises(ReclabError, match=r"--set seed=\.\.\. is given twice"):   # the last one won
+        config.parse_assignments(["seed=1", "k=5", "seed=2"])
     # nothing after '=' is null, as 'data_dir:' in a file (it was '', refused as no number)
     assert config.parse_assignments(["data_dir=", "tune.time_budget= "]) == {
         "data_dir": None, "tune.time_budget": None}

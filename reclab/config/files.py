@@ -163,6 +163,8 @@ def parse_assignments(assignments) -> dict:
         if not equals or not key:
             raise ReclabError(f"--set {assignment!r} must look like key=value, for example "
                               f"tune.n_trials=5")
+        if key in out:   # the last one won without a word; a file refuses a key written twice
+            raise ReclabError(f"--set {key}=... is given twice; give each key once")
         try:
             out[key] = _load(text)   # None for nothing: null, as in a file ('' was refused)
         except _RepeatedKey as repeated:

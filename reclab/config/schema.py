@@ -282,8 +282,8 @@ class Config(Section):
     """Length of the top-N lists of stage 4 and of the simulated lists of stage 6 (checked against
     the split in stage 1 when online.enabled: some user must have that many unseen items)."""
     baselines: list[ModelName] = ["Popularity", "Bias"]
-    """Models evaluated beside the tuned one, each with its default parameters; the first is stage
-    6's control arm (the untuned model when the list is empty)."""
+    """Models evaluated beside the tuned one, each with its models.<name>.params (else its
+    defaults); the first is stage 6's control arm (the untuned model when the list is empty)."""
     backend: _one_of(BACKENDS) = "local"
     """Where models train: in the kernel's Python, or in Spark (see "Backends")."""
     online: Online = Online()
