@@ -160,3 +160,12 @@ def test_load_detects_edited_parameters(data, tmp_path):
     np.savez(tmp_path / "edited.npz", __meta__=np.array(json.dumps(meta)), **arrays)
     with pytest.raises(ReclabError, match="edited.npz failed its sha256 check"):
         models.load(tmp_path / "edited.npz")
+
+
+def test_save_refuses_parameters_made_invalid_after_the_fit(data, tmp_path):
+    """set_params after fit stores without checking: save wrote a file that load then refused."""
+    model = models.EASE(regularization=10.0).fit(data).set_params(regularization=-5.0)
+    with pytest.raises(ReclabError, match="EASE parameter regularization must be"):
+        model.save(tmp_path / "ease.npz")
+    assert not (tmp_path / "ease.npz").exists()
+    models.load(model.set_params(regularization=10.0).save(tmp_path / "ease.npz"))

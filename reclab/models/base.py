@@ -497,9 +497,11 @@ class Recommender(Estimator):
         ``name.indices``, ``name.indptr``, ``name.shape``) and a ``__meta__`` JSON entry with the
         format, class, parameters, reclab version and a sha256 of everything else, which
         :func:`load` verifies. The file is written at exactly ``path`` (no suffix is added);
-        its folder must exist (``ReclabError`` otherwise).
+        its folder must exist (``ReclabError`` otherwise). Parameters made invalid after the fit
+        (``set_params``) are refused: :func:`load` would refuse the file.
         """
         self._check_fitted()
+        self.check_params()
         return save_model(self, path)
 
 
