@@ -7,7 +7,8 @@ field here. The vocabularies come from the modules that own them: dataset names 
 split methods from :mod:`reclab.split`, search methods and SMBO surrogates from :mod:`reclab.tuning`,
 metric names from :mod:`reclab.metrics`; and the defaults of ``tune`` and ``evaluation`` are those of
 :func:`reclab.tuning.tune` and :func:`reclab.evaluation.evaluate`, so a library default and a
-pipeline default never drift apart.
+pipeline default never drift apart, except where the pipeline chose its own: ``tune.folds`` (3;
+``tune``'s is 1) and ``tune.select``, which ``tune`` does not take.
 
 Sections are read by attribute (``config.tune.metric``) or, as in the YAML file, by key
 (``config["tune"]["metric"]``). A configuration is immutable (frozen): a changed copy is
@@ -150,7 +151,9 @@ class Split(Section):
     method: _one_of(split.METHODS) = "random_holdout"
     """How test and validation are held out (a function of reclab.split)."""
     test_frac: float = Field(0.2, gt=0.0, lt=1.0)
-    """Share of each user's interactions (of the items, the users: cold_items, cold_users) held out for test."""
+    """Share held out for test: of each user's interactions (random_holdout), of all interactions,
+    the latest (temporal), of the items or users (cold_items, cold_users); leave_k_out holds out
+    held_out_per_user instead."""
     valid_frac: float = Field(0.2, gt=0.0, lt=1.0)
     """Share of the rest held out for validation (tuning)."""
     held_out_per_user: int = Field(5, ge=1)
@@ -193,7 +196,8 @@ class ModelEntry(Section):
 
 
 class Tune(Section):
-    """Stage 2, the search (:func:`reclab.tuning.tune`; its defaults are tune's own)."""
+    """Stage 2, the search (:func:`reclab.tuning.tune`; its defaults are tune's own but folds and
+    select)."""
 
     method: _one_of(tuning.METHODS) = _TUNE["method"]
     """Search method of stage 2."""
@@ -203,7 +207,7 @@ class Tune(Section):
     metric: Annotated[str, AfterValidator(_metric)] = _TUNE["metric"]
     """Validation metric to optimize: 'precision@10', 'coverage@10', ..., or 'rmse' / 'mae'."""
     n_initial: int = Field(_TUNE["n_initial"], ge=1)
-    """smbo: random trials before the surrogate model is used."""
+    """smbo: trials of the initial design (a Latin hypercube) before the surrogate model is used."""
     estimator: _one_of(tuning.ESTIMATORS) = _TUNE["estimator"]
     """smbo: the surrogate model."""
     folds: int = Field(3, ge=1)

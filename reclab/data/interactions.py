@@ -16,7 +16,8 @@ Rules this container keeps (and that the rest of reclab relies on):
 - ``item_features`` / ``user_features`` (CSR float32, items x features / users x features, or None)
   are content features (genres, release decade, tags, age group, ...), row ``j`` for item index
   ``j``, named by ``item_feature_names`` / ``user_feature_names``. They follow the rows through every
-  operation (``restrict`` slices them, the others keep them) and into the ``.npz`` split files.
+  operation (``restrict`` slices them, ``union`` takes an item's from the side holding its
+  interactions, the others keep them) and into the ``.npz`` split files.
 """
 
 from __future__ import annotations
