@@ -90,7 +90,7 @@ def check(config, source: str, backend_model: dict) -> None:
 def _check_values(name: str, entry, source: str) -> None:
     """The model's own checks of its fixed parameters, and of each start point with them (else a
     bad value failed in the stage that first fits the model, minutes into the pipeline)."""
-    points = [("params", {})] + [(f"starts[{number}]", point) for number, point in enumerate(entry.starts)]
+    points = [("params", {})] + [(f"starts[{n}]", point) for n, point in enumerate(entry.starts)]
     for part, point in points:
         values = {**entry.params, **point}
         try:
@@ -98,9 +98,11 @@ def _check_values(name: str, entry, source: str) -> None:
         except ReclabError as error:
             text = next((value for value in values.values() if isinstance(value, str)
                          and _is_float_text(value)), None)
-            number = float(text) if text else 0.0
-            hint = (f" (YAML reads {text} as text: write {int(number) if number.is_integer() else number!r})"
-                    if text else "")
+            hint = ""
+            if text:   # YAML 1.1 reads 1e3 (no dot) as text
+                number = float(text)
+                written = int(number) if number.is_integer() else number
+                hint = f" (YAML reads {text} as text: write {written!r})"
             raise fail(source, f"models.{name}.{part}", f"is refused by {name}: {error}{hint}") from None
 
 

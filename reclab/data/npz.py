@@ -6,7 +6,8 @@ The pipeline's preprocess stage logs its split in this format (``split/train.npz
 ``shape`` (the CSR matrix), ``user_ids`` / ``item_ids`` (text ids as fixed-width unicode),
 ``timestamps`` when present, ``item_columns`` and ``item.<column>`` (the columns of ``items``:
 numbers, booleans and dates as they are, other values as text, with ``item_missing.<column>``
-marking a text column's missing values), and ``item_features.{data,indices,indptr,shape,names}`` / ``user_features.*``.
+marking a text column's missing values), and ``item_features.{data,indices,indptr,shape,names}``
+/ ``user_features.*``.
 """
 
 from __future__ import annotations

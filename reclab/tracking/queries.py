@@ -238,7 +238,8 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
         params[column] = dict(run.data.params)
         if TAG_PIPELINE in run.data.tags:
             used = pipeline_params(client, run_id)
-            if TAG_RESUMED_WITH in run.data.tags:   # MLflow keeps a param's first value; params.yaml the used one
+            if TAG_RESUMED_WITH in run.data.tags:   # MLflow keeps a param's first value;
+                # params.yaml the one used
                 params[column].update({key: param_text(value) for key, value in used.flatten().items()
                                        if key in params[column]})
             # Every model's entry, not only the active model's that MLflow's params hold: the
@@ -252,14 +253,15 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
 def _model_entries(config) -> dict:
     """``{"models.<name>.<part>.<key>": text}`` of every model entry of a configuration
     (``starts`` as one JSON list)."""
+    def text(value) -> str:
+        return param_text(json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value)
+
     out = {}
     for name, entry in config.model_dump()["models"].items():
         for part in ("params", "space"):
-            out.update({f"models.{name}.{part}.{key}": param_text(json.dumps(value, sort_keys=True)
-                                                                  if isinstance(value, (dict, list)) else value)
-                        for key, value in entry[part].items()})
+            out.update({f"models.{name}.{part}.{key}": text(value) for key, value in entry[part].items()})
         if entry["starts"]:
-            out[f"models.{name}.starts"] = param_text(json.dumps(entry["starts"], sort_keys=True))
+            out[f"models.{name}.starts"] = text(entry["starts"])
     return out
 
 

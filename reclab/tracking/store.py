@@ -209,7 +209,8 @@ def open_client(uri: str | None) -> MlflowClient:
     try:
         return MlflowClient(tracking_uri=uri)
     except mlflow.exceptions.MlflowException as error:   # an unknown scheme: a traceback
-        raise ReclabError(f"MLflow store {uri} cannot be opened: {str(error).strip().splitlines()[0]}") from None
+        first = str(error).strip().splitlines()[0]
+        raise ReclabError(f"MLflow store {uri} cannot be opened: {first}") from None
 
 
 def experiment_id(name: str, uri: str | None = None) -> str:
