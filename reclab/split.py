@@ -401,16 +401,23 @@ def fold_role(train: Interactions, valid: Interactions) -> str | None:
 def _temporal_role(train: Interactions, valid: Interactions) -> str | None:
     """``"time"`` when ``valid`` holds what came after every ``train`` interaction (a global
     :func:`temporal` split), ``"user time"`` when each user's ``valid`` interactions came after
-    the user's ``train`` ones (``temporal(per_user=True)``), else None."""
+    the user's ``train`` ones (``temporal(per_user=True)``), else None.
+
+    Some interaction must come strictly later than one it follows: when every time ties (one
+    timestamp for all, or one per user), any split passes the test, and a random holdout's folds
+    would fit on ever less data as a temporal split's do."""
     if train.timestamps is None or valid.timestamps is None or valid.nnz == 0 or train.nnz == 0:
         return None
-    if valid.timestamps.min() >= train.timestamps.max():
+    if valid.timestamps.min() >= train.timestamps.max() > train.timestamps.min() or (
+            valid.timestamps.min() > train.timestamps.max()):
         return "time"
     latest = np.full(train.n_users, -np.inf)
     np.maximum.at(latest, _rows(train), train.timestamps.astype(np.float64))
     earliest = np.full(valid.n_users, np.inf)
     np.minimum.at(earliest, _rows(valid), valid.timestamps.astype(np.float64))
-    return "user time" if np.all(earliest >= latest) else None
+    both = np.isfinite(latest) & np.isfinite(earliest)
+    later = np.all(earliest >= latest) and bool(np.any(earliest[both] > latest[both]))
+    return "user time" if later else None
 
 
 def _earlier_folds(train: Interactions, valid: Interactions, n_folds: int, role: str, rng) -> list:

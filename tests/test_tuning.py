@@ -517,6 +517,25 @@ def test_validation_folds_are_disjoint_equal_sized_and_deterministic(splits):
         validation_folds(train, valid, n_folds=6, seed=0)
 
 
+@pytest.mark.parametrize("times", ["one for all", "one per user"])
+def test_a_random_holdout_whose_timestamps_all_tie_gets_random_folds(times):
+    """Times that tie everywhere pass "valid is not older than train" whatever the split: a random
+    holdout was taken for a temporal split, and its folds fitted on ever less data (1203, 906 and
+    609 interactions here) instead of as much as train."""
+    from reclab import split
+    from reclab.split import fold_role, validation_folds
+
+    data = reclab.datasets.synthetic(n_users=60, n_items=80, n_ratings=1500, seed=0)
+    rows = np.repeat(np.arange(data.n_users), data.user_counts())
+    tied = data.with_matrix(data.matrix, timestamps=np.zeros(data.nnz) if times == "one for all"
+                            else rows * 86_400.0)
+    train, valid = split.random_holdout(tied, test_frac=0.2, seed=0)
+    assert fold_role(train, valid) is None
+    assert [fit.nnz for fit, _ in validation_folds(train, valid, n_folds=3, seed=0)] == [train.nnz] * 3
+    # a temporal split of the same times is no temporal split either: nothing comes later
+    assert fold_role(*split.temporal(tied, 0.2, per_user=True)) is None
+
+
 @pytest.mark.parametrize("per_user", [False, True])
 def test_validation_folds_of_a_temporal_split_fit_on_the_past_only(per_user, tmp_path):
     """On a temporal split every fold predicts a period from what came before it: fold j holds
