@@ -380,6 +380,25 @@ class Config(Section):
                 out[key] = _scalar(value)
         return out
 
+    def model_entries(self) -> dict:
+        """Every model's entry of ``models`` as flat keys, for comparing configurations (the
+        MLflow params of :meth:`flatten` hold the active model's only).
+
+        Returns
+        -------
+        dict of str -> str | int | float | bool | None
+            e.g. ``{"models.EASE.params.binarize": True, "models.EASE.space.regularization":
+            '{"high": ...}', "models.EASE.starts": '[...]'}``; lists and space specs are JSON text.
+        """
+        out = {}
+        for name, entry in self.model_dump()["models"].items():
+            for part in ("params", "space"):
+                out.update({f"models.{name}.{part}.{key}": _scalar(value)
+                            for key, value in entry[part].items()})
+            if entry["starts"]:
+                out[f"models.{name}.starts"] = _scalar(entry["starts"])
+        return out
+
     @property
     def dataset_name(self) -> str:
         """The data set's name in run names and MLflow datasets: ``dataset``, or for ``dataset:

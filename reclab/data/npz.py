@@ -50,12 +50,12 @@ def save_interactions(path, data: Interactions) -> Path:
         columns = [str(column) for column in data.items.columns]
         arrays["item_columns"] = text_array(columns)
         for name, values in data.items.items():
-            column = str(name)
-            if values.to_numpy().dtype.kind in "biufcmM":   # numbers, booleans, dates: as they are
-                arrays[f"item.{column}"] = values.to_numpy()
+            column, stored = str(name), values.to_numpy()
+            if stored.dtype.kind in "biufcmM":   # numbers, booleans, dates: as they are
+                arrays[f"item.{column}"] = stored
                 continue
             missing = values.isna().to_numpy()
-            arrays[f"item.{column}"] = text_array(np.where(missing, "", values.to_numpy(dtype=object)))
+            arrays[f"item.{column}"] = text_array(np.where(missing, "", stored.astype(object)))
             if missing.any():   # read back as missing values, not as empty text
                 arrays[f"item_missing.{column}"] = missing
     for role in ("item", "user"):

@@ -176,8 +176,7 @@ def _number(frame, path, role: str, name: str):
     if kind.typeName() == "timestamp":
         return functions.expr(f"unix_micros({quoted}) / 1e6")
     if kind.typeName() == "timestamp_ntz":
-        return functions.expr(f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', "
-                              f"{quoted}) / 1e6")
+        return functions.expr(f"{_ntz_micros(quoted)} / 1e6")
     if kind.typeName() == "date":
         return functions.expr(f"unix_date({quoted}) * 86400.0")
     if kind.typeName() not in _CAST:
@@ -199,8 +198,12 @@ def _date_time(name: str):
     seconds = f"regexp_replace({quoted}, '([T ][0-9]{{2}}:[0-9]{{2}})([ ]*[Z+-])', '$1:00$2')"
     return sql_functions().expr(
         f"(CASE WHEN {quoted} RLIKE '{_ZONED}' THEN unix_micros(try_cast({seconds} AS TIMESTAMP)) "
-        f"ELSE timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', "
-        f"try_cast({quoted} AS TIMESTAMP_NTZ)) END) / 1e6")
+        f"ELSE {_ntz_micros(f'try_cast({quoted} AS TIMESTAMP_NTZ)')} END) / 1e6")
+
+
+def _ntz_micros(sql: str) -> str:
+    """Spark SQL: microseconds from 1970-01-01 00:00 to the TIMESTAMP_NTZ ``sql`` (read as UTC)."""
+    return f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', {sql})"
 
 
 def _values(n: int, what: str) -> str:

@@ -244,25 +244,11 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
                                        if key in params[column]})
             # Every model's entry, not only the active model's that MLflow's params hold: the
             # other tuned models' spaces and the baselines' parameters differ between runs too.
-            params[column].update(_model_entries(used))
+            params[column].update({key: param_text(value)
+                                   for key, value in used.model_entries().items()})
         metrics[column] = values
     return (pd.DataFrame(params).reindex(columns=columns).sort_index(),
             pd.DataFrame(metrics).reindex(columns=columns).sort_index())
-
-
-def _model_entries(config) -> dict:
-    """``{"models.<name>.<part>.<key>": text}`` of every model entry of a configuration
-    (``starts`` as one JSON list)."""
-    def text(value) -> str:
-        return param_text(json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value)
-
-    out = {}
-    for name, entry in config.model_dump()["models"].items():
-        for part in ("params", "space"):
-            out.update({f"models.{name}.{part}.{key}": text(value) for key, value in entry[part].items()})
-        if entry["starts"]:
-            out[f"models.{name}.starts"] = text(entry["starts"])
-    return out
 
 
 def ui_path(experiment_id: str, run_id: str | None = None, view: str | None = None) -> str:
