@@ -349,9 +349,11 @@ def _report(users, ids, relevant, n_skipped, ks, test, threshold, n_bootstrap, s
     table = per_user[metric_names].to_numpy(dtype=np.float64)
 
     summary = dict(zip(metric_names, map(float, table.mean(axis=0))))
-    coverage = coverage_at_every_k(ids, test.n_items)
-    if candidates is not None:   # distinct recommended items over the candidates, not the catalog
-        coverage = coverage * (test.n_items / len(candidates))
+    if candidates is None:
+        coverage = coverage_at_every_k(ids, test.n_items)
+    else:   # distinct recommended items over the candidates (as positions among them), in [0, 1]
+        coverage = coverage_at_every_k(np.where(ids >= 0, np.searchsorted(candidates, ids), -1),
+                                       len(candidates))
     coverage.flags.writeable = False
     summary.update({f"coverage@{cut}": float(coverage[column]) for cut, column in zip(ks, cut_columns)})
     if rating is not None:

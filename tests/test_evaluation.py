@@ -227,6 +227,24 @@ def test_with_candidates_only_their_test_items_are_relevant(small):
         evaluate(model, train, test, k=2, n_bootstrap=0, candidates=[103], relevance_threshold=3)
 
 
+def test_coverage_over_candidates_is_a_share_of_them_never_above_one():
+    """Every candidate recommended is a coverage of exactly 1: rescaling the share of the catalog
+    by n_items / n_candidates gave 1.0000000000000002 for 9 candidates among 11 items, outside
+    [0, 1], which failed every trial of a search for coverage on a cold-items split."""
+    n_users, n_items = 6, 11
+    seen = np.zeros((n_users, n_items), np.float32)
+    seen[:, 9:] = 1                                       # items 9 and 10: no candidates anyway
+    held = np.zeros((n_users, n_items), np.float32)
+    held[np.arange(n_users), np.arange(n_users)] = 1
+    train, test = (Interactions.from_matrix(sp.csr_matrix(dense)) for dense in (seen, held))
+    model = RandomFactors(n_users, n_items, seed=0)
+    report = evaluate(model, train, test, k=(1, 9), candidates=np.arange(9), n_bootstrap=0)
+    assert report.summary["coverage@9"] == 1.0            # 9 candidates, each in every list
+    firsts = np.argmax(model.score_items(np.arange(n_users))[:, :9], axis=1)  # each user's first
+    assert report.summary["coverage@1"] == np.unique(firsts).size / 9
+    assert report.curve("coverage", ks=[9])["coverage"].tolist() == [1.0]
+
+
 def test_cold_candidates_need_one_relevant_test_item(small):
     """Stage 5's long-tail candidates: the rarely trained test items, relevant or not (a
     candidate nobody liked is still ranked), unless none is relevant: nothing to evaluate."""
