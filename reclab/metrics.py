@@ -71,7 +71,9 @@ def check_metric_name(name) -> tuple[str, int | None]:
     if name in RATING_METRICS:
         return name, None
     base, at, cut = name.partition("@")
-    if not at or base not in (*RANKING_METRICS, "coverage") or not cut.isdigit() or int(cut) < 1:
+    # As reports spell the cut-off (str(int)): 'precision@010' or a non-ASCII digit names no key.
+    if not at or base not in (*RANKING_METRICS, "coverage") or not (cut.isascii() and cut.isdigit()) \
+            or cut != str(int(cut)) or int(cut) < 1:
         raise ReclabError(f"unknown metric {name!r}; use {known}")
     return name, int(cut)
 

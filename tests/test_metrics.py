@@ -173,3 +173,16 @@ def test_sign_flip_p_value_is_one_when_the_differences_cancel():
     assert sign_flip_p_value(balanced, np.random.default_rng(0)) == 1.0
     # a real, small difference is still tested exactly: only the all-gains and all-losses count
     assert sign_flip_p_value(np.array([0.1, 0.25, 0.05, 0.4]), np.random.default_rng(0)) == 0.125
+
+
+def test_metric_names_are_refused_unless_spelled_as_reports_key_them():
+    """'precision@010' was accepted (as cut-off 10), but reports key the metric 'precision@10':
+    a configuration naming it passed its checks, then tune failed every trial ("not in the
+    evaluation report") after fitting each."""
+    from reclab.metrics import check_metric_name
+
+    assert check_metric_name("precision@10") == ("precision@10", 10)
+    assert check_metric_name("coverage@1") == ("coverage@1", 1)
+    for name in ("precision@010", "ndcg@05", "recall@\u0661\u0660", "map@0", "mrr@-1", "hit_rate@"):
+        with pytest.raises(ReclabError, match="unknown metric"):
+            check_metric_name(name)
