@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reclab._validate import check_k
+from reclab._validate import check_int, check_k
 from reclab.errors import ReclabError
 
 __all__ = [
@@ -385,6 +385,11 @@ def sign_flip_p_value(differences: np.ndarray, rng: np.random.Generator, n_flips
     ML-100K) scipy's Wilcoxon took the normal approximation, p = 0.066, where this one is 0.125.
     """
     values = np.asarray(differences, dtype=np.float64)
+    if values.ndim != 1 or not np.isfinite(values).all():
+        # NaN compares False with everything: no assignment would count, and p would be 0.
+        raise ReclabError(f"differences must be a 1-D array of finite numbers (one per user), got shape "
+                          f"{values.shape} with {int((~np.isfinite(values)).sum())} NaN or infinite")
+    n_flips = check_int("n_flips", n_flips, low=1)
     values = values[values != 0]
     m = values.size
     if m == 0:
@@ -410,6 +415,11 @@ def holm(p_values) -> np.ndarray:
     against each baseline): reject where the adjusted value is below alpha, and the chance of
     any false rejection stays at most alpha (Holm 1979)."""
     p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1:
+        raise ReclabError(f"p_values must be a 1-D array (one p-value per test), got shape {p.shape}")
+    outside = p[~((p >= 0) & (p <= 1))]   # NaN too
+    if outside.size:
+        raise ReclabError(f"p_values must lie in [0, 1], got {outside[:5].tolist()}")
     order = np.argsort(p, kind="stable")
     adjusted = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
     out = np.empty_like(p)

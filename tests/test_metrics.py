@@ -186,3 +186,26 @@ def test_metric_names_are_refused_unless_spelled_as_reports_key_them():
     for name in ("precision@010", "ndcg@05", "recall@\u0661\u0660", "map@0", "mrr@-1", "hit_rate@"):
         with pytest.raises(ReclabError, match="unknown metric"):
             check_metric_name(name)
+
+
+def test_the_paired_test_and_holm_refuse_what_is_no_p_value_or_difference():
+    """A NaN difference gave p = 0.0 (NaN compares False, so no assignment counted: a certain
+    "difference"); n_flips=0 gave p = 1.0 and n_flips=-1 a ZeroDivisionError; holm turned a NaN
+    or a negative p-value into an adjusted one (-0.1 became -0.2) instead of refusing it."""
+    from reclab.metrics import holm, sign_flip_p_value
+
+    rng = np.random.default_rng(0)
+    for bad in ([np.nan, 1.0, 2.0], [np.inf, 0.1], np.ones((2, 30))):
+        with pytest.raises(ReclabError, match="differences must be a 1-D array of finite numbers"):
+            sign_flip_p_value(np.array(bad), rng)
+    for n_flips in (0, -1, 2.5, True):
+        with pytest.raises(ReclabError, match="n_flips must be an integer >= 1"):
+            sign_flip_p_value(rng.standard_normal(30), rng, n_flips=n_flips)
+    assert 0 < sign_flip_p_value(rng.standard_normal(30), rng, n_flips=1) <= 1
+    for bad in ([np.nan, 0.01], [-0.1, 0.5], [1.5, 0.2]):
+        with pytest.raises(ReclabError, match=r"p_values must lie in \[0, 1\]"):
+            holm(bad)
+    with pytest.raises(ReclabError, match="p_values must be a 1-D array"):
+        holm([[0.1, 0.2], [0.3, 0.01]])
+    np.testing.assert_allclose(holm([0.0, 1.0, 0.02]), [0.0, 1.0, 0.04])
+    assert holm([]).shape == (0,)
