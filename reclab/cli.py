@@ -389,7 +389,10 @@ def _print_paired(run_ids, reports, metric: str) -> None:
         elif report.test_fingerprint != reports[0].test_fingerprint:
             _print(f"  {run_id[:8]}: another test split; no paired comparison")
         else:
-            _print(f"  {run_id[:8]}: {compare(reports[0], report, metric=metric)}")
+            try:
+                _print(f"  {run_id[:8]}: {compare(reports[0], report, metric=metric)}")
+            except ReclabError as error:   # another relevance threshold or candidate set
+                _print(f"  {run_id[:8]}: no paired comparison: {error}")
 
 
 # -- entry point ------------------------------------------------------------------------------

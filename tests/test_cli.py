@@ -255,6 +255,19 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
     assert all(run_id[:8] in out for run_id in ids)
     paired = next(line for line in lines if line.strip().startswith(ids[1][:8]))
     assert "ndcg@10: B - A = " in paired and "sign-flip test p" in paired
+    # the same test split at another relevance threshold: said, and the other runs still compared
+    # (compare's refusal ended the command after the tables)
+    other = tracking.start_pipeline(Config.load(params_file, {"seed": 2}))
+    stage = tracking.start_stage("evaluate", params_file, {"seed": 2}, parent_run_id=other)
+    tracking.log_report(stage, evaluate(Bias().fit(fit), fit, test, k=(5, 10), n_bootstrap=50,
+                                        relevance_threshold=4.0))
+    stage.finish()
+    assert main(["compare", *ids, other]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "sign-flip test p" in next(line for line in lines if line.strip().startswith(ids[1][:8]))
+    refused = next(line for line in lines if line.strip().startswith(other[:8]))
+    assert "no paired comparison: the reports were made on different test splits or relevance " \
+           "thresholds" in refused
     assert main(["compare", ids[0], "nope"]) == 2
     assert "no MLflow run 'nope'" in capsys.readouterr().err
     # the 8 characters it shows name the runs too
