@@ -125,7 +125,7 @@ class EvaluationReport:
         metrics : str or sequence of str
             Any of ``"precision"``, ``"recall"``, ``"ndcg"``, ``"map"``, ``"mrr"``,
             ``"hit_rate"``, ``"coverage"``.
-        ks : iterable of int, optional
+        ks : int or iterable of int, optional
             Cutoffs, each in ``1..min(max(k), n_items)`` (the lists stop at the catalog); default
             every one of them.
 
@@ -137,7 +137,7 @@ class EvaluationReport:
         """
         metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
         max_k = self._hits.shape[1]
-        ks = range(1, max_k + 1) if ks is None else ks
+        ks = range(1, max_k + 1) if ks is None else [ks] if isinstance(ks, (int, np.integer)) else ks
         ks = np.array([check_k(cut, max_k) for cut in ks], dtype=np.int64)
         n_relevant = self.per_user["n_relevant"].to_numpy()
         columns = {}

@@ -405,6 +405,8 @@ def test_curve_agrees_with_summary(medium):
             assert curve.loc[k, name] == pytest.approx(report.summary[f"{name}@{k}"], abs=1e-12)
     assert np.all(np.diff(curve["recall"]) >= 0) and np.all(np.diff(curve["coverage"]) >= 0)
     assert report.curve("ndcg", ks=[2, 5]).index.tolist() == [2, 5]
+    # one cut-off as an int, as evaluate's k takes it (was a TypeError: int is not iterable)
+    assert report.curve("ndcg", ks=5).equals(report.curve("ndcg", ks=[5]))
     with pytest.raises(ReclabError, match="k=9 exceeds the 8 ranks"):
         report.curve(ks=[9])
     with pytest.raises(ReclabError, match="unknown metric 'auc'"):
