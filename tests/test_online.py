@@ -315,3 +315,14 @@ def test_expected_ctr_checks_its_model_as_the_tests_check_an_arm(world, split, m
     with pytest.raises(ReclabError, match="was fitted on 50 users x 60 items, but the world has"):
         world.expected_ctr(other)
     assert 0 < world.expected_ctr(models["ImplicitALS"]) < 1
+
+
+def test_a_world_copies_the_utilities_it_is_given_and_leaves_the_callers_array_writable():
+    """World froze the caller's own float32 array (``setflags(write=False)`` on what
+    ``np.asarray`` returned without a copy): the caller's next ``utility += noise`` failed with
+    'output array is read-only', far from the cause."""
+    utility = np.zeros((3, 4), dtype=np.float32)
+    world = World(utility)
+    assert utility.flags.writeable
+    utility += 1.0
+    assert (world.utility == 0).all() and not world.utility.flags.writeable

@@ -27,7 +27,7 @@ class World:
     ----------
     utility : array-like of float, shape (n_users, n_items)
         True utility of every item for every user, in log-odds units: one unit more multiplies
-        the odds of a click on an examined item by e.
+        the odds of a click on an examined item by e. The world keeps a read-only float32 copy.
     seen : scipy.sparse matrix, shape (n_users, n_items), optional
         Items each user already rated (stored entries); the oracle never shows them.
     user_ids, item_ids : array-like, optional
@@ -46,7 +46,8 @@ class World:
 
     def __init__(self, utility, seen=None, user_ids=None, item_ids=None, threshold: float = 3.0,
                  position_bias: float = 1.0, source: str = "custom"):
-        utility = np.asarray(utility, dtype=np.float32)
+        # A copy: the world's utilities are read-only, the caller's array stays as it was.
+        utility = np.array(utility, dtype=np.float32)
         if utility.ndim != 2 or 0 in utility.shape:
             raise ReclabError(f"utility must be a non-empty 2-D array (users x items), got shape "
                               f"{utility.shape}")
