@@ -326,3 +326,12 @@ def test_a_world_copies_the_utilities_it_is_given_and_leaves_the_callers_array_w
     assert utility.flags.writeable
     utility += 1.0
     assert (world.utility == 0).all() and not world.utility.flags.writeable
+
+
+def test_a_world_refuses_repeated_ids_which_align_cannot_match():
+    """Repeated ids were accepted, and align() then failed with pandas' InvalidIndexError
+    ('Reindexing only valid with uniquely valued Index objects')."""
+    with pytest.raises(ReclabError, match=r"user_ids must be unique.*id 7 names rows 0 and 1"):
+        World(np.zeros((3, 4)), user_ids=[7, 7, 8])
+    with pytest.raises(ReclabError, match=r"item_ids must be unique.*id 'b' names columns 1 and 3"):
+        World(np.zeros((3, 4)), item_ids=["a", "b", "c", "b"])

@@ -31,7 +31,7 @@ class World:
     seen : scipy.sparse matrix, shape (n_users, n_items), optional
         Items each user already rated (stored entries); the oracle never shows them.
     user_ids, item_ids : array-like, optional
-        Original ids of the rows and columns (default ``0..n-1``), for :meth:`align`.
+        Original ids of the rows and columns, each unique (default ``0..n-1``), for :meth:`align`.
     threshold : float
         Utility at which an examined item is clicked half of the time [3.0].
     position_bias : float
@@ -67,6 +67,12 @@ class World:
         if self.user_ids.shape != (shape[0],) or self.item_ids.shape != (shape[1],):
             raise ReclabError(f"user_ids and item_ids must have {shape[0]} and {shape[1]} entries, "
                               f"got {self.user_ids.shape} and {self.item_ids.shape}")
+        for role, where, ids in (("user_ids", "rows", self.user_ids), ("item_ids", "columns", self.item_ids)):
+            repeated = pd.Index(ids).duplicated(keep=False)
+            if repeated.any():   # align() matches data to rows and columns by id
+                first, second = np.flatnonzero(repeated & (ids == ids[repeated][0]))[:2]
+                raise ReclabError(f"{role} must be unique (align matches data by id), but id "
+                                  f"{ids[first].item()!r} names {where} {first} and {second}")
         self.threshold = check_float("threshold", threshold)
         self.position_bias = check_float("position_bias", position_bias, low=0.0)
         self._warned_short = set()   # list lengths n whose left-out users click_lists has reported
