@@ -7,6 +7,7 @@ The models are fitted once per module on an 80/20 split of the default synthetic
 simulations reuse each arm's lists, so 1,000 A/A tests take about a second.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -335,3 +336,16 @@ def test_a_world_refuses_repeated_ids_which_align_cannot_match():
         World(np.zeros((3, 4)), user_ids=[7, 7, 8])
     with pytest.raises(ReclabError, match=r"item_ids must be unique.*id 'b' names columns 1 and 3"):
         World(np.zeros((3, 4)), item_ids=["a", "b", "c", "b"])
+
+
+def test_sensitivity_refuses_a_number_of_users_that_is_no_integer_nor_a_sequence_of_them(world, models):
+    """A float failed with TypeError "'float' object is not iterable", a string was read digit by
+    digit ('n_users must be an integer >= 4, got '1''), a mapping was read as its keys."""
+    arms = {"Popularity": models["Popularity"], "ImplicitALS": models["ImplicitALS"]}
+    for value in (100.0, np.float64(100.0), "100", {100: 1, 200: 2}, None):
+        with pytest.raises(ReclabError, match=r"n_users must be an integer >= 4 or a non-empty sequence "
+                                              rf"of them, got {re.escape(repr(value))}"):
+            sensitivity(world, arms, n_users=value, n_simulations=2)
+    for value in (np.array([20, 10]), (20, 10), range(10, 21, 10)):
+        table = sensitivity(world, arms, n_users=value, n_simulations=2, methods=["ab"]).table
+        assert table["n_users"].tolist() == [10, 20]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -129,9 +129,14 @@ def sensitivity(world: World, arms: Mapping, n_users=(100, 200, 500, 1000, 2000,
     """
     world = check_world(world)
     arms = check_arms(world, arms, count=2)
-    grid = [n_users] if isinstance(n_users, numbers.Integral) else list(n_users)
+    if isinstance(n_users, numbers.Integral):
+        grid = [n_users]
+    elif isinstance(n_users, (str, bytes, Mapping)) or not isinstance(n_users, Iterable):
+        grid = []   # a float, a string (its digits), a mapping (its keys): refused below
+    else:
+        grid = list(n_users)
     if not grid:
-        raise ReclabError("n_users must be an integer or a non-empty sequence of integers, got []")
+        raise ReclabError(f"n_users must be an integer >= 4 or a non-empty sequence of them, got {n_users!r}")
     grid = np.array(sorted({check_n_users(value, 4) for value in grid}), dtype=np.int64)
     n = check_int("n", n, low=1)
     n_simulations = check_int("n_simulations", n_simulations, low=1)
