@@ -349,3 +349,11 @@ def test_sensitivity_refuses_a_number_of_users_that_is_no_integer_nor_a_sequence
     for value in (np.array([20, 10]), (20, 10), range(10, 21, 10)):
         table = sensitivity(world, arms, n_users=value, n_simulations=2, methods=["ab"]).table
         assert table["n_users"].tolist() == [10, 20]
+
+
+def test_sensitivity_refuses_a_method_named_twice(world, models):
+    """methods=['ab', 'ab'] simulated the A/B test twice, with the same draws: every row of its
+    power table twice, and plot_power drew one curve through both copies (back to the first size)."""
+    arms = {"Popularity": models["Popularity"], "ImplicitALS": models["ImplicitALS"]}
+    with pytest.raises(ReclabError, match=r"methods must not repeat a method, got \['ab', 'interleaving', 'ab'\]"):
+        sensitivity(world, arms, n_users=[10, 20], n_simulations=2, methods=["ab", "interleaving", "ab"])

@@ -118,7 +118,7 @@ def sensitivity(world: World, arms: Mapping, n_users=(100, 200, 500, 1000, 2000,
     target : float
         Power for ``users_needed``, in (0, 1).
     methods : sequence of str
-        Among :data:`METHODS`.
+        Among :data:`METHODS`, each once.
     seed : int
         Method ``m`` (its position in :data:`METHODS`) with ``u`` users draws from
         ``default_rng([seed, m, u])``, so a point does not depend on the others in the grid.
@@ -145,6 +145,8 @@ def sensitivity(world: World, arms: Mapping, n_users=(100, 200, 500, 1000, 2000,
     if isinstance(methods, str) or not methods:
         raise ReclabError(f"methods must be a non-empty sequence of {list(METHODS)}, got {methods!r}")
     methods = [check_choice("methods", method, METHODS) for method in methods]
+    if len(set(methods)) < len(methods):
+        raise ReclabError(f"methods must not repeat a method, got {methods}")
     seed = check_seed(seed)
     ids, probabilities = click_lists(world, arms, n)
     expected = probabilities.sum(axis=2).mean(axis=1)
