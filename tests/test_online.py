@@ -357,3 +357,21 @@ def test_sensitivity_refuses_a_method_named_twice(world, models):
     arms = {"Popularity": models["Popularity"], "ImplicitALS": models["ImplicitALS"]}
     with pytest.raises(ReclabError, match=r"methods must not repeat a method, got \['ab', 'interleaving', 'ab'\]"):
         sensitivity(world, arms, n_users=[10, 20], n_simulations=2, methods=["ab", "interleaving", "ab"])
+
+
+def test_stage_6_users_are_checked_against_the_arms_of_its_largest_a_b_test():
+    """online.n_users >= 8 was the only rule, but stage 6's offline-vs-online test is an A/B test
+    of every baseline, the untuned and the tuned model and up to four tuning trials, 2 visits per
+    arm at least: with the default baselines (2) and 8 users the pipeline ran five stages, then
+    stage 6 failed with 'n_users must be an integer >= 12, got 8'."""
+    from reclab.config import Config
+
+    with pytest.raises(ReclabError, match=r"key 'online.n_users' is 8, but stage 6 .* up to 8 "
+                                          r"arms .* use online.n_users >= 16"):
+        Config.loads("{}", "test.yaml", {"baselines": ["Popularity", "Bias"], "online.n_users": 8})
+    # arms: one baseline, the untuned and the tuned model, at most 3 trials of 3
+    one = {"baselines": ["Popularity"], "tune.n_trials": 3}
+    with pytest.raises(ReclabError, match=r"up to 6 arms .* use online.n_users >= 12"):
+        Config.loads("{}", "test.yaml", {**one, "online.n_users": 11})
+    assert Config.loads("{}", "test.yaml", {**one, "online.n_users": 12})
+    assert Config.loads("{}", "test.yaml", {"baselines": ["Popularity", "Bias"], "online.n_users": 16})

@@ -63,6 +63,7 @@ def check(config, source: str, backend_model: dict) -> None:
     for key, names in (("tune.models", config.tune.models), ("baselines", config.baselines)):
         if len(set(names)) < len(names):
             raise fail(source, key, f"lists a model twice: {names}")
+    _check_online_users(config, source)
     for name, entry in config.models.items():
         key = f"models.{name}"
         overlap = sorted(set(entry.params) & set(entry.space))
@@ -85,6 +86,20 @@ def check(config, source: str, backend_model: dict) -> None:
         _check_values(name, entry, source)
     for name in config.tuned_models():
         _check_tuned_space(config, name, source)
+
+
+def _check_online_users(config, source: str) -> None:
+    """Stage 6's largest A/B test, offline vs online, has an arm per baseline, the untuned and the
+    tuned model and up to 4 tuning trials, and needs 2 visits per arm (``reclab.online.ab_test``):
+    fewer users failed in stage 6, after five stages."""
+    trials = 4 if config.tune.n_trials is None else min(4, config.tune.n_trials)
+    arms = len(config.baselines) + 2 + trials
+    if config.online.n_users < 2 * arms:
+        raise fail(source, "online.n_users", f"is {config.online.n_users}, but stage 6 compares offline and "
+                                             f"online results in one A/B test of up to {arms} arms (the "
+                                             f"{len(config.baselines)} baselines, the untuned and the tuned "
+                                             f"model, up to {trials} tuning trials), 2 users per arm at "
+                                             f"least: use online.n_users >= {2 * arms}")
 
 
 def _check_values(name: str, entry, source: str) -> None:

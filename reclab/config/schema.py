@@ -246,7 +246,8 @@ class Online(Section):
     enabled: bool = False
     """Run stage 6 when no --stages are given."""
     n_users: int = Field(5000, ge=8)
-    """Simulated users of the A/B test and of interleaving."""
+    """Simulated users of the A/B test and of interleaving: at least 2 per arm of the offline-vs-online
+    A/B test (the baselines, the untuned and the tuned model, up to 4 tuning trials)."""
     n_simulations: int = Field(100, ge=1)
     """Simulated tests per point of the power curves."""
     world_model: ModelName = "ItemKNN"
