@@ -72,7 +72,7 @@ class World:
             if repeated.any():   # align() matches data to rows and columns by id
                 first, second = np.flatnonzero(repeated & (ids == ids[repeated][0]))[:2]
                 raise ReclabError(f"{role} must be unique (align matches data by id), but id "
-                                  f"{ids[first].item()!r} names {where} {first} and {second}")
+                                  f"{ids[first:first + 1].tolist()[0]!r} names {where} {first} and {second}")
         self.threshold = check_float("threshold", threshold)
         self.position_bias = check_float("position_bias", position_bias, low=0.0)
         self._warned_short = set()   # list lengths n whose left-out users click_lists has reported
