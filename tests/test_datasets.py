@@ -232,6 +232,9 @@ def test_ids_of_a_text_file_are_read_as_written(tmp_path):
     data = datasets.read_interactions(tmp_path / "s.csv")
     assert data.user_ids.tolist() == [1, 2] and data.item_ids.tolist() == ["10", "A1"]
     assert data.matrix.data.tolist() == [4.0, 3.0]
+    (tmp_path / "z.csv").write_text("user,item,rating\n-0,1,5\n0,1,2\n")   # "-0" was read as 0
+    data = datasets.read_interactions(tmp_path / "z.csv")
+    assert data.user_ids.tolist() == ["-0", "0"] and data.nnz == 2
 
 
 @pytest.mark.parametrize("header", [True, False])

@@ -247,6 +247,10 @@ def test_read_interactions_csv_keeps_ids_as_written(spark, tmp_path):
     local = rl.datasets.read_interactions(tmp_path / "n.csv")
     assert data.user_ids.tolist() == local.user_ids.tolist() == ["NA", "null"]
     assert data.item_ids.tolist() == local.item_ids.tolist() == ["None", "nan"]
+    (tmp_path / "z.csv").write_text("user,item,rating\n-0,1,5\n0,1,2\n")   # "-0" was read as 0
+    data = rs.to_interactions(rs.read_interactions(tmp_path / "z.csv", format="csv"))
+    local = rl.datasets.read_interactions(tmp_path / "z.csv")
+    assert data.user_ids.tolist() == local.user_ids.tolist() == ["-0", "0"] and data.nnz == 2
 
 
 def test_fit_rejects_repeated_pairs(spark):

@@ -23,8 +23,8 @@ __all__ = ["PARQUET_SUFFIXES", "read_interactions"]
 #: Suffixes read as Parquet; any other file is read as delimited text.
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # An integer as int() writes it: an id column of a text file is read as integers only when every
-# id is one, so that "007" and "7" stay two ids (numbers would make them one).
-_INTEGER_TEXT = r"-?(?:0|[1-9][0-9]*)"
+# id is one, so that "007" and "7" (or "-0" and "0") stay two ids (numbers would make them one).
+_INTEGER_TEXT = r"0|-?[1-9][0-9]*"
 # What pandas reads as a missing value by default. Numbers (ratings, timestamps) keep that; ids and
 # titles are read as written, where "NA", "None" or "null" can be a name, and only an empty field
 # is missing.

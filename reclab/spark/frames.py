@@ -81,8 +81,8 @@ def _quoted(name: str) -> str:
 
 
 # An integer as int() writes it, within a long: CSV ids are cast to long only when every one is
-# (as reclab.datasets.read_interactions reads them: "007" and "7" stay two ids).
-_INTEGER_TEXT = "^-?(0|[1-9][0-9]{0,17})$"
+# (as reclab.datasets.read_interactions reads them: "007" and "7", or "-0" and "0", stay two ids).
+_INTEGER_TEXT = "^(0|-?[1-9][0-9]{0,17})$"
 
 
 #: The largest magnitude of each number column: ratings are stored as float32, where a larger
