@@ -338,6 +338,26 @@ def test_make_split_partitions_the_data_reproducibly():
         assert a.fingerprint() == b.fingerprint()
 
 
+def test_a_split_part_that_would_be_empty_is_refused_naming_its_key():
+    """A per-user holdout that rounds to nothing for every user made an empty part: stage 1
+    logged it and stage 2 failed reading it back ("no interactions"). The validation part's
+    refusal names split.valid_frac (the split function knows it as its test_frac)."""
+    default = PROJECT / "params" / "default.yaml"
+    small = {"synthetic": {"n_users": 40, "n_items": 60, "n_ratings": 600}}
+    data = config.load_data(Config.load(default, small))
+    most = int(data.user_counts().max())
+    with pytest.raises(ReclabError, match=rf"^split.method random_holdout with split.test_frac=0.01 holds "
+                                          rf"out nothing for the test part: .*\(at most {most} each\)"):
+        config.make_split(Config.load(default, {**small, "split": {"test_frac": 0.01}}), data)
+    with pytest.raises(ReclabError, match=r"^split.method random_holdout with split.valid_frac=0.01 holds "
+                                          r"out nothing for the validation part"):
+        config.make_split(Config.load(default, {**small, "split": {"valid_frac": 0.01}}), data)
+    with pytest.raises(ReclabError, match=r"^the validation part \(split.valid_frac=0.001, .*\): cold_items "
+                                          r"with test_frac=0.001 moves 0 of"):
+        config.make_split(Config.load(default, {**small, "split": {"method": "cold_items",
+                                                                   "valid_frac": 0.001}}), data)
+
+
 def test_a_list_longer_than_any_user_can_be_shown_in_stage_6_is_refused_in_stage_1():
     default = PROJECT / "params" / "default.yaml"
     small = {"synthetic": {"n_users": 40, "n_items": 60, "n_ratings": 1500}}

@@ -41,19 +41,35 @@ def make_split(config: Config, data):
     no user has that many, this raises here, in stage 1, rather than after five stages.
     """
     spec, seed = config.split, config.seed
-    if spec.method == "random_holdout":
-        rest, test = split.random_holdout(data, test_frac=spec.test_frac, seed=seed)
-        train, valid = split.random_holdout(rest, test_frac=spec.valid_frac, seed=seed + 1)
-    elif spec.method == "leave_k_out":
-        rest, test = split.leave_k_out(data, k=spec.held_out_per_user, seed=seed)
-        train, valid = split.leave_k_out(rest, k=spec.held_out_per_user, seed=seed + 1)
-    elif spec.method in ("cold_items", "cold_users"):
-        cold = getattr(split, spec.method)
-        rest, test = cold(data, test_frac=spec.test_frac, seed=seed)
-        train, valid = cold(rest, test_frac=spec.valid_frac, seed=seed + 1)
-    else:
-        rest, test = split.temporal(data, test_frac=spec.test_frac, seed=seed)
-        train, valid = split.temporal(rest, test_frac=spec.valid_frac, seed=seed + 1)
+
+    def hold_out(part, fraction: float, seed: int):
+        if spec.method == "leave_k_out":
+            return split.leave_k_out(part, k=spec.held_out_per_user, seed=seed)
+        return getattr(split, spec.method)(part, test_frac=fraction, seed=seed)
+
+    def given(fraction_key: str) -> str:
+        if spec.method == "leave_k_out":
+            return f"split.held_out_per_user={spec.held_out_per_user}"
+        return f"split.{fraction_key}={getattr(spec, fraction_key):g}"
+
+    def refuse_empty(part: str, held, source, fraction_key: str) -> None:
+        """An empty part was logged by stage 1, then refused when stage 2 read it back."""
+        if held.nnz:
+            return
+        most = int(source.user_counts().max())
+        why = ("every user has one interaction, which stays in train" if most < 2 else
+               f"it rounds to 0 of every user's interactions (at most {most} each); hold out more")
+        raise ReclabError(f"split.method {spec.method} with {given(fraction_key)} holds out nothing for "
+                          f"the {part} part: {why}")
+
+    rest, test = hold_out(data, spec.test_frac, seed)
+    refuse_empty("test", test, data, "test_frac")
+    try:
+        train, valid = hold_out(rest, spec.valid_frac, seed + 1)
+    except ReclabError as error:   # its message names test_frac: here split.valid_frac
+        raise ReclabError(f"the validation part ({given('valid_frac')}, held out of what test left): "
+                          f"{error}") from None
+    refuse_empty("validation", valid, rest, "valid_frac")
     if config.online.enabled:
         unseen = int(data.n_items - train.union(valid).user_counts().min())
         if config.n_recommendations > unseen:
