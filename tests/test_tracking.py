@@ -540,6 +540,25 @@ def test_a_stage_given_its_pipeline_with_other_parameters_records_them_or_stops(
     assert tracking.pipeline_state(pipeline_id)["finished"] == ["preprocess", "tune"]
 
 
+def test_a_stage_run_again_that_failed_is_unfinished_for_resume(store, params_file):
+    """A finished stage run again in its pipeline (``--resume --stages 2-5 --set tune.n_trials=..``)
+    whose new run failed: its earlier run is superseded, so the stage is not finished, and
+    ``--resume`` runs it again (continuing the failed run's search) rather than going on to train
+    with the superseded run's result, made with the old parameters."""
+    first = tracking.start_stage("preprocess", params_file)
+    first.finish()
+    pipeline_id = first.parent_run_id
+    tracking.start_stage("tune", parent_run_id=pipeline_id).finish()
+    assert tracking.pipeline_state(pipeline_id)["finished"] == ["preprocess", "tune"]
+    again = tracking.start_stage("tune", overrides={"tune.n_trials": 3}, parent_run_id=pipeline_id)
+    tracking.fail_stage(pipeline_id, "tune", None, "RuntimeError: a trial's fit failed")
+    assert MlflowClient().get_run(again.run_id).info.status == "FAILED"
+    assert tracking.pipeline_state(pipeline_id)["finished"] == ["preprocess"]
+    later = tracking.start_stage("tune", parent_run_id=pipeline_id)   # what --resume runs now
+    later.finish()
+    assert tracking.pipeline_state(pipeline_id)["finished"] == ["preprocess", "tune"]
+
+
 def test_a_pipeline_stays_running_while_another_kernel_runs_a_stage_of_it(store, params_file):
     """Two notebooks run stages of one pipeline at once (two kernels): the first to finish
     leaves the pipeline RUNNING; the last marks it FINISHED."""

@@ -20,7 +20,7 @@ from reclab.errors import ReclabError
 from reclab.stages import STAGES
 from reclab.tracking.layout import (BEST_PARAMS_FILE, PARAMS_FILE, PER_USER_TABLE, TAG_K, TAG_NOTE,
                                     TAG_OUTDATED, TAG_PARENT, TAG_PIPELINE, TAG_RELEVANCE_THRESHOLD,
-                                    TAG_RESUMED_WITH, TAG_STAGE, TAG_TEST_FINGERPRINT,
+                                    TAG_RESUMED_WITH, TAG_STAGE, TAG_SUPERSEDED_BY, TAG_TEST_FINGERPRINT,
                                     TAG_SAVED_VIEW_PREFIX, METRICS_VIEW)
 from reclab.tracking.store import download, open_client, param_text, tracking_uri
 
@@ -78,8 +78,10 @@ def latest_pipeline(experiment: str, uri: str | None = None):
 
 def pipeline_state(parent_run_id: str, uri: str | None = None) -> dict:
     """What ``--resume`` needs of a pipeline run: ``{"params_text": str, "finished": [stage,
-    ...]}``, its ``params.yaml`` text and the stages that have a finished run (not outdated: made
-    from an earlier stage's run that a later run of that stage superseded)."""
+    ...]}``, its ``params.yaml`` text and the stages that have a finished run that is neither
+    outdated (made from an earlier stage's run that a later run of that stage superseded) nor
+    itself superseded (a later run of its stage started, and failed or was interrupted: that
+    stage is unfinished, and ``--resume`` runs it again, continuing an interrupted search)."""
     client = open_client(uri)
     try:
         parent = client.get_run(parent_run_id)
@@ -91,7 +93,8 @@ def pipeline_state(parent_run_id: str, uri: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         text = download(client, parent_run_id, PARAMS_FILE, folder).read_text(encoding="utf-8")
     finished = sorted({run.data.tags[TAG_STAGE] for run in stage_runs(parent_run_id, uri)
-                       if run.info.status == "FINISHED" and TAG_OUTDATED not in run.data.tags},
+                       if run.info.status == "FINISHED"
+                       and not {TAG_OUTDATED, TAG_SUPERSEDED_BY} & set(run.data.tags)},
                       key=STAGES.index)
     return {"params_text": text, "finished": finished}
 
