@@ -208,6 +208,33 @@ def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
         tracking.load_best(other)
 
 
+def test_a_tune_stage_run_again_replaces_the_pipelines_best_and_boundary_warning(store, tmp_path):
+    """The tune stage run again in its pipeline with another search (``--resume --set``) chose
+    another model: ``reclab compare`` shows that run's ``best.*`` (the pipeline run's MLflow
+    params keep the first run's, mixed with the names only the second logged), and the first
+    run's boundary warning no longer stands on the pipeline run."""
+    path = tmp_path / "two.yaml"
+    path.write_text("experiment: unit\nmodel: Bias\n"
+                    "tune: {method: random, n_trials: 4, models: [Bias, SVD]}\n"
+                    "models: {Bias: {space: {user_reg: [1.0, 10.0]}}, SVD: {space: {factors: [4, 8]}}}\n",
+                    encoding="utf-8")
+    first = tracking.start_stage("preprocess", path)
+    first.finish()
+    pipeline_id = first.parent_run_id
+    one = tracking.start_stage("tune", parent_run_id=pipeline_id)
+    tracking.log_best(one, {"user_reg": 10.0}, 0.2, "ndcg@10", "Bias",
+                      warnings=["best user_reg = 10.0 is at the upper bound of its space"])
+    one.finish()
+    assert "reclab.boundary_warning" in MlflowClient().get_run(pipeline_id).data.tags
+    two = tracking.start_stage("tune", overrides={"tune.n_trials": 8}, parent_run_id=pipeline_id)
+    tracking.log_best(two, {"factors": 4}, 0.3, "ndcg@10", "SVD")
+    two.finish()
+    assert "reclab.boundary_warning" not in MlflowClient().get_run(pipeline_id).data.tags
+    params, _ = tracking.run_table([pipeline_id])
+    best = params.iloc[:, 0][params.index.str.startswith("best.")].dropna().to_dict()
+    assert best == {"best.model": "SVD", "best.factors": "4"}
+
+
 def test_the_tune_cell_run_again_in_its_kernel_continues_its_own_search(store, params_file, split):
     """Interrupted (Ctrl-C) and run again, or run twice, in one kernel: the stage run's own
     search goes on from its finished trials, none of them run or logged twice (it started over)."""

@@ -92,24 +92,30 @@ def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: s
     ``warnings`` (:func:`reclab.tuning.boundary_warnings`, and the tune notebook's when the
     time budget stopped the search) go into ``best_params.json`` and,
     joined, into tag ``reclab.boundary_warning`` of the stage's run and of the pipeline run, so that
-    ``reclab run``'s summary and the MLflow UI show them.
+    ``reclab run``'s summary and the MLflow UI show them; a tune stage run again without
+    warnings removes the pipeline run's tag, which was the superseded run's.
 
     The params ``best.*`` also go to the pipeline run, so that pipelines compare on
     the values tuning chose (MLflow UI, ``reclab compare``), not only on their search
-    spaces. MLflow params cannot change: a tune stage run again in the same pipeline (same
-    seed, so the same search) leaves the pipeline's values as the first one logged them.
+    spaces. MLflow params cannot change: a tune stage run again in the same pipeline (after
+    ``--resume --set`` changed its search, or its seed) leaves the pipeline run's params as the
+    first one logged them, adding only names it did not log; ``reclab compare``
+    (:func:`reclab.tracking.run_table`) shows the latest finished tune run's ``best.*`` instead.
     """
     record = {"model": model_name, "params": dict(best_params), "metric": metric,
               "score": float(best_score), "warnings": list(warnings), "note": note}
     stage.log_dict(record, BEST_PARAMS_FILE)
+    pipeline = stage.client.get_run(stage.parent_run_id).data
     if warnings:
         tag = {TAG_BOUNDARY_WARNING: " ".join(warnings)[:4000]}
         stage.set_tags(tag)
         stage.set_tags(tag, run_id=stage.parent_run_id)
+    elif TAG_BOUNDARY_WARNING in pipeline.tags:   # an earlier tune run's, which this one replaces
+        stage.client.delete_tag(stage.parent_run_id, TAG_BOUNDARY_WARNING)
     chosen = {"model": model_name, **best_params}
     stage.log_params(chosen, prefix="best.")
     stage.log_metrics({f"best_{metric}": best_score})
-    logged = stage.client.get_run(stage.parent_run_id).data.params
+    logged = pipeline.params
     log_run_params(stage.client, stage.parent_run_id,
                    {f"best.{name}": value for name, value in chosen.items()
                     if f"best.{name}" not in logged})

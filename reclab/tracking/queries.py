@@ -217,8 +217,9 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
     """Parameters and metrics of runs side by side (for ``reclab compare``).
 
     A pipeline run is shown with its own parameters (those it ran with: a value corrected on
-    ``--resume``, which its MLflow params cannot show, from its ``params.yaml``) and the metrics of
-    its ``evaluate`` stage.
+    ``--resume``, which its MLflow params cannot show, from its ``params.yaml``; the ``best.*``
+    of its latest finished tune run, which its own params keep from the first) and the metrics
+    of its ``evaluate`` stage.
 
     Returns
     -------
@@ -249,6 +250,13 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
             # other tuned models' spaces and the baselines' parameters differ between runs too.
             params[column].update({key: param_text(value)
                                    for key, value in used.model_entries().items()})
+            tune = find_stage_run("tune", client.get_experiment(run.info.experiment_id).name,
+                                  run_id, uri=uri)
+            if tune is not None:   # what the later stages read, not the first tune run's values
+                params[column] = {key: value for key, value in params[column].items()
+                                  if not key.startswith("best.")}
+                params[column].update({key: value for key, value in tune.data.params.items()
+                                       if key.startswith("best.")})
         metrics[column] = values
     return (pd.DataFrame(params).reindex(columns=columns).sort_index(),
             pd.DataFrame(metrics).reindex(columns=columns).sort_index())
