@@ -492,6 +492,34 @@ def test_a_notebook_process_that_exits_mid_stage_leaves_no_run_running(store, pa
         assert "exited before the stage finished" in run.data.tags["reclab.error"]
 
 
+def test_a_tune_notebook_interrupted_while_logging_a_trial_leaves_no_trial_running(store, params_file):
+    """A tune cell interrupted (Ctrl-C) while its trial's run was being logged, then the kernel
+    shut down: the exit hook ends that trial's run too, as ``fail_stage`` does under ``reclab
+    run``; it stayed RUNNING under a KILLED stage run."""
+    import subprocess
+
+    code = ("import sys\nfrom reclab import tracking\nfrom reclab.tuning import Trial\n"
+            "first = tracking.start_stage('preprocess', sys.argv[1])\nfirst.finish()\n"
+            "stage = tracking.start_stage('tune', parent_run_id=first.parent_run_id)\n"
+            "print(stage.run_id, flush=True)\n"
+            "log = tracking.trial_logger(stage, 'ndcg@10')\n"
+            "log(Trial(0, {'user_reg': 1.0}, 0.1, {}, 0.5, 'ok', None, None, ()))\n"
+            "class Interrupt:\n"
+            "    def __float__(self):\n"
+            "        raise KeyboardInterrupt\n"
+            "log(Trial(1, {'user_reg': 10.0}, 0.2, {'recall@10': Interrupt()}, 0.5, 'ok', None, None, ()))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(params_file)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode != 0 and "KeyboardInterrupt" in done.stderr, done.stderr[-2000:]
+    run_id = done.stdout.split()[0]
+    client = MlflowClient()
+    assert client.get_run(run_id).info.status == "KILLED"
+    trials = client.search_runs([client.get_run(run_id).info.experiment_id],
+                                filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'")
+    assert sorted((run.data.tags["reclab.trial"], run.info.status) for run in trials) == [
+        ("0", "FINISHED"), ("1", "KILLED")]
+
+
 def test_a_stage_given_its_pipeline_outside_reclab_run_ends_its_runs_at_exit(store, params_file):
     """A stage notebook given ``parent_run_id`` in JupyterLab (no ``reclab run`` to end its
     runs) whose cell raised and whose kernel exited: the stage run, and the pipeline it marked

@@ -295,7 +295,8 @@ def _end_if_running(uri: str, run_id: str, parent_run_id: str, message: str = (
     place (:func:`end_replaced_stage`, with its own ``message``): end what that process left
     unfinished, KILLED.
 
-    That is its stage run, if still RUNNING, and then the pipeline run, if RUNNING with no other
+    That is its stage run, if still RUNNING (with its trial runs still RUNNING: a tune cell
+    interrupted while it logged a trial), and then the pipeline run, if RUNNING with no other
     stage run of it RUNNING. A process whose stage finished leaves nothing unfinished: the
     pipeline being RUNNING then means another notebook continued it (``stage.finish()`` marked it
     FINISHED), and shutting down the finished stage's kernel must not end that notebook's
@@ -307,8 +308,13 @@ def _end_if_running(uri: str, run_id: str, parent_run_id: str, message: str = (
         return   # the store is gone (a temporary one): nothing to end, and no retries to wait for
     try:
         client = MlflowClient(tracking_uri=uri)
-        if client.get_run(run_id).info.status != "RUNNING":
+        run = client.get_run(run_id)
+        if run.info.status != "RUNNING":
             return
+        for trial in client.search_runs([run.info.experiment_id], max_results=1000,
+                                        filter_string=f"tags.`{TAG_PARENT}` = '{run_id}' and "
+                                                      f"attributes.status = 'RUNNING'"):
+            client.set_terminated(trial.info.run_id, status="KILLED")
         client.set_tag(run_id, TAG_ERROR, message)
         client.set_terminated(run_id, status="KILLED")
         if client.get_run(parent_run_id).info.status == "RUNNING" and not stage_runs(
