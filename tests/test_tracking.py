@@ -62,7 +62,40 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
     assert tracking.tracking_uri() == f"sqlite:///{(tmp_path / 'mlflow.db').resolve().as_posix()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert tracking.tracking_uri() == "http://127.0.0.1:5999"
-    assert tracking.tracking_uri("sqlite:///other.db") == "sqlite:///other.db"
+    # a relative SQLite path is the file in the current folder, made absolute (below)
+    assert tracking.tracking_uri("sqlite:///other.db") == \
+        f"sqlite:///{(tmp_path / 'notebooks' / 'other.db').resolve().as_posix()}"
+
+
+def test_a_relative_sqlite_store_is_the_same_store_from_the_notebooks_folder(tmp_path, monkeypatch,
+                                                                             params_file):
+    """``reclab run --tracking-uri sqlite:///runs.db`` passes the store to stage kernels that run
+    in ``notebooks/``: the relative path named a new, empty store there, and stage 1 failed with
+    "no pipeline run ... at sqlite:///runs.db"."""
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking.tracking_uri("sqlite:///runs.db")
+    assert tracking.sqlite_file(uri) == (tmp_path / "runs.db").resolve()
+    pipeline_id = tracking.start_pipeline(Config.load(params_file), uri)
+    # A stage kernel of reclab run: another process (MLflow keeps a store per URI in a process),
+    # in notebooks/, given the URI that reclab run resolved.
+    import subprocess
+
+    code = ("import sys\nfrom reclab import tracking\n"
+            "stage = tracking.start_stage('preprocess', sys.argv[1], parent_run_id=sys.argv[2], "
+            "uri=sys.argv[3])\nstage.finish()\n")
+    done = subprocess.run([sys.executable, "-c", code, str(params_file), pipeline_id, uri],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path / "notebooks",
+                          env={**os.environ, RUNNER_ENV: pipeline_id})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [run.data.tags["reclab.stage"] for run in tracking.stage_runs(pipeline_id, uri)] == [
+        "preprocess"]
+    assert not (tmp_path / "notebooks" / "runs.db").exists()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///runs.db?timeout=20")
+    assert tracking.tracking_uri() == \
+        f"sqlite:///{(tmp_path / 'notebooks' / 'runs.db').resolve().as_posix()}?timeout=20"
 
 
 def test_experiment_artifacts_live_beside_the_database(tmp_path, store, monkeypatch):

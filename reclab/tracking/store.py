@@ -59,7 +59,9 @@ def tracking_uri(uri: str | None = None) -> str:
     -------
     str
         ``uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<project>/mlflow.db`` (see the
-        module docstring).
+        module docstring). A SQLite file given by a relative path (``sqlite:///runs.db``) is
+        made absolute against the current folder: ``reclab run`` passes the URI to stage
+        kernels that run in ``notebooks/``, where the relative path named another, new store.
     """
     if uri:
         return _store_uri(str(uri), "the MLflow store")
@@ -71,11 +73,16 @@ def tracking_uri(uri: str | None = None) -> str:
 
 def _store_uri(uri: str, given: str) -> str:
     """``uri``, unless it is a path without a scheme: MLflow would take that for its file store
-    (a folder, in maintenance mode) and fail with a traceback at the first run."""
+    (a folder, in maintenance mode) and fail with a traceback at the first run; a relative
+    SQLite path made absolute."""
     if ":" not in uri:
         raise ReclabError(f"{given} {uri!r} is a path, not a store URI: write "
                           f"sqlite:///{uri} for a SQLite file, "
                           f"or http://host:port for an MLflow server")
+    if uri.startswith("sqlite:///"):
+        path, mark, query = uri[len("sqlite:///"):].partition("?")
+        if path and path != ":memory:" and not os.path.isabs(unquote(path)):
+            return "sqlite:///" + Path(os.path.abspath(unquote(path))).as_posix() + mark + query
     return uri
 
 
