@@ -318,6 +318,28 @@ def test_report_metrics_use_at_keys_with_intervals_on_stage_and_pipeline(store, 
     assert {"tables/summary.csv", "tables/per_user.csv", "tables/per_user_Popularity.csv"} <= files
 
 
+def test_compare_shows_the_metrics_of_the_latest_evaluate_run_only(store, params_file, split):
+    """The evaluate stage run again with other cut-offs (``--resume --stages 5 --set k=[5]``): the
+    pipeline run's MLflow metrics still hold the first run's precision_at_10 (metrics cannot be
+    removed), and ``reclab compare`` showed it beside the new run's as the pipeline's result."""
+    data, train, valid, test = split
+    fit = train.union(valid)
+    model = Bias().fit(fit)
+    first = tracking.start_stage("preprocess", params_file)
+    first.finish()
+    pipeline_id = first.parent_run_id
+    for k in ([5, 10], [5]):
+        stage = tracking.start_stage("evaluate", overrides={"k": k}, parent_run_id=pipeline_id)
+        tracking.log_report(stage, evaluate(model, fit, test, k=tuple(k), n_bootstrap=20))
+        stage.finish()
+    assert "precision_at_10" in MlflowClient().get_run(pipeline_id).data.metrics
+    _, metrics = tracking.run_table([pipeline_id])
+    shown = metrics.iloc[:, 0].dropna()
+    assert "precision_at_5" in shown.index and "precision_at_10" not in shown.index
+    assert shown["precision_at_5"] == pytest.approx(
+        MlflowClient().get_run(stage.run_id).data.metrics["precision_at_5"])
+
+
 def test_fit_logger_records_the_training_curve(store, params_file, split):
     from reclab.models import ExplicitALS
 

@@ -235,8 +235,8 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
             raise ReclabError(f"no MLflow run {run_id!r} at {tracking_uri(uri)}") from None
         values = dict(run.data.metrics)
         evaluate = _evaluate_run(client, run_id, uri) if TAG_PIPELINE in run.data.tags else None
-        if evaluate is not None:
-            values = {**dict(evaluate.data.metrics), **values}
+        if evaluate is not None:   # not the pipeline run's copy: it keeps the keys of every
+            values = dict(evaluate.data.metrics)   # evaluate run, an earlier one's other K too
         column = f"{run.info.run_name} ({run_id[:8]})"
         columns.append(column)
         params[column] = dict(run.data.params)
