@@ -110,7 +110,8 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
         to within 1e-7; on ML-100k, ExplicitALS and ImplicitALS still agree with
         ``reclab.evaluate`` to 1e-15.
     train, test : Interactions or pyspark.sql.DataFrame
-        Both Interactions over the model's users and items (a split of its training data), or
+        Both Interactions over the model's users and items (a split of its training data: the
+        same ids, as ``reclab.evaluate`` requires), or
         both Spark DataFrames with columns ``user``, ``item`` (original ids) and, for ``test`` with a
         threshold, ``rating``; DataFrames need a model that records its ids (``SparkALS``), no
         missing (null) id, and ids of one kind (integers of any width, or strings) in train, test
@@ -170,6 +171,11 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
         raise ReclabError(f"train and test must both be Interactions or both Spark DataFrames, got "
                           f"{type(train).__name__} and {type(test).__name__}")
     if isinstance(test, Interactions):
+        # As reclab.evaluate: indices of splits with other ids name other users and items.
+        if train.shape != test.shape or not np.array_equal(train.user_ids, test.user_ids) \
+                or not np.array_equal(train.item_ids, test.item_ids):
+            raise ReclabError(f"train {train.shape} and test {test.shape} must share users and items (the "
+                              f"same ids, as reclab.split produces); build both from one Interactions")
         check_held_out(model, train, test)
     else:
         _check_id_frames(model, train, test, threshold)
