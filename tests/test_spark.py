@@ -242,6 +242,16 @@ def test_read_interactions_csv_keeps_ids_as_written(spark, tmp_path):
     assert data.user_ids.tolist() == local.user_ids.tolist() == [1, 2]
     assert data.item_ids.tolist() == local.item_ids.tolist() == ["10", "A1"]
     assert (data.matrix != local.matrix).nnz == 0
+    # 19 digits within a long are integers (they were read as text: string ids where the local
+    # reader has int64 ones); beyond a long's range, text
+    (tmp_path / "l.csv").write_text("user,item,rating\n1234567890123456789,-9223372036854775808,4\n"
+                                    "7,9223372036854775808,3\n")
+    frame = rs.read_interactions(tmp_path / "l.csv", format="csv")
+    assert [field.dataType.simpleString() for field in frame.schema] == ["bigint", "string", "float"]
+    data = rs.to_interactions(frame)
+    local = rl.datasets.read_interactions(tmp_path / "l.csv")
+    assert data.user_ids.tolist() == local.user_ids.tolist() == [7, 1234567890123456789]
+    assert data.item_ids.tolist() == ["-9223372036854775808", "9223372036854775808"]
     (tmp_path / "n.csv").write_text("user,item,rating\nNA,None,4\nnull,nan,3\n")   # names, not missing
     data = rs.to_interactions(rs.read_interactions(tmp_path / "n.csv", format="csv"))
     local = rl.datasets.read_interactions(tmp_path / "n.csv")

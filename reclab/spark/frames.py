@@ -80,9 +80,10 @@ def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-# An integer as int() writes it, within a long: CSV ids are cast to long only when every one is
-# (as reclab.datasets.read_interactions reads them: "007" and "7", or "-0" and "0", stay two ids).
-_INTEGER_TEXT = "^(0|-?[1-9][0-9]{0,17})$"
+# An integer as int() writes it: CSV ids are cast to long only when every one is, within a long's
+# range (as reclab.datasets.read_interactions reads them: "007" and "7", or "-0" and "0", stay two
+# ids, and 1234567890123456789, 19 digits, is an integer).
+_INTEGER_TEXT = "^(0|-?[1-9][0-9]*)$"
 
 
 #: The largest magnitude of each number column: ratings are stored as float32, where a larger
@@ -108,7 +109,9 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
 
     checks = [count(column(name).isNull()) for name in (user, item)]
     if text_ids:
-        checks += [count(~column(name).rlike(_INTEGER_TEXT)) for name in (user, item)]
+        checks += [count(~(column(name).rlike(_INTEGER_TEXT)
+                           & functions.expr(f"try_cast({_quoted(name)} AS BIGINT)").isNotNull()))
+                   for name in (user, item)]
     values = {role: _number(frame, path, role, name) for role, name in numbers.items()}
     # Text timestamps are numbers (seconds) or ISO 8601 date-times, one or the other, as reclab's
     # own reader reads them.
@@ -223,8 +226,9 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     user, item : str
         Columns of the user and item ids (integers or strings), named as written (a dot or a
         backtick is part of the name, not a nested field). A CSV's ids are read as written:
-        integers (long) when every one is written as an integer, else strings, so that ``007`` and
-        ``7`` stay two ids. For a CSV without header the columns are named ``_c0``, ``_c1``, ...
+        integers (long) when every one is written as an integer within a long's range, else
+        strings, so that ``007`` and ``7`` stay two ids. For a CSV without header the columns
+        are named ``_c0``, ``_c1``, ...
     rating : str or None
         Column of ratings; None for implicit feedback (every rating is 1.0).
     timestamp : str or None
