@@ -97,6 +97,17 @@ def test_explicit_model_needs_ratings(spark):
         SparkALS(num_blocks=BLOCKS).fit(ones)
 
 
+@pytest.mark.parametrize("name, value", [("seed", 2**63), ("num_blocks", 2**31), ("factors", 2**31),
+                                         ("iterations", 2**31)])
+def test_parameters_beyond_sparks_java_types_are_refused(spark, name, value):
+    # Spark takes them as a Java long (seed) and ints: they failed inside Spark with a Py4J error
+    # (NumberFormatException, ClassCastException), after the baseline was fitted
+    model = SparkALS(num_blocks=BLOCKS).set_params(**{name: value})
+    with pytest.raises(ReclabError, match=f"^SparkALS parameter {name} must be an integer in \\[\\d+, {value - 1}\\]"):
+        model.fit(contract_data())
+    SparkALS(factors=2, iterations=1, num_blocks=BLOCKS, seed=2**63 - 1).fit(contract_data())
+
+
 # -- ML-100k: accuracy, evaluation, DataFrames ----------------------------------------------------
 @pytest.fixture(scope="module")
 def spark_model(spark, ml100k_split):

@@ -24,6 +24,8 @@ __all__ = ["SparkALS"]
 # Number of ALS blocks when num_blocks is None: Spark's own default, fixed rather than derived
 # from the cluster's parallelism, because the blocks seed the factor initialization (see SparkALS).
 _DEFAULT_BLOCKS = 10
+# The largest values of Spark's int and long parameters.
+_JAVA_INT_MAX, _JAVA_LONG_MAX = 2**31 - 1, 2**63 - 1
 # Rows of float64 scores computed at once by SparkALS._score (about 32 MB of temporaries).
 _SCORE_CHUNK_ELEMENTS = 1 << 22
 
@@ -70,13 +72,13 @@ class SparkALS(RatingBaseline, FactorModel):
         Shrinkage of the explicit user and item biases, >= 0, as in ExplicitALS (unused when
         ``implicit=True``).
     seed : int
-        Seed of Spark's factor initialization, >= 0.
+        Seed of Spark's factor initialization, in [0, 2**63 - 1] (a Java long).
     master : str or None
         Spark master URL; None uses the active session or starts ``local[*]`` (see
         :func:`get_session`).
     num_blocks : int or None
         User and item blocks of Spark's ALS (its parallelism), >= 1; None means 10, Spark's
-        default.
+        default. ``factors``, ``iterations`` and ``num_blocks`` are Java ints (at most 2**31 - 1).
 
     Attributes
     ----------
@@ -143,17 +145,21 @@ class SparkALS(RatingBaseline, FactorModel):
 
     def _validate_params(self) -> None:
         super()._validate_params()   # user_reg, item_reg (RatingBaseline)
-        check_int("factors", self.factors, low=1, model=self)
+        # Spark's ALS takes these as Java ints and its seed as a Java long: a larger value failed
+        # inside Spark, after the baseline was fitted, with a Py4J error (NumberFormatException,
+        # ClassCastException).
+        check_int("factors", self.factors, low=1, high=_JAVA_INT_MAX, model=self)
         # Spark solves each least-squares problem by Cholesky, which needs a positive definite
         # system: with no regularization a user with fewer ratings than factors fails.
         check_float("regularization", self.regularization, low=0.0, low_open=True, model=self)
-        check_int("iterations", self.iterations, low=1, model=self)
+        check_int("iterations", self.iterations, low=1, high=_JAVA_INT_MAX, model=self)
         check_bool("implicit", self.implicit, model=self)
         check_float("alpha", self.alpha, low=0.0, model=self)
         check_seed(self.seed, model=self)
+        check_int("seed", self.seed, low=0, high=_JAVA_LONG_MAX, model=self)
         check_master(self.master, owner=type(self).__name__)
         if self.num_blocks is not None:
-            check_int("num_blocks", self.num_blocks, low=1, model=self)
+            check_int("num_blocks", self.num_blocks, low=1, high=_JAVA_INT_MAX, model=self)
 
     def fit(self, train, callback=None, progress: bool = False) -> "SparkALS":
         """Learn from an ``Interactions`` or a Spark DataFrame; return ``self``.
