@@ -449,10 +449,6 @@ def evaluate(model, train: Interactions, test: Interactions, k=(5, 10, 20), rele
     """
     train = check_interactions(train, "train")
     test = check_interactions(test, "test")
-    if train.shape != test.shape or not np.array_equal(train.user_ids, test.user_ids) \
-            or not np.array_equal(train.item_ids, test.item_ids):
-        raise ReclabError(f"train {train.shape} and test {test.shape} must share users and items (the "
-                          f"same ids, as reclab.split produces); build both from one Interactions")
     if not callable(getattr(model, "score_items", None)):
         raise ReclabError(f"model must have a score_items(users) method, got {type(model).__name__}")
     check_held_out(model, train, test)

@@ -47,8 +47,9 @@ def check_overlap(n_train: int, n_test: int, n_both: int, name: str = "test") ->
 
 
 def check_held_out(model, train: Interactions, test: Interactions, name: str = "test") -> None:
-    """Refuse a ``test`` split (over ``train``'s users and items; ``name`` in the messages) that
-    is not held out of ``train``, or a ``model`` not fitted on ``train`` alone:
+    """Refuse a ``test`` split (``name`` in the messages) that is not over ``train``'s users and
+    items (the same ids), or not held out of ``train``, or a ``model`` not fitted on ``train``
+    alone:
 
     - every test pair is also in ``train`` (the same split passed twice, for example): a pair in
       ``train`` is no candidate, so nothing could be recommended. Some such pairs (an item
@@ -62,8 +63,10 @@ def check_held_out(model, train: Interactions, test: Interactions, name: str = "
       train and validation, evaluated with train alone): they would be ranked as candidates,
       misses that fill the lists. ``model`` None skips these two.
     """
-    if train.shape != test.shape:   # the callers refuse that, naming their arguments
-        return
+    if train.shape != test.shape or not np.array_equal(train.user_ids, test.user_ids) \
+            or not np.array_equal(train.item_ids, test.item_ids):   # indices would name others
+        raise ReclabError(f"train {train.shape} and {name} {test.shape} must share users and items (the "
+                          f"same ids, as reclab.split produces); build both from one Interactions")
     held, given = stored_pairs(test.matrix), stored_pairs(train.matrix)
     check_overlap(train.nnz, test.nnz, _common(held, given), name)
     seen = getattr(model, "seen_", None)

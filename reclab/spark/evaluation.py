@@ -171,11 +171,6 @@ def evaluate(model, train, test, k=10, relevance_threshold=None, session=None, s
         raise ReclabError(f"train and test must both be Interactions or both Spark DataFrames, got "
                           f"{type(train).__name__} and {type(test).__name__}")
     if isinstance(test, Interactions):
-        # As reclab.evaluate: indices of splits with other ids name other users and items.
-        if train.shape != test.shape or not np.array_equal(train.user_ids, test.user_ids) \
-                or not np.array_equal(train.item_ids, test.item_ids):
-            raise ReclabError(f"train {train.shape} and test {test.shape} must share users and items (the "
-                              f"same ids, as reclab.split produces); build both from one Interactions")
         check_held_out(model, train, test)
     else:
         _check_id_frames(model, train, test, threshold)

@@ -119,8 +119,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import numpy as np
-
 from reclab._validate import check_choice, check_int, check_seed, check_threshold
 from reclab.data import check_held_out
 from reclab.errors import ReclabError
@@ -316,10 +314,6 @@ def tune(model, space, train, valid, method: str = "smbo", n_trials: int | None 
         raise ReclabError(f"time_budget must be a number of seconds > 0 or None, got {time_budget!r}")
     callbacks = check_callbacks(callbacks)
     train, valid = check_data(train, "train"), check_data(valid, "valid")
-    if train.shape != valid.shape or not np.array_equal(train.user_ids, valid.user_ids) \
-            or not np.array_equal(train.item_ids, valid.item_ids):
-        raise ReclabError(f"train {train.shape} and valid {valid.shape} must share users and items "
-                          f"(the same ids, as reclab.split produces)")
     check_held_out(None, train, valid, "valid")
     check_threshold(relevance_threshold)  # not converted: the checkpoint header records it as given
     started = _start_points(models, spaces, starts)
