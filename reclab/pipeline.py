@@ -52,6 +52,7 @@ from typing import Callable, Mapping, Sequence
 from reclab._io import atomic_write
 from reclab.config import (RUN_PARAMETERS, Config, check_runnable, check_searchable,
                            notebook_overrides)
+from reclab.config.files import overridden_source
 from reclab.errors import ReclabError
 from reclab.stages import (NOTEBOOKS, RUNNER_ENV, STAGES, changes_search, default_params_file,
                            differences, first_reader, notebooks_dir)
@@ -488,9 +489,10 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
                               "(correct single values with --set, or start a new pipeline without "
                               "--resume)")
         state = tracking.pipeline_state(resume, uri)
-        source = f"params.yaml of run {resume}"
-        before = Config.loads(state["params_text"], source)
-        config = Config.loads(state["params_text"], source, overrides) if overrides else before
+        stored = f"params.yaml of run {resume}"
+        before = Config.loads(state["params_text"], stored)
+        config = Config.loads(state["params_text"], stored, overrides) if overrides else before
+        source = overridden_source(stored, overrides)
         finished = state["finished"]
         by_default = parse_stages(None, config)
         chosen = parse_stages(stages) if stages else [s for s in by_default if s not in finished][:1]
@@ -500,8 +502,8 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     else:
         if params_file is None:
             params_file = default_params_file()
-        source = str(params_file)
         config = Config.load(params_file, overrides)
+        source = overridden_source(str(params_file), overrides)   # a value given with --set: said so
         finished = []
         chosen = parse_stages(stages, config)
         run_id = None

@@ -54,7 +54,13 @@ def test_validation_of_missing_data_files_fails_before_any_run(tmp_path, no_data
     code, _ = run(tmp_path, text, "--set", f"data_dir={tmp_path / 'absent'}")
     assert code == 2
     error = capsys.readouterr().err
+    assert f"{path} with --set data_dir=" in error, "the value came from --set, not the file"
     assert "key 'data_dir' is" in error and "which is not a folder" in error
+    nothing_started(tmp_path)
+    code, _ = run(tmp_path, text.replace("dataset: ml-100k\n", ""), "--set", "dataset=ml-100k")
+    error = capsys.readouterr().err
+    assert code == 2 and f"{path} with --set dataset=\"ml-100k\": key 'dataset' is 'ml-100k', whose " \
+                         f"files are neither found nor downloaded" in error, error
     nothing_started(tmp_path)
 
 

@@ -16,7 +16,8 @@ import yaml
 
 from reclab.errors import ReclabError
 
-__all__ = ["apply_overrides", "check_expansion", "fail", "parse_assignments", "read", "read_text", "shown"]
+__all__ = ["apply_overrides", "check_expansion", "fail", "overridden_source", "parse_assignments", "read",
+           "read_text", "shown"]
 
 # A parameter file has tens of values; YAML aliases can make a 1 KB file stand for billions
 # ("billion laughs"): values are counted with each alias expanded, and refused beyond this.
@@ -35,6 +36,15 @@ def _shortened(message: str) -> str:
         return message
     half = _MAX_MESSAGE // 2
     return f"{message[:half]} [... {len(message) - 2 * half} characters ...] {message[-half:]}"
+
+
+def overridden_source(source: str, overrides: Mapping | None) -> str:
+    """How messages name a parameter file read with ``overrides``: ``"<source> with --set
+    key=value ..."`` (``source`` alone without them), so that a refused value given with --set is
+    not blamed on the file."""
+    if not overrides:
+        return source
+    return f"{source} with --set " + " ".join(f"{key}={shown(value)}" for key, value in overrides.items())
 
 
 def shown(value) -> str:

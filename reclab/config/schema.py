@@ -38,7 +38,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from reclab import datasets, split, tuning
 from reclab.config import checks
-from reclab.config.files import apply_overrides, check_expansion, fail, read, read_text, shown
+from reclab.config.files import apply_overrides, check_expansion, fail, overridden_source, read, read_text
 from reclab.errors import ReclabError
 from reclab.evaluation import evaluate
 from reclab.metrics import check_metric_name
@@ -347,8 +347,7 @@ class Config(Section):
         if overrides:
             # Values from the command line or a notebook: checked as the file's are.
             check_expansion(dict(overrides), "the overrides (--set or notebook parameters)")
-            given = " ".join(f"{key}={shown(value)}" for key, value in overrides.items())
-            where = f"{source} with --set {given}"
+            where = overridden_source(source, overrides)
             config = _validate(apply_overrides(config.model_dump(), applied_overrides(overrides),
                                                where), where)
         return config
