@@ -359,9 +359,19 @@ def _compare(args) -> int:
 
 
 def _check_metric(metric: str, run_ids, reports) -> None:
-    """``--metric`` must be a per-user metric of every evaluated run."""
+    """``--metric`` must be a per-user metric of every evaluated run (and a ranking metric's name
+    when no run was evaluated: a typo was accepted then)."""
+    from reclab.metrics import RANKING_METRICS, check_metric_name
+
+    try:
+        ranking = check_metric_name(metric)[0].partition("@")[0] in RANKING_METRICS
+    except ReclabError:
+        ranking = False
+    if not ranking:
+        raise ReclabError(f"--metric {metric!r} is no per-user ranking metric; use one of "
+                          f"{list(RANKING_METRICS)} at a cut-off, for example ndcg@10")
     for run_id, report in zip(run_ids, reports):
-        if report is not None and (metric not in report.per_user.columns or "@" not in metric):
+        if report is not None and metric not in report.per_user.columns:
             choices = [column for column in report.per_user.columns if "@" in column]
             raise ReclabError(f"--metric {metric!r} is not a per-user metric of run {run_id}; "
                               f"choose from {choices}")

@@ -524,6 +524,9 @@ def new_user_reports(models: dict, train: Interactions, test: Interactions, **op
     """
     from reclab.split import new_users
 
+    if "users" in options:   # they are the new users: evaluate got users= twice (a TypeError)
+        raise ReclabError("new_user_reports evaluates the test users without training interactions; "
+                          "it takes no users= (call evaluate(..., users=...) for others)")
     new = new_users(check_interactions(train, "train"), check_interactions(test, "test"))
     tested = np.count_nonzero(test.user_counts())
     candidates = _check_candidates(options.get("candidates"), test)

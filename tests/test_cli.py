@@ -282,6 +282,15 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
     captured = capsys.readouterr()
     assert captured.out == ""
     assert f"--metric 'precision@7' is not a per-user metric of run {ids[0]}" in captured.err
+    # runs without an evaluation: a name that is no per-user metric is refused all the same (it
+    # was accepted, then ignored)
+    bare = [tracking.start_pipeline(Config.load(params_file, {"seed": seed})) for seed in (5, 6)]
+    for metric in ("rmse", "coverage@10", "ndcg@x", "ndcg"):
+        assert main(["compare", *bare, "--metric", metric]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert f"--metric {metric!r} is no per-user ranking metric; use one of ['precision'" in captured.err
+    assert main(["compare", *bare, "--metric", "map@3"]) == 0
 
 
 def free_port() -> int:

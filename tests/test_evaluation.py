@@ -245,6 +245,17 @@ def test_coverage_over_candidates_is_a_share_of_them_never_above_one():
     assert report.curve("coverage", ks=[9])["coverage"].tolist() == [1.0]
 
 
+def test_new_user_reports_take_no_users_of_their_own(small):
+    """They are the new users: users= reached evaluate twice, a TypeError ('got multiple values
+    for keyword argument')."""
+    from reclab.evaluation import new_user_reports
+
+    train, test, model = small
+    with pytest.raises(ReclabError, match=r"new_user_reports evaluates the test users without training "
+                                          r"interactions; it takes no users="):
+        new_user_reports({"fixed": model}, train, test, users=[0], k=2)
+
+
 def test_cold_candidates_need_one_relevant_test_item(small):
     """Stage 5's long-tail candidates: the rarely trained test items, relevant or not (a
     candidate nobody liked is still ranked), unless none is relevant: nothing to evaluate."""

@@ -362,6 +362,15 @@ def test_sensitivity_refuses_a_method_named_twice(world, models):
         sensitivity(world, arms, n_users=[10, 20], n_simulations=2, methods=["ab", "interleaving", "ab"])
 
 
+def test_the_ratio_of_users_needed_says_when_a_method_was_not_simulated(world, models):
+    """ratio() of a result that simulated the A/B test alone raised KeyError: 'interleaving'."""
+    arms = {"Popularity": models["Popularity"], "ImplicitALS": models["ImplicitALS"]}
+    result = sensitivity(world, arms, n_users=[10, 20], n_simulations=2, methods=["ab"])
+    with pytest.raises(ReclabError, match=r"ratio compares the A/B test with interleaving, but this "
+                                          r"result simulated \['ab'\] only"):
+        result.ratio()
+
+
 def test_stage_6_users_are_checked_against_the_arms_of_its_largest_a_b_test():
     """online.n_users >= 8 was the only rule, but stage 6's offline-vs-online test is an A/B test
     of every baseline, the untuned and the tuned model and up to four tuning trials, 2 visits per

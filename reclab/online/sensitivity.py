@@ -59,6 +59,11 @@ class SensitivityResult:
     def ratio(self) -> float:
         """``users_needed["ab"] / users_needed["interleaving"]``: how many times more users the
         A/B test needs for the same power."""
+        missing = [method for method in ("ab", "interleaving") if method not in self.users_needed]
+        if missing:   # was a KeyError naming the method alone
+            raise ReclabError(f"ratio compares the A/B test with interleaving, but this result simulated "
+                              f"{sorted(self.users_needed)} only: run sensitivity with methods=('ab', "
+                              f"'interleaving')")
         return self.users_needed["ab"] / self.users_needed["interleaving"]
 
     def needed_text(self, method: str) -> str:
