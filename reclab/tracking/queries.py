@@ -234,13 +234,14 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
         except mlflow.exceptions.MlflowException:
             raise ReclabError(f"no MLflow run {run_id!r} at {tracking_uri(uri)}") from None
         values = dict(run.data.metrics)
-        evaluate = _evaluate_run(client, run_id, uri) if TAG_PIPELINE in run.data.tags else None
-        if evaluate is not None:   # not the pipeline run's copy: it keeps the keys of every
-            values = dict(evaluate.data.metrics)   # evaluate run, an earlier one's other K too
         column = f"{run.info.run_name} ({run_id[:8]})"
         columns.append(column)
         params[column] = dict(run.data.params)
         if TAG_PIPELINE in run.data.tags:
+            experiment = client.get_experiment(run.info.experiment_id).name
+            evaluate = find_stage_run("evaluate", experiment, run_id, uri=uri)
+            if evaluate is not None:   # not the pipeline run's copy: it keeps the keys of every
+                values = dict(evaluate.data.metrics)   # evaluate run, an earlier one's other K too
             used = pipeline_params(client, run_id)
             if TAG_RESUMED_WITH in run.data.tags:   # MLflow keeps a param's first value;
                 # params.yaml the one used
@@ -250,8 +251,7 @@ def run_table(run_ids, uri: str | None = None) -> tuple[pd.DataFrame, pd.DataFra
             # other tuned models' spaces and the baselines' parameters differ between runs too.
             params[column].update({key: param_text(value)
                                    for key, value in used.model_entries().items()})
-            tune = find_stage_run("tune", client.get_experiment(run.info.experiment_id).name,
-                                  run_id, uri=uri)
+            tune = find_stage_run("tune", experiment, run_id, uri=uri)
             if tune is not None:   # what the later stages read, not the first tune run's values
                 params[column] = {key: value for key, value in params[column].items()
                                   if not key.startswith("best.")}
