@@ -190,6 +190,10 @@ def test_a_model_given_is_tuned_alone_and_a_notebook_giving_one_joins_only_a_pip
     assert Config.load(path, {"model": "SVD"}).tuned_models() == ["SVD"]
     assert Config.load(path, {"model": "Bias"}).tuned_models() == ["Bias"]
     assert Config.load(path, {"model": "SVD", "tune.models": ["SVD", "Bias"]}).tuned_models() == ["SVD", "Bias"]
+    # Both given, the model outside the list: it would go unused (stage 2 picks from the list).
+    with pytest.raises(ReclabError, match=r"two.yaml with --set model=\"SVD\" tune.models=\[\"Bias\"\]: "
+                                          r"key 'model' is 'SVD', but tune.models is given too, \['Bias'\]"):
+        Config.load(path, {"model": "SVD", "tune.models": ["Bias"]})
     assert Config.load(path, {"tune.method": "random"}).tuned_models() == ["Bias", "SVD"]
     first = tracking.start_stage("preprocess", path)
     first.finish()

@@ -350,6 +350,11 @@ class Config(Section):
             where = overridden_source(source, overrides)
             config = _validate(apply_overrides(config.model_dump(), applied_overrides(overrides),
                                                where), where)
+            if "model" in overrides and config.tune.models and config.model not in config.tune.models:
+                raise fail(where, "model", f"is {config.model!r}, but tune.models is given too, "
+                                           f"{list(config.tune.models)}: stage 2 picks among those, "
+                                           f"so {config.model!r} would go unused; list it in "
+                                           f"tune.models, or give model alone to tune it alone")
         return config
 
     def dump(self) -> str:
