@@ -112,8 +112,12 @@ def check_arguments(seed, n_users, n_items, n_ratings, factors, optimists, pessi
         raise ReclabError(f"n_ratings must lie in [n_users, n_users * n_items] = "
                           f"[{n_users}, {n_users * n_items}], got {n_ratings}")
     optimists = check_float("optimists", optimists, low=0.0, high=1.0)
-    return (seed, n_users, n_items, n_ratings, factors, optimists,
-            check_float("pessimists", pessimists, low=0.0, high=1.0 - optimists),
+    pessimists = check_float("pessimists", pessimists, low=0.0, high=1.0)
+    # The sum, not pessimists <= 1 - optimists: 1 - 0.8 is 0.19999999999999996 in floats.
+    if optimists + pessimists > 1.0:
+        raise ReclabError(f"pessimists must be a number in [0.0, {1.0 - optimists:g}] (at most the "
+                          f"users that are not optimists), got {pessimists!r}")
+    return (seed, n_users, n_items, n_ratings, factors, optimists, pessimists,
             check_float("popularity_exponent", popularity_exponent, low=0.0, high=5.0),
             check_float("activity_sigma", activity_sigma, low=0.0, high=5.0),
             check_float("mnar", mnar, low=0.0, high=10.0),

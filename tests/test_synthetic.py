@@ -130,3 +130,13 @@ def test_personal_interests_make_personalized_ranking_beat_popularity(data):
     # Measured 0.276 and 0.436 (seed 0); without the interest term both were about 0.40.
     assert 0.22 < popularity.summary["precision@10"] < 0.33
     assert als.summary["precision@10"] > popularity.summary["precision@10"] + 0.10
+
+
+@pytest.mark.parametrize("optimists, pessimists", [(0.8, 0.2), (0.9, 0.1), (0.0, 1.0)])
+def test_optimists_and_pessimists_may_make_up_every_user(optimists, pessimists):
+    """Shares summing to 1 are taken: they were refused when 1 - optimists rounded below
+    pessimists ('pessimists must be a number in [0.0, 0.19999999999999996], got 0.2')."""
+    data = synthetic(seed=0, n_users=40, n_items=30, n_ratings=400, optimists=optimists,
+                     pessimists=pessimists)
+    bias = data.truth["user_bias"]
+    assert np.all((bias > 0.3) | (bias < -1.0))   # every user an optimist or a pessimist
