@@ -1,4 +1,5 @@
-"""Atomic file writing, shared by everything in reclab that writes a file.
+"""Atomic file writing, shared by everything in reclab that writes a file, and the reading of
+reclab's ``.npz`` files (``read_npz``: every array, without pickle, a damaged file refused).
 
 A reader (another process, a crashed run restarted, a notebook) must never see a half-written file
 under its final name: content goes to a temporary file in the same directory (so that the final
@@ -13,10 +14,15 @@ import errno
 import os
 import stat
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_write"]
+import numpy as np
+
+from reclab.errors import ReclabError
+
+__all__ = ["atomic_write", "read_npz"]
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -121,3 +127,25 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None,
             temp.unlink()
         raise
     _fsync_directory(directory)
+
+
+def read_npz(path: Path, what: str, hint: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file ``path`` (an existing file), read without pickle.
+
+    Raises
+    ------
+    ReclabError
+        ``"<path> is not a readable <what>"``: not a zip archive (numpy would call any other file
+        "pickled data"; ``hint`` says what the file should be), or truncated or corrupt (a CRC
+        error, a member that needs pickle, ...). Every member is read, so each one's CRC is checked.
+    """
+    with open(path, "rb") as handle:
+        start = handle.read(4)
+    if start not in (b"PK\x03\x04", b"PK\x05\x06"):   # a zip's; numpy calls the rest "pickled data"
+        begins = f"it begins {start!r}" if start else "it is empty"
+        raise ReclabError(f"{path} is not a readable {what}: not an .npz archive ({begins}); {hint}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+        raise ReclabError(f"{path} is not a readable {what} (truncated or corrupt?): {error}") from None

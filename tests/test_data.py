@@ -242,3 +242,34 @@ def test_random_frames_round_trip(rows):
     assert back[["user", "item"]].values.tolist() == last[["user", "item"]].values.tolist()
     assert back["rating"].tolist() == last["rating"].astype(float).tolist()
     assert data.matrix.max() <= df["rating"].max()
+
+
+def test_load_interactions_refuses_a_damaged_or_foreign_file_naming_it(tmp_path):
+    """A file that is no interactions file is refused with a ReclabError naming it: it raised
+    numpy's and zipfile's own errors (BadZipFile for a truncated file, 'pickled data' for a text
+    file, KeyError 'shape is not a file in the archive' for another .npz, a CRC error)."""
+    from reclab.data import load_interactions, save_interactions
+    data = Interactions.from_frame(frame(user=[1, 1, 2], item=[1, 2, 2], rating=[4.0, 3.0, 5.0],
+                                         time=[1.0, 2.0, 3.0]), timestamp="time")
+    good = save_interactions(tmp_path / "good.npz", data)
+    raw = good.read_bytes()
+    flipped = bytearray(raw)
+    flipped[raw.index(b"\x93NUMPY") + 130] ^= 0xFF   # in the values of the first array (a CRC error)
+    files = {"truncated.npz": raw[:len(raw) // 2], "text.npz": b"user,item\n1,2\n", "empty.npz": b"",
+             "flipped.npz": bytes(flipped)}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    np.savez(tmp_path / "foreign.npz", weights=np.arange(3))
+    np.savez(tmp_path / "altered.npz", indptr=np.array([0, 5]), indices=np.array([0]), data=np.array([1.0]),
+             shape=np.array([1, 1]), user_ids=np.array([1]), item_ids=np.array([1]))
+    for name, message in [("truncated.npz", "is not a readable interactions file"),
+                          ("text.npz", r"is not a readable interactions file: not an .npz archive"),
+                          ("empty.npz", r"is not a readable interactions file: not an .npz archive \(it is empty\)"),
+                          ("flipped.npz", r"is not a readable interactions file \(truncated or corrupt\?\)"),
+                          ("foreign.npz", r"is not an interactions file: it has no indptr, .* \(it holds weights\)"),
+                          ("altered.npz", "holds arrays that make no interactions")]:
+        with pytest.raises(ReclabError, match=f"{name} {message}"):
+            load_interactions(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="no interactions file at"):
+        load_interactions(tmp_path / "missing.npz")
+    assert load_interactions(good).fingerprint() == data.fingerprint()

@@ -18,10 +18,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from reclab._io import atomic_write
+from reclab._io import atomic_write, read_npz
 from reclab.data.interactions import Interactions
+from reclab.errors import ReclabError
 
 __all__ = ["id_array", "load_interactions", "save_interactions", "text_array"]
+
+#: The keys every file of save_interactions holds (the CSR matrix and the ids).
+_KEYS = ("indptr", "indices", "data", "shape", "user_ids", "item_ids")
 
 
 def text_array(values) -> np.ndarray:
@@ -71,36 +75,34 @@ def save_interactions(path, data: Interactions) -> Path:
     return path
 
 
-def _item_column(archive, column: str) -> np.ndarray:
+def _item_column(archive: dict, column: str) -> np.ndarray:
     """One column of ``items`` as saved: text as objects (missing values NaN again), other types
     as they are."""
     values = archive[f"item.{column}"]
     if values.dtype.kind != "U":
         return values
     values = values.astype(object)
-    if f"item_missing.{column}" in archive.files:
+    if f"item_missing.{column}" in archive:
         values[archive[f"item_missing.{column}"]] = np.nan
     return values
 
 
-def load_interactions(path) -> Interactions:
-    """Read a file written by :func:`save_interactions` (``allow_pickle=False``)."""
-    with np.load(path, allow_pickle=False) as archive:
-        shape = tuple(int(size) for size in archive["shape"])
-        matrix = sp.csr_matrix((archive["data"], archive["indices"], archive["indptr"]), shape=shape)
-        user_ids, item_ids = archive["user_ids"], archive["item_ids"]
-        timestamps = archive["timestamps"] if "timestamps" in archive.files else None
-        items = None
-        if "item_columns" in archive.files:
-            items = pd.DataFrame({str(column): _item_column(archive, column)
-                                  for column in archive["item_columns"]}, index=item_ids)
-        features = {}
-        for role in ("item", "user"):
-            if f"{role}_features.shape" in archive.files:
-                features[f"{role}_features"] = sp.csr_matrix(
-                    tuple(archive[f"{role}_features.{part}"] for part in ("data", "indices", "indptr")),
-                    shape=tuple(int(size) for size in archive[f"{role}_features.shape"]))
-                features[f"{role}_feature_names"] = archive[f"{role}_features.names"].tolist()
+def _interactions(archive: dict) -> Interactions:
+    shape = tuple(int(size) for size in archive["shape"])
+    matrix = sp.csr_matrix((archive["data"], archive["indices"], archive["indptr"]), shape=shape)
+    user_ids, item_ids = archive["user_ids"], archive["item_ids"]
+    timestamps = archive.get("timestamps")
+    items = None
+    if "item_columns" in archive:
+        items = pd.DataFrame({str(column): _item_column(archive, column)
+                              for column in archive["item_columns"]}, index=item_ids)
+    features = {}
+    for role in ("item", "user"):
+        if f"{role}_features.shape" in archive:
+            features[f"{role}_features"] = sp.csr_matrix(
+                tuple(archive[f"{role}_features.{part}"] for part in ("data", "indices", "indptr")),
+                shape=tuple(int(size) for size in archive[f"{role}_features.shape"]))
+            features[f"{role}_feature_names"] = archive[f"{role}_features.names"].tolist()
     if user_ids.dtype.kind == "U":
         user_ids = user_ids.astype(object)
     if item_ids.dtype.kind == "U":
@@ -109,3 +111,31 @@ def load_interactions(path) -> Interactions:
             items.index = item_ids
     return Interactions.from_matrix(matrix, user_ids=user_ids, item_ids=item_ids,
                                     timestamps=timestamps, items=items, **features)
+
+
+def load_interactions(path) -> Interactions:
+    """Read a file written by :func:`save_interactions` (``allow_pickle=False``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ReclabError
+        Naming ``path``: not an ``.npz`` archive, truncated or corrupt, another ``.npz`` than
+        :func:`save_interactions` writes (its keys missing), or arrays that do not make one
+        :class:`Interactions`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no interactions file at {path}")
+    hint = "an interactions file is what save_interactions(path, data) writes"
+    archive = read_npz(path, "interactions file", hint)
+    missing = [key for key in _KEYS if key not in archive]
+    if missing:
+        raise ReclabError(f"{path} is not an interactions file: it has no {', '.join(missing)} "
+                          f"(it holds {', '.join(sorted(archive)) or 'nothing'}); {hint}")
+    try:
+        return _interactions(archive)
+    except (ValueError, TypeError, KeyError, IndexError) as error:   # ReclabError is a ValueError
+        raise ReclabError(f"{path} holds arrays that make no interactions (a damaged or altered "
+                          f"file): {str(error).strip(chr(39))}") from None

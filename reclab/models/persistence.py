@@ -17,14 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
-import zipfile
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from reclab._io import atomic_write
+from reclab._io import atomic_write, read_npz
 from reclab.errors import ReclabError
 
 __all__ = ["save_model", "load", "register", "registered_models", "digest"]
@@ -154,19 +153,7 @@ def load(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
-    with open(path, "rb") as handle:
-        start = handle.read(4)
-    if start not in (b"PK\x03\x04", b"PK\x05\x06"):   # a zip's; numpy calls the rest "pickled data"
-        begins = f"it begins {start!r}" if start else "it is empty"
-        raise ReclabError(f"{path} is not a readable reclab model file: not an .npz archive ({begins}); "
-                          f"a model file is what model.save(path) writes")
-    try:
-        archive = np.load(path, allow_pickle=False)
-        with archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
-        raise ReclabError(f"{path} is not a readable reclab model file (truncated or corrupt?): "
-                          f"{error}") from None
+    arrays = read_npz(path, "reclab model file", "a model file is what model.save(path) writes")
     try:
         meta = json.loads(str(arrays.pop("__meta__")))
         kind, version, class_name = meta["format"], meta["version"], meta["class"]
