@@ -273,3 +273,21 @@ def test_load_interactions_refuses_a_damaged_or_foreign_file_naming_it(tmp_path)
     with pytest.raises(FileNotFoundError, match="no interactions file at"):
         load_interactions(tmp_path / "missing.npz")
     assert load_interactions(good).fingerprint() == data.fingerprint()
+
+
+def test_from_matrix_keeps_ids_as_from_frame_does_so_they_survive_a_file(tmp_path):
+    """Python ints in an object array (pandas' object column, ``.unique()``) are integer ids: they
+    were kept as objects, which save_interactions wrote as text, so the file read back held the
+    users '1', '2' (no longer user 1), or was refused for ids 2, 10 ('10' sorts before '2')."""
+    from reclab.data import load_interactions, save_interactions
+    matrix = sp.csr_matrix(np.eye(2, dtype=np.float32))
+    for ids in (np.array([1, 2], dtype=object), np.array([2, 10], dtype=object)):
+        data = Interactions.from_matrix(matrix, user_ids=ids, item_ids=np.array(["a", "b"], dtype=object))
+        assert data.user_ids.dtype == np.int64
+        back = load_interactions(save_interactions(tmp_path / "ids.npz", data))
+        assert back.user_ids.tolist() == ids.tolist() and back.user_ids.dtype == np.int64
+        assert back.user_index(ids[1]) == 1 and back.fingerprint() == data.fingerprint()
+    with pytest.raises(ReclabError, match=r"user_ids mix types \['int', 'str'\]"):
+        Interactions.from_matrix(matrix, user_ids=np.array([1, "a"], dtype=object))
+    with pytest.raises(ReclabError, match="item ids must be integers or strings, got values of kind 'bytes'"):
+        Interactions.from_matrix(matrix, item_ids=np.array([b"a", b"b"], dtype=object))

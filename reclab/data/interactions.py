@@ -332,7 +332,9 @@ class Interactions:
         """Build interactions from a scipy.sparse users x items matrix (every stored entry counts;
         a (user, item) pair stored twice is refused).
 
-        ``user_ids``/``item_ids`` default to ``0..n-1`` and must be unique and sorted;
+        ``user_ids``/``item_ids`` default to ``0..n-1`` and must be unique and sorted, integers
+        or strings (floats too), kept as :meth:`from_frame` keeps them (int64, or uint64 above
+        2**63 - 1, float64, str objects: Python ints in an object array become int64);
         ``timestamps`` hold one number per stored entry, in ``matrix.data``'s order for a CSR, CSC
         or COO matrix (``matrix.tocoo()``'s otherwise): each stays with its entry when the entries
         are sorted. ``item_features`` /
@@ -349,6 +351,7 @@ class Interactions:
         n_users, n_items = matrix.shape
         user_ids = np.arange(n_users) if user_ids is None else np.asarray(user_ids)
         item_ids = np.arange(n_items) if item_ids is None else np.asarray(item_ids)
+        checked = {}
         for role, ids, size in (("user", user_ids, n_users), ("item", item_ids, n_items)):
             if ids.shape != (size,):
                 raise ReclabError(f"{role}_ids has shape {ids.shape}, expected ({size},) for a {matrix.shape} matrix")
@@ -359,6 +362,10 @@ class Interactions:
                 raise ReclabError(f"{role}_ids mix types {types}; use one type for every {role} id") from None
             if not ascending:
                 raise ReclabError(f"{role}_ids must be unique and sorted ascending")
+            # The types from_frame keeps (int64 or uint64, float64, str objects): Python ints in an
+            # object array were saved as text by save_interactions, then read back as other ids.
+            checked[role] = _check_ids(pd.Series(ids, dtype=ids.dtype), role)
+        user_ids, item_ids = checked["user"], checked["item"]
         return cls(matrix, user_ids, item_ids, timestamps, cls._align_items(items, item_ids), truth,
                    item_features=item_features, item_feature_names=item_feature_names,
                    user_features=user_features, user_feature_names=user_feature_names)
