@@ -306,3 +306,21 @@ def test_a_ratings_file_in_another_encoding_is_read_with_its_encoding(tmp_path):
                                       encoding="latin-1").item_ids.tolist() == ["Café"]
     (tmp_path / "bom.csv").write_bytes("userId,movieId\r\n1,2\r\n".encode("utf-8-sig"))
     assert datasets.read_interactions(tmp_path / "bom.csv", user="userId", item="movieId", rating=None).nnz == 1
+
+
+@pytest.mark.parametrize("lines", [["1,2,3,4", "5,6,7,8"], ["1,2,3,", "5,6,7,"]])
+def test_read_interactions_refuses_rows_with_more_fields_than_the_header(tmp_path, lines):
+    """A first row with one field more than the header made pandas take its first field for an
+    index, shifting the rest: '1,2,3,4' under 'user,item,rating' was read as user 2, item 3,
+    rating 4 without a word (with a separator at each line's end, rating became missing)."""
+    path = tmp_path / "ratings.csv"
+    path.write_text("\n".join(["user,item,rating", *lines]) + "\n")
+    with pytest.raises(ReclabError, match=r"ratings.csv: its first row has more fields than the 3 "
+                                          r"columns its header names \(user, item, rating\)"):
+        datasets.read_interactions(path)
+    path.write_text("user::item::rating\n1::2::3::4\n")
+    with pytest.raises(ReclabError, match="its first row has more fields than the 3 columns"):
+        datasets.read_interactions(path, sep="::")
+    path.write_text("user,item,rating,\n1,2,3,\n5,6,7,\n")   # the header's last column is unnamed: read
+    assert datasets.read_interactions(path).to_frame()[["user", "item", "rating"]].values.tolist() == [
+        [1, 2, 3.0], [5, 6, 7.0]]

@@ -9,6 +9,7 @@ line of a bad value.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -81,13 +82,28 @@ def _read_frame(path, sep: str, header: bool, encoding: str, nrows: int | None,
         # A longer separator ("::" of MovieLens' .dat files) is a regular expression, which only
         # pandas' Python parser reads (r"\s+" excepted); it has no low_memory option.
         parser = {"engine": "python"} if len(sep) > 1 and sep != r"\s+" else {"low_memory": False}
+        # index_col=False: a first row with one field more than the header ("1,2,3,4" under
+        # "user,item,rating", or a separator at its end) made pandas take its first field for
+        # an index, shifting the others: user 2, item 3, rating 4. Refused below instead.
         layout = dict(sep=sep, header=0 if header else None, encoding=encoding, skipinitialspace=True,
-                      **parser)
+                      index_col=False, **parser)
         # Missing values per column, which needs the columns first (the header, or the first line).
         columns = pd.read_csv(path, nrows=0 if header else 1, **layout).columns
         missing = {column: [""] if column in text else _MISSING for column in columns}
-        frame = pd.read_csv(path, nrows=nrows, skip_blank_lines=False, dtype=text,
-                            keep_default_na=False, na_values=missing, **layout)
+        with warnings.catch_warnings():
+            # pandas' warning that index_col=False drops the fields beyond the header's
+            warnings.filterwarnings("error", "Length of header or names does not match",
+                                    pd.errors.ParserWarning)
+            try:
+                frame = pd.read_csv(path, nrows=nrows, skip_blank_lines=False, dtype=text,
+                                    keep_default_na=False, na_values=missing, **layout)
+            except pd.errors.ParserWarning:
+                raise ReclabError(f"{path}: its first row has more fields than the {len(columns)} "
+                                  f"columns its {'header' if header else 'first line'} names "
+                                  f"({', '.join(map(str, columns))}); give every row the header's "
+                                  f"fields (no separator at a line's end)") from None
+    except ReclabError:   # a ValueError, already worded
+        raise
     except UnicodeDecodeError as error:
         raise ReclabError(f"{path}: is not {encoding} text ({error.reason}); "
                           f"give its encoding, such as encoding='latin-1' (file.encoding in a "
