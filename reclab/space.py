@@ -17,8 +17,10 @@ One entry per parameter, ``name: spec``, where ``spec`` is one of::
 
 - ``type`` is ``int``, ``real`` or ``categorical``; no other key than those shown is allowed.
 - ``low < high`` (strictly; a single value is a one-element list). ``int`` bounds are integers,
-  ``real`` bounds finite numbers. Write small reals with a dot, ``1.0e-4``: YAML 1.1 (PyYAML)
-  reads ``1e-4`` as the *string* "1e-4", which is refused with a message saying so.
+  ``real`` bounds finite numbers. Write an exponent with a dot and a sign, ``1.0e-4`` or
+  ``1.0e+3``: YAML 1.1 (PyYAML) reads ``1e-4``, ``1e3`` and ``1.0e3`` as *strings*. Such a bound
+  is refused with a message saying how to write it; in a list, such a string is refused by
+  :func:`check_values` when the model refuses it.
 - ``prior`` is ``uniform`` (the default) or ``log-uniform`` (uniform in log(value), for scales
   such as regularization or learning rates: every decade is equally likely). ``log-uniform``
   needs ``low > 0``.
@@ -64,8 +66,8 @@ from reclab.errors import ReclabError
 if TYPE_CHECKING:
     from skopt.space import Dimension
 
-__all__ = ["TYPES", "PRIORS", "parse_space", "space_to_dict", "grid_points", "grid_size", "sample",
-           "to_python"]
+__all__ = ["TYPES", "PRIORS", "parse_space", "space_to_dict", "check_values", "grid_points", "grid_size",
+           "sample", "to_python"]
 
 TYPES = ("int", "real", "categorical")
 PRIORS = ("uniform", "log-uniform")
@@ -92,18 +94,31 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+def _number_text_hint(text: str) -> str:
+    """Why YAML gave a number as the string ``text``, and how to write it ('' for other text).
+
+    YAML 1.1 (PyYAML) reads an exponent number as a float only with a dot in the mantissa and a
+    sign in the exponent: ``1.0e-4`` and ``1.0e+3`` are numbers, ``1e-4``, ``1e3`` and ``1.0e3``
+    strings.
+    """
+    try:
+        float(text)
+    except ValueError:
+        return ""
+    mantissa, e, exponent = text.strip().lower().partition("e")
+    if not e or not exponent:
+        return ""
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return (f"; YAML reads a number with an exponent as a string unless it has a dot and a "
+            f"signed exponent: write {mantissa}e{exponent}")
+
+
 def _bound(name, key: str, value, kind: str):
     if isinstance(value, str):
-        hint = ""
-        mantissa, e, exponent = value.lower().partition("e")
-        try:
-            float(value)
-            if e and "." not in mantissa:
-                hint = (f"; YAML reads an exponent number without a dot as a string: write "
-                        f"{mantissa}.0e{exponent}")
-        except ValueError:
-            pass
-        raise _fail(name, f"{key} must be a number, got the string {value!r}{hint}")
+        raise _fail(name, f"{key} must be a number, got the string {value!r}{_number_text_hint(value)}")
     if not _is_number(value) or not math.isfinite(value):
         raise _fail(name, f"{key} must be a finite number, got {value!r}")
     value = to_python(value)
@@ -264,6 +279,41 @@ def space_to_dict(space) -> dict[str, dict]:
             spec = _to_spec(name, spec)
         checked[name] = _check_spec(name, spec)
     return checked
+
+
+def check_values(space, model) -> None:
+    """Refuse a space holding a value that ``model`` refuses for its parameter.
+
+    Every value of a list and both bounds of a range are checked by the model's own
+    ``check_params``, with its other parameters as given. The models check each parameter on
+    its own, against an interval or a set of choices, so the bounds stand for the range: a
+    ``real`` range of an integer parameter is refused at its bounds (``2.0`` is not an integer).
+    The pipeline's configuration checks each tuned model's space with it before any stage runs:
+    :func:`reclab.tuning.tune` records a trial at such a value as failed and goes on, so a grid
+    written ``[1e2, 1e3]`` in YAML (two strings) ran, failed every trial, and kept the start
+    point without a word. Parameters the model does not have are left to the caller's check.
+
+    Raises
+    ------
+    ReclabError
+        Naming the parameter, the value and the model's reason, with how to write a number that
+        YAML read as a string (``1e3``).
+    """
+    params = model.get_params()
+    for name, spec in space_to_dict(space).items():
+        if name not in params:
+            continue
+        if spec["type"] == "categorical":
+            values = [("value", value) for value in spec["values"]]
+        else:
+            values = [("low", spec["low"]), ("high", spec["high"])]
+        for key, value in values:
+            try:
+                type(model)(**{**params, name: value}).check_params()
+            except ReclabError as error:
+                hint = _number_text_hint(value) if isinstance(value, str) else ""
+                raise _fail(name, f"{key} {value!r} is refused by {type(model).__name__}: {error}"
+                                  f"{hint}") from None
 
 
 def _grid_values(space: dict[str, dict]) -> list[list]:

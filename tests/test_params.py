@@ -126,6 +126,18 @@ def test_bad_search_space_is_refused_with_the_model_key(tmp_path):
         Config.load(path)
 
 
+@pytest.mark.parametrize("space, message", [
+    # YAML reads 1e2 as a string: the grid ran, every trial failed, the start point went on.
+    ("{regularization: [1e2, 1e3]}", r"'regularization': value '1e2' is refused by EASE: .* write 1.0e\+2"),
+    ("{regularization: {type: int, low: -5, high: 10}}", r"'regularization': low -5 is refused by EASE"),
+])
+def test_a_space_value_the_model_refuses_is_refused_with_the_model_key(space, message):
+    with pytest.raises(ReclabError, match=r"bad.yaml: key 'models.EASE.space' is not a valid search "
+                                          r"space: search space parameter " + message):
+        Config.loads(f"model: EASE\ntune: {{method: grid}}\nmodels: {{EASE: {{space: {space}}}}}\n",
+                     "bad.yaml")
+
+
 def test_a_parameter_both_fixed_and_searched_is_refused(tmp_path):
     path = write(tmp_path, "models: {SVD: {params: {factors: 8}, space: {factors: [4, 8]}}}\n")
     with pytest.raises(ReclabError, match="both a fixed parameter and in the search space"):

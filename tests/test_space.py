@@ -8,7 +8,8 @@ import yaml
 from skopt.space import Categorical, Integer, Real
 
 from reclab.errors import ReclabError
-from reclab.space import grid_points, grid_size, parse_space, sample, space_to_dict
+from reclab.models import ItemKNN
+from reclab.space import check_values, grid_points, grid_size, parse_space, sample, space_to_dict
 
 YAML_SPACE = """
 factors: {type: int, low: 16, high: 256, prior: log-uniform}
@@ -85,6 +86,29 @@ def test_yaml_number_without_dot_is_caught():
     spec = yaml.safe_load("reg: {type: real, low: 1e-4, high: 1.0}")
     with pytest.raises(ReclabError, match="'reg': low must be a number, got the string '1e-4'"):
         parse_space(spec)
+
+
+@pytest.mark.parametrize("text", ["1e3", "1.0e3", "1E3", "1e-4", "-2e-3"])
+def test_yaml_number_hint_is_a_spelling_yaml_reads_as_that_number(text):
+    # PyYAML needs a dot and a signed exponent: the hint said "write 1.0e3" for 1e3, a string too.
+    spec = yaml.safe_load(f"reg: {{type: real, low: {text}, high: 5.0}}")   # low: a string
+    with pytest.raises(ReclabError, match=r"write (\S+)$") as error:
+        parse_space(spec)
+    written = str(error.value).rsplit("write ", 1)[1]
+    assert yaml.safe_load(written) == float(text), written
+
+
+def test_check_values_refuses_a_value_the_model_refuses():
+    model = ItemKNN()
+    check_values({"neighbors": [5, 50], "shrinkage": {"type": "real", "low": 0.0, "high": 100.0}}, model)
+    # A YAML list of exponent numbers is a list of strings: every trial at them failed.
+    with pytest.raises(ReclabError, match=r"'shrinkage': value '1e2' is refused by ItemKNN: .*got '1e2'; "
+                                          r"YAML reads .* write 1.0e\+2"):
+        check_values(yaml.safe_load("shrinkage: [0.0, 1e2]"), model)
+    with pytest.raises(ReclabError, match=r"'neighbors': low 5.0 is refused by ItemKNN: .*must be an integer"):
+        check_values({"neighbors": {"type": "real", "low": 5.0, "high": 50.0}}, model)
+    with pytest.raises(ReclabError, match=r"'neighbors': value 0 is refused by ItemKNN"):
+        check_values({"neighbors": [0, 10]}, model)
 
 
 def test_bad_space_containers_raise():

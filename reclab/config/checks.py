@@ -1,7 +1,8 @@
 """Rules of the configuration that span several keys, checked after the types (a typo in a model's
-parameter, a space that does not parse, a backend that contradicts the model), and the checks a
-pipeline makes before it starts any kernel: :func:`check_searchable` when it runs stage 2 (every
-tuned model has a space to search), :func:`check_runnable` when it runs stage 1 (the data files).
+parameter, a space that does not parse or holds a value its model refuses, a backend that
+contradicts the model), and the checks a pipeline makes before it starts any kernel:
+:func:`check_searchable` when it runs stage 2 (every tuned model has a space to search),
+:func:`check_runnable` when it runs stage 1 (the data files).
 
 Every error is a :class:`~reclab.errors.ReclabError` naming the dotted key and the source.
 """
@@ -189,6 +190,8 @@ def _check_tuned_space(config, name: str, source: str) -> None:
         return
     try:
         checked = space_module.space_to_dict(space)
+        # A value the model refuses (a YAML list [1e2, 1e3] of strings) failed every trial at it.
+        space_module.check_values(checked, _fixed_model(config, name))
     except ValueError as error:
         raise ReclabError(f"{source}: key 'models.{name}.space' is not a valid search space: "
                           f"{error}") from None
