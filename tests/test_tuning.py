@@ -20,7 +20,8 @@ from reclab.errors import ReclabError
 from reclab.evaluation import cold_candidates, evaluate
 from reclab.models import SVD, Bias, ImplicitALS, ItemKNN, clone
 from reclab.space import grid_points, parse_space, sample
-from reclab.tuning import Choice, Trial, TuningResult, choose, plot_convergence, plot_objective, tune
+from reclab.tuning import (Choice, Trial, TuningResult, choose, failure_warnings, plot_convergence,
+                           plot_objective, tune)
 
 matplotlib.use("Agg")
 
@@ -177,6 +178,11 @@ def test_failing_trials_are_recorded_and_never_best(splits):
     frame = result.trials_frame()
     assert frame.loc[2, "status"] == "failed" and "neighbors" in frame.loc[2, "error"]
     assert frame["score"].max() == result.best_score
+    # The tune notebook warns of them (as of a best value at a bound), naming the first error.
+    assert failure_warnings(result) == [
+        f"2 of 4 trials failed (the trials table has each error); the first, trial 0 (ItemKNN "
+        f"{{'neighbors': 0}}): {failed.error}"]
+    assert failure_warnings(tune(ItemKNN(), {"neighbors": [10, 30]}, train, valid, method="grid")) == []
 
 
 def test_smbo_moves_on_after_failures_and_resumes_through_them(splits, tmp_path):

@@ -89,8 +89,8 @@ def log_best(stage: StageRun, best_params: Mapping, best_score: float, metric: s
     ``note`` (:attr:`reclab.tuning.Choice.note`: why these are not the best trial's parameters,
     or that every trial tied) goes into ``best_params.json`` too.
 
-    ``warnings`` (:func:`reclab.tuning.boundary_warnings`, and the tune notebook's when the
-    time budget stopped the search) go into ``best_params.json`` and,
+    ``warnings`` (:func:`reclab.tuning.boundary_warnings`, :func:`reclab.tuning.failure_warnings`
+    and the tune notebook's when the time budget stopped the search) go into ``best_params.json`` and,
     joined, into tag ``reclab.boundary_warning`` of the stage's run and of the pipeline run, so that
     ``reclab run``'s summary and the MLflow UI show them; a tune stage run again without
     warnings removes the pipeline run's tag, which was the superseded run's.

@@ -126,8 +126,8 @@ from reclab.metrics import check_metric_name
 from reclab.models.base import Recommender
 from reclab.space import grid_points, parse_space, sample, to_python
 from reclab.tuning._checkpoint import Checkpoint, search_header
-from reclab.tuning._diagnostics import (BOUNDARY_TOLERANCE, boundary_warnings, plot_convergence,
-                                        plot_objective)
+from reclab.tuning._diagnostics import (BOUNDARY_TOLERANCE, boundary_warnings, failure_warnings,
+                                        plot_convergence, plot_objective)
 from reclab.tuning._objective import (TrialJob, check_callbacks, check_data,
                                       check_report_cutoffs, check_space_for_model)
 from reclab.tuning._results import (ESTIMATORS, LOWER_IS_BETTER, METHODS, SELECT_RULES, Choice,
@@ -139,7 +139,7 @@ from reclab.tuning._search import SMBO_OPTIONS, OutOfTime, ProgressBar, Search, 
 # optimizers), _checkpoint (checkpoint and resume), _diagnostics (boundary warnings, plots).
 __all__ = ["METHODS", "ESTIMATORS", "LOWER_IS_BETTER", "SMBO_OPTIONS", "BOUNDARY_TOLERANCE",
            "SELECT_RULES", "Trial", "TuningResult", "Choice", "tune", "choose",
-           "boundary_warnings", "plot_convergence", "plot_objective"]
+           "boundary_warnings", "failure_warnings", "plot_convergence", "plot_objective"]
 
 _DEFAULT_N_TRIALS = 30
 

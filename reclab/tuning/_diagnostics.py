@@ -46,6 +46,25 @@ def boundary_warnings(result: TuningResult, tolerance: float = BOUNDARY_TOLERANC
     return warnings
 
 
+def failure_warnings(result: TuningResult) -> list[str]:
+    """One warning when trials of ``result`` failed: how many, and the first failure's model,
+    parameters and error (the trials table has every one). A failed trial is recorded and the
+    search goes on, so without it a search whose trials mostly failed looks like any other.
+
+    Returns
+    -------
+    list of str
+        One sentence, or empty when no trial failed.
+    """
+    result = _check_result(result)
+    failed = [trial for trial in result.trials if not trial.ok]
+    if not failed:
+        return []
+    first = failed[0]
+    return [f"{len(failed)} of {len(result.trials)} trials failed (the trials table has each error); "
+            f"the first, trial {first.number} ({first.model} {first.params}): {first.error}"]
+
+
 def _bound_warnings(label: str, model: str, params: dict, space: dict, tolerance: float) -> list[str]:
     from skopt.space import Integer, Real   # a TuningResult's space holds its dimensions
 
