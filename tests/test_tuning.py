@@ -488,7 +488,7 @@ def test_a_search_whose_trials_all_tie_says_so(splits):
 
     train, valid = splits
     result = tune(ImplicitALS(factors=4, iterations=2), {"num_threads": [1, 2]}, train, valid,
-                  method="grid", seed=0)
+                  method="grid", seed=0, folds=2)   # one_se needs per-fold scores
     assert len(result.trials) == 3 and len({trial.score for trial in result.trials}) == 1
     for rule in ("best", "one_se"):
         chosen = choose(result, rule)
@@ -902,6 +902,11 @@ def test_one_se_on_a_search_compares_the_per_fold_scores_and_refuses_a_single_fo
                           method="random", metric="precision@10", folds=1, n_starts=1)
     with pytest.raises(ReclabError, match=r"'one_se' compares per-fold scores.*folds >= 2"):
         choose(single, "one_se")
+    # Refused whichever trial is best: it was returned when the start point was.
+    start_best = TuningResult(best_params=start.params, best_score=0.4, trials=(_trial(0, [0.4]), best),
+                              method="random", metric="precision@10", folds=1, n_starts=1)
+    with pytest.raises(ReclabError, match=r"'one_se' compares per-fold scores.*folds >= 2"):
+        choose(start_best, "one_se")
     with pytest.raises(ReclabError, match=r"rule must be one of \['best', 'one_se'\]"):
         choose(result, "first")
 

@@ -211,6 +211,9 @@ def choose(result: TuningResult, rule: str = "best") -> Choice:
     not tell its points apart (a validation metric that is 0 everywhere, for example).
     """
     check_choice("rule", rule, SELECT_RULES)
+    if rule == "one_se" and result.folds < 2:   # whichever trial is best
+        raise ReclabError(f"rule 'one_se' compares per-fold scores, but the search was scored on "
+                          f"{result.folds} validation fold; tune with folds >= 2")
     best = result.best_trial
     scores = {trial.score for trial in result.trials if trial.ok}
     if len(scores) == 1 and sum(trial.ok for trial in result.trials) > 1:
@@ -220,9 +223,6 @@ def choose(result: TuningResult, rule: str = "best") -> Choice:
     starts = [trial for trial in result.trials[:result.n_starts] if trial.ok]
     if rule == "best" or not starts or best.number < result.n_starts:
         return Choice(best)
-    if result.folds < 2:
-        raise ReclabError(f"rule 'one_se' compares per-fold scores, but the search was scored on "
-                          f"{result.folds} validation fold; tune with folds >= 2")
     start = pick_best(starts, result.greater_is_better)
     lead = np.subtract(best.fold_scores, start.fold_scores) * (
         1.0 if result.greater_is_better else -1.0)
