@@ -867,3 +867,29 @@ def test_a_cell_run_after_the_finish_cell_is_refused_and_changes_nothing(store, 
     tune_run.finish()
     assert [part.fingerprint() for part in tracking.load_split(tune_run)] == [
         part.fingerprint() for part in (train, valid, test)]
+
+
+def test_pyfunc_predict_refuses_lengths_and_users_that_are_not_ones(tmp_path):
+    # Called directly (RecommenderPyfunc is public; MLflow's schema refuses these before predict):
+    # n=2.7 was cut to 2, True taken as 1, "5" as 5, inf and 'abc' were pandas casting errors,
+    # 2**63 wrapped to "n must be >= 1, got -9223372036854775808", and a user True found user 1.
+    from reclab.tracking.pyfunc import save_pyfunc_model
+
+    data = Interactions.from_frame(pd.DataFrame({"user": [1, 1, 2, 3, 3], "item": [10, 11, 10, 12, 13],
+                                                 "rating": [4.0, 3.0, 5.0, 2.0, 1.0]}))
+    model = Popularity().fit(data)
+    model_file = model.save(tmp_path / "model.npz")
+    path = save_pyfunc_model(tmp_path / "pyfunc", model, model_file, data)
+    wrapper = mlflow.pyfunc.load_model(str(path)).unwrap_python_model()
+    for bad in (2.7, True, "5", np.inf, "abc", [1, 2], 0):
+        with pytest.raises(ReclabError, match=r"n must be an integer >= 1, got"):
+            wrapper.predict(None, pd.DataFrame({"user": [1], "n": [bad]}))
+    for bad in (True, [1]):
+        with pytest.raises(ReclabError, match="unknown user id"):
+            wrapper.predict(None, pd.DataFrame({"user": [bad]}))
+    expected, _ = model.recommend(data.user_index([2, 1]), n=3)
+    # A length beyond the catalog (even beyond int64) is every unseen item; a missing one is 10.
+    out = wrapper.predict(None, pd.DataFrame({"user": [2, 1], "n": np.array([2**63, 1], dtype=np.uint64)}))
+    assert out["item"].tolist() == data.item_ids[expected[0]].tolist() + data.item_ids[expected[1, :1]].tolist()
+    out = wrapper.predict(None, pd.DataFrame({"user": [2, 3], "n": [None, 1.0]}))
+    assert out.groupby("user").size().tolist() == [3, 1]

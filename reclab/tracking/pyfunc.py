@@ -3,8 +3,10 @@ serves it (``mlflow.pyfunc.load_model("runs:/<train run>/model")``)."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 import warnings
+from collections.abc import Hashable
 from pathlib import Path
 
 import mlflow
@@ -15,6 +17,7 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
 from reclab._io import atomic_write
+from reclab._validate import check_int
 from reclab.data import Interactions
 from reclab.data.npz import id_array, text_array
 from reclab.errors import ReclabError
@@ -81,6 +84,21 @@ def _signature(data: Interactions) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
+def _lengths(values: list, n_items: int) -> np.ndarray:
+    """Each row's list length from the ``n`` column's ``values``: 10 where missing (None, NaN:
+    a column with a missing length is float, so a whole float such as 5.0 counts as 5), capped at
+    ``n_items`` (the rest would only be padding). Anything else but an integer >= 1 (2.7, True,
+    inf, "5") is refused, as MLflow's schema refuses it."""
+    lengths = np.full(len(values), 10, dtype=np.int64)
+    for row, value in enumerate(values):
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        lengths[row] = min(check_int("n", value, low=1), n_items)
+    return lengths
+
+
 class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
     """A reclab model served through MLflow's pyfunc interface.
 
@@ -88,10 +106,10 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
     catalog (``artifacts["catalog"]``); nothing is unpickled.
 
     ``predict`` takes a DataFrame with a ``user`` column (original user ids) and an optional
-    ``n`` column (list length per row, default 10) and returns a DataFrame with one row per
-    recommendation: ``user``, ``item`` (original ids), ``rank`` (1 = best), ``score`` (float32
-    model score) and ``title``; each user's training items are left out. An unknown user raises
-    ``ValueError`` naming it.
+    ``n`` column (list length per row: an integer >= 1, 10 where missing) and returns a DataFrame
+    with one row per recommendation: ``user``, ``item`` (original ids), ``rank`` (1 = best),
+    ``score`` (float32 model score) and ``title``; each user's training items are left out. An
+    unknown user, or a length that is no integer >= 1, raises ``ValueError`` naming it.
     """
 
     def load_context(self, context) -> None:
@@ -110,22 +128,19 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
             raise ReclabError(f"input needs a 'user' column of user ids; columns are "
                               f"{list(frame.columns)}")
         users = frame["user"].tolist()
-        unknown = [user for user in users if user not in self.user_lookup_]
+        # A bool is no user id (True would find user 1), a list is no id at all.
+        unknown = [user for user in users if isinstance(user, (bool, np.bool_))
+                   or not isinstance(user, Hashable) or user not in self.user_lookup_]
         if unknown:
             raise ReclabError(f"unknown user id(s) {unknown[:10]}; the model knows "
                               f"{len(self.user_lookup_)} users, e.g. {self.user_ids_[:3].tolist()}")
         indices = np.asarray([self.user_lookup_[user] for user in users], dtype=np.int64)
-        if "n" in frame.columns:
-            lengths = frame["n"].fillna(10).astype(np.int64).to_numpy()
-        else:
-            lengths = np.full(len(users), 10, dtype=np.int64)
-        if len(users) and lengths.min() < 1:
-            raise ReclabError(f"n must be >= 1, got {int(lengths.min())}")
+        lengths = _lengths(frame["n"].tolist() if "n" in frame.columns else [None] * len(users),
+                           self.model_.n_items_)
         if not len(users):
             return pd.DataFrame({"user": [], "item": [], "rank": [], "score": [], "title": []})
-        # Rows beyond the catalog would only be padding, which is dropped below: cap the length.
-        ids, scores = self.model_.recommend(indices, n=int(min(lengths.max(), self.model_.n_items_)),
-                                            filter_seen=True)
+        # Lengths are capped at the catalog: the rest would only be padding, dropped below.
+        ids, scores = self.model_.recommend(indices, n=int(lengths.max()), filter_seen=True)
         rows_user, rows_item, rows_rank, rows_score = [], [], [], []
         for row, (user, length) in enumerate(zip(users, lengths)):
             keep = ids[row, :length] >= 0
