@@ -88,6 +88,16 @@ def test_progress_goes_to_stderr_only_when_asked(data, capsys):
     assert [(i, loss) for i, _, loss in calls] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
 
 
+def test_call_arguments_are_not_called_model_parameters(data):
+    # filter_seen and progress are arguments of recommend and fit: "Popularity parameter
+    # filter_seen" sent the reader to Popularity(...), which has no such parameter.
+    model = models.Popularity()
+    with pytest.raises(ReclabError, match="^progress must be True or False, got 1$"):
+        model.fit(data, progress=1)
+    with pytest.raises(ReclabError, match="^filter_seen must be True or False, got 'no'$"):
+        model.fit(data).recommend(0, filter_seen="no")
+
+
 def test_a_failed_refit_leaves_the_model_unfitted(data):
     model = models.SVD(factors=3).fit(data)
     with pytest.raises(ReclabError, match="factors=99"):

@@ -287,7 +287,7 @@ class Recommender(Estimator):
         if callback is not None and not callable(callback):
             raise ReclabError(f"callback must be callable as callback(iteration, seconds, loss), "
                               f"got {callback!r}")
-        progress = check_bool("progress", progress, model=self)
+        progress = check_bool("progress", progress)
         try:
             self.n_users_, self.n_items_ = (int(size) for size in train.shape)
             self.seen_ = train.matrix
@@ -375,7 +375,7 @@ class Recommender(Estimator):
         scalar = np.ndim(users) == 0
         users = self._validate_users(users)
         n = self._check_length(n)
-        filter_seen = check_bool("filter_seen", filter_seen, model=self)
+        filter_seen = check_bool("filter_seen", filter_seen)
         if candidates is not None and np.asarray(candidates).dtype != bool:
             candidates = self._validate_items(candidates)   # names bad indices like everywhere else
         candidates = candidate_mask(candidates, self.n_items_)
