@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 
-from reclab._validate import check_int
+from reclab._validate import check_float, check_int
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.estimator import Estimator
@@ -62,11 +60,8 @@ class BiasNormalizer(Estimator):
 
     # -- fitting -----------------------------------------------------------------------------
     def _validate(self) -> None:
-        for name in ("user_reg", "item_reg"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 \
-                    or not np.isfinite(value):
-                raise ReclabError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_float("user_reg", self.user_reg, low=0.0)
+        check_float("item_reg", self.item_reg, low=0.0)
         check_int("iterations", self.iterations, low=1)
 
     def fit(self, data: Interactions) -> "BiasNormalizer":

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reclab import Interactions, ReclabError, datasets
+from reclab import Interactions, ReclabError, datasets, models
 from reclab.normalize import BiasNormalizer
 
 
@@ -86,14 +86,25 @@ def test_estimator_contract(synthetic):
 
 
 @pytest.mark.parametrize("params, message", [
-    (dict(user_reg=-1.0), "user_reg must be a finite number >= 0, got -1.0"),
-    (dict(item_reg=float("nan")), "item_reg must be a finite number >= 0, got nan"),
+    (dict(user_reg=-1.0), "user_reg must be >= 0.0, got -1.0"),
+    (dict(item_reg=float("nan")), "item_reg must be a finite number, got nan"),
+    (dict(user_reg=True), "user_reg must be a finite number, got True"),
     (dict(iterations=0), "iterations must be an integer >= 1, got 0"),
 ])
 def test_bad_parameters_fail_in_fit(synthetic, params, message):
     normalizer = BiasNormalizer(**params)  # constructing never validates, as in scikit-learn
     with pytest.raises(ReclabError, match=message):
         normalizer.fit(synthetic)
+
+
+def test_a_regularization_beyond_int64_is_a_number_like_any_other(synthetic):
+    # np.isfinite refused the Python int 10**20 with a TypeError (Bias, SVD and ExplicitALS
+    # check it as a number, then fit this normalizer with it).
+    reference = BiasNormalizer(user_reg=1e20, item_reg=1e30).fit(synthetic)
+    normalizer = BiasNormalizer(user_reg=10**20, item_reg=10**30).fit(synthetic)
+    assert np.array_equal(normalizer.item_bias_, reference.item_bias_)
+    assert np.array_equal(models.Bias(user_reg=10**20).fit(synthetic).user_bias_,
+                          models.Bias(user_reg=1e20).fit(synthetic).user_bias_)
 
 
 def test_usage_errors(synthetic):
