@@ -893,3 +893,20 @@ def test_pyfunc_predict_refuses_lengths_and_users_that_are_not_ones(tmp_path):
     assert out["item"].tolist() == data.item_ids[expected[0]].tolist() + data.item_ids[expected[1, :1]].tolist()
     out = wrapper.predict(None, pd.DataFrame({"user": [2, 3], "n": [None, 1.0]}))
     assert out.groupby("user").size().tolist() == [3, 1]
+
+
+def test_pyfunc_model_of_ids_beyond_int64(tmp_path):
+    # MLflow's integers are int64: saving refused the input example of uint64 user ids with
+    # "Can not safely convert uint64 to int64", so such data had no servable model.
+    from reclab.tracking.pyfunc import save_pyfunc_model
+
+    users = np.array([2**64 - 1, 2**63, 3, 3, 5], dtype=np.uint64)
+    data = Interactions.from_frame(pd.DataFrame({"user": users, "item": users[::-1],
+                                                 "rating": [1.0, 2.0, 3.0, 4.0, 5.0]}))
+    model = Popularity().fit(data)
+    loaded = mlflow.pyfunc.load_model(str(save_pyfunc_model(
+        tmp_path / "pyfunc", model, model.save(tmp_path / "model.npz"), data)))
+    out = loaded.predict(pd.DataFrame({"user": np.array([2**64 - 1, 3], dtype=np.uint64), "n": [2, 1]}))
+    expected, _ = model.recommend(data.user_index(np.array([2**64 - 1, 3], dtype=np.uint64)), n=2)
+    assert out["user"].tolist() == [2**64 - 1, 2**64 - 1, 3]
+    assert out["item"].tolist() == data.item_ids[expected[0]].tolist() + data.item_ids[expected[1, :1]].tolist()

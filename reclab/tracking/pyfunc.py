@@ -14,7 +14,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from reclab._io import atomic_write
 from reclab._validate import check_int
@@ -72,9 +72,14 @@ def _save_catalog(path: Path, data: Interactions) -> None:
         np.savez(handle, **arrays)
 
 
-def _id_type(ids: np.ndarray) -> str:
+def _id_type(ids: np.ndarray):
+    """The MLflow column type of ids: unsigned ids (reclab keeps ids from 2**63 to 2**64 - 1 as
+    uint64) fit no MLflow type, whose integers are int64, so they are any (MLflow refused the
+    input example, and so the whole model, with 'Can not safely convert uint64 to int64')."""
+    if ids.dtype.kind == "u":
+        return AnyType()
     return "string" if ids.dtype == object or ids.dtype.kind == "U" else (
-        "long" if ids.dtype.kind in "iu" else "double")
+        "long" if ids.dtype.kind == "i" else "double")
 
 
 def _signature(data: Interactions) -> ModelSignature:
