@@ -910,3 +910,19 @@ def test_pyfunc_model_of_ids_beyond_int64(tmp_path):
     expected, _ = model.recommend(data.user_index(np.array([2**64 - 1, 3], dtype=np.uint64)), n=2)
     assert out["user"].tolist() == [2**64 - 1, 2**64 - 1, 3]
     assert out["item"].tolist() == data.item_ids[expected[0]].tolist() + data.item_ids[expected[1, :1]].tolist()
+
+
+def test_pyfunc_model_refuses_data_of_another_shape_than_the_model(tmp_path):
+    # Its ids and titles name the model's indices: data with more users and items was taken,
+    # and the model's items 10..13 were served as 20..23.
+    from reclab.tracking.pyfunc import save_pyfunc_model
+
+    fitted = Interactions.from_frame(pd.DataFrame({"user": [1, 1, 2, 3], "item": [10, 11, 12, 13],
+                                                   "rating": [1.0, 2.0, 3.0, 4.0]}))
+    other = Interactions.from_frame(pd.DataFrame({"user": [1, 1, 2, 3, 4], "item": [20, 21, 22, 23, 24],
+                                                  "rating": [1.0, 2.0, 3.0, 4.0, 5.0]}))
+    model = Popularity().fit(fitted)
+    with pytest.raises(ReclabError, match=r"has 4 users x 5 items, but the Popularity was fitted on "
+                                          r"3 x 4; pass the Interactions it was fitted on"):
+        save_pyfunc_model(tmp_path / "pyfunc", model, model.save(tmp_path / "model.npz"), other)
+    assert not (tmp_path / "pyfunc").exists()

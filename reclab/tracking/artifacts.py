@@ -273,7 +273,8 @@ def log_model(stage: StageRun, model, data: Interactions, n_example_users: int =
     ----------
     model : fitted reclab model
     data : Interactions
-        What the model was fitted on: gives the original user / item ids and titles.
+        What the model was fitted on: gives the original user / item ids and titles (data of
+        another shape is refused).
     n_example_users : int
         Users of the input example (the first ones by index).
 

@@ -32,11 +32,17 @@ def save_pyfunc_model(path, model, model_file, data: Interactions, n_example_use
 
     The model is saved from code (a three-line module that builds :class:`RecommenderPyfunc`), not
     as a pickle of a live object; its artifacts are the reclab model file ``model_file`` and the
-    id / title catalog of ``data`` (what the model was fitted on). The signature and an input
+    id / title catalog of ``data`` (what the model was fitted on;
+    data of another shape is refused). The signature and an input
     example of the first ``n_example_users`` users go with it, and pip requirements pinned to the
     installed versions.
     """
     path = Path(path)
+    # The catalog names the model's indices: other data would serve other ids, without a word.
+    if (data.n_users, data.n_items) != (model.n_users_, model.n_items_):
+        raise ReclabError(f"the data given for the ids and titles has {data.n_users} users x {data.n_items} "
+                          f"items, but the {type(model).__name__} was fitted on {model.n_users_} x "
+                          f"{model.n_items_}; pass the Interactions it was fitted on")
     with tempfile.TemporaryDirectory() as folder:
         catalog = Path(folder) / "catalog.npz"
         _save_catalog(catalog, data)
