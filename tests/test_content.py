@@ -170,6 +170,22 @@ def test_hybrid_keeps_implicit_als_on_warm_items(cold_synthetic):
             rl.models.ContentKNN(feature_groups=groups).fit(train)
 
 
+def test_hybrid_maps_items_and_users_whose_interactions_implicit_als_ignores(cold_synthetic):
+    # Stored values <= 0 are no interactions to ImplicitALS (it warns); HybridALS counted them,
+    # so an item or a user with only those kept ALS's zero factors instead of the mapped ones.
+    train = cold_synthetic[0]
+    matrix = train.matrix.copy()
+    matrix.data[matrix.indices == 3] = 0.0                        # item 3: only stored zeros
+    matrix.data[matrix.indptr[5]:matrix.indptr[6]] = 0.0          # user 5 too
+    zeros = Interactions.from_matrix(matrix, item_features=train.item_features,
+                                     item_feature_names=train.item_feature_names)
+    with pytest.warns(UserWarning, match="ignores the"):
+        hybrid = rl.models.HybridALS(factors=8, iterations=2).fit(zeros)
+    mapped = np.append(zeros.item_features[3].toarray().ravel(), 1.0) @ hybrid.item_feature_map_
+    np.testing.assert_allclose(hybrid.item_factors_[3], mapped, rtol=1e-5)
+    assert np.abs(hybrid.item_factors_[3]).sum() > 0 and np.abs(hybrid.user_factors_[5]).sum() > 0
+
+
 def test_hybrid_shows_a_new_user_without_features_what_the_average_user_likes(synthetic_data):
     """Without user features, a user with no training interactions gets the constant's map, the
     ridge-shrunk mean of the other users' factors, not ALS's zero factors (whose scores all tie)."""

@@ -46,7 +46,8 @@ class HybridALS(ImplicitALS):
 
     ``B = argmin sum_{i: n_i > 0} |y_i - [f_i, 1] B|^2 + feature_regularization |B|^2``.
 
-    An item with ``n_i`` training interactions keeps the blend
+    An item with ``n_i`` training interactions (stored values <= 0, which ImplicitALS ignores, are
+    none) keeps the blend
 
     ``y_i' = (n_i y_i + shrinkage [f_i, 1] B) / (n_i + shrinkage)``;
 
@@ -120,7 +121,11 @@ class HybridALS(ImplicitALS):
         als = self._collaborative().fit(train, callback=callback)
         regularization = float(self.feature_regularization)
         shrinkage = float(self.shrinkage)
-        item_counts = train.item_counts()
+        # Interactions as ImplicitALS counts them: it ignores stored values <= 0 (with a warning),
+        # so an item or user with only those has no interaction, and gets the mapped factors.
+        matrix = train.matrix
+        observed = matrix.data > 0
+        item_counts = np.bincount(matrix.indices[observed], minlength=train.n_items)
         item_map = _ridge_map(item_features, als.item_factors_, np.flatnonzero(item_counts > 0), regularization)
         mapped = sp.hstack([item_features, np.ones((train.n_items, 1))], format="csr") @ item_map
         self.item_factors_ = _blend(als.item_factors_, mapped, item_counts, shrinkage)
@@ -131,7 +136,8 @@ class HybridALS(ImplicitALS):
         has_user_features = train.user_features is not None and train.user_features.shape[1] > 0
         user_features = (require_features(train, "user", type(self).__name__) if has_user_features
                          else sp.csr_matrix((train.n_users, 0), dtype=np.float64))
-        user_counts = train.user_counts()
+        user_counts = np.bincount(np.repeat(np.arange(train.n_users), np.diff(matrix.indptr))[observed],
+                                  minlength=train.n_users)
         user_map = _ridge_map(user_features, als.user_factors_, np.flatnonzero(user_counts > 0),
                               regularization)
         mapped = sp.hstack([user_features, np.ones((train.n_users, 1))], format="csr") @ user_map
