@@ -98,6 +98,8 @@ def test_sections_merge_key_by_key(tmp_path):
     ("tune: {metric: rmse}\n", "tune.metric"),      # ImplicitALS predicts no ratings: failed in stage 2
     ("kcore: 5\n", "kcore"),
     ("seed: 4294967296\n", "seed"),                # scikit-optimize refused it in stage 2
+    ("evaluation: {relevance_threshold: .nan}\n", "evaluation.relevance_threshold"),   # refused in stage 2
+    ("evaluation: {relevance_threshold: -.inf}\n", "evaluation.relevance_threshold"),
     # The model's own checks (they failed in the stage that first fitted the model):
     ("models: {ImplicitALS: {params: {iterations: -1}}}\n", "models.ImplicitALS.params"),
     ("models: {Bias: {params: {iterations: 1e1}}}\n", "models.Bias.params"),

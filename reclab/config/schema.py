@@ -37,6 +37,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from reclab import datasets, split, tuning
+from reclab._validate import check_threshold
 from reclab.config import checks
 from reclab.config.files import apply_overrides, check_expansion, fail, overridden_source, read, read_text
 from reclab.errors import ReclabError
@@ -77,6 +78,16 @@ def _metric(value: str) -> str:
         check_metric_name(value)
     except ReclabError as error:
         raise ValueError(f"must name a metric: {error}") from None
+    return value
+
+
+def _threshold(value):
+    """A relevance threshold as :func:`reclab.evaluate` takes it (NaN and infinity: a ReclabError in
+    stage 2, after stage 1 ran)."""
+    try:
+        check_threshold(value)
+    except ReclabError:
+        raise ValueError(f"must be a finite number (a rating) or null, got {value!r}") from None
     return value
 
 
@@ -234,7 +245,7 @@ class Tune(Section):
 class Evaluation(Section):
     """Stage 5 (:func:`reclab.evaluation.evaluate`; its defaults are evaluate's own)."""
 
-    relevance_threshold: float | None = _EVALUATE["relevance_threshold"]
+    relevance_threshold: Annotated[float | None, AfterValidator(_threshold)] = _EVALUATE["relevance_threshold"]
     """Only test ratings at or above it are relevant (null: all)."""
     n_bootstrap: int = Field(_EVALUATE["n_bootstrap"], ge=0)
     """Bootstrap replicates of the confidence intervals."""
