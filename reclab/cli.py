@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -107,8 +108,18 @@ def _print_summary(result, uri: str) -> None:
     _print(f"MLflow run id: {summary['run_id']}  (experiment id {summary['experiment_id']}, "
            f"store {uri})")
     _print(f"Executed notebooks: {result.output_dir}")
-    _print(f"Open the MLflow UI: make ui  (or: reclab ui), then http://127.0.0.1:5000"
+    _print(f"Open the MLflow UI: {_ui_command(uri)}, then http://127.0.0.1:5000"
            f"{tracking.ui_path(summary['experiment_id'], summary['run_id'])}")
+
+
+def _ui_command(uri: str) -> str:
+    """The command that serves the store ``uri`` in the MLflow UI: ``make ui`` and a plain ``reclab
+    ui`` open the default store, so another one (``--tracking-uri``) is named."""
+    from reclab import tracking
+
+    if uri == tracking.tracking_uri():
+        return "make ui  (or: reclab ui)"
+    return f"reclab ui --tracking-uri {shlex.quote(uri)}"
 
 
 def _run(args) -> int:

@@ -491,3 +491,16 @@ def test_run_prints_the_tuning_progress_as_a_line_per_tenth_of_the_trials_in_a_l
     assert "\r" not in "".join(lines)
     assert lines == (["[2/6] tune         running"] + [f"    {bar(done)}" for done in range(0, 41, 4)]
                      + ["[2/6] tune             3.5 s"])
+
+
+def test_run_names_the_store_the_ui_must_open_when_it_is_not_the_default(tmp_path, monkeypatch):
+    """`make ui` and a plain `reclab ui` open the default store: after `reclab run --tracking-uri
+    sqlite:///other.db` the printed link led to a run that store does not hold."""
+    from reclab.cli import _ui_command
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert _ui_command(tracking.tracking_uri()) == "make ui  (or: reclab ui)"
+    other = tracking.tracking_uri(f"sqlite:///{tmp_path}/runs.db")
+    assert _ui_command(other) == f"reclab ui --tracking-uri {other}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)   # a plain `reclab ui` opens it too
+    assert _ui_command(other) == "make ui  (or: reclab ui)"
