@@ -67,6 +67,29 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
         f"sqlite:///{(tmp_path / 'notebooks' / 'other.db').resolve().as_posix()}"
 
 
+def test_an_mlflow_server_that_does_not_answer_is_refused_at_once(monkeypatch):
+    """``reclab run --tracking-uri http://127.0.0.1:<wrong port>``: MLflow retried its first
+    request for 4 minutes, then the run ended in a traceback (exit status 1)."""
+    import socket
+    import time
+
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert tracking.open_client(f"http://127.0.0.1:{port}").tracking_uri == f"http://127.0.0.1:{port}"
+    with socket.socket() as closed:   # a port nothing listens at
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(ReclabError, match=rf"MLflow server http://127.0.0.1:{port} does not answer "
+                                          rf"\(Connection refused\); start it, or point --tracking-uri"):
+        tracking.open_client(f"http://127.0.0.1:{port}")
+    assert time.monotonic() - start < 10
+
+
 def test_a_relative_sqlite_store_is_the_same_store_from_the_notebooks_folder(tmp_path, monkeypatch,
                                                                              params_file):
     """``reclab run --tracking-uri sqlite:///runs.db`` passes the store to stage kernels that run

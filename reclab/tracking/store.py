@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import mlflow
 from mlflow import MlflowClient
@@ -139,6 +141,8 @@ def download(client: MlflowClient, run_id: str, path: str, folder) -> Path:
 
 # Local SQLite stores this process has created or checked (see prepare_sqlite_store).
 _PREPARED_STORES: set = set()
+# MLflow servers this process has found listening (see _check_server).
+_REACHED_SERVERS: set = set()
 
 
 def prepare_sqlite_store(uri: str) -> None:
@@ -209,10 +213,30 @@ def _check_sqlite_file(uri: str, path: Path) -> None:
                           f"writable folder") from None
 
 
+def _check_server(uri: str) -> None:
+    """Refuse an MLflow server that nothing listens at (a wrong port, a server not started): MLflow
+    retried its first request for minutes, then failed with a traceback. Checked once per process
+    and server; through a proxy MLflow's requests take, the server is not checked here."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or uri in _REACHED_SERVERS \
+            or urllib.request.getproxies().get(parts.scheme):
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "", port), timeout=10):
+            pass
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise ReclabError(f"MLflow server {uri} does not answer ({reason}); start it, or point "
+                          f"--tracking-uri (or MLFLOW_TRACKING_URI) to the store you meant") from None
+    _REACHED_SERVERS.add(uri)
+
+
 def open_client(uri: str | None) -> MlflowClient:
     """A client of the store at :func:`tracking_uri` ``(uri)``, its schema prepared."""
     uri = tracking_uri(uri)
     prepare_sqlite_store(uri)
+    _check_server(uri)
     try:
         return MlflowClient(tracking_uri=uri)
     except mlflow.exceptions.MlflowException as error:   # an unknown scheme: a traceback
