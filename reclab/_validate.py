@@ -41,6 +41,15 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None,
     return int(value)
 
 
+def _finite(value: numbers.Real) -> bool:
+    """Whether a real number is finite as a float (an int beyond float's range, 10**400, is not:
+    math.isfinite raised OverflowError for it)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_float(name: str, value, low: float | None = None, high: float | None = None,
                 low_open: bool = False, model=None) -> float:
     """Check that ``value`` is a finite real number in ``[low, high]``; return it as ``float``.
@@ -48,7 +57,7 @@ def check_float(name: str, value, low: float | None = None, high: float | None =
     ``low_open=True`` makes the lower bound strict (``value > low``), e.g. for a learning rate.
     """
     subject = _subject(name, model)
-    if _is_bool(value) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if _is_bool(value) or not isinstance(value, numbers.Real) or not _finite(value):
         raise ReclabError(f"{subject} must be a finite number, got {value!r}")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and value > high

@@ -16,7 +16,7 @@ One entry per parameter, ``name: spec``, where ``spec`` is one of::
     [32, 64, 128]                                              # shorthand for the categorical above
 
 - ``type`` is ``int``, ``real`` or ``categorical``; no other key than those shown is allowed.
-- ``low < high`` (strictly; a single value is a one-element list). ``int`` bounds are integers,
+- ``low < high`` (strictly; a single value is a one-element list). ``int`` bounds are 64-bit integers,
   ``real`` bounds finite numbers. Write an exponent with a dot and a sign, ``1.0e-4`` or
   ``1.0e+3``: YAML 1.1 (PyYAML) reads ``1e-4``, ``1e3`` and ``1.0e3`` as *strings*. Such a bound
   is refused with a message saying how to write it; in a list, such a string is refused by
@@ -126,6 +126,9 @@ def _bound(name, key: str, value, kind: str):
         if isinstance(value, float) and not value.is_integer():
             raise _fail(name, f"{key} must be an integer for type 'int', got {value!r}; use type "
                               f"'real' for a real-valued parameter")
+        if not -2**63 <= value < 2**63:   # scikit-optimize's integers are int64 (a TypeError)
+            raise _fail(name, f"{key} must be a 64-bit integer (within +-9.2e18) for type 'int', "
+                              f"got {value!r}")
         return int(value)
     return float(value)
 

@@ -109,3 +109,11 @@ def test_too_small_a_regularization_is_a_clear_error():
         model.fit(data)
     assert not [name for name in vars(model) if name.endswith("_")]
     assert np.isfinite(EASE(regularization=1e-50, dtype="float64").fit(data).weights_).all()
+
+
+def test_too_large_a_regularization_is_refused_as_too_large():
+    # 1e300 is inf in float32: the solve failed and the message said "too small".
+    with pytest.raises(ReclabError, match=r"EASE parameter regularization must be a number in "
+                                          r"\(0.0, 8.50705917\d*e\+37\], got 1e\+300"):
+        EASE(regularization=1e300).fit(contract_data())
+    assert np.isfinite(EASE(regularization=1e300, dtype="float64").fit(contract_data()).weights_).all()

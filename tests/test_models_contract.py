@@ -118,7 +118,7 @@ def test_parameter_checks():
     for bad in (True, 3.0, "3", 0):
         with pytest.raises(ReclabError, match="factors must be an integer"):
             check_int("factors", bad, low=1)
-    for bad in (float("nan"), float("inf"), None, -0.1):
+    for bad in (float("nan"), float("inf"), None, -0.1, 10**400):   # 10**400: an OverflowError
         with pytest.raises(ReclabError, match="reg must be"):
             check_float("reg", bad, low=0.0)
     with pytest.raises(ReclabError, match="> 0"):

@@ -120,6 +120,13 @@ def test_bad_space_containers_raise():
         parse_space({"not a name": [1, 2]})
 
 
+def test_int_bounds_beyond_int64_are_refused():
+    # scikit-optimize's integers are int64: it raised a TypeError for these.
+    for high in (2**64, 1e300):
+        with pytest.raises(ReclabError, match=r"'n': high must be a 64-bit integer"):
+            parse_space({"n": {"type": "int", "low": 1, "high": high}})
+
+
 def test_true_and_one_are_different_categorical_values():
     assert parse_space({"x": [True, 1, 1.0]})["x"].categories == (True, 1, 1.0)
 

@@ -126,9 +126,12 @@ class EASE(Recommender):
         self.max_memory_gb = max_memory_gb
 
     def _validate_params(self) -> None:
-        check_float("regularization", self.regularization, low=0.0, low_open=True, model=self)
-        check_bool("binarize", self.binarize, model=self)
         check_choice("dtype", self.dtype, ("float32", "float64"), model=self)
+        # The weights scale as 1 / regularization: beyond 1 / (the dtype's smallest normal number),
+        # 8.5e37 in float32, it is no number the solve can use (inf in float32 from 3.4e38).
+        check_float("regularization", self.regularization, low=0.0, low_open=True,
+                    high=float(1.0 / np.finfo(self.dtype).tiny), model=self)
+        check_bool("binarize", self.binarize, model=self)
         check_float("max_memory_gb", self.max_memory_gb, low=0.0, low_open=True, model=self)
 
     def _fit(self, train, report) -> None:
