@@ -122,6 +122,6 @@ def check_threshold(threshold) -> float | None:
     if threshold is None:
         return None
     if _is_bool(threshold) or not isinstance(threshold, (numbers.Real, np.number)) \
-            or not np.isfinite(threshold):
+            or not _finite(threshold):
         raise ReclabError(f"relevance_threshold must be a finite number (a rating) or None, got {threshold!r}")
     return float(threshold)

@@ -278,6 +278,8 @@ def test_bad_arguments_are_clear_errors(small):
         evaluate(model, train, test, k="10")   # not the cutoffs 1 and 0
     with pytest.raises(ReclabError, match="relevance_threshold must be a finite number"):
         evaluate(model, train, test, relevance_threshold=float("nan"))
+    with pytest.raises(ReclabError, match="relevance_threshold must be a finite number"):
+        evaluate(model, train, test, relevance_threshold=10**400)   # was numpy's TypeError
     with pytest.raises(ReclabError, match="batch_size must be an integer >= 1"):
         evaluate(model, train, test, batch_size=0)
     with pytest.raises(ReclabError, match="must share users and items"):
