@@ -3,6 +3,7 @@ settings of the session's three pipelines (conftest.py)."""
 
 import atexit
 import math
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -105,3 +106,60 @@ PIPELINES_AT_ONCE = (("ImplicitALS", 11), ("SVD", 11), ("SVD", 12))
 AT_ONCE_EXPERIMENT = "reclab"   # the default experiment, as the README example reads it
 # Nothing here needs the network; MLflow would otherwise report usage.
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+# ``python -S`` with PYTHONPATH set to the site-packages folders runs this as in an environment
+# made from a pyfunc model's requirements.txt alone (what ``mlflow models serve`` builds): a module
+# of any installed distribution outside those requirements and their dependencies cannot be
+# imported, nor can the installed reclab (an editable install's .pth file needs ``site``). It loads
+# the model sys.argv[1] and prints JSON: where reclab came from and the recommendations.
+FRESH_ENVIRONMENT = '''
+import importlib.abc, importlib.metadata as metadata, json, sys, tempfile
+from pathlib import Path
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+import mlflow.artifacts
+
+folder = Path(mlflow.artifacts.download_artifacts(sys.argv[1], dst_path=tempfile.mkdtemp()))
+installed, todo = set(), [Requirement(line).name
+                          for line in (folder / "requirements.txt").read_text().split()]
+while todo:
+    name = canonicalize_name(todo.pop())
+    if name not in installed:
+        installed.add(name)
+        todo += [Requirement(text).name for text in metadata.requires(name) or []
+                 if Requirement(text).marker is None
+                 or Requirement(text).marker.evaluate({"extra": ""})]
+owners = metadata.packages_distributions()
+
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        top = fullname.partition(".")[0]
+        if top != "reclab" and owners.get(top) and not any(
+                canonicalize_name(owner) in installed for owner in owners[top]):
+            raise ModuleNotFoundError(f"No module named {top!r} (not installed here)", name=top)
+        return None
+
+
+sys.meta_path.insert(0, NotInstalled())
+try:
+    import reclab
+    raise SystemExit("reclab can be imported before the model is loaded")
+except ModuleNotFoundError:
+    pass
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(str(folder))
+out = model.predict(pd.DataFrame({"user": [1, 2], "n": [4, 4]}))
+import reclab
+print(json.dumps({"reclab": reclab.__file__, "model": str(folder), "columns": list(out.columns),
+                  "rows": len(out), "users": sorted(set(out["user"].tolist())),
+                  "ranks": out["rank"].tolist(), "titles": out["title"].tolist()}))
+'''
+
+
+def site_packages_path() -> str:
+    """PYTHONPATH for :data:`FRESH_ENVIRONMENT`: this interpreter's site-packages folders."""
+    import site
+
+    return os.pathsep.join(site.getsitepackages())

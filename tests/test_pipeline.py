@@ -25,7 +25,7 @@ import papermill
 import pytest
 from mlflow import MlflowClient
 
-from helpers import new_store, tiny_params
+from helpers import FRESH_ENVIRONMENT, new_store, site_packages_path, tiny_params
 from reclab import pipeline, postprocess, tracking
 from reclab.config import RUN_PARAMETERS, Config, load_data, make_model, make_split
 from reclab.datasets import synthetic
@@ -381,22 +381,19 @@ def test_executed_notebooks_and_figures_are_artifacts(pipeline_run, store, clien
     assert (result.output_dir / "params.yaml").is_file()
 
 
-def test_pyfunc_model_predicts_in_a_new_process(pipeline_run, store, client):
+def test_pyfunc_model_predicts_where_only_its_requirements_are_installed(pipeline_run, store, client):
+    """The logged model is served from an environment made from its requirements.txt (as by
+    ``mlflow models serve``): reclab is not on PyPI, so the model carries the package's source."""
     result, _ = pipeline_run
     train = latest_by_stage(client, result.run_id, store["uri"])["train"]
-    script = (
-        "import json, sys, mlflow.pyfunc, pandas as pd\n"
-        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
-        "out = model.predict(pd.DataFrame({'user': [1, 2], 'n': [4, 4]}))\n"
-        "print(json.dumps({'columns': list(out.columns), 'rows': len(out),\n"
-        "                  'users': sorted(set(out['user'].tolist())),\n"
-        "                  'ranks': out['rank'].tolist(), 'titles': out['title'].tolist()}))\n")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"]}
-    completed = subprocess.run([sys.executable, "-c", script, f"runs:/{train.info.run_id}/model"],
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"], "PYTHONPATH": site_packages_path()}
+    completed = subprocess.run([sys.executable, "-S", "-c", FRESH_ENVIRONMENT,
+                                f"runs:/{train.info.run_id}/model"],
                                capture_output=True, text=True, env=env, timeout=300,
                                cwd=store["folder"])
     assert completed.returncode == 0, completed.stderr[-2000:]
     answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert Path(answer["reclab"]).is_relative_to(Path(answer["model"]) / "artifacts" / "reclab")
     assert answer["columns"] == ["user", "item", "rank", "score", "title"]
     assert answer["rows"] == 8 and answer["users"] == [1, 2]
     assert answer["ranks"] == [1, 2, 3, 4, 1, 2, 3, 4]

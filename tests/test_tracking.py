@@ -5,6 +5,7 @@ Every test writes to its own SQLite store in a temporary folder (MLFLOW_TRACKING
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -916,6 +917,32 @@ def test_pyfunc_predict_refuses_lengths_and_users_that_are_not_ones(tmp_path):
     assert out["item"].tolist() == data.item_ids[expected[0]].tolist() + data.item_ids[expected[1, :1]].tolist()
     out = wrapper.predict(None, pd.DataFrame({"user": [2, 3], "n": [None, 1.0]}))
     assert out.groupby("user").size().tolist() == [3, 1]
+
+
+def test_a_pyfunc_model_loaded_where_reclab_is_installed_imports_the_installed_reclab(tmp_path):
+    """The copy of reclab saved with the model is for an environment without reclab
+    (test_pipeline.py serves one): a new process where reclab is installed imports that one, whose
+    numba kernels are compiled, rather than the copy (8 s more per load, compiling them anew)."""
+    import reclab
+    from reclab.tracking.pyfunc import save_pyfunc_model
+
+    data = Interactions.from_frame(pd.DataFrame({"user": [1, 1, 2], "item": [10, 11, 10]}), rating=None)
+    model = Popularity().fit(data)
+    path = save_pyfunc_model(tmp_path / "pyfunc", model, model.save(tmp_path / "model.npz"), data)
+    copy = path / "artifacts" / "reclab"
+    assert (copy / "tracking" / "pyfunc.py").read_text() == Path(reclab.tracking.pyfunc.__file__).read_text()
+    assert not list(copy.rglob("__pycache__"))   # source only: no compiled caches
+    script = ("import sys, mlflow.pyfunc, pandas as pd\n"
+              "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+              "print(model.predict(pd.DataFrame({'user': [2]}))['item'].tolist())\n"
+              "import reclab\n"
+              "print(reclab.__file__)\n")
+    completed = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                               text=True, cwd=tmp_path, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    items, imported = completed.stdout.strip().splitlines()[-2:]
+    assert items == "[11]"
+    assert Path(imported) == Path(reclab.__file__)
 
 
 def test_pyfunc_model_of_ids_beyond_int64(tmp_path):

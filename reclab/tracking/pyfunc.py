@@ -4,6 +4,7 @@ serves it (``mlflow.pyfunc.load_model("runs:/<train run>/model")``)."""
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import warnings
 from collections.abc import Hashable
@@ -26,6 +27,28 @@ from reclab.tracking.store import no_progress_bars, quiet_mlflow_log
 
 __all__ = ["RecommenderPyfunc", "save_pyfunc_model"]
 
+# The reclab package, saved with every model as its artifact "reclab": reclab is not on PyPI, so
+# an environment made from the model's pip requirements alone has it only this way.
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+# The model's code (MLflow runs it, as the model's file, to load the model). It imports the
+# saved copy of reclab only where reclab is not installed: MLflow's own ``code_paths`` would put
+# the copy first on ``sys.path``, so a new process would import it, and compile its numba
+# kernels anew, instead of the installed reclab (8 s more per load).
+_LOADER = """\
+import importlib.util
+import sys
+from pathlib import Path
+
+import mlflow.models
+
+if importlib.util.find_spec("reclab") is None:   # the copy saved with the model (artifacts/reclab)
+    sys.path.append(str(Path(__file__).resolve().parent / "artifacts"))
+from reclab.tracking import RecommenderPyfunc
+
+mlflow.models.set_model(RecommenderPyfunc())
+"""
+
 
 def save_pyfunc_model(path, model, model_file, data: Interactions, n_example_users: int = 3) -> Path:
     """Save ``model`` as an MLflow pyfunc model in the new folder ``path``; return it.
@@ -34,8 +57,9 @@ def save_pyfunc_model(path, model, model_file, data: Interactions, n_example_use
     as a pickle of a live object; its artifacts are the reclab model file ``model_file`` and the
     id / title catalog of ``data`` (what the model was fitted on;
     data of another shape is refused). The signature and an input
-    example of the first ``n_example_users`` users go with it, and pip requirements pinned to the
-    installed versions.
+    example of the first ``n_example_users`` users go with it, pip requirements pinned to the
+    installed versions, and the source of the reclab package itself (artifact ``reclab``, without
+    compiled caches), which loading the model imports where reclab is not installed.
     """
     path = Path(path)
     # The catalog names the model's indices: other data would serve other ids, without a word.
@@ -48,9 +72,9 @@ def save_pyfunc_model(path, model, model_file, data: Interactions, n_example_use
         _save_catalog(catalog, data)
         code = Path(folder) / "reclab_pyfunc.py"
         # Models from code: MLflow stores this file, not a pickle of a live object.
-        code.write_text("import mlflow.models\n"
-                        "from reclab.tracking import RecommenderPyfunc\n\n"
-                        "mlflow.models.set_model(RecommenderPyfunc())\n", encoding="utf-8")
+        code.write_text(_LOADER, encoding="utf-8")
+        package = shutil.copytree(_PACKAGE, Path(folder) / "reclab",
+                                  ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
         users = data.user_ids[:max(1, n_example_users)]
         example = pd.DataFrame({"user": users, "n": np.full(len(users), 5, dtype=np.int64)})
         # Saving checks the input example against the model, which MLflow loads back with
@@ -61,7 +85,7 @@ def save_pyfunc_model(path, model, model_file, data: Interactions, n_example_use
             warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
             mlflow.pyfunc.save_model(
                 str(path), python_model=str(code),
-                artifacts={"model": str(model_file), "catalog": str(catalog)},
+                artifacts={"model": str(model_file), "catalog": str(catalog), "reclab": str(package)},
                 signature=_signature(data), input_example=example,
                 pip_requirements=[f"{name}=={package_version(name)}"
                                   for name in ("numpy", "scipy", "pandas", "numba", "mlflow")],
