@@ -367,6 +367,10 @@ def test_read_interactions_names_the_file_column_and_value_that_spark_could_not_
         "2,10,3,": "timestamp column 'ts' has 1 missing value",
         ",10,3,101": "user column 'user' has 1 missing id",
         "2,,3,101": "item column 'item' has 1 missing id",
+        # Spark drops the fields beyond the header's and fills a short row with nulls
+        "2,10,3,101,7\n3,10,3,102,8": r"2 rows have more or fewer fields than the 4 columns its header "
+                                     r"names \(user, item, stars, ts\), such as '2,10,3,101,7'",
+        "2,10,3": "1 row has more or fewer fields than the 4 columns",
     }
     for number, (row, message) in enumerate(cases.items()):
         path = tmp_path / f"bad{number}.csv"

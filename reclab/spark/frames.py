@@ -88,17 +88,30 @@ _INTEGER_TEXT = "^(0|-?[1-9][0-9]*)$"
 
 #: The largest magnitude of each number column: ratings are stored as float32, where a larger
 #: one becomes inf; a timestamp only has to be finite.
+#: The column a CSV is read with where Spark keeps the text of a row whose fields do not match
+#: the header's (``columnNameOfCorruptRecord``); null for every other row.
+_MALFORMED = "_reclab_malformed_row"
+
+
+def _malformed_field():
+    from pyspark.sql.types import StringType, StructField
+
+    return StructField(_MALFORMED, StringType())
+
+
 _LARGEST = {"rating": float(np.finfo(np.float32).max), "timestamp": float(np.finfo(np.float64).max)}
 
 
-def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids: bool):
+def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids: bool,
+                     header: bool = True):
     """The id columns and the numbers (role -> a double column) to select, after one pass over
     ``frame`` that refuses, naming the file, the column and a value, what Spark would otherwise
     fail on (or, without ANSI mode, turn into a null) at the frame's first use: a missing id, a
     rating or timestamp (``numbers``, role -> column name) that is missing, not a number (nor, for
     a timestamp, a date-time) or not finite, and text timestamps mixing numbers and date-times.
-    With ``text_ids`` (a CSV) the ids are cast to long integers where every one is written as an
-    integer."""
+    With ``text_ids`` (a CSV, read with the :data:`_MALFORMED` column) the ids are cast to long
+    integers where every one is written as an integer, and a row with more or fewer fields than
+    the header (or the first line, without ``header``) is refused."""
     functions = sql_functions()
 
     def count(condition):
@@ -109,6 +122,7 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
 
     checks = [count(column(name).isNull()) for name in (user, item)]
     if text_ids:
+        checks += [count(column(_MALFORMED).isNotNull()), smallest(column(_MALFORMED).isNotNull(), _MALFORMED)]
         checks += [count(~(column(name).rlike(_INTEGER_TEXT)
                            & functions.expr(f"try_cast({_quoted(name)} AS BIGINT)").isNotNull()))
                    for name in (user, item)]
@@ -130,8 +144,19 @@ def _checked_columns(frame, path, user: str, item: str, numbers: dict, text_ids:
         checks += [count(values["timestamp"].isNotNull()), count(date_time),
                    smallest(date_time, numbers["timestamp"])]
     found = iter(frame.agg(*checks).first())
+    missing_ids = next(found), next(found)
+    if text_ids:
+        n_malformed, malformed = next(found), next(found)
+        if n_malformed:
+            names = [name for name in frame.columns if name != _MALFORMED]
+            raise ReclabError(f"{path}: {_values(n_malformed, 'row')} {'has' if n_malformed == 1 else 'have'} "
+                              f"more or fewer fields than the {len(names)} columns its "
+                              f"{'header names' if header else 'first line has'} ({', '.join(names)}), "
+                              f"such as {malformed.rstrip(chr(10) + chr(13))!r}; give every row the "
+                              f"{'header' if header else 'first line'}'s fields (no separator at a "
+                              f"line's end)")
     blank = "an empty field" if text_ids else "null"
-    for role, name, missing in (("user", user, next(found)), ("item", item, next(found))):
+    for role, name, missing in zip(("user", "item"), (user, item), missing_ids):
         if missing:
             raise ReclabError(f"{path}: {role} column {name!r} has {_values(missing, 'missing id')} "
                               f"({blank}); every row needs a user and an item id")
@@ -254,7 +279,8 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
     ReclabError
         Naming the file, the column and a value, when a row has no user or item id, or its rating
         or timestamp is missing, not a number (nor, for a timestamp, a date-time) or not finite
-        (nor within float32's range), or when a CSV's timestamps mix numbers and date-times. One
+        (nor within float32's range), or when a CSV's timestamps mix numbers and date-times, or a
+        CSV row has more or fewer fields than its header (Spark would drop the extra ones). One
         pass over the data checks this (and, for a CSV, whether the ids are integers): otherwise Spark
         would fail at the frame's first use, deep inside a job (ANSI mode, Spark 4's default), or
         read a bad value as a null rating (without it).
@@ -271,14 +297,22 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
         frame = session.read.parquet(str(path))
     elif format == "csv":
         # Spaces around a field ("1, 10, 4.0") are layout, not part of an id (as reclab's reader)
-        frame = session.read.csv(str(path), sep=sep, header=bool(header),
-                                 ignoreLeadingWhiteSpace=True, ignoreTrailingWhiteSpace=True)
+        layout = dict(sep=sep, header=bool(header), ignoreLeadingWhiteSpace=True,
+                      ignoreTrailingWhiteSpace=True)
+        columns = session.read.csv(str(path), **layout).schema   # the header's (or first line's)
+        # Spark drops a row's fields beyond the header's ("1,2,3,4" under "user,item,rating" is
+        # read as 1,2,3) and fills a short row with nulls; such a row keeps its text in this
+        # column, which the check below refuses (as reclab's own reader refuses the file).
+        marked = type(columns)(columns.fields + [_malformed_field()])
+        frame = session.read.csv(str(path), schema=marked, columnNameOfCorruptRecord=_MALFORMED,
+                                 **layout)
     else:
         raise ReclabError(f"format must be 'parquet' or 'csv', got {format!r}")
     check_columns(frame, user, item, rating, timestamp)
     numbers = {role: name for role, name in (("rating", rating), ("timestamp", timestamp))
                if name is not None}
-    ids, values = _checked_columns(frame, path, user, item, numbers, text_ids=format == "csv")
+    ids, values = _checked_columns(frame, path, user, item, numbers, text_ids=format == "csv",
+                                   header=header)
     ratings = functions.lit(1.0) if rating is None else values["rating"]
     selected = [ids[0].alias("user"), ids[1].alias("item"), ratings.cast("float").alias("rating")]
     if timestamp is not None:
