@@ -148,6 +148,10 @@ def parse_stages(stages: Sequence[str] | None, config: Config | None = None) -> 
             else:
                 raise ReclabError(f"unknown stage {token!r}; stages are {list(STAGES)} "
                                   f"(or their numbers 1-{len(STAGES)})")
+    if not chosen:   # an empty value ('', ','): no stage to run, not an empty pipeline run
+        raise ReclabError(f"--stages {' '.join(map(str, stages))!r} names no stage; stages are "
+                          f"{list(STAGES)} (or their numbers 1-{len(STAGES)}); leave --stages out "
+                          f"to run them all")
     return [stage for stage in STAGES if stage in chosen]
 
 

@@ -106,3 +106,14 @@ def test_a_store_uri_mlflow_cannot_open_is_one_line_not_a_traceback(tmp_path, ca
     assert error.startswith(f"reclab {command}: {message}") and len(error.strip().splitlines()) == 1, error
     assert not (tmp_path / "relative.db").exists()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))   # nothing written
+
+
+@pytest.mark.parametrize("stages", ["", ","])
+def test_a_stages_value_that_names_no_stage_is_refused_before_any_run(tmp_path, capsys, stages):
+    # `--stages "$STAGES"` with the variable empty ran nothing, yet made an empty FINISHED
+    # pipeline run, which a notebook opened alone then took for the experiment's latest pipeline.
+    code, _ = run(tmp_path, "", "--stages", stages)
+    error = capsys.readouterr().err
+    assert code == 2, error
+    assert f"--stages {stages!r} names no stage" in error and "Traceback" not in error
+    nothing_started(tmp_path)
