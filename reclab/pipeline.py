@@ -54,8 +54,8 @@ from reclab.config import (RUN_PARAMETERS, Config, check_runnable, check_searcha
                            notebook_overrides)
 from reclab.config.files import overridden_source
 from reclab.errors import ReclabError
-from reclab.stages import (NOTEBOOKS, RUNNER_ENV, STAGES, changes_search, default_params_file,
-                           differences, first_reader, notebooks_dir)
+from reclab.stages import (NOTEBOOKS, RUNNER_ENV, STAGES, changes_search, check_output,
+                           default_params_file, differences, first_reader, notebooks_dir)
 from reclab.summary import render_summary
 
 __all__ = ["NOTEBOOKS", "STAGES", "PipelineError", "PipelineResult", "run_pipeline", "notebooks_dir",
@@ -533,7 +533,7 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         tracking.open_client(uri)
     # A folder that cannot be written is refused before any run is made or reopened.
     if output_dir is not None:
-        output = _prepared_output(Path(output_dir), params_text)
+        output = _prepared_output(check_output(Path(output_dir), notebooks), params_text)
     else:   # the project's outputs/<run id>, once the run has its id
         output = _prepared_output(tracking.project_root() / "outputs", None)
     # Checked: the stage kernels' server starts, and preloads while the pipeline run is created.

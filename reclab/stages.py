@@ -3,7 +3,7 @@ the tracking layer (:mod:`reclab.tracking`) and the command line share; with it,
 reads each parameter (what a change of it makes run again) and how a stage kernel knows that
 ``reclab run`` drives it.
 
-A low module on purpose (it imports nothing of reclab): ``tracking`` needs the stage order to name and
+A low module on purpose (it imports nothing of reclab but its errors): ``tracking`` needs the stage order to name and
 find stage runs, and ``pipeline`` runs the notebooks through ``tracking``, so neither may own the list
 (see docs/architecture.md). Adding a stage means one entry here and one notebook in ``notebooks/``.
 """
@@ -11,8 +11,10 @@ find stage runs, and ``pipeline`` runs the notebooks through ``tracking``, so ne
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["NOTEBOOKS", "RUNNER_ENV", "STAGES", "changes_search", "default_params_file", "differences",
-           "first_reader", "notebooks_dir"]
+from reclab.errors import ReclabError
+
+__all__ = ["NOTEBOOKS", "RUNNER_ENV", "STAGES", "changes_search", "check_output", "default_params_file",
+           "differences", "first_reader", "notebooks_dir"]
 
 #: Stage names, in pipeline order (their numbers are positions from 1).
 STAGES = ("preprocess", "tune", "train", "postprocess", "evaluate", "online")
@@ -31,6 +33,16 @@ RUNNER_ENV = "RECLAB_RUNNER_PIPELINE"
 def notebooks_dir() -> Path:
     """The folder of the stage notebooks: ``notebooks/`` of the project reclab is installed from."""
     return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def check_output(output: Path, notebooks: Path) -> Path:
+    """``output``, a folder for the executed notebooks, unless it is the ``notebooks`` folder itself:
+    each executed notebook (with its outputs and the pipeline's run id injected) would replace its
+    stage notebook, which, opened alone later, would then join that pipeline."""
+    if output.resolve() == notebooks.resolve():
+        raise ReclabError(f"--output {str(output)!r} is the folder of the stage notebooks: the executed "
+                          f"notebooks would replace them; pass another folder (or leave --output out)")
+    return output
 
 
 def default_params_file() -> Path:

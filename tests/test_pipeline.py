@@ -733,6 +733,24 @@ def test_failed_tune_stage_resumes_its_search_and_gives_identical_results(pipeli
         before["preprocess"].data.tags["reclab.split_fingerprint"]
 
 
+def test_an_output_folder_that_is_the_notebooks_folder_is_refused_before_any_run(store, client, tmp_path):
+    # Each executed notebook (outputs, and the pipeline's run id injected as parent_run_id) was
+    # written over its stage notebook: opened alone later, the notebook joined that old pipeline.
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, notebooks)
+    before = {path.name: path.read_bytes() for path in notebooks.iterdir()}
+    experiment = client.get_experiment_by_name("pipeline-test")
+    count = len(client.search_runs([experiment.experiment_id])) if experiment else 0
+    with pytest.raises(ReclabError, match=r"--output '.*notebooks' is the folder of the stage "
+                                          r"notebooks: the executed notebooks would replace them"):
+        pipeline.run_pipeline(params_file=store["params"], tracking_uri=store["uri"],
+                              stages=["preprocess"], notebooks=notebooks,
+                              output_dir=tmp_path / "." / "notebooks")
+    assert {path.name: path.read_bytes() for path in notebooks.iterdir()} == before
+    experiment = client.get_experiment_by_name("pipeline-test")
+    assert (len(client.search_runs([experiment.experiment_id])) if experiment else 0) == count
+
+
 def test_stage_plan_and_notebook_parameters_are_checked_before_running(store, client, tmp_path):
     experiment = client.get_experiment_by_name("pipeline-test")
     count = len(client.search_runs([experiment.experiment_id])) if experiment else 0
