@@ -497,8 +497,8 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         before = Config.loads(state["params_text"], stored)
         config = Config.loads(state["params_text"], stored, overrides) if overrides else before
         source = overridden_source(stored, overrides)
-        finished = state["finished"]
-        by_default = parse_stages(None, config)
+        finished = state["finished"]   # and stage 6 where it ran (--stages 6), enabled or not
+        by_default = parse_stages(["1-6"] if "online" in state["begun"] else None, config)
         chosen = parse_stages(stages) if stages else [s for s in by_default if s not in finished][:1]
         if not stages and chosen:
             chosen = by_default[by_default.index(chosen[0]):]
@@ -614,7 +614,7 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         tracking.log_notebook(stage_run.info.run_id, executed, uri)
         if progress:
             progress("done", stage, number, result.seconds[stage])
-    if progress and not stages and not config.online.enabled:
+    if progress and not stages and "online" not in (*chosen, *finished):
         progress("off", "online", STAGES.index("online") + 1, None)
     result.summary = tracking.pipeline_summary(run_id, uri)
     tracking.end_pipeline(run_id, render_summary(result.summary, markdown=True), uri)

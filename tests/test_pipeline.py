@@ -452,6 +452,28 @@ def test_stage_6_simulates_online_tests_and_logs_them(pipeline_run, store, clien
     assert "A/B ImplicitALS vs Popularity: lift" in result.summary["online"]
 
 
+def test_resume_runs_again_a_stage_6_that_ran_where_the_parameters_leave_it_off(pipeline_run, store,
+                                                                                 client):
+    """Stage 6 run with --stages 6 (online.enabled false), then outdated by stage 5 run again:
+    the summary says ``reclab run --resume`` runs it again, and it does (it ran nothing, said
+    'online off' and named the stage outdated again)."""
+    first, _ = pipeline_run
+    if "online" not in latest_by_stage(client, first.run_id, store["uri"]):   # run alone
+        pipeline.run_pipeline(resume=first.run_id, stages=["6"], tracking_uri=store["uri"],
+                              output_dir=store["folder"] / "online")
+    again = pipeline.run_pipeline(resume=first.run_id, stages=["5"], tracking_uri=store["uri"],
+                                  output_dir=store["folder"] / "online")
+    assert again.summary["outdated"] == ["online"]
+    events = []
+    result = pipeline.run_pipeline(resume=first.run_id, tracking_uri=store["uri"],
+                                   output_dir=store["folder"] / "online",
+                                   progress=lambda *event: events.append(event[:2]))
+    assert list(result.seconds) == ["online"] and result.summary["outdated"] == []
+    assert ("off", "online") not in events and ("done", "online") in events
+    latest = latest_by_stage(client, first.run_id, store["uri"])
+    assert all(run.info.status == "FINISHED" for run in latest.values())
+
+
 # Tuning picks between two models, neither of them ``model``; stage 6 on.
 PICKED = """\
 experiment: picked

@@ -78,10 +78,12 @@ def latest_pipeline(experiment: str, uri: str | None = None):
 
 def pipeline_state(parent_run_id: str, uri: str | None = None) -> dict:
     """What ``--resume`` needs of a pipeline run: ``{"params_text": str, "finished": [stage,
-    ...]}``, its ``params.yaml`` text and the stages that have a finished run that is neither
-    outdated (made from an earlier stage's run that a later run of that stage superseded) nor
-    itself superseded (a later run of its stage started, and failed or was interrupted: that
-    stage is unfinished, and ``--resume`` runs it again, continuing an interrupted search)."""
+    ...], "begun": [stage, ...]}``, its ``params.yaml`` text, the stages that have a finished run
+    that is neither outdated (made from an earlier stage's run that a later run of that stage
+    superseded) nor itself superseded (a later run of its stage started, and failed or was
+    interrupted: that stage is unfinished, and ``--resume`` runs it again, continuing an
+    interrupted search), and the stages that have a run of any status (stage 6, run with
+    ``--stages 6`` where the parameters leave it off, is then resumed as the others are)."""
     client = open_client(uri)
     try:
         parent = client.get_run(parent_run_id)
@@ -92,11 +94,12 @@ def pipeline_state(parent_run_id: str, uri: str | None = None) -> dict:
                           f"tag); pass the id of the parent run")
     with tempfile.TemporaryDirectory() as folder:
         text = download(client, parent_run_id, PARAMS_FILE, folder).read_text(encoding="utf-8")
-    finished = sorted({run.data.tags[TAG_STAGE] for run in stage_runs(parent_run_id, uri)
-                       if run.info.status == "FINISHED"
+    runs = stage_runs(parent_run_id, uri)
+    finished = sorted({run.data.tags[TAG_STAGE] for run in runs if run.info.status == "FINISHED"
                        and not {TAG_OUTDATED, TAG_SUPERSEDED_BY} & set(run.data.tags)},
                       key=STAGES.index)
-    return {"params_text": text, "finished": finished}
+    begun = sorted({run.data.tags[TAG_STAGE] for run in runs}, key=STAGES.index)
+    return {"params_text": text, "finished": finished, "begun": begun}
 
 
 def pipeline_summary(parent_run_id: str, uri: str | None = None) -> dict:
