@@ -16,9 +16,11 @@ import json
 import multiprocessing
 import os
 import platform
+import signal
 import time
 import traceback
 from pathlib import Path
+from queue import Empty
 
 from benchmarks import cases
 
@@ -46,13 +48,35 @@ def run_case(name: str, **kwargs) -> dict:
     process = context.Process(target=_child, args=(queue, name, kwargs))
     started = time.perf_counter()
     process.start()
-    result = queue.get()
+    result = _result(queue, process)
     process.join()
     result.update(case=name, **{f"arg_{key}": value for key, value in kwargs.items()},
                   wall_seconds=round(time.perf_counter() - started, 3))
     shown = {key: value for key, value in result.items() if key != "traceback"}
     print(json.dumps(shown), flush=True)
     return result
+
+
+def _result(queue, process) -> dict:
+    """The case's result, or an error when its process ended without one (killed by the kernel's
+    out-of-memory killer, a crash in native code, an exit): waiting on the queue alone hung the
+    suite for ever then."""
+    while True:
+        try:
+            return queue.get(timeout=1)
+        except Empty:
+            if process.is_alive():
+                continue
+        try:   # it may have put its result just before it ended
+            return queue.get(timeout=1)
+        except Empty:
+            code = process.exitcode
+            how = f"exit status {code}"
+            if code is not None and code < 0:
+                how = "killed by " + next((sig.name for sig in signal.Signals if sig == -code),
+                                          f"signal {-code}")
+            return {"error": f"the case's process ended without a result ({how}; SIGKILL is often "
+                             f"the out-of-memory killer)"}
 
 
 def plan(suites: set[str], sizes: list[str], factors: list[int]) -> list[tuple[str, dict]]:

@@ -1,0 +1,60 @@
+"""The benchmark suite's command line, ``python -m benchmarks`` (benchmarks/runner.py): its
+arguments and what it does when a case cannot finish. No benchmark is measured here."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def benchmarks(*args, **options) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "benchmarks", *args], cwd=PROJECT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **options)
+
+
+def case_process(runner: int) -> int | None:
+    """The id of the process that runs a case for the runner ``runner`` (multiprocessing's spawned
+    child; not its resource tracker), once it exists."""
+    for task in Path(f"/proc/{runner}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in command:
+                return int(child)
+    return None
+
+
+def test_a_case_whose_process_is_killed_is_reported_and_the_suite_goes_on(tmp_path):
+    """A case's process killed (the out-of-memory killer's SIGKILL): the runner waited for its
+    result for ever."""
+    out = tmp_path / "result.json"
+    runner = benchmarks("--suite", "online", "--out", str(out))
+    try:
+        child = None
+        while child is None and runner.poll() is None:
+            child = case_process(runner.pid)
+            time.sleep(0.05)
+        assert child is not None, runner.communicate()
+        os.kill(child, signal.SIGKILL)
+        stdout, stderr = runner.communicate(timeout=300)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+    assert runner.returncode == 0, stderr
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["case"] == "online_simulation"
+    assert result["error"].startswith("the case's process ended without a result (killed by SIGKILL")
+    assert "online_simulation" in out.with_suffix(".md").read_text().split("### Not measured")[1]
