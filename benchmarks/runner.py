@@ -151,7 +151,10 @@ def main(argv=None) -> int:
     sizes = args.sizes.split(",")
     if set(sizes) - set(SIZES):
         parser.error(f"unknown size(s) {sorted(set(sizes) - set(SIZES))}; known: {list(SIZES)}")
-    steps = plan(suites, sizes, [int(k) for k in args.factors.split(",")])
+    factors = args.factors.split(",")
+    if not all(k.strip().isdigit() and int(k) > 0 for k in factors):
+        parser.error(f"--factors takes positive integers separated by commas, got {args.factors!r}")
+    steps = plan(suites, sizes, [int(k) for k in factors])
     if args.list:
         for name, kwargs in steps:
             print(name, kwargs)

@@ -58,3 +58,19 @@ def test_a_case_whose_process_is_killed_is_reported_and_the_suite_goes_on(tmp_pa
     assert result["case"] == "online_simulation"
     assert result["error"].startswith("the case's process ended without a result (killed by SIGKILL")
     assert "online_simulation" in out.with_suffix(".md").read_text().split("### Not measured")[1]
+
+
+def test_bad_factors_are_refused_naming_the_option():
+    """``--factors x`` was a ValueError traceback; ``--factors 0`` was planned, and each case
+    refused it only once it had built its matrix."""
+    for factors in ("x", "64,", "0", "-8"):
+        process = benchmarks("--list", "--suite", "als", "--factors", factors)
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 2, stderr
+        assert stdout == "" and "Traceback" not in stderr
+        assert f"--factors takes positive integers separated by commas, got {factors!r}" in stderr
+    process = benchmarks("--list", "--suite", "als", "--sizes", "1M", "--factors", "16,32")
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert [json.loads(line.split(" ", 1)[1].replace("'", '"'))["factors"]
+            for line in stdout.splitlines() if line.startswith("implicit_als_speed")] == [16, 16, 32, 32]
