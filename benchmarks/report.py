@@ -28,7 +28,8 @@ def _by_case(results, case):
     return [r for r in results if r.get("case") == case and "error" not in r and "skipped" not in r]
 
 
-def write_report(document: dict, markdown_path: Path, plot_path: Path) -> None:
+def write_report(document: dict, markdown_path: Path, plot_path: Path) -> list[Path]:
+    """Write the Markdown table and, when the als suite ran, the plot; return the files written."""
     results = document["results"]
     sections = [f"Measured {document['environment']['date']} on {document['environment']['cores']} cores, "
                 f"Python {document['environment']['python']}; versions: "
@@ -142,3 +143,5 @@ def write_report(document: dict, markdown_path: Path, plot_path: Path) -> None:
         figure.tight_layout()
         figure.savefig(plot_path, dpi=100)
         plt.close(figure)
+        return [markdown_path, plot_path]
+    return [markdown_path]

@@ -167,6 +167,6 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     document = {"environment": environment(), "results": results}
     out.write_text(json.dumps(document, indent=2) + "\n")
-    write_report(document, out.with_suffix(".md"), out.with_suffix(".png"))
-    print(f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
+    written = write_report(document, out.with_suffix(".md"), out.with_suffix(".png"))
+    print(f"wrote {', '.join(map(str, [out, *written]))}")
     return 0

@@ -58,6 +58,9 @@ def test_a_case_whose_process_is_killed_is_reported_and_the_suite_goes_on(tmp_pa
     assert result["case"] == "online_simulation"
     assert result["error"].startswith("the case's process ended without a result (killed by SIGKILL")
     assert "online_simulation" in out.with_suffix(".md").read_text().split("### Not measured")[1]
+    # only the als suite draws a plot: the last line named a .png that was never written
+    assert stdout.splitlines()[-1] == f"wrote {out}, {out.with_suffix('.md')}"
+    assert not out.with_suffix(".png").exists()
 
 
 def test_bad_factors_are_refused_naming_the_option():
