@@ -160,11 +160,17 @@ def main(argv=None) -> int:
             print(name, kwargs)
         return 0
 
+    out = Path(args.out)
+    try:   # checked before the cases run: at the end, a traceback lost every result
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out {out}: its folder cannot be made ({error.strerror})")
+    if out.is_dir() or not os.access(out.parent, os.W_OK):
+        parser.error(f"--out {out}: " + ("a folder; name the JSON file to write" if out.is_dir()
+                                          else "its folder cannot be written"))
     from benchmarks.report import write_report
 
     results = [run_case(name, **kwargs) for name, kwargs in steps]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     document = {"environment": environment(), "results": results}
     out.write_text(json.dumps(document, indent=2) + "\n")
     written = write_report(document, out.with_suffix(".md"), out.with_suffix(".png"))

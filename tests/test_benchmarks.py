@@ -77,3 +77,17 @@ def test_bad_factors_are_refused_naming_the_option():
     assert process.returncode == 0, stderr
     assert [json.loads(line.split(" ", 1)[1].replace("'", '"'))["factors"]
             for line in stdout.splitlines() if line.startswith("implicit_als_speed")] == [16, 16, 32, 32]
+
+
+def test_an_out_file_that_cannot_be_written_is_refused_before_any_case_runs(tmp_path):
+    """The folder of ``--out`` was made after every case had run (20-30 minutes for the whole
+    suite): one that could not be made ended in a traceback, and every result was lost."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for out, message in ((blocker / "result.json", "its folder cannot be made"),
+                         (tmp_path, "a folder; name the JSON file to write")):
+        process = benchmarks("--suite", "online", "--out", str(out))
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 2, stderr
+        assert stdout == ""   # no case ran
+        assert f"--out {out}: {message}" in stderr and "Traceback" not in stderr
