@@ -259,9 +259,14 @@ def _ui(args) -> int:
            os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
     process = subprocess.Popen(command, env=env, start_new_session=True)
     interrupted = False
-    # SIGTERM stops the UI as Ctrl-C does: the server's process group goes with it.
+    # SIGTERM, and SIGHUP (the terminal closed), stop the UI as Ctrl-C does: the server's process
+    # group, in a session of its own, goes with it (it kept the port after a hang-up). A hang-up
+    # that was to be ignored (nohup) still is.
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    previous = {}
+    for stop in (signal.SIGTERM, signal.SIGHUP) if on_main_thread else ():
+        if stop == signal.SIGTERM or signal.getsignal(stop) is not signal.SIG_IGN:
+            previous[stop] = signal.signal(stop, _terminate)
     try:
         if _wait_listening(args.host, args.port, process, 120):
             _print(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)")
@@ -275,10 +280,11 @@ def _ui(args) -> int:
         interrupted = True
     finally:
         _stop_group(process)
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for stop, handler in previous.items():   # None: the handler was not set from Python
+            signal.signal(stop, signal.SIG_DFL if handler is None else handler)
     if interrupted:
-        _print("\nMLflow UI stopped.")
+        with contextlib.suppress(OSError):   # a terminal that hung up takes no more output
+            _print("\nMLflow UI stopped.")
     return 0
 
 

@@ -1,5 +1,6 @@
 """The `reclab` command: exit codes and messages of `run`, the MLflow UI, `compare`."""
 
+import contextlib
 import json
 import os
 import signal
@@ -310,10 +311,11 @@ def test_ui_refuses_a_port_or_host_it_cannot_listen_on_saying_which(tmp_path, ca
     assert not (tmp_path / "mlflow.db").exists()
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["ctrl-c", "sigterm", "hangup"])
 def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
-    """Ctrl-C (SIGINT) or SIGTERM stop ``reclab ui`` and its server quietly: no traceback, no
-    server left on the port."""
+    """Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed) stop ``reclab ui`` and its server
+    quietly: no traceback, no server left on the port (after a hang-up it kept serving)."""
     port = free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # As from a terminal: SIGINT at its default (a shell's background job would ignore it, and
@@ -322,6 +324,7 @@ def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=tmp_path, start_new_session=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    server = None
     try:
         url = None
         deadline = time.monotonic() + 180
@@ -334,6 +337,8 @@ def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
         assert url == f"http://127.0.0.1:{port}", process.stderr.read() if url is None else url
         with urllib.request.urlopen(url, timeout=30) as response:
             assert response.status == 200
+        (server,) = [int(child) for task in Path(f"/proc/{process.pid}/task").glob("*")
+                     for child in (task / "children").read_text().split()]
         process.send_signal(stop)
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err[-3000:]
@@ -347,6 +352,9 @@ def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        if server is not None:   # its own session: whatever of it is left
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server, signal.SIGKILL)
 
 
 def test_make_lab_starts_jupyter_as_root_too():
