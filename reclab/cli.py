@@ -406,9 +406,13 @@ def _print_paired(run_ids, reports, metric: str) -> None:
     share a test split."""
     from reclab.evaluation import compare
 
-    if len(reports) < 2 or reports[0] is None:
+    if len(reports) < 2:
         return
     _print()
+    if reports[0] is None:   # the comparisons were left out without a word
+        _print(f"No paired comparison: the first run ({run_ids[0][:8]}) has no evaluation logged; "
+               f"name an evaluated run first")
+        return
     _print(f"Paired comparison with the first run ({run_ids[0][:8]}), {metric} per test user:")
     for run_id, report in zip(run_ids[1:], reports[1:]):
         if report is None:

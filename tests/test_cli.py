@@ -292,6 +292,11 @@ def test_compare_prints_params_metrics_and_a_paired_comparison(tmp_path, store, 
         assert captured.out == ""
         assert f"--metric {metric!r} is no per-user ranking metric; use one of ['precision'" in captured.err
     assert main(["compare", *bare, "--metric", "map@3"]) == 0
+    # the first run not evaluated (a pipeline stopped before stage 5): said, not left out
+    assert main(["compare", bare[0], ids[0]]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"No paired comparison: the first run ({bare[0][:8]}) has no evaluation logged; name an "
+        f"evaluated run first")
 
 
 def free_port() -> int:
