@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import platform
 import signal
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -39,6 +40,8 @@ def _child(queue, name, kwargs):
         queue.put({"skipped": str(skip)})
     except Exception as error:  # a failed case is reported, not allowed to stop the suite
         queue.put({"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()})
+    except KeyboardInterrupt:   # Ctrl-C reaches the whole process group: the runner says it
+        pass
 
 
 def run_case(name: str, **kwargs) -> dict:
@@ -48,7 +51,12 @@ def run_case(name: str, **kwargs) -> dict:
     process = context.Process(target=_child, args=(queue, name, kwargs))
     started = time.perf_counter()
     process.start()
-    result = _result(queue, process)
+    try:
+        result = _result(queue, process)
+    except KeyboardInterrupt:   # the case's process ends with the runner
+        process.terminate()
+        process.join()
+        raise
     process.join()
     result.update(case=name, **{f"arg_{key}": value for key, value in kwargs.items()},
                   wall_seconds=round(time.perf_counter() - started, 3))
@@ -170,7 +178,14 @@ def main(argv=None) -> int:
                                           else "its folder cannot be written"))
     from benchmarks.report import write_report
 
-    results = [run_case(name, **kwargs) for name, kwargs in steps]
+    results = []
+    try:
+        for name, kwargs in steps:
+            results.append(run_case(name, **kwargs))
+    except KeyboardInterrupt:
+        print(f"python -m benchmarks: interrupted after {len(results)} of {len(steps)} cases; "
+              f"nothing written", file=sys.stderr)
+        return 130
     document = {"environment": environment(), "results": results}
     out.write_text(json.dumps(document, indent=2) + "\n")
     written = write_report(document, out.with_suffix(".md"), out.with_suffix(".png"))

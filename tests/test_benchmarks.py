@@ -36,23 +36,29 @@ def case_process(runner: int) -> int | None:
     return None
 
 
-def test_a_case_whose_process_is_killed_is_reported_and_the_suite_goes_on(tmp_path):
-    """A case's process killed (the out-of-memory killer's SIGKILL): the runner waited for its
-    result for ever."""
-    out = tmp_path / "result.json"
-    runner = benchmarks("--suite", "online", "--out", str(out))
+def during_a_case(runner: subprocess.Popen, send) -> tuple[str, str]:
+    """Once the runner's case process exists, ``send(its id)`` (a signal), then the runner's
+    output; whatever of the runner's process group is left then is killed."""
     try:
         child = None
         while child is None and runner.poll() is None:
             child = case_process(runner.pid)
             time.sleep(0.05)
         assert child is not None, runner.communicate()
-        os.kill(child, signal.SIGKILL)
-        stdout, stderr = runner.communicate(timeout=300)
+        send(child)
+        return runner.communicate(timeout=300)
     finally:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait()
+
+
+def test_a_case_whose_process_is_killed_is_reported_and_the_suite_goes_on(tmp_path):
+    """A case's process killed (the out-of-memory killer's SIGKILL): the runner waited for its
+    result for ever."""
+    out = tmp_path / "result.json"
+    runner = benchmarks("--suite", "online", "--out", str(out))
+    stdout, stderr = during_a_case(runner, lambda child: os.kill(child, signal.SIGKILL))
     assert runner.returncode == 0, stderr
     (result,) = json.loads(out.read_text())["results"]
     assert result["case"] == "online_simulation"
@@ -91,3 +97,18 @@ def test_an_out_file_that_cannot_be_written_is_refused_before_any_case_runs(tmp_
         assert process.returncode == 2, stderr
         assert stdout == ""   # no case ran
         assert f"--out {out}: {message}" in stderr and "Traceback" not in stderr
+
+
+def test_ctrl_c_stops_the_suite_with_a_line_not_tracebacks(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's whole process group) printed two interleaved tracebacks,
+    the runner's and the case process's."""
+    out = tmp_path / "result.json"
+    # as from a terminal: SIGINT at its default (a background job's would be ignored)
+    runner = benchmarks("--suite", "online", "--out", str(out),
+                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    stdout, stderr = during_a_case(runner, lambda child: os.killpg(runner.pid, signal.SIGINT))
+    assert runner.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == ("python -m benchmarks: interrupted after 0 of 1 cases; "
+                                               "nothing written")
+    assert not out.exists()
