@@ -247,6 +247,8 @@ def _ui(args) -> int:
     if folder is not None:
         command += ["--default-artifact-root", (folder / "mlruns").as_uri()]
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    database = tracking.sqlite_file(uri)
+    new = database is not None and not database.exists()   # a typo made an empty UI unsaid
     # Read before the server starts: on a new SQLite store this builds the schema under reclab's
     # lock, so that the server does not race a pipeline that starts meanwhile.
     experiments = tracking.experiments_with_runs(uri)
@@ -273,6 +275,9 @@ def _ui(args) -> int:
             for experiment, name in experiments:
                 _print(f"  experiment {name!r}: {url}"
                        f"{tracking.ui_path(experiment, view=views[experiment])}")
+            if not experiments:
+                _print("  no runs in this store yet" + (f": it was made now, no file was at "
+                       f"{database} (see --tracking-uri)" if new else ""))
         status = process.wait()
         if status != 0:
             raise ReclabError(f"mlflow server exited with status {status}")

@@ -345,8 +345,17 @@ def test_ui_serves_on_loopback_prints_url_and_stops_on_ctrl_c(tmp_path, stop):
         (server,) = [int(child) for task in Path(f"/proc/{process.pid}/task").glob("*")
                      for child in (task / "children").read_text().split()]
         process.send_signal(stop)
-        out, err = process.communicate(timeout=60)
-        assert process.returncode == 0, err[-3000:]
+        process.wait(timeout=60)
+        try:   # the server's session, left running, would hold the pipes open
+            os.killpg(server, signal.SIGKILL)
+            left = True
+        except ProcessLookupError:
+            left = False
+        out, err = process.stdout.read(), process.stderr.read()   # the lines after the link too
+        assert process.returncode == 0 and not left, err[-3000:]
+        # a store path that named no file (a typo, say): a new, empty store, said so
+        assert out.startswith(f"  no runs in this store yet: it was made now, no file was at "
+                              f"{tmp_path / 'mlflow.db'} (see --tracking-uri)\n")
         assert "MLflow UI stopped." in out
         assert "Traceback" not in err, err[-3000:]
         with socket.socket() as probe:   # the server is gone: nothing listens on its port
