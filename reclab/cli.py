@@ -139,10 +139,10 @@ def _run(args) -> int:
         args.resume = tracking.full_run_id(args.resume, uri)
     source = "run " + args.resume if args.resume else str(args.params or default_params_file())
     _print(f"reclab run: {source} -> MLflow {uri}")
-    # SIGTERM (a scheduler, `kill`, a closing container) takes Ctrl-C's way out: the stage's
-    # kernel is stopped and the runs are marked KILLED instead of being left RUNNING.
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    # SIGTERM (a scheduler, `kill`, a closing container) and SIGHUP (the terminal closed) take
+    # Ctrl-C's way out: the stage's kernel is stopped and the runs are marked KILLED instead of
+    # being left RUNNING.
+    previous = _stop_on_signals()
     try:
         result = pipeline.run_pipeline(
             params_file=args.params, overrides=overrides, stages=args.stages, resume=args.resume,
@@ -158,8 +158,7 @@ def _run(args) -> int:
                f"there with --set KEY=VALUE)", file=sys.stderr)
         return 1
     finally:
-        if on_main_thread:   # None: the previous handler was not set from Python
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        _restore(previous)
     _print_summary(result, uri)
     return 0
 
@@ -193,11 +192,34 @@ class _KernelOutput:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM received: handled as Ctrl-C is, but ``reclab`` exits with status 143."""
+    """SIGTERM or SIGHUP received: handled as Ctrl-C is, but ``reclab`` exits with status 128 +
+    the signal's number (143, 129)."""
+
+    signum = signal.SIGTERM
 
 
 def _terminate(signum, frame) -> None:
-    raise _Terminated(f"stopped by {signal.Signals(signum).name}")
+    stopped = _Terminated(f"stopped by {signal.Signals(signum).name}")
+    stopped.signum = signum
+    raise stopped
+
+
+def _stop_on_signals() -> dict:
+    """Make SIGTERM and SIGHUP (a closed terminal) stop ``reclab`` as Ctrl-C does (a hang-up
+    ended it at once, leaving its runs RUNNING and the UI's server serving); a hang-up that is
+    ignored (``nohup``) still is. Returns the handlers replaced, for :func:`_restore`; none off
+    the main thread, where Python sets no handler."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for stop in (signal.SIGTERM, signal.SIGHUP):
+            if stop == signal.SIGTERM or signal.getsignal(stop) is not signal.SIG_IGN:
+                previous[stop] = signal.signal(stop, _terminate)
+    return previous
+
+
+def _restore(previous: dict) -> None:
+    for stop, handler in previous.items():   # None: the handler was not set from Python
+        signal.signal(stop, signal.SIG_DFL if handler is None else handler)
 
 
 # -- reclab ui --------------------------------------------------------------------------------
@@ -261,14 +283,9 @@ def _ui(args) -> int:
            os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
     process = subprocess.Popen(command, env=env, start_new_session=True)
     interrupted = False
-    # SIGTERM, and SIGHUP (the terminal closed), stop the UI as Ctrl-C does: the server's process
-    # group, in a session of its own, goes with it (it kept the port after a hang-up). A hang-up
-    # that was to be ignored (nohup) still is.
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = {}
-    for stop in (signal.SIGTERM, signal.SIGHUP) if on_main_thread else ():
-        if stop == signal.SIGTERM or signal.getsignal(stop) is not signal.SIG_IGN:
-            previous[stop] = signal.signal(stop, _terminate)
+    # SIGTERM and SIGHUP stop the UI as Ctrl-C does: the server's process group, in a session of
+    # its own, goes with it (it kept the port after a hang-up).
+    previous = _stop_on_signals()
     try:
         if _wait_listening(args.host, args.port, process, 120):
             _print(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)")
@@ -285,8 +302,7 @@ def _ui(args) -> int:
         interrupted = True
     finally:
         _stop_group(process)
-        for stop, handler in previous.items():   # None: the handler was not set from Python
-            signal.signal(stop, signal.SIG_DFL if handler is None else handler)
+        _restore(previous)
     if interrupted:
         with contextlib.suppress(OSError):   # a terminal that hung up takes no more output
             _print("\nMLflow UI stopped.")
@@ -496,7 +512,7 @@ def main(argv=None) -> int:
         _print(f"\nreclab {args.command}: interrupted{reason}", file=sys.stderr)
         for note in getattr(error, "__notes__", ()):
             _print(f"  {note}", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(error, _Terminated) else signal.SIGINT)
+        return 128 + (error.signum if isinstance(error, _Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":

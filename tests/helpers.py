@@ -163,3 +163,20 @@ def site_packages_path() -> str:
     import site
 
     return os.pathsep.join(site.getsitepackages())
+
+
+def stop_when(process, ready, signum: int, timeout: float = 120) -> tuple[str, str]:
+    """Once ``ready()`` is true or ``process`` (a running ``reclab``, its pipes text) has ended,
+    send it ``signum`` and return its output when it has ended; killed if it has not within
+    ``timeout`` seconds, or if waiting failed."""
+    import time
+
+    try:
+        while process.poll() is None and not ready():
+            time.sleep(0.2)
+        process.send_signal(signum)
+        return process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from helpers import new_store
+from helpers import new_store, stop_when
 from reclab import tracking
 from reclab.config import Config, load_data, make_split
 from reclab.cli import main
@@ -159,6 +159,28 @@ def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, c
     assert f"reclab run --resume {run_id} --stages 1-" in error
     assert client.get_run(run_id).data.tags["reclab.resumed_with"] == "kcore.min_user: 1000 -> 5"
 
+
+def test_a_closed_terminal_stops_run_as_ctrl_c_does_leaving_nothing_running(tmp_path):
+    """SIGHUP (the terminal of ``reclab run`` closed) ended it at once: the pipeline and stage runs
+    stayed RUNNING, which the README says only SIGKILL can leave."""
+    params_file = tmp_path / "small.yaml"
+    params_file.write_text(SMALL + "models: {ImplicitALS: {space: {factors: [4, 8]}}}\n",
+                           encoding="utf-8")
+    uri = new_store(tmp_path)
+    process = subprocess.Popen([str(RECLAB), "run", "-p", str(params_file), "--output",
+                                str(tmp_path / "out")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+    client = MlflowClient(uri)
+    stdout, stderr = stop_when(process, lambda: client.search_runs(   # once a pipeline runs
+        [e.experiment_id for e in client.search_experiments()], "attributes.status = 'RUNNING'"),
+        signal.SIGHUP)
+    assert process.returncode == 128 + signal.SIGHUP, stderr[-3000:]
+    assert "reclab run: interrupted (stopped by SIGHUP)" in stderr and "Traceback" not in stderr
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    # KILLED (FAILED when the signal comes while the pipeline run is being set up)
+    assert runs and not [run.info.run_name for run in runs if run.info.status == "RUNNING"]
 
 def test_resume_corrections_are_recorded_and_a_changed_search_starts_anew(store, tmp_path):
     """What --resume --set leaves in MLflow: the new params.yaml, what changed, the run name; an
