@@ -29,20 +29,23 @@ __all__ = ["main"]
 
 
 def _print(*parts, **options) -> None:
-    stream = options.get("file") or sys.stdout
+    _written(options.get("file") or sys.stdout, lambda: print(*parts, **options, flush=True))
+
+
+def _written(stream, write) -> None:
+    """Call ``write()``, which writes to ``stream``; when the reader of ``stream`` has gone (a
+    closed pipe, ``reclab run | head``: EPIPE; a terminal that hung up: EIO), what follows is
+    written to nowhere, as Python's documentation advises, so that the run goes on and its
+    records stay right rather than a stage failing, or a hang-up's cleanup stopping, over lines
+    nobody reads."""
     try:
-        print(*parts, **options, flush=True)
-    except BrokenPipeError:
-        _reader_gone(stream)
-
-
-def _reader_gone(stream) -> None:
-    """The reader of ``stream`` went away (``reclab run | head``): what follows is written to
-    nowhere, as Python's documentation advises, so that the run goes on and its records stay
-    right rather than a stage failing over lines nobody reads."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, stream.fileno())
-    os.close(devnull)
+        write()
+    except OSError as error:
+        if error.errno not in (errno.EPIPE, errno.EIO):
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 # -- reclab run -------------------------------------------------------------------------------
@@ -179,16 +182,10 @@ class _KernelOutput:
                 out.append("    ")
             out.append(char)
             self.at_line_start = char in "\r\n"
-        try:
-            self.stream.write("".join(out))
-        except BrokenPipeError:
-            _reader_gone(self.stream)
+        _written(self.stream, lambda: self.stream.write("".join(out)))
 
     def flush(self) -> None:
-        try:
-            self.stream.flush()
-        except BrokenPipeError:
-            _reader_gone(self.stream)
+        _written(self.stream, self.stream.flush)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -304,8 +301,7 @@ def _ui(args) -> int:
         _stop_group(process)
         _restore(previous)
     if interrupted:
-        with contextlib.suppress(OSError):   # a terminal that hung up takes no more output
-            _print("\nMLflow UI stopped.")
+        _print("\nMLflow UI stopped.")
     return 0
 
 

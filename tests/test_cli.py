@@ -110,6 +110,20 @@ def test_compare_in_a_store_that_does_not_exist_says_so_and_makes_none(tmp_path,
     assert not (tmp_path / "typo.db").exists()
 
 
+def test_a_terminal_that_hung_up_takes_no_output_and_the_command_ends_as_it_would(tmp_path, monkeypatch):
+    """After a hang-up (SIGHUP, as when the terminal of ``reclab run`` closes), writing to the
+    terminal fails with EIO: the lines reclab prints then, such as "interrupted" and the cleanup's,
+    go nowhere, as a closed pipe's do, rather than ending the command in an OSError."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    os.close(controller)   # the terminal is gone
+    with open(terminal, "w") as gone:
+        monkeypatch.setattr(sys, "stdout", gone)
+        monkeypatch.setattr(sys, "stderr", gone)
+        assert main(["compare", "abcd1234", "--tracking-uri", f"sqlite:///{tmp_path / 'typo.db'}"]) == 2
+
+
 def test_failing_stage_exits_1_with_stage_and_error_and_no_traceback(tmp_path, capsys):
     params_file = tmp_path / "small.yaml"
     # valid for the parameter schema; the k-core leaves nothing, inside the notebook's kernel
