@@ -123,9 +123,8 @@ class HybridALS(ImplicitALS):
         shrinkage = float(self.shrinkage)
         # Interactions as ImplicitALS counts them: it ignores stored values <= 0 (with a warning),
         # so an item or user with only those has no interaction, and gets the mapped factors.
-        matrix = train.matrix
-        observed = matrix.data > 0
-        item_counts = np.bincount(matrix.indices[observed], minlength=train.n_items)
+        observed = train.matrix > 0
+        item_counts = np.asarray(observed.sum(axis=0)).ravel()
         item_map = _ridge_map(item_features, als.item_factors_, np.flatnonzero(item_counts > 0), regularization)
         mapped = sp.hstack([item_features, np.ones((train.n_items, 1))], format="csr") @ item_map
         self.item_factors_ = _blend(als.item_factors_, mapped, item_counts, shrinkage)
@@ -136,8 +135,7 @@ class HybridALS(ImplicitALS):
         has_user_features = train.user_features is not None and train.user_features.shape[1] > 0
         user_features = (require_features(train, "user", type(self).__name__) if has_user_features
                          else sp.csr_matrix((train.n_users, 0), dtype=np.float64))
-        user_counts = np.bincount(np.repeat(np.arange(train.n_users), np.diff(matrix.indptr))[observed],
-                                  minlength=train.n_users)
+        user_counts = np.asarray(observed.sum(axis=1)).ravel()
         user_map = _ridge_map(user_features, als.user_factors_, np.flatnonzero(user_counts > 0),
                               regularization)
         mapped = sp.hstack([user_features, np.ones((train.n_users, 1))], format="csr") @ user_map

@@ -93,12 +93,6 @@ _INTEGER_TEXT = "^(0|-?[1-9][0-9]*)$"
 _MALFORMED = "_reclab_malformed_row"
 
 
-def _malformed_field():
-    from pyspark.sql.types import StringType, StructField
-
-    return StructField(_MALFORMED, StringType())
-
-
 _LARGEST = {"rating": float(np.finfo(np.float32).max), "timestamp": float(np.finfo(np.float64).max)}
 
 
@@ -303,7 +297,9 @@ def read_interactions(path, user: str = "user", item: str = "item", rating: str 
         # Spark drops a row's fields beyond the header's ("1,2,3,4" under "user,item,rating" is
         # read as 1,2,3) and fills a short row with nulls; such a row keeps its text in this
         # column, which the check below refuses (as reclab's own reader refuses the file).
-        marked = type(columns)(columns.fields + [_malformed_field()])
+        from pyspark.sql.types import StringType, StructField
+
+        marked = type(columns)(columns.fields + [StructField(_MALFORMED, StringType())])
         frame = session.read.csv(str(path), schema=marked, columnNameOfCorruptRecord=_MALFORMED,
                                  **layout)
     else:
