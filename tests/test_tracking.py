@@ -229,6 +229,30 @@ def test_a_model_given_is_tuned_alone_and_a_notebook_giving_one_joins_only_a_pip
     assert joined.params.tuned_models() == ["Bias", "SVD"]
 
 
+def test_a_value_refused_in_a_stage_notebook_is_named_as_its_notebook_parameter(store, params_file,
+                                                                               monkeypatch):
+    """A stage notebook's own values (papermill's -p, or edited in JupyterLab) are refused as
+    notebook parameters; the same values in a kernel of ``reclab run`` came from its --set."""
+    with pytest.raises(ReclabError) as refused:
+        tracking.start_stage("preprocess", params_file, overrides={"seed": -1})
+    assert str(refused.value).startswith(f"{params_file} with notebook parameters seed=-1: key 'seed' "
+                                         f"must be >= 0")
+    first = tracking.start_stage("preprocess", params_file)
+    first.finish()
+    pipeline = first.parent_run_id
+    for opened in ({}, {"parent_run_id": pipeline}):   # alone (the latest pipeline), or given it
+        with pytest.raises(ReclabError) as refused:
+            tracking.start_stage("tune", overrides={"experiment": "unit", "tune.n_trials": 0}, **opened)
+        assert " with notebook parameters experiment=\"unit\" tune.n_trials=0: key 'tune.n_trials' " \
+            in str(refused.value)
+        assert "--set" not in str(refused.value)
+    monkeypatch.setenv(RUNNER_ENV, pipeline)
+    with pytest.raises(ReclabError) as refused:
+        tracking.start_stage("tune", overrides={"tune.n_trials": 0}, parent_run_id=pipeline)
+    assert str(refused.value).startswith(f"params.yaml of pipeline run {pipeline} with --set "
+                                         f"tune.n_trials=0: key 'tune.n_trials' ")
+
+
 def test_trials_are_nested_runs_of_the_tune_run(store, params_file, split):
     data, train, valid, test = split
     first = tracking.start_stage("preprocess", params_file)

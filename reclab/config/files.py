@@ -38,13 +38,14 @@ def _shortened(message: str) -> str:
     return f"{message[:half]} [... {len(message) - 2 * half} characters ...] {message[-half:]}"
 
 
-def overridden_source(source: str, overrides: Mapping | None) -> str:
+def overridden_source(source: str, overrides: Mapping | None, given: str = "--set") -> str:
     """How messages name a parameter file read with ``overrides``: ``"<source> with --set
     key=value ..."`` (``source`` alone without them), so that a refused value given with --set is
-    not blamed on the file."""
+    not blamed on the file. ``given`` says where the overrides came from, in the user's terms
+    (``"--set"`` on the command line, ``"notebook parameters"`` in a stage notebook)."""
     if not overrides:
         return source
-    return f"{source} with --set " + " ".join(f"{key}={shown(value)}" for key, value in overrides.items())
+    return f"{source} with {given} " + " ".join(f"{key}={shown(value)}" for key, value in overrides.items())
 
 
 def shown(value) -> str:

@@ -313,7 +313,7 @@ class Config(Section):
         return values
 
     @classmethod
-    def load(cls, path, overrides: Mapping | None = None) -> "Config":
+    def load(cls, path, overrides: Mapping | None = None, given: str = "--set") -> "Config":
         """Read a parameter file, apply overrides, validate, fill in defaults.
 
         Parameters
@@ -324,15 +324,18 @@ class Config(Section):
         overrides : mapping of str to value, optional
             ``{dotted key: value}`` applied on top of the file (see
             :func:`reclab.config.parse_assignments`); None sets a value to null.
+        given : str
+            Where the overrides came from, as error messages name them: ``"--set"`` (the
+            command line) or ``"notebook parameters"``.
 
         Raises
         ------
         ReclabError
             Missing or unreadable file, invalid YAML, unknown key, wrong type or bad value, naming
-            the key and the file (and the ``--set`` override when one is at fault).
+            the key and the file (and the overrides, as ``given``, when one is at fault).
         """
         text, source = read(path)
-        config = cls.loads(text, source, overrides)
+        config = cls.loads(text, source, overrides, given)
         # The file's own relative paths are relative to its folder (one given with --set stays
         # relative to the working folder).
         located = {key: str(Path(path).parent / Path(given).expanduser())
@@ -352,13 +355,14 @@ class Config(Section):
         return _validate(dict(values), source)
 
     @classmethod
-    def loads(cls, text: str, source: str, overrides: Mapping | None = None) -> "Config":
+    def loads(cls, text: str, source: str, overrides: Mapping | None = None,
+              given: str = "--set") -> "Config":
         """As :meth:`load`, from YAML text; ``source`` names it in error messages."""
         config = _validate(read_text(text, source), source)
         if overrides:
             # Values from the command line or a notebook: checked as the file's are.
             check_expansion(dict(overrides), "the overrides (--set or notebook parameters)")
-            where = overridden_source(source, overrides)
+            where = overridden_source(source, overrides, given)
             config = _validate(apply_overrides(config.model_dump(), applied_overrides(overrides),
                                                where), where)
             if "model" in overrides and config.tune.models and config.model not in config.tune.models:

@@ -177,16 +177,18 @@ def load_report(run_id: str, uri: str | None = None):
         n_bootstrap=0, seed=0, test_fingerprint=tags[TAG_TEST_FINGERPRINT])
 
 
-def pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mapping | None = None):
+def pipeline_params(client: MlflowClient, parent_run_id: str, overrides: Mapping | None = None,
+                    given: str = "--set"):
     """The parameters of a pipeline run (its ``params.yaml``, a :class:`reclab.config.Config`), with
-    ``overrides`` on top: the values it ran with, corrections on ``--resume`` included."""
+    ``overrides`` on top: the values it ran with, corrections on ``--resume`` included. ``given``
+    names the overrides in error messages (see :meth:`reclab.config.Config.load`)."""
     with tempfile.TemporaryDirectory() as folder:
         try:
             text = download(client, parent_run_id, PARAMS_FILE, folder).read_text(encoding="utf-8")
         except (mlflow.exceptions.MlflowException, OSError):
             raise ReclabError(f"run {parent_run_id} has no params.yaml artifact; is it a reclab "
                               f"pipeline run?") from None
-    return Config.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides)
+    return Config.loads(text, f"params.yaml of pipeline run {parent_run_id}", overrides, given)
 
 
 def full_run_id(run_id: str, uri: str | None = None) -> str:

@@ -118,13 +118,15 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
     if not file_given:
         params_file = default_params_file()
     client = open_client(uri)
-    if parent_run_id and not file_given:   # given only the pipeline: that pipeline's parameters
-        params = pipeline_params(client, parent_run_id, overrides)
-    else:
-        params = Config.load(params_file, overrides)
-    exp = experiment_id(params["experiment"], uri)
     # Only a kernel of `reclab run` has a runner that ends its runs (RUNNER_ENV names its pipeline).
     interactive = not parent_run_id or os.environ.get(RUNNER_ENV) != parent_run_id
+    # A refused override is named as its user gave it: reclab run's come from --set.
+    given = "notebook parameters" if interactive else "--set"
+    if parent_run_id and not file_given:   # given only the pipeline: that pipeline's parameters
+        params = pipeline_params(client, parent_run_id, overrides, given)
+    else:
+        params = Config.load(params_file, overrides, given)
+    exp = experiment_id(params["experiment"], uri)
     joined = "given"
     if not parent_run_id:
         if STAGES.index(stage) == 0:
@@ -133,7 +135,7 @@ def start_stage(stage: str, params_file=None, overrides: Mapping | None = None,
         else:
             parent_run_id = open_pipeline(stage, params, overrides, uri,
                                           compare_file=file_given)
-            params = pipeline_params(client, parent_run_id, overrides)
+            params = pipeline_params(client, parent_run_id, overrides, given)
             joined = "continued"
     else:
         try:
