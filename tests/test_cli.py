@@ -52,7 +52,7 @@ def test_a_missing_parameter_file_is_told_before_mlflow_is_imported(tmp_path):
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                cwd=tmp_path, timeout=120)
     assert completed.returncode == 2, completed.stderr
-    assert completed.stderr == "reclab run: parameter file 'typo.yaml' not found\n"
+    assert completed.stderr == f"reclab run: parameter file 'typo.yaml' not found in the working folder {tmp_path}\n"
     assert completed.stdout == "mlflow imported: False\n"
 
 

@@ -146,9 +146,14 @@ def test_a_parameter_both_fixed_and_searched_is_refused(tmp_path):
         Config.load(path)
 
 
-def test_missing_file_and_bad_yaml(tmp_path):
-    with pytest.raises(ReclabError, match="not found"):
+def test_missing_file_and_bad_yaml(tmp_path, monkeypatch):
+    with pytest.raises(ReclabError, match=r"^parameter file '[^']*absent.yaml' not found$"):
         Config.load(tmp_path / "absent.yaml")
+    # a relative path names the folder it was looked for in (a notebook's is notebooks/)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ReclabError, match=rf"^parameter file 'params/absent.yaml' not found in the "
+                                          rf"working folder {re.escape(str(tmp_path))}$"):
+        Config.load("params/absent.yaml")
     with pytest.raises(ReclabError, match="not valid YAML"):
         Config.load(write(tmp_path, "tune: {n_trials: [1, 2\n"))
 

@@ -91,12 +91,15 @@ def check_expansion(value, source: str) -> None:
 
 
 def read(path) -> tuple[str, str]:
-    """``(text, source)`` of a parameter file; a missing or unreadable file is an error."""
+    """``(text, source)`` of a parameter file; a missing or unreadable file is an error (for a
+    relative path, it names the folder it was looked for in: a stage notebook in JupyterLab
+    runs in ``notebooks/``, not in the project's folder)."""
     path = Path(path)
     try:
         return path.read_text(encoding="utf-8"), str(path)
     except FileNotFoundError:
-        raise ReclabError(f"parameter file {str(path)!r} not found") from None
+        where = "" if path.is_absolute() else f" in the working folder {Path.cwd()}"
+        raise ReclabError(f"parameter file {str(path)!r} not found{where}") from None
     except OSError as error:
         raise ReclabError(f"parameter file {str(path)!r} cannot be read: {error}") from None
 
