@@ -356,8 +356,10 @@ def _compare(args) -> int:
 
     uri = tracking.tracking_uri(args.tracking_uri)
     database = tracking.sqlite_file(uri)
-    if database is not None and not database.is_file():   # a typo: not a new store
-        raise ReclabError(f"no MLflow store at {uri}: the file does not exist (runs are compared "
+    if database is not None and not (database.is_file() and database.stat().st_size):
+        # a typo, or an empty file: not a new store (MLflow would make one of it, in silence)
+        problem = "is empty" if database.is_file() else "does not exist"
+        raise ReclabError(f"no MLflow store at {uri}: the file {problem} (runs are compared "
                           f"where they were logged; see --tracking-uri)")
     args.runs = [tracking.full_run_id(run_id, args.tracking_uri) for run_id in args.runs]
     repeated = sorted({run_id for run_id in args.runs if args.runs.count(run_id) > 1})

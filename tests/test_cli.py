@@ -103,11 +103,17 @@ def test_a_reader_that_stops_reading_does_not_fail_the_run(tmp_path):
     assert run.info.status == "FINISHED"
 
 
-def test_compare_in_a_store_that_does_not_exist_says_so_and_makes_none(tmp_path, capsys):
+def test_compare_in_a_store_that_does_not_exist_or_is_empty_says_so_and_makes_none(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'typo.db'}"
     assert main(["compare", "abcd1234", "--tracking-uri", uri]) == 2
     assert f"no MLflow store at {uri}: the file does not exist" in capsys.readouterr().err
     assert not (tmp_path / "typo.db").exists()
+    # an empty file (made by mistake, or by touch) is no store either, and stays as it was
+    (tmp_path / "empty.db").touch()
+    uri = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert main(["compare", "abcd1234", "--tracking-uri", uri]) == 2
+    assert f"no MLflow store at {uri}: the file is empty" in capsys.readouterr().err
+    assert (tmp_path / "empty.db").stat().st_size == 0 and not (tmp_path / "mlruns").exists()
 
 
 def test_a_terminal_that_hung_up_takes_no_output_and_the_command_ends_as_it_would(tmp_path, monkeypatch):
