@@ -68,12 +68,12 @@ def _manager_class(reclab_manager_class, launcher: str):
 def run_once(launcher: str) -> dict:
     from reclab import pipeline
 
-    manager = _manager_class(pipeline._kernel_manager_class, launcher)
+    manager = _manager_class(pipeline.kernel_manager_class, launcher)
     no_server = contextlib.nullcontext(None)   # without the fork server, none starts
     with tempfile.TemporaryDirectory() as folder, \
-            mock.patch.object(pipeline, "_kernel_manager_class", manager), \
-            mock.patch.object(pipeline, "_fork_server",
-                              pipeline._fork_server if launcher == "forked" else lambda: no_server):
+            mock.patch.object(pipeline, "kernel_manager_class", manager), \
+            mock.patch.object(pipeline, "fork_server",
+                              pipeline.fork_server if launcher == "forked" else lambda: no_server):
         cpu, started = _cpu_seconds(), time.perf_counter()
         result = pipeline.run_pipeline(overrides=SMALL, tracking_uri=f"sqlite:///{folder}/mlflow.db",
                                        output_dir=Path(folder) / "out")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import reclab
-from reclab.pipeline import KERNEL_LAUNCHER
+from reclab.kernels import KERNEL_LAUNCHER
 
 PACKAGE = Path(reclab.__file__).resolve().parent
 

@@ -26,7 +26,7 @@ import pytest
 from mlflow import MlflowClient
 
 from helpers import FRESH_ENVIRONMENT, new_store, site_packages_path, tiny_params
-from reclab import pipeline, postprocess, tracking
+from reclab import kernels, pipeline, postprocess, tracking
 from reclab.config import RUN_PARAMETERS, Config, load_data, make_model, make_split
 from reclab.datasets import synthetic
 from reclab.errors import ReclabError
@@ -178,7 +178,7 @@ def test_stage_kernels_are_forks_of_one_preloaded_server_and_run_every_exit_hand
                 papermill.execute_notebook(
                     str(tmp_path / "in.ipynb"), str(tmp_path / name / "out.ipynb"),
                     kernel_name="python3", progress_bar=False, cwd=str(tmp_path / name),
-                    kernel_manager_class=pipeline._kernel_manager_class(log, forks))
+                    kernel_manager_class=kernels.kernel_manager_class(log, forks))
         server = forks.process.pid
         assert sorted(forks.returncodes.values()) == [0, 0]   # both kernels ended, reaped
     assert forks.process.returncode == 0
@@ -207,7 +207,7 @@ def test_a_forked_kernel_that_dies_is_seen_dead_and_ends_with_its_server(tmp_pat
         return manager
 
     with open(tmp_path / "kernel.log", "wb") as log, ForkServer() as forks:
-        manager_class = pipeline._kernel_manager_class(log, forks)
+        manager_class = kernels.kernel_manager_class(log, forks)
         killed, orphaned = (asyncio.run(start(manager_class)) for _ in range(2))
         try:
             os.kill(killed.provisioner.pid, 9)
@@ -277,7 +277,7 @@ def test_a_stage_kernel_ends_its_control_thread_before_the_exit_handlers_stop_io
     until SIGTERM (3 of 125 stage kernels). A stage kernel's control thread has ended when its
     loop returns, before any exit handler runs (it was still alive there)."""
     result = tmp_path / "control-alive.json"
-    subprocess.run([sys.executable, "-c", _SHUTDOWN, str(pipeline.KERNEL_LAUNCHER),
+    subprocess.run([sys.executable, "-c", _SHUTDOWN, str(kernels.KERNEL_LAUNCHER),
                     str(tmp_path / "kernel.json"), str(result)], check=True, capture_output=True, timeout=120)
     assert json.loads(result.read_text()) is False
 
@@ -285,7 +285,7 @@ def test_a_stage_kernel_ends_its_control_thread_before_the_exit_handlers_stop_io
 def stage_kernel_module() -> dict:
     """The names of reclab/_kernel.py (a script, run by its path), without running its main."""
     import runpy
-    return runpy.run_path(str(pipeline.KERNEL_LAUNCHER), run_name="reclab_kernel")
+    return runpy.run_path(str(kernels.KERNEL_LAUNCHER), run_name="reclab_kernel")
 
 
 def test_trials_are_nested_under_the_tune_run(pipeline_run, store, client):
