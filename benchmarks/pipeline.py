@@ -53,8 +53,8 @@ def _manager_class(reclab_manager_class, launcher: str):
     if launcher == "forked":
         return reclab_manager_class
 
-    def manager_class(stderr, forks=None):
-        class OwnProcess(reclab_manager_class(stderr)):   # no fork server
+    def manager_class(stderr, forks=None, pipeline_id=None):
+        class OwnProcess(reclab_manager_class(stderr, None, pipeline_id)):   # no fork server
             def format_kernel_cmd(self, extra_arguments=None):
                 if launcher == "ipykernel":
                     return AsyncKernelManager.format_kernel_cmd(self, extra_arguments)

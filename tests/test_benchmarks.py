@@ -112,3 +112,27 @@ def test_ctrl_c_stops_the_suite_with_a_line_not_tracebacks(tmp_path):
     assert stderr.strip().splitlines()[-1] == ("python -m benchmarks: interrupted after 0 of 1 cases; "
                                                "nothing written")
     assert not out.exists()
+
+
+def test_the_pipeline_benchmarks_kernel_managers_take_what_the_pipeline_passes(tmp_path):
+    """benchmarks/pipeline.py measures a pipeline with each launcher by swapping in its own kernel
+    manager for reclab's: it must be called as the pipeline calls reclab's (stderr, the fork
+    server, the pipeline run's id) and start the kernel its launcher names."""
+    import inspect
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from benchmarks.pipeline import LAUNCHERS, _manager_class
+    from reclab import kernels
+
+    expected = list(inspect.signature(kernels.kernel_manager_class).parameters)
+    with open(tmp_path / "kernel.log", "wb") as log:
+        for launcher in LAUNCHERS:
+            made = _manager_class(kernels.kernel_manager_class, launcher)
+            assert list(inspect.signature(made).parameters) == expected, launcher
+            manager = made(log, None, "0123abcd")(kernel_name="python3")
+            assert isinstance(manager, AsyncKernelManager)
+            command = manager.format_kernel_cmd()
+            launched = command[1] if launcher != "ipykernel" else command[1:3]
+            assert launched == (["-m", "ipykernel_launcher"] if launcher == "ipykernel"
+                                else str(kernels.KERNEL_LAUNCHER)), (launcher, command)
