@@ -474,7 +474,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="continue the pipeline run RUN_ID (or the start of its id) from its first "
                           "unfinished stage")
     run.add_argument("--output", type=Path, default=None,
-                     help="folder for the executed notebooks (default outputs/<run id>)")
+                     help="folder for the executed notebooks (default outputs/<run id>; with "
+                          "--resume, the pipeline's own folder)")
     run.add_argument("--tracking-uri", default=None,
                      help="MLflow store (default $MLFLOW_TRACKING_URI, else ./mlflow.db of the project)")
     run.set_defaults(handler=_run)

@@ -279,7 +279,8 @@ def run_pipeline(params_file=None, overrides: Mapping | None = None,
         run's keep their first values; the stage runs made now log the corrected ones).
     output_dir : str or os.PathLike, optional
         Where ``params.yaml`` and the executed notebooks go; default
-        ``<project>/outputs/<pipeline run id>``.
+        ``<project>/outputs/<pipeline run id>``, or with ``resume`` the folder of the pipeline's
+        last ``reclab run`` (tag ``reclab.output_dir``).
     tracking_uri : str, optional
         MLflow store (see :func:`reclab.tracking.tracking_uri`).
     notebooks : str or os.PathLike, optional
@@ -409,9 +410,11 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
     params_text = config.dump()
     if run_id is None:   # a store MLflow cannot open, before anything is written (resume opened it)
         tracking.open_client(uri)
-    # A folder that cannot be written is refused before any run is made or reopened.
-    if output_dir is not None:
-        output = _prepared_output(check_output(Path(output_dir), notebooks), params_text)
+    # A folder that cannot be written is refused before any run is made or reopened. Resumed
+    # without --output, a pipeline that reclab run began writes to its own folder.
+    folder = output_dir if output_dir is not None or not resume else state["output_dir"]
+    if folder is not None:
+        output = _prepared_output(check_output(Path(folder), notebooks), params_text)
     else:   # the project's outputs/<run id>, once the run has its id
         output = _prepared_output(tracking.project_root() / "outputs", None)
     # Checked: the stage kernels' server starts, and preloads while the pipeline run is created.
@@ -431,8 +434,9 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         if changes:
             tracking.record_resume_changes(run_id, config, params_text, changes, uri,
                                            changes_search(changes, (before, config)))
-    if output_dir is None:
+    if folder is None:
         output = _prepared_output(output / run_id, params_text)
+    tracking.record_output_dir(run_id, output, uri)
     params_path = output / "params.yaml"
     result = PipelineResult(run_id=run_id, output_dir=output)
     if progress:

@@ -465,9 +465,13 @@ def test_resume_runs_again_a_stage_6_that_ran_where_the_parameters_leave_it_off(
                                   output_dir=store["folder"] / "online")
     assert again.summary["outdated"] == ["online"]
     events = []
+    # without --output, a resume writes where the pipeline's last run did (not outputs/<run id>)
+    assert client.get_run(first.run_id).data.tags["reclab.output_dir"] == str(store["folder"] / "online")
+    (store["folder"] / "online" / "06_online.ipynb").unlink()
     result = pipeline.run_pipeline(resume=first.run_id, tracking_uri=store["uri"],
-                                   output_dir=store["folder"] / "online",
                                    progress=lambda *event: events.append(event[:2]))
+    assert result.output_dir == store["folder"] / "online"
+    assert (store["folder"] / "online" / "06_online.ipynb").is_file()
     assert list(result.seconds) == ["online"] and result.summary["outdated"] == []
     assert ("off", "online") not in events and ("done", "online") in events
     latest = latest_by_stage(client, first.run_id, store["uri"])

@@ -43,8 +43,8 @@ from reclab.tracking.queries import (experiments_with_runs, find_stage_run, full
                                      latest_pipeline, load_report, pipeline_state, pipeline_summary,
                                      run_table, save_metrics_view, stage_runs, ui_path)
 from reclab.tracking.runs import (end_pipeline, end_replaced_stage, end_unfinished_pipeline,
-                                  fail_stage, log_notebook, open_pipeline, record_resume_changes,
-                                  reopen_pipeline, start_pipeline, start_stage)
+                                  fail_stage, log_notebook, open_pipeline, record_output_dir,
+                                  record_resume_changes, reopen_pipeline, start_pipeline, start_stage)
 from reclab.tracking.stage_run import StageRun
 from reclab.tracking.store import (experiment_id, open_client, project_root, sqlite_file, sqlite_folder,
                                    tracking_uri)
@@ -54,7 +54,7 @@ __all__ = [
     "start_pipeline",
     "start_stage", "StageRun", "TuningCheckpoint", "FitLogger", "find_stage_run", "stage_runs",
     "latest_pipeline", "log_notebook", "fail_stage", "end_pipeline", "end_replaced_stage",
-    "end_unfinished_pipeline", "pipeline_summary", "pipeline_state", "reopen_pipeline",
+    "end_unfinished_pipeline", "pipeline_summary", "pipeline_state", "reopen_pipeline", "record_output_dir",
     "load_interactions", "save_interactions",
     "RecommenderPyfunc", "run_table", "full_run_id", "load_report", "ui_path", "experiments_with_runs",
     "open_pipeline", "log_split", "load_split", "log_best", "load_best", "trial_logger",

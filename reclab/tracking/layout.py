@@ -15,7 +15,7 @@ __all__ = [
     "TABLES_DIR", "TAG_BOUNDARY_WARNING", "TAG_DATA_CONTEXT", "TAG_DATA_FINGERPRINT", "TAG_ERROR",
     "TAG_EXECUTABLE", "TAG_GIT_COMMIT", "TAG_INPUT_PREFIX", "TAG_K", "TAG_MODEL", "TAG_MODEL_ID",
     "TAG_NOTE", "TAG_ONLINE_WORLD", "TAG_OUTDATED", "TAG_PACKAGE_VERSION_PREFIX", "TAG_PARENT",
-    "TAG_PIPELINE", "TAG_PIPELINE_RUN", "TAG_PYTHON", "TAG_RELEVANCE_THRESHOLD", "TAG_RESTORED_FROM",
+    "TAG_OUTPUT_DIR", "TAG_PIPELINE", "TAG_PIPELINE_RUN", "TAG_PYTHON", "TAG_RELEVANCE_THRESHOLD", "TAG_RESTORED_FROM",
     "TAG_RESTORED_TRIALS", "TAG_RESUMED_FROM", "TAG_RESUMED_WITH", "TAG_CHECKPOINT_OUTDATED",
     "TAG_SAVED_VIEW_PREFIX", "METRICS_VIEW", "TAG_SOURCE_GIT_COMMIT", "TAG_SPLIT_FINGERPRINT",
     "TAG_STAGE", "TAG_SUPERSEDED_BY", "TAG_TEST_FINGERPRINT", "TAG_TRIAL", "TAG_TUNING_SPLIT_FINGERPRINT",
@@ -35,6 +35,9 @@ TAG_DATA_CONTEXT = "mlflow.data.context"
 # -- what a run is ----------------------------------------------------------------------------
 #: On a pipeline run: who drives its stages (``reclab run`` or ``notebook``).
 TAG_PIPELINE = "reclab.pipeline"
+#: On a pipeline run that ``reclab run`` drove: the folder (absolute) of its executed notebooks,
+#: the last run's; ``--resume`` without ``--output`` writes there.
+TAG_OUTPUT_DIR = "reclab.output_dir"
 #: On a stage run: its stage (one of :data:`reclab.stages.STAGES`).
 TAG_STAGE = "reclab.stage"
 #: On a trial run: the trial's number in the search.

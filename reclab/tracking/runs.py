@@ -28,7 +28,7 @@ from reclab.stages import (NOTEBOOKS, RUNNER_ENV, STAGES, changes_search, defaul
                            differences, first_reader)
 from reclab.tracking.environment import environment_tags
 from reclab.tracking.layout import (NOTEBOOK_DIR, PARAMS_FILE, TAG_ERROR, TAG_NOTE, TAG_OUTDATED,
-                                    TAG_PARENT, TAG_PIPELINE, TAG_RESUMED_WITH, TAG_STAGE,
+                                    TAG_OUTPUT_DIR, TAG_PARENT, TAG_PIPELINE, TAG_RESUMED_WITH, TAG_STAGE,
                                     TAG_SUPERSEDED_BY, TAG_CHECKPOINT_OUTDATED, run_name)
 from reclab.tracking.queries import find_stage_run, latest_pipeline, pipeline_params, stage_runs
 from reclab.tracking.stage_run import StageRun
@@ -36,7 +36,7 @@ from reclab.tracking.store import (experiment_id, log_run_params, open_client,
                                    sqlite_file, tracking_uri)
 
 __all__ = ["end_pipeline", "end_replaced_stage", "end_unfinished_pipeline", "fail_stage", "log_notebook",
-           "open_pipeline", "reopen_pipeline", "start_pipeline", "start_stage"]
+           "open_pipeline", "record_output_dir", "reopen_pipeline", "start_pipeline", "start_stage"]
 
 
 def start_pipeline(params: Mapping, uri: str | None = None, runner: str = "reclab run",
@@ -441,6 +441,12 @@ def end_pipeline(parent_run_id: str, summary: str | None = None, uri: str | None
 def reopen_pipeline(parent_run_id: str, uri: str | None = None) -> None:
     """Set a pipeline run back to RUNNING, as ``--resume`` continues it."""
     open_client(uri).update_run(parent_run_id, status="RUNNING")
+
+
+def record_output_dir(parent_run_id: str, folder, uri: str | None = None) -> None:
+    """Tag the pipeline run with the folder of its executed notebooks (absolute; tag
+    ``reclab.output_dir``), where ``--resume`` writes by default."""
+    open_client(uri).set_tag(parent_run_id, TAG_OUTPUT_DIR, str(Path(folder).resolve()))
 
 
 def record_resume_changes(parent_run_id: str, params: Mapping, params_text: str,
