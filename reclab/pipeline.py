@@ -376,8 +376,10 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         before = Config.loads(state["params_text"], stored)
         config = Config.loads(state["params_text"], stored, overrides) if overrides else before
         source = overridden_source(stored, overrides)
-        finished = state["finished"]   # and stage 6 where it ran (--stages 6), enabled or not
-        by_default = parse_stages(["1-6"] if "online" in state["begun"] else None, config)
+        finished = state["finished"]
+        # Stage 6 where it ran (--stages 6), enabled or not, unless this resume says otherwise.
+        decided = {"online", "online.enabled"} & set(overrides or ())
+        by_default = parse_stages(["1-6"] if "online" in state["begun"] and not decided else None, config)
         chosen = parse_stages(stages) if stages else [s for s in by_default if s not in finished][:1]
         if not stages and chosen:
             chosen = by_default[by_default.index(chosen[0]):]

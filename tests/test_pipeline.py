@@ -456,7 +456,7 @@ def test_resume_runs_again_a_stage_6_that_ran_where_the_parameters_leave_it_off(
                                                                                  client):
     """Stage 6 run with --stages 6 (online.enabled false), then outdated by stage 5 run again:
     the summary says ``reclab run --resume`` runs it again, and it does (it ran nothing, said
-    'online off' and named the stage outdated again)."""
+    'online off' and named the stage outdated again), unless that resume sets online.enabled."""
     first, _ = pipeline_run
     if "online" not in latest_by_stage(client, first.run_id, store["uri"]):   # run alone
         pipeline.run_pipeline(resume=first.run_id, stages=["6"], tracking_uri=store["uri"],
@@ -464,6 +464,11 @@ def test_resume_runs_again_a_stage_6_that_ran_where_the_parameters_leave_it_off(
     again = pipeline.run_pipeline(resume=first.run_id, stages=["5"], tracking_uri=store["uri"],
                                   output_dir=store["folder"] / "online")
     assert again.summary["outdated"] == ["online"]
+    # --set online.enabled=false on the way leaves it off (as the parameters now say): nothing runs
+    events = []
+    off = pipeline.run_pipeline(resume=first.run_id, overrides={"online.enabled": False},
+                                tracking_uri=store["uri"], progress=lambda *event: events.append(event[:2]))
+    assert off.seconds == {} and ("off", "online") in events and off.summary["outdated"] == ["online"]
     events = []
     # without --output, a resume writes where the pipeline's last run did (not outputs/<run id>)
     assert client.get_run(first.run_id).data.tags["reclab.output_dir"] == str(store["folder"] / "online")
