@@ -42,6 +42,8 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +180,29 @@ class _TrialProgress:
     def flush(self) -> None:
         if self.forward is not None:
             self.forward.flush()
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold Ctrl-C, SIGTERM and SIGHUP (where Python handles them) while the block runs, then act
+    on the first that came: the pipeline run is made or reopened in one piece. A signal in the
+    middle of MLflow's writes made MLflow log its SQLAlchemy error with a traceback, and one just
+    after the run was made, before the cleanup knew of it, left the run RUNNING. Off the main
+    thread, where Python handles no signal, nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held, previous = [], {}
+    for number in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if number is not None and callable(signal.getsignal(number)):
+            previous[number] = signal.signal(number, lambda *arrived: held.append(arrived))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number, frame in held[:1]:
+            previous[number](number, frame)
 
 
 def _check_notebook(path: Path, passed: Sequence[str] = _PASSED) -> None:
@@ -421,24 +446,25 @@ def _run_pipeline(begun: list, cleanup: contextlib.ExitStack, params_file, overr
         output = _prepared_output(tracking.project_root() / "outputs", None)
     # Checked: the stage kernels' server starts, and preloads while the pipeline run is created.
     forks = cleanup.enter_context(fork_server())
-    if run_id is None:
-        run_id = tracking.start_pipeline(config, uri, params_text=params_text)
-        begun.append((run_id, uri))
-    else:
-        begun.append((run_id, uri))
-        for run in tracking.stage_runs(run_id, uri, status="RUNNING"):
-            # Left RUNNING by a process killed outright; a tune run's checkpoint is still
-            # found by the tune stage that runs now (it looks at every unfinished tune run).
-            tracking.fail_stage(run_id, run.data.tags[tracking.TAG_STAGE], None,
-                                "interrupted: the run was still RUNNING when the pipeline was "
-                                "resumed (its process was killed)", uri, status="KILLED")
-        tracking.reopen_pipeline(run_id, uri)
-        if changes:
-            tracking.record_resume_changes(run_id, config, params_text, changes, uri,
-                                           changes_search(changes, (before, config)))
-    if folder is None:
-        output = _prepared_output(output / run_id, params_text)
-    tracking.record_output_dir(run_id, output, uri)
+    with _signals_held():   # the pipeline run is made or reopened whole, and is in begun
+        if run_id is None:
+            run_id = tracking.start_pipeline(config, uri, params_text=params_text)
+            begun.append((run_id, uri))
+        else:
+            begun.append((run_id, uri))
+            for run in tracking.stage_runs(run_id, uri, status="RUNNING"):
+                # Left RUNNING by a process killed outright; a tune run's checkpoint is still
+                # found by the tune stage that runs now (it looks at every unfinished tune run).
+                tracking.fail_stage(run_id, run.data.tags[tracking.TAG_STAGE], None,
+                                    "interrupted: the run was still RUNNING when the pipeline was "
+                                    "resumed (its process was killed)", uri, status="KILLED")
+            tracking.reopen_pipeline(run_id, uri)
+            if changes:
+                tracking.record_resume_changes(run_id, config, params_text, changes, uri,
+                                               changes_search(changes, (before, config)))
+        if folder is None:
+            output = _prepared_output(output / run_id, params_text)
+        tracking.record_output_dir(run_id, output, uri)
     params_path = output / "params.yaml"
     result = PipelineResult(run_id=run_id, output_dir=output)
     if progress:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -762,6 +763,39 @@ def test_failed_tune_stage_resumes_its_search_and_gives_identical_results(pipeli
         assert comparable(again[stage].data.metrics) == comparable(before[stage].data.metrics), stage
     assert again["preprocess"].data.tags["reclab.split_fingerprint"] == \
         before["preprocess"].data.tags["reclab.split_fingerprint"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_a_signal_while_the_pipeline_run_is_made_takes_effect_once_it_is_made(tmp_path, monkeypatch):
+    """SIGTERM or SIGHUP (which ``reclab run`` turns into KeyboardInterrupt, as Ctrl-C is) that
+    comes while the pipeline run is being made acts once the run is made and the cleanup knows
+    it: the run ends KILLED. Here it comes just after MLflow made the run, where the run was left
+    RUNNING for ever."""
+    uri = new_store(tmp_path)
+    params_file = tmp_path / "small.yaml"
+    params_file.write_text(SMALL, encoding="utf-8")
+    made, real = [], tracking.start_pipeline
+
+    def start_then_hang_up(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1.0)   # a Python handler runs within this
+        return made[-1]
+
+    def terminate(number, frame):
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(number).name}")
+
+    monkeypatch.setattr(tracking, "start_pipeline", start_then_hang_up)
+    previous = signal.signal(signal.SIGHUP, terminate)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="stopped by SIGHUP"):
+            pipeline.run_pipeline(params_file=params_file, tracking_uri=uri, output_dir=tmp_path / "out")
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    run = MlflowClient(tracking_uri=uri).get_run(made[0])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["reclab.error"] == "interrupted: stopped by SIGHUP"
+    assert tracking.stage_runs(made[0], uri) == []   # no stage began
 
 
 def test_an_output_folder_that_is_the_notebooks_folder_is_refused_before_any_run(store, client, tmp_path):
