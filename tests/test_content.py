@@ -44,6 +44,24 @@ def test_feature_frames_are_aligned_by_id(featured):
     assert featured.item_features[0].nnz == 0 and featured.item_features[1:, 1].toarray().min() >= 1950
 
 
+def test_a_feature_table_is_aligned_by_id_wherever_it_is_given(featured):
+    """from_matrix and with_features took a DataFrame row by row, its index and column names
+    ignored: a table in another order than the ids gave each item another's features (named f0, ...)."""
+    ids = featured.item_ids
+    table = pd.DataFrame({"genre=A": np.arange(len(ids), dtype=float)}, index=ids)[::-1]
+    users = pd.DataFrame({"age": np.arange(featured.n_users, dtype=float)}, index=featured.user_ids)[::-1]
+    for data in (featured.with_features(item_features=table, user_features=users),
+                 Interactions.from_matrix(featured.matrix, user_ids=featured.user_ids, item_ids=ids,
+                                          item_features=table, user_features=users)):
+        np.testing.assert_array_equal(data.item_features.toarray().ravel(), np.arange(len(ids)))
+        np.testing.assert_array_equal(data.user_features.toarray().ravel(), np.arange(featured.n_users))
+        assert data.item_feature_names.tolist() == ["genre=A"] and data.user_feature_names.tolist() == ["age"]
+    with pytest.raises(ReclabError, match=r"item_features has 1 item id\(s\) not in the interactions, \[-1\]"):
+        featured.with_features(item_features=pd.DataFrame({"x": [1.0]}, index=[-1]))
+    with pytest.raises(ReclabError, match="item_feature_names given with a DataFrame"):
+        featured.with_features(item_features=table, item_feature_names=["y"])
+
+
 def test_features_follow_every_operation(featured, tmp_path):
     train, test = rl.split.random_holdout(featured, test_frac=0.3, seed=1)
     for part in (train, test, train.union(test), *rl.split.cold_items(featured, seed=0),

@@ -26,17 +26,26 @@ def readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def check_features(features, names, n_rows: int, role: str):
+def check_features(features, names, ids: np.ndarray, role: str):
     """Content features of users or items as (read-only CSR float32, names as a str array), or (None, None).
 
-    ``features`` is a scipy.sparse matrix or a 2-D array with one row per {role} index; ``names``
-    one string per column (default ``f0, f1, ...``). Wrong shapes and NaN or infinite values raise
-    ``ReclabError`` naming them.
+    ``features`` is a scipy.sparse matrix or a 2-D array with one row per {role} index, with
+    ``names`` one string per column (default ``f0, f1, ...``), or a pandas DataFrame indexed by
+    original {role} id, aligned to ``ids`` (the {role}s' original ids, in index order) by
+    :func:`features_from_frame`, its columns the names: read by position, a table in another
+    order than the ids would give each {role} another's features. Wrong shapes and NaN or
+    infinite values raise ``ReclabError`` naming them.
     """
     if features is None:
         if names is not None:
             raise ReclabError(f"{role}_feature_names given without {role}_features")
         return None, None
+    if isinstance(features, pd.DataFrame):
+        if names is not None:
+            raise ReclabError(f"{role}_feature_names given with a DataFrame of {role}_features, whose "
+                              f"columns name the features; rename its columns instead")
+        features, names = features_from_frame(features, ids, role)
+    n_rows = len(ids)
     try:
         matrix = sp.csr_matrix(features, dtype=np.float32, copy=True)
         matrix.check_format(full_check=True)   # a crafted file must not make scipy read out of bounds

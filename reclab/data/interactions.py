@@ -229,9 +229,9 @@ class Interactions:
         self._items = items
         self._truth = None if truth is None else {k: readonly(np.asarray(v)) for k, v in truth.items()}
         self._item_features, self._item_feature_names = check_features(
-            item_features, item_feature_names, matrix.shape[1], "item")
+            item_features, item_feature_names, self._item_ids, "item")
         self._user_features, self._user_feature_names = check_features(
-            user_features, user_feature_names, matrix.shape[0], "user")
+            user_features, user_feature_names, self._user_ids, "user")
         self._fingerprint = None
 
     # -- constructors -------------------------------------------------------------------------
@@ -339,7 +339,8 @@ class Interactions:
         or COO matrix (``matrix.tocoo()``'s otherwise): each stays with its entry when the entries
         are sorted. ``item_features`` /
         ``user_features`` (sparse or 2-D arrays, one row per item / user index, finite numbers)
-        come with optional column names (default ``f0, f1, ...``).
+        come with optional column names (default ``f0, f1, ...``); a pandas DataFrame of them is
+        indexed by original id, as :meth:`from_frame` takes it.
         """
         if not sp.issparse(matrix):
             raise ReclabError(f"from_matrix needs a scipy.sparse matrix, got {type(matrix).__name__}")
@@ -543,8 +544,10 @@ class Interactions:
         """The same interactions with these content features (None keeps the current ones).
 
         ``item_features`` / ``user_features``: scipy.sparse matrices or 2-D arrays with one row per
-        item / user index (finite numbers), with optional column names (default ``f0, f1, ...``).
-        Used by the loaders, whose tag features are too wide for a dense feature table.
+        item / user index (finite numbers), with optional column names (default ``f0, f1, ...``),
+        or pandas DataFrames indexed by original id, as :meth:`from_frame` takes them (aligned to
+        the ids, whatever their row order; the columns name the features). Used by the loaders,
+        whose tag features are too wide for a dense feature table.
         """
         changes = {}
         if item_features is not None:
