@@ -89,6 +89,10 @@ def test_malformed_features_are_named(featured):
         Interactions.from_frame(frame, item_features=pd.DataFrame({"x": [np.nan]}, index=item_ids[:1]))
     with pytest.raises(ReclabError, match="user_features column 'job' is not numeric"):
         Interactions.from_frame(frame, user_features=pd.DataFrame({"job": ["cook"]}, index=[1]))
+    # two columns of one name: an AttributeError ('DataFrame' object has no attribute 'dtype')
+    with pytest.raises(ReclabError, match=r"item_features has duplicate column names \['x'\]"):
+        Interactions.from_frame(frame, item_features=pd.DataFrame([[1.0, 2.0, 3.0]], columns=["x", "y", "x"],
+                                                                  index=item_ids[:1]))
     with pytest.raises(ReclabError, match=f"item_features has 3 rows, expected {featured.n_items}"):
         Interactions.from_matrix(featured.matrix, item_features=np.ones((3, 2)))
     with pytest.raises(ReclabError, match="user_feature_names has 1 names for 2 feature columns"):

@@ -88,9 +88,13 @@ def features_from_frame(frame, ids: np.ndarray, role: str):
     if frame.index.has_duplicates:
         raise ReclabError(f"{role}_features has duplicate {role} ids "
                           f"{frame.index[frame.index.duplicated()][:10].tolist()}; one row per {role}")
-    for column in frame.columns:
-        if not (pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column])):
-            raise ReclabError(f"{role}_features column {column!r} is not numeric ({frame[column].dtype}); "
+    if frame.columns.has_duplicates:   # frame[column] would be a table: an AttributeError on .dtype
+        raise ReclabError(f"{role}_features has duplicate column names "
+                          f"{frame.columns[frame.columns.duplicated()].unique()[:10].tolist()}; each "
+                          f"feature needs a name of its own")
+    for column, dtype in frame.dtypes.items():
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+            raise ReclabError(f"{role}_features column {column!r} is not numeric ({dtype}); "
                               f"encode it first, for example with pandas.get_dummies")
     values = frame.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
