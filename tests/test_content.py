@@ -89,6 +89,9 @@ def test_malformed_features_are_named(featured):
         Interactions.from_frame(frame, item_features=pd.DataFrame({"x": [np.nan]}, index=item_ids[:1]))
     with pytest.raises(ReclabError, match="user_features column 'job' is not numeric"):
         Interactions.from_frame(frame, user_features=pd.DataFrame({"job": ["cook"]}, index=[1]))
+    # float64 kept the real part only (with a NumPy ComplexWarning)
+    with pytest.raises(ReclabError, match="item_features column 'z' holds complex numbers"):
+        Interactions.from_frame(frame, item_features=pd.DataFrame({"z": [1 + 2j]}, index=item_ids[:1]))
     # two columns of one name: an AttributeError ('DataFrame' object has no attribute 'dtype')
     with pytest.raises(ReclabError, match=r"item_features has duplicate column names \['x'\]"):
         Interactions.from_frame(frame, item_features=pd.DataFrame([[1.0, 2.0, 3.0]], columns=["x", "y", "x"],

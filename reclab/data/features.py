@@ -93,6 +93,9 @@ def features_from_frame(frame, ids: np.ndarray, role: str):
                           f"{frame.columns[frame.columns.duplicated()].unique()[:10].tolist()}; each "
                           f"feature needs a name of its own")
     for column, dtype in frame.dtypes.items():
+        if pd.api.types.is_complex_dtype(dtype):   # float64 would drop the imaginary part
+            raise ReclabError(f"{role}_features column {column!r} holds complex numbers ({dtype}); "
+                              f"features must be real numbers")
         if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
             raise ReclabError(f"{role}_features column {column!r} is not numeric ({dtype}); "
                               f"encode it first, for example with pandas.get_dummies")
