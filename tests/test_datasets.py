@@ -178,6 +178,16 @@ def test_read_interactions_of_the_movielens_csv_equals_load(tmp_path, shared_pat
     assert (mine_genres != known_genres).nnz == 0
 
 
+def test_genres_of_an_items_file_are_names_whatever_the_spaces_around_them(tmp_path):
+    """'Drama | Comedy' made the features genre=Drama  and genre= Comedy, other features than the
+    genre=Drama of 'Drama': ContentKNN and HybridALS saw two films of one genre as unrelated."""
+    (tmp_path / "r.csv").write_text("user,item,rating\n1,10,5\n1,11,3\n2,12,4\n")
+    (tmp_path / "i.csv").write_text("item,title,genres\n10,A,Drama | Comedy\n11,B,Drama\n12,C,Comedy|Drama \n")
+    data = datasets.read_interactions(tmp_path / "r.csv", items=tmp_path / "i.csv", genres="genres")
+    assert data.item_feature_names.tolist() == ["genre=Comedy", "genre=Drama"]
+    assert data.item_features.toarray().tolist() == [[1.0, 1.0], [0.0, 1.0], [1.0, 1.0]]
+
+
 @pytest.mark.filterwarnings("ignore:.*rows repeat an earlier")   # one of its files repeats a pair on purpose
 def test_read_interactions_of_text_and_parquet_files(tmp_path):
     """Named columns, a file without header (columns _c0, _c1, ...), implicit feedback, ISO 8601

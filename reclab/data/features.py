@@ -140,8 +140,9 @@ def indicator_features(rows, labels, n_rows: int, prefix: str):
 
 def genre_features(genres: pd.Series):
     """Genre indicators (``genre=Drama``) from genre names joined with ``'|'``, one string per row
-    (missing or empty: no genre), as :func:`indicator_features`."""
-    exploded = genres.reset_index(drop=True).fillna("").astype(str).str.split("|").explode()
+    (missing or empty: no genre), as :func:`indicator_features`. Spaces around a name are layout:
+    ``"Drama | Comedy"`` has the genres ``Drama`` and ``Comedy`` of ``"Drama|Comedy"``."""
+    exploded = genres.reset_index(drop=True).fillna("").astype(str).str.split("|").explode().str.strip()
     exploded = exploded[exploded != ""]
     return indicator_features(exploded.index.to_numpy(), exploded.to_numpy(), len(genres), "genre")
 
