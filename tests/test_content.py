@@ -85,7 +85,7 @@ def test_malformed_features_are_named(featured):
     item_ids = featured.item_ids
     with pytest.raises(ReclabError, match=r"item_features has 1 item id\(s\) not in the interactions, \[999\]"):
         Interactions.from_frame(frame, item_features=pd.DataFrame({"x": [1.0]}, index=[999]))
-    with pytest.raises(ReclabError, match=r"NaN or infinite value at item id .*column 'x'"):
+    with pytest.raises(ReclabError, match=rf"NaN or infinite value at item id {item_ids[0]}, column 'x'"):
         Interactions.from_frame(frame, item_features=pd.DataFrame({"x": [np.nan]}, index=item_ids[:1]))
     with pytest.raises(ReclabError, match="user_features column 'job' is not numeric"):
         Interactions.from_frame(frame, user_features=pd.DataFrame({"job": ["cook"]}, index=[1]))

@@ -102,7 +102,8 @@ def features_from_frame(frame, ids: np.ndarray, role: str):
     values = frame.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         row, column = np.argwhere(~np.isfinite(values))[0]
-        raise ReclabError(f"{role}_features has a NaN or infinite value at {role} id {frame.index[row]!r}, "
+        label = frame.index[row:row + 1].tolist()[0]   # 11, not np.int64(11)
+        raise ReclabError(f"{role}_features has a NaN or infinite value at {role} id {label!r}, "
                           f"column {frame.columns[column]!r}; features must be finite numbers")
     index = frame.index.to_numpy()
     if len(index):
