@@ -345,6 +345,23 @@ def test_cold_items_drop_only_the_held_out_items_features_made_from_interactions
     assert np.array_equal(train.item_features.toarray(), features)
 
 
+def test_a_stored_zero_feature_is_no_feature():
+    """A feature matrix with a stored 0 is the matrix without it: because_you_like counted the
+    stored 0 as having the feature, which lowered its idf (decade=1940: weight 2.45 -> 2.0)."""
+    from reclab.postprocess import because_you_like
+
+    ratings = sp.csr_matrix(np.array([[5, 4, 1, 0], [1, 0, 0, 5]], dtype=np.float32))
+    features = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=np.float32)
+    names = ["genre=Film-Noir", "decade=1940", "tag=dark"]
+    entries = sp.coo_matrix(features)
+    stored = sp.csr_matrix((np.append(entries.data, 0.0), (np.append(entries.row, 2), np.append(entries.col, 1))),
+                           shape=features.shape)
+    plain, zero = (Interactions.from_matrix(ratings, item_features=matrix, item_feature_names=names)
+                   for matrix in (features, stored))
+    assert zero.item_features.nnz == np.count_nonzero(features) and zero.fingerprint() == plain.fingerprint()
+    pd.testing.assert_frame_equal(because_you_like(zero, 0, 3), because_you_like(plain, 0, 3))
+
+
 def test_feature_explanations_name_shared_features():
     from reclab.postprocess import because_you_like, explain_by_features
 

@@ -34,7 +34,8 @@ def check_features(features, names, ids: np.ndarray, role: str):
     original {role} id, aligned to ``ids`` (the {role}s' original ids, in index order) by
     :func:`features_from_frame`, its columns the names: read by position, a table in another
     order than the ids would give each {role} another's features. Wrong shapes and NaN or
-    infinite values raise ``ReclabError`` naming them.
+    infinite values raise ``ReclabError`` naming them; stored zeros are dropped (a 0 is not
+    having the feature).
     """
     if features is None:
         if names is not None:
@@ -56,6 +57,8 @@ def check_features(features, names, ids: np.ndarray, role: str):
         raise ReclabError(f"{role}_features has {matrix.shape[0]} rows, expected {n_rows} (one per {role}, "
                           f"in {role} index order)")
     matrix.sum_duplicates()
+    # A stored 0 is no feature: counted as one, it changed the idf weights of because_you_like.
+    matrix.eliminate_zeros()
     matrix.sort_indices()
     if not np.isfinite(matrix.data).all():
         entry = int(np.flatnonzero(~np.isfinite(matrix.data))[0])

@@ -209,7 +209,8 @@ class Interactions:
     truth : dict of numpy.ndarray or None
         Ground truth of a synthetic data set (true biases and factors); None for real data.
     item_features, user_features : scipy.sparse.csr_matrix of float32 or None
-        Content features, shape (n_items, n_item_features) / (n_users, n_user_features), read-only.
+        Content features, shape (n_items, n_item_features) / (n_users, n_user_features), read-only;
+        a 0 is never stored (it is not having the feature).
     item_feature_names, user_feature_names : numpy.ndarray of str or None
         One name per feature column (``"genre=Drama"``, ``"decade=1990"``, ``"tag=atmospheric"``).
     """
@@ -615,7 +616,6 @@ class Interactions:
         if theirs is not None and theirs.any():
             features = (sp.diags((~theirs).astype(np.float32)) @ features
                         + sp.diags(theirs.astype(np.float32)) @ other.item_features).tocsr()
-            features.eliminate_zeros()
         return self._replace(matrix, timestamps, item_features=features)
 
 

@@ -152,8 +152,8 @@ class ContentKNN(Recommender):
             keep = np.flatnonzero(np.isin(groups, wanted))
             features, groups = sp.csr_matrix(features[:, keep]), groups[keep]
         if self.idf:
-            # Items that have each feature (a stored 0 is not having it).
-            counts = np.bincount(features.indices[features.data != 0], minlength=features.shape[1])
+            # Items that have each feature (Interactions stores no 0 feature).
+            counts = np.bincount(features.indices, minlength=features.shape[1])
             weights = np.log((features.shape[0] + 1.0) / (counts + 1.0)) + 1.0
             features = sp.csr_matrix(features @ sp.diags(weights))
         matrix = train.matrix
