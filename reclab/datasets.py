@@ -136,8 +136,10 @@ def _read_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     genres = _read_table(folder / "u.genre", "Action|1", {"flag": np.int64}, sep="|", header=None,
                          names=["genre", "flag"], encoding="iso-8859-1").sort_values("flag")["genre"].tolist()
     # QUOTE_NONE: a title is never quoted in u.item, and a stray '"' must not swallow lines.
+    # The genre flags typed too: a missing one (a line cut short) was NaN, which is True as a bool.
     items = _read_table(folder / "u.item", "1|Toy Story (1995)|01-Jan-1995||http://...|0|0|0|1|1|1|0|...",
-                        {"item": np.int64, "title": str}, sep="|", header=None, encoding="iso-8859-1",
+                        {"item": np.int64, "title": str, **dict.fromkeys(genres, np.int8)}, sep="|",
+                        header=None, encoding="iso-8859-1",
                         quoting=3, names=["item", "title", "release_date", "video_release_date",
                                           "imdb_url"] + genres)
     flags = items[genres].to_numpy(dtype=bool)

@@ -480,6 +480,13 @@ MALFORMED = {
                                ["u.data", "line 1", "'1 1 5 881250949'"]),
     "u.item bad id": ("ml-100k", {"u.data": b"1\t1\t5\t881250949\n", "u.genre": GENRE,
                                   "u.item": ITEMS_100K + b"three|Oops|||x|0|1\n"}, ["u.item", "line 3", "'three'"]),
+    # a genre flag cut off, or not a number, made the film of that genre (NaN and 'x' are True)
+    "u.item line cut short": ("ml-100k", {"u.data": b"1\t1\t5\t881250949\n", "u.genre": GENRE,
+                                          "u.item": ITEMS_100K + b"3|Cut (1995)|01-Jan-1995||http://z|0\n"},
+                              ["u.item", "line 3", "Action is"]),
+    "u.item text genre flag": ("ml-100k", {"u.data": b"1\t1\t5\t881250949\n", "u.genre": GENRE,
+                                           "u.item": ITEMS_100K + b"3|Cut (1995)|01-Jan-1995||http://z|0|no\n"},
+                               ["u.item", "line 3", "Action is 'no'"]),
 }
 
 
