@@ -238,6 +238,12 @@ def _ml100k_user_features(data: Interactions, folder: Path):
                         {"user": np.int64, "age": np.int64, "gender": str, "occupation": str},
                         sep="|", header=None, names=["user", "age", "gender", "occupation", "zip"],
                         encoding="iso-8859-1")
+    missing = users[["gender", "occupation"]].isna().to_numpy()
+    if missing.any():   # else the feature 'occupation=nan', shared by every such user
+        row, column = np.argwhere(missing)[0]
+        raise _damaged(folder / "u.user", f"user {users['user'].iloc[row]} has no "
+                                          f"{['gender', 'occupation'][column]} (lines look like "
+                                          f"'1|24|M|technician|85711')")
     users = users[users["user"].isin(data.user_ids)]
     rows = data.user_index(users["user"].to_numpy())
     bounds = np.array([bound for bound, _ in _AGE_GROUPS])

@@ -487,6 +487,10 @@ MALFORMED = {
     "u.item text genre flag": ("ml-100k", {"u.data": b"1\t1\t5\t881250949\n", "u.genre": GENRE,
                                            "u.item": ITEMS_100K + b"3|Cut (1995)|01-Jan-1995||http://z|0|no\n"},
                                ["u.item", "line 3", "Action is 'no'"]),
+    # a missing gender or occupation was the feature 'occupation=nan', shared by every such user
+    "u.user without occupation": ("ml-100k", {"u.data": b"1\t1\t5\t881250949\n", "u.genre": GENRE,
+                                              "u.item": ITEMS_100K, "u.user": b"1|24|M|technician|85711\n2|53|F\n"},
+                                  ["u.user", "user 2 has no occupation"]),
 }
 
 
