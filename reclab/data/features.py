@@ -81,7 +81,8 @@ def features_from_frame(frame, ids: np.ndarray, role: str):
     """A feature table indexed by original id -> (CSR rows aligned with ``ids``, column names).
 
     Ids without a row get all-zero features; ids the interactions do not know, duplicate ids,
-    non-numeric columns and NaN values raise ``ReclabError`` naming them.
+    duplicate column names, non-numeric (or complex) columns and NaN values raise ``ReclabError``
+    naming them.
     """
     if frame is None:
         return None, None
