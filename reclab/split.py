@@ -288,8 +288,10 @@ def cold_users(data: Interactions, test_frac: float = 0.2,
     """Cold-start users: every interaction of a random ``test_frac`` of the users goes to test.
 
     As :func:`cold_items`, for users: the cold users keep their place (and their
-    ``user_features``) in train's id space with no interactions, so only models that use user
-    features (or recommend to everyone alike, such as Popularity) can tell them apart.
+    ``user_features``) in train's id space with no interactions, so only the models whose
+    ``ranks_new_users`` is True rank items for them better than chance: by popularity, item
+    biases (Bias, SVD, ExplicitALS) or factors mapped from their features, else the users' mean
+    (HybridALS); the others give such a user one score for every item.
     """
     return _cold(data, test_frac, seed, "user")
 
