@@ -101,6 +101,10 @@ def test_malformed_features_are_named(featured):
     with pytest.raises(ReclabError, match="user_feature_names has 1 names for 2 feature columns"):
         Interactions.from_matrix(featured.matrix, user_features=np.ones((featured.n_users, 2)),
                                  user_feature_names=["a"])
+    missing = np.ones((featured.n_items, 1), dtype=object)
+    missing[3, 0] = None   # was read as 0: no feature, where a NaN is refused
+    with pytest.raises(ReclabError, match="NaN or infinite value.*item index 3, feature 0"):
+        featured.with_features(item_features=missing)
     bad = np.ones((featured.n_items, 2))
     bad[4, 1] = np.inf
     with pytest.raises(ReclabError, match="NaN or infinite value.*item index 4, feature 1"):

@@ -48,6 +48,8 @@ def check_features(features, names, ids: np.ndarray, role: str):
         features, names = features_from_frame(features, ids, role)
     n_rows = len(ids)
     try:
+        if not sp.issparse(features):   # a None among the numbers is NaN then, refused below, not 0
+            features = np.asarray(features, dtype=np.float64)
         matrix = sp.csr_matrix(features, dtype=np.float32, copy=True)
         matrix.check_format(full_check=True)   # a crafted file must not make scipy read out of bounds
     except (TypeError, ValueError) as error:
