@@ -147,6 +147,21 @@ def test_a_world_from_a_model_has_that_model_as_its_oracle(split, models):
     assert np.allclose(world.utility.std(axis=1), 2.0, atol=1e-3)
 
 
+def test_a_world_from_a_model_refuses_a_model_without_scores_or_fitted_on_other_data(split, world):
+    """World.from_model(world.oracle(), train) failed with AttributeError: 'Oracle' object has
+    no attribute 'score_items'; a model fitted on other data was refused with the advice of an
+    arm, to fit it 'on the data the world was made from (or World.align(train))', a world that
+    from_model had not made yet."""
+    train = split[0]
+    with pytest.raises(ReclabError, match=r"world model must be a fitted model with recommend\(\) and "
+                                          r"score_items\(\), got Oracle"):
+        World.from_model(world.oracle(), train)
+    other = rl.models.Popularity().fit(rl.datasets.synthetic(n_users=50, n_items=60, n_ratings=900))
+    with pytest.raises(ReclabError, match=r"^world model: Popularity was fitted on 50 users x 60 items, "
+                                          rf"but data has {train.n_users} x {train.n_items}; fit it on data$"):
+        World.from_model(other, train)
+
+
 def test_align_follows_the_ids_of_filtered_data(synthetic_data):
     world = World.from_truth(synthetic_data)
     kept = rl.preprocess.kcore(synthetic_data, min_user=5, min_item=20)

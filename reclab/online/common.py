@@ -18,15 +18,23 @@ CONFIDENCE = 0.95
 
 
 def check_arm(name: str, model, n_users: int, n_items: int) -> None:
-    label = f"arm {name!r}" if name != "world model" else name
-    if not callable(getattr(model, "recommend", None)):
-        raise ReclabError(f"{label} must be a fitted model with recommend(), got {type(model).__name__}")
+    """A model fitted on ``n_users`` x ``n_items``: an arm of a test, or (``name`` "world model")
+    the model whose scores :meth:`World.from_model` makes the utilities of, on its data (there
+    is no world yet)."""
+    world_model = name == "world model"
+    label = name if world_model else f"arm {name!r}"
+    methods = ("recommend", "score_items") if world_model else ("recommend",)
+    if not all(callable(getattr(model, method, None)) for method in methods):
+        raise ReclabError(f"{label} must be a fitted model with {'() and '.join(methods)}(), got "
+                          f"{type(model).__name__}")
     if getattr(model, "n_items_", None) is None:
         raise ReclabError(f"{label}: {type(model).__name__} is not fitted; call fit(train) first")
     if (model.n_users_, model.n_items_) != (n_users, n_items):
+        other, advice = (("data has", "fit it on data") if world_model else
+                         ("the world has", "fit it on the data the world was made from (or "
+                                           "World.align(train))"))
         raise ReclabError(f"{label}: {type(model).__name__} was fitted on {model.n_users_} users x "
-                          f"{model.n_items_} items, but the world has {n_users} x {n_items}; fit it "
-                          f"on the data the world was made from (or World.align(train))")
+                          f"{model.n_items_} items, but {other} {n_users} x {n_items}; {advice}")
 
 
 def check_arms(world: World, arms, count: int | None = None) -> dict:
