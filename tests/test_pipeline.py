@@ -575,6 +575,28 @@ def test_without_baselines_stage_6_tests_the_tuned_model_against_its_untuned_sel
     assert "A/B ImplicitALS vs untuned: lift" in result.summary["online"]
 
 
+def test_stage_6_with_one_model_only_finishes_and_says_there_is_no_ranking_to_compare(tmp_path):
+    """``baselines: []`` and one tuning trial (the start point, kept): the offline-vs-online test
+    had the tuned model alone, and stage 6 failed after its A/B test, interleaving and power
+    curves with 'an online test needs at least 2 arms, got 1: ['tuned']'."""
+    uri = new_store(tmp_path)
+    result = pipeline.run_pipeline(
+        params_file=tiny_params(tmp_path, "one-model", n_trials=1), tracking_uri=uri,
+        overrides={"baselines": [], "online.enabled": True, "online.n_users": 200,
+                   "online.n_simulations": 3}, output_dir=tmp_path / "out")
+    client = MlflowClient(tracking_uri=uri)
+    runs = latest_by_stage(client, result.run_id, uri)
+    assert all(run.info.status == "FINISHED" for run in runs.values()) and "online" in runs
+    online = runs["online"]
+    assert {"ab.ctr.untuned", "ab.ctr.ImplicitALS", "interleaving.p_value"} <= set(online.data.metrics)
+    assert not any(key.startswith("offline_online.") for key in online.data.metrics)
+    tables = {Path(item.path).name for item in client.list_artifacts(online.info.run_id, "tables")}
+    assert "ab_test.csv" in tables and "offline_vs_online.csv" not in tables
+    assert result.summary["online"].endswith(
+        "offline vs online: not compared, one model only (baselines is empty, and tuning kept the "
+        "start point with no other trial to refit)")
+
+
 # Half of the users held out whole (split.method: cold_users): stages 1-4 only.
 COLD_USERS = """\
 experiment: cold-users
