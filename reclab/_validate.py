@@ -19,8 +19,8 @@ import numpy as np
 
 from reclab.errors import ReclabError
 
-__all__ = ["check_bool", "check_choice", "check_cutoffs", "check_float", "check_int", "check_k", "check_seed",
-           "check_threshold"]
+__all__ = ["check_bool", "check_choice", "check_cutoffs", "check_float", "check_indices", "check_int", "check_k",
+           "check_seed", "check_threshold"]
 
 
 def _subject(name: str, model) -> str:
@@ -69,6 +69,30 @@ def check_float(name: str, value, low: float | None = None, high: float | None =
     if too_high:
         raise ReclabError(f"{subject} must be <= {high}, got {value!r}")
     return float(value)
+
+
+def check_indices(values, size: int, role: str, owner: str, where: str = "the training data") -> np.ndarray:
+    """Validate user or item indices; return them as a 1-D int64 array (a scalar gives length 1).
+
+    ``role`` is ``"user"`` or ``"item"``; ``owner`` (a model's class name) and ``where`` (what
+    holds the ``size`` users or items) name them in the message."""
+    array = np.asarray(values)
+    plural = "users" if role == "user" else "items"
+    if array.ndim > 1:
+        raise ReclabError(f"{plural} must be one index or a 1-D array of indices, got shape {array.shape}")
+    if array.size and (array.dtype == bool or array.dtype.kind not in "iu"):
+        shown = array.reshape(-1)[:10].tolist()
+        raise ReclabError(f"{plural} must be integer {role} indices 0..{size - 1}, got {array.dtype} "
+                          f"values {shown}; map original ids with data.{role}_index(ids)")
+    array = array.reshape(-1)
+    # Compared before the cast to int64, which would wrap a uint64 index above 2**63 to a negative one.
+    bad = array[(array < 0) | (array >= size)]
+    array = array.astype(np.int64, copy=False)
+    if bad.size:
+        raise ReclabError(f"unknown {role} indices {np.unique(bad)[:10].tolist()} for {owner}: valid "
+                          f"{role} indices are 0..{size - 1} ({size} {plural} in {where}); "
+                          f"map original ids with data.{role}_index(ids)")
+    return array
 
 
 def check_bool(name: str, value, model=None) -> bool:

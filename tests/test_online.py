@@ -162,6 +162,21 @@ def test_a_world_from_a_model_refuses_a_model_without_scores_or_fitted_on_other_
         World.from_model(other, train)
 
 
+def test_the_oracle_checks_its_users_as_a_model_does(world):
+    """Oracle.recommend cast the users to int64: user 1.5 was given user 1's list, 'a' raised
+    ValueError, a 2-D array scipy's IndexError; a model's recommend refuses them all."""
+    oracle = world.oracle()
+    for users, message in (([1.5], r"users must be integer user indices 0\.\.942, got float64 values \[1\.5\]"),
+                           (["a"], r"users must be integer user indices 0\.\.942, got <U1 values \['a'\]"),
+                           (np.array([[0, 1]]), r"users must be one index or a 1-D array of indices, got shape \(1, 2\)"),
+                           ([0, 943, -1], r"unknown user indices \[-1, 943\] for the oracle: valid user indices "
+                                          r"are 0\.\.942 \(943 users in the world\)")):
+        with pytest.raises(ReclabError, match=message):
+            oracle.recommend(users, n=3)
+    ids, utilities = oracle.recommend(np.uint8(4), n=3)
+    assert ids.shape == (3,) and np.array_equal(ids, oracle.recommend([4], n=3)[0][0])
+
+
 def test_align_follows_the_ids_of_filtered_data(synthetic_data):
     world = World.from_truth(synthetic_data)
     kept = rl.preprocess.kcore(synthetic_data, min_user=5, min_item=20)

@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 # Re-exported: model authors check their parameters with these (see the module docstring).
-from reclab._validate import check_bool, check_choice, check_float, check_int, check_seed
+from reclab._validate import check_bool, check_choice, check_float, check_indices, check_int, check_seed
 from reclab.errors import ReclabError
 from reclab.estimator import Estimator
 from reclab.models._als_kernels import row_products
@@ -89,27 +89,6 @@ def _check_train(train, owner: str):
         raise ReclabError(f"{owner}.fit got empty training data ({train.n_users} users x "
                           f"{train.n_items} items, {train.nnz} interactions); it needs at least one")
     return train
-
-
-def _check_indices(values, size: int, role: str, owner: str) -> np.ndarray:
-    """Validate user or item indices; return them as a 1-D int64 array (a scalar gives length 1)."""
-    array = np.asarray(values)
-    plural = "users" if role == "user" else "items"
-    if array.ndim > 1:
-        raise ReclabError(f"{plural} must be one index or a 1-D array of indices, got shape {array.shape}")
-    if array.size and (array.dtype == bool or array.dtype.kind not in "iu"):
-        shown = array.reshape(-1)[:10].tolist()
-        raise ReclabError(f"{plural} must be integer {role} indices 0..{size - 1}, got {array.dtype} "
-                          f"values {shown}; map original ids with data.{role}_index(ids)")
-    array = array.reshape(-1)
-    # Compared before the cast to int64, which would wrap a uint64 index above 2**63 to a negative one.
-    bad = array[(array < 0) | (array >= size)]
-    array = array.astype(np.int64, copy=False)
-    if bad.size:
-        raise ReclabError(f"unknown {role} indices {np.unique(bad)[:10].tolist()} for {owner}: valid "
-                          f"{role} indices are 0..{size - 1} ({size} {plural} in the training data); "
-                          f"map original ids with data.{role}_index(ids)")
-    return array
 
 
 class Recommender(Estimator):
@@ -232,12 +211,12 @@ class Recommender(Estimator):
     def _validate_users(self, users) -> np.ndarray:
         """User indices as 1-D int64, checked against the training data (see class docstring)."""
         self._check_fitted()
-        return _check_indices(users, self.n_users_, "user", type(self).__name__)
+        return check_indices(users, self.n_users_, "user", type(self).__name__)
 
     def _validate_items(self, items) -> np.ndarray:
         """Item indices as 1-D int64, checked against the training data (see class docstring)."""
         self._check_fitted()
-        return _check_indices(items, self.n_items_, "item", type(self).__name__)
+        return check_indices(items, self.n_items_, "item", type(self).__name__)
 
     def _check_length(self, n) -> int:
         """A list length ``n >= 1``; beyond ``max(n_items_, _MAX_PADDING)`` it is refused: the

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from reclab._validate import check_float, check_int
+from reclab._validate import check_float, check_indices, check_int
 from reclab.data import Interactions
 from reclab.errors import ReclabError
 from reclab.online.common import check_arm, check_seen
@@ -235,10 +235,7 @@ class Oracle:
         """Top-``n`` items by true utility; ``filter_seen`` leaves out ``world.seen``. Returns
         ``(ids, utilities)`` like a model's ``recommend``."""
         scalar = np.ndim(users) == 0
-        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
-        if users.size and (users.min() < 0 or users.max() >= self.n_users_):
-            raise ReclabError(f"user indices must lie in [0, {self.n_users_ - 1}], got "
-                              f"{users[(users < 0) | (users >= self.n_users_)][:3].tolist()}")
+        users = check_indices(users, self.n_users_, "user", "the oracle", "the world")
         ids, scores = top_n(self.world.utility[users], check_int("n", n, low=1),
                             exclude=self.seen_[users] if filter_seen else None)
         return (ids[0], scores[0]) if scalar else (ids, scores)
