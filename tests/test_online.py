@@ -401,6 +401,17 @@ def test_the_ratio_of_users_needed_says_when_a_method_was_not_simulated(world, m
         result.ratio()
 
 
+def test_users_needed_in_words_names_the_methods_a_result_simulated(world, models):
+    """needed_text('interleaving') of a result that simulated the A/B test alone raised
+    KeyError: 'interleaving', as ratio() did."""
+    arms = {"Popularity": models["Popularity"], "ImplicitALS": models["ImplicitALS"]}
+    result = sensitivity(world, arms, n_users=[10, 20], n_simulations=2, methods=["ab"])
+    for method in ("interleaving", "AB"):
+        with pytest.raises(ReclabError, match=rf"method must be one of \['ab'\], got '{method}'"):
+            result.needed_text(method)
+    assert result.needed_text("ab")
+
+
 def test_stage_6_users_are_checked_against_the_arms_of_its_largest_a_b_test():
     """online.n_users >= 8 was the only rule, but stage 6's offline-vs-online test is an A/B test
     of every baseline, the untuned and the tuned model and up to four tuning trials, 2 visits per

@@ -69,8 +69,8 @@ class SensitivityResult:
     def needed_text(self, method: str) -> str:
         """``users_needed[method]`` in words: ``"1,234"``, ``"at most 100"`` when the smallest
         size simulated already reaches the target, ``"more than 5,000 (the most simulated)"``
-        when none does."""
-        users = self.users_needed[method]
+        when none does. ``method`` is one this result simulated."""
+        users = self.users_needed[check_choice("method", method, list(self.users_needed))]   # was a KeyError
         rows = self.table[self.table["method"] == method]
         sizes = rows["n_users"]
         if not np.isfinite(users):
