@@ -369,6 +369,9 @@ def test_a_world_refuses_repeated_ids_which_align_cannot_match():
     # text ids as Interactions holds them (an object array): the same message
     with pytest.raises(ReclabError, match=r"item_ids must be unique.*id 'b' names columns 1 and 3"):
         World(np.zeros((3, 4)), item_ids=np.array(["a", "b", "c", "b"], dtype=object))
+    # NaN twice (not equal to itself for ==): this failed with 'not enough values to unpack'
+    with pytest.raises(ReclabError, match=r"user_ids must be unique.*id nan names rows 1 and 2"):
+        World(np.zeros((3, 4)), user_ids=[1.0, np.nan, np.nan])
 
 
 def test_sensitivity_refuses_a_number_of_users_that_is_no_integer_nor_a_sequence_of_them(world, models):

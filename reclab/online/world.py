@@ -68,9 +68,11 @@ class World:
             raise ReclabError(f"user_ids and item_ids must have {shape[0]} and {shape[1]} entries, "
                               f"got {self.user_ids.shape} and {self.item_ids.shape}")
         for role, where, ids in (("user_ids", "rows", self.user_ids), ("item_ids", "columns", self.item_ids)):
-            repeated = pd.Index(ids).duplicated(keep=False)
-            if repeated.any():   # align() matches data to rows and columns by id
-                first, second = np.flatnonzero(repeated & (ids == ids[repeated][0]))[:2]
+            repeats = pd.Index(ids).duplicated()   # of an earlier id
+            if repeats.any():   # align() matches data to rows and columns by id
+                # pandas, not ==, finds the earlier one: a NaN id equals another NaN only there
+                second = int(np.flatnonzero(repeats)[0])
+                first = int(np.flatnonzero(pd.Index(ids[:second]).isin(ids[second:second + 1]))[0])
                 raise ReclabError(f"{role} must be unique (align matches data by id), but id "
                                   f"{ids[first:first + 1].tolist()[0]!r} names {where} {first} and {second}")
         self.threshold = check_float("threshold", threshold)
