@@ -20,7 +20,8 @@ from reclab.errors import ReclabError
 from reclab.stages import STAGES
 from reclab.tracking.layout import (BEST_PARAMS_FILE, PARAMS_FILE, PER_USER_TABLE, TAG_K, TAG_NOTE,
                                     TAG_OUTDATED, TAG_OUTPUT_DIR, TAG_PARENT, TAG_PIPELINE,
-                                    TAG_RELEVANCE_THRESHOLD, TAG_RESUMED_WITH, TAG_STAGE, TAG_SUPERSEDED_BY, TAG_TEST_FINGERPRINT,
+                                    TAG_RELEVANCE_THRESHOLD, TAG_RESUMED_WITH, TAG_STAGE,
+                                    TAG_SUPERSEDED_BY, TAG_TEST_FINGERPRINT,
                                     TAG_SAVED_VIEW_PREFIX, METRICS_VIEW)
 from reclab.tracking.store import download, open_client, param_text, tracking_uri
 
@@ -78,8 +79,8 @@ def latest_pipeline(experiment: str, uri: str | None = None):
 
 def pipeline_state(parent_run_id: str, uri: str | None = None) -> dict:
     """What ``--resume`` needs of a pipeline run: ``{"params_text": str, "finished": [stage,
-    ...], "begun": [stage, ...], "output_dir": str or None}``, its ``params.yaml`` text, the stages that have a finished run
-    that is neither outdated (made from an earlier stage's run that a later run of that stage
+    ...], "begun": [stage, ...], "output_dir": str or None}``: its ``params.yaml`` text, the
+    stages that have a finished run that is neither outdated (made from an earlier stage's run that a later run of that stage
     superseded) nor itself superseded (a later run of its stage started, and failed or was
     interrupted: that stage is unfinished, and ``--resume`` runs it again, continuing an
     interrupted search), and the stages that have a run of any status (stage 6, run with
