@@ -40,8 +40,6 @@ def _child(queue, name, kwargs):
         queue.put({"skipped": str(skip)})
     except Exception as error:  # a failed case is reported, not allowed to stop the suite
         queue.put({"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()})
-    except KeyboardInterrupt:   # Ctrl-C reaches the whole process group: the runner says it
-        pass
 
 
 def run_case(name: str, **kwargs) -> dict:
@@ -50,7 +48,14 @@ def run_case(name: str, **kwargs) -> dict:
     queue = context.Queue()
     process = context.Process(target=_child, args=(queue, name, kwargs))
     started = time.perf_counter()
-    process.start()
+    # Ctrl-C reaches the terminal's whole process group: the case's process starts with SIGINT
+    # ignored (Python keeps it so), and the runner ends it. Interrupted while it started up, it
+    # printed a "Fatal Python error" with a traceback.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         result = _result(queue, process)
     except KeyboardInterrupt:   # the case's process ends with the runner

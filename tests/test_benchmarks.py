@@ -3,6 +3,7 @@ arguments and what it does when a case cannot finish. No benchmark is measured h
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,12 +102,22 @@ def test_an_out_file_that_cannot_be_written_is_refused_before_any_case_runs(tmp_
 
 def test_ctrl_c_stops_the_suite_with_a_line_not_tracebacks(tmp_path):
     """Ctrl-C (SIGINT to the terminal's whole process group) printed two interleaved tracebacks,
-    the runner's and the case process's."""
+    the runner's and the case process's; and a case process still starting up printed a "Fatal
+    Python error" with a traceback. The case's process ignores SIGINT from its start: the runner
+    ends it."""
     out = tmp_path / "result.json"
     # as from a terminal: SIGINT at its default (a background job's would be ignored)
     runner = benchmarks("--suite", "online", "--out", str(out),
                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    stdout, stderr = during_a_case(runner, lambda child: os.killpg(runner.pid, signal.SIGINT))
+    ignored = []
+
+    def interrupt(child: int) -> None:
+        mask = re.search(r"SigIgn:\s*([0-9a-f]+)", Path(f"/proc/{child}/status").read_text()).group(1)
+        ignored.append(bool(int(mask, 16) >> (signal.SIGINT - 1) & 1))
+        os.killpg(runner.pid, signal.SIGINT)
+
+    stdout, stderr = during_a_case(runner, interrupt)
+    assert ignored == [True]
     assert runner.returncode == 130, stderr
     assert "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1] == ("python -m benchmarks: interrupted after 0 of 1 cases; "
